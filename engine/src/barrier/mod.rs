@@ -1,0 +1,308 @@
+//! The barrier: everything above it reads and writes plaintext, everything below it sees
+//! only ciphertext. Each value is sealed with XChaCha20-Poly1305 under the active keyring
+//! term, its storage path and term bound in as associated data, so a value moved to
+//! another path or relabelled with another term fails to open.
+
+mod keyring;
+
+pub use keyring::{Keyring, KeyStatus};
+
+use std::sync::Arc;
+
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::XNonce;
+use hsm_bridge::{fill_random, RootOfTrust};
+use parking_lot::RwLock;
+use zeroize::Zeroizing;
+
+use crate::error::EngineError;
+use crate::storage::{Batch, Storage};
+
+/// Where the wrapped keyring lives. It is the one value sealed by the root key rather
+/// than by the keyring itself.
+pub const KEYRING_PATH: &str = "core/keyring";
+const TERM_LEN: usize = 4;
+const NONCE_LEN: usize = 24;
+
+pub struct Barrier {
+    storage: Arc<Storage>,
+    keyring: RwLock<Option<Arc<Keyring>>>,
+}
+
+/// Writes for one atomic commit, encrypted as they are added.
+pub struct BarrierBatch {
+    keyring: Arc<Keyring>,
+    batch: Batch,
+}
+
+impl BarrierBatch {
+    pub fn put(&mut self, path: &str, plaintext: &[u8]) -> Result<&mut Self, EngineError> {
+        let sealed = seal_value(&self.keyring, path, plaintext)?;
+        self.batch.put(path, sealed);
+        Ok(self)
+    }
+
+    pub fn put_json<T: serde::Serialize>(
+        &mut self,
+        path: &str,
+        value: &T,
+    ) -> Result<&mut Self, EngineError> {
+        let plain = Zeroizing::new(serde_json::to_vec(value).map_err(EngineError::internal)?);
+        self.put(path, &plain)
+    }
+
+    pub fn delete(&mut self, path: &str) -> &mut Self {
+        self.batch.delete(path);
+        self
+    }
+}
+
+fn aad(path: &str, term: u32) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(path.len() + TERM_LEN);
+    aad.extend_from_slice(path.as_bytes());
+    aad.extend_from_slice(&term.to_be_bytes());
+    aad
+}
+
+fn seal_value(keyring: &Keyring, path: &str, plaintext: &[u8]) -> Result<Vec<u8>, EngineError> {
+    let (term, cipher) = keyring.active();
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce);
+    let ct = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: &aad(path, term),
+            },
+        )
+        .map_err(|_| EngineError::Internal("barrier encryption failed".into()))?;
+    let mut out = Vec::with_capacity(TERM_LEN + NONCE_LEN + ct.len());
+    out.extend_from_slice(&term.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+fn open_value(
+    keyring: &Keyring,
+    path: &str,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, EngineError> {
+    if sealed.len() < TERM_LEN + NONCE_LEN {
+        return Err(EngineError::Corrupt(path.to_string()));
+    }
+    let (term_bytes, rest) = sealed.split_at(TERM_LEN);
+    let (nonce, ct) = rest.split_at(NONCE_LEN);
+    let term = u32::from_be_bytes([term_bytes[0], term_bytes[1], term_bytes[2], term_bytes[3]]);
+    let cipher = keyring
+        .cipher(term)
+        .ok_or_else(|| EngineError::Corrupt(path.to_string()))?;
+    cipher
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ct,
+                aad: &aad(path, term),
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| EngineError::Corrupt(path.to_string()))
+}
+
+impl Barrier {
+    pub fn new(storage: Arc<Storage>) -> Self {
+        Barrier {
+            storage,
+            keyring: RwLock::new(None),
+        }
+    }
+
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.keyring.read().is_none()
+    }
+
+    fn keyring(&self) -> Result<Arc<Keyring>, EngineError> {
+        self.keyring.read().clone().ok_or(EngineError::Sealed)
+    }
+
+    /// Creates the first keyring and stores it wrapped by `root`.
+    pub async fn initialize(&self, root: &dyn RootOfTrust) -> Result<(), EngineError> {
+        let keyring = Keyring::generate();
+        self.store_keyring(root, &keyring).await?;
+        *self.keyring.write() = Some(Arc::new(keyring));
+        Ok(())
+    }
+
+    /// Opens the stored keyring with `root`. Fails without changing state if `root` is not
+    /// the key that wrapped it.
+    pub fn unseal(&self, root: &dyn RootOfTrust) -> Result<(), EngineError> {
+        let blob = self
+            .storage
+            .get(KEYRING_PATH)?
+            .ok_or(EngineError::NotInitialized)?;
+        let plain = root.unwrap(KEYRING_PATH.as_bytes(), &blob)?;
+        let keyring = Keyring::decode(&plain)?;
+        *self.keyring.write() = Some(Arc::new(keyring));
+        Ok(())
+    }
+
+    /// Drops the keyring from memory; its keys are zeroized when the last user lets go.
+    pub fn seal(&self) {
+        self.keyring.write().take();
+    }
+
+    /// Adds a keyring term and makes it active. The new keyring replaces the old in one
+    /// write, so a crash leaves either the old or the new keyring, never a mix.
+    pub async fn rotate(&self, root: &dyn RootOfTrust) -> Result<KeyStatus, EngineError> {
+        let current = self.keyring()?;
+        let next = current.rotated();
+        self.store_keyring(root, &next).await?;
+        let status = next.status();
+        *self.keyring.write() = Some(Arc::new(next));
+        Ok(status)
+    }
+
+    /// Wraps the current keyring under another root key, for seal migration and rekey.
+    pub async fn rewrap_keyring(&self, root: &dyn RootOfTrust) -> Result<(), EngineError> {
+        let current = self.keyring()?;
+        self.store_keyring(root, &current).await
+    }
+
+    async fn store_keyring(
+        &self,
+        root: &dyn RootOfTrust,
+        keyring: &Keyring,
+    ) -> Result<(), EngineError> {
+        let plain = keyring.encode()?;
+        let blob = root.wrap(KEYRING_PATH.as_bytes(), &plain)?;
+        let mut batch = Batch::new();
+        batch.put(KEYRING_PATH, blob);
+        self.storage.commit(batch).await?;
+        Ok(())
+    }
+
+    pub fn key_status(&self) -> Result<KeyStatus, EngineError> {
+        Ok(self.keyring()?.status())
+    }
+
+    pub fn get(&self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, EngineError> {
+        let keyring = self.keyring()?;
+        match self.storage.get(path)? {
+            Some(sealed) => open_value(&keyring, path, &sealed).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, EngineError> {
+        match self.get(path)? {
+            Some(plain) => serde_json::from_slice(&plain)
+                .map(Some)
+                .map_err(|_| EngineError::Corrupt(path.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Keys below `prefix`, with the prefix stripped.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
+        self.keyring()?;
+        Ok(self
+            .storage
+            .list(prefix)?
+            .into_iter()
+            .map(|k| k[prefix.len()..].to_string())
+            .collect())
+    }
+
+    pub fn batch(&self) -> Result<BarrierBatch, EngineError> {
+        Ok(BarrierBatch {
+            keyring: self.keyring()?,
+            batch: Batch::new(),
+        })
+    }
+
+    pub async fn commit(&self, batch: BarrierBatch) -> Result<(), EngineError> {
+        self.storage.commit(batch.batch).await?;
+        Ok(())
+    }
+
+    pub async fn put_json<T: serde::Serialize>(
+        &self,
+        path: &str,
+        value: &T,
+    ) -> Result<(), EngineError> {
+        let mut batch = self.batch()?;
+        batch.put_json(path, value)?;
+        self.commit(batch).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), EngineError> {
+        let mut batch = self.batch()?;
+        batch.delete(path);
+        self.commit(batch).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryBackend;
+    use hsm_bridge::ShamirRoot;
+
+    fn barrier() -> (Barrier, Arc<MemoryBackend>, ShamirRoot) {
+        let mem = Arc::new(MemoryBackend::new());
+        let storage = Storage::new(mem.clone());
+        let (root, _) = ShamirRoot::generate(3, 2).unwrap();
+        (Barrier::new(storage), mem, root)
+    }
+
+    #[tokio::test]
+    async fn values_are_ciphertext_and_bound_to_their_path() {
+        let (b, mem, root) = barrier();
+        b.initialize(&root).await.unwrap();
+        b.put_json("a/b", &"top secret value").await.unwrap();
+        assert_eq!(b.get_json::<String>("a/b").unwrap().unwrap(), "top secret value");
+        for v in mem.raw_values() {
+            assert!(!v.windows(10).any(|w| w == b"top secret"));
+        }
+        // The same ciphertext under another path does not open.
+        let sealed = crate::storage::Backend::get(mem.as_ref(), "a/b").unwrap().unwrap();
+        let mut batch = Batch::new();
+        batch.put("a/c", sealed);
+        b.storage().commit(batch).await.unwrap();
+        assert!(matches!(b.get("a/c"), Err(EngineError::Corrupt(_))));
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_old_values_readable() {
+        let (b, _, root) = barrier();
+        b.initialize(&root).await.unwrap();
+        b.put_json("old", &1).await.unwrap();
+        let status = b.rotate(&root).await.unwrap();
+        assert_eq!(status.term, 2);
+        b.put_json("new", &2).await.unwrap();
+        b.seal();
+        assert!(matches!(b.get("old"), Err(EngineError::Sealed)));
+        b.unseal(&root).unwrap();
+        assert_eq!(b.get_json::<i32>("old").unwrap(), Some(1));
+        assert_eq!(b.get_json::<i32>("new").unwrap(), Some(2));
+        assert_eq!(b.key_status().unwrap().term, 2);
+    }
+
+    #[tokio::test]
+    async fn another_root_key_cannot_unseal() {
+        let (b, _, root) = barrier();
+        b.initialize(&root).await.unwrap();
+        b.seal();
+        let (other, _) = ShamirRoot::generate(3, 2).unwrap();
+        assert!(b.unseal(&other).is_err());
+        assert!(b.is_sealed());
+    }
+}

@@ -1,0 +1,18 @@
+//! What the appliance knows, without HTTP: the barrier and storage beneath it, the seal
+//! lifecycle, tokens and policies, and the secrets engines. Handlers in `api` call in with
+//! typed requests and map the typed errors back to status codes.
+
+pub mod barrier;
+pub mod core;
+pub mod duration;
+pub mod error;
+pub mod kv;
+pub mod mounts;
+#[path = "policy_stub.rs"]
+pub mod policy;
+pub mod policy_store;
+pub mod storage;
+pub mod token;
+
+pub use crate::core::{Core, InitResult, SealStatus};
+pub use crate::error::{EngineError, Result};

@@ -1,0 +1,260 @@
+//! The mount table: which secrets engine answers below which path.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::barrier::Barrier;
+use crate::error::{EngineError, Result};
+use crate::kv::KvEngine;
+
+const MOUNTS_PATH: &str = "core/mounts";
+/// Paths that belong to the appliance itself and cannot hold a secrets engine.
+const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/", "api/", "ui/"];
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Kv,
+}
+
+impl EngineKind {
+    /// Vault's engine type names; `kv-v2` is the CLI's shorthand for kv version 2.
+    pub fn parse(
+        kind: &str,
+        options: &mut BTreeMap<String, String>,
+    ) -> Result<EngineKind> {
+        match kind {
+            "kv" | "kv-v2" => {
+                let version = if kind == "kv-v2" {
+                    "2".to_string()
+                } else {
+                    options.get("version").cloned().unwrap_or_else(|| "1".into())
+                };
+                if version != "2" {
+                    return Err(EngineError::bad(
+                        "only kv version 2 is supported: enable it with -version=2 or type kv-v2",
+                    ));
+                }
+                options.insert("version".into(), "2".into());
+                Ok(EngineKind::Kv)
+            }
+            other => Err(EngineError::bad(format!(
+                "plugin not found in the catalog: {other}"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Kv => "kv",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MountConfig {
+    pub default_lease_ttl: u64,
+    pub max_lease_ttl: u64,
+    #[serde(default)]
+    pub force_no_cache: bool,
+    #[serde(default)]
+    pub listing_visibility: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountEntry {
+    pub path: String,
+    pub kind: EngineKind,
+    pub description: String,
+    pub uuid: String,
+    pub accessor: String,
+    pub options: BTreeMap<String, String>,
+    pub config: MountConfig,
+    pub local: bool,
+    pub seal_wrap: bool,
+}
+
+impl MountEntry {
+    pub fn storage_prefix(&self) -> String {
+        format!("logical/{}/", self.uuid)
+    }
+}
+
+/// A mounted engine, ready to serve.
+pub struct Mounted {
+    pub entry: MountEntry,
+    pub kv: KvEngine,
+}
+
+pub struct Mounts {
+    barrier: Arc<Barrier>,
+    table: RwLock<BTreeMap<String, Arc<Mounted>>>,
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+/// Normalises a mount path to Vault's form: no leading slash, one trailing slash.
+pub fn normalize_mount_path(path: &str) -> Result<String> {
+    let p = path.trim_matches('/');
+    if p.is_empty() || p.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(EngineError::bad("invalid mount path"));
+    }
+    Ok(format!("{p}/"))
+}
+
+impl Mounts {
+    pub fn new(barrier: Arc<Barrier>) -> Self {
+        Mounts {
+            barrier,
+            table: RwLock::new(BTreeMap::new()),
+            write_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn mounted(&self, entry: MountEntry) -> Arc<Mounted> {
+        let kv = KvEngine::new(self.barrier.clone(), entry.storage_prefix());
+        Arc::new(Mounted { entry, kv })
+    }
+
+    pub fn load(&self) -> Result<()> {
+        let entries: Vec<MountEntry> = self.barrier.get_json(MOUNTS_PATH)?.unwrap_or_default();
+        let table = entries
+            .into_iter()
+            .map(|e| (e.path.clone(), self.mounted(e)))
+            .collect();
+        *self.table.write() = table;
+        Ok(())
+    }
+
+    pub fn clear(&self) {
+        self.table.write().clear();
+    }
+
+    pub fn list(&self) -> Vec<Arc<Mounted>> {
+        self.table.read().values().cloned().collect()
+    }
+
+    /// The engine mounted at the longest prefix of `path`, and the rest of the path.
+    pub fn route(&self, path: &str) -> Option<(Arc<Mounted>, String)> {
+        let table = self.table.read();
+        let mut best: Option<&Arc<Mounted>> = None;
+        for (prefix, m) in table.iter() {
+            let matches = path.starts_with(prefix.as_str())
+                || path == prefix.trim_end_matches('/');
+            if matches && best.is_none_or(|b| b.entry.path.len() < prefix.len()) {
+                best = Some(m);
+            }
+        }
+        best.map(|m| {
+            let rest = path.get(m.entry.path.len()..).unwrap_or("").to_string();
+            (m.clone(), rest)
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Option<Arc<Mounted>> {
+        self.table.read().get(path).cloned()
+    }
+
+    async fn persist(&self, table: &BTreeMap<String, Arc<Mounted>>) -> Result<()> {
+        let entries: Vec<&MountEntry> = table.values().map(|m| &m.entry).collect();
+        self.barrier.put_json(MOUNTS_PATH, &entries).await
+    }
+
+    pub async fn mount(
+        &self,
+        path: &str,
+        kind: &str,
+        description: String,
+        mut options: BTreeMap<String, String>,
+        config: MountConfig,
+    ) -> Result<MountEntry> {
+        let path = normalize_mount_path(path)?;
+        if RESERVED.iter().any(|r| path.starts_with(r)) {
+            return Err(EngineError::bad(format!(
+                "cannot mount at reserved path {path:?}"
+            )));
+        }
+        let kind = EngineKind::parse(kind, &mut options)?;
+        let _w = self.write_lock.lock().await;
+        let mut table = self.table.read().clone();
+        if let Some(existing) = table
+            .keys()
+            .find(|p| p.starts_with(path.as_str()) || path.starts_with(p.as_str()))
+        {
+            return Err(EngineError::bad(format!(
+                "path is already in use at {existing}"
+            )));
+        }
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let entry = MountEntry {
+            path: path.clone(),
+            kind,
+            description,
+            accessor: format!("{}_{}", kind.as_str(), &uuid[..8]),
+            uuid,
+            options,
+            config,
+            local: false,
+            seal_wrap: false,
+        };
+        table.insert(path, self.mounted(entry.clone()));
+        self.persist(&table).await?;
+        *self.table.write() = table;
+        Ok(entry)
+    }
+
+    /// Removes a mount and every value stored below it.
+    pub async fn unmount(&self, path: &str) -> Result<()> {
+        let path = normalize_mount_path(path)?;
+        let _w = self.write_lock.lock().await;
+        let mut table = self.table.read().clone();
+        let Some(removed) = table.remove(&path) else {
+            return Err(EngineError::bad(format!("no matching mount at {path:?}")));
+        };
+        // The table goes first: once it is persisted nothing routes to the old data, so a
+        // crash midway leaves only unreachable ciphertext, never a half-empty mount.
+        self.persist(&table).await?;
+        *self.table.write() = table;
+        let keys = removed.kv.all_storage_keys()?;
+        for chunk in keys.chunks(1000) {
+            let mut batch = self.barrier.batch()?;
+            for k in chunk {
+                batch.delete(k);
+            }
+            self.barrier.commit(batch).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn tune(
+        &self,
+        path: &str,
+        description: Option<String>,
+        config: impl FnOnce(&mut MountConfig),
+        options: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let path = normalize_mount_path(path)?;
+        let _w = self.write_lock.lock().await;
+        let mut table = self.table.read().clone();
+        let Some(current) = table.get(&path) else {
+            return Err(EngineError::bad(format!("no mount at {path:?}")));
+        };
+        let mut entry = current.entry.clone();
+        if let Some(d) = description {
+            entry.description = d;
+        }
+        config(&mut entry.config);
+        for (k, v) in options {
+            if k == "version" && v != "2" {
+                return Err(EngineError::bad("only kv version 2 is supported"));
+            }
+            entry.options.insert(k, v);
+        }
+        table.insert(path, self.mounted(entry));
+        self.persist(&table).await?;
+        *self.table.write() = table;
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! Biscuit minting and verification. The authority block names the token's store entry
+//! (`token(id)`) and its policies; a holder may append blocks with checks on `path`,
+//! `operation` and `time`, and those checks are enforced on every request.
+
+use biscuit_auth::builder::{fact, string, Fact};
+use biscuit_auth::macros::authorizer;
+use biscuit_auth::{Biscuit, KeyPair, PrivateKey};
+use zeroize::Zeroizing;
+
+use crate::barrier::Barrier;
+use crate::error::{EngineError, Result};
+use crate::policy::Operation;
+
+const SIGNING_KEY_PATH: &str = "sys/token/signing-key";
+
+/// A base64url Biscuit is long and has no dots; opaque ids chosen by operators are
+/// usually short. Anything not parsing as a Biscuit is refused rather than reinterpreted.
+pub fn looks_like_biscuit(token: &str) -> bool {
+    token.len() >= 100
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
+}
+
+pub struct BiscuitSigner {
+    keypair: KeyPair,
+}
+
+impl BiscuitSigner {
+    pub async fn load_or_create(barrier: &Barrier) -> Result<Self> {
+        if let Some(bytes) = barrier.get(SIGNING_KEY_PATH)? {
+            let key = PrivateKey::from_bytes(&bytes, biscuit_auth::Algorithm::Ed25519)
+                .map_err(|_| EngineError::Corrupt(SIGNING_KEY_PATH.into()))?;
+            return Ok(BiscuitSigner {
+                keypair: KeyPair::from(&key),
+            });
+        }
+        let keypair = KeyPair::new();
+        let mut batch = barrier.batch()?;
+        batch.put(SIGNING_KEY_PATH, &keypair.private().to_bytes())?;
+        barrier.commit(batch).await?;
+        Ok(BiscuitSigner { keypair })
+    }
+
+    pub fn mint(&self, id: &str, policies: &[String]) -> Result<Zeroizing<String>> {
+        let mut builder = Biscuit::builder()
+            .fact(fact("token", &[string(id)]))
+            .map_err(EngineError::internal)?;
+        for p in policies {
+            builder = builder
+                .fact(fact("policy", &[string(p)]))
+                .map_err(EngineError::internal)?;
+        }
+        let token = builder.build(&self.keypair).map_err(EngineError::internal)?;
+        token
+            .to_base64()
+            .map(Zeroizing::new)
+            .map_err(EngineError::internal)
+    }
+
+    /// Checks the signature chain and returns the store id the token names.
+    pub fn verify(&self, token: &str) -> Result<(String, Biscuit)> {
+        let parsed = Biscuit::from_base64(token, self.keypair.public())
+            .map_err(|_| EngineError::PermissionDenied)?;
+        // Only the authority block, signed by the appliance, may name the entry: later
+        // blocks belong to holders and can only narrow what the token may do.
+        let source = parsed
+            .print_block_source(0)
+            .map_err(|_| EngineError::PermissionDenied)?;
+        let id = parse_token_fact(&source).ok_or(EngineError::PermissionDenied)?;
+        Ok((id, parsed))
+    }
+}
+
+/// Reads `token("…")` from the authority block's source. Ids are UUIDs, so no escaping
+/// can occur inside the quotes.
+fn parse_token_fact(source: &str) -> Option<String> {
+    let start = source.find("token(\"")? + "token(\"".len();
+    let rest = &source[start..];
+    let end = rest.find('"')?;
+    let id = &rest[..end];
+    uuid::Uuid::parse_str(id).ok()?;
+    Some(id.to_string())
+}
+
+/// A Biscuit already verified once; attenuated ones are re-authorised per request.
+pub struct VerifiedBiscuit {
+    pub key: String,
+    attenuated: Option<Biscuit>,
+}
+
+impl VerifiedBiscuit {
+    pub fn new(key: String, parsed: Biscuit) -> Self {
+        let attenuated = (parsed.block_count() > 1).then_some(parsed);
+        VerifiedBiscuit { key, attenuated }
+    }
+
+    pub fn authorize(&self, path: &str, op: Operation) -> Result<()> {
+        let Some(token) = &self.attenuated else {
+            return Ok(());
+        };
+        let facts: [Fact; 2] = [
+            fact("path", &[string(path)]),
+            fact("operation", &[string(op.as_str())]),
+        ];
+        let mut builder = authorizer!("allow if true;").time();
+        for f in facts {
+            builder = builder.fact(f).map_err(EngineError::internal)?;
+        }
+        let mut auth = builder
+            .build(token)
+            .map_err(|_| EngineError::PermissionDenied)?;
+        auth.authorize()
+            .map(|_| ())
+            .map_err(|_| EngineError::PermissionDenied)
+    }
+}

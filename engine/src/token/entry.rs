@@ -1,0 +1,184 @@
+//! What the store keeps for each token, and the rules that shape a new one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Caller;
+use crate::error::{EngineError, Result};
+
+/// Vault's system default and maximum lease TTL: 32 days.
+pub const DEFAULT_TTL: u64 = 768 * 3600;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum TokenKind {
+    #[default]
+    Biscuit,
+    Opaque,
+}
+
+impl TokenKind {
+    pub(super) fn domain(self) -> &'static str {
+        match self {
+            TokenKind::Biscuit => "biscuit:",
+            TokenKind::Opaque => "opaque:",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenEntry {
+    pub kind: TokenKind,
+    pub accessor: String,
+    pub policies: Vec<String>,
+    pub meta: Option<BTreeMap<String, String>>,
+    pub display_name: String,
+    pub path: String,
+    pub creation_time: i64,
+    pub creation_ttl: u64,
+    pub explicit_max_ttl: u64,
+    pub expire_time: Option<i64>,
+    pub renewable: bool,
+    /// Uses left; 0 means unlimited.
+    pub num_uses: u32,
+    /// The parent's store key; children die with their parent.
+    pub parent: Option<String>,
+    pub orphan: bool,
+    pub period: u64,
+}
+
+/// The parameters of `auth/token/create`, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub id: Option<String>,
+    pub policies: Vec<String>,
+    pub meta: Option<BTreeMap<String, String>>,
+    pub no_parent: bool,
+    pub no_default_policy: bool,
+    pub renewable: Option<bool>,
+    pub ttl: Option<u64>,
+    pub explicit_max_ttl: Option<u64>,
+    pub period: Option<u64>,
+    pub display_name: Option<String>,
+    pub num_uses: u32,
+    /// Where the token comes from: `auth/token/create`, or `auth/token/root` for root
+    /// tokens from init and generate-root.
+    pub path: String,
+}
+
+fn new_accessor() -> String {
+    let mut bytes = [0u8; 18];
+    hsm_bridge::fill_random(&mut bytes);
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl TokenEntry {
+    pub fn from_request(parent: Option<&Caller>, req: &CreateRequest, now: i64) -> Result<Self> {
+        let parent_is_root = parent.is_none_or(|p| p.is_root());
+        if req.id.is_some() && !parent_is_root {
+            return Err(EngineError::bad(
+                "root or sudo privileges required to specify token id",
+            ));
+        }
+        if req.no_parent && !parent_is_root {
+            return Err(EngineError::bad(
+                "root or sudo privileges required to create orphan token",
+            ));
+        }
+        let mut policies: Vec<String> = req
+            .policies
+            .iter()
+            .map(|p| p.trim().to_lowercase())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if policies.is_empty() {
+            if let Some(p) = parent {
+                policies = p.entry.policies.clone();
+            }
+        }
+        if let Some(p) = parent.filter(|p| !p.is_root()) {
+            let outside: Vec<&String> = policies
+                .iter()
+                .filter(|want| *want != "default" && !p.entry.policies.contains(want))
+                .collect();
+            if !outside.is_empty() {
+                return Err(EngineError::bad(format!(
+                    "child policies must be subset of parent: {outside:?} not held by the parent"
+                )));
+            }
+        }
+        let is_root = policies.iter().any(|p| p == "root");
+        if !is_root && !req.no_default_policy && !policies.iter().any(|p| p == "default") {
+            policies.push("default".into());
+        }
+        policies.sort();
+        policies.dedup();
+
+        let explicit_max_ttl = req.explicit_max_ttl.unwrap_or(0);
+        let period = req.period.unwrap_or(0);
+        let mut ttl = match (req.ttl, period) {
+            (_, p) if p > 0 => p,
+            (Some(t), _) if t > 0 => t,
+            _ if is_root => 0,
+            _ => DEFAULT_TTL,
+        };
+        if explicit_max_ttl > 0 && (ttl == 0 || ttl > explicit_max_ttl) {
+            ttl = explicit_max_ttl;
+        }
+        let display_name = match &req.display_name {
+            Some(d) if !d.is_empty() => format!("token-{d}"),
+            _ if req.path == "auth/token/root" => "root".to_string(),
+            _ => "token".to_string(),
+        };
+        let orphan = req.no_parent || parent.is_none();
+        Ok(TokenEntry {
+            kind: TokenKind::Biscuit,
+            accessor: new_accessor(),
+            policies,
+            meta: req.meta.clone(),
+            display_name,
+            path: req.path.clone(),
+            creation_time: now,
+            creation_ttl: ttl,
+            explicit_max_ttl,
+            expire_time: (ttl > 0).then_some(now + ttl as i64),
+            renewable: req.renewable.unwrap_or(true) && ttl > 0,
+            num_uses: req.num_uses,
+            parent: if orphan {
+                None
+            } else {
+                parent.map(|p| p.key.clone())
+            },
+            orphan,
+            period,
+        })
+    }
+
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expire_time.is_some_and(|t| now >= t)
+    }
+
+    /// Seconds left, 0 for a token that does not expire.
+    pub fn ttl_left(&self, now: i64) -> u64 {
+        self.expire_time
+            .map(|t| (t - now).max(0) as u64)
+            .unwrap_or(0)
+    }
+
+    pub(super) fn renew(&mut self, increment: Option<u64>, now: i64) {
+        if self.expire_time.is_none() {
+            return;
+        }
+        let mut ttl = if self.period > 0 {
+            self.period
+        } else {
+            increment.filter(|i| *i > 0).unwrap_or(self.creation_ttl)
+        };
+        if self.explicit_max_ttl > 0 {
+            let hard_end = self.creation_time + self.explicit_max_ttl as i64;
+            ttl = ttl.min((hard_end - now).max(0) as u64);
+        }
+        self.expire_time = Some(now + ttl as i64);
+    }
+}

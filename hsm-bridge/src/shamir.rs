@@ -1,0 +1,189 @@
+//! The software root of trust: a 256-bit root key split into Shamir shares (sharks).
+//!
+//! An unseal key is the raw sharks share, 33 bytes: the x coordinate then 32 bytes of y.
+//! Printed as base64url it is the 44-character key of `operator init`.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sharks::{Share, Sharks};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::{fill_random, BridgeError, RootOfTrust, SealKind};
+
+pub const ROOT_KEY_LEN: usize = 32;
+pub const SHARE_LEN: usize = ROOT_KEY_LEN + 1;
+const NONCE_LEN: usize = 24;
+
+/// One unseal key: the bytes of a sharks share.
+#[derive(Clone, PartialEq, Eq, Zeroize)]
+#[zeroize(drop)]
+pub struct UnsealShare(Vec<u8>);
+
+impl std::fmt::Debug for UnsealShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnsealShare(..)")
+    }
+}
+
+impl UnsealShare {
+    /// Checks the shape of a share: its length and a non-zero x coordinate.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, BridgeError> {
+        if bytes.len() != SHARE_LEN {
+            let mut bytes = bytes;
+            bytes.zeroize();
+            return Err(BridgeError::MalformedShare("an unseal key is 33 bytes"));
+        }
+        if bytes[0] == 0 {
+            let mut bytes = bytes;
+            bytes.zeroize();
+            return Err(BridgeError::MalformedShare("share index 0 is not valid"));
+        }
+        Ok(UnsealShare(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The share's x coordinate: two shares with the same index are the same share.
+    pub fn index(&self) -> u8 {
+        self.0[0]
+    }
+}
+
+/// The root key, reconstructed from shares or freshly generated.
+pub struct ShamirRoot {
+    key: Zeroizing<[u8; ROOT_KEY_LEN]>,
+}
+
+impl ShamirRoot {
+    /// Makes a new root key and splits it into `shares` unseal keys, any `threshold` of
+    /// which reconstruct it.
+    pub fn generate(shares: u8, threshold: u8) -> Result<(Self, Vec<UnsealShare>), BridgeError> {
+        if threshold == 0 || shares == 0 || threshold > shares {
+            return Err(BridgeError::InvalidConfig(
+                "the threshold must be between 1 and the number of shares".into(),
+            ));
+        }
+        let mut key = Zeroizing::new([0u8; ROOT_KEY_LEN]);
+        fill_random(key.as_mut());
+        let root = ShamirRoot { key };
+        let out = if shares == 1 {
+            // A single share is the key itself behind index 1, so one key unseals.
+            let mut bytes = Vec::with_capacity(SHARE_LEN);
+            bytes.push(1);
+            bytes.extend_from_slice(root.key.as_ref());
+            vec![UnsealShare(bytes)]
+        } else {
+            let dealer = Sharks(threshold).dealer(root.key.as_ref());
+            dealer
+                .take(shares as usize)
+                .map(|share| UnsealShare(Vec::from(&share)))
+                .collect()
+        };
+        Ok((root, out))
+    }
+
+    /// Reconstructs the root key from `threshold` or more distinct shares.
+    pub fn combine(shares: &[UnsealShare], threshold: u8) -> Result<Self, BridgeError> {
+        let mut key = Zeroizing::new([0u8; ROOT_KEY_LEN]);
+        if threshold == 1 {
+            let first = shares.first().ok_or(BridgeError::CombineFailed)?;
+            key.copy_from_slice(&first.0[1..]);
+            return Ok(ShamirRoot { key });
+        }
+        let parsed: Vec<Share> = shares
+            .iter()
+            .map(|s| Share::try_from(s.0.as_slice()).map_err(|_| BridgeError::CombineFailed))
+            .collect::<Result<_, _>>()?;
+        let secret = Zeroizing::new(
+            Sharks(threshold)
+                .recover(parsed.iter())
+                .map_err(|_| BridgeError::CombineFailed)?,
+        );
+        if secret.len() != ROOT_KEY_LEN {
+            return Err(BridgeError::CombineFailed);
+        }
+        key.copy_from_slice(&secret);
+        Ok(ShamirRoot { key })
+    }
+
+    /// The raw root key, for the key-recovery tooling and tests that prove it is never
+    /// written to storage.
+    pub fn key_bytes(&self) -> &[u8] {
+        self.key.as_ref()
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(self.key.as_ref().into())
+    }
+}
+
+impl RootOfTrust for ShamirRoot {
+    fn kind(&self) -> SealKind {
+        SealKind::Shamir
+    }
+
+    fn wrap(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, BridgeError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        let ct = self
+            .cipher()
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .map_err(|_| BridgeError::Random)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn unwrap(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
+        if blob.len() < NONCE_LEN {
+            return Err(BridgeError::WrongRootKey);
+        }
+        let (nonce, ct) = blob.split_at(NONCE_LEN);
+        self.cipher()
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
+            .map(Zeroizing::new)
+            .map_err(|_| BridgeError::WrongRootKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_threshold_subset_recovers_and_opens() {
+        let (root, shares) = ShamirRoot::generate(5, 3).unwrap();
+        let blob = root.wrap(b"core/keyring", b"keyring bytes").unwrap();
+        let subset = [shares[4].clone(), shares[1].clone(), shares[2].clone()];
+        let again = ShamirRoot::combine(&subset, 3).unwrap();
+        assert_eq!(again.key_bytes(), root.key_bytes());
+        assert_eq!(&*again.unwrap(b"core/keyring", &blob).unwrap(), b"keyring bytes");
+        assert!(again.unwrap(b"other/path", &blob).is_err());
+        assert!(shares.iter().all(|s| s.as_bytes().len() == SHARE_LEN));
+    }
+
+    #[test]
+    fn wrong_shares_do_not_open() {
+        let (root, _) = ShamirRoot::generate(5, 3).unwrap();
+        let (_, other) = ShamirRoot::generate(5, 3).unwrap();
+        let blob = root.wrap(b"k", b"v").unwrap();
+        let wrong = ShamirRoot::combine(&other[..3], 3).unwrap();
+        assert!(matches!(wrong.unwrap(b"k", &blob), Err(BridgeError::WrongRootKey)));
+    }
+
+    #[test]
+    fn single_share_is_the_key() {
+        let (root, shares) = ShamirRoot::generate(1, 1).unwrap();
+        let again = ShamirRoot::combine(&shares, 1).unwrap();
+        assert_eq!(again.key_bytes(), root.key_bytes());
+    }
+
+    #[test]
+    fn malformed_shares_are_refused() {
+        assert!(UnsealShare::from_bytes(vec![1; 10]).is_err());
+        assert!(UnsealShare::from_bytes(vec![0; SHARE_LEN]).is_err());
+    }
+}
