@@ -1,1 +1,16 @@
-//! placeholder
+//! Ironseal's HTTP surface. `/v1` speaks Vault's API: each path family has its own file
+//! under `v1/`, a thin handler that parses the request, calls the engine and shapes the
+//! answer as Vault does. Status codes are decided here and nowhere else.
+
+mod error;
+mod request;
+mod response;
+pub mod server;
+pub mod tls;
+mod v1;
+
+pub use error::ApiError;
+pub use server::{serve, Listener};
+
+/// Vault's limit on request bodies.
+pub const MAX_BODY: usize = 32 << 20;

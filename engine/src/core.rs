@@ -119,7 +119,11 @@ impl Core {
             t: config.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
             n: config.as_ref().map(|c| c.secret_shares).unwrap_or(0),
             progress: if sealed { progress.shares.len() } else { 0 },
-            nonce: if sealed { progress.nonce.clone() } else { String::new() },
+            nonce: if sealed {
+                progress.nonce.clone()
+            } else {
+                String::new()
+            },
             version: VERSION.into(),
             build_date: String::new(),
             migration: false,
@@ -202,7 +206,9 @@ impl Core {
             return self.seal_status();
         }
         let Some(share) = share else {
-            return Err(EngineError::bad("'key' must be specified in request body as JSON, or 'reset' set to true"));
+            return Err(EngineError::bad(
+                "'key' must be specified in request body as JSON, or 'reset' set to true",
+            ));
         };
         let ready = {
             let mut p = self.progress.lock();

@@ -11,7 +11,11 @@ pub fn parse_duration(s: &str) -> Result<u64, EngineError> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(secs);
     }
-    let bad = || EngineError::bad(format!("invalid duration {s:?}: use a number of seconds or units s, m, h, d"));
+    let bad = || {
+        EngineError::bad(format!(
+            "invalid duration {s:?}: use a number of seconds or units s, m, h, d"
+        ))
+    };
     let mut total: u64 = 0;
     let mut number = String::new();
     let mut chars = s.chars().peekable();
@@ -50,7 +54,9 @@ pub fn duration_from_json(v: &serde_json::Value) -> Result<u64, EngineError> {
             .ok_or_else(|| EngineError::bad("a duration cannot be negative")),
         serde_json::Value::String(s) => parse_duration(s),
         serde_json::Value::Null => Ok(0),
-        _ => Err(EngineError::bad("a duration is a number of seconds or a string like \"1h\"")),
+        _ => Err(EngineError::bad(
+            "a duration is a number of seconds or a string like \"1h\"",
+        )),
     }
 }
 

@@ -22,16 +22,16 @@ pub enum EngineKind {
 
 impl EngineKind {
     /// Vault's engine type names; `kv-v2` is the CLI's shorthand for kv version 2.
-    pub fn parse(
-        kind: &str,
-        options: &mut BTreeMap<String, String>,
-    ) -> Result<EngineKind> {
+    pub fn parse(kind: &str, options: &mut BTreeMap<String, String>) -> Result<EngineKind> {
         match kind {
             "kv" | "kv-v2" => {
                 let version = if kind == "kv-v2" {
                     "2".to_string()
                 } else {
-                    options.get("version").cloned().unwrap_or_else(|| "1".into())
+                    options
+                        .get("version")
+                        .cloned()
+                        .unwrap_or_else(|| "1".into())
                 };
                 if version != "2" {
                     return Err(EngineError::bad(
@@ -141,8 +141,7 @@ impl Mounts {
         let table = self.table.read();
         let mut best: Option<&Arc<Mounted>> = None;
         for (prefix, m) in table.iter() {
-            let matches = path.starts_with(prefix.as_str())
-                || path == prefix.trim_end_matches('/');
+            let matches = path.starts_with(prefix.as_str()) || path == prefix.trim_end_matches('/');
             if matches && best.is_none_or(|b| b.entry.path.len() < prefix.len()) {
                 best = Some(m);
             }

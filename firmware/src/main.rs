@@ -1,1 +1,39 @@
-fn main() {}
+//! `ironseal`: the appliance daemon (`ironseal server`) and its operator sub-commands.
+
+mod cli;
+mod config;
+mod hardening;
+mod server;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "Usage: ironseal <command> [flags]
+
+Commands:
+    server     Start the appliance: -config FILE, or -dev for a throwaway dev server
+    version    Print the version
+
+Dev server flags (as `vault server -dev`):
+    -dev-listen-address=ADDR   default 127.0.0.1:8200
+    -dev-root-token-id=ID      use ID as the root token
+    -dev-data-dir=DIR          keep data in DIR instead of a temporary directory
+    -log-level=LEVEL           trace, debug, info, warn, error";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("server") => server::run(&args[1..]),
+        Some("version") | Some("-version") | Some("--version") => {
+            println!("Ironseal v{}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some("-h") | Some("-help") | Some("--help") | Some("help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -5,7 +5,7 @@
 
 mod keyring;
 
-pub use keyring::{Keyring, KeyStatus};
+pub use keyring::{KeyStatus, Keyring};
 
 use std::sync::Arc;
 
@@ -268,12 +268,17 @@ mod tests {
         let (b, mem, root) = barrier();
         b.initialize(&root).await.unwrap();
         b.put_json("a/b", &"top secret value").await.unwrap();
-        assert_eq!(b.get_json::<String>("a/b").unwrap().unwrap(), "top secret value");
+        assert_eq!(
+            b.get_json::<String>("a/b").unwrap().unwrap(),
+            "top secret value"
+        );
         for v in mem.raw_values() {
             assert!(!v.windows(10).any(|w| w == b"top secret"));
         }
         // The same ciphertext under another path does not open.
-        let sealed = crate::storage::Backend::get(mem.as_ref(), "a/b").unwrap().unwrap();
+        let sealed = crate::storage::Backend::get(mem.as_ref(), "a/b")
+            .unwrap()
+            .unwrap();
         let mut batch = Batch::new();
         batch.put("a/c", sealed);
         b.storage().commit(batch).await.unwrap();

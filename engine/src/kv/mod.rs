@@ -79,7 +79,11 @@ impl KvEngine {
         // Versions are keyed by a digest of the path so a path that is a prefix of
         // another never shares a storage prefix with it.
         let digest = Sha256::digest(path.as_bytes());
-        format!("{}ver/{}/{version}", self.prefix, hex::encode(&digest[..16]))
+        format!(
+            "{}ver/{}/{version}",
+            self.prefix,
+            hex::encode(&digest[..16])
+        )
     }
 
     fn config_key(&self) -> String {
@@ -92,7 +96,10 @@ impl KvEngine {
     }
 
     pub fn config(&self) -> Result<KvConfig> {
-        Ok(self.barrier.get_json(&self.config_key())?.unwrap_or_default())
+        Ok(self
+            .barrier
+            .get_json(&self.config_key())?
+            .unwrap_or_default())
     }
 
     pub async fn set_config(&self, config: KvConfig) -> Result<()> {
@@ -237,7 +244,8 @@ impl KvEngine {
             .get_json(&self.version_key(path, current))?
             .ok_or_else(|| EngineError::Corrupt(format!("{path} version {current}")))?;
         merge_patch(&mut data, patch);
-        self.write_locked(path, data, cas, &config, Some(meta)).await
+        self.write_locked(path, data, cas, &config, Some(meta))
+            .await
     }
 
     async fn update_versions<F>(&self, path: &str, versions: &[u64], mut f: F) -> Result<()>
@@ -382,9 +390,7 @@ fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
                 target.remove(&k);
             }
             Value::Object(p) => {
-                let entry = target
-                    .entry(k)
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let entry = target.entry(k).or_insert_with(|| Value::Object(Map::new()));
                 if !entry.is_object() {
                     *entry = Value::Object(Map::new());
                 }

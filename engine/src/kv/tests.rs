@@ -42,12 +42,21 @@ async fn cas_and_max_versions() {
     kv.write("k", data(json!({"x": 1})), Some(0)).await.unwrap();
     assert!(kv.write("k", data(json!({"x": 2})), Some(0)).await.is_err());
     kv.write("k", data(json!({"x": 2})), Some(1)).await.unwrap();
-    kv.write_metadata("k", MetadataUpdate { max_versions: Some(2), ..Default::default() })
-        .await
-        .unwrap();
+    kv.write_metadata(
+        "k",
+        MetadataUpdate {
+            max_versions: Some(2),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     kv.write("k", data(json!({"x": 3})), None).await.unwrap();
     let meta = kv.metadata("k").unwrap();
-    assert_eq!(meta.versions.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(
+        meta.versions.keys().copied().collect::<Vec<_>>(),
+        vec![2, 3]
+    );
     assert_eq!(meta.oldest_version, 2);
     assert!(kv.read("k", Some(1)).is_err());
 }
@@ -55,8 +64,12 @@ async fn cas_and_max_versions() {
 #[tokio::test]
 async fn patch_merges_and_list_shows_folders() {
     let kv = engine().await;
-    kv.write("app/db", data(json!({"user": "a", "pw": "b"})), None).await.unwrap();
-    kv.patch("app/db", data(json!({"pw": null, "host": "h"})), None).await.unwrap();
+    kv.write("app/db", data(json!({"user": "a", "pw": "b"})), None)
+        .await
+        .unwrap();
+    kv.patch("app/db", data(json!({"pw": null, "host": "h"})), None)
+        .await
+        .unwrap();
     let d = kv.read("app/db", None).unwrap().data.unwrap();
     assert_eq!(Value::Object(d), json!({"user": "a", "host": "h"}));
     kv.write("top", data(json!({"a": 1})), None).await.unwrap();

@@ -51,7 +51,9 @@ impl BiscuitSigner {
                 .fact(fact("policy", &[string(p)]))
                 .map_err(EngineError::internal)?;
         }
-        let token = builder.build(&self.keypair).map_err(EngineError::internal)?;
+        let token = builder
+            .build(&self.keypair)
+            .map_err(EngineError::internal)?;
         token
             .to_base64()
             .map(Zeroizing::new)

@@ -171,9 +171,7 @@ impl TokenStore {
     /// The entry for `key` if it and every parent above it are still valid.
     fn live_entry(&self, key: &str) -> Result<Arc<TokenEntry>> {
         let now = now();
-        let entry = self
-            .load_entry(key)?
-            .ok_or(EngineError::PermissionDenied)?;
+        let entry = self.load_entry(key)?.ok_or(EngineError::PermissionDenied)?;
         if entry.is_expired(now) {
             return Err(EngineError::PermissionDenied);
         }
@@ -242,7 +240,10 @@ impl TokenStore {
         entry.kind = kind;
         let mut batch = self.barrier.batch()?;
         batch.put_json(&format!("{ID_PREFIX}{key}"), &entry)?;
-        batch.put(&format!("{ACCESSOR_PREFIX}{}", entry.accessor), key.as_bytes())?;
+        batch.put(
+            &format!("{ACCESSOR_PREFIX}{}", entry.accessor),
+            key.as_bytes(),
+        )?;
         if let (Some(p), false) = (parent, entry.orphan) {
             batch.put(&format!("{PARENT_PREFIX}{}/{key}", p.key), b"")?;
         }
@@ -340,7 +341,9 @@ impl TokenStore {
         while let Some(k) = stack.pop() {
             seen += 1;
             if seen > 100_000 {
-                return Err(EngineError::Internal("token tree too large to revoke".into()));
+                return Err(EngineError::Internal(
+                    "token tree too large to revoke".into(),
+                ));
             }
             for child in self.barrier.list(&format!("{PARENT_PREFIX}{k}/"))? {
                 batch.delete(&format!("{PARENT_PREFIX}{k}/{child}"));

@@ -1,0 +1,235 @@
+//! A `/v1` request reduced to what handlers need: the logical operation, the path below
+//! `/v1/`, the query, the JSON body and the caller's token.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use engine::policy::Operation;
+use hyper::{HeaderMap, Method};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+pub struct VaultRequest {
+    pub op: Operation,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub body: Map<String, Value>,
+    pub token: String,
+}
+
+fn token_from(headers: &HeaderMap) -> String {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return t.trim().to_string();
+    }
+    headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(percent_decode(k), percent_decode(v));
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match hex::decode(&bytes[i + 1..i + 3]) {
+                Ok(b) => {
+                    out.extend_from_slice(&b);
+                    i += 3;
+                }
+                Err(_) => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl VaultRequest {
+    pub fn parse(
+        method: Method,
+        raw_path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Self, ApiError> {
+        let path = percent_decode(raw_path.trim_start_matches('/'));
+        if path.split('/').any(|s| s == ".." || s == ".") {
+            return Err(ApiError::bad("invalid path"));
+        }
+        let query = parse_query(query);
+        let op = match method.as_str() {
+            "GET" | "HEAD" if query.get("list").is_some_and(|v| v == "true" || v == "1") => {
+                Operation::List
+            }
+            "GET" | "HEAD" => Operation::Read,
+            "LIST" => Operation::List,
+            "POST" | "PUT" => Operation::Update,
+            "PATCH" => Operation::Patch,
+            "DELETE" => Operation::Delete,
+            _ => return Err(ApiError::unsupported_operation()),
+        };
+        let body = if body.iter().all(|b| b.is_ascii_whitespace()) {
+            Map::new()
+        } else {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(m)) => m,
+                Ok(Value::Null) => Map::new(),
+                Ok(_) => {
+                    return Err(ApiError::bad(
+                        "failed to parse JSON input: the body must be a JSON object",
+                    ))
+                }
+                Err(e) => return Err(ApiError::bad(format!("failed to parse JSON input: {e}"))),
+            }
+        };
+        Ok(VaultRequest {
+            token: token_from(headers),
+
+            op,
+            path,
+            query,
+            body,
+        })
+    }
+
+    /// A body field, falling back to the query string as Vault does for GETs.
+    pub fn field(&self, name: &str) -> Option<Value> {
+        self.body
+            .get(name)
+            .cloned()
+            .or_else(|| self.query.get(name).map(|v| Value::String(v.clone())))
+    }
+
+    pub fn str_field(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.field(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(ApiError::bad(format!("field {name:?} must be a string"))),
+        }
+    }
+
+    pub fn bool_field(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.field(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(Value::String(s)) => match s.as_str() {
+                "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(Some(true)),
+                "false" | "0" | "f" | "F" | "FALSE" | "False" | "" => Ok(Some(false)),
+                _ => Err(ApiError::bad(format!("field {name:?} must be a boolean"))),
+            },
+            Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
+            Some(_) => Err(ApiError::bad(format!("field {name:?} must be a boolean"))),
+        }
+    }
+
+    pub fn u64_field(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.field(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+                ApiError::bad(format!("field {name:?} must be a non-negative integer"))
+            }),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => s.parse::<u64>().map(Some).map_err(|_| {
+                ApiError::bad(format!("field {name:?} must be a non-negative integer"))
+            }),
+            Some(_) => Err(ApiError::bad(format!(
+                "field {name:?} must be a non-negative integer"
+            ))),
+        }
+    }
+
+    pub fn duration_field(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.field(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => engine::duration::duration_from_json(&v)
+                .map(Some)
+                .map_err(|e| ApiError::bad(format!("field {name:?}: {e}"))),
+        }
+    }
+
+    /// A list field given as a JSON array or a comma-separated string.
+    pub fn list_field(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.field(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(
+                s.split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+            )),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    Value::Number(n) => Ok(n.to_string()),
+                    _ => Err(ApiError::bad(format!(
+                        "field {name:?} must be a list of strings"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(ApiError::bad(format!("field {name:?} must be a list"))),
+        }
+    }
+
+    pub fn string_map_field(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, ApiError> {
+        match self.field(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => m
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k, s)),
+                    other => Ok((k, other.to_string())),
+                })
+                .collect::<Result<_, ApiError>>()
+                .map(Some),
+            Some(_) => Err(ApiError::bad(format!(
+                "field {name:?} must be a map of strings"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_percent_and_plus() {
+        assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

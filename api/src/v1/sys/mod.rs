@@ -1,0 +1,112 @@
+//! The built-in `sys/` backend.
+
+mod capabilities;
+mod health;
+mod init;
+mod keyring;
+mod mounts;
+mod policies;
+mod seal;
+
+use std::sync::Arc;
+
+use engine::policy::Operation;
+use engine::Core;
+
+use crate::error::ApiError;
+use crate::request::VaultRequest;
+use crate::response::Reply;
+
+/// The endpoints Vault serves without a token, sealed or not.
+pub async fn unauthenticated(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+) -> Option<Result<Reply, ApiError>> {
+    Some(match req.path.trim_end_matches('/') {
+        "sys/init" => init::handle(core, req).await,
+        "sys/seal-status" => seal::status(core, req),
+        "sys/unseal" => seal::unseal(core, req).await,
+        "sys/health" => health::health(core, req),
+        "sys/leader" => health::leader(core, req),
+        _ => return None,
+    })
+}
+
+pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<Reply, ApiError> {
+    let rest = rest.trim_end_matches('/');
+    let (family, tail) = match rest.split_once('/') {
+        Some((f, t)) => (f, t),
+        None => (rest, ""),
+    };
+    match (family, tail) {
+        ("seal", "") => seal::seal(core, req).await,
+        ("mounts", _) => mounts::handle(core, req, tail).await,
+        ("internal", t) if t.starts_with("ui/mounts") => mounts::ui_mount(core, req, t).await,
+        ("policies", t) if t == "acl" || t.starts_with("acl/") => {
+            policies::handle(
+                core,
+                req,
+                t.trim_start_matches("acl").trim_start_matches('/'),
+            )
+            .await
+        }
+        ("policy", t) => policies::legacy(core, req, t).await,
+        ("capabilities-self", "") => capabilities::self_(core, req).await,
+        ("capabilities", "") => capabilities::of_token(core, req).await,
+        ("capabilities-accessor", "") => capabilities::of_accessor(core, req).await,
+        ("rotate", "") => keyring::rotate(core, req).await,
+        ("key-status", "") => keyring::status(core, req).await,
+        ("auth", "") => auth_list(core, req).await,
+        _ => Err(ApiError::unsupported_path(&req.path)),
+    }
+}
+
+/// Checks the caller for `op` on the request's own path, as most `sys/` endpoints need.
+pub(crate) async fn authorize(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    op: Operation,
+) -> Result<engine::token::Caller, ApiError> {
+    Ok(core
+        .authorize(&req.token, req.path.trim_end_matches('/'), op)
+        .await?)
+}
+
+/// Endpoints Vault marks as needing `sudo` on top of the usual capability.
+pub(crate) async fn authorize_sudo(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    op: Operation,
+) -> Result<engine::token::Caller, ApiError> {
+    let caller = authorize(core, req, op).await?;
+    let acl = core.acl(&caller)?;
+    if !acl.has_sudo(req.path.trim_end_matches('/')) {
+        return Err(ApiError::permission_denied());
+    }
+    Ok(caller)
+}
+
+/// `sys/auth`: the token store is the one auth method.
+async fn auth_list(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+    if req.op != Operation::Read {
+        return Err(ApiError::bad(
+            "only the token auth method is available on this appliance",
+        ));
+    }
+    authorize(core, req, Operation::Read).await?;
+    let token = serde_json::json!({
+        "token/": {
+            "type": "token",
+            "description": "token based credentials",
+            "accessor": "auth_token_ironseal",
+            "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "token_type": "default-service"},
+            "local": false,
+            "seal_wrap": false,
+            "options": null,
+            "uuid": "",
+        }
+    });
+    let mut body = token.clone();
+    body["data"] = token;
+    Ok(Reply::raw(body))
+}

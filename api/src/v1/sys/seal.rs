@@ -1,0 +1,91 @@
+//! `sys/seal-status`, `sys/unseal`, `sys/seal`.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use engine::policy::Operation;
+use engine::Core;
+use hsm_bridge::UnsealShare;
+
+use crate::error::ApiError;
+use crate::request::VaultRequest;
+use crate::response::Reply;
+
+pub fn status(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+    if req.op != Operation::Read {
+        return Err(ApiError::unsupported_operation());
+    }
+    Ok(Reply::raw(
+        serde_json::to_value(core.seal_status()?).map_err(|_| {
+            ApiError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        })?,
+    ))
+}
+
+/// An unseal key as hex, standard base64 or base64url, as the CLI may pass any of them.
+fn decode_key(key: &str) -> Result<UnsealShare, ApiError> {
+    let key = key.trim();
+    let bytes = hex::decode(key)
+        .ok()
+        .or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
+        .or_else(|| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(key)
+                .ok()
+        })
+        .or_else(|| base64::engine::general_purpose::URL_SAFE.decode(key).ok())
+        .ok_or_else(|| ApiError::bad("'key' must be a valid hex or base64 string"))?;
+    Ok(UnsealShare::from_bytes(bytes)?)
+}
+
+impl From<hsm_bridge::BridgeError> for ApiError {
+    fn from(e: hsm_bridge::BridgeError) -> Self {
+        engine::EngineError::Seal(e).into()
+    }
+}
+
+pub async fn unseal(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+    if req.op != Operation::Update {
+        return Err(ApiError::unsupported_operation());
+    }
+    let reset = req.bool_field("reset")?.unwrap_or(false);
+    let share = if reset {
+        None
+    } else {
+        let key = req.str_field("key")?.ok_or_else(|| {
+            ApiError::bad("'key' must be specified in request body as JSON, or 'reset' set to true")
+        })?;
+        Some(decode_key(&key)?)
+    };
+    let status = core.unseal(share, reset).await?;
+    Ok(Reply::raw(serde_json::to_value(status).map_err(|_| {
+        ApiError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })?))
+}
+
+pub async fn seal(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+    if req.op != Operation::Update {
+        return Err(ApiError::unsupported_operation());
+    }
+    super::authorize_sudo(core, req, Operation::Update).await?;
+    core.seal().await;
+    Ok(Reply::no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_decode_in_every_encoding() {
+        let raw: Vec<u8> = (1..=33).collect();
+        let hex = hex::encode(&raw);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+        let std = base64::engine::general_purpose::STANDARD.encode(&raw);
+        for k in [hex, url, std] {
+            assert_eq!(decode_key(&k).unwrap().as_bytes(), raw.as_slice());
+        }
+        assert!(decode_key("not a key!").is_err());
+        assert!(decode_key(&hex::encode([1u8; 10])).is_err());
+    }
+}

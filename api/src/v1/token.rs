@@ -1,0 +1,199 @@
+//! `auth/token/*`: create, look up, renew and revoke tokens.
+
+use std::sync::Arc;
+
+use engine::policy::Operation;
+use engine::token::{Caller, CreateRequest, TokenEntry};
+use engine::Core;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::request::VaultRequest;
+use crate::response::Reply;
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn ts(unix: i64) -> Value {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map(Value::from)
+        .unwrap_or(Value::Null)
+}
+
+/// The lookup shape; `id` is the token itself only when the caller presented it.
+fn lookup_data(entry: &TokenEntry, id: &str) -> Value {
+    let now = now();
+    json!({
+        "accessor": entry.accessor,
+        "creation_time": entry.creation_time,
+        "creation_ttl": entry.creation_ttl,
+        "display_name": entry.display_name,
+        "entity_id": "",
+        "expire_time": entry.expire_time.map(ts).unwrap_or(Value::Null),
+        "explicit_max_ttl": entry.explicit_max_ttl,
+        "id": id,
+        "issue_time": ts(entry.creation_time),
+        "meta": entry.meta,
+        "num_uses": entry.num_uses,
+        "orphan": entry.orphan,
+        "path": entry.path,
+        "policies": entry.policies,
+        "renewable": entry.renewable,
+        "ttl": entry.ttl_left(now),
+        "type": "service",
+        "period": if entry.period > 0 { Value::from(entry.period) } else { Value::Null },
+    })
+}
+
+fn auth_block(token: &str, entry: &TokenEntry) -> Value {
+    json!({
+        "client_token": token,
+        "accessor": entry.accessor,
+        "policies": entry.policies,
+        "token_policies": entry.policies,
+        "identity_policies": null,
+        "metadata": entry.meta,
+        "lease_duration": entry.ttl_left(now()),
+        "renewable": entry.renewable,
+        "entity_id": "",
+        "token_type": "service",
+        "orphan": entry.orphan,
+        "mfa_requirement": null,
+        "num_uses": entry.num_uses,
+    })
+}
+
+pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<Reply, ApiError> {
+    let rest = rest.trim_end_matches('/');
+    let path = format!("auth/token/{rest}");
+    let op = match req.op {
+        // Vault registers these paths for update; reads are the older spelling.
+        Operation::Read if rest == "lookup-self" || rest == "lookup" => Operation::Read,
+        Operation::Update | Operation::Read => Operation::Update,
+        _ => return Err(ApiError::unsupported_operation()),
+    };
+    let caller = core.authorize(&req.token, &path, op).await?;
+    match rest {
+        "create" | "create-orphan" => create(core, req, &caller, rest == "create-orphan").await,
+        "lookup-self" => Ok(Reply::data(lookup_data(&caller.entry, &req.token))),
+        "lookup" => {
+            let token = req.str_field("token")?.unwrap_or_else(|| req.token.clone());
+            let (_, entry) = core.tokens.lookup(&token)?;
+            Ok(Reply::data(lookup_data(&entry, &token)))
+        }
+        "lookup-accessor" => {
+            let accessor = required(req, "accessor")?;
+            let (_, entry) = core.tokens.lookup_accessor(&accessor)?;
+            Ok(Reply::data(lookup_data(&entry, "")))
+        }
+        "renew-self" => {
+            let entry = core
+                .tokens
+                .renew(&caller.key, req.duration_field("increment")?)
+                .await?;
+            Ok(Reply::auth(auth_block(&req.token, &entry)))
+        }
+        "renew" => {
+            let token = required(req, "token")?;
+            let (key, _) = core.tokens.lookup(&token)?;
+            let entry = core
+                .tokens
+                .renew(&key, req.duration_field("increment")?)
+                .await?;
+            Ok(Reply::auth(auth_block(&token, &entry)))
+        }
+        "renew-accessor" => {
+            let accessor = required(req, "accessor")?;
+            let (key, _) = core.tokens.lookup_accessor(&accessor)?;
+            let entry = core
+                .tokens
+                .renew(&key, req.duration_field("increment")?)
+                .await?;
+            Ok(Reply::auth(auth_block("", &entry)))
+        }
+        "revoke-self" => {
+            core.tokens.revoke(&caller.key).await?;
+            Ok(Reply::no_content())
+        }
+        "revoke" => {
+            let token = required(req, "token")?;
+            if let Ok((key, _)) = core.tokens.lookup(&token) {
+                core.tokens.revoke(&key).await?;
+            }
+            Ok(Reply::no_content())
+        }
+        "revoke-orphan" => {
+            if !core.acl(&caller)?.has_sudo(&path) {
+                return Err(ApiError::permission_denied());
+            }
+            let token = required(req, "token")?;
+            let (key, _) = core.tokens.lookup(&token)?;
+            core.tokens.revoke_orphan(&key).await?;
+            Ok(Reply::no_content())
+        }
+        "revoke-accessor" => {
+            let accessor = required(req, "accessor")?;
+            let key = core.tokens.key_for_accessor(&accessor)?;
+            core.tokens.revoke(&key).await?;
+            Ok(Reply::no_content())
+        }
+        _ => Err(ApiError::unsupported_path(&req.path)),
+    }
+}
+
+fn required(req: &VaultRequest, name: &str) -> Result<String, ApiError> {
+    req.str_field(name)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad(format!("missing {name}")))
+}
+
+async fn create(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    caller: &Caller,
+    orphan: bool,
+) -> Result<Reply, ApiError> {
+    let acl = core.acl(caller)?;
+    let privileged = caller.is_root() || acl.has_sudo("auth/token/create");
+    let no_parent = orphan || req.bool_field("no_parent")?.unwrap_or(false);
+    if no_parent && !orphan && !privileged {
+        return Err(ApiError::bad(
+            "root or sudo privileges required to create orphan token",
+        ));
+    }
+    if let Some(t) = req.str_field("type")? {
+        if t != "service" && t != "default" {
+            return Err(ApiError::bad(format!(
+                "unsupported token type {t:?}: this appliance issues service tokens"
+            )));
+        }
+    }
+    let num_uses = req.u64_field("num_uses")?.unwrap_or(0);
+    let request = CreateRequest {
+        id: req.str_field("id")?.filter(|s| !s.is_empty()),
+        policies: req.list_field("policies")?.unwrap_or_default(),
+        meta: req.string_map_field("meta")?,
+        no_parent,
+        no_default_policy: req.bool_field("no_default_policy")?.unwrap_or(false),
+        renewable: req.bool_field("renewable")?,
+        ttl: req.duration_field("ttl")?,
+        explicit_max_ttl: req.duration_field("explicit_max_ttl")?,
+        period: req.duration_field("period")?,
+        display_name: req.str_field("display_name")?,
+        num_uses: u32::try_from(num_uses).map_err(|_| ApiError::bad("num_uses is too large"))?,
+        path: "auth/token/create".into(),
+    };
+    if request.id.is_some() && !privileged {
+        return Err(ApiError::bad(
+            "root or sudo privileges required to specify token id",
+        ));
+    }
+    let issued = core.tokens.create(Some(caller), request).await?;
+    Ok(Reply::auth(auth_block(&issued.token, &issued.entry)))
+}

@@ -1,0 +1,197 @@
+//! `ironseal server`: start-up, in dev mode or from a config file, and shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use api::Listener;
+use base64::Engine;
+use engine::storage::{RedbBackend, Storage};
+use engine::Core;
+
+use crate::cli::Flags;
+use crate::config::{self, Config};
+use crate::hardening;
+
+const BOOLEANS: &[&str] = &["dev", "dev-no-store-token"];
+const VALUED: &[&str] = &[
+    "config",
+    "dev-listen-address",
+    "dev-root-token-id",
+    "dev-data-dir",
+    "log-level",
+];
+
+pub fn run(args: &[String]) -> ExitCode {
+    let flags = match Flags::parse(args, BOOLEANS, VALUED) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = if flags.is_set("dev") {
+        runtime.block_on(dev(&flags))
+    } else if let Some(path) = flags.get("config") {
+        runtime.block_on(from_config(&flags, Path::new(path)))
+    } else {
+        Err(anyhow::anyhow!(
+            "no configuration: use -config FILE, or -dev for a development server"
+        ))
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IRONSEAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
+    let backend = RedbBackend::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", path.display()))?;
+    Ok(Storage::new(Arc::new(backend)))
+}
+
+async fn bind(
+    addr: SocketAddr,
+    tls: Option<Arc<api::tls::ServerConfig>>,
+) -> anyhow::Result<Listener> {
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    Ok(Listener { tcp, tls })
+}
+
+async fn dev(flags: &Flags) -> anyhow::Result<()> {
+    init_logging(flags.get("log-level").unwrap_or("info"));
+    if let Err(e) = hardening::disable_core_dumps() {
+        tracing::warn!(error = %e, "core dumps stay enabled");
+    }
+    let addr: SocketAddr = flags
+        .get("dev-listen-address")
+        .unwrap_or("127.0.0.1:8200")
+        .parse()
+        .map_err(|_| anyhow::anyhow!("-dev-listen-address must be IP:port"))?;
+    let (data_dir, _temp) = match flags.get("dev-data-dir") {
+        Some(d) => (PathBuf::from(d), None),
+        None => {
+            let t = tempfile::Builder::new().prefix("ironseal-dev-").tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    std::fs::create_dir_all(&data_dir)?;
+    let storage_path = data_dir.join("ironseal.redb");
+    let core = Core::new(open_storage(&storage_path)?);
+    let init = core
+        .dev_setup(flags.get("dev-root-token-id").map(String::from))
+        .await
+        .map_err(|e| anyhow::anyhow!("dev setup failed: {e}"))?;
+    let listener = bind(addr, None).await?;
+    let bound = listener.tcp.local_addr()?;
+    let unseal_key = init
+        .keys
+        .first()
+        .map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.as_bytes()))
+        .unwrap_or_default();
+    println!(
+        "==> Ironseal server configuration:\n\n\
+         \x20            Api Address: http://{bound}\n\
+         \x20                 Storage: redb ({})\n\
+         \x20                 Version: Ironseal v{}\n\n\
+         WARNING! dev mode is enabled! In this mode, Ironseal runs entirely unsealed\n\
+         with a single unseal key and a plain-HTTP listener on loopback.\n\n\
+         You may need to set the following environment variables:\n\n\
+         \x20   $ export VAULT_ADDR='http://{bound}'\n\n\
+         The unseal key and root token are displayed below in case you want to\n\
+         seal/unseal the Vault or re-authenticate.\n\n\
+         Unseal Key: {unseal_key}\n\
+         Root Token: {}\n\n\
+         Development mode should NOT be used in production installations!\n",
+        storage_path.display(),
+        engine::core::VERSION,
+        init.root_token.as_str(),
+    );
+    drop(init);
+    serve_until_signal(core, listener).await
+}
+
+async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
+    let config: Config = config::load(path)?;
+    init_logging(
+        flags
+            .get("log-level")
+            .or(config.log_level.as_deref())
+            .unwrap_or("info"),
+    );
+    hardening::refuse_world_readable(path)?;
+    hardening::disable_core_dumps()?;
+    if !config.disable_mlock {
+        hardening::lock_memory()?;
+    }
+    let core = Core::new(open_storage(&config.storage_path)?);
+    let tls = if config.listener.tls_disable {
+        tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");
+        None
+    } else {
+        let (cert, key) = match (
+            &config.listener.tls_cert_file,
+            &config.listener.tls_key_file,
+        ) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => {
+                let generated = api::tls::ensure_generated(&config.data_dir.join("tls"), &[])?;
+                tracing::info!(
+                    ca = %generated.ca_pem.display(),
+                    ca_sha256 = %api::tls::fingerprint(&generated.ca_pem)?,
+                    cert_sha256 = %api::tls::fingerprint(&generated.cert_pem)?,
+                    "using the appliance's generated TLS certificate; trust its CA"
+                );
+                (generated.cert_pem, generated.key_pem)
+            }
+        };
+        Some(api::tls::server_config(&cert, &key)?)
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = bind(config.listener.address, tls).await?;
+    let bound = listener.tcp.local_addr()?;
+    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal, "ironseal started");
+    println!("==> Ironseal server started! Api Address: {scheme}://{bound}");
+    serve_until_signal(core, listener).await
+}
+
+async fn serve_until_signal(core: Arc<Core>, listener: Listener) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        r = api::serve(core.clone(), listener) => r?,
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    // Sealing drops every key from memory before the process goes.
+    core.seal().await;
+    tracing::info!("shut down");
+    Ok(())
+}
