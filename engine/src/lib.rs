@@ -13,6 +13,7 @@ pub mod policy;
 pub mod policy_store;
 pub mod storage;
 pub mod token;
+pub mod transit;
 
 pub use crate::core::{Core, InitResult, SealStatus};
 pub use crate::error::{EngineError, Result};

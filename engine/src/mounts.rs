@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::barrier::Barrier;
 use crate::error::{EngineError, Result};
 use crate::kv::KvEngine;
+use crate::transit::TransitEngine;
 
 const MOUNTS_PATH: &str = "core/mounts";
 /// Paths that belong to the appliance itself and cannot hold a secrets engine.
@@ -18,6 +19,7 @@ const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/", "api/", 
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     Kv,
+    Transit,
 }
 
 impl EngineKind {
@@ -41,6 +43,7 @@ impl EngineKind {
                 options.insert("version".into(), "2".into());
                 Ok(EngineKind::Kv)
             }
+            "transit" => Ok(EngineKind::Transit),
             other => Err(EngineError::bad(format!(
                 "plugin not found in the catalog: {other}"
             ))),
@@ -50,6 +53,7 @@ impl EngineKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Kv => "kv",
+            EngineKind::Transit => "transit",
         }
     }
 }
@@ -83,10 +87,16 @@ impl MountEntry {
     }
 }
 
+/// The engine behind a mount.
+pub enum Backend {
+    Kv(KvEngine),
+    Transit(TransitEngine),
+}
+
 /// A mounted engine, ready to serve.
 pub struct Mounted {
     pub entry: MountEntry,
-    pub kv: KvEngine,
+    pub backend: Backend,
 }
 
 pub struct Mounts {
@@ -114,8 +124,14 @@ impl Mounts {
     }
 
     fn mounted(&self, entry: MountEntry) -> Arc<Mounted> {
-        let kv = KvEngine::new(self.barrier.clone(), entry.storage_prefix());
-        Arc::new(Mounted { entry, kv })
+        let prefix = entry.storage_prefix();
+        let backend = match entry.kind {
+            EngineKind::Kv => Backend::Kv(KvEngine::new(self.barrier.clone(), prefix)),
+            EngineKind::Transit => {
+                Backend::Transit(TransitEngine::new(self.barrier.clone(), prefix))
+            }
+        };
+        Arc::new(Mounted { entry, backend })
     }
 
     pub fn load(&self) -> Result<()> {
@@ -216,7 +232,13 @@ impl Mounts {
         // crash midway leaves only unreachable ciphertext, never a half-empty mount.
         self.persist(&table).await?;
         *self.table.write() = table;
-        let keys = removed.kv.all_storage_keys()?;
+        let prefix = removed.entry.storage_prefix();
+        let keys: Vec<String> = self
+            .barrier
+            .list(&prefix)?
+            .into_iter()
+            .map(|k| format!("{prefix}{k}"))
+            .collect();
         for chunk in keys.chunks(1000) {
             let mut batch = self.barrier.batch()?;
             for k in chunk {

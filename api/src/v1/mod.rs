@@ -5,9 +5,11 @@
 mod kv;
 mod sys;
 mod token;
+mod transit;
 
 use std::sync::Arc;
 
+use engine::mounts::Backend;
 use engine::Core;
 
 use crate::error::ApiError;
@@ -29,7 +31,10 @@ pub async fn handle(core: &Arc<Core>, req: VaultRequest) -> Result<Reply, ApiErr
         return token::handle(core, &req, rest).await;
     }
     match core.mounts.route(&path) {
-        Some((mount, rest)) => kv::handle(core, &req, &mount, &rest).await,
+        Some((mount, rest)) => match &mount.backend {
+            Backend::Kv(kv) => kv::handle(core, &req, kv, &rest).await,
+            Backend::Transit(t) => transit::handle(core, &req, t, &rest).await,
+        },
         None => Err(ApiError::unsupported_path(&path)),
     }
 }

@@ -371,16 +371,6 @@ impl KvEngine {
         }
         Ok(out.into_iter().collect())
     }
-
-    /// Every storage key of this mount, for unmounting.
-    pub fn all_storage_keys(&self) -> Result<Vec<String>> {
-        Ok(self
-            .barrier
-            .list(&self.prefix)?
-            .into_iter()
-            .map(|k| format!("{}{k}", self.prefix))
-            .collect())
-    }
 }
 
 fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {

@@ -8,7 +8,7 @@ mod versions;
 
 use std::sync::Arc;
 
-use engine::mounts::Mounted;
+use engine::kv::KvEngine;
 use engine::policy::Operation;
 use engine::token::Caller;
 use engine::Core;
@@ -20,14 +20,13 @@ use crate::response::Reply;
 pub async fn handle(
     core: &Arc<Core>,
     req: &VaultRequest,
-    mount: &Arc<Mounted>,
+    kv: &KvEngine,
     rest: &str,
 ) -> Result<Reply, ApiError> {
     let (family, path) = match rest.split_once('/') {
         Some((f, p)) => (f, p),
         None => (rest, ""),
     };
-    let kv = &mount.kv;
     match family {
         "data" => data::handle(core, req, kv, path).await,
         "metadata" => metadata::handle(core, req, kv, path).await,
