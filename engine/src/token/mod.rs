@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -26,7 +26,8 @@ const SALT_PATH: &str = "sys/token/salt";
 const ID_PREFIX: &str = "sys/token/id/";
 const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
 const PARENT_PREFIX: &str = "sys/token/parent/";
-/// Verified token strings kept before the cache is cleared and refilled.
+/// Token strings already resolved to a store key (Biscuits after their signature check),
+/// kept until the cache is this full and is cleared.
 const VERIFIED_CACHE_MAX: usize = 10_000;
 
 /// A request's caller, once its token has been checked.
@@ -60,7 +61,6 @@ pub struct TokenStore {
     verified: RwLock<HashMap<String, Arc<VerifiedBiscuit>>>,
     /// Serialises read-modify-write of entries (use counts, renewals, revocation trees).
     write_lock: tokio::sync::Mutex<()>,
-    _guard: Mutex<()>,
 }
 
 fn now() -> i64 {
@@ -75,7 +75,6 @@ impl TokenStore {
             entries: RwLock::new(HashMap::new()),
             verified: RwLock::new(HashMap::new()),
             write_lock: tokio::sync::Mutex::new(()),
-            _guard: Mutex::new(()),
         }
     }
 
@@ -141,17 +140,23 @@ impl TokenStore {
             let u = self.unsealed()?;
             let (id, parsed) = u.signer.verify(token)?;
             let key = self.key_for(TokenKind::Biscuit, &id)?;
-            let verified = Arc::new(VerifiedBiscuit::new(key.clone(), parsed));
+            let verified = VerifiedBiscuit::new(key.clone(), parsed);
             verified.authorize(path, op)?;
-            let mut cache = self.verified.write();
-            if cache.len() >= VERIFIED_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(token.to_string(), verified);
+            self.remember(token, verified);
             Ok(key)
         } else {
-            self.key_for(TokenKind::Opaque, token)
+            let key = self.key_for(TokenKind::Opaque, token)?;
+            self.remember(token, VerifiedBiscuit::opaque(key.clone()));
+            Ok(key)
         }
+    }
+
+    fn remember(&self, token: &str, verified: VerifiedBiscuit) {
+        let mut cache = self.verified.write();
+        if cache.len() >= VERIFIED_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(token.to_string(), Arc::new(verified));
     }
 
     /// Checks a presented token for a request on `path`: genuine, not revoked, not
@@ -358,3 +363,6 @@ impl TokenStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
