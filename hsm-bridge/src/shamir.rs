@@ -129,7 +129,13 @@ impl RootOfTrust for ShamirRoot {
         fill_random(&mut nonce);
         let ct = self
             .cipher()
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| BridgeError::Random)?;
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(&nonce);
@@ -160,7 +166,10 @@ mod tests {
         let subset = [shares[4].clone(), shares[1].clone(), shares[2].clone()];
         let again = ShamirRoot::combine(&subset, 3).unwrap();
         assert_eq!(again.key_bytes(), root.key_bytes());
-        assert_eq!(&*again.unwrap(b"core/keyring", &blob).unwrap(), b"keyring bytes");
+        assert_eq!(
+            &*again.unwrap(b"core/keyring", &blob).unwrap(),
+            b"keyring bytes"
+        );
         assert!(again.unwrap(b"other/path", &blob).is_err());
         assert!(shares.iter().all(|s| s.as_bytes().len() == SHARE_LEN));
     }
@@ -171,7 +180,10 @@ mod tests {
         let (_, other) = ShamirRoot::generate(5, 3).unwrap();
         let blob = root.wrap(b"k", b"v").unwrap();
         let wrong = ShamirRoot::combine(&other[..3], 3).unwrap();
-        assert!(matches!(wrong.unwrap(b"k", &blob), Err(BridgeError::WrongRootKey)));
+        assert!(matches!(
+            wrong.unwrap(b"k", &blob),
+            Err(BridgeError::WrongRootKey)
+        ));
     }
 
     #[test]
