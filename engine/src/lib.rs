@@ -8,7 +8,6 @@ pub mod duration;
 pub mod error;
 pub mod kv;
 pub mod mounts;
-#[path = "policy_stub.rs"]
 pub mod policy;
 pub mod policy_store;
 pub mod storage;

@@ -54,7 +54,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("capabilities-self", "") => capabilities::self_(core, req).await,
         ("capabilities", "") => capabilities::of_token(core, req).await,
         ("capabilities-accessor", "") => capabilities::of_accessor(core, req).await,
-        ("rotate", "") => keyring::rotate(core, req).await,
+        ("rotate", "") | ("rotate", "keyring") => keyring::rotate(core, req).await,
         ("key-status", "") => keyring::status(core, req).await,
         ("auth", "") => auth_list(core, req).await,
         _ => Err(ApiError::unsupported_path(&req.path)),
