@@ -279,6 +279,18 @@ impl Core {
         self.barrier.key_status()
     }
 
+    /// Periodic housekeeping while unsealed: reclaims expired tokens.
+    pub async fn tick(&self) -> Result<()> {
+        if self.is_sealed() {
+            return Ok(());
+        }
+        let removed = self.tokens.tidy().await?;
+        if removed > 0 {
+            tracing::info!(removed, "expired tokens revoked");
+        }
+        Ok(())
+    }
+
     /// Checks a caller's token and ACL for `op` on `path`.
     pub async fn authorize(&self, token: &str, path: &str, op: Operation) -> Result<Caller> {
         if self.is_sealed() {

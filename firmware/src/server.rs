@@ -186,13 +186,29 @@ async fn serve_until_signal(core: Arc<Core>, listener: Listener) -> anyhow::Resu
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let housekeeping = tokio::spawn(housekeeping(core.clone()));
     tokio::select! {
         r = api::serve(core.clone(), listener) => r?,
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
+    housekeeping.abort();
     // Sealing drops every key from memory before the process goes.
     core.seal().await;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// How often expired tokens are reclaimed and scheduled rotations run.
+const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn housekeeping(core: Arc<Core>) {
+    let mut every = tokio::time::interval(HOUSEKEEPING_PERIOD);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = core.tick().await {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
+    }
 }

@@ -306,6 +306,22 @@ impl TokenStore {
         self.revoke_tree_locked(key).await
     }
 
+    /// Revokes every expired token (and so its children), as Vault's expiration manager
+    /// does; returns how many were removed. Expired tokens are already refused, this only
+    /// reclaims their storage.
+    pub async fn tidy(&self) -> Result<usize> {
+        let now = now();
+        let mut removed = 0;
+        for key in self.barrier.list(ID_PREFIX)? {
+            let expired = self.load_entry(&key)?.is_some_and(|e| e.is_expired(now));
+            if expired {
+                self.revoke(&key).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Revokes only the token; its children become orphans, as `revoke-orphan` does.
     pub async fn revoke_orphan(&self, key: &str) -> Result<()> {
         let _w = self.write_lock.lock().await;

@@ -196,3 +196,25 @@ async fn opaque_ids_and_attenuated_biscuits() {
         .unwrap();
     assert!(s.authenticate(&forged, "p", Operation::Read).await.is_err());
 }
+
+#[tokio::test]
+async fn tidy_reclaims_only_expired_tokens() {
+    let s = store().await;
+    let (_, root) = root(&s).await;
+    let keep = s.create(Some(&root), req(&["app"])).await.unwrap();
+    let gone = s.create(Some(&root), req(&["app"])).await.unwrap();
+    let (key, entry) = s.lookup(&gone.token).unwrap();
+    let mut past = (*entry).clone();
+    past.expire_time = Some(past.creation_time - 1);
+    s.store_entry(&key, &past).await.unwrap();
+    assert_eq!(s.tidy().await.unwrap(), 1);
+    assert!(s
+        .barrier
+        .get(&format!("{ID_PREFIX}{key}"))
+        .unwrap()
+        .is_none());
+    assert!(s
+        .authenticate(&keep.token, "p", Operation::Read)
+        .await
+        .is_ok());
+}
