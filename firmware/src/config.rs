@@ -55,15 +55,17 @@ struct Source<'a> {
 impl Source<'_> {
     /// The line where `key` is first assigned or opened as a block, for error messages.
     fn line_of(&self, key: &str) -> usize {
+        let is_key_at = |line: &str, at: usize| {
+            let before_ok = line[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| c.is_whitespace() || c == '{');
+            let rest = line[at + key.len()..].trim_start();
+            before_ok && (rest.starts_with('=') || rest.starts_with('{') || rest.starts_with('"'))
+        };
         self.text
             .lines()
-            .position(|l| {
-                let t = l.trim_start();
-                t.strip_prefix(key).is_some_and(|rest| {
-                    let rest = rest.trim_start();
-                    rest.starts_with('=') || rest.starts_with('{') || rest.starts_with('"')
-                })
-            })
+            .position(|l| l.match_indices(key).any(|(at, _)| is_key_at(l, at)))
             .map(|i| i + 1)
             .unwrap_or(1)
     }
