@@ -30,16 +30,17 @@ impl Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Capabilities(u16);
 
+/// In the order Vault's `sys/capabilities` lists them.
 const NAMES: [(Capabilities, &str); 9] = [
-    (Capabilities::CREATE, "create"),
-    (Capabilities::READ, "read"),
-    (Capabilities::UPDATE, "update"),
-    (Capabilities::PATCH, "patch"),
-    (Capabilities::DELETE, "delete"),
-    (Capabilities::LIST, "list"),
-    (Capabilities::SUDO, "sudo"),
-    (Capabilities::DENY, "deny"),
     (Capabilities::ROOT, "root"),
+    (Capabilities::DENY, "deny"),
+    (Capabilities::SUDO, "sudo"),
+    (Capabilities::READ, "read"),
+    (Capabilities::LIST, "list"),
+    (Capabilities::UPDATE, "update"),
+    (Capabilities::DELETE, "delete"),
+    (Capabilities::CREATE, "create"),
+    (Capabilities::PATCH, "patch"),
 ];
 
 impl Capabilities {
@@ -54,20 +55,20 @@ impl Capabilities {
     pub const DENY: Capabilities = Capabilities(1 << 7);
     pub const ROOT: Capabilities = Capabilities(1 << 8);
 
-    pub fn contains(self, other: Capabilities) -> bool {
+    pub const fn contains(self, other: Capabilities) -> bool {
         self.0 & other.0 == other.0
     }
 
-    pub fn union(self, other: Capabilities) -> Capabilities {
+    pub const fn union(self, other: Capabilities) -> Capabilities {
         Capabilities(self.0 | other.0)
     }
 
-    pub fn is_empty(self) -> bool {
+    pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
 
-    /// What a rule grants once `deny` is taken into account.
-    pub fn effective(self) -> Capabilities {
+    /// What a rule grants once `deny` is taken into account: nothing but `DENY`.
+    pub const fn effective(self) -> Capabilities {
         if self.contains(Capabilities::DENY) {
             Capabilities::DENY
         } else {
@@ -75,7 +76,8 @@ impl Capabilities {
         }
     }
 
-    /// Vault's names, in Vault's order; `["root"]` for the root policy.
+    /// Vault's names, in Vault's order: `["root"]` for root, `["deny"]` whenever deny is
+    /// set, and empty for no capability at all (`sys/capabilities` reports that as deny).
     pub fn names(self) -> Vec<&'static str> {
         if self.contains(Capabilities::ROOT) {
             return vec!["root"];
@@ -90,18 +92,26 @@ impl Capabilities {
             .collect()
     }
 
+    /// Parses a `capabilities` list. `deny` anywhere in it leaves only `DENY`, as in Vault;
+    /// `root` is not something a policy can grant.
     pub fn from_names(names: &[String]) -> Result<Self, PolicyError> {
-        names.iter().try_fold(Capabilities::NONE, |acc, n| {
-            let n = n.trim().to_lowercase();
+        let caps = names.iter().try_fold(Capabilities::NONE, |acc, n| {
+            // Vault matches exactly; folding case and blanks costs nothing and keeps
+            // policies stored by earlier versions of Ironseal loadable.
+            let n = n.trim().to_ascii_lowercase();
             NAMES
                 .iter()
                 .find(|(c, name)| *name == n && *c != Capabilities::ROOT)
                 .map(|(c, _)| acc.union(*c))
-                .ok_or(PolicyError::UnknownCapability(n))
-        })
+                .ok_or(PolicyError::UnknownCapability {
+                    path: None,
+                    capability: n,
+                })
+        })?;
+        Ok(caps.effective())
     }
 
-    pub fn for_operation(op: Operation) -> Capabilities {
+    pub const fn for_operation(op: Operation) -> Capabilities {
         match op {
             Operation::Create => Capabilities::CREATE,
             Operation::Read => Capabilities::READ,
@@ -112,10 +122,16 @@ impl Capabilities {
         }
     }
 
-    pub fn allows(self, op: Operation) -> bool {
+    pub const fn allows(self, op: Operation) -> bool {
         if self.contains(Capabilities::ROOT) {
             return true;
         }
         !self.contains(Capabilities::DENY) && self.contains(Self::for_operation(op))
+    }
+
+    /// Whether `sudo` is granted; `deny` takes it away like everything else.
+    pub const fn has_sudo(self) -> bool {
+        self.contains(Capabilities::ROOT)
+            || (self.contains(Capabilities::SUDO) && !self.contains(Capabilities::DENY))
     }
 }

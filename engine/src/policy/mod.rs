@@ -4,9 +4,15 @@
 mod acl;
 mod capabilities;
 mod default;
+mod error;
 mod parse;
+mod rule;
+#[cfg(test)]
+mod tests;
 
 pub use acl::Acl;
 pub use capabilities::{Capabilities, Operation};
 pub use default::DEFAULT_POLICY;
-pub use parse::{validate_name, Policy, PolicyError};
+pub use error::PolicyError;
+pub use parse::{validate_name, Policy};
+pub use rule::PathRule;

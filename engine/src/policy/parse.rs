@@ -1,226 +1,217 @@
-//! Parsing policies from Vault's HCL syntax or its JSON equivalent.
+//! Policies from Vault's HCL syntax or its JSON equivalent, and policy names.
 
-use hcl::{Body, Expression};
-use serde_json::Value;
-use thiserror::Error;
+use std::collections::BTreeMap;
 
-use super::Capabilities;
+use hcl::{Body, Expression, ObjectKey};
+use serde_json::{Map, Value};
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum PolicyError {
-    #[error("failed to parse policy: {0}")]
-    Syntax(String),
-    #[error("failed to parse policy: invalid capability {0:?}")]
-    UnknownCapability(String),
-    #[error("failed to parse policy: path {path:?}: {message}")]
-    BadPath { path: String, message: String },
-    #[error("invalid policy name {0:?}: use letters, digits, '-', '_', '.' and '/'")]
-    BadName(String),
-}
+use super::rule::{self, PathRule};
+use super::PolicyError;
 
-/// One `path` block.
-#[derive(Debug, Clone)]
-pub struct PathRule {
-    pub pattern: String,
-    pub capabilities: Capabilities,
-}
-
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub name: String,
+    /// The text as written, for `sys/policy` reads.
     pub raw: String,
     pub rules: Vec<PathRule>,
+    /// Whether some paths used identity templating and were left out (see `rule::build`).
+    pub templated: bool,
 }
 
-/// Keys Vault accepts in a path block. Only `capabilities` and `policy` grant anything;
-/// the parameter and wrapping constraints are accepted so Vault policies load unchanged.
-const KNOWN_KEYS: &[&str] = &[
-    "capabilities",
-    "policy",
-    "allowed_parameters",
-    "denied_parameters",
-    "required_parameters",
-    "min_wrapping_ttl",
-    "max_wrapping_ttl",
-    "mfa_methods",
-    "control_group",
-    "subscribe_event_types",
-];
-
-fn shorthand(policy: &str) -> Result<Capabilities, PolicyError> {
-    use Capabilities as C;
-    let write = C::CREATE
-        .union(C::READ)
-        .union(C::UPDATE)
-        .union(C::PATCH)
-        .union(C::DELETE)
-        .union(C::LIST);
-    match policy {
-        "deny" => Ok(C::DENY),
-        "read" => Ok(C::READ.union(C::LIST)),
-        "write" => Ok(write),
-        "sudo" => Ok(write.union(C::SUDO)),
-        other => Err(PolicyError::UnknownCapability(other.to_string())),
-    }
-}
-
-fn validate_pattern(pattern: &str) -> Result<(), PolicyError> {
-    let bad = |message: &str| PolicyError::BadPath {
-        path: pattern.to_string(),
-        message: message.to_string(),
-    };
-    if let Some(i) = pattern.find('*') {
-        if i != pattern.len() - 1 {
-            return Err(bad("a glob '*' may only end a path"));
-        }
-    }
-    for seg in pattern.trim_end_matches('*').split('/') {
-        if seg.contains('+') && seg != "+" {
-            return Err(bad("a '+' wildcard must be a whole path segment"));
-        }
-    }
-    Ok(())
-}
-
-fn rule(pattern: &str, caps: Vec<String>, short: Option<String>) -> Result<PathRule, PolicyError> {
-    let pattern = pattern.trim_start_matches('/').to_string();
-    validate_pattern(&pattern)?;
-    let mut capabilities = Capabilities::from_names(&caps)?;
-    if let Some(s) = short {
-        capabilities = capabilities.union(shorthand(&s.to_lowercase())?);
-    }
-    if caps.is_empty() && capabilities.is_empty() {
-        return Err(PolicyError::BadPath {
-            path: pattern,
-            message: "no capabilities given".into(),
-        });
-    }
-    Ok(PathRule {
-        pattern,
-        capabilities,
-    })
-}
-
-fn string_list(e: &Expression, key: &str) -> Result<Vec<String>, PolicyError> {
-    match e {
-        Expression::Array(items) => items
-            .iter()
-            .map(|i| match i {
-                Expression::String(s) => Ok(s.clone()),
-                _ => Err(PolicyError::Syntax(format!(
-                    "{key} must be a list of strings"
-                ))),
-            })
-            .collect(),
-        _ => Err(PolicyError::Syntax(format!(
-            "{key} must be a list of strings"
-        ))),
-    }
-}
-
-fn parse_hcl(text: &str) -> Result<Vec<PathRule>, PolicyError> {
-    let body: Body = hcl::parse(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
-    if let Some(attr) = body.attributes().find(|a| a.key() != "name") {
-        return Err(PolicyError::Syntax(format!("invalid key {:?}", attr.key())));
-    }
-    let mut rules = Vec::new();
-    for block in body.blocks() {
-        if block.identifier() != "path" {
-            return Err(PolicyError::Syntax(format!(
-                "invalid key {:?}: a policy holds path blocks",
-                block.identifier()
-            )));
-        }
-        let [label] = block.labels() else {
-            return Err(PolicyError::Syntax("a path block needs one path".into()));
-        };
-        let pattern = label.as_str();
-        let mut caps = Vec::new();
-        let mut short = None;
-        for attr in block.body().attributes() {
-            match attr.key() {
-                "capabilities" => caps = string_list(attr.expr(), "capabilities")?,
-                "policy" => match attr.expr() {
-                    Expression::String(s) => short = Some(s.clone()),
-                    _ => return Err(PolicyError::Syntax("policy must be a string".into())),
-                },
-                k if KNOWN_KEYS.contains(&k) => {}
-                k => {
-                    return Err(PolicyError::BadPath {
-                        path: pattern.to_string(),
-                        message: format!("invalid key {k:?}"),
-                    })
-                }
-            }
-        }
-        if let Some(b) = block
-            .body()
-            .blocks()
-            .find(|b| !KNOWN_KEYS.contains(&b.identifier()))
-        {
-            return Err(PolicyError::BadPath {
-                path: pattern.to_string(),
-                message: format!("invalid key {:?}", b.identifier()),
-            });
-        }
-        rules.push(rule(pattern, caps, short)?);
-    }
-    Ok(rules)
-}
-
-/// Vault's JSON form: `{"path": {"secret/*": {"capabilities": ["read"]}}}`.
-fn parse_json(text: &str) -> Result<Vec<PathRule>, PolicyError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
-    let paths = v
-        .get("path")
-        .and_then(Value::as_object)
-        .ok_or_else(|| PolicyError::Syntax("a JSON policy holds a \"path\" object".into()))?;
-    let mut rules = Vec::new();
-    for (pattern, body) in paths {
-        let caps = match body.get("capabilities") {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(String::from)
-                        .ok_or_else(|| PolicyError::Syntax("capabilities must be strings".into()))
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(PolicyError::Syntax("capabilities must be a list".into())),
-        };
-        let short = body.get("policy").and_then(Value::as_str).map(String::from);
-        rules.push(rule(pattern, caps, short)?);
-    }
-    Ok(rules)
-}
+/// Each `path` block as its pattern and its keys.
+type PathBlocks = Vec<(String, BTreeMap<String, Value>)>;
 
 impl Policy {
-    pub fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
-        let rules = if text.trim_start().starts_with('{') {
-            parse_json(text)?
+    pub fn parse(name: &str, hcl_text: &str) -> Result<Policy, PolicyError> {
+        // Neither an HCL body nor a comment can begin with '{'.
+        let blocks = if hcl_text.trim_start().starts_with('{') {
+            json_blocks(hcl_text)?
         } else {
-            parse_hcl(text)?
+            hcl_blocks(hcl_text)?
         };
+        let mut rules = Vec::with_capacity(blocks.len());
+        let mut templated = false;
+        for (pattern, keys) in &blocks {
+            match rule::build(pattern, keys)? {
+                Some(r) => rules.push(r),
+                None => templated = true,
+            }
+        }
         Ok(Policy {
             name: name.to_string(),
-            raw: text.to_string(),
+            raw: hcl_text.to_string(),
             rules,
+            templated,
         })
     }
 }
 
-pub fn validate_name(name: &str) -> Result<(), PolicyError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_./@".contains(&b))
-        && !name.starts_with('/')
-        && !name.contains("..");
-    if ok {
-        Ok(())
-    } else {
-        Err(PolicyError::BadName(name.to_string()))
+fn hcl_blocks(text: &str) -> Result<PathBlocks, PolicyError> {
+    let body: Body = hcl::parse(text).map_err(|e| match e {
+        hcl::Error::Parse(p) => PolicyError::Syntax {
+            line: p.location().line(),
+            column: p.location().column(),
+            message: p.message().to_string(),
+        },
+        other => PolicyError::Invalid(other.to_string()),
+    })?;
+    if let Some(attr) = body.attributes().find(|a| a.key() != "name") {
+        return Err(invalid_key(attr.key()));
     }
+    let mut blocks = Vec::new();
+    for block in body.blocks() {
+        if block.identifier() != "path" {
+            return Err(invalid_key(block.identifier()));
+        }
+        let [label] = block.labels() else {
+            return Err(PolicyError::Invalid(
+                "a path block takes exactly one path: path \"secret/*\" { ... }".into(),
+            ));
+        };
+        let pattern = label.as_str();
+        let keys = body_to_map(block.body()).map_err(|m| PolicyError::bad_path(pattern, m))?;
+        blocks.push((pattern.to_string(), keys.into_iter().collect()));
+    }
+    Ok(blocks)
+}
+
+fn invalid_key(key: &str) -> PolicyError {
+    PolicyError::Invalid(format!(
+        "invalid key {key:?}: a policy holds path \"...\" {{ ... }} blocks and an optional name"
+    ))
+}
+
+/// A block body as a JSON object; nested blocks (`allowed_parameters { ... }`, HCL1 style)
+/// become objects keyed by their labels.
+fn body_to_map(body: &Body) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    for attr in body.attributes() {
+        out.insert(attr.key().to_string(), expr_to_json(attr.expr())?);
+    }
+    for block in body.blocks() {
+        let mut value = Value::Object(body_to_map(block.body())?);
+        for label in block.labels().iter().rev() {
+            value = Value::Object(Map::from_iter([(label.as_str().to_string(), value)]));
+        }
+        let slot = out
+            .entry(block.identifier().to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        match (slot, value) {
+            (Value::Object(existing), Value::Object(new)) => existing.extend(new),
+            (slot, value) => *slot = value,
+        }
+    }
+    Ok(out)
+}
+
+/// Policies are data: literals only, no variables, functions or interpolation.
+fn expr_to_json(e: &Expression) -> Result<Value, String> {
+    Ok(match e {
+        Expression::Null => Value::Null,
+        Expression::Bool(b) => Value::Bool(*b),
+        Expression::Number(n) => serde_json::to_value(n).map_err(|e| e.to_string())?,
+        Expression::String(s) => Value::String(s.clone()),
+        Expression::Array(items) => items.iter().map(expr_to_json).collect::<Result<_, _>>()?,
+        Expression::Object(obj) => obj
+            .iter()
+            .map(|(k, v)| Ok((object_key(k)?, expr_to_json(v)?)))
+            .collect::<Result<Map<_, _>, String>>()?
+            .into(),
+        Expression::Parenthesis(inner) => expr_to_json(inner)?,
+        _ => {
+            return Err(
+                "values must be literal strings, numbers, lists or maps (no variables, \
+                 function calls or interpolation)"
+                    .into(),
+            )
+        }
+    })
+}
+
+fn object_key(k: &ObjectKey) -> Result<String, String> {
+    match k {
+        ObjectKey::Identifier(i) => Ok(i.to_string()),
+        ObjectKey::Expression(Expression::String(s)) => Ok(s.clone()),
+        _ => Err("map keys must be names or quoted strings".into()),
+    }
+}
+
+/// Vault's JSON form: `{"path": {"secret/*": {"capabilities": ["read"]}}}`, or HCL1's
+/// `"path": [{"secret/*": {...}}, ...]` for repeated patterns.
+fn json_blocks(text: &str) -> Result<PathBlocks, PolicyError> {
+    let v: Value = serde_json::from_str(text).map_err(|e| PolicyError::Syntax {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let Value::Object(top) = v else {
+        return Err(PolicyError::Invalid("a JSON policy is an object".into()));
+    };
+    if let Some(k) = top.keys().find(|k| *k != "name" && *k != "path") {
+        return Err(invalid_key(k));
+    }
+    let groups: Vec<&Map<String, Value>> = match top.get("path") {
+        None => Vec::new(),
+        Some(Value::Object(m)) => vec![m],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_object().ok_or_else(json_shape))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(json_shape()),
+    };
+    let mut blocks = Vec::new();
+    for (pattern, body) in groups.into_iter().flatten() {
+        let Value::Object(keys) = body else {
+            return Err(PolicyError::bad_path(
+                pattern,
+                "a path's rules are an object",
+            ));
+        };
+        blocks.push((pattern.clone(), keys.clone().into_iter().collect()));
+    }
+    Ok(blocks)
+}
+
+fn json_shape() -> PolicyError {
+    PolicyError::Invalid(
+        "\"path\" maps each path to its rules: {\"path\": {\"secret/*\": {\"capabilities\": \
+         [\"read\"]}}}"
+            .into(),
+    )
+}
+
+/// Policy names as stored: lowercase (callers lowercase first, as Vault does), and safe
+/// to use as a storage key and a URL segment.
+pub fn validate_name(name: &str) -> Result<(), PolicyError> {
+    let bad = |reason| {
+        Err(PolicyError::BadName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("a policy needs a name");
+    }
+    if name == "root" {
+        return Err(PolicyError::Immutable(name.to_string()));
+    }
+    if name.len() > 128 {
+        return bad("names are at most 128 characters");
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return bad("policy names are lowercase");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.@/".contains(&b))
+    {
+        return bad("use lowercase letters, digits, '-', '_', '.', '@' and '/'");
+    }
+    if name
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return bad("'/' must separate non-empty segments other than '.' and '..'");
+    }
+    Ok(())
 }

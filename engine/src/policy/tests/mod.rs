@@ -1,0 +1,20 @@
+use std::sync::Arc;
+
+use super::{Acl, Policy};
+
+mod acl;
+mod parse;
+
+/// The ACL of one policy per text, named p0, p1, ...
+fn acl(texts: &[&str]) -> Acl {
+    let policies: Vec<Arc<Policy>> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Arc::new(Policy::parse(&format!("p{i}"), t).unwrap()))
+        .collect();
+    Acl::new(&policies)
+}
+
+fn caps(a: &Acl, path: &str) -> Vec<&'static str> {
+    a.capabilities(path).names()
+}
