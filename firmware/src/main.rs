@@ -7,6 +7,11 @@ mod server;
 
 use std::process::ExitCode;
 
+// A request allocates and frees many small buffers across worker threads; glibc's
+// allocator spent a tenth of a kv read's CPU on that (perf, bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "Usage: ironseal <command> [flags]
 
 Commands:

@@ -3,6 +3,7 @@
 //! term, its storage path and term bound in as associated data, so a value moved to
 //! another path or relabelled with another term fails to open.
 
+mod cache;
 mod keyring;
 
 pub use keyring::{KeyStatus, Keyring};
@@ -16,7 +17,8 @@ use parking_lot::RwLock;
 use zeroize::Zeroizing;
 
 use crate::error::EngineError;
-use crate::storage::{Batch, Storage};
+use crate::storage::{Batch, Op, Storage};
+use cache::{Lookup, Plain, ReadCache};
 
 /// Where the wrapped keyring lives. It is the one value sealed by the root key rather
 /// than by the keyring itself.
@@ -27,6 +29,7 @@ const NONCE_LEN: usize = 24;
 pub struct Barrier {
     storage: Arc<Storage>,
     keyring: RwLock<Option<Arc<Keyring>>>,
+    cache: ReadCache,
 }
 
 /// Writes for one atomic commit, encrypted as they are added.
@@ -115,6 +118,7 @@ impl Barrier {
         Barrier {
             storage,
             keyring: RwLock::new(None),
+            cache: ReadCache::default(),
         }
     }
 
@@ -147,6 +151,7 @@ impl Barrier {
             .ok_or(EngineError::NotInitialized)?;
         let plain = root.unwrap(KEYRING_PATH.as_bytes(), &blob)?;
         let keyring = Keyring::decode(&plain)?;
+        self.cache.clear();
         *self.keyring.write() = Some(Arc::new(keyring));
         Ok(())
     }
@@ -154,6 +159,7 @@ impl Barrier {
     /// Drops the keyring from memory; its keys are zeroized when the last user lets go.
     pub fn seal(&self) {
         self.keyring.write().take();
+        self.cache.clear();
     }
 
     /// Adds a keyring term and makes it active. The new keyring replaces the old in one
@@ -191,9 +197,23 @@ impl Barrier {
     }
 
     pub fn get(&self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, EngineError> {
+        Ok(self
+            .get_shared(path)?
+            .map(|plain| Zeroizing::new(plain.to_vec())))
+    }
+
+    fn get_shared(&self, path: &str) -> Result<Option<Plain>, EngineError> {
         let keyring = self.keyring()?;
+        let epoch = match self.cache.lookup(path) {
+            Lookup::Hit(plain) => return Ok(Some(plain)),
+            Lookup::Miss(epoch) => epoch,
+        };
         match self.storage.get(path)? {
-            Some(sealed) => open_value(&keyring, path, &sealed).map(Some),
+            Some(sealed) => {
+                let plain = Arc::new(open_value(&keyring, path, &sealed)?);
+                self.cache.insert(epoch, path, &plain);
+                Ok(Some(plain))
+            }
             None => Ok(None),
         }
     }
@@ -202,7 +222,7 @@ impl Barrier {
         &self,
         path: &str,
     ) -> Result<Option<T>, EngineError> {
-        match self.get(path)? {
+        match self.get_shared(path)? {
             Some(plain) => serde_json::from_slice(&plain)
                 .map(Some)
                 .map_err(|_| EngineError::Corrupt(path.to_string())),
@@ -229,7 +249,17 @@ impl Barrier {
     }
 
     pub async fn commit(&self, batch: BarrierBatch) -> Result<(), EngineError> {
-        self.storage.commit(batch.batch).await?;
+        let paths: Vec<String> = batch
+            .batch
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(path, _) | Op::Delete(path) => path.clone(),
+            })
+            .collect();
+        let result = self.storage.commit(batch.batch).await;
+        self.cache.invalidate(paths.iter().map(String::as_str));
+        result?;
         Ok(())
     }
 
