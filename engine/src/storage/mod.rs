@@ -4,6 +4,7 @@
 mod group_commit;
 mod memory;
 mod redb;
+mod wal;
 
 pub use self::group_commit::Storage;
 pub use self::memory::MemoryBackend;

@@ -1,15 +1,36 @@
-//! The embedded backend: one redb file, fsync'd on every commit.
+//! The embedded backend: one redb file with a write-ahead log beside it (`<file>.wal`).
+//! A write is durable once its log record is fsync'd; redb commits it without fsync, and
+//! a checkpoint every few seconds (or megabytes) makes redb durable and empties the log.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use parking_lot::Mutex;
+use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
+use super::wal::Wal;
 use super::{Backend, Batch, Op, StorageError};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("ironseal");
+/// Checkpoint limits: the log is replayed at start, so its size bounds start-up time;
+/// redb cannot reuse pages freed by non-durable commits until a durable one.
+const CHECKPOINT_BYTES: u64 = 2 * 1024 * 1024;
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// redb's page cache; the barrier caches hot plaintext above it, so this need not hold
+/// the working set (redb's default of 1 GiB made the daemon's RSS track the file size).
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct RedbBackend {
     db: Database,
+    log: Mutex<Log>,
+}
+
+struct Log {
+    wal: Wal,
+    last_checkpoint: Instant,
+    /// Set when the log or redb failed in a way that leaves their agreement unknown;
+    /// every later write is refused rather than risk acknowledging a lost one.
+    broken: Option<String>,
 }
 
 fn io<E: std::fmt::Display>(e: E) -> StorageError {
@@ -18,12 +39,71 @@ fn io<E: std::fmt::Display>(e: E) -> StorageError {
 
 impl RedbBackend {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = Database::create(path).map_err(io)?;
-        // Create the table once so read transactions never meet a missing table.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(io)?;
+        let (mut wal, replay) = Wal::open(&wal_path(path)).map_err(io)?;
+        // Create the table once so read transactions never meet a missing table, and put
+        // back whatever the log holds beyond the last checkpoint.
         let txn = db.begin_write().map_err(io)?;
-        txn.open_table(TABLE).map_err(io)?;
+        {
+            let mut table = txn.open_table(TABLE).map_err(io)?;
+            apply_ops(&mut table, &replay)?;
+        }
         txn.commit().map_err(io)?;
-        Ok(RedbBackend { db })
+        if !wal.is_empty() {
+            wal.reset().map_err(io)?;
+        }
+        Ok(RedbBackend {
+            db,
+            log: Mutex::new(Log {
+                wal,
+                last_checkpoint: Instant::now(),
+                broken: None,
+            }),
+        })
+    }
+}
+
+/// Makes everything redb holds durable, then empties the log.
+fn checkpoint(db: &Database, log: &mut Log) -> Result<(), StorageError> {
+    let txn = db.begin_write().map_err(io)?;
+    txn.commit().map_err(io)?;
+    log.wal.reset().map_err(io)?;
+    log.last_checkpoint = Instant::now();
+    Ok(())
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".wal");
+    PathBuf::from(name)
+}
+
+fn apply_ops(table: &mut redb::Table<&str, &[u8]>, batches: &[Batch]) -> Result<(), StorageError> {
+    for op in batches.iter().flat_map(|b| b.ops.iter()) {
+        match op {
+            Op::Put(k, v) => {
+                table.insert(k.as_str(), v.as_slice()).map_err(io)?;
+            }
+            Op::Delete(k) => {
+                table.remove(k.as_str()).map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Drop for RedbBackend {
+    fn drop(&mut self) {
+        let RedbBackend { db, log } = self;
+        let log = log.get_mut();
+        if log.broken.is_none() && !log.wal.is_empty() {
+            if let Err(e) = checkpoint(db, log) {
+                tracing::warn!(error = %e, "checkpoint at shutdown failed; the log is replayed at start");
+            }
+        }
     }
 }
 
@@ -50,21 +130,40 @@ impl Backend for RedbBackend {
     }
 
     fn apply(&self, batches: &[Batch]) -> Result<(), StorageError> {
-        let txn = self.db.begin_write().map_err(io)?;
-        {
-            let mut table = txn.open_table(TABLE).map_err(io)?;
-            for op in batches.iter().flat_map(|b| b.ops.iter()) {
-                match op {
-                    Op::Put(k, v) => {
-                        table.insert(k.as_str(), v.as_slice()).map_err(io)?;
-                    }
-                    Op::Delete(k) => {
-                        table.remove(k.as_str()).map_err(io)?;
-                    }
-                }
+        let mut log = self.log.lock();
+        if let Some(why) = &log.broken {
+            return Err(StorageError::Io(why.clone()));
+        }
+        log.wal.append(batches).map_err(|e| {
+            // `append` cut the log back unless it says otherwise; either way this write
+            // was not acknowledged, but a log that could not be cut back is unusable.
+            if e.to_string().contains("cutting the log back also failed") {
+                log.broken = Some(format!("write-ahead log unusable: {e}"));
+            }
+            io(e)
+        })?;
+        let applied = (|| {
+            let mut txn = self.db.begin_write().map_err(io)?;
+            txn.set_durability(Durability::None).map_err(io)?;
+            {
+                let mut table = txn.open_table(TABLE).map_err(io)?;
+                apply_ops(&mut table, batches)?;
+            }
+            txn.commit().map_err(io)
+        })();
+        if let Err(e) = applied {
+            // Logged but not in redb: the next start replays it. Until then readers
+            // would not see it, so stop accepting writes.
+            log.broken = Some(format!("storage is inconsistent until restart: {e}"));
+            return Err(e);
+        }
+        if log.wal.len() >= CHECKPOINT_BYTES || log.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            if let Err(e) = checkpoint(&self.db, &mut log) {
+                // The writes are safe in the log; only the checkpoint is late.
+                tracing::warn!(error = %e, "storage checkpoint failed; will retry");
             }
         }
-        txn.commit().map_err(io)
+        Ok(())
     }
 
     fn kind(&self) -> &'static str {
