@@ -26,9 +26,9 @@ use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::PolicySession;
 use tss_esapi::structures::{
-    Digest, EccPoint, KeyedHashScheme, PcrSelectionList, PcrSelectionListBuilder, PcrSlot,
-    Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
-    SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
+    Digest, EccPoint, KeyedHashScheme, PcrSelectionList, PcrSelectionListBuilder, PcrSlot, Private,
+    Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData,
+    SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -201,20 +201,23 @@ fn pcr_policy_session(
         .with_decrypt(true)
         .with_encrypt(true)
         .build();
-    let policy = PolicySession::try_from(session)
-        .map_err(|e| device("policy session", e))?;
+    let policy = PolicySession::try_from(session).map_err(|e| device("policy session", e))?;
     let applied = ctx
         .tr_sess_set_attributes(session, attrs, mask)
         .and_then(|_| ctx.policy_pcr(policy, Digest::default(), pcrs.clone()));
     if let Err(e) = applied {
-        let _ = ctx.flush_context(ObjectHandle::from(tss_esapi::handles::SessionHandle::from(policy)));
+        let _ = ctx.flush_context(ObjectHandle::from(tss_esapi::handles::SessionHandle::from(
+            policy,
+        )));
         return Err(device("TPM2_PolicyPCR", e));
     }
     Ok(policy)
 }
 
 fn flush_session(ctx: &mut Context, s: PolicySession) {
-    let _ = ctx.flush_context(ObjectHandle::from(tss_esapi::handles::SessionHandle::from(s)));
+    let _ = ctx.flush_context(ObjectHandle::from(tss_esapi::handles::SessionHandle::from(
+        s,
+    )));
 }
 
 impl Tpm2Device {
@@ -245,8 +248,8 @@ impl Tpm2Device {
             Some(digest.map_err(|e| device("TPM2_PolicyGetDigest", e))?)
         };
         let template = sealed_template(policy).map_err(|e| device("sealed template", e))?;
-        let data = SensitiveData::try_from(secret.to_vec())
-            .map_err(|e| device("sensitive data", e))?;
+        let data =
+            SensitiveData::try_from(secret.to_vec()).map_err(|e| device("sensitive data", e))?;
         let created = with_primary(ctx, |ctx, primary| {
             ctx.execute_with_nullauth_session(|c| {
                 c.create(primary, template, None, Some(data), None, None)

@@ -29,25 +29,44 @@ fn token() -> &'static Token {
         let conf = dir.path().join("softhsm2.conf");
         std::fs::write(
             &conf,
-            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
         )
         .unwrap();
         std::env::set_var("SOFTHSM2_CONF", &conf);
         let out = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", "unit", "--so-pin", "5678", "--pin", "1234"])
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                "unit",
+                "--so-pin",
+                "5678",
+                "--pin",
+                "1234",
+            ])
             .env("SOFTHSM2_CONF", &conf)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let pin_file = dir.path().join("pin");
         write_private(&pin_file, "1234\n");
-        Token { _dir: dir, pin_file }
+        Token {
+            _dir: dir,
+            pin_file,
+        }
     })
 }
 
 fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -83,10 +102,16 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn wraps_and_unwraps_inside_the_token() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dev = Pkcs11Device::new(config("root-a"));
-    assert!(matches!(dev.open(false), Err(BridgeError::Unavailable { .. })));
+    assert!(matches!(
+        dev.open(false),
+        Err(BridgeError::Unavailable { .. })
+    ));
     let root = dev.open(true).unwrap();
     let blob = root.wrap(b"core/keyring", b"the keyring").unwrap();
-    assert_eq!(&*root.unwrap(b"core/keyring", &blob).unwrap(), b"the keyring");
+    assert_eq!(
+        &*root.unwrap(b"core/keyring", &blob).unwrap(),
+        b"the keyring"
+    );
     assert!(root.unwrap(b"other", &blob).is_err());
     let mut r = [0u8; 16];
     root.random(&mut r).unwrap();

@@ -39,8 +39,14 @@ fn swtpm() -> Swtpm {
         .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
         .arg("--tpmstate")
         .arg(format!("dir={}", state.path().display()))
-        .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-        .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+        .args([
+            "--server",
+            &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+        ])
+        .args([
+            "--ctrl",
+            &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -50,7 +56,11 @@ fn swtpm() -> Swtpm {
         assert!(Instant::now() < deadline, "swtpm did not listen on {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Swtpm { child, port, _state: state }
+    Swtpm {
+        child,
+        port,
+        _state: state,
+    }
 }
 
 fn device(tpm: &Swtpm, dir: &std::path::Path, pcrs: Vec<u8>) -> Tpm2Device {
@@ -67,7 +77,10 @@ fn seals_reopens_and_refuses_another_tpm() {
     let tpm = swtpm();
     let dir = tempfile::tempdir().unwrap();
     let dev = device(&tpm, dir.path(), vec![]);
-    assert!(matches!(dev.open(false), Err(BridgeError::Unavailable { .. })));
+    assert!(matches!(
+        dev.open(false),
+        Err(BridgeError::Unavailable { .. })
+    ));
     let root = dev.open(true).unwrap();
     let blob = root.wrap(b"core/keyring", b"ring").unwrap();
     drop(root);
@@ -78,7 +91,10 @@ fn seals_reopens_and_refuses_another_tpm() {
 
     // The same blobs next to a fresh TPM do not open, and the error says why.
     let other = swtpm();
-    let e = device(&other, dir.path(), vec![]).open(false).err().unwrap();
+    let e = device(&other, dir.path(), vec![])
+        .open(false)
+        .err()
+        .unwrap();
     assert!(matches!(e, BridgeError::ForeignKeyring(_)), "{e}");
     assert!(e.to_string().contains("another TPM"), "{e}");
 
@@ -96,14 +112,24 @@ fn pcr_policy_binds_the_secret() {
     let root = dev.open(true).unwrap();
     let blob = root.wrap(b"k", b"v").unwrap();
     drop(root);
-    assert_eq!(&*dev.open(false).unwrap().unwrap(b"k", &blob).unwrap(), b"v");
+    assert_eq!(
+        &*dev.open(false).unwrap().unwrap(b"k", &blob).unwrap(),
+        b"v"
+    );
     // Extend PCR 16: the policy no longer holds.
     let out = Command::new("tpm2_pcrextend")
         .arg("16:sha256=0000000000000000000000000000000000000000000000000000000000000001")
-        .env("TPM2TOOLS_TCTI", format!("swtpm:host=127.0.0.1,port={}", tpm.port))
+        .env(
+            "TPM2TOOLS_TCTI",
+            format!("swtpm:host=127.0.0.1,port={}", tpm.port),
+        )
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let e = dev.open(false).err().unwrap();
     assert!(e.to_string().contains("PCR"), "{e}");
 }
