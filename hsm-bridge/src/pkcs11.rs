@@ -10,6 +10,17 @@
 //! takes effect without a restart; it is held as a `secrecy` string and never printed.
 //! Sessions are pooled; an operation that fails because its session or login went away
 //! is retried once on a fresh, logged-in session.
+//!
+//! What a stolen user PIN can do: the root key is `CKA_EXTRACTABLE=false`, so no wrap
+//! (under a key of the thief's choosing or any other) moves it out of the token; it is
+//! `CKA_MODIFIABLE=false`, so that cannot be flipped. With the PIN *and* a copy of the data
+//! dir, the thief can ask the token to decrypt the keyring, as the appliance itself does
+//! at every start: protecting against that needs the PIN kept off the data disk (pin_file
+//! on a separate, root-only mount, or `VAULT_HSM_PIN` from a secret store). Managed keys
+//! (issue 6) must be extractable to be stored as blobs wrapped by the root key; there
+//! `CKA_WRAP_WITH_TRUSTED=true` stops them being wrapped by anything but a key the
+//! security officer marked `CKA_TRUSTED` (SoftHSM2 enforces it, measured), which the
+//! appliance can only rely on where the SO marks the root key trusted at provisioning.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
