@@ -273,10 +273,10 @@ impl Core {
             recovery_seal: recovery,
             recovery_seal_type: recovery.then(|| "shamir".into()),
             storage_type: self.storage.kind().into(),
-            seal_error: if sealed {
-                self.seal_error.lock().clone()
-            } else {
-                None
+            seal_error: match (&config, sealed) {
+                (_, false) => None,
+                (Some(c), true) => self.seal_error.lock().clone().or(self.seal_mismatch(c)?),
+                (None, true) => self.seal_error.lock().clone(),
             },
         })
     }

@@ -167,6 +167,15 @@ async fn migration_shamir_to_hardware_and_back() {
     assert_eq!(to_hw.key_status().unwrap().term, term);
     to_hw.shutdown().await;
 
+    // A Shamir config without the old seal block says what is missing.
+    let lost = Core::new(storage.clone());
+    let err = lost.seal_status().unwrap().seal_error.unwrap_or_default();
+    assert!(err.contains("no seal \"pkcs11\" block"), "{err}");
+    assert!(lost
+        .unseal(Some(init.keys[0].clone()), false)
+        .await
+        .is_err());
+
     let back = Core::with_seals(
         storage.clone(),
         Seals {

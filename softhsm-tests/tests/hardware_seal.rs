@@ -122,6 +122,10 @@ fn pkcs11_init_auto_unseals_after_restart_and_the_root_key_stays_in_the_token() 
     wait_unsealed(&d);
     assert_eq!(get_secret(&d, "app/db"), "hunter2-before-restart");
     assert!(d.logs().contains("auto-unseal"), "{}", d.logs());
+    let st = d.bao(&["status", "-format=json"]).ok().json();
+    assert_eq!(st["type"], "pkcs11", "{st}");
+    assert_eq!(st["recovery_seal"], true, "{st}");
+    assert_eq!(st["sealed"], false, "{st}");
 
     // The root key: an AES-256 token object, sensitive and never extractable.
     let list = hsm.pkcs11_tool(&["--list-objects", "--type", "secrkey"]);
