@@ -80,6 +80,16 @@ impl From<EngineError> for ApiError {
                 hsm_bridge::BridgeError::WrongRootKey | hsm_bridge::BridgeError::CombineFailed => {
                     Self::bad(b.to_string())
                 }
+                hsm_bridge::BridgeError::ForeignKeyring(_) => Self::bad(b.to_string()),
+                // The device's own errors say what to fix and never hold secrets.
+                hsm_bridge::BridgeError::Unavailable { .. } => {
+                    Self::new(StatusCode::SERVICE_UNAVAILABLE, b.to_string())
+                }
+                hsm_bridge::BridgeError::Device { .. } => {
+                    tracing::error!(error = %b, "seal failure");
+                    Self::new(StatusCode::INTERNAL_SERVER_ERROR, b.to_string())
+                }
+                hsm_bridge::BridgeError::Unsupported { .. } => Self::bad(b.to_string()),
                 hsm_bridge::BridgeError::Random => {
                     tracing::error!(error = %b, "seal failure");
                     Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

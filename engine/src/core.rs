@@ -1,9 +1,11 @@
 //! The appliance's state machine: uninitialised → sealed ⇄ unsealed, and the one place
 //! that decides whether a caller may act on a path.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use hsm_bridge::{RootOfTrust, SealKind, ShamirRoot, UnsealShare};
+use hsm_bridge::{BridgeError, RootOfTrust, SealDevice, SealKind, ShamirRoot, UnsealShare};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -17,6 +19,12 @@ use crate::storage::{Batch, Storage};
 use crate::token::{Caller, CreateRequest, TokenStore};
 
 const SEAL_CONFIG_PATH: &str = "core/seal-config";
+/// With a hardware seal: the recovery key, wrapped by the hardware root key. Recovery
+/// keys are checked against it; they cannot open the keyring themselves.
+const RECOVERY_KEY_PATH: &str = "core/recovery-key";
+/// First and longest pause between auto-unseal attempts while the hardware is away.
+const RETRY_MIN: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Stored in the clear: it must be readable while sealed, and holds nothing secret.
@@ -26,6 +34,27 @@ pub struct SealConfig {
     pub kind: String,
     pub secret_shares: u8,
     pub secret_threshold: u8,
+    /// With a hardware seal: how many recovery keys were made and how many it takes.
+    #[serde(default)]
+    pub recovery_shares: u8,
+    #[serde(default)]
+    pub recovery_threshold: u8,
+}
+
+impl SealConfig {
+    fn kind(&self) -> Result<SealKind> {
+        SealKind::parse(&self.kind).ok_or_else(|| EngineError::Corrupt(SEAL_CONFIG_PATH.into()))
+    }
+
+    /// How many keys `sys/unseal` and generate-root collect: recovery keys with a
+    /// hardware seal, unseal keys with Shamir.
+    fn key_threshold(&self) -> u8 {
+        if self.recovery_threshold > 0 {
+            self.recovery_threshold
+        } else {
+            self.secret_threshold
+        }
+    }
 }
 
 /// `sys/seal-status`, in Vault's field names.
@@ -43,12 +72,39 @@ pub struct SealStatus {
     pub build_date: String,
     pub migration: bool,
     pub recovery_seal: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_seal_type: Option<String>,
     pub storage_type: String,
+    /// Why a hardware seal has not unsealed the appliance (device away, wrong PIN, data
+    /// dir from another device); absent when there is nothing to report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_error: Option<String>,
 }
 
 pub struct InitResult {
+    /// Unseal keys (Shamir seal).
     pub keys: Vec<UnsealShare>,
+    /// Recovery keys (hardware seal).
+    pub recovery_keys: Vec<UnsealShare>,
+    pub recovery_threshold: u8,
     pub root_token: Zeroizing<String>,
+}
+
+/// `sys/init` parameters, in Vault's names.
+#[derive(Debug, Clone, Copy)]
+pub struct InitRequest {
+    pub secret_shares: u8,
+    pub secret_threshold: u8,
+    pub recovery_shares: u8,
+    pub recovery_threshold: u8,
+}
+
+/// The seals the configuration names: the active one, and the one being migrated away
+/// from (Vault's `disabled = "true"` seal block).
+#[derive(Clone, Default)]
+pub struct Seals {
+    pub device: Option<Arc<dyn SealDevice>>,
+    pub previous: Option<Arc<dyn SealDevice>>,
 }
 
 #[derive(Default)]
@@ -67,10 +123,24 @@ pub struct Core {
     root: RwLock<Option<Arc<dyn RootOfTrust>>>,
     /// Serialises init, unseal and seal against each other.
     lifecycle: tokio::sync::Mutex<()>,
+    seals: Seals,
+    /// The last reason the hardware seal could not unseal, for seal-status.
+    seal_error: Mutex<Option<String>>,
+    /// Set by `sys/seal`: the auto-unseal loop leaves the appliance sealed until an
+    /// operator unseals it with recovery keys or restarts it.
+    manually_sealed: AtomicBool,
+    /// Wakes the auto-unseal loop (after init, or a manual unseal attempt).
+    wake: tokio::sync::Notify,
+    pub(crate) generate_root: Mutex<Option<crate::generate_root::Attempt>>,
 }
 
 impl Core {
     pub fn new(storage: Arc<Storage>) -> Arc<Self> {
+        Self::with_seals(storage, Seals::default())
+    }
+
+    /// A core whose root key lives in `seals.device` (None: Shamir).
+    pub fn with_seals(storage: Arc<Storage>, seals: Seals) -> Arc<Self> {
         let barrier = Arc::new(Barrier::new(storage.clone()));
         Arc::new(Core {
             tokens: TokenStore::new(barrier.clone()),
@@ -81,7 +151,69 @@ impl Core {
             progress: Mutex::new(UnsealProgress::default()),
             root: RwLock::new(None),
             lifecycle: tokio::sync::Mutex::new(()),
+            seals,
+            seal_error: Mutex::new(None),
+            manually_sealed: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            generate_root: Mutex::new(None),
         })
+    }
+
+    /// The kind of seal the configuration makes active.
+    pub fn configured_seal(&self) -> SealKind {
+        self.seals
+            .device
+            .as_ref()
+            .map(|d| d.kind())
+            .unwrap_or(SealKind::Shamir)
+    }
+
+    /// Whether the stored seal differs from the configured one in a way `-migrate`
+    /// resolves: Shamir to a hardware seal, or a hardware seal (now `disabled`) to Shamir.
+    fn migration_pending(&self, config: &SealConfig) -> Result<bool> {
+        let stored = config.kind()?;
+        let configured = self.configured_seal();
+        Ok(match (stored, configured) {
+            (SealKind::Shamir, c) if c.is_hardware() => true,
+            (s, SealKind::Shamir) if s.is_hardware() => {
+                self.seals.previous.as_ref().is_some_and(|p| p.kind() == s)
+            }
+            _ => false,
+        })
+    }
+
+    /// Why the stored seal and the configuration cannot work together, if they cannot.
+    fn seal_mismatch(&self, config: &SealConfig) -> Result<Option<String>> {
+        let stored = config.kind()?;
+        let configured = self.configured_seal();
+        if stored == configured || self.migration_pending(config)? {
+            return Ok(None);
+        }
+        Ok(Some(if configured == SealKind::Shamir {
+            format!(
+                "this data dir is sealed by the {stored} seal but the config has no seal \"{stored}\" block: add it back, or add it with disabled = \"true\" to migrate to Shamir"
+            )
+        } else {
+            format!(
+                "this data dir is sealed by the {stored} seal but the config names seal \"{configured}\": migrate through Shamir first"
+            )
+        }))
+    }
+
+    fn hardware(&self) -> Result<&Arc<dyn SealDevice>> {
+        self.seals
+            .device
+            .as_ref()
+            .ok_or_else(|| EngineError::bad("no hardware seal is configured"))
+    }
+
+    /// Opens the configured hardware seal, off the async threads when possible.
+    fn open_device(device: &Arc<dyn SealDevice>, create: bool) -> Result<Arc<dyn RootOfTrust>> {
+        Ok(device.open(create)?)
+    }
+
+    fn set_seal_error(&self, e: Option<String>) {
+        *self.seal_error.lock() = e;
     }
 
     pub fn barrier(&self) -> &Arc<Barrier> {
@@ -109,15 +241,26 @@ impl Core {
         let config = self.seal_config()?;
         let progress = self.progress.lock();
         let sealed = self.is_sealed();
+        let kind = match &config {
+            Some(c) => c.kind()?,
+            None => self.configured_seal(),
+        };
+        let recovery = kind.is_hardware();
+        let migration = match &config {
+            Some(c) => sealed && self.migration_pending(c)?,
+            None => false,
+        };
+        let (t, n) = match &config {
+            Some(c) if recovery => (c.recovery_threshold, c.recovery_shares),
+            Some(c) => (c.secret_threshold, c.secret_shares),
+            None => (0, 0),
+        };
         Ok(SealStatus {
-            kind: config
-                .as_ref()
-                .map(|c| c.kind.clone())
-                .unwrap_or_else(|| SealKind::Shamir.as_str().into()),
+            kind: kind.as_str().into(),
             initialized: config.is_some(),
             sealed,
-            t: config.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
-            n: config.as_ref().map(|c| c.secret_shares).unwrap_or(0),
+            t,
+            n,
             progress: if sealed { progress.shares.len() } else { 0 },
             nonce: if sealed {
                 progress.nonce.clone()
@@ -126,31 +269,68 @@ impl Core {
             },
             version: VERSION.into(),
             build_date: String::new(),
-            migration: false,
-            recovery_seal: false,
+            migration,
+            recovery_seal: recovery,
+            recovery_seal_type: recovery.then(|| "shamir".into()),
             storage_type: self.storage.kind().into(),
+            seal_error: match (&config, sealed) {
+                (_, false) => None,
+                (Some(c), true) => self.seal_error.lock().clone().or(self.seal_mismatch(c)?),
+                (None, true) => self.seal_error.lock().clone(),
+            },
         })
     }
 
     /// Makes the root key and the first keyring, the root token and the built-in policy.
-    /// The appliance is left sealed, as Vault leaves it after init.
+    /// With Shamir the appliance is left sealed, as Vault leaves it after init; with a
+    /// hardware seal it unseals itself and the answer carries recovery keys.
     pub async fn init(&self, shares: u8, threshold: u8) -> Result<InitResult> {
+        self.init_with(InitRequest {
+            secret_shares: shares,
+            secret_threshold: threshold,
+            recovery_shares: shares,
+            recovery_threshold: threshold,
+        })
+        .await
+    }
+
+    pub async fn init_with(&self, req: InitRequest) -> Result<InitResult> {
+        let hardware = self.seals.device.clone();
+        let (shares, threshold) = if hardware.is_some() {
+            (req.recovery_shares, req.recovery_threshold)
+        } else {
+            (req.secret_shares, req.secret_threshold)
+        };
+        let what = if hardware.is_some() {
+            "recovery"
+        } else {
+            "seal"
+        };
         let _l = self.lifecycle.lock().await;
         if self.is_initialized()? {
             return Err(EngineError::AlreadyInitialized);
         }
         if shares == 0 || threshold == 0 || threshold > shares {
-            return Err(EngineError::bad(
-                "invalid seal configuration: threshold must be between 1 and the number of shares",
-            ));
+            return Err(EngineError::bad(format!(
+                "invalid {what} configuration: threshold must be between 1 and the number of shares"
+            )));
         }
         if shares > 1 && threshold < 2 {
-            return Err(EngineError::bad(
-                "invalid seal configuration: threshold must be greater than one for multiple shares",
-            ));
+            return Err(EngineError::bad(format!(
+                "invalid {what} configuration: threshold must be greater than one for multiple shares"
+            )));
         }
-        let (root, keys) = ShamirRoot::generate(shares, threshold)?;
-        self.barrier.initialize(&root).await?;
+        let (shamir, keys) = ShamirRoot::generate(shares, threshold)?;
+        let root: Arc<dyn RootOfTrust> = match &hardware {
+            Some(device) => {
+                let device = device.clone();
+                tokio::task::spawn_blocking(move || Self::open_device(&device, true))
+                    .await
+                    .map_err(EngineError::internal)??
+            }
+            None => Arc::new(ShamirRoot::combine(&keys, threshold)?),
+        };
+        self.barrier.initialize(root.as_ref()).await?;
         let token = async {
             self.tokens.load().await?;
             self.policies.ensure_default().await?;
@@ -175,27 +355,169 @@ impl Core {
         };
         // The seal configuration is written last: until it exists the appliance counts as
         // uninitialised, so an interrupted init can simply be run again.
-        let config = SealConfig {
-            kind: SealKind::Shamir.as_str().into(),
-            secret_shares: shares,
-            secret_threshold: threshold,
+        let config = match &hardware {
+            Some(device) => SealConfig {
+                kind: device.kind().as_str().into(),
+                secret_shares: 1,
+                secret_threshold: 1,
+                recovery_shares: shares,
+                recovery_threshold: threshold,
+            },
+            None => SealConfig {
+                kind: SealKind::Shamir.as_str().into(),
+                secret_shares: shares,
+                secret_threshold: threshold,
+                recovery_shares: 0,
+                recovery_threshold: 0,
+            },
         };
         let mut batch = Batch::new();
+        if hardware.is_some() {
+            batch.put(
+                RECOVERY_KEY_PATH,
+                root.wrap(RECOVERY_KEY_PATH.as_bytes(), shamir.key_bytes())?,
+            );
+        }
         batch.put(
             SEAL_CONFIG_PATH,
             serde_json::to_vec(&config).map_err(EngineError::internal)?,
         );
         self.storage.commit(batch).await?;
         self.seal_locked();
-        Ok(InitResult {
-            keys,
-            root_token: issued.token,
-        })
+        let result = if hardware.is_some() {
+            // Auto-unseal, as Vault does right after init with an auto seal.
+            if let Err(e) = self.auto_unseal_locked().await {
+                tracing::warn!(error = %e, "initialised, but the hardware seal did not unseal yet");
+            }
+            self.wake.notify_one();
+            InitResult {
+                keys: Vec::new(),
+                recovery_keys: keys,
+                recovery_threshold: threshold,
+                root_token: issued.token,
+            }
+        } else {
+            InitResult {
+                keys,
+                recovery_keys: Vec::new(),
+                recovery_threshold: 0,
+                root_token: issued.token,
+            }
+        };
+        Ok(result)
     }
 
-    /// Adds one unseal key. At the threshold the keys are combined; if they do not open
-    /// the keyring, progress resets and the appliance stays sealed.
+    /// With a hardware seal: opens the device and the keyring. Caller holds `lifecycle`.
+    async fn auto_unseal_locked(&self) -> Result<()> {
+        if !self.is_sealed() {
+            return Ok(());
+        }
+        let config = self.seal_config()?.ok_or(EngineError::NotInitialized)?;
+        if let Some(why) = self.seal_mismatch(&config)? {
+            return Err(EngineError::bad(why));
+        }
+        if self.migration_pending(&config)? {
+            return Err(EngineError::bad(
+                "seal migration is pending: unseal with `bao operator unseal -migrate` and the unseal (or recovery) keys",
+            ));
+        }
+        let device = self.hardware()?.clone();
+        let root = tokio::task::spawn_blocking(move || Self::open_device(&device, false))
+            .await
+            .map_err(EngineError::internal)??;
+        self.barrier.unseal(root.as_ref())?;
+        if let Err(e) = self.post_unseal(root).await {
+            self.seal_locked();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// True when the auto-unseal loop should try now.
+    fn wants_auto_unseal(&self) -> bool {
+        if self.seals.device.is_none()
+            || !self.is_sealed()
+            || self.manually_sealed.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        match self.seal_config() {
+            Ok(Some(c)) => c.kind().is_ok_and(|k| k == self.configured_seal()),
+            _ => false,
+        }
+    }
+
+    /// Keeps a hardware-sealed appliance unsealed: at start, after init, and whenever the
+    /// device comes back after being away. Retries with backoff, reporting why in
+    /// seal-status and the log (once per distinct error).
+    pub async fn run_auto_unseal(self: Arc<Self>) {
+        if self.seals.device.is_none() {
+            return;
+        }
+        let mut pause = RETRY_MIN;
+        loop {
+            if self.wants_auto_unseal() {
+                let result = {
+                    let _l = self.lifecycle.lock().await;
+                    self.auto_unseal_locked().await
+                };
+                match result {
+                    Ok(()) => {
+                        if !self.is_sealed() {
+                            let device = self.seals.device.as_ref().map(|d| d.describe());
+                            tracing::info!(seal = %self.configured_seal(), device = ?device, "vault is unsealed (auto-unseal)");
+                        }
+                        self.set_seal_error(None);
+                        pause = RETRY_MIN;
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        let changed = self.seal_error.lock().as_deref() != Some(message.as_str());
+                        if changed {
+                            tracing::warn!(error = %message, retry_in = ?pause, "auto-unseal failed; retrying until the hardware answers");
+                        } else {
+                            tracing::debug!(error = %message, "auto-unseal still failing");
+                        }
+                        self.set_seal_error(Some(message));
+                        pause = (pause * 2).min(RETRY_MAX);
+                    }
+                }
+            } else {
+                pause = RETRY_MIN;
+                if let Ok(Some(c)) = self.seal_config() {
+                    if let Ok(Some(why)) = self.seal_mismatch(&c) {
+                        if self.seal_error.lock().as_deref() != Some(why.as_str()) {
+                            tracing::error!(error = %why, "cannot unseal");
+                            self.set_seal_error(Some(why));
+                        }
+                    }
+                }
+            }
+            let wait = if self.is_sealed() {
+                pause
+            } else {
+                Duration::from_secs(1)
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Adds one unseal key (or, with a hardware seal, recovery key). At the threshold the
+    /// keys are combined; if they do not open the keyring, progress resets and the
+    /// appliance stays sealed. With `migrate`, completes a pending seal migration.
     pub async fn unseal(&self, share: Option<UnsealShare>, reset: bool) -> Result<SealStatus> {
+        self.unseal_with(share, reset, false).await
+    }
+
+    pub async fn unseal_with(
+        &self,
+        share: Option<UnsealShare>,
+        reset: bool,
+        migrate: bool,
+    ) -> Result<SealStatus> {
         let _l = self.lifecycle.lock().await;
         let config = self.seal_config()?.ok_or(EngineError::NotInitialized)?;
         if reset {
@@ -205,11 +527,26 @@ impl Core {
         if !self.is_sealed() {
             return self.seal_status();
         }
+        let pending = self.migration_pending(&config)?;
+        if pending && !migrate {
+            return Err(EngineError::bad(
+                "seal migration is pending: unseal with the -migrate flag (bao operator unseal -migrate)",
+            ));
+        }
+        if migrate && !pending {
+            return Err(EngineError::bad(
+                "no seal migration is pending: the configured seal is the one this data dir uses",
+            ));
+        }
+        if let Some(why) = self.seal_mismatch(&config)? {
+            return Err(EngineError::bad(why));
+        }
         let Some(share) = share else {
             return Err(EngineError::bad(
                 "'key' must be specified in request body as JSON, or 'reset' set to true",
             ));
         };
+        let threshold = config.key_threshold();
         let ready = {
             let mut p = self.progress.lock();
             if p.shares.is_empty() {
@@ -218,7 +555,7 @@ impl Core {
             if !p.shares.iter().any(|s| s.index() == share.index()) {
                 p.shares.push(share);
             }
-            if p.shares.len() >= config.secret_threshold as usize {
+            if p.shares.len() >= threshold as usize {
                 Some(std::mem::take(&mut *p))
             } else {
                 None
@@ -227,19 +564,198 @@ impl Core {
         let Some(progress) = ready else {
             return self.seal_status();
         };
-        let root = ShamirRoot::combine(&progress.shares, config.secret_threshold)?;
-        self.barrier.unseal(&root).map_err(|e| match e {
-            EngineError::Seal(hsm_bridge::BridgeError::WrongRootKey) => EngineError::bad(
+        let combined = ShamirRoot::combine(&progress.shares, threshold)?;
+        let stored = config.kind()?;
+        let wrong_keys = |e: EngineError| {
+            match e {
+            EngineError::Seal(BridgeError::WrongRootKey) => EngineError::bad(
                 "the unseal keys do not open this appliance: progress was reset, start again with the right keys",
             ),
             other => other,
-        })?;
-        if let Err(e) = self.post_unseal(Arc::new(root)).await {
+        }
+        };
+        let root: Arc<dyn RootOfTrust> = match (stored, pending) {
+            (SealKind::Shamir, false) => {
+                self.barrier.unseal(&combined).map_err(wrong_keys)?;
+                Arc::new(combined)
+            }
+            (SealKind::Shamir, true) => self.migrate_to_hardware(&config, combined).await?,
+            (_, true) => self.migrate_to_shamir(&config, combined).await?,
+            (_, false) => {
+                // A hardware seal sealed by `sys/seal`: recovery keys let it open again.
+                let device = self.hardware()?.clone();
+                let hw = Self::open_device(&device, false)?;
+                self.check_recovery_key(hw.as_ref(), &combined)?;
+                self.barrier.unseal(hw.as_ref())?;
+                hw
+            }
+        };
+        if let Err(e) = self.post_unseal(root).await {
             self.seal_locked();
             return Err(e);
         }
+        self.manually_sealed.store(false, Ordering::Relaxed);
+        self.set_seal_error(None);
         tracing::info!("vault is unsealed");
         self.seal_status()
+    }
+
+    /// Checks recovery keys against the recovery key stored under the hardware root.
+    fn check_recovery_key(&self, hw: &dyn RootOfTrust, combined: &ShamirRoot) -> Result<()> {
+        let blob = self
+            .storage
+            .get(RECOVERY_KEY_PATH)?
+            .ok_or_else(|| EngineError::Corrupt(RECOVERY_KEY_PATH.into()))?;
+        let stored = hw.unwrap(RECOVERY_KEY_PATH.as_bytes(), &blob)?;
+        if !constant_time_eq(&stored, combined.key_bytes()) {
+            return Err(EngineError::bad(
+                "the recovery keys do not match this appliance: progress was reset, start again with the right keys",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Shamir → hardware: the unseal keys open the keyring, which is rewrapped by the new
+    /// hardware root; the Shamir key becomes the recovery key (the same key shares now
+    /// serve as recovery keys). One storage transaction switches everything.
+    async fn migrate_to_hardware(
+        &self,
+        config: &SealConfig,
+        combined: ShamirRoot,
+    ) -> Result<Arc<dyn RootOfTrust>> {
+        self.barrier.unseal(&combined).map_err(|e| match e {
+            EngineError::Seal(BridgeError::WrongRootKey) => EngineError::bad(
+                "the unseal keys do not open this appliance: migration progress was reset",
+            ),
+            other => other,
+        })?;
+        let device = self.hardware()?.clone();
+        let kind = device.kind();
+        let hw = match tokio::task::spawn_blocking(move || Self::open_device(&device, true))
+            .await
+            .map_err(EngineError::internal)
+            .and_then(|r| r)
+        {
+            Ok(hw) => hw,
+            Err(e) => {
+                self.barrier.seal();
+                return Err(e);
+            }
+        };
+        let new_config = SealConfig {
+            kind: kind.as_str().into(),
+            secret_shares: 1,
+            secret_threshold: 1,
+            recovery_shares: config.secret_shares,
+            recovery_threshold: config.secret_threshold,
+        };
+        let mut batch = Batch::new();
+        let staged = self
+            .barrier
+            .rewrap_keyring_into(hw.as_ref(), &mut batch)
+            .and_then(|_| {
+                batch.put(
+                    RECOVERY_KEY_PATH,
+                    hw.wrap(RECOVERY_KEY_PATH.as_bytes(), combined.key_bytes())?,
+                );
+                batch.put(
+                    SEAL_CONFIG_PATH,
+                    serde_json::to_vec(&new_config).map_err(EngineError::internal)?,
+                );
+                Ok(())
+            });
+        if let Err(e) = staged {
+            self.barrier.seal();
+            return Err(e);
+        }
+        if let Err(e) = self.storage.commit(batch).await {
+            self.barrier.seal();
+            return Err(e.into());
+        }
+        tracing::info!(from = "shamir", to = %kind, "seal migration complete: the unseal keys are now recovery keys");
+        Ok(hw)
+    }
+
+    /// Hardware → Shamir: the recovery keys are checked against the old hardware seal,
+    /// which opens the keyring; the keyring is rewrapped by the recovery key, which
+    /// becomes the Shamir root key (the recovery keys are now unseal keys).
+    async fn migrate_to_shamir(
+        &self,
+        config: &SealConfig,
+        combined: ShamirRoot,
+    ) -> Result<Arc<dyn RootOfTrust>> {
+        let previous = self
+            .seals
+            .previous
+            .clone()
+            .ok_or_else(|| EngineError::bad("no previous seal is configured"))?;
+        let kind = previous.kind();
+        let old = tokio::task::spawn_blocking(move || Self::open_device(&previous, false))
+            .await
+            .map_err(EngineError::internal)??;
+        self.check_recovery_key(old.as_ref(), &combined)?;
+        self.barrier.unseal(old.as_ref())?;
+        let new_config = SealConfig {
+            kind: SealKind::Shamir.as_str().into(),
+            secret_shares: config.recovery_shares,
+            secret_threshold: config.recovery_threshold,
+            recovery_shares: 0,
+            recovery_threshold: 0,
+        };
+        let mut batch = Batch::new();
+        let staged = self
+            .barrier
+            .rewrap_keyring_into(&combined, &mut batch)
+            .and_then(|_| {
+                batch.delete(RECOVERY_KEY_PATH);
+                batch.put(
+                    SEAL_CONFIG_PATH,
+                    serde_json::to_vec(&new_config).map_err(EngineError::internal)?,
+                );
+                Ok(())
+            });
+        if let Err(e) = staged {
+            self.barrier.seal();
+            return Err(e);
+        }
+        if let Err(e) = self.storage.commit(batch).await {
+            self.barrier.seal();
+            return Err(e.into());
+        }
+        tracing::info!(from = %kind, to = "shamir", "seal migration complete: the recovery keys are now unseal keys");
+        Ok(Arc::new(combined))
+    }
+
+    /// Checks a full set of unseal keys (Shamir) or recovery keys (hardware seal) for
+    /// generate-root; the appliance must be unsealed.
+    pub(crate) fn verify_operator_keys(&self, shares: &[UnsealShare]) -> Result<()> {
+        let config = self.seal_config()?.ok_or(EngineError::NotInitialized)?;
+        let combined = ShamirRoot::combine(shares, config.key_threshold())?;
+        let root = self.root()?;
+        match config.kind()? {
+            SealKind::Shamir => {
+                let blob = self
+                    .storage
+                    .get(crate::barrier::KEYRING_PATH)?
+                    .ok_or(EngineError::NotInitialized)?;
+                combined
+                    .unwrap(crate::barrier::KEYRING_PATH.as_bytes(), &blob)
+                    .map(|_| ())
+                    .map_err(|_| {
+                        EngineError::bad(
+                            "the unseal keys do not match this appliance: progress was reset",
+                        )
+                    })
+            }
+            _ => self.check_recovery_key(root.as_ref(), &combined),
+        }
+    }
+
+    pub(crate) fn key_threshold(&self) -> Result<u8> {
+        Ok(self
+            .seal_config()?
+            .ok_or(EngineError::NotInitialized)?
+            .key_threshold())
     }
 
     async fn post_unseal(&self, root: Arc<dyn RootOfTrust>) -> Result<()> {
@@ -253,7 +769,16 @@ impl Core {
     pub async fn seal(&self) {
         let _l = self.lifecycle.lock().await;
         self.seal_locked();
+        if self.seals.device.is_some() {
+            self.manually_sealed.store(true, Ordering::Relaxed);
+        }
         tracing::info!("vault is sealed");
+    }
+
+    /// Seals on shutdown: drops every key, without marking the seal manual.
+    pub async fn shutdown(&self) {
+        let _l = self.lifecycle.lock().await;
+        self.seal_locked();
     }
 
     fn seal_locked(&self) {
@@ -263,9 +788,10 @@ impl Core {
         self.policies.clear();
         self.root.write().take();
         *self.progress.lock() = UnsealProgress::default();
+        *self.generate_root.lock() = None;
     }
 
-    fn root(&self) -> Result<Arc<dyn RootOfTrust>> {
+    pub(crate) fn root(&self) -> Result<Arc<dyn RootOfTrust>> {
         self.root.read().clone().ok_or(EngineError::Sealed)
     }
 
@@ -316,6 +842,22 @@ impl Core {
         self.policies.acl_for(&caller.entry.policies)
     }
 
+    pub(crate) async fn create_root_token(&self, id: String) -> Result<Zeroizing<String>> {
+        let issued = self
+            .tokens
+            .create(
+                None,
+                CreateRequest {
+                    id: Some(id),
+                    policies: vec!["root".into()],
+                    path: "auth/token/root".into(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(issued.token)
+    }
+
     /// `vault server -dev`: one unseal key, unsealed, kv v2 at `secret/`, and optionally a
     /// root token with a chosen id in place of the generated one.
     pub async fn dev_setup(&self, root_token_id: Option<String>) -> Result<InitResult> {
@@ -349,4 +891,11 @@ impl Core {
         }
         Ok(init)
     }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

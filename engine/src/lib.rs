@@ -6,6 +6,7 @@ pub mod barrier;
 pub mod core;
 pub mod duration;
 pub mod error;
+pub mod generate_root;
 pub mod kv;
 pub mod mounts;
 pub mod policy;
@@ -14,5 +15,5 @@ pub mod storage;
 pub mod token;
 pub mod transit;
 
-pub use crate::core::{Core, InitResult, SealStatus};
+pub use crate::core::{Core, InitRequest, InitResult, SealStatus, Seals};
 pub use crate::error::{EngineError, Result};

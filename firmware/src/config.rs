@@ -8,7 +8,20 @@
 //!   tls_key_file  = "/etc/ironseal/tls/key.pem"
 //!   # tls_disable = true                           # plain HTTP, only when asked for
 //! }
-//! seal "shamir" {}
+//! seal "shamir" {}            # or one of:
+//! # seal "pkcs11" {
+//! #   lib          = "/usr/lib/softhsm/libsofthsm2.so"
+//! #   token_label  = "ironseal"          # or slot = "0"
+//! #   key_label    = "ironseal-root"
+//! #   generate_key = "true"
+//! #   pin_file     = "/etc/ironseal/hsm-pin"   # else the VAULT_HSM_PIN environment variable
+//! # }
+//! # seal "tpm2" {
+//! #   tcti = "device:/dev/tpmrm0"       # or "swtpm:host=127.0.0.1,port=2321"
+//! #   pcrs = "0,7"                       # optional PCR policy (SHA-256 bank)
+//! # }
+//! # Seal migration (Vault's flow): keep the old seal with `disabled = "true"` next to the
+//! # new one (none for Shamir), then `bao operator unseal -migrate`.
 //! log_level     = "info"
 //! disable_mlock = false
 //! ```
@@ -28,11 +41,42 @@ pub struct ListenerConfig {
     pub tls_key_file: Option<PathBuf>,
 }
 
+/// One `seal` block.
+#[derive(Debug, Clone)]
+pub enum SealBlock {
+    Shamir,
+    Pkcs11 {
+        lib: PathBuf,
+        slot: Option<u64>,
+        token_label: Option<String>,
+        key_label: String,
+        generate_key: bool,
+        pin_file: Option<PathBuf>,
+    },
+    Tpm2 {
+        tcti: String,
+        pcrs: Vec<u8>,
+    },
+}
+
+impl SealBlock {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SealBlock::Shamir => "shamir",
+            SealBlock::Pkcs11 { .. } => "pkcs11",
+            SealBlock::Tpm2 { .. } => "tpm2",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub storage_path: PathBuf,
     pub listener: ListenerConfig,
-    pub seal: String,
+    /// The active seal.
+    pub seal: SealBlock,
+    /// A seal block marked `disabled = "true"`: the seal being migrated away from.
+    pub previous_seal: Option<SealBlock>,
     pub log_level: Option<String>,
     pub disable_mlock: bool,
     /// Where generated TLS material lives: beside the storage file.
@@ -130,7 +174,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
 
     let mut storage_path = None;
     let mut listener = None;
-    let mut seal = None;
+    let mut seal: Option<SealBlock> = None;
+    let mut previous_seal: Option<SealBlock> = None;
     let mut log_level = None;
     let mut disable_mlock = false;
 
@@ -185,23 +230,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 listener = Some(parse_listener(&src, block.body())?);
             }
             "seal" => {
-                if seal.is_some() {
-                    return Err(src.err(kind, "only one seal block is allowed"));
-                }
                 let label = single_label(&src, block)?;
-                if label != "shamir" {
+                let (parsed, disabled) = parse_seal(&src, label, block.body())?;
+                let slot = if disabled {
+                    &mut previous_seal
+                } else {
+                    &mut seal
+                };
+                if slot.is_some() {
                     return Err(src.err(
                         kind,
-                        format!("unsupported seal {label:?}: this build supports \"shamir\""),
+                        if disabled {
+                            "only one disabled seal block is allowed"
+                        } else {
+                            "only one enabled seal block is allowed (mark the old one disabled = \"true\" to migrate)"
+                        },
                     ));
                 }
-                if let Some(attr) = block.body().attributes().next() {
-                    return Err(src.err(
-                        attr.key(),
-                        format!("unknown key `{}` in seal \"shamir\"", attr.key()),
-                    ));
-                }
-                seal = Some(label.to_string());
+                *slot = Some(parsed);
             }
             "telemetry" => {}
             other => return Err(src.err(other, format!("unknown block `{other}`"))),
@@ -226,11 +272,127 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     Ok(Config {
         storage_path,
         listener,
-        seal: seal.unwrap_or_else(|| "shamir".into()),
+        seal: seal.unwrap_or(SealBlock::Shamir),
+        previous_seal,
         log_level,
         disable_mlock,
         data_dir,
     })
+}
+
+fn parse_seal(src: &Source, label: &str, body: &Body) -> Result<(SealBlock, bool), ConfigError> {
+    let mut disabled = false;
+    let mut lib = None;
+    let mut slot = None;
+    let mut token_label = None;
+    let mut key_label = None;
+    let mut generate_key = false;
+    let mut pin_file = None;
+    let mut tcti = None;
+    let mut pcrs = Vec::new();
+    for attr in body.attributes() {
+        let k = attr.key();
+        match (label, k) {
+            (_, "disabled") => disabled = as_bool(src, k, attr.expr())?,
+            ("pkcs11", "lib") => lib = Some(PathBuf::from(as_string(src, k, attr.expr())?)),
+            ("pkcs11", "slot") => {
+                let v = as_string(src, k, attr.expr())?;
+                let parsed = match v.strip_prefix("0x") {
+                    Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                    None => v.parse().ok(),
+                };
+                slot = Some(parsed.ok_or_else(|| {
+                    src.err(k, format!("`slot` {v:?} is not a slot number"))
+                })?);
+            }
+            ("pkcs11", "token_label") => token_label = Some(as_string(src, k, attr.expr())?),
+            ("pkcs11", "key_label") => key_label = Some(as_string(src, k, attr.expr())?),
+            ("pkcs11", "generate_key") => generate_key = as_bool(src, k, attr.expr())?,
+            ("pkcs11", "pin_file") => {
+                pin_file = Some(PathBuf::from(as_string(src, k, attr.expr())?))
+            }
+            ("pkcs11", "pin") => {
+                return Err(src.err(
+                    k,
+                    "the HSM PIN does not belong in the config file: use pin_file or the VAULT_HSM_PIN environment variable",
+                ))
+            }
+            ("tpm2", "tcti") => tcti = Some(as_string(src, k, attr.expr())?),
+            ("tpm2", "pcrs") => pcrs = parse_pcrs(src, k, attr.expr())?,
+            (_, other) => {
+                return Err(src.err(other, format!("unknown key `{other}` in seal \"{label}\"")))
+            }
+        }
+    }
+    let block = match label {
+        "shamir" => SealBlock::Shamir,
+        "pkcs11" => {
+            if !cfg!(feature = "pkcs11") {
+                return Err(src.err(
+                    "seal",
+                    "this build has no pkcs11 support (cargo feature `pkcs11`)",
+                ));
+            }
+            SealBlock::Pkcs11 {
+                lib: lib.ok_or_else(|| {
+                    src.err("seal", "seal \"pkcs11\" needs `lib`, the module's path")
+                })?,
+                slot,
+                token_label,
+                key_label: key_label
+                    .ok_or_else(|| src.err("seal", "seal \"pkcs11\" needs `key_label`"))?,
+                generate_key,
+                pin_file,
+            }
+        }
+        "tpm2" => {
+            if !cfg!(feature = "tpm2") {
+                return Err(src.err(
+                    "seal",
+                    "this build has no tpm2 support (cargo feature `tpm2`)",
+                ));
+            }
+            SealBlock::Tpm2 {
+                tcti: tcti.ok_or_else(|| {
+                    src.err(
+                        "seal",
+                        "seal \"tpm2\" needs `tcti`, e.g. \"device:/dev/tpmrm0\"",
+                    )
+                })?,
+                pcrs,
+            }
+        }
+        other => {
+            return Err(src.err(
+                "seal",
+                format!("unsupported seal {other:?}: use \"shamir\", \"pkcs11\" or \"tpm2\""),
+            ))
+        }
+    };
+    Ok((block, disabled))
+}
+
+fn parse_pcrs(src: &Source, key: &str, e: &Expression) -> Result<Vec<u8>, ConfigError> {
+    let items: Vec<String> = match e {
+        Expression::Array(a) => a
+            .iter()
+            .map(|x| as_string(src, key, x))
+            .collect::<Result<_, _>>()?,
+        other => as_string(src, key, other)?
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    };
+    items
+        .iter()
+        .map(|s| {
+            s.parse::<u8>()
+                .ok()
+                .filter(|p| *p < 24)
+                .ok_or_else(|| src.err(key, format!("`pcrs`: {s:?} is not a PCR index 0-23")))
+        })
+        .collect()
 }
 
 fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigError> {
@@ -299,6 +461,46 @@ log_level = "debug"
         assert!(c.listener.tls_disable);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn reads_hardware_seals() {
+        let base = "storage \"redb\" { path = \"/x/db\" }\nlistener \"tcp\" { address = \"127.0.0.1:1\" }\n";
+        let c = p(&format!(
+            "{base}seal \"pkcs11\" {{\n  lib = \"/m.so\"\n  slot = \"0x2\"\n  key_label = \"k\"\n  generate_key = \"true\"\n}}\n"
+        ))
+        .unwrap();
+        match c.seal {
+            SealBlock::Pkcs11 {
+                slot,
+                generate_key,
+                ref key_label,
+                ..
+            } => {
+                assert_eq!(slot, Some(2));
+                assert!(generate_key);
+                assert_eq!(key_label, "k");
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = p(&format!(
+            "{base}seal \"tpm2\" {{\n  tcti = \"swtpm:port=1\"\n  pcrs = \"0, 7\"\n}}\nseal \"pkcs11\" {{\n  disabled = \"true\"\n  lib = \"/m\"\n  key_label = \"k\"\n}}\n"
+        ))
+        .unwrap();
+        assert!(matches!(c.seal, SealBlock::Tpm2 { ref pcrs, .. } if pcrs == &[0, 7]));
+        assert!(matches!(c.previous_seal, Some(SealBlock::Pkcs11 { .. })));
+        let e = p(&format!(
+            "{base}seal \"pkcs11\" {{\n  lib = \"/m\"\n  key_label = \"k\"\n  pin = \"1234\"\n}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("pin_file"), "{e}");
+        assert!(!e.message.contains("1234"), "{e}");
+        let e = p(&format!(
+            "{base}seal \"tpm2\" {{\n  pcrs = \"99\"\n tcti = \"x\"\n}}\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("PCR"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use engine::storage::{RedbBackend, Storage};
 use engine::Core;
 
 use crate::cli::Flags;
-use crate::config::{self, Config};
+use crate::config::{self, Config, SealBlock};
 use crate::hardening;
 
 const BOOLEANS: &[&str] = &["dev", "dev-no-store-token"];
@@ -147,11 +147,32 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
             .unwrap_or("info"),
     );
     hardening::refuse_world_readable(path)?;
+    for block in std::iter::once(&config.seal).chain(config.previous_seal.as_ref()) {
+        if let SealBlock::Pkcs11 {
+            pin_file: Some(pin),
+            ..
+        } = block
+        {
+            if pin.exists() {
+                hardening::refuse_world_readable(pin)?;
+            }
+        }
+    }
     hardening::disable_core_dumps()?;
     if !config.disable_mlock {
         hardening::lock_memory()?;
     }
-    let core = Core::new(open_storage(&config.storage_path)?);
+    let seals = engine::Seals {
+        device: seal_device(&config.seal, &config.data_dir)?,
+        previous: match &config.previous_seal {
+            Some(b) => seal_device(b, &config.data_dir)?,
+            None => None,
+        },
+    };
+    if let Some(d) = &seals.device {
+        tracing::info!(seal = %d.kind(), device = %d.describe(), "hardware seal configured");
+    }
+    let core = Core::with_seals(open_storage(&config.storage_path)?, seals);
     let tls = if config.listener.tls_disable {
         tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");
         None
@@ -177,9 +198,48 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = bind(config.listener.address, tls).await?;
     let bound = listener.tcp.local_addr()?;
-    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal, "ironseal started");
+    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal.name(), "ironseal started");
     println!("==> Ironseal server started! Api Address: {scheme}://{bound}");
     serve_until_signal(core, listener).await
+}
+
+/// The hardware behind a seal block (None for Shamir).
+fn seal_device(
+    block: &SealBlock,
+    data_dir: &Path,
+) -> anyhow::Result<Option<Arc<dyn hsm_bridge::SealDevice>>> {
+    let _ = data_dir;
+    Ok(match block {
+        SealBlock::Shamir => None,
+        #[cfg(feature = "pkcs11")]
+        SealBlock::Pkcs11 {
+            lib,
+            slot,
+            token_label,
+            key_label,
+            generate_key,
+            pin_file,
+        } => Some(Arc::new(hsm_bridge::pkcs11::Pkcs11Device::new(
+            hsm_bridge::pkcs11::Pkcs11Config {
+                lib: lib.clone(),
+                slot: *slot,
+                token_label: token_label.clone(),
+                key_label: key_label.clone(),
+                generate_key: *generate_key,
+                pin_file: pin_file.clone(),
+            },
+        ))),
+        #[cfg(feature = "tpm2")]
+        SealBlock::Tpm2 { tcti, pcrs } => Some(Arc::new(hsm_bridge::tpm2::Tpm2Device::new(
+            hsm_bridge::tpm2::Tpm2Config {
+                tcti: tcti.clone(),
+                pcrs: pcrs.clone(),
+                dir: data_dir.to_path_buf(),
+            },
+        )?)),
+        #[allow(unreachable_patterns)]
+        other => anyhow::bail!("this build has no {} seal support", other.name()),
+    })
 }
 
 async fn serve_until_signal(core: Arc<Core>, listener: Listener) -> anyhow::Result<()> {
@@ -187,14 +247,16 @@ async fn serve_until_signal(core: Arc<Core>, listener: Listener) -> anyhow::Resu
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let housekeeping = tokio::spawn(housekeeping(core.clone()));
+    let auto_unseal = tokio::spawn(core.clone().run_auto_unseal());
     tokio::select! {
         r = api::serve(core.clone(), listener) => r?,
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
     housekeeping.abort();
+    auto_unseal.abort();
     // Sealing drops every key from memory before the process goes.
-    core.seal().await;
+    core.shutdown().await;
     tracing::info!("shut down");
     Ok(())
 }

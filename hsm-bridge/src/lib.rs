@@ -3,14 +3,28 @@
 //! The root key never leaves its backend. Callers hand in the keyring to be wrapped or
 //! unwrapped and get the result back; with a hardware backend that work happens inside
 //! the device, with the software `shamir` backend it happens in zeroized memory.
+//!
+//! Backends:
+//! - [`shamir`]: software, the root key split into unseal keys (always built);
+//! - `pkcs11` (cargo feature `pkcs11`): an AES-256 key inside a PKCS#11 token, via cryptoki;
+//! - `tpm2` (cargo feature `tpm2`): a sealed data object under the TPM's storage primary.
+//!
+//! A hardware backend is reached through a [`SealDevice`], which knows how to (re)open
+//! the device; the engine keeps retrying `open` while the device is away.
 
 mod error;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod random;
 pub mod shamir;
+#[cfg(feature = "tpm2")]
+pub mod tpm2;
 
 pub use error::BridgeError;
 pub use random::fill_random;
 pub use shamir::{ShamirRoot, UnsealShare};
+
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -30,9 +44,81 @@ impl SealKind {
             SealKind::Tpm2 => "tpm2",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "shamir" => Some(SealKind::Shamir),
+            "pkcs11" => Some(SealKind::Pkcs11),
+            "tpm2" => Some(SealKind::Tpm2),
+            _ => None,
+        }
+    }
+
+    /// True for seals that unseal by themselves and use recovery keys.
+    pub fn is_hardware(self) -> bool {
+        !matches!(self, SealKind::Shamir)
+    }
+
+    /// What the device is called in messages.
+    pub fn device_name(self) -> &'static str {
+        match self {
+            SealKind::Shamir => "set of unseal keys",
+            SealKind::Pkcs11 => "HSM token",
+            SealKind::Tpm2 => "TPM",
+        }
+    }
+}
+
+impl std::fmt::Display for SealKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Key types the in-boundary operations (managed keys) will ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    Aes256,
+    Rsa(u32),
+    EcP256,
+    EcP384,
+}
+
+/// A key made inside the boundary, as it may be stored: wrapped by the root key.
+#[derive(Clone)]
+pub struct WrappedKey {
+    pub spec: KeySpec,
+    pub blob: Vec<u8>,
+    /// The public key (DER SubjectPublicKeyInfo) for asymmetric keys.
+    pub public: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrappedKey")
+            .field("spec", &self.spec)
+            .field("blob_len", &self.blob.len())
+            .finish()
+    }
+}
+
+/// What a backend can do beyond wrap/unwrap, so callers pick a path without knowing
+/// which hardware they run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The root key lives in a device (false for Shamir).
+    pub hardware: bool,
+    /// `generate_key`, `sign`, `decrypt`, `export_wrap` run inside the device.
+    pub in_boundary_keys: bool,
+    /// The device has an RNG that `random` mixes in.
+    pub hardware_rng: bool,
 }
 
 /// The root of trust: the only thing that can open the barrier keyring.
+///
+/// `wrap`/`unwrap` are what every backend does. The key operations after them are for
+/// managed keys (issue 6); a backend that cannot do one answers
+/// [`BridgeError::Unsupported`], which is what the defaults do.
 pub trait RootOfTrust: Send + Sync {
     fn kind(&self) -> SealKind;
 
@@ -42,4 +128,76 @@ pub trait RootOfTrust: Send + Sync {
     /// Opens a blob made by `wrap` with the same `aad`; fails if either was altered or
     /// the blob was made under another root key.
     fn unwrap(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, BridgeError>;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// Random bytes: the OS RNG mixed with the device RNG where there is one.
+    fn random(&self, buf: &mut [u8]) -> Result<(), BridgeError> {
+        fill_random(buf);
+        Ok(())
+    }
+
+    /// Generates a key inside the boundary and returns it wrapped by the root key.
+    fn generate_key(&self, _spec: KeySpec) -> Result<WrappedKey, BridgeError> {
+        Err(BridgeError::Unsupported {
+            kind: self.kind(),
+            op: "generate_key",
+        })
+    }
+
+    /// Signs `data` with a wrapped key; `mechanism` is the algorithm's name
+    /// (e.g. "rsa-pss-sha256", "ecdsa-sha256").
+    fn sign(
+        &self,
+        _key: &WrappedKey,
+        _mechanism: &str,
+        _data: &[u8],
+    ) -> Result<Vec<u8>, BridgeError> {
+        Err(BridgeError::Unsupported {
+            kind: self.kind(),
+            op: "sign",
+        })
+    }
+
+    /// Decrypts with a wrapped key (e.g. "rsa-oaep-sha1", "aes-256-gcm").
+    fn decrypt(
+        &self,
+        _key: &WrappedKey,
+        _mechanism: &str,
+        _data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
+        Err(BridgeError::Unsupported {
+            kind: self.kind(),
+            op: "decrypt",
+        })
+    }
+
+    /// Wraps a managed key for export under an outside public key (BYOK), inside the
+    /// boundary; `algorithm` is the provider's name for the format.
+    fn export_wrap(
+        &self,
+        _key: &WrappedKey,
+        _wrapping_public_der: &[u8],
+        _algorithm: &str,
+    ) -> Result<Vec<u8>, BridgeError> {
+        Err(BridgeError::Unsupported {
+            kind: self.kind(),
+            op: "export_wrap",
+        })
+    }
+}
+
+/// A configured hardware seal that can be (re)opened: the engine calls `open` at start
+/// and keeps calling it, with backoff, while the device is away.
+pub trait SealDevice: Send + Sync {
+    fn kind(&self) -> SealKind;
+
+    /// Connects to the device and finds the root key. With `create`, a missing root key
+    /// is made (only `operator init` and seal migration pass it).
+    fn open(&self, create: bool) -> Result<Arc<dyn RootOfTrust>, BridgeError>;
+
+    /// Where the device is, for logs (module path, token, TCTI); never a PIN.
+    fn describe(&self) -> String;
 }

@@ -270,6 +270,10 @@ pub struct Daemon {
     child: Option<Child>,
     tmp: TempDir,
     mode: Mode,
+    /// The seal block(s) of the config file; None: `seal "shamir" {}`.
+    seal_hcl: Option<String>,
+    /// Extra environment for the daemon (e.g. `SOFTHSM2_CONF`).
+    env: Vec<(String, String)>,
     /// `http://127.0.0.1:PORT` or `https://...` of the current run.
     pub addr: String,
     /// The token bao runs with unless told otherwise (dev root token, or set after init).
@@ -303,7 +307,34 @@ impl Daemon {
         Self::new(Mode::Config { tls })
     }
 
+    /// Config mode (plain HTTP) with `seal_hcl` as the seal block(s) and `env` added to the
+    /// daemon's environment. Starts uninitialised.
+    pub fn config_with_seal(seal_hcl: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::build(
+            Mode::Config { tls: false },
+            Some(seal_hcl.to_string()),
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// Replaces the seal block(s) used from the next [`Daemon::start`] on.
+    pub fn set_seal(&mut self, seal_hcl: Option<&str>) {
+        self.seal_hcl = seal_hcl.map(String::from);
+    }
+
+    /// Sets (or replaces) one environment variable for the next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     fn new(mode: Mode) -> Daemon {
+        Self::build(mode, None, Vec::new())
+    }
+
+    fn build(mode: Mode, seal_hcl: Option<String>, env: Vec<(String, String)>) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("ironseal-e2e-")
             .tempdir()
@@ -315,6 +346,8 @@ impl Daemon {
             child: None,
             tmp,
             mode,
+            seal_hcl,
+            env,
             addr: String::new(),
             token: None,
             dev_unseal_key: None,
@@ -432,6 +465,9 @@ impl Daemon {
         if std::env::var_os("IRONSEAL_LOG").is_none() {
             cmd.env("IRONSEAL_LOG", "info");
         }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
@@ -517,8 +553,9 @@ impl Daemon {
         } else {
             format!(
                 "storage \"redb\" {{\n  path = \"{}\"\n}}\n\nlistener \"tcp\" {{\n{listener}}}\n\n\
-                 seal \"shamir\" {{}}\n\nlog_level = \"info\"\n",
-                storage.display()
+                 {}\n\nlog_level = \"info\"\n",
+                storage.display(),
+                self.seal_hcl.as_deref().unwrap_or("seal \"shamir\" {}")
             )
         };
         let mut f = OpenOptions::new()
@@ -813,6 +850,8 @@ impl Daemon {
         })
     }
 }
+
+pub mod hardware;
 
 /// Every regular file below `dir`, recursively.
 pub fn files_below(dir: &Path) -> Vec<PathBuf> {

@@ -179,6 +179,21 @@ impl Barrier {
         self.store_keyring(root, &current).await
     }
 
+    /// Adds the current keyring, wrapped under `root`, to `batch`: seal migration commits
+    /// it together with the new seal configuration, so a crash leaves one or the other.
+    pub fn rewrap_keyring_into(
+        &self,
+        root: &dyn RootOfTrust,
+        batch: &mut Batch,
+    ) -> Result<(), EngineError> {
+        let current = self.keyring()?;
+        let plain = current.encode()?;
+        batch.put(KEYRING_PATH, root.wrap(KEYRING_PATH.as_bytes(), &plain)?);
+        Ok(())
+    }
+
+    /// The whole keyring is one value written in one transaction: a crash (even
+    /// `kill -9` in the middle of `sys/rotate`) leaves the old or the new keyring.
     async fn store_keyring(
         &self,
         root: &dyn RootOfTrust,

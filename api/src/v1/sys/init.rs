@@ -25,30 +25,59 @@ fn share_count(req: &VaultRequest, name: &str, default: u64) -> Result<u8, ApiEr
 }
 
 async fn init(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
-    if req.list_field("pgp_keys")?.is_some_and(|k| !k.is_empty()) {
+    if req.list_field("pgp_keys")?.is_some_and(|k| !k.is_empty())
+        || req
+            .list_field("recovery_pgp_keys")?
+            .is_some_and(|k| !k.is_empty())
+    {
         return Err(ApiError::bad(
             "pgp_keys are not supported: unseal keys are returned in the clear, distribute them securely",
         ));
     }
-    let shares = share_count(req, "secret_shares", 5)?;
-    let threshold = share_count(req, "secret_threshold", 3)?;
-    let result = core.init(shares, threshold).await?;
-    let keys: Vec<String> = result
-        .keys
-        .iter()
-        .map(|k| hex::encode(k.as_bytes()))
-        .collect();
-    let keys_b64: Vec<String> = result
-        .keys
-        .iter()
-        .map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.as_bytes()))
-        .collect();
-    tracing::info!(shares, threshold, "vault initialized");
-    Ok(Reply::raw(json!({
-        "keys": keys,
-        "keys_base64": keys_b64,
-        "recovery_keys": null,
-        "recovery_keys_base64": null,
-        "root_token": result.root_token.as_str(),
-    })))
+    let request = engine::InitRequest {
+        secret_shares: share_count(req, "secret_shares", 5)?,
+        secret_threshold: share_count(req, "secret_threshold", 3)?,
+        recovery_shares: share_count(req, "recovery_shares", 5)?,
+        recovery_threshold: share_count(req, "recovery_threshold", 3)?,
+    };
+    let result = core.init_with(request).await?;
+    let hex = |keys: &[hsm_bridge::UnsealShare]| -> Vec<String> {
+        keys.iter().map(|k| hex::encode(k.as_bytes())).collect()
+    };
+    let b64 = |keys: &[hsm_bridge::UnsealShare]| -> Vec<String> {
+        keys.iter()
+            .map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.as_bytes()))
+            .collect()
+    };
+    let body = if result.recovery_keys.is_empty() {
+        tracing::info!(
+            shares = request.secret_shares,
+            threshold = request.secret_threshold,
+            "vault initialized"
+        );
+        json!({
+            "keys": hex(&result.keys),
+            "keys_base64": b64(&result.keys),
+            "recovery_keys": null,
+            "recovery_keys_base64": null,
+            "root_token": result.root_token.as_str(),
+        })
+    } else {
+        tracing::info!(
+            seal = %core.configured_seal(),
+            recovery_shares = result.recovery_keys.len(),
+            recovery_threshold = result.recovery_threshold,
+            "vault initialized with recovery keys"
+        );
+        json!({
+            "keys": [],
+            "keys_base64": [],
+            "recovery_keys": hex(&result.recovery_keys),
+            "recovery_keys_base64": b64(&result.recovery_keys),
+            "recovery_shares": result.recovery_keys.len(),
+            "recovery_threshold": result.recovery_threshold,
+            "root_token": result.root_token.as_str(),
+        })
+    };
+    Ok(Reply::raw(body))
 }

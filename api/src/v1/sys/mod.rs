@@ -1,6 +1,7 @@
 //! The built-in `sys/` backend.
 
 mod capabilities;
+mod generate_root;
 mod health;
 mod init;
 mod keyring;
@@ -27,6 +28,18 @@ pub async fn unauthenticated(
         "sys/seal-status" => seal::status(core, req),
         "sys/unseal" => seal::unseal(core, req).await,
         "sys/health" => health::health(core, req),
+        "sys/generate-root/attempt" => {
+            generate_root::attempt(core, req, generate_root::Shape::Flat)
+        }
+        "sys/generate-root/update" => {
+            generate_root::update(core, req, generate_root::Shape::Flat).await
+        }
+        "sys/generate-root-token/attempt" => {
+            generate_root::attempt(core, req, generate_root::Shape::Data)
+        }
+        "sys/generate-root-token/update" => {
+            generate_root::update(core, req, generate_root::Shape::Data).await
+        }
         "sys/leader" => health::leader(core, req),
         _ => return None,
     })

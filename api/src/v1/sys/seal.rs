@@ -23,7 +23,7 @@ pub fn status(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
 }
 
 /// An unseal key as hex, standard base64 or base64url, as the CLI may pass any of them.
-fn decode_key(key: &str) -> Result<UnsealShare, ApiError> {
+pub(crate) fn decode_key(key: &str) -> Result<UnsealShare, ApiError> {
     let key = key.trim();
     let bytes = hex::decode(key)
         .ok()
@@ -57,7 +57,8 @@ pub async fn unseal(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiEr
         })?;
         Some(decode_key(&key)?)
     };
-    let status = core.unseal(share, reset).await?;
+    let migrate = req.bool_field("migrate")?.unwrap_or(false);
+    let status = core.unseal_with(share, reset, migrate).await?;
     Ok(Reply::raw(serde_json::to_value(status).map_err(|_| {
         ApiError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     })?))

@@ -1,0 +1,541 @@
+//! The PKCS#11 root of trust (cryptoki): an AES-256 key generated inside the token,
+//! `CKA_SENSITIVE`, not extractable, kept on the token (`CKA_TOKEN`). The keyring is
+//! encrypted and decrypted by the token with `CKM_AES_GCM` (SoftHSM2 2.6 has it; its
+//! measured gaps are in wrapping mechanisms, see DESIGN.md), so the root key's value never
+//! exists outside the device.
+//!
+//! Blob format: `0x01 || iv (12) || ciphertext || tag (16)`, the caller's AAD bound in.
+//!
+//! The PIN comes from `pin_file` or `VAULT_HSM_PIN`, read at each open so a fixed PIN
+//! takes effect without a restart; it is held as a `secrecy` string and never printed.
+//! Sessions are pooled; an operation that fails because its session or login went away
+//! is retried once on a fresh, logged-in session.
+//!
+//! What a stolen user PIN can do: the root key is `CKA_EXTRACTABLE=false`, so no wrap
+//! (under a key of the thief's choosing or any other) moves it out of the token; it is
+//! `CKA_MODIFIABLE=false`, so that cannot be flipped. With the PIN *and* a copy of the data
+//! dir, the thief can ask the token to decrypt the keyring, as the appliance itself does
+//! at every start: protecting against that needs the PIN kept off the data disk (pin_file
+//! on a separate, root-only mount, or `VAULT_HSM_PIN` from a secret store). Managed keys
+//! (issue 6) must be extractable to be stored as blobs wrapped by the root key; there
+//! `CKA_WRAP_WITH_TRUSTED=true` stops them being wrapped by anything but a key the
+//! security officer marked `CKA_TRUSTED` (SoftHSM2 enforces it, measured), which the
+//! appliance can only rely on where the SO marks the root key trusted at provisioning.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use parking_lot::Mutex;
+use zeroize::Zeroizing;
+
+use crate::random::mix_hardware_entropy;
+use crate::{BridgeError, Capabilities, RootOfTrust, SealDevice, SealKind};
+
+const BLOB_VERSION: u8 = 1;
+const IV_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// Sessions kept open for reuse; more may exist briefly under load.
+const POOL_MAX: usize = 4;
+/// The environment variable Vault's pkcs11 seal reads the PIN from.
+pub const PIN_ENV: &str = "VAULT_HSM_PIN";
+
+/// `seal "pkcs11" { ... }`, in Vault's parameter names.
+#[derive(Clone)]
+pub struct Pkcs11Config {
+    /// `lib`: the module's path.
+    pub lib: PathBuf,
+    /// `slot`: a slot id; or
+    pub slot: Option<u64>,
+    /// `token_label`: the label of the token to use (first match).
+    pub token_label: Option<String>,
+    /// `key_label`: the label of the root key.
+    pub key_label: String,
+    /// `generate_key`: whether init may create the root key when it is missing.
+    pub generate_key: bool,
+    /// `pin_file`: where the user PIN is; else `VAULT_HSM_PIN`.
+    pub pin_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Pkcs11Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Config")
+            .field("lib", &self.lib)
+            .field("slot", &self.slot)
+            .field("token_label", &self.token_label)
+            .field("key_label", &self.key_label)
+            .field("generate_key", &self.generate_key)
+            .field("pin_file", &self.pin_file)
+            .finish()
+    }
+}
+
+fn unavailable(message: impl Into<String>) -> BridgeError {
+    BridgeError::Unavailable {
+        kind: SealKind::Pkcs11,
+        message: message.into(),
+    }
+}
+
+fn device(op: &str, e: CkError) -> BridgeError {
+    BridgeError::Device {
+        kind: SealKind::Pkcs11,
+        message: format!("{op}: {}", describe(&e)),
+    }
+}
+
+/// A short description of a cryptoki error: the CKR name rather than the spec's prose.
+fn describe(e: &CkError) -> String {
+    match e {
+        CkError::Pkcs11(rv, func) => format!("{func:?} returned CKR_{}", rv_name(*rv)),
+        other => other.to_string(),
+    }
+}
+
+fn rv_name(rv: RvError) -> String {
+    // `RvError`'s Debug is CamelCase (`PinIncorrect`): make it the CKR_ spelling.
+    let camel = format!("{rv:?}");
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Errors after which the session (or the whole login) is gone and a fresh one may work.
+fn session_lost(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::DeviceError
+                | RvError::TokenNotPresent
+                | RvError::UserNotLoggedIn
+                | RvError::CryptokiNotInitialized
+                | RvError::KeyHandleInvalid
+                | RvError::ObjectHandleInvalid
+                | RvError::DeviceMemory,
+            _
+        )
+    )
+}
+
+impl Pkcs11Config {
+    fn read_pin(&self) -> Result<AuthPin, BridgeError> {
+        let pin = match &self.pin_file {
+            Some(path) => {
+                let meta = std::fs::metadata(path).map_err(|e| {
+                    unavailable(format!("cannot read pin_file {}: {e}", path.display()))
+                })?;
+                if meta.permissions().mode() & 0o004 != 0 {
+                    return Err(unavailable(format!(
+                        "pin_file {} is readable by other users; run `chmod o-rwx {}`",
+                        path.display(),
+                        path.display()
+                    )));
+                }
+                let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                    unavailable(format!("cannot read pin_file {}: {e}", path.display()))
+                })?);
+                text.trim_end_matches(['\r', '\n']).to_string()
+            }
+            None => std::env::var(PIN_ENV).map_err(|_| {
+                unavailable(format!(
+                    "no PIN: set {PIN_ENV} or pin_file in the seal \"pkcs11\" block"
+                ))
+            })?,
+        };
+        if pin.is_empty() {
+            return Err(unavailable("the HSM PIN is empty"));
+        }
+        Ok(AuthPin::from(pin))
+    }
+}
+
+/// The configured PKCS#11 seal; `open` loads the module and finds the root key.
+pub struct Pkcs11Device {
+    config: Pkcs11Config,
+    /// The open context: only one per module may be initialised in a process, so a
+    /// reopen first drops (and finalises) the previous one.
+    current: Mutex<Option<Arc<Pkcs11Root>>>,
+}
+
+impl Pkcs11Device {
+    pub fn new(config: Pkcs11Config) -> Self {
+        Pkcs11Device {
+            config,
+            current: Mutex::new(None),
+        }
+    }
+}
+
+impl SealDevice for Pkcs11Device {
+    fn kind(&self) -> SealKind {
+        SealKind::Pkcs11
+    }
+
+    fn open(&self, create: bool) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
+        let mut current = self.current.lock();
+        if let Some(root) = current.as_ref() {
+            if root.healthy() {
+                return Ok(root.clone());
+            }
+        }
+        if let Some(old) = current.take() {
+            old.shutdown();
+        }
+        let root = Arc::new(Pkcs11Root::open(&self.config, create)?);
+        *current = Some(root.clone());
+        Ok(root)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "module {}, {}, key {:?}",
+            self.config.lib.display(),
+            match (&self.config.token_label, self.config.slot) {
+                (Some(l), _) => format!("token {l:?}"),
+                (None, Some(s)) => format!("slot {s}"),
+                (None, None) => "first token".into(),
+            },
+            self.config.key_label
+        )
+    }
+}
+
+/// An open token holding the root key.
+pub struct Pkcs11Root {
+    ctx: Pkcs11,
+    slot: Slot,
+    pin: AuthPin,
+    key_label: String,
+    token_label: String,
+    key: Mutex<ObjectHandle>,
+    pool: Mutex<Vec<Session>>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Pkcs11Root {
+    fn open(config: &Pkcs11Config, create: bool) -> Result<Self, BridgeError> {
+        if !config.lib.exists() {
+            return Err(unavailable(format!(
+                "the PKCS#11 module {} does not exist: check `lib` in the seal \"pkcs11\" block",
+                config.lib.display()
+            )));
+        }
+        let pin = config.read_pin()?;
+        let ctx = Pkcs11::new(&config.lib).map_err(|e| {
+            unavailable(format!(
+                "cannot load the PKCS#11 module {}: {}",
+                config.lib.display(),
+                describe(&e)
+            ))
+        })?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "C_Initialize failed on {}: {}",
+                    config.lib.display(),
+                    describe(&e)
+                )))
+            }
+        }
+        // From here on a failure must finalise the module so the next attempt starts clean.
+        let result = Self::find_slot_and_key(&ctx, config, pin, create);
+        if result.is_err() {
+            let _ = ctx.clone().finalize();
+        }
+        result.map(|(slot, token_label, pin, key, session)| {
+            let root = Pkcs11Root {
+                ctx,
+                slot,
+                pin,
+                key_label: config.key_label.clone(),
+                token_label,
+                key: Mutex::new(key),
+                pool: Mutex::new(vec![session]),
+                failed: std::sync::atomic::AtomicBool::new(false),
+            };
+            let mut hw = Zeroizing::new([0u8; 32]);
+            if root
+                .with_session(|s| s.generate_random_slice(hw.as_mut()))
+                .is_ok()
+            {
+                mix_hardware_entropy(&hw);
+            }
+            root
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn find_slot_and_key(
+        ctx: &Pkcs11,
+        config: &Pkcs11Config,
+        pin: AuthPin,
+        create: bool,
+    ) -> Result<(Slot, String, AuthPin, ObjectHandle, Session), BridgeError> {
+        let slots = ctx
+            .get_slots_with_token()
+            .map_err(|e| unavailable(format!("C_GetSlotList failed: {}", describe(&e))))?;
+        let mut chosen = None;
+        for slot in slots {
+            let Ok(info) = ctx.get_token_info(slot) else {
+                continue;
+            };
+            let label = info.label().trim_end().to_string();
+            let matches = match (&config.token_label, config.slot) {
+                (Some(want), _) => *want == label,
+                (None, Some(id)) => slot.id() == id,
+                (None, None) => info.token_initialized(),
+            };
+            if matches {
+                chosen = Some((slot, label));
+                break;
+            }
+        }
+        let (slot, token_label) = chosen.ok_or_else(|| {
+            unavailable(match (&config.token_label, config.slot) {
+                (Some(l), _) => format!("no token labelled {l:?} in {}", config.lib.display()),
+                (None, Some(s)) => format!("no token in slot {s} of {}", config.lib.display()),
+                (None, None) => format!("no initialised token in {}", config.lib.display()),
+            })
+        })?;
+        let session = ctx
+            .open_rw_session(slot)
+            .map_err(|e| unavailable(format!("C_OpenSession failed: {}", describe(&e))))?;
+        login(&session, &pin, &token_label)?;
+        let key = find_key(&session, &config.key_label)
+            .map_err(|e| unavailable(format!("C_FindObjects failed: {}", describe(&e))))?;
+        let key = match key {
+            Some(k) => k,
+            None if create && config.generate_key => {
+                let k = generate_root_key(&session, &config.key_label)
+                    .map_err(|e| device("C_GenerateKey (AES-256 root key)", e))?;
+                tracing::info!(token = %token_label, key_label = %config.key_label, "generated the root key inside the HSM");
+                k
+            }
+            None if create => {
+                return Err(unavailable(format!(
+                    "no AES key labelled {:?} on token {token_label:?} and generate_key is false: create it in the HSM or set generate_key = true",
+                    config.key_label
+                )))
+            }
+            None => {
+                return Err(unavailable(format!(
+                    "no AES key labelled {:?} on token {token_label:?}: this data dir was sealed by another HSM token, or the root key was deleted; restore the token or use the recovery keys",
+                    config.key_label
+                )))
+            }
+        };
+        Ok((slot, token_label, pin, key, session))
+    }
+
+    fn healthy(&self) -> bool {
+        !self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn shutdown(&self) {
+        self.pool.lock().clear();
+        let _ = self.ctx.clone().finalize();
+    }
+
+    fn new_session(&self) -> Result<Session, CkError> {
+        let s = self.ctx.open_rw_session(self.slot)?;
+        match s.login(UserType::User, Some(&self.pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `op` on a pooled session; if the session or login was lost, once more on a
+    /// fresh one (re-finding the key, whose handle may have changed).
+    fn with_session<T>(
+        &self,
+        mut op: impl FnMut(&Session) -> Result<T, CkError>,
+    ) -> Result<T, CkError> {
+        let pooled = self.pool.lock().pop();
+        let session = match pooled {
+            Some(s) => s,
+            None => self.new_session()?,
+        };
+        match op(&session) {
+            Ok(v) => {
+                self.give_back(session);
+                Ok(v)
+            }
+            Err(e) if session_lost(&e) => {
+                tracing::warn!(error = %describe(&e), "HSM session lost; opening a new one");
+                drop(session);
+                self.pool.lock().clear();
+                let fresh = self.new_session().inspect_err(|_| self.mark_failed())?;
+                if let Ok(Some(k)) = find_key(&fresh, &self.key_label) {
+                    *self.key.lock() = k;
+                }
+                let out = op(&fresh);
+                match &out {
+                    Ok(_) => self.give_back(fresh),
+                    Err(e) if session_lost(e) => self.mark_failed(),
+                    Err(_) => self.give_back(fresh),
+                }
+                out
+            }
+            Err(e) => {
+                self.give_back(session);
+                Err(e)
+            }
+        }
+    }
+
+    fn give_back(&self, s: Session) {
+        let mut pool = self.pool.lock();
+        if pool.len() < POOL_MAX {
+            pool.push(s);
+        }
+    }
+
+    fn mark_failed(&self) {
+        self.failed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn token_label(&self) -> &str {
+        &self.token_label
+    }
+}
+
+fn login(session: &Session, pin: &AuthPin, token: &str) -> Result<(), BridgeError> {
+    match session.login(UserType::User, Some(pin)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(unavailable(format!(
+            "token {token:?} rejected the PIN (CKR_PIN_INCORRECT): fix {PIN_ENV} or pin_file"
+        ))),
+        Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(unavailable(format!(
+            "the user PIN of token {token:?} is locked (CKR_PIN_LOCKED): the security officer must reset it"
+        ))),
+        Err(e) => Err(unavailable(format!(
+            "login to token {token:?} failed: {}",
+            describe(&e)
+        ))),
+    }
+}
+
+fn find_key(session: &Session, label: &str) -> Result<Option<ObjectHandle>, CkError> {
+    let found = session.find_objects(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ])?;
+    Ok(found.into_iter().next())
+}
+
+fn generate_root_key(session: &Session, label: &str) -> Result<ObjectHandle, CkError> {
+    session.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Modifiable(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            // Managed-key blobs are stored wrapped by the root key (C_WrapKey).
+            Attribute::Wrap(true),
+            Attribute::Unwrap(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(label.as_bytes().to_vec()),
+        ],
+    )
+}
+
+impl Drop for Pkcs11Root {
+    fn drop(&mut self) {
+        self.pool.lock().clear();
+    }
+}
+
+impl RootOfTrust for Pkcs11Root {
+    fn kind(&self) -> SealKind {
+        SealKind::Pkcs11
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            hardware: true,
+            in_boundary_keys: false,
+            hardware_rng: true,
+        }
+    }
+
+    fn wrap(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, BridgeError> {
+        let mut iv = [0u8; IV_LEN];
+        crate::fill_random(&mut iv);
+        let ct = self
+            .with_session(|s| {
+                let mut iv = iv;
+                let params = GcmParams::new(&mut iv, aad, (TAG_LEN as u64 * 8).into())?;
+                let key = *self.key.lock();
+                s.encrypt(&Mechanism::AesGcm(params), key, plaintext)
+            })
+            .map_err(|e| device("C_Encrypt (AES-GCM)", e))?;
+        let mut out = Vec::with_capacity(1 + IV_LEN + ct.len());
+        out.push(BLOB_VERSION);
+        out.extend_from_slice(&iv);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn unwrap(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
+        if blob.len() < 1 + IV_LEN + TAG_LEN || blob[0] != BLOB_VERSION {
+            return Err(BridgeError::ForeignKeyring(SealKind::Pkcs11));
+        }
+        let mut iv = [0u8; IV_LEN];
+        iv.copy_from_slice(&blob[1..1 + IV_LEN]);
+        let ct = &blob[1 + IV_LEN..];
+        match self.with_session(|s| {
+            let mut iv = iv;
+            let params = GcmParams::new(&mut iv, aad, (TAG_LEN as u64 * 8).into())?;
+            let key = *self.key.lock();
+            s.decrypt(&Mechanism::AesGcm(params), key, ct)
+        }) {
+            Ok(plain) => Ok(Zeroizing::new(plain)),
+            // A GCM tag mismatch: SoftHSM2 (OpenSSL backend) reports it as
+            // CKR_GENERAL_ERROR, conformant tokens as CKR_ENCRYPTED_DATA_INVALID.
+            Err(CkError::Pkcs11(
+                RvError::EncryptedDataInvalid
+                | RvError::EncryptedDataLenRange
+                | RvError::GeneralError,
+                _,
+            )) => Err(BridgeError::ForeignKeyring(SealKind::Pkcs11)),
+            Err(e) => Err(device("C_Decrypt (AES-GCM)", e)),
+        }
+    }
+
+    fn random(&self, buf: &mut [u8]) -> Result<(), BridgeError> {
+        crate::fill_random(buf);
+        let mut hw = Zeroizing::new(vec![0u8; buf.len()]);
+        self.with_session(|s| s.generate_random_slice(&mut hw))
+            .map_err(|e| device("C_GenerateRandom", e))?;
+        for (b, h) in buf.iter_mut().zip(hw.iter()) {
+            *b ^= h;
+        }
+        Ok(())
+    }
+}
