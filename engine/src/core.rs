@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::audit::AuditBroker;
 use crate::barrier::{Barrier, KeyStatus};
 use crate::error::{EngineError, Result};
 use crate::mounts::{MountConfig, Mounts};
@@ -119,6 +120,7 @@ pub struct Core {
     pub tokens: TokenStore,
     pub mounts: Mounts,
     pub policies: PolicyStore,
+    pub audit: AuditBroker,
     progress: Mutex<UnsealProgress>,
     root: RwLock<Option<Arc<dyn RootOfTrust>>>,
     /// Serialises init, unseal and seal against each other.
@@ -146,6 +148,7 @@ impl Core {
             tokens: TokenStore::new(barrier.clone()),
             mounts: Mounts::new(barrier.clone()),
             policies: PolicyStore::new(barrier.clone()),
+            audit: AuditBroker::new(barrier.clone()),
             storage,
             barrier,
             progress: Mutex::new(UnsealProgress::default()),
@@ -761,6 +764,7 @@ impl Core {
     async fn post_unseal(&self, root: Arc<dyn RootOfTrust>) -> Result<()> {
         self.mounts.load()?;
         self.tokens.load().await?;
+        self.audit.load().await?;
         self.policies.clear();
         *self.root.write() = Some(root);
         Ok(())
@@ -783,6 +787,7 @@ impl Core {
 
     fn seal_locked(&self) {
         self.barrier.seal();
+        self.audit.clear();
         self.tokens.clear();
         self.mounts.clear();
         self.policies.clear();
@@ -798,7 +803,10 @@ impl Core {
     pub async fn rotate_keyring(&self) -> Result<KeyStatus> {
         let _l = self.lifecycle.lock().await;
         let root = self.root()?;
-        self.barrier.rotate(root.as_ref()).await
+        let status = self.barrier.rotate(root.as_ref()).await?;
+        self.audit
+            .event("keyring-rotate", serde_json::json!({"term": status.term}));
+        Ok(status)
     }
 
     pub fn key_status(&self) -> Result<KeyStatus> {

@@ -2,6 +2,7 @@
 //! lifecycle, tokens and policies, and the secrets engines. Handlers in `api` call in with
 //! typed requests and map the typed errors back to status codes.
 
+pub mod audit;
 pub mod barrier;
 pub mod core;
 pub mod duration;

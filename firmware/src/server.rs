@@ -248,6 +248,7 @@ async fn serve_until_signal(core: Arc<Core>, listener: Listener) -> anyhow::Resu
     let mut int = signal(SignalKind::interrupt())?;
     let housekeeping = tokio::spawn(housekeeping(core.clone()));
     let auto_unseal = tokio::spawn(core.clone().run_auto_unseal());
+    let reopen = tokio::spawn(reopen_audit_on_hangup(core.clone()));
     tokio::select! {
         r = api::serve(core.clone(), listener) => r?,
         _ = term.recv() => {},
@@ -255,10 +256,29 @@ async fn serve_until_signal(core: Arc<Core>, listener: Listener) -> anyhow::Resu
     }
     housekeeping.abort();
     auto_unseal.abort();
+    reopen.abort();
     // Sealing drops every key from memory before the process goes.
     core.shutdown().await;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// SIGHUP reopens the audit files, as Vault does, so they can be rotated.
+async fn reopen_audit_on_hangup(core: Arc<Core>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; audit files will not be reopened");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let failures = core.audit.reopen();
+        if failures.is_empty() {
+            tracing::info!("audit devices reopened");
+        }
+        for f in failures {
+            tracing::error!(error = %f, "audit device could not be reopened; requests are refused until it can");
+        }
+    }
 }
 
 /// How often expired tokens are reclaimed and scheduled rotations run.

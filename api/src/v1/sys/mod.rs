@@ -1,5 +1,6 @@
 //! The built-in `sys/` backend.
 
+mod audit;
 mod capabilities;
 mod generate_root;
 mod health;
@@ -69,6 +70,8 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("capabilities-accessor", "") => capabilities::of_accessor(core, req).await,
         ("rotate", "") | ("rotate", "keyring") => keyring::rotate(core, req).await,
         ("key-status", "") => keyring::status(core, req).await,
+        ("audit", t) => audit::handle(core, req, t).await,
+        ("audit-hash", t) if !t.is_empty() => audit::hash(core, req, t).await,
         ("auth", "") => auth_list(core, req).await,
         _ => Err(ApiError::unsupported_path(&req.path)),
     }
