@@ -16,6 +16,8 @@ pub struct VaultRequest {
     pub query: HashMap<String, String>,
     pub body: Map<String, Value>,
     pub token: String,
+    /// The client's address, for audit entries.
+    pub remote_address: Option<String>,
 }
 
 fn token_from(headers: &HeaderMap) -> String {
@@ -111,7 +113,7 @@ impl VaultRequest {
         };
         Ok(VaultRequest {
             token: token_from(headers),
-
+            remote_address: None,
             op,
             path,
             query,

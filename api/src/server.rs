@@ -71,7 +71,13 @@ async fn route(core: Arc<Core>, req: Request<Incoming>) -> HttpResponse {
                 &parts.headers,
                 body,
             ) {
-                Ok(req) => crate::v1::handle(&core, req).await,
+                Ok(mut req) => {
+                    req.remote_address = parts
+                        .extensions
+                        .get::<SocketAddr>()
+                        .map(|a| a.ip().to_string());
+                    crate::v1::handle(&core, req).await
+                }
                 Err(e) => Err(e),
             };
             match reply {
@@ -117,7 +123,8 @@ pub async fn serve(core: Arc<Core>, listener: Listener) -> std::io::Result<()> {
         let core = core.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(peer);
                 let core = core.clone();
                 async move { Ok::<_, Infallible>(route(core, req).await) }
             });

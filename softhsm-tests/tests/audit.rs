@@ -112,6 +112,7 @@ fn requests_are_logged_hmacd_and_the_chain_verifies() {
         .expect("a response entry for the write");
     assert_eq!(write_response["response"]["status"], 200);
     assert_eq!(write_response["auth"]["display_name"], "root");
+    assert_eq!(write_response["request"]["remote_address"], "127.0.0.1");
     let logged = write_response["request"]["data"]["data"]["password"]
         .as_str()
         .expect("the written value is in the entry, hashed");

@@ -41,7 +41,7 @@ async fn audited(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError
         path: &req.path,
         data: (!req.body.is_empty()).then_some(&req.body),
         client_token: &req.token,
-        remote_address: None,
+        remote_address: req.remote_address.as_deref(),
     };
     let denied = auth.is_none().then_some("permission denied");
     core.audit
