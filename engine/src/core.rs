@@ -119,6 +119,7 @@ pub struct Core {
     pub tokens: TokenStore,
     pub mounts: Mounts,
     pub policies: PolicyStore,
+    pub keys: crate::keys::KeyStore,
     progress: Mutex<UnsealProgress>,
     root: RwLock<Option<Arc<dyn RootOfTrust>>>,
     /// Serialises init, unseal and seal against each other.
@@ -146,6 +147,7 @@ impl Core {
             tokens: TokenStore::new(barrier.clone()),
             mounts: Mounts::new(barrier.clone()),
             policies: PolicyStore::new(barrier.clone()),
+            keys: crate::keys::KeyStore::new(barrier.clone()),
             storage,
             barrier,
             progress: Mutex::new(UnsealProgress::default()),
@@ -786,12 +788,14 @@ impl Core {
         self.tokens.clear();
         self.mounts.clear();
         self.policies.clear();
+        self.keys.clear();
         self.root.write().take();
         *self.progress.lock() = UnsealProgress::default();
         *self.generate_root.lock() = None;
     }
 
-    pub(crate) fn root(&self) -> Result<Arc<dyn RootOfTrust>> {
+    /// The open root of trust (for managed-key operations inside the boundary).
+    pub fn root(&self) -> Result<Arc<dyn RootOfTrust>> {
         self.root.read().clone().ok_or(EngineError::Sealed)
     }
 
@@ -813,6 +817,12 @@ impl Core {
         let removed = self.tokens.tidy().await?;
         if removed > 0 {
             tracing::info!(removed, "expired tokens revoked");
+        }
+        let root = self.root.read().clone();
+        match self.keys.tidy(root).await {
+            Ok(_) => {}
+            Err(crate::keys::KeyError::Engine(e)) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "managed key housekeeping failed"),
         }
         Ok(())
     }
