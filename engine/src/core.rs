@@ -133,7 +133,12 @@ pub struct Core {
     /// Wakes the auto-unseal loop (after init, or a manual unseal attempt).
     wake: tokio::sync::Notify,
     pub(crate) generate_root: Mutex<Option<crate::generate_root::Attempt>>,
+    /// When `tick` last reclaimed expired tokens.
+    last_token_tidy: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often `tick` reclaims expired tokens; managed-key destructions run on every tick.
+const TOKEN_TIDY_PERIOD: Duration = Duration::from_secs(30);
 
 impl Core {
     pub fn new(storage: Arc<Storage>) -> Arc<Self> {
@@ -158,6 +163,7 @@ impl Core {
             manually_sealed: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             generate_root: Mutex::new(None),
+            last_token_tidy: Mutex::new(None),
         })
     }
 
@@ -809,14 +815,25 @@ impl Core {
         self.barrier.key_status()
     }
 
-    /// Periodic housekeeping while unsealed: reclaims expired tokens.
+    /// Periodic housekeeping while unsealed: reclaims expired tokens (every 30 s) and
+    /// destroys managed keys whose pending window has passed.
     pub async fn tick(&self) -> Result<()> {
         if self.is_sealed() {
             return Ok(());
         }
-        let removed = self.tokens.tidy().await?;
-        if removed > 0 {
-            tracing::info!(removed, "expired tokens revoked");
+        let tokens_due = {
+            let mut last = self.last_token_tidy.lock();
+            let due = last.is_none_or(|t| t.elapsed() >= TOKEN_TIDY_PERIOD);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if tokens_due {
+            let removed = self.tokens.tidy().await?;
+            if removed > 0 {
+                tracing::info!(removed, "expired tokens revoked");
+            }
         }
         let root = self.root.read().clone();
         match self.keys.tidy(root).await {

@@ -54,6 +54,9 @@ pub struct KeyStore {
     loaded: RwLock<HashMap<(uuid::Uuid, u32), Arc<Loaded>>>,
     /// Serialises read-modify-write of key records.
     write_lock: tokio::sync::Mutex<()>,
+    /// When the next scheduled destruction is due: None until the first scan after
+    /// unseal, then Some(earliest, if any), so `tidy` scans only when something is due.
+    next_due: parking_lot::Mutex<Option<Option<OffsetDateTime>>>,
 }
 
 /// What a signing or encryption answered, and with which version.
@@ -90,12 +93,14 @@ impl KeyStore {
             barrier,
             loaded: RwLock::new(HashMap::new()),
             write_lock: tokio::sync::Mutex::new(()),
+            next_due: parking_lot::Mutex::new(None),
         }
     }
 
     /// Forgets every parsed key; called when the appliance seals.
     pub fn clear(&self) {
         self.loaded.write().clear();
+        *self.next_due.lock() = None;
     }
 
     fn meta_path(id: &uuid::Uuid) -> String {
@@ -281,8 +286,13 @@ impl KeyStore {
         let mut key = self.get(id)?;
         Self::usable(&key)?;
         key.state = KeyState::PendingDestruction;
-        key.destroy_time = Some(now() + time::Duration::seconds(window_seconds as i64));
+        let due = now() + time::Duration::seconds(window_seconds as i64);
+        key.destroy_time = Some(due);
         self.barrier.put_json(&Self::meta_path(id), &key).await?;
+        let mut next = self.next_due.lock();
+        if let Some(known) = next.as_mut() {
+            *known = Some(known.map_or(due, |t| t.min(due)));
+        }
         tracing::info!(key_id = %id, window_seconds, "managed key scheduled for destruction");
         Ok(key)
     }
@@ -303,23 +313,43 @@ impl KeyStore {
     /// Destroys every key whose pending window has passed; returns how many.
     pub async fn tidy(&self, root: Option<Arc<dyn RootOfTrust>>) -> Result<usize> {
         let now = now();
+        if let Some(next) = *self.next_due.lock() {
+            if next.is_none_or(|t| t > now) {
+                return Ok(0);
+            }
+        }
         let mut destroyed = 0;
+        let mut earliest: Option<OffsetDateTime> = None;
         for id in self.barrier.list(META_PREFIX)? {
             let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
                 continue;
             };
-            let due = self
+            let Some(key) = self
                 .barrier
                 .get_json::<ManagedKey>(&Self::meta_path(&uuid))?
-                .is_some_and(|k| {
-                    k.state == KeyState::PendingDestruction
-                        && k.destroy_time.is_some_and(|t| t <= now)
-                });
-            if due {
+            else {
+                continue;
+            };
+            let Some(t) = key
+                .destroy_time
+                .filter(|_| key.state == KeyState::PendingDestruction)
+            else {
+                continue;
+            };
+            if t <= now {
                 self.destroy(&uuid, root.as_deref()).await?;
                 destroyed += 1;
+            } else {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
         }
+        // A destruction scheduled during the scan may be earlier: keep the minimum.
+        let mut next = self.next_due.lock();
+        let scheduled = next.flatten();
+        *next = Some(match (earliest, scheduled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b.filter(|t| *t > now)),
+        });
         Ok(destroyed)
     }
 
