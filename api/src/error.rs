@@ -89,7 +89,8 @@ impl From<EngineError> for ApiError {
                     tracing::error!(error = %b, "seal failure");
                     Self::new(StatusCode::INTERNAL_SERVER_ERROR, b.to_string())
                 }
-                hsm_bridge::BridgeError::Unsupported { .. } => Self::bad(b.to_string()),
+                hsm_bridge::BridgeError::Unsupported { .. }
+                | hsm_bridge::BridgeError::BadInput(_) => Self::bad(b.to_string()),
                 hsm_bridge::BridgeError::Random => {
                     tracing::error!(error = %b, "seal failure");
                     Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

@@ -2,6 +2,7 @@
 //! under `v1/`, a thin handler that parses the request, calls the engine and shapes the
 //! answer as Vault does. Status codes are decided here and nowhere else.
 
+mod api_v1;
 mod error;
 mod request;
 mod response;

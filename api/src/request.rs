@@ -20,7 +20,7 @@ pub struct VaultRequest {
     pub remote_address: Option<String>,
 }
 
-fn token_from(headers: &HeaderMap) -> String {
+pub(crate) fn token_from(headers: &HeaderMap) -> String {
     if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
         return t.trim().to_string();
     }
@@ -35,7 +35,7 @@ fn token_from(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+pub(crate) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

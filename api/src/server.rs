@@ -36,6 +36,10 @@ async fn route(core: Arc<Core>, req: Request<Incoming>) -> HttpResponse {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
+    if let Some(rest) = path.strip_prefix("/api/v1/") {
+        let resp = api_v1_route(&core, &parts, body, rest).await;
+        return finish(&method, &path, started, resp);
+    }
     let response = match path.strip_prefix("/v1/") {
         None => error_response(&ApiError::new(StatusCode::NOT_FOUND, "404 page not found")),
         Some(rest) => {
@@ -87,6 +91,53 @@ async fn route(core: Arc<Core>, req: Request<Incoming>) -> HttpResponse {
         }
     };
     finish(&method, &path, started, response)
+}
+
+/// `/api/v1/`: the key API, answering problem objects on errors.
+async fn api_v1_route(
+    core: &Arc<Core>,
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+    rest: &str,
+) -> HttpResponse {
+    use crate::api_v1::{ApiRequest, Problem};
+    let problem = |p: Problem| problem_response(&p);
+    let body = match Limited::new(body, crate::api_v1::MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return problem(
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "PAYLOAD_TOO_LARGE",
+                        format!("the request body exceeds {} bytes", crate::api_v1::MAX_BODY),
+                    )
+                } else {
+                    Problem::bad("MALFORMED_REQUEST", "failed to read the request body")
+                },
+            )
+        }
+    };
+    let query = crate::request::parse_query(parts.uri.query());
+    let req = match ApiRequest::parse(parts.method.clone(), rest, query, &parts.headers, &body) {
+        Ok(r) => r,
+        Err(p) => return problem(p),
+    };
+    match crate::api_v1::handle(core, req).await {
+        Ok(r) => json_response(r.status, r.body.as_ref()),
+        Err(p) => problem(p),
+    }
+}
+
+fn problem_response(p: &crate::api_v1::Problem) -> HttpResponse {
+    let mut resp = json_response(p.status, Some(&p.body()));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/problem+json"),
+    );
+    resp
 }
 
 fn finish(

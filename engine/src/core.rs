@@ -121,6 +121,7 @@ pub struct Core {
     pub mounts: Mounts,
     pub policies: PolicyStore,
     pub audit: AuditBroker,
+    pub keys: crate::keys::KeyStore,
     progress: Mutex<UnsealProgress>,
     root: RwLock<Option<Arc<dyn RootOfTrust>>>,
     /// Serialises init, unseal and seal against each other.
@@ -134,7 +135,12 @@ pub struct Core {
     /// Wakes the auto-unseal loop (after init, or a manual unseal attempt).
     wake: tokio::sync::Notify,
     pub(crate) generate_root: Mutex<Option<crate::generate_root::Attempt>>,
+    /// When `tick` last reclaimed expired tokens.
+    last_token_tidy: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often `tick` reclaims expired tokens; managed-key destructions run on every tick.
+const TOKEN_TIDY_PERIOD: Duration = Duration::from_secs(30);
 
 impl Core {
     pub fn new(storage: Arc<Storage>) -> Arc<Self> {
@@ -149,6 +155,7 @@ impl Core {
             mounts: Mounts::new(barrier.clone()),
             policies: PolicyStore::new(barrier.clone()),
             audit: AuditBroker::new(barrier.clone()),
+            keys: crate::keys::KeyStore::new(barrier.clone()),
             storage,
             barrier,
             progress: Mutex::new(UnsealProgress::default()),
@@ -159,6 +166,7 @@ impl Core {
             manually_sealed: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             generate_root: Mutex::new(None),
+            last_token_tidy: Mutex::new(None),
         })
     }
 
@@ -791,12 +799,14 @@ impl Core {
         self.tokens.clear();
         self.mounts.clear();
         self.policies.clear();
+        self.keys.clear();
         self.root.write().take();
         *self.progress.lock() = UnsealProgress::default();
         *self.generate_root.lock() = None;
     }
 
-    pub(crate) fn root(&self) -> Result<Arc<dyn RootOfTrust>> {
+    /// The open root of trust (for managed-key operations inside the boundary).
+    pub fn root(&self) -> Result<Arc<dyn RootOfTrust>> {
         self.root.read().clone().ok_or(EngineError::Sealed)
     }
 
@@ -813,14 +823,31 @@ impl Core {
         self.barrier.key_status()
     }
 
-    /// Periodic housekeeping while unsealed: reclaims expired tokens.
+    /// Periodic housekeeping while unsealed: reclaims expired tokens (every 30 s) and
+    /// destroys managed keys whose pending window has passed.
     pub async fn tick(&self) -> Result<()> {
         if self.is_sealed() {
             return Ok(());
         }
-        let removed = self.tokens.tidy().await?;
-        if removed > 0 {
-            tracing::info!(removed, "expired tokens revoked");
+        let tokens_due = {
+            let mut last = self.last_token_tidy.lock();
+            let due = last.is_none_or(|t| t.elapsed() >= TOKEN_TIDY_PERIOD);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if tokens_due {
+            let removed = self.tokens.tidy().await?;
+            if removed > 0 {
+                tracing::info!(removed, "expired tokens revoked");
+            }
+        }
+        let root = self.root.read().clone();
+        match self.keys.tidy(root).await {
+            Ok(_) => {}
+            Err(crate::keys::KeyError::Engine(e)) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "managed key housekeeping failed"),
         }
         Ok(())
     }

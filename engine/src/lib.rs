@@ -8,6 +8,7 @@ pub mod core;
 pub mod duration;
 pub mod error;
 pub mod generate_root;
+pub mod keys;
 pub mod kv;
 pub mod mounts;
 pub mod policy;

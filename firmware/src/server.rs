@@ -281,8 +281,9 @@ async fn reopen_audit_on_hangup(core: Arc<Core>) {
     }
 }
 
-/// How often expired tokens are reclaimed and scheduled rotations run.
-const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often housekeeping runs (`Core::tick`: due key destructions every time, expired
+/// tokens every 30 s).
+const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn housekeeping(core: Arc<Core>) {
     let mut every = tokio::time::interval(HOUSEKEEPING_PERIOD);

@@ -26,6 +26,9 @@ pub enum BridgeError {
     /// The device answered, but an operation failed.
     #[error("{kind} operation failed: {message}")]
     Device { kind: SealKind, message: String },
+    /// The input to a key operation was rejected (e.g. a ciphertext that does not open).
+    #[error("{0}")]
+    BadInput(&'static str),
     /// The backend does not do this operation (e.g. `sign` on the Shamir seal).
     #[error("the {kind} seal does not support {op}")]
     Unsupported { kind: SealKind, op: &'static str },

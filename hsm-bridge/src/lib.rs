@@ -147,8 +147,9 @@ pub trait RootOfTrust: Send + Sync {
         })
     }
 
-    /// Signs `data` with a wrapped key; `mechanism` is the algorithm's name
-    /// (e.g. "rsa-pss-sha256", "ecdsa-sha256").
+    /// Signs `data` with a wrapped key; `mechanism` is the algorithm's name:
+    /// "rsa-pkcs1-sha256" (`data` is the message), "ecdsa" (`data` is the digest; the
+    /// answer is the raw `r || s`).
     fn sign(
         &self,
         _key: &WrappedKey,
@@ -160,6 +161,23 @@ pub trait RootOfTrust: Send + Sync {
             op: "sign",
         })
     }
+
+    /// Encrypts with a wrapped key inside the boundary (symmetric keys: "aes-256-gcm",
+    /// answering `iv (12) || ciphertext || tag (16)`).
+    fn encrypt(
+        &self,
+        _key: &WrappedKey,
+        _mechanism: &str,
+        _data: &[u8],
+    ) -> Result<Vec<u8>, BridgeError> {
+        Err(BridgeError::Unsupported {
+            kind: self.kind(),
+            op: "encrypt",
+        })
+    }
+
+    /// Forgets any cached, unwrapped copy of `key` (after its destruction).
+    fn forget_key(&self, _key: &WrappedKey) {}
 
     /// Decrypts with a wrapped key (e.g. "rsa-oaep-sha1", "aes-256-gcm").
     fn decrypt(

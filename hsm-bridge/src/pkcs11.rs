@@ -29,8 +29,9 @@ use std::sync::Arc;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -38,7 +39,7 @@ use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
 use crate::random::mix_hardware_entropy;
-use crate::{BridgeError, Capabilities, RootOfTrust, SealDevice, SealKind};
+use crate::{BridgeError, Capabilities, KeySpec, RootOfTrust, SealDevice, SealKind, WrappedKey};
 
 const BLOB_VERSION: u8 = 1;
 const IV_LEN: usize = 12;
@@ -226,6 +227,10 @@ pub struct Pkcs11Root {
     key: Mutex<ObjectHandle>,
     pool: Mutex<Vec<Session>>,
     failed: std::sync::atomic::AtomicBool,
+    /// Managed keys unwrapped for use: session objects (non-extractable) owned by
+    /// `holder`, a session kept open for them, keyed by the wrapped blob.
+    holder: Mutex<Option<Session>>,
+    unwrapped: Mutex<std::collections::HashMap<Vec<u8>, ObjectHandle>>,
 }
 
 impl Pkcs11Root {
@@ -269,6 +274,8 @@ impl Pkcs11Root {
                 key: Mutex::new(key),
                 pool: Mutex::new(vec![session]),
                 failed: std::sync::atomic::AtomicBool::new(false),
+                holder: Mutex::new(None),
+                unwrapped: Mutex::new(std::collections::HashMap::new()),
             };
             let mut hw = Zeroizing::new([0u8; 32]);
             if root
@@ -349,6 +356,7 @@ impl Pkcs11Root {
     }
 
     fn shutdown(&self) {
+        self.forget_all();
         self.pool.lock().clear();
         let _ = self.ctx.clone().finalize();
     }
@@ -467,6 +475,7 @@ fn generate_root_key(session: &Session, label: &str) -> Result<ObjectHandle, CkE
 
 impl Drop for Pkcs11Root {
     fn drop(&mut self) {
+        self.forget_all();
         self.pool.lock().clear();
     }
 }
@@ -479,7 +488,7 @@ impl RootOfTrust for Pkcs11Root {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             hardware: true,
-            in_boundary_keys: false,
+            in_boundary_keys: true,
             hardware_rng: true,
         }
     }
@@ -528,6 +537,99 @@ impl RootOfTrust for Pkcs11Root {
         }
     }
 
+    fn generate_key(&self, spec: KeySpec) -> Result<WrappedKey, BridgeError> {
+        let (blob, public) = self
+            .with_session(|s| generate_wrapped(s, *self.key.lock(), spec))
+            .map_err(|e| device("C_GenerateKey / C_WrapKey (managed key)", e))?;
+        Ok(WrappedKey { spec, blob, public })
+    }
+
+    fn sign(&self, key: &WrappedKey, mechanism: &str, data: &[u8]) -> Result<Vec<u8>, BridgeError> {
+        let mech = match (key.spec, mechanism) {
+            (KeySpec::Rsa(_), "rsa-pkcs1-sha256") => Mechanism::Sha256RsaPkcs,
+            (KeySpec::EcP256 | KeySpec::EcP384, "ecdsa") => Mechanism::Ecdsa,
+            _ => return Err(self.unsupported("sign")),
+        };
+        self.with_key(key, |s, h| s.sign(&mech, h, data))
+            .map_err(|e| device("C_Sign", e))
+    }
+
+    fn encrypt(
+        &self,
+        key: &WrappedKey,
+        mechanism: &str,
+        data: &[u8],
+    ) -> Result<Vec<u8>, BridgeError> {
+        if key.spec != KeySpec::Aes256 || mechanism != "aes-256-gcm" {
+            return Err(self.unsupported("encrypt"));
+        }
+        let mut iv = [0u8; IV_LEN];
+        crate::fill_random(&mut iv);
+        let ct = self
+            .with_key(key, |s, h| {
+                let mut iv = iv;
+                let params = GcmParams::new(&mut iv, &[], (TAG_LEN as u64 * 8).into())?;
+                s.encrypt(&Mechanism::AesGcm(params), h, data)
+            })
+            .map_err(|e| device("C_Encrypt (AES-GCM)", e))?;
+        let mut out = Vec::with_capacity(IV_LEN + ct.len());
+        out.extend_from_slice(&iv);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn decrypt(
+        &self,
+        key: &WrappedKey,
+        mechanism: &str,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
+        let out = match (key.spec, mechanism) {
+            (KeySpec::Aes256, "aes-256-gcm") => {
+                if data.len() < IV_LEN + TAG_LEN {
+                    return Err(BridgeError::BadInput("ciphertext too short"));
+                }
+                let mut iv = [0u8; IV_LEN];
+                iv.copy_from_slice(&data[..IV_LEN]);
+                self.with_key(key, |s, h| {
+                    let mut iv = iv;
+                    let params = GcmParams::new(&mut iv, &[], (TAG_LEN as u64 * 8).into())?;
+                    s.decrypt(&Mechanism::AesGcm(params), h, &data[IV_LEN..])
+                })
+            }
+            (KeySpec::Rsa(_), "rsa-oaep-sha1") => self.with_key(key, |s, h| {
+                let params = PkcsOaepParams::new(
+                    MechanismType::SHA1,
+                    PkcsMgfType::MGF1_SHA1,
+                    PkcsOaepSource::empty(),
+                );
+                s.decrypt(&Mechanism::RsaPkcsOaep(params), h, data)
+            }),
+            _ => return Err(self.unsupported("decrypt")),
+        };
+        match out {
+            Ok(p) => Ok(Zeroizing::new(p)),
+            Err(CkError::Pkcs11(
+                RvError::EncryptedDataInvalid
+                | RvError::EncryptedDataLenRange
+                | RvError::GeneralError
+                | RvError::DataLenRange
+                | RvError::DataInvalid,
+                _,
+            )) => Err(BridgeError::BadInput(
+                "the ciphertext does not decrypt under this key version",
+            )),
+            Err(e) => Err(device("C_Decrypt", e)),
+        }
+    }
+
+    fn forget_key(&self, key: &WrappedKey) {
+        let handle = self.unwrapped.lock().remove(&key.blob);
+        if let (Some(h), Some(s)) = (handle, self.holder.lock().as_ref()) {
+            let _ = s.destroy_object(h);
+        }
+    }
+
     fn random(&self, buf: &mut [u8]) -> Result<(), BridgeError> {
         crate::fill_random(buf);
         let mut hw = Zeroizing::new(vec![0u8; buf.len()]);
@@ -537,5 +639,280 @@ impl RootOfTrust for Pkcs11Root {
             *b ^= h;
         }
         Ok(())
+    }
+}
+
+// ---- managed keys inside the boundary ---------------------------------------------------
+//
+// A managed key version is generated as session objects (`CKA_TOKEN=false`), wrapped by
+// the root key with `CKM_AES_KEY_WRAP_PAD` and destroyed: the token keeps no copy, the
+// appliance stores only the blob. To be wrapped the private key must be
+// `CKA_EXTRACTABLE=true` (its value stays unreadable, `CKA_SENSITIVE=true`). In use it is
+// unwrapped into a session object with `CKA_EXTRACTABLE=false`, owned by the `holder`
+// session and cached by blob. `CKA_WRAP_WITH_TRUSTED` is not set: SoftHSM2 would then
+// refuse the wrap by the root key, which only the security officer can mark trusted; a
+// stolen user PIN can therefore wrap a managed key out only while it exists as the short-
+// lived generation object (the stored blob unwraps as non-extractable).
+
+/// DER OIDs for CKA_EC_PARAMS.
+const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+
+fn generate_wrapped(
+    s: &Session,
+    root: ObjectHandle,
+    spec: KeySpec,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), CkError> {
+    let private_template = |extra: &[Attribute]| {
+        let mut t = vec![
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+        ];
+        t.extend_from_slice(extra);
+        t
+    };
+    match spec {
+        KeySpec::Aes256 => {
+            let k = s.generate_key(
+                &Mechanism::AesKeyGen,
+                &private_template(&[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Encrypt(true),
+                    Attribute::Decrypt(true),
+                ]),
+            )?;
+            let blob = s.wrap_key(&Mechanism::AesKeyWrapPad, root, k);
+            let _ = s.destroy_object(k);
+            Ok((blob?, None))
+        }
+        KeySpec::Rsa(bits) => {
+            let (public, private) = s.generate_key_pair(
+                &Mechanism::RsaPkcsKeyPairGen,
+                &[
+                    Attribute::Token(false),
+                    Attribute::ModulusBits((bits as u64).into()),
+                    Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                    Attribute::Verify(true),
+                    Attribute::Encrypt(true),
+                ],
+                &private_template(&[Attribute::Sign(true), Attribute::Decrypt(true)]),
+            )?;
+            let result = (|| {
+                let attrs = s.get_attributes(
+                    public,
+                    &[AttributeType::Modulus, AttributeType::PublicExponent],
+                )?;
+                let (mut n, mut e) = (Vec::new(), Vec::new());
+                for a in attrs {
+                    match a {
+                        Attribute::Modulus(v) => n = v,
+                        Attribute::PublicExponent(v) => e = v,
+                        _ => {}
+                    }
+                }
+                let blob = s.wrap_key(&Mechanism::AesKeyWrapPad, root, private)?;
+                Ok((blob, Some(der::rsa_spki(&n, &e))))
+            })();
+            let _ = s.destroy_object(private);
+            let _ = s.destroy_object(public);
+            result
+        }
+        KeySpec::EcP256 | KeySpec::EcP384 => {
+            let (oid, point_len) = if spec == KeySpec::EcP256 {
+                (P256_OID, 65)
+            } else {
+                (P384_OID, 97)
+            };
+            let (public, private) = s.generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[
+                    Attribute::Token(false),
+                    Attribute::EcParams(oid.to_vec()),
+                    Attribute::Verify(true),
+                ],
+                &private_template(&[Attribute::Sign(true)]),
+            )?;
+            let result = (|| {
+                let attrs = s.get_attributes(public, &[AttributeType::EcPoint])?;
+                let mut point = Vec::new();
+                for a in attrs {
+                    if let Attribute::EcPoint(v) = a {
+                        point = v;
+                    }
+                }
+                // CKA_EC_POINT is a DER OCTET STRING around the point (some tokens give
+                // the bare point).
+                if point.len() == point_len + 2 {
+                    point.drain(..2);
+                }
+                let blob = s.wrap_key(&Mechanism::AesKeyWrapPad, root, private)?;
+                Ok((blob, Some(der::ec_spki(oid, &point))))
+            })();
+            let _ = s.destroy_object(private);
+            let _ = s.destroy_object(public);
+            result
+        }
+    }
+}
+
+impl Pkcs11Root {
+    fn unsupported(&self, op: &'static str) -> BridgeError {
+        BridgeError::Unsupported {
+            kind: SealKind::Pkcs11,
+            op,
+        }
+    }
+
+    fn forget_all(&self) {
+        self.unwrapped.lock().clear();
+        // Closing the holder session destroys every session object it owns.
+        self.holder.lock().take();
+    }
+
+    /// The session object for `key`, unwrapping it on first use.
+    fn unwrapped_handle(&self, key: &WrappedKey) -> Result<ObjectHandle, CkError> {
+        if let Some(h) = self.unwrapped.lock().get(&key.blob) {
+            return Ok(*h);
+        }
+        let mut holder = self.holder.lock();
+        if let Some(h) = self.unwrapped.lock().get(&key.blob) {
+            return Ok(*h);
+        }
+        if self.unwrapped.lock().len() >= UNWRAPPED_MAX {
+            // Closing the holder destroys its objects; start over.
+            self.unwrapped.lock().clear();
+            holder.take();
+        }
+        if holder.is_none() {
+            *holder = Some(self.new_session()?);
+        }
+        let Some(s) = holder.as_ref() else {
+            return Err(CkError::Pkcs11(
+                RvError::SessionHandleInvalid,
+                cryptoki::context::Function::UnwrapKey,
+            ));
+        };
+        let mut template = vec![
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+        ];
+        match key.spec {
+            KeySpec::Aes256 => template.extend([
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+            ]),
+            KeySpec::Rsa(_) => template.extend([
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::RSA),
+                Attribute::Sign(true),
+                Attribute::Decrypt(true),
+            ]),
+            KeySpec::EcP256 | KeySpec::EcP384 => template.extend([
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::EC),
+                Attribute::Sign(true),
+            ]),
+        }
+        let root = *self.key.lock();
+        let h = s.unwrap_key(&Mechanism::AesKeyWrapPad, root, &key.blob, &template)?;
+        self.unwrapped.lock().insert(key.blob.clone(), h);
+        Ok(h)
+    }
+
+    /// Runs `op` with the unwrapped session object for `key`; if the object or its
+    /// session went away, unwraps again once.
+    fn with_key<T>(
+        &self,
+        key: &WrappedKey,
+        op: impl Fn(&Session, ObjectHandle) -> Result<T, CkError>,
+    ) -> Result<T, CkError> {
+        for attempt in 0..2 {
+            let result = self
+                .unwrapped_handle(key)
+                .and_then(|h| self.with_session(|s| op(s, h)));
+            match result {
+                Err(e) if attempt == 0 && session_lost(&e) => {
+                    tracing::debug!(error = %describe(&e), "managed key object lost; unwrapping again");
+                    self.forget_all();
+                }
+                other => return other,
+            }
+        }
+        Err(CkError::Pkcs11(
+            RvError::KeyHandleInvalid,
+            cryptoki::context::Function::Sign,
+        ))
+    }
+}
+
+/// Unwrapped managed keys kept at once; past this the cache starts over.
+const UNWRAPPED_MAX: usize = 1024;
+
+/// Just enough DER to name a public key as a SubjectPublicKeyInfo.
+mod der {
+    fn len(n: usize, out: &mut Vec<u8>) {
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let bytes = (n as u32).to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (4 - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+    }
+
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        len(body.len(), &mut out);
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn uint(bytes: &[u8]) -> Vec<u8> {
+        let trimmed: &[u8] = {
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            &bytes[skip.min(bytes.len().saturating_sub(1))..]
+        };
+        let mut body = Vec::with_capacity(trimmed.len() + 1);
+        if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
+            body.push(0);
+        }
+        body.extend_from_slice(trimmed);
+        tlv(0x02, &body)
+    }
+
+    fn bit_string(bytes: &[u8]) -> Vec<u8> {
+        let mut body = vec![0u8];
+        body.extend_from_slice(bytes);
+        tlv(0x03, &body)
+    }
+
+    const RSA_ENCRYPTION: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    const EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+    pub fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
+        let mut key = uint(n);
+        key.extend(uint(e));
+        let mut body = tlv(0x30, RSA_ENCRYPTION);
+        body.extend(bit_string(&tlv(0x30, &key)));
+        tlv(0x30, &body)
+    }
+
+    pub fn ec_spki(curve_oid: &[u8], point: &[u8]) -> Vec<u8> {
+        let mut alg = EC_PUBLIC_KEY.to_vec();
+        alg.extend_from_slice(curve_oid);
+        let mut body = tlv(0x30, &alg);
+        body.extend(bit_string(point));
+        tlv(0x30, &body)
     }
 }

@@ -141,3 +141,31 @@ fn wrong_pin_is_a_clear_error_without_the_pin() {
     // And a good open works right after the failures.
     Pkcs11Device::new(config("root-a")).open(true).unwrap();
 }
+
+#[test]
+fn managed_keys_are_generated_wrapped_and_used_inside_the_token() {
+    use hsm_bridge::KeySpec;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Pkcs11Device::new(config("root-keys")).open(true).unwrap();
+    assert!(root.capabilities().in_boundary_keys);
+    for spec in [KeySpec::Rsa(2048), KeySpec::EcP256, KeySpec::EcP384] {
+        let k = root.generate_key(spec).unwrap();
+        assert!(k.public.as_ref().is_some_and(|p| p[0] == 0x30), "{spec:?}");
+        let (mech, data): (&str, &[u8]) = match spec {
+            KeySpec::Rsa(_) => ("rsa-pkcs1-sha256", b"hello"),
+            _ => ("ecdsa", &[7u8; 32]),
+        };
+        let sig = root.sign(&k, mech, data).unwrap();
+        assert!(!sig.is_empty(), "{spec:?}");
+        // Cached: a second use reuses the unwrapped object.
+        root.sign(&k, mech, data).unwrap();
+        root.forget_key(&k);
+        root.sign(&k, mech, data).unwrap();
+    }
+    let aes = root.generate_key(KeySpec::Aes256).unwrap();
+    let ct = root.encrypt(&aes, "aes-256-gcm", b"secret").unwrap();
+    assert_eq!(&*root.decrypt(&aes, "aes-256-gcm", &ct).unwrap(), b"secret");
+    let mut bad = ct.clone();
+    bad[14] ^= 1;
+    assert!(root.decrypt(&aes, "aes-256-gcm", &bad).is_err());
+}

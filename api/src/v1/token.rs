@@ -45,6 +45,7 @@ fn lookup_data(entry: &TokenEntry, id: &str) -> Value {
         "path": entry.path,
         "policies": entry.policies,
         "renewable": entry.renewable,
+        "scopes": entry.scopes,
         "ttl": entry.ttl_left(now),
         "type": "service",
         "period": if entry.period > 0 { Value::from(entry.period) } else { Value::Null },
@@ -66,6 +67,7 @@ fn auth_block(token: &str, entry: &TokenEntry) -> Value {
         "orphan": entry.orphan,
         "mfa_requirement": null,
         "num_uses": entry.num_uses,
+        "scopes": entry.scopes,
     })
 }
 
@@ -187,6 +189,7 @@ async fn create(
         period: req.duration_field("period")?,
         display_name: req.str_field("display_name")?,
         num_uses: u32::try_from(num_uses).map_err(|_| ApiError::bad("num_uses is too large"))?,
+        scopes: req.list_field("scopes")?.unwrap_or_default(),
         path: "auth/token/create".into(),
     };
     if request.id.is_some() && !privileged {

@@ -48,7 +48,7 @@ pub struct KeyStatus {
 fn new_term(installed: OffsetDateTime, key: Zeroizing<[u8; 32]>) -> Term {
     Term {
         installed,
-        cipher: XChaCha20Poly1305::new(key.as_ref().into()),
+        cipher: XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key[..])),
         key,
     }
 }

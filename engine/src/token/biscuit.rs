@@ -42,13 +42,23 @@ impl BiscuitSigner {
         Ok(BiscuitSigner { keypair })
     }
 
-    pub fn mint(&self, id: &str, policies: &[String]) -> Result<Zeroizing<String>> {
+    pub fn mint(
+        &self,
+        id: &str,
+        policies: &[String],
+        scopes: &[String],
+    ) -> Result<Zeroizing<String>> {
         let mut builder = Biscuit::builder()
             .fact(fact("token", &[string(id)]))
             .map_err(EngineError::internal)?;
         for p in policies {
             builder = builder
                 .fact(fact("policy", &[string(p)]))
+                .map_err(EngineError::internal)?;
+        }
+        for s in scopes {
+            builder = builder
+                .fact(fact("scope", &[string(s)]))
                 .map_err(EngineError::internal)?;
         }
         let token = builder
@@ -85,6 +95,15 @@ fn parse_token_fact(source: &str) -> Option<String> {
     Some(id.to_string())
 }
 
+/// What a key-API request is, as facts for the holder's checks.
+pub struct KeyRequestFacts<'a> {
+    pub path: &'a str,
+    pub operation: &'a str,
+    pub scope: &'a str,
+    pub key_name: Option<&'a str>,
+    pub key_id: Option<&'a str>,
+}
+
 /// A Biscuit already verified once; attenuated ones are re-authorised per request.
 pub struct VerifiedBiscuit {
     pub key: String,
@@ -106,13 +125,45 @@ impl VerifiedBiscuit {
     }
 
     pub fn authorize(&self, path: &str, op: Operation) -> Result<()> {
+        if self.attenuated.is_none() {
+            return Ok(());
+        }
+        self.authorize_facts(vec![
+            fact("path", &[string(path)]),
+            fact("operation", &[string(op.as_str())]),
+        ])
+    }
+
+    /// Whether the token was attenuated by its holder (has blocks beyond the authority).
+    pub fn is_attenuated(&self) -> bool {
+        self.attenuated.is_some()
+    }
+
+    /// Checks the holder's attenuations against a key-API request. The facts supplied:
+    /// `path`, `operation` ("read", "write" or "use"), `required_scope`, `time`, and for
+    /// requests on one key `key_name` and `key_id`.
+    pub fn authorize_key_request(&self, req: &KeyRequestFacts) -> Result<()> {
+        if self.attenuated.is_none() {
+            return Ok(());
+        }
+        let mut facts = vec![
+            fact("path", &[string(req.path)]),
+            fact("operation", &[string(req.operation)]),
+            fact("required_scope", &[string(req.scope)]),
+        ];
+        if let Some(n) = req.key_name {
+            facts.push(fact("key_name", &[string(n)]));
+        }
+        if let Some(id) = req.key_id {
+            facts.push(fact("key_id", &[string(id)]));
+        }
+        self.authorize_facts(facts)
+    }
+
+    fn authorize_facts(&self, facts: Vec<Fact>) -> Result<()> {
         let Some(token) = &self.attenuated else {
             return Ok(());
         };
-        let facts: [Fact; 2] = [
-            fact("path", &[string(path)]),
-            fact("operation", &[string(op.as_str())]),
-        ];
         let mut builder = authorizer!("allow if true;").time();
         for f in facts {
             builder = builder.fact(f).map_err(EngineError::internal)?;

@@ -45,7 +45,13 @@ pub struct TokenEntry {
     pub parent: Option<String>,
     pub orphan: bool,
     pub period: u64,
+    /// Key-API scopes (`keys:read`, `keys:write`, `keys:use`); root tokens hold all.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
+
+/// The scopes of the key API (`/api/v1`).
+pub const SCOPES: &[&str] = &["keys:read", "keys:write", "keys:use"];
 
 /// The parameters of `auth/token/create`, already parsed.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +67,8 @@ pub struct CreateRequest {
     pub period: Option<u64>,
     pub display_name: Option<String>,
     pub num_uses: u32,
+    /// Key-API scopes; empty: none, unless the token is a root token.
+    pub scopes: Vec<String>,
     /// Where the token comes from: `auth/token/create`, or `auth/token/root` for root
     /// tokens from init and generate-root.
     pub path: String,
@@ -132,7 +140,24 @@ impl TokenEntry {
             _ => "token".to_string(),
         };
         let orphan = req.no_parent || parent.is_none();
+        let mut scopes: Vec<String> = req.scopes.iter().map(|s| s.trim().to_string()).collect();
+        scopes.sort();
+        scopes.dedup();
+        if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+            return Err(EngineError::bad(format!(
+                "unknown scope {bad:?}: scopes are {}",
+                SCOPES.join(", ")
+            )));
+        }
+        if let Some(p) = parent.filter(|p| !p.is_root()) {
+            if let Some(missing) = scopes.iter().find(|s| !p.has_scope(s)) {
+                return Err(EngineError::bad(format!(
+                    "child scopes must be a subset of the parent's: {missing:?} is not held by the parent"
+                )));
+            }
+        }
         Ok(TokenEntry {
+            scopes,
             kind: TokenKind::Biscuit,
             accessor: new_accessor(),
             policies,

@@ -7,7 +7,8 @@
 mod biscuit;
 mod entry;
 
-pub use entry::{CreateRequest, TokenEntry, TokenKind};
+pub use biscuit::{KeyRequestFacts, VerifiedBiscuit};
+pub use entry::{CreateRequest, TokenEntry, TokenKind, SCOPES};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use parking_lot::RwLock;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use self::biscuit::{BiscuitSigner, VerifiedBiscuit};
+use self::biscuit::BiscuitSigner;
 use crate::barrier::Barrier;
 use crate::error::{EngineError, Result};
 use crate::policy::Operation;
@@ -40,6 +41,11 @@ pub struct Caller {
 impl Caller {
     pub fn is_root(&self) -> bool {
         self.entry.policies.iter().any(|p| p == "root")
+    }
+
+    /// Whether the token holds a key-API scope (root tokens hold every scope).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.is_root() || self.entry.scopes.iter().any(|s| s == scope)
     }
 }
 
@@ -132,31 +138,59 @@ impl TokenStore {
     /// The entry a token string names, if the token is genuine; attenuations of a Biscuit
     /// are checked against `path` and `op`.
     fn resolve(&self, token: &str, path: &str, op: Operation) -> Result<String> {
+        let v = self.resolve_verified(token)?;
+        v.authorize(path, op)?;
+        Ok(v.key.clone())
+    }
+
+    /// The genuine token behind a string, its attenuations not yet checked.
+    fn resolve_verified(&self, token: &str) -> Result<Arc<VerifiedBiscuit>> {
         if let Some(v) = self.verified.read().get(token).cloned() {
-            v.authorize(path, op)?;
-            return Ok(v.key.clone());
+            return Ok(v);
         }
-        if biscuit::looks_like_biscuit(token) {
+        let verified = if biscuit::looks_like_biscuit(token) {
             let u = self.unsealed()?;
             let (id, parsed) = u.signer.verify(token)?;
             let key = self.key_for(TokenKind::Biscuit, &id)?;
-            let verified = VerifiedBiscuit::new(key.clone(), parsed);
-            verified.authorize(path, op)?;
-            self.remember(token, verified);
-            Ok(key)
+            VerifiedBiscuit::new(key, parsed)
         } else {
             let key = self.key_for(TokenKind::Opaque, token)?;
-            self.remember(token, VerifiedBiscuit::opaque(key.clone()));
-            Ok(key)
-        }
+            VerifiedBiscuit::opaque(key)
+        };
+        Ok(self.remember(token, verified))
     }
 
-    fn remember(&self, token: &str, verified: VerifiedBiscuit) {
+    fn remember(&self, token: &str, verified: VerifiedBiscuit) -> Arc<VerifiedBiscuit> {
         let mut cache = self.verified.write();
         if cache.len() >= VERIFIED_CACHE_MAX {
             cache.clear();
         }
-        cache.insert(token.to_string(), Arc::new(verified));
+        let v = Arc::new(verified);
+        cache.insert(token.to_string(), v.clone());
+        v
+    }
+
+    /// For the key API: checks that the token is genuine and alive, without its
+    /// attenuations yet; the caller checks those with the request's facts
+    /// ([`VerifiedBiscuit::authorize_key_request`]) once it knows the key.
+    pub async fn authenticate_deferred(
+        &self,
+        token: &str,
+    ) -> Result<(Caller, Arc<VerifiedBiscuit>)> {
+        if token.is_empty() {
+            return Err(EngineError::PermissionDenied);
+        }
+        let v = self.resolve_verified(token)?;
+        let entry = self.live_entry(&v.key)?;
+        let caller = if entry.num_uses > 0 {
+            self.consume_use(v.key.clone()).await?
+        } else {
+            Caller {
+                entry,
+                key: v.key.clone(),
+            }
+        };
+        Ok((caller, v))
     }
 
     /// Checks a presented token for a request on `path`: genuine, not revoked, not
@@ -234,7 +268,11 @@ impl TokenStore {
             None => {
                 let id = uuid::Uuid::new_v4().to_string();
                 let u = self.unsealed()?;
-                (u.signer.mint(&id, &entry.policies)?, TokenKind::Biscuit, id)
+                (
+                    u.signer.mint(&id, &entry.policies, &entry.scopes)?,
+                    TokenKind::Biscuit,
+                    id,
+                )
             }
         };
         let key = self.key_for(kind, &id)?;

@@ -1,0 +1,201 @@
+//! `/api/v1/keys` (create, list) and `/api/v1/keys/{keyId}` (get; DELETE schedules
+//! destruction with the default window).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use engine::keys::{material, Algorithm, CreateKey, ListKeys, ManagedKey, Usage};
+use engine::Core;
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::{authorize, load_key, unsupported_method, ApiReply, ApiRequest, ApiResult, Problem};
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 1000;
+
+fn rfc3339(t: time::OffsetDateTime) -> Value {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .map(Value::from)
+        .unwrap_or(Value::Null)
+}
+
+/// The key as the API shows it.
+pub fn key_json(key: &ManagedKey) -> Value {
+    let versions: Vec<Value> = key
+        .versions
+        .iter()
+        .map(|v| {
+            let mut o = json!({
+                "version": v.version,
+                "state": v.state,
+                "createTime": rfc3339(v.create_time),
+                "protection": v.protection,
+            });
+            if let Some(e) = material::encryption_algorithm(key.algorithm, v.protection)
+                .filter(|_| key.usage == Usage::EncryptDecrypt)
+            {
+                o["encryptionAlgorithm"] = e.into();
+            }
+            if let Some(p) = &v.public_key {
+                match material::public_pem(key.algorithm, p) {
+                    Some(pem) => o["publicKeyPem"] = pem.into(),
+                    None => {
+                        o["publicKey"] = base64::engine::general_purpose::STANDARD.encode(p).into()
+                    }
+                }
+            }
+            o
+        })
+        .collect();
+    let mut out = json!({
+        "id": key.id,
+        "name": key.name,
+        "algorithm": key.algorithm,
+        "usage": key.usage,
+        "labels": key.labels,
+        "state": key.state,
+        "createTime": rfc3339(key.create_time),
+        "destroyTime": key.destroy_time.map(rfc3339).unwrap_or(Value::Null),
+        "primaryVersion": key.primary_version,
+        "exportable": !key.algorithm.is_post_quantum(),
+        "versions": versions,
+    });
+    if let Ok(primary) = key.primary() {
+        out["protection"] = json!(primary.protection);
+        if let Some(p) = &primary.public_key {
+            match material::public_pem(key.algorithm, p) {
+                Some(pem) => out["publicKeyPem"] = pem.into(),
+                None => {
+                    out["publicKey"] = base64::engine::general_purpose::STANDARD.encode(p).into()
+                }
+            }
+            let kid = format!("{}/{}", key.id, primary.version);
+            if let Some(jwk) = material::public_jwk(key.algorithm, p, &kid) {
+                out["publicKeyJwk"] = jwk;
+            }
+        }
+    }
+    out
+}
+
+pub async fn collection(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
+    match req.method {
+        Method::GET => list(core, req).await,
+        Method::POST => create(core, req).await,
+        _ => Err(unsupported_method(req)),
+    }
+}
+
+async fn create(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
+    let auth = authorize(core, req, "keys:write", "write").await?;
+    let name = req.required_str("name")?;
+    let algorithm = Algorithm::parse(req.required_str("algorithm")?)?;
+    let usage = req.str_field("usage")?.map(Usage::parse).transpose()?;
+    let labels = match req.body.get("labels") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(Problem::bad(
+                    "INVALID_LABELS",
+                    format!("label {k:?} must have a string value"),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(Problem::bad(
+                "INVALID_LABELS",
+                "\"labels\" must be an object of strings",
+            ))
+        }
+    };
+    auth.check(Some(name), None)?;
+    let key = core
+        .keys
+        .create(
+            CreateKey {
+                name: name.to_string(),
+                algorithm,
+                usage,
+                labels,
+            },
+            core.root()?,
+        )
+        .await?;
+    Ok(ApiReply::created(key_json(&key)))
+}
+
+async fn list(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
+    let auth = authorize(core, req, "keys:read", "read").await?;
+    let page_size = match req.query.get("pageSize") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                return Err(Problem::bad(
+                    "INVALID_PAGE_SIZE",
+                    format!("pageSize must be between 1 and {MAX_PAGE_SIZE}"),
+                ))
+            }
+        },
+    };
+    let algorithm = req
+        .query
+        .get("algorithm")
+        .map(|a| Algorithm::parse(a))
+        .transpose()?;
+    let page_token = match req.query.get("pageToken").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(
+            uuid::Uuid::parse_str(t)
+                .map_err(|_| {
+                    Problem::bad("INVALID_PAGE_TOKEN", "pageToken is not one this API issued")
+                })?
+                .to_string(),
+        ),
+    };
+    // A token whose attenuation does not hold for the listing as such (a key-name
+    // restriction) sees the keys it may name; one that holds for none of them (expired)
+    // is refused.
+    let unrestricted = auth.check(None, None);
+    let denied = std::cell::Cell::new(0usize);
+    let page = core.keys.list(
+        &ListKeys {
+            page_size,
+            page_token,
+            name_prefix: req.query.get("name").cloned(),
+            algorithm,
+        },
+        |k| {
+            let ok = unrestricted.is_ok() || auth.allows(k);
+            if !ok {
+                denied.set(denied.get() + 1);
+            }
+            ok
+        },
+    )?;
+    if let Err(p) = unrestricted {
+        if page.keys.is_empty() && denied.get() > 0 {
+            return Err(p);
+        }
+    }
+    Ok(ApiReply::ok(json!({
+        "keys": page.keys.iter().map(key_json).collect::<Vec<_>>(),
+        "nextPageToken": page.next_page_token,
+    })))
+}
+
+pub async fn item(core: &Arc<Core>, req: &ApiRequest, id: &str) -> ApiResult {
+    match req.method {
+        Method::GET => {
+            let auth = authorize(core, req, "keys:read", "read").await?;
+            let key = load_key(core, &auth, id)?;
+            Ok(ApiReply::ok(key_json(&key)))
+        }
+        Method::DELETE => super::destruction::schedule(core, req, id).await,
+        _ => Err(unsupported_method(req)),
+    }
+}

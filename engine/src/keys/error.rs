@@ -1,0 +1,65 @@
+use thiserror::Error;
+
+use crate::error::EngineError;
+
+/// What a managed-key request can fail with; each has a stable `code` that the API puts
+/// in its problem object. Messages never hold key material.
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("no key with id {0}")]
+    NotFound(String),
+    #[error("key {key:?} has no version {version}")]
+    VersionNotFound { key: String, version: u32 },
+    #[error("a key named {0:?} already exists")]
+    NameTaken(String),
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// The key's algorithm or usage does not allow the operation.
+    #[error("{0}")]
+    WrongKeyType(String),
+    #[error("version {version} of key {key:?} is disabled: enable it to use it")]
+    VersionDisabled { key: String, version: u32 },
+    #[error("key {0:?} is scheduled for destruction: cancel the destruction to use it")]
+    PendingDestruction(String),
+    #[error("key {0:?} is not scheduled for destruction")]
+    NotPendingDestruction(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<hsm_bridge::BridgeError> for KeyError {
+    fn from(e: hsm_bridge::BridgeError) -> Self {
+        match e {
+            hsm_bridge::BridgeError::BadInput(m) => KeyError::invalid("DECRYPTION_FAILED", m),
+            other => KeyError::Engine(EngineError::Seal(other)),
+        }
+    }
+}
+
+impl KeyError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        KeyError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The stable, machine-readable name of the failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyError::NotFound(_) => "KEY_NOT_FOUND",
+            KeyError::VersionNotFound { .. } => "KEY_VERSION_NOT_FOUND",
+            KeyError::NameTaken(_) => "KEY_NAME_EXISTS",
+            KeyError::Invalid { code, .. } => code,
+            KeyError::WrongKeyType(_) => "UNSUPPORTED_OPERATION",
+            KeyError::VersionDisabled { .. } => "KEY_VERSION_DISABLED",
+            KeyError::PendingDestruction(_) => "KEY_PENDING_DESTRUCTION",
+            KeyError::NotPendingDestruction(_) => "KEY_NOT_PENDING_DESTRUCTION",
+            KeyError::TooLarge(_) => "PAYLOAD_TOO_LARGE",
+            KeyError::Engine(EngineError::Sealed) => "SEALED",
+            KeyError::Engine(_) => "INTERNAL",
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! Managed keys (`/api/v1/keys`): named, versioned keys whose material never leaves the
+//! appliance. With an HSM root of trust, RSA/EC/AES versions are generated inside the HSM
+//! and stored only as blobs wrapped by the HSM root key; otherwise, and always for
+//! ML-DSA/ML-KEM, they are generated in memory and stored under the barrier.
+//!
+//! Storage (all under the barrier):
+//! - `keys/meta/<id>`: the [`ManagedKey`] record (versions, states, public keys);
+//! - `keys/material/<id>/<version>`: a version's [`StoredMaterial`];
+//! - `keys/name/<name>`: the id, so names stay unique.
+//!
+//! Destruction is scheduled with a pending window; [`KeyStore::tidy`] (from
+//! `Core::tick`) deletes the record and every version's material once it has passed.
+
+pub mod error;
+pub mod material;
+pub mod model;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hsm_bridge::RootOfTrust;
+use parking_lot::RwLock;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+pub use error::KeyError;
+pub use model::{
+    Algorithm, CreateKey, KeyPage, KeyState, KeyVersion, ListKeys, ManagedKey, Protection,
+    StoredMaterial, Usage, VersionState, ALGORITHMS,
+};
+
+use crate::barrier::Barrier;
+use material::Loaded;
+
+const META_PREFIX: &str = "keys/meta/";
+const MATERIAL_PREFIX: &str = "keys/material/";
+const NAME_PREFIX: &str = "keys/name/";
+
+/// Largest message to sign or verify, and plaintext to encrypt.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Bounds of the destruction pending window.
+pub const MIN_PENDING_WINDOW: u64 = 1;
+pub const MAX_PENDING_WINDOW: u64 = 30 * 24 * 3600;
+pub const DEFAULT_PENDING_WINDOW: u64 = 7 * 24 * 3600;
+/// Parsed keys kept in memory; past this the cache starts over.
+const LOADED_MAX: usize = 4096;
+pub const MAX_NAME_LEN: usize = 128;
+pub const MAX_LABELS: usize = 64;
+
+type Result<T, E = KeyError> = std::result::Result<T, E>;
+
+pub struct KeyStore {
+    barrier: Arc<Barrier>,
+    loaded: RwLock<HashMap<(uuid::Uuid, u32), Arc<Loaded>>>,
+    /// Serialises read-modify-write of key records.
+    write_lock: tokio::sync::Mutex<()>,
+    /// When the next scheduled destruction is due: None until the first scan after
+    /// unseal, then Some(earliest, if any), so `tidy` scans only when something is due.
+    next_due: parking_lot::Mutex<Option<Option<OffsetDateTime>>>,
+}
+
+/// What a signing or encryption answered, and with which version.
+pub struct Output {
+    pub data: Vec<u8>,
+    pub version: u32,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::invalid(
+            "INVALID_NAME",
+            format!(
+                "a key name is 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, '-', '_' and '.'"
+            ),
+        ))
+    }
+}
+
+impl KeyStore {
+    pub fn new(barrier: Arc<Barrier>) -> Self {
+        KeyStore {
+            barrier,
+            loaded: RwLock::new(HashMap::new()),
+            write_lock: tokio::sync::Mutex::new(()),
+            next_due: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// Forgets every parsed key; called when the appliance seals.
+    pub fn clear(&self) {
+        self.loaded.write().clear();
+        *self.next_due.lock() = None;
+    }
+
+    fn meta_path(id: &uuid::Uuid) -> String {
+        format!("{META_PREFIX}{id}")
+    }
+
+    fn material_path(id: &uuid::Uuid, version: u32) -> String {
+        format!("{MATERIAL_PREFIX}{id}/{version}")
+    }
+
+    pub fn parse_id(id: &str) -> Result<uuid::Uuid> {
+        uuid::Uuid::parse_str(id).map_err(|_| {
+            KeyError::invalid("INVALID_KEY_ID", format!("{id:?} is not a key id (a UUID)"))
+        })
+    }
+
+    pub fn get(&self, id: &uuid::Uuid) -> Result<ManagedKey> {
+        self.barrier
+            .get_json::<ManagedKey>(&Self::meta_path(id))?
+            .ok_or_else(|| KeyError::NotFound(id.to_string()))
+    }
+
+    pub async fn create(&self, req: CreateKey, root: Arc<dyn RootOfTrust>) -> Result<ManagedKey> {
+        validate_name(&req.name)?;
+        if req.labels.len() > MAX_LABELS
+            || req
+                .labels
+                .iter()
+                .any(|(k, v)| k.is_empty() || k.len() > 63 || v.len() > 255)
+        {
+            return Err(KeyError::invalid(
+                "INVALID_LABELS",
+                format!("labels: at most {MAX_LABELS}, keys 1 to 63 characters, values up to 255"),
+            ));
+        }
+        let usage = match req.usage {
+            Some(u) if !req.algorithm.usages().contains(&u) => {
+                return Err(KeyError::invalid(
+                    "INVALID_USAGE",
+                    format!(
+                        "{} keys cannot be used for {}",
+                        req.algorithm.as_str(),
+                        u.as_str()
+                    ),
+                ))
+            }
+            Some(u) => u,
+            None => req.algorithm.usages()[0],
+        };
+        let name_path = format!("{NAME_PREFIX}{}", req.name);
+        if self.barrier.get(&name_path)?.is_some() {
+            return Err(KeyError::NameTaken(req.name));
+        }
+        let algorithm = req.algorithm;
+        let (stored, public, protection) = generate(algorithm, root).await?;
+        let _w = self.write_lock.lock().await;
+        if self.barrier.get(&name_path)?.is_some() {
+            return Err(KeyError::NameTaken(req.name));
+        }
+        let created = now();
+        let key = ManagedKey {
+            id: uuid::Uuid::new_v4(),
+            name: req.name,
+            algorithm,
+            usage,
+            labels: req.labels,
+            create_time: created,
+            state: KeyState::Enabled,
+            destroy_time: None,
+            primary_version: 1,
+            versions: vec![KeyVersion {
+                version: 1,
+                state: VersionState::Enabled,
+                create_time: created,
+                protection,
+                public_key: public,
+            }],
+        };
+        let mut batch = self.barrier.batch()?;
+        batch.put_json(&Self::meta_path(&key.id), &key)?;
+        batch.put_json(&Self::material_path(&key.id, 1), &stored)?;
+        batch.put(&name_path, key.id.to_string().as_bytes())?;
+        self.barrier.commit(batch).await?;
+        tracing::info!(key_id = %key.id, algorithm = algorithm.as_str(), protection = ?protection, "managed key created");
+        Ok(key)
+    }
+
+    /// Every key, in id order, filtered; `visible` decides per key whether the caller may
+    /// see it (a token attenuated to some key names).
+    pub fn list(&self, req: &ListKeys, visible: impl Fn(&ManagedKey) -> bool) -> Result<KeyPage> {
+        let mut ids = self.barrier.list(META_PREFIX)?;
+        ids.sort();
+        let mut keys = Vec::new();
+        let mut next = None;
+        for id in ids {
+            if req
+                .page_token
+                .as_ref()
+                .is_some_and(|t| id.as_str() <= t.as_str())
+            {
+                continue;
+            }
+            let Some(key) = self
+                .barrier
+                .get_json::<ManagedKey>(&format!("{META_PREFIX}{id}"))?
+            else {
+                continue;
+            };
+            if req
+                .name_prefix
+                .as_ref()
+                .is_some_and(|p| !key.name.starts_with(p.as_str()))
+                || req.algorithm.is_some_and(|a| a != key.algorithm)
+                || !visible(&key)
+            {
+                continue;
+            }
+            if keys.len() == req.page_size {
+                next = keys.last().map(|k: &ManagedKey| k.id.to_string());
+                break;
+            }
+            keys.push(key);
+        }
+        Ok(KeyPage {
+            keys,
+            next_page_token: next,
+        })
+    }
+
+    /// Adds a version and makes it the primary.
+    pub async fn rotate(&self, id: &uuid::Uuid, root: Arc<dyn RootOfTrust>) -> Result<ManagedKey> {
+        let key = self.get(id)?;
+        Self::usable(&key)?;
+        let (stored, public, protection) = generate(key.algorithm, root).await?;
+        let _w = self.write_lock.lock().await;
+        let mut key = self.get(id)?;
+        Self::usable(&key)?;
+        let version = key.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        key.versions.push(KeyVersion {
+            version,
+            state: VersionState::Enabled,
+            create_time: now(),
+            protection,
+            public_key: public,
+        });
+        key.primary_version = version;
+        let mut batch = self.barrier.batch()?;
+        batch.put_json(&Self::meta_path(id), &key)?;
+        batch.put_json(&Self::material_path(id, version), &stored)?;
+        self.barrier.commit(batch).await?;
+        tracing::info!(key_id = %id, version, "managed key rotated");
+        Ok(key)
+    }
+
+    pub async fn set_version_state(
+        &self,
+        id: &uuid::Uuid,
+        version: u32,
+        state: VersionState,
+    ) -> Result<ManagedKey> {
+        let _w = self.write_lock.lock().await;
+        let mut key = self.get(id)?;
+        Self::usable(&key)?;
+        key.version_mut(version)?.state = state;
+        self.barrier.put_json(&Self::meta_path(id), &key).await?;
+        Ok(key)
+    }
+
+    pub async fn schedule_destruction(
+        &self,
+        id: &uuid::Uuid,
+        window_seconds: u64,
+    ) -> Result<ManagedKey> {
+        if !(MIN_PENDING_WINDOW..=MAX_PENDING_WINDOW).contains(&window_seconds) {
+            return Err(KeyError::invalid(
+                "INVALID_PENDING_WINDOW",
+                format!(
+                    "pendingWindowSeconds must be between {MIN_PENDING_WINDOW} and {MAX_PENDING_WINDOW}"
+                ),
+            ));
+        }
+        let _w = self.write_lock.lock().await;
+        let mut key = self.get(id)?;
+        Self::usable(&key)?;
+        key.state = KeyState::PendingDestruction;
+        let due = now() + time::Duration::seconds(window_seconds as i64);
+        key.destroy_time = Some(due);
+        self.barrier.put_json(&Self::meta_path(id), &key).await?;
+        let mut next = self.next_due.lock();
+        if let Some(known) = next.as_mut() {
+            *known = Some(known.map_or(due, |t| t.min(due)));
+        }
+        tracing::info!(key_id = %id, window_seconds, "managed key scheduled for destruction");
+        Ok(key)
+    }
+
+    pub async fn cancel_destruction(&self, id: &uuid::Uuid) -> Result<ManagedKey> {
+        let _w = self.write_lock.lock().await;
+        let mut key = self.get(id)?;
+        if key.state != KeyState::PendingDestruction {
+            return Err(KeyError::NotPendingDestruction(key.name));
+        }
+        key.state = KeyState::Enabled;
+        key.destroy_time = None;
+        self.barrier.put_json(&Self::meta_path(id), &key).await?;
+        tracing::info!(key_id = %id, "managed key destruction cancelled");
+        Ok(key)
+    }
+
+    /// Destroys every key whose pending window has passed; returns how many.
+    pub async fn tidy(&self, root: Option<Arc<dyn RootOfTrust>>) -> Result<usize> {
+        let now = now();
+        if let Some(next) = *self.next_due.lock() {
+            if next.is_none_or(|t| t > now) {
+                return Ok(0);
+            }
+        }
+        let mut destroyed = 0;
+        let mut earliest: Option<OffsetDateTime> = None;
+        for id in self.barrier.list(META_PREFIX)? {
+            let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
+                continue;
+            };
+            let Some(key) = self
+                .barrier
+                .get_json::<ManagedKey>(&Self::meta_path(&uuid))?
+            else {
+                continue;
+            };
+            let Some(t) = key
+                .destroy_time
+                .filter(|_| key.state == KeyState::PendingDestruction)
+            else {
+                continue;
+            };
+            if t <= now {
+                self.destroy(&uuid, root.as_deref()).await?;
+                destroyed += 1;
+            } else {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+        }
+        // A destruction scheduled during the scan may be earlier: keep the minimum.
+        let mut next = self.next_due.lock();
+        let scheduled = next.flatten();
+        *next = Some(match (earliest, scheduled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b.filter(|t| *t > now)),
+        });
+        Ok(destroyed)
+    }
+
+    async fn destroy(&self, id: &uuid::Uuid, root: Option<&dyn RootOfTrust>) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        let key = self.get(id)?;
+        if key.state != KeyState::PendingDestruction {
+            return Ok(());
+        }
+        let mut batch = self.barrier.batch()?;
+        for v in &key.versions {
+            if let (Some(root), Ok(Loaded::Hsm(w))) = (root, self.load(&key, v).as_deref()) {
+                root.forget_key(w);
+            }
+            batch.delete(&Self::material_path(id, v.version));
+        }
+        batch.delete(&format!("{NAME_PREFIX}{}", key.name));
+        batch.delete(&Self::meta_path(id));
+        self.barrier.commit(batch).await?;
+        self.loaded.write().retain(|(k, _), _| k != id);
+        tracing::info!(key_id = %id, "managed key destroyed");
+        Ok(())
+    }
+
+    fn usable(key: &ManagedKey) -> Result<()> {
+        match key.state {
+            KeyState::Enabled => Ok(()),
+            KeyState::PendingDestruction => Err(KeyError::PendingDestruction(key.name.clone())),
+        }
+    }
+
+    fn load(&self, key: &ManagedKey, v: &KeyVersion) -> Result<Arc<Loaded>> {
+        if let Some(l) = self.loaded.read().get(&(key.id, v.version)) {
+            return Ok(l.clone());
+        }
+        let stored: StoredMaterial = self
+            .barrier
+            .get_json(&Self::material_path(&key.id, v.version))?
+            .ok_or_else(|| KeyError::NotFound(key.id.to_string()))?;
+        let loaded = Arc::new(material::load(
+            key.algorithm,
+            &stored,
+            v.public_key.as_deref(),
+        )?);
+        let mut cache = self.loaded.write();
+        if cache.len() >= LOADED_MAX {
+            cache.clear();
+        }
+        cache.insert((key.id, v.version), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// The version an operation uses: the one asked for, or the primary; it must be
+    /// enabled and the key not pending destruction.
+    fn pick(key: &ManagedKey, version: Option<u32>) -> Result<KeyVersion> {
+        Self::usable(key)?;
+        let v = key.version(version.unwrap_or(key.primary_version))?;
+        if v.state != VersionState::Enabled {
+            return Err(KeyError::VersionDisabled {
+                key: key.name.clone(),
+                version: v.version,
+            });
+        }
+        Ok(v.clone())
+    }
+
+    fn check_usage(key: &ManagedKey, usage: Usage, op: &str) -> Result<()> {
+        if key.usage != usage {
+            return Err(KeyError::WrongKeyType(format!(
+                "key {:?} is a {} key with usage {}: it cannot {op}",
+                key.name,
+                key.algorithm.as_str(),
+                key.usage.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_size(what: &str, data: &[u8]) -> Result<()> {
+        if data.len() > MAX_MESSAGE {
+            return Err(KeyError::TooLarge(format!(
+                "the {what} is {} bytes; the limit is {MAX_MESSAGE}",
+                data.len()
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn sign(
+        &self,
+        key: &ManagedKey,
+        version: Option<u32>,
+        message: Vec<u8>,
+        root: Arc<dyn RootOfTrust>,
+    ) -> Result<Output> {
+        Self::check_usage(key, Usage::SignVerify, "sign")?;
+        Self::check_size("message", &message)?;
+        let v = Self::pick(key, version)?;
+        let loaded = self.load(key, &v)?;
+        let algorithm = key.algorithm;
+        let data =
+            blocking(move || material::sign(&loaded, algorithm, root.as_ref(), &message)).await?;
+        Ok(Output {
+            data,
+            version: v.version,
+        })
+    }
+
+    pub async fn verify(
+        &self,
+        key: &ManagedKey,
+        version: Option<u32>,
+        message: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> Result<(bool, u32)> {
+        Self::check_usage(key, Usage::SignVerify, "verify")?;
+        Self::check_size("message", &message)?;
+        let v = Self::pick(key, version)?;
+        let public = v.public_key.clone().ok_or_else(|| {
+            KeyError::WrongKeyType(format!(
+                "{} keys have no public key",
+                key.algorithm.as_str()
+            ))
+        })?;
+        let algorithm = key.algorithm;
+        let ok =
+            blocking(move || material::verify(algorithm, &public, &message, &signature)).await?;
+        Ok((ok, v.version))
+    }
+
+    pub async fn encrypt(
+        &self,
+        key: &ManagedKey,
+        version: Option<u32>,
+        plaintext: Zeroizing<Vec<u8>>,
+        root: Arc<dyn RootOfTrust>,
+    ) -> Result<Output> {
+        Self::check_usage(key, Usage::EncryptDecrypt, "encrypt")?;
+        Self::check_size("plaintext", &plaintext)?;
+        let v = Self::pick(key, version)?;
+        let loaded = if key.algorithm == Algorithm::Aes256 {
+            Some(self.load(key, &v)?)
+        } else {
+            None
+        };
+        let algorithm = key.algorithm;
+        let protection = v.protection;
+        let public = v.public_key.clone();
+        let data = blocking(move || {
+            let none = Loaded::Aes(Zeroizing::new(Vec::new()));
+            material::encrypt(
+                loaded.as_deref().unwrap_or(&none),
+                algorithm,
+                protection,
+                public.as_deref(),
+                root.as_ref(),
+                &plaintext,
+            )
+        })
+        .await?;
+        Ok(Output {
+            data,
+            version: v.version,
+        })
+    }
+
+    pub async fn decrypt(
+        &self,
+        key: &ManagedKey,
+        version: Option<u32>,
+        ciphertext: Vec<u8>,
+        root: Arc<dyn RootOfTrust>,
+    ) -> Result<(Zeroizing<Vec<u8>>, u32)> {
+        Self::check_usage(key, Usage::EncryptDecrypt, "decrypt")?;
+        if ciphertext.len() > MAX_MESSAGE + 2048 {
+            return Err(KeyError::TooLarge(format!(
+                "the ciphertext is {} bytes; the limit is {}",
+                ciphertext.len(),
+                MAX_MESSAGE + 2048
+            )));
+        }
+        let v = Self::pick(key, version)?;
+        let loaded = self.load(key, &v)?;
+        let algorithm = key.algorithm;
+        let protection = v.protection;
+        let plain = blocking(move || {
+            material::decrypt(&loaded, algorithm, protection, root.as_ref(), &ciphertext)
+        })
+        .await?;
+        Ok((plain, v.version))
+    }
+}
+
+async fn generate(
+    algorithm: Algorithm,
+    root: Arc<dyn RootOfTrust>,
+) -> Result<(StoredMaterial, Option<Vec<u8>>, Protection)> {
+    blocking(move || material::generate(algorithm, root.as_ref())).await
+}
+
+/// Key generation and private-key operations run off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| KeyError::Engine(crate::error::EngineError::internal(e)))?
+}
