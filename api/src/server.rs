@@ -122,7 +122,13 @@ async fn api_v1_route(
     };
     let query = crate::request::parse_query(parts.uri.query());
     let req = match ApiRequest::parse(parts.method.clone(), rest, query, &parts.headers, &body) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            r.remote_address = parts
+                .extensions
+                .get::<SocketAddr>()
+                .map(|a| a.ip().to_string());
+            r
+        }
         Err(p) => return problem(p),
     };
     match crate::api_v1::handle(core, req).await {

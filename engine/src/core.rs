@@ -845,7 +845,12 @@ impl Core {
         }
         let root = self.root.read().clone();
         match self.keys.tidy(root).await {
-            Ok(_) => {}
+            Ok(destroyed) => {
+                for (id, name) in destroyed {
+                    self.audit
+                        .event("key-destroyed", serde_json::json!({"id": id, "name": name}));
+                }
+            }
             Err(crate::keys::KeyError::Engine(e)) => return Err(e),
             Err(e) => tracing::warn!(error = %e, "managed key housekeeping failed"),
         }

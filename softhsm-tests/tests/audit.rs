@@ -237,3 +237,53 @@ fn enabling_a_device_that_cannot_open_its_file_is_refused() {
         "a failed enable left a device: {listed}"
     );
 }
+
+#[test]
+fn key_api_requests_and_key_destruction_are_audited() {
+    if reference_mode() {
+        return; // no /api/v1 on OpenBao
+    }
+    let (d, log) = with_audit();
+    let created = d.send_json(
+        "POST",
+        "/api/v1/keys",
+        r#"{"name":"audited-key","algorithm":"EC_P256"}"#,
+    );
+    assert!(
+        created.status == 200 || created.status == 201,
+        "{}",
+        created.body
+    );
+    let id = created.json()["id"].as_str().expect("a key id").to_string();
+    let scheduled = d.send_json(
+        "POST",
+        &format!("/api/v1/keys/{id}/schedule-destruction"),
+        r#"{"pendingWindowSeconds":1}"#,
+    );
+    assert!(scheduled.status < 300, "{}", scheduled.body);
+
+    let entries = poll_until(Duration::from_secs(20), "a key-destroyed event", || {
+        let all: Vec<serde_json::Value> = lines(&log)
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("every audit line is JSON"))
+            .collect();
+        all.iter()
+            .any(|e| e["type"] == "event" && e["event"] == "key-destroyed")
+            .then_some(all)
+    });
+    let event = entries
+        .iter()
+        .find(|e| e["event"] == "key-destroyed")
+        .expect("the event");
+    assert_eq!(event["data"]["id"], id.as_str());
+    let create = entries
+        .iter()
+        .find(|e| e["type"] == "response" && e["request"]["path"] == "api/v1/keys")
+        .expect("the key creation is audited");
+    assert!(
+        create["response"]["status"] == 201 || create["response"]["status"] == 200,
+        "{create}"
+    );
+    let (code, out) = verify(&log);
+    assert_eq!(code, 0, "{out}");
+}

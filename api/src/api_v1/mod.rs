@@ -36,6 +36,8 @@ pub struct ApiRequest {
     pub query: HashMap<String, String>,
     pub body: Map<String, Value>,
     pub token: String,
+    /// The client's address, for audit entries.
+    pub remote_address: Option<String>,
 }
 
 pub struct ApiReply {
@@ -100,6 +102,7 @@ impl ApiRequest {
             query,
             body,
             token: crate::request::token_from(headers),
+            remote_address: None,
         })
     }
 
@@ -265,24 +268,78 @@ pub fn not_found(req: &ApiRequest) -> Problem {
 }
 
 pub async fn handle(core: &Arc<Core>, req: ApiRequest) -> ApiResult {
+    if core.audit.is_active() {
+        return audited(core, &req).await;
+    }
+    dispatch(core, &req).await
+}
+
+/// As on `/v1`: logged before it runs (refused if no audit device takes it), then with
+/// its outcome.
+async fn audited(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
+    let id = uuid::Uuid::new_v4().to_string();
+    let path = format!("api/v1/{}", req.segments.join("/"));
+    let auth = core.tokens.lookup(&req.token).ok().map(|(_, entry)| entry);
+    let operation = match req.method.as_str() {
+        "GET" | "HEAD" => "read",
+        "DELETE" => "delete",
+        _ => "update",
+    };
+    let info = engine::audit::RequestInfo {
+        id: &id,
+        operation,
+        path: &path,
+        data: (!req.body.is_empty()).then_some(&req.body),
+        client_token: &req.token,
+        remote_address: req.remote_address.as_deref(),
+    };
+    let unaudited = |_| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "AUDIT_FAILED",
+            "the request could not be audited",
+        )
+    };
+    let denied = auth.is_none().then_some("permission denied");
+    core.audit
+        .log_request(&info, auth.as_deref(), denied)
+        .map_err(unaudited)?;
+    let result = dispatch(core, req).await;
+    let (status, body, error) = match &result {
+        Ok(reply) => (reply.status.as_u16(), reply.body.clone(), None),
+        Err(p) => (p.status.as_u16(), None, Some(p.detail.clone())),
+    };
+    core.audit
+        .log_response(
+            &info,
+            auth.as_deref(),
+            status,
+            body.as_ref(),
+            error.as_deref(),
+        )
+        .map_err(unaudited)?;
+    result
+}
+
+async fn dispatch(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     match segs.as_slice() {
-        ["keys"] => keys::collection(core, &req).await,
-        ["keys", id] => keys::item(core, &req, id).await,
-        ["keys", id, "rotate"] => versions::rotate(core, &req, id).await,
+        ["keys"] => keys::collection(core, req).await,
+        ["keys", id] => keys::item(core, req, id).await,
+        ["keys", id, "rotate"] => versions::rotate(core, req, id).await,
         ["keys", id, "versions", v, action @ ("enable" | "disable")] => {
-            versions::set_state(core, &req, id, v, action).await
+            versions::set_state(core, req, id, v, action).await
         }
-        ["keys", id, "schedule-destruction"] => destruction::schedule(core, &req, id).await,
-        ["keys", id, "cancel-destruction"] => destruction::cancel(core, &req, id).await,
+        ["keys", id, "schedule-destruction"] => destruction::schedule(core, req, id).await,
+        ["keys", id, "cancel-destruction"] => destruction::cancel(core, req, id).await,
         ["keys", id, op @ ("sign" | "verify" | "encrypt" | "decrypt")] => {
-            crypto::handle(core, &req, id, op).await
+            crypto::handle(core, req, id, op).await
         }
         ["keys", _, "cloud-exports", ..] => Err(Problem::new(
             StatusCode::NOT_IMPLEMENTED,
             "NOT_IMPLEMENTED",
             "cloud exports are not available on this appliance yet",
         )),
-        _ => Err(not_found(&req)),
+        _ => Err(not_found(req)),
     }
 }

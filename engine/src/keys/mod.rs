@@ -311,14 +311,15 @@ impl KeyStore {
     }
 
     /// Destroys every key whose pending window has passed; returns how many.
-    pub async fn tidy(&self, root: Option<Arc<dyn RootOfTrust>>) -> Result<usize> {
+    /// Destroys the keys whose pending window has passed; returns their ids and names.
+    pub async fn tidy(&self, root: Option<Arc<dyn RootOfTrust>>) -> Result<Vec<(String, String)>> {
         let now = now();
         if let Some(next) = *self.next_due.lock() {
             if next.is_none_or(|t| t > now) {
-                return Ok(0);
+                return Ok(Vec::new());
             }
         }
-        let mut destroyed = 0;
+        let mut destroyed = Vec::new();
         let mut earliest: Option<OffsetDateTime> = None;
         for id in self.barrier.list(META_PREFIX)? {
             let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
@@ -338,7 +339,7 @@ impl KeyStore {
             };
             if t <= now {
                 self.destroy(&uuid, root.as_deref()).await?;
-                destroyed += 1;
+                destroyed.push((uuid.to_string(), key.name.clone()));
             } else {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
