@@ -15,6 +15,7 @@ use crate::policy::{Acl, Operation};
 use crate::policy_store::PolicyStore;
 use crate::storage::{Batch, Storage};
 use crate::token::{Caller, CreateRequest, TokenStore};
+use crate::transit::TransitSettings;
 
 const SEAL_CONFIG_PATH: &str = "core/seal-config";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -69,12 +70,22 @@ pub struct Core {
     lifecycle: tokio::sync::Mutex<()>,
 }
 
+/// Appliance-wide settings that are not stored: they come from the daemon's start-up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    pub transit: TransitSettings,
+}
+
 impl Core {
     pub fn new(storage: Arc<Storage>) -> Arc<Self> {
+        Self::with_settings(storage, Settings::default())
+    }
+
+    pub fn with_settings(storage: Arc<Storage>, settings: Settings) -> Arc<Self> {
         let barrier = Arc::new(Barrier::new(storage.clone()));
         Arc::new(Core {
             tokens: TokenStore::new(barrier.clone()),
-            mounts: Mounts::new(barrier.clone()),
+            mounts: Mounts::new(barrier.clone(), settings.transit),
             policies: PolicyStore::new(barrier.clone()),
             storage,
             barrier,
@@ -279,16 +290,26 @@ impl Core {
         self.barrier.key_status()
     }
 
-    /// Periodic housekeeping while unsealed: reclaims expired tokens.
+    /// Periodic housekeeping while unsealed: reclaims expired tokens and runs the
+    /// engines' periodic work (transit keys due for rotation). One part failing does
+    /// not keep the others from running; the first error is returned.
     pub async fn tick(&self) -> Result<()> {
         if self.is_sealed() {
             return Ok(());
         }
-        let removed = self.tokens.tidy().await?;
-        if removed > 0 {
-            tracing::info!(removed, "expired tokens revoked");
+        let mut first_error = None;
+        match self.tokens.tidy().await {
+            Ok(removed) if removed > 0 => tracing::info!(removed, "expired tokens revoked"),
+            Ok(_) => {}
+            Err(e) => first_error = Some(e),
         }
-        Ok(())
+        for mount in self.mounts.list() {
+            if let Err(e) = mount.backend.tick().await {
+                tracing::warn!(mount = %mount.entry.path, error = %e, "periodic work failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Checks a caller's token and ACL for `op` on `path`.
@@ -316,8 +337,9 @@ impl Core {
         self.policies.acl_for(&caller.entry.policies)
     }
 
-    /// `vault server -dev`: one unseal key, unsealed, kv v2 at `secret/`, and optionally a
-    /// root token with a chosen id in place of the generated one.
+    /// `vault server -dev`: one unseal key, unsealed, kv v2 at `secret/`, transit at
+    /// `transit/`, and optionally a root token with a chosen id in place of the
+    /// generated one.
     pub async fn dev_setup(&self, root_token_id: Option<String>) -> Result<InitResult> {
         let mut init = self.init(1, 1).await?;
         self.unseal(init.keys.first().cloned(), false).await?;
@@ -326,6 +348,15 @@ impl Core {
                 "secret",
                 "kv-v2",
                 "key/value secret storage".into(),
+                Default::default(),
+                MountConfig::default(),
+            )
+            .await?;
+        self.mounts
+            .mount(
+                "transit",
+                "transit",
+                "encryption as a service".into(),
                 Default::default(),
                 MountConfig::default(),
             )

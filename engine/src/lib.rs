@@ -14,5 +14,5 @@ pub mod storage;
 pub mod token;
 pub mod transit;
 
-pub use crate::core::{Core, InitResult, SealStatus};
+pub use crate::core::{Core, InitResult, SealStatus, Settings};
 pub use crate::error::{EngineError, Result};
