@@ -278,6 +278,8 @@ pub struct Daemon {
     pub dev_unseal_key: Option<String>,
     /// Set by [`Daemon::init`].
     pub init: Option<Init>,
+    /// Extra environment of every run of the daemon.
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Daemon {
@@ -292,18 +294,33 @@ impl Drop for Daemon {
 impl Daemon {
     /// `ironseal server -dev ARGS`, on a free port unless ARGS has `-dev-listen-address`.
     pub fn dev(args: &[&str]) -> Daemon {
-        Self::new(Mode::Dev {
-            args: args.iter().map(|s| s.to_string()).collect(),
-        })
+        Self::dev_with_env(args, &[])
+    }
+
+    /// [`Daemon::dev`] with extra environment variables for the daemon (kept across
+    /// restarts).
+    pub fn dev_with_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Self::new(
+            Mode::Dev {
+                args: args.iter().map(|s| s.to_string()).collect(),
+            },
+            env,
+        )
     }
 
     /// `ironseal server -config FILE` with redb storage and the Shamir seal; TLS with the
     /// generated certificate when `tls`, else `tls_disable = true`. Starts uninitialised.
     pub fn config(tls: bool) -> Daemon {
-        Self::new(Mode::Config { tls })
+        Self::config_with_env(tls, &[])
     }
 
-    fn new(mode: Mode) -> Daemon {
+    /// [`Daemon::config`] with extra environment variables for the daemon (kept across
+    /// restarts).
+    pub fn config_with_env(tls: bool, env: &[(&str, &str)]) -> Daemon {
+        Self::new(Mode::Config { tls }, env)
+    }
+
+    fn new(mode: Mode, env: &[(&str, &str)]) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("ironseal-e2e-")
             .tempdir()
@@ -319,6 +336,10 @@ impl Daemon {
             token: None,
             dev_unseal_key: None,
             init: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.start();
         d
@@ -431,6 +452,9 @@ impl Daemon {
             .env("HOME", self.dir().join("home"));
         if std::env::var_os("IRONSEAL_LOG").is_none() {
             cmd.env("IRONSEAL_LOG", "info");
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
         }
         let child = cmd
             .spawn()

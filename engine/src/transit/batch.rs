@@ -13,7 +13,7 @@ use super::keytype::KeyType;
 use super::material::SecretBytes;
 use super::policy::CreateKey;
 use super::signing::{SignOptions, Signed};
-use super::{decode_base64, TransitEngine};
+use super::{base64_error, decode_base64, TransitEngine};
 
 /// An item of `encrypt`, `decrypt` or `rewrap` (or the request's own fields when it has
 /// no `batch_input`).
@@ -75,7 +75,12 @@ fn decode_field(value: Option<&str>, what: &str) -> ItemResult<Zeroizing<Vec<u8>
         None | Some("") => Ok(Zeroizing::new(Vec::new())),
         Some(v) => decode_base64(v)
             .map(Zeroizing::new)
-            .map_err(|e| TransitError::invalid(format!("unable to decode {what} as base64: {e}"))),
+            .map_err(|e| {
+                TransitError::invalid(format!(
+                    "unable to decode {what} as base64: {}",
+                    base64_error(&e)
+                ))
+            }),
     }
 }
 
@@ -177,7 +182,7 @@ impl TransitEngine {
                 };
                 let plaintext = decode_base64(plaintext)
                     .map(Zeroizing::new)
-                    .map_err(|e| TransitError::invalid(format!("invalid base64 plaintext: {e}")))?;
+                    .map_err(|e| TransitError::invalid(base64_error(&e)))?;
                 let context = decode_context(&item.context)?;
                 let aad = decode_field(item.associated_data.as_deref(), "associated_data")?;
                 if non_empty(&item.nonce).is_some() {

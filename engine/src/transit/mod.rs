@@ -73,6 +73,20 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
         .or_else(|e| URL_SAFE_LENIENT.decode(s).map_err(|_| e))
 }
 
+/// A base64 error worded as Go's (which Vault clients see): "illegal base64 data at
+/// input byte N".
+pub fn base64_error(e: &base64::DecodeError) -> String {
+    match e {
+        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => {
+            format!("illegal base64 data at input byte {at}")
+        }
+        base64::DecodeError::InvalidLength(len) => {
+            format!("illegal base64 data at input byte {len}")
+        }
+        base64::DecodeError::InvalidPadding => "illegal base64 data: invalid padding".into(),
+    }
+}
+
 /// Vault's key names: word characters, `-`, `.` and `@`, starting and ending with a word
 /// character.
 pub fn valid_key_name(name: &str) -> bool {
