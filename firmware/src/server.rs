@@ -221,7 +221,10 @@ fn settings_from_env() -> anyhow::Result<engine::Settings> {
     let mut settings = engine::Settings::default();
     if let Some(min) = env_duration("IRONSEAL_TRANSIT_MIN_ROTATE_PERIOD")? {
         settings.transit.min_auto_rotate_period = min.max(1);
-        tracing::warn!(seconds = min, "transit accepts auto_rotate_period below Vault's one hour");
+        tracing::warn!(
+            seconds = min,
+            "transit accepts auto_rotate_period below Vault's one hour"
+        );
     }
     Ok(settings)
 }

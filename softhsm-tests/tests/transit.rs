@@ -180,15 +180,26 @@ fn clever_kms_transit_transcript() {
         first.field("ciphertext").expect("a ciphertext row"),
         second.field("ciphertext").expect("a ciphertext row"),
     );
-    assert!(c1.starts_with("vault:v1:") && c2.starts_with("vault:v1:"), "{first}\n{second}");
+    assert!(
+        c1.starts_with("vault:v1:") && c2.starts_with("vault:v1:"),
+        "{first}\n{second}"
+    );
     assert_ne!(c1, c2);
 
     // Both decrypt to the plaintext, also written URL-safe as the transcript shows.
     for ct in [&c1, &c2] {
         let out = d
-            .bao(&["write", "transit/decrypt/my-key", &format!("ciphertext={ct}")])
+            .bao(&[
+                "write",
+                "transit/decrypt/my-key",
+                &format!("ciphertext={ct}"),
+            ])
             .ok();
-        assert_eq!(out.field("plaintext").as_deref(), Some("bXkgc2VjcmV0IGRhdGEK"), "{out}");
+        assert_eq!(
+            out.field("plaintext").as_deref(),
+            Some("bXkgc2VjcmV0IGRhdGEK"),
+            "{out}"
+        );
         let url_safe = ct.replace('+', "-").replace('/', "_");
         if !reference_mode() {
             let r = decrypt(&d, "my-key", &url_safe);
@@ -208,7 +219,11 @@ fn clever_kms_transit_transcript() {
             &format!("ciphertext={c2}"),
         ]);
         assert_eq!(out.status, 2, "{out}");
-        assert!(out.stderr.contains(&format!("Error writing data to transit/decrypt/{name}")), "{out}");
+        assert!(
+            out.stderr
+                .contains(&format!("Error writing data to transit/decrypt/{name}")),
+            "{out}"
+        );
         assert!(out.stderr.contains("Code: 400"), "{out}");
         let r = decrypt(&d, name, &c2);
         assert_eq!(r.status, 400, "{r}");
@@ -226,7 +241,12 @@ fn clever_kms_transit_transcript() {
 
     // Rotate: new ciphertexts are v2, both versions decrypt.
     let v1 = d
-        .bao(&["write", "-field=ciphertext", "transit/encrypt/my-key", &plaintext])
+        .bao(&[
+            "write",
+            "-field=ciphertext",
+            "transit/encrypt/my-key",
+            &plaintext,
+        ])
         .ok()
         .stdout
         .trim()
@@ -245,29 +265,52 @@ fn clever_kms_transit_transcript() {
     assert!(v2.starts_with("vault:v2:"), "{out}");
     for ct in [&v1, &v2] {
         let out = d
-            .bao(&["write", "transit/decrypt/my-key", &format!("ciphertext={ct}")])
+            .bao(&[
+                "write",
+                "transit/decrypt/my-key",
+                &format!("ciphertext={ct}"),
+            ])
             .ok();
-        assert_eq!(out.field("plaintext").as_deref(), Some("bXkgc2VjcmV0IGRhdGEK"), "{out}");
+        assert_eq!(
+            out.field("plaintext").as_deref(),
+            Some("bXkgc2VjcmV0IGRhdGEK"),
+            "{out}"
+        );
     }
 
     // Rewrap v1 to v2; the rewrapped ciphertext decrypts.
     let out = d
-        .bao(&["write", "transit/rewrap/my-key", &format!("ciphertext={v1}")])
+        .bao(&[
+            "write",
+            "transit/rewrap/my-key",
+            &format!("ciphertext={v1}"),
+        ])
         .ok();
     let rewrapped = out.field("ciphertext").unwrap();
     assert!(rewrapped.starts_with("vault:v2:"), "{out}");
     assert_ne!(rewrapped, v2);
     let out = d
-        .bao(&["write", "transit/decrypt/my-key", &format!("ciphertext={rewrapped}")])
+        .bao(&[
+            "write",
+            "transit/decrypt/my-key",
+            &format!("ciphertext={rewrapped}"),
+        ])
         .ok();
-    assert_eq!(out.field("plaintext").as_deref(), Some("bXkgc2VjcmV0IGRhdGEK"), "{out}");
+    assert_eq!(
+        out.field("plaintext").as_deref(),
+        Some("bXkgc2VjcmV0IGRhdGEK"),
+        "{out}"
+    );
 
     // The key as Vault shows it.
     let key = read_key(&d, "my-key");
     assert_eq!(key["type"], "aes256-gcm96");
     assert_eq!(key["latest_version"], 2);
     assert_eq!(key["min_decryption_version"], 1);
-    assert!(key["keys"]["1"].is_number() && key["keys"]["2"].is_number(), "{key}");
+    assert!(
+        key["keys"]["1"].is_number() && key["keys"]["2"].is_number(),
+        "{key}"
+    );
     assert_eq!(key["supports_encryption"], true);
     assert_eq!(key["supports_signing"], false);
     let list = d.bao(&["list", "-format=json", "transit/keys"]).ok().json();
@@ -279,8 +322,8 @@ fn signatures_and_hmacs_verify_independently() {
     let d = Daemon::dev(&[]);
     ensure_transit(&d);
     let hashes = [
-        "sha1", "sha2-224", "sha2-256", "sha2-384", "sha2-512", "sha3-224", "sha3-256",
-        "sha3-384", "sha3-512",
+        "sha1", "sha2-224", "sha2-256", "sha2-384", "sha2-512", "sha3-224", "sha3-256", "sha3-384",
+        "sha3-512",
     ];
     let message = b"The quick brown fox jumps over the lazy dog";
     let input = b64(message);
@@ -288,7 +331,12 @@ fn signatures_and_hmacs_verify_independently() {
     let mut expect = Vec::new();
 
     for kind in [
-        "rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384", "ed25519",
+        "rsa-2048",
+        "rsa-3072",
+        "rsa-4096",
+        "ecdsa-p256",
+        "ecdsa-p384",
+        "ed25519",
     ] {
         create_key(&d, kind, json!({ "type": kind }));
         let key = read_key(&d, kind);
@@ -296,7 +344,10 @@ fn signatures_and_hmacs_verify_independently() {
         assert_eq!(key["latest_version"], 1);
         let public = key["keys"]["1"]["public_key"].as_str().unwrap().to_string();
         let shown_name = key["keys"]["1"]["name"].as_str().unwrap().to_string();
-        assert!(key["keys"]["1"]["creation_time"].as_str().unwrap().contains('T'));
+        assert!(key["keys"]["1"]["creation_time"]
+            .as_str()
+            .unwrap()
+            .contains('T'));
 
         let variants: Vec<(&str, Value)> = if kind.starts_with("rsa") {
             assert_eq!(shown_name, kind);
@@ -308,7 +359,14 @@ fn signatures_and_hmacs_verify_independently() {
                 })
                 .collect()
         } else if kind.starts_with("ecdsa") {
-            assert_eq!(shown_name, if kind == "ecdsa-p256" { "P-256" } else { "P-384" });
+            assert_eq!(
+                shown_name,
+                if kind == "ecdsa-p256" {
+                    "P-256"
+                } else {
+                    "P-384"
+                }
+            );
             hashes
                 .iter()
                 .flat_map(|h| ["asn1", "jws"].map(|m| (*h, json!({ "marshaling_algorithm": m }))))
@@ -330,10 +388,18 @@ fn signatures_and_hmacs_verify_independently() {
             let mut check = extra.clone();
             check["input"] = json!(input);
             check["signature"] = json!(sig);
-            let v = data(&post(&d, &format!("/v1/transit/verify/{kind}/{hash}"), &check));
+            let v = data(&post(
+                &d,
+                &format!("/v1/transit/verify/{kind}/{hash}"),
+                &check,
+            ));
             assert_eq!(v["valid"], true, "{kind} {hash} {extra}");
             check["input"] = json!(b64(b"something else"));
-            let v = data(&post(&d, &format!("/v1/transit/verify/{kind}/{hash}"), &check));
+            let v = data(&post(
+                &d,
+                &format!("/v1/transit/verify/{kind}/{hash}"),
+                &check,
+            ));
             assert_eq!(v["valid"], false, "{kind} {hash} {extra}");
 
             let family = if kind.starts_with("rsa") {
@@ -373,7 +439,10 @@ fn signatures_and_hmacs_verify_independently() {
             &format!("input={input}"),
         ])
         .ok();
-    let sig = out.json()["data"]["signature"].as_str().unwrap().to_string();
+    let sig = out.json()["data"]["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out = d
         .bao(&[
             "write",
@@ -404,7 +473,11 @@ fn signatures_and_hmacs_verify_independently() {
 
     // HMACs, with an hmac key and with the HMAC key an AES key carries; Python gets the
     // key through export (allowed: both are exportable).
-    create_key(&d, "mac", json!({ "type": "hmac", "key_size": 48, "exportable": true }));
+    create_key(
+        &d,
+        "mac",
+        json!({ "type": "hmac", "key_size": 48, "exportable": true }),
+    );
     create_key(&d, "aes-mac", json!({ "exportable": true }));
     for name in ["mac", "aes-mac"] {
         let exported = data(&d.get(&format!("/v1/transit/export/hmac-key/{name}/1")));
@@ -467,15 +540,31 @@ fn min_decryption_version_and_trim() {
     assert_eq!(data(&decrypt(&d, "k", &v2))["plaintext"], b64(b"two"));
 
     // Trim needs min_encryption_version; then version 1 is gone for good.
-    let r = post(&d, "/v1/transit/keys/k/trim", &json!({ "min_available_version": 2 }));
+    let r = post(
+        &d,
+        "/v1/transit/keys/k/trim",
+        &json!({ "min_available_version": 2 }),
+    );
     r.assert_error(400, "minimum encryption version is not set");
-    data(&post(&d, "/v1/transit/keys/k/config", &json!({ "min_encryption_version": 2 })));
-    let key = data(&post(&d, "/v1/transit/keys/k/trim", &json!({ "min_available_version": 2 })));
+    data(&post(
+        &d,
+        "/v1/transit/keys/k/config",
+        &json!({ "min_encryption_version": 2 }),
+    ));
+    let key = data(&post(
+        &d,
+        "/v1/transit/keys/k/trim",
+        &json!({ "min_available_version": 2 }),
+    ));
     assert_eq!(key["min_available_version"], 2, "{key}");
     let key = read_key(&d, "k");
     let versions: Vec<&String> = key["keys"].as_object().unwrap().keys().collect();
     assert_eq!(versions, vec!["2", "3"], "{key}");
-    let r = post(&d, "/v1/transit/keys/k/config", &json!({ "min_decryption_version": 1 }));
+    let r = post(
+        &d,
+        "/v1/transit/keys/k/config",
+        &json!({ "min_decryption_version": 1 }),
+    );
     r.assert_error(400, "min available version");
     assert_eq!(decrypt(&d, "k", &v1).status, 400);
     // Encrypting with a version below min_encryption_version is refused.
@@ -485,14 +574,32 @@ fn min_decryption_version_and_trim() {
         &json!({ "plaintext": b64(b"x"), "key_version": 1 }),
     );
     r.assert_error(400, "less than the minimum encryption key version");
-    let r = post(&d, "/v1/transit/keys/k/trim", &json!({ "min_available_version": 1 }));
+    let r = post(
+        &d,
+        "/v1/transit/keys/k/trim",
+        &json!({ "min_available_version": 1 }),
+    );
     r.assert_error(400, "cannot be decremented");
 
     // Delete needs deletion_allowed.
-    let r = d.http("DELETE", "/v1/transit/keys/k", d.token.as_deref(), Body::None);
+    let r = d.http(
+        "DELETE",
+        "/v1/transit/keys/k",
+        d.token.as_deref(),
+        Body::None,
+    );
     r.assert_error(400, "deletion is not allowed for this key");
-    data(&post(&d, "/v1/transit/keys/k/config", &json!({ "deletion_allowed": true })));
-    let r = d.http("DELETE", "/v1/transit/keys/k", d.token.as_deref(), Body::None);
+    data(&post(
+        &d,
+        "/v1/transit/keys/k/config",
+        &json!({ "deletion_allowed": true }),
+    ));
+    let r = d.http(
+        "DELETE",
+        "/v1/transit/keys/k",
+        d.token.as_deref(),
+        Body::None,
+    );
     assert_eq!(r.status, 204, "{r}");
     assert_eq!(d.get("/v1/transit/keys/k").status, 404);
 }
@@ -514,16 +621,31 @@ fn batches_mix_valid_and_invalid_items() {
         ]}),
     );
     assert_eq!(r.status, 400, "Vault answers 400 when an item failed: {r}");
-    let results = r.json()["data"]["batch_results"].as_array().unwrap().clone();
+    let results = r.json()["data"]["batch_results"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(results.len(), 5, "{r}");
-    let refs: Vec<&str> = results.iter().map(|x| x["reference"].as_str().unwrap()).collect();
+    let refs: Vec<&str> = results
+        .iter()
+        .map(|x| x["reference"].as_str().unwrap())
+        .collect();
     assert_eq!(refs, ["a", "b", "c", "d", "e"]);
     for i in [1, 2, 3] {
-        assert!(results[i]["error"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+        assert!(
+            results[i]["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{r}"
+        );
         assert!(results[i].get("ciphertext").is_none(), "{r}");
     }
     if !reference_mode() {
-        assert!(results[1]["error"].as_str().unwrap().contains("illegal base64 data"), "{r}");
+        assert!(
+            results[1]["error"]
+                .as_str()
+                .unwrap()
+                .contains("illegal base64 data"),
+            "{r}"
+        );
         assert_eq!(results[2]["error"], "missing plaintext to encrypt", "{r}");
     }
     let a = results[0]["ciphertext"].as_str().unwrap().to_string();
@@ -555,15 +677,24 @@ fn batches_mix_valid_and_invalid_items() {
         ]}),
     );
     assert_eq!(r.status, 400, "{r}");
-    let results = r.json()["data"]["batch_results"].as_array().unwrap().clone();
+    let results = r.json()["data"]["batch_results"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(results[0]["plaintext"], b64(b"alpha"));
     assert_eq!(results[4]["plaintext"], b64(b"omega"));
     for i in [1, 2, 3] {
-        assert!(results[i]["error"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+        assert!(
+            results[i]["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{r}"
+        );
     }
     if !reference_mode() {
         assert_eq!(results[1]["error"], DECRYPT_FAILED);
-        assert!(results[2]["error"].as_str().unwrap().contains("could not decode base64"));
+        assert!(results[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not decode base64"));
         assert_eq!(results[3]["error"], "missing ciphertext to decrypt");
     }
     // Mixing items with and without context fails the whole request.
@@ -572,7 +703,10 @@ fn batches_mix_valid_and_invalid_items() {
         "/v1/transit/decrypt/batch",
         &json!({ "batch_input": [{ "ciphertext": a, "context": b64(b"c") }, { "ciphertext": e }] }),
     );
-    r.assert_error(400, "context should be set either in all the request blocks or in none");
+    r.assert_error(
+        400,
+        "context should be set either in all the request blocks or in none",
+    );
 
     // Rewrap after a rotation: 200, per-item errors.
     d.bao(&["write", "-f", "transit/keys/batch/rotate"]).ok();
@@ -582,7 +716,10 @@ fn batches_mix_valid_and_invalid_items() {
         &json!({ "batch_input": [{ "ciphertext": a }, { "ciphertext": "nope" }] }),
     );
     let results = data(&r)["batch_results"].as_array().unwrap().clone();
-    assert!(results[0]["ciphertext"].as_str().unwrap().starts_with("vault:v2:"));
+    assert!(results[0]["ciphertext"]
+        .as_str()
+        .unwrap()
+        .starts_with("vault:v2:"));
     assert!(results[1]["error"].as_str().is_some());
 
     // Sign and HMAC batches answer 200 with per-item errors.
@@ -593,13 +730,27 @@ fn batches_mix_valid_and_invalid_items() {
         &json!({ "batch_input": [{ "input": b64(b"m1") }, { "input": "@@" }, { "input": b64(b"m2") }] }),
     );
     let results = data(&r)["batch_results"].as_array().unwrap().clone();
-    assert!(results[0]["signature"].as_str().unwrap().starts_with("vault:v1:"));
-    assert!(results[1]["error"].as_str().unwrap().contains("base64"), "{r}");
-    let sigs: Vec<Value> = [(b"m1" as &[u8], &results[0]), (b"m2", &results[2]), (b"m3", &results[2])]
-        .iter()
-        .map(|(m, r)| json!({ "input": b64(m), "signature": r["signature"] }))
-        .collect();
-    let r = post(&d, "/v1/transit/verify/signer", &json!({ "batch_input": sigs }));
+    assert!(results[0]["signature"]
+        .as_str()
+        .unwrap()
+        .starts_with("vault:v1:"));
+    assert!(
+        results[1]["error"].as_str().unwrap().contains("base64"),
+        "{r}"
+    );
+    let sigs: Vec<Value> = [
+        (b"m1" as &[u8], &results[0]),
+        (b"m2", &results[2]),
+        (b"m3", &results[2]),
+    ]
+    .iter()
+    .map(|(m, r)| json!({ "input": b64(m), "signature": r["signature"] }))
+    .collect();
+    let r = post(
+        &d,
+        "/v1/transit/verify/signer",
+        &json!({ "batch_input": sigs }),
+    );
     let valid: Vec<Value> = data(&r)["batch_results"]
         .as_array()
         .unwrap()
@@ -613,7 +764,10 @@ fn batches_mix_valid_and_invalid_items() {
         &json!({ "batch_input": [{ "input": b64(b"x") }, { "input": "??" }] }),
     );
     let results = data(&r)["batch_results"].as_array().unwrap().clone();
-    assert!(results[0]["hmac"].as_str().unwrap().starts_with("vault:v1:"));
+    assert!(results[0]["hmac"]
+        .as_str()
+        .unwrap()
+        .starts_with("vault:v1:"));
     assert!(results[1]["error"].as_str().is_some());
 }
 
@@ -624,47 +778,165 @@ fn bad_input_is_a_clear_400_never_a_500() {
     create_key(&d, "aes", json!({}));
     create_key(&d, "ec", json!({ "type": "ecdsa-p256" }));
     let good = encrypt(&d, "aes", b"payload");
-    let raw = STANDARD.decode(good.trim_start_matches("vault:v1:")).unwrap();
+    let raw = STANDARD
+        .decode(good.trim_start_matches("vault:v1:"))
+        .unwrap();
     let mut tampered = raw.clone();
     tampered[13] ^= 0x40;
     let truncated = format!("vault:v1:{}", b64(&raw[..raw.len() - 3]));
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("decrypt/aes", json!({ "ciphertext": "vault:v1:not*base64" }), "invalid ciphertext: could not decode base64"),
-        ("decrypt/aes", json!({ "ciphertext": "vault:v1:AAAA" }), "invalid ciphertext length"),
-        ("decrypt/aes", json!({ "ciphertext": truncated }), DECRYPT_FAILED),
-        ("decrypt/aes", json!({ "ciphertext": format!("vault:v1:{}", b64(&tampered)) }), DECRYPT_FAILED),
-        ("decrypt/aes", json!({ "ciphertext": good.replace("vault:v1:", "vault:v9:") }), DECRYPT_FAILED),
-        ("decrypt/aes", json!({ "ciphertext": good.replace("vault:v1:", "vault:") }), "invalid ciphertext: no prefix"),
-        ("decrypt/aes", json!({ "ciphertext": good.replace("vault:v1:", "vault:vX:") }), "version number could not be decoded"),
-        ("decrypt/aes", json!({ "ciphertext": good.replace("vault:v1:", "kms:v1:") }), "invalid ciphertext: no prefix"),
+        (
+            "decrypt/aes",
+            json!({ "ciphertext": "vault:v1:not*base64" }),
+            "invalid ciphertext: could not decode base64",
+        ),
+        (
+            "decrypt/aes",
+            json!({ "ciphertext": "vault:v1:AAAA" }),
+            "invalid ciphertext length",
+        ),
+        (
+            "decrypt/aes",
+            json!({ "ciphertext": truncated }),
+            DECRYPT_FAILED,
+        ),
+        (
+            "decrypt/aes",
+            json!({ "ciphertext": format!("vault:v1:{}", b64(&tampered)) }),
+            DECRYPT_FAILED,
+        ),
+        (
+            "decrypt/aes",
+            json!({ "ciphertext": good.replace("vault:v1:", "vault:v9:") }),
+            DECRYPT_FAILED,
+        ),
+        (
+            "decrypt/aes",
+            json!({ "ciphertext": good.replace("vault:v1:", "vault:") }),
+            "invalid ciphertext: no prefix",
+        ),
+        (
+            "decrypt/aes",
+            json!({ "ciphertext": good.replace("vault:v1:", "vault:vX:") }),
+            "version number could not be decoded",
+        ),
+        (
+            "decrypt/aes",
+            json!({ "ciphertext": good.replace("vault:v1:", "kms:v1:") }),
+            "invalid ciphertext: no prefix",
+        ),
         ("decrypt/aes", json!({}), "missing ciphertext to decrypt"),
         ("decrypt/ec", json!({ "ciphertext": good }), DECRYPT_FAILED),
-        ("encrypt/aes", json!({ "plaintext": "%%%" }), "illegal base64 data at input byte 0"),
+        (
+            "encrypt/aes",
+            json!({ "plaintext": "%%%" }),
+            "illegal base64 data at input byte 0",
+        ),
         ("encrypt/aes", json!({}), "missing plaintext to encrypt"),
-        ("encrypt/ec", json!({ "plaintext": b64(b"x") }), "message encryption not supported for key type ecdsa-p256"),
-        ("encrypt/aes", json!({ "plaintext": b64(b"x"), "key_version": 7 }), "higher than the latest key version"),
-        ("encrypt/new-ec", json!({ "plaintext": b64(b"x"), "type": "ecdsa-p256" }), "key type ecdsa-p256 not supported for this operation"),
-        ("sign/aes", json!({ "input": b64(b"x") }), "key type aes256-gcm96 does not support signing"),
-        ("sign/ec", json!({ "input": b64(b"x"), "hash_algorithm": "md5" }), "invalid hash algorithm \"md5\""),
-        ("sign/ec", json!({ "input": b64(b"x"), "marshaling_algorithm": "pem" }), "invalid marshaling type"),
-        ("sign/nokey", json!({ "input": b64(b"x") }), "signing key not found"),
-        ("verify/ec", json!({ "input": b64(b"x") }), "neither a 'signature' nor an 'hmac' were given to verify"),
-        ("verify/ec", json!({ "input": b64(b"x"), "signature": "sig" }), "invalid signature: no prefix"),
-        ("verify/ec", json!({ "input": b64(b"x"), "signature": "vault:v1:AAAA" }), "supplied signature is invalid"),
-        ("hmac/aes", json!({ "input": b64(b"x"), "algorithm": "sha9" }), "unsupported algorithm"),
+        (
+            "encrypt/ec",
+            json!({ "plaintext": b64(b"x") }),
+            "message encryption not supported for key type ecdsa-p256",
+        ),
+        (
+            "encrypt/aes",
+            json!({ "plaintext": b64(b"x"), "key_version": 7 }),
+            "higher than the latest key version",
+        ),
+        (
+            "encrypt/new-ec",
+            json!({ "plaintext": b64(b"x"), "type": "ecdsa-p256" }),
+            "key type ecdsa-p256 not supported for this operation",
+        ),
+        (
+            "sign/aes",
+            json!({ "input": b64(b"x") }),
+            "key type aes256-gcm96 does not support signing",
+        ),
+        (
+            "sign/ec",
+            json!({ "input": b64(b"x"), "hash_algorithm": "md5" }),
+            "invalid hash algorithm \"md5\"",
+        ),
+        (
+            "sign/ec",
+            json!({ "input": b64(b"x"), "marshaling_algorithm": "pem" }),
+            "invalid marshaling type",
+        ),
+        (
+            "sign/nokey",
+            json!({ "input": b64(b"x") }),
+            "signing key not found",
+        ),
+        (
+            "verify/ec",
+            json!({ "input": b64(b"x") }),
+            "neither a 'signature' nor an 'hmac' were given to verify",
+        ),
+        (
+            "verify/ec",
+            json!({ "input": b64(b"x"), "signature": "sig" }),
+            "invalid signature: no prefix",
+        ),
+        (
+            "verify/ec",
+            json!({ "input": b64(b"x"), "signature": "vault:v1:AAAA" }),
+            "supplied signature is invalid",
+        ),
+        (
+            "hmac/aes",
+            json!({ "input": b64(b"x"), "algorithm": "sha9" }),
+            "unsupported algorithm",
+        ),
         ("keys/odd", json!({ "type": "des" }), "unknown key type des"),
-        ("keys/conv", json!({ "convergent_encryption": true }), "convergent encryption requires derivation"),
-        ("keys/rot", json!({ "auto_rotate_period": "5m" }), "auto rotate period must be 0 to disable or at least an hour"),
-        ("keys/aes/config", json!({ "min_decryption_version": 5 }), "latest key version is 1"),
+        (
+            "keys/conv",
+            json!({ "convergent_encryption": true }),
+            "convergent encryption requires derivation",
+        ),
+        (
+            "keys/rot",
+            json!({ "auto_rotate_period": "5m" }),
+            "auto rotate period must be 0 to disable or at least an hour",
+        ),
+        (
+            "keys/aes/config",
+            json!({ "min_decryption_version": 5 }),
+            "latest key version is 1",
+        ),
         ("keys/aes/trim", json!({}), "missing min_available_version"),
         ("keys/nokey/rotate", json!({}), "key not found"),
-        ("datakey/raw/aes", json!({}), "Invalid path, must be 'plaintext' or 'wrapped'"),
-        ("datakey/plaintext/aes", json!({ "bits": 7 }), "invalid bit length"),
+        (
+            "datakey/raw/aes",
+            json!({}),
+            "Invalid path, must be 'plaintext' or 'wrapped'",
+        ),
+        (
+            "datakey/plaintext/aes",
+            json!({ "bits": 7 }),
+            "invalid bit length",
+        ),
         ("random/0", json!({}), "'bytes' cannot be less than 1"),
-        ("random/platform/9999999", json!({}), "'bytes' should be less than"),
-        ("random", json!({ "format": "base32" }), "unsupported encoding format"),
-        ("hash/sha2-256", json!({ "input": b64(b"x"), "format": "octal" }), "unsupported encoding format"),
-        ("hash/md5", json!({ "input": b64(b"x") }), "unsupported algorithm"),
+        (
+            "random/platform/9999999",
+            json!({}),
+            "'bytes' should be less than",
+        ),
+        (
+            "random",
+            json!({ "format": "base32" }),
+            "unsupported encoding format",
+        ),
+        (
+            "hash/sha2-256",
+            json!({ "input": b64(b"x"), "format": "octal" }),
+            "unsupported encoding format",
+        ),
+        (
+            "hash/md5",
+            json!({ "input": b64(b"x") }),
+            "unsupported algorithm",
+        ),
     ];
     for (path, body, message) in cases {
         let r = post(&d, &format!("/v1/transit/{path}"), &body);
@@ -682,8 +954,13 @@ fn bad_input_is_a_clear_400_never_a_500() {
         .assert_error(400, "invalid export type: secret-key");
     assert_eq!(d.get("/v1/transit/export/public-key/missing").status, 404);
     // Deleting a key that is not allowed to be deleted.
-    d.http("DELETE", "/v1/transit/keys/aes", d.token.as_deref(), Body::None)
-        .assert_error(400, "deletion is not allowed for this key");
+    d.http(
+        "DELETE",
+        "/v1/transit/keys/aes",
+        d.token.as_deref(),
+        Body::None,
+    )
+    .assert_error(400, "deletion is not allowed for this key");
     // Methods a path does not take.
     assert_eq!(d.get("/v1/transit/encrypt/aes").status, 405);
     assert_eq!(d.get("/v1/transit/decrypt/aes").status, 405);
@@ -694,7 +971,11 @@ fn datakey_random_hash_export_and_derived_keys() {
     let d = Daemon::dev(&[]);
     ensure_transit(&d);
     create_key(&d, "wrap", json!({ "exportable": true }));
-    let dk = data(&post(&d, "/v1/transit/datakey/plaintext/wrap", &json!({ "bits": 512 })));
+    let dk = data(&post(
+        &d,
+        "/v1/transit/datakey/plaintext/wrap",
+        &json!({ "bits": 512 }),
+    ));
     let plain = dk["plaintext"].as_str().unwrap();
     assert_eq!(STANDARD.decode(plain).unwrap().len(), 64);
     let back = data(&decrypt(&d, "wrap", dk["ciphertext"].as_str().unwrap()));
@@ -703,11 +984,28 @@ fn datakey_random_hash_export_and_derived_keys() {
     assert!(wrapped.get("plaintext").is_none(), "{wrapped}");
     assert_eq!(wrapped["key_version"], 1);
 
-    let r = data(&post(&d, "/v1/transit/random/24", &json!({ "format": "hex" })));
+    let r = data(&post(
+        &d,
+        "/v1/transit/random/24",
+        &json!({ "format": "hex" }),
+    ));
     assert_eq!(r["random_bytes"].as_str().unwrap().len(), 48);
     let r = data(&post(&d, "/v1/transit/random", &json!({})));
-    assert_eq!(STANDARD.decode(r["random_bytes"].as_str().unwrap()).unwrap().len(), 32);
-    let out = d.bao(&["write", "-field=sum", "transit/hash/sha2-256", &format!("input={}", b64(b"abc"))]).ok();
+    assert_eq!(
+        STANDARD
+            .decode(r["random_bytes"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        32
+    );
+    let out = d
+        .bao(&[
+            "write",
+            "-field=sum",
+            "transit/hash/sha2-256",
+            &format!("input={}", b64(b"abc")),
+        ])
+        .ok();
     assert_eq!(
         out.stdout.trim(),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -731,13 +1029,28 @@ fn datakey_random_hash_export_and_derived_keys() {
          print(AESGCM(k).decrypt(b[:12], b[12:], None).decode())\n",
         ct.trim_start_matches("vault:v1:")
     );
-    let out = Command::new(python()).arg("-c").arg(script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello from transit");
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello from transit"
+    );
 
     // A derived key: per-context ciphertexts; convergent ones are deterministic.
     let ctx = b64(b"tenant-42");
-    create_key(&d, "conv", json!({ "derived": true, "convergent_encryption": true }));
+    create_key(
+        &d,
+        "conv",
+        json!({ "derived": true, "convergent_encryption": true }),
+    );
     let key = read_key(&d, "conv");
     assert_eq!(key["derived"], true);
     assert_eq!(key["convergent_encryption"], true);
@@ -786,9 +1099,8 @@ fn acl_policies_govern_transit_paths() {
         .as_str()
         .unwrap()
         .to_string();
-    let as_app = |path: &str, body: Value| {
-        d.http("POST", path, Some(&token), Body::Json(&body.to_string()))
-    };
+    let as_app =
+        |path: &str, body: Value| d.http("POST", path, Some(&token), Body::Json(&body.to_string()));
 
     // Creating the key through encrypt needs `create`, which the policy lacks.
     let r = as_app("/v1/transit/encrypt/app", json!({ "plaintext": b64(b"x") }));
@@ -848,22 +1160,39 @@ fn scheduled_rotation_survives_a_restart() {
     let at_restart = latest(&d);
     assert!(at_restart >= 2);
     assert_eq!(read_key(&d, "auto")["auto_rotate_period"], 2);
-    poll_until(deadline, "another scheduled rotation after the restart", || {
-        (latest(&d) > at_restart).then_some(())
-    });
-    assert_eq!(data(&decrypt(&d, "auto", &before))["plaintext"], b64(b"kept"));
+    poll_until(
+        deadline,
+        "another scheduled rotation after the restart",
+        || (latest(&d) > at_restart).then_some(()),
+    );
+    assert_eq!(
+        data(&decrypt(&d, "auto", &before))["plaintext"],
+        b64(b"kept")
+    );
     assert_eq!(read_key(&d, "still")["latest_version"], 1);
 
     // Turning the period off stops it.
-    data(&post(&d, "/v1/transit/keys/auto/config", &json!({ "auto_rotate_period": 0 })));
+    data(&post(
+        &d,
+        "/v1/transit/keys/auto/config",
+        &json!({ "auto_rotate_period": 0 }),
+    ));
     let stopped = latest(&d);
     // Two housekeeping rounds later nothing moved: wait for them through the log.
     let logs_before = d.logs().matches("transit key rotated on schedule").count();
-    let r = post(&d, "/v1/transit/keys/probe", &json!({ "auto_rotate_period": "1s" }));
+    let r = post(
+        &d,
+        "/v1/transit/keys/probe",
+        &json!({ "auto_rotate_period": "1s" }),
+    );
     assert!(r.status == 204, "{r}");
     poll_until(deadline, "the probe key to rotate", || {
         (read_key(&d, "probe")["latest_version"].as_u64().unwrap() >= 2).then_some(())
     });
     assert!(d.logs().matches("transit key rotated on schedule").count() > logs_before);
-    assert_eq!(latest(&d), stopped, "a key without a period does not rotate");
+    assert_eq!(
+        latest(&d),
+        stopped,
+        "a key without a period does not rotate"
+    );
 }

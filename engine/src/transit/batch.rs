@@ -73,14 +73,12 @@ fn decode_context(item_context: &Option<String>) -> ItemResult<Zeroizing<Vec<u8>
 fn decode_field(value: Option<&str>, what: &str) -> ItemResult<Zeroizing<Vec<u8>>> {
     match value {
         None | Some("") => Ok(Zeroizing::new(Vec::new())),
-        Some(v) => decode_base64(v)
-            .map(Zeroizing::new)
-            .map_err(|e| {
-                TransitError::invalid(format!(
-                    "unable to decode {what} as base64: {}",
-                    base64_error(&e)
-                ))
-            }),
+        Some(v) => decode_base64(v).map(Zeroizing::new).map_err(|e| {
+            TransitError::invalid(format!(
+                "unable to decode {what} as base64: {}",
+                base64_error(&e)
+            ))
+        }),
     }
 }
 

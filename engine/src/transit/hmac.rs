@@ -100,7 +100,10 @@ impl Key {
             TransitError::invalid("invalid HMAC: version number could not be decoded")
         })?;
         let tag = decode_base64(encoded).map_err(|e| {
-            TransitError::invalid(format!("unable to decode verification HMAC as base64: {e}"))
+            TransitError::invalid(format!(
+                "unable to decode verification HMAC as base64: {}",
+                super::base64_error(&e)
+            ))
         })?;
         if version > self.config.latest_version {
             return Err(TransitError::invalid("invalid HMAC: version is too new"));

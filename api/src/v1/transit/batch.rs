@@ -197,7 +197,11 @@ impl Tally {
 /// Vault's status for an encrypt or decrypt batch: 400 if any item was the caller's
 /// mistake (500 if the appliance failed one), unless some items succeeded and
 /// `partial_failure_response_code` asks for another code.
-pub(super) fn batch_reply(req: &VaultRequest, data: Value, tally: &Tally) -> Result<Reply, ApiError> {
+pub(super) fn batch_reply(
+    req: &VaultRequest,
+    data: Value,
+    tally: &Tally,
+) -> Result<Reply, ApiError> {
     let mut reply = Reply::data(data);
     if !(tally.user_errors || tally.internal_errors) {
         return Ok(reply);

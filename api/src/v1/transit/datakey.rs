@@ -26,7 +26,11 @@ pub async fn handle(
     let with_plaintext = match kind {
         "plaintext" => true,
         "wrapped" => false,
-        _ => return Err(ApiError::bad("Invalid path, must be 'plaintext' or 'wrapped'")),
+        _ => {
+            return Err(ApiError::bad(
+                "Invalid path, must be 'plaintext' or 'wrapped'",
+            ))
+        }
     };
     let bits = i64_field(req, "bits")?.unwrap_or(256);
     let version = i64_field(req, "key_version")?.unwrap_or(0);

@@ -33,8 +33,12 @@ pub async fn handle(
         .str_field("format")?
         .filter(|f| !f.is_empty())
         .unwrap_or_else(|| "hex".into());
-    let input = decode_base64(&input)
-        .map_err(|e| ApiError::bad(format!("unable to decode input as base64: {}", engine::transit::base64_error(&e))))?;
+    let input = decode_base64(&input).map_err(|e| {
+        ApiError::bad(format!(
+            "unable to decode input as base64: {}",
+            engine::transit::base64_error(&e)
+        ))
+    })?;
     if format != "hex" && format != "base64" {
         return Err(ApiError::bad(format!(
             "unsupported encoding format {format}; must be \"hex\" or \"base64\""

@@ -28,9 +28,7 @@ pub async fn handle(
             let opts = sign_options(req, url_algorithm)?;
             transit.verify_signatures(name, &items, &opts)?
         }
-        VerifyMode::Hmac => {
-            transit.verify_hmacs(name, &items, &hash_name(req, url_algorithm)?)?
-        }
+        VerifyMode::Hmac => transit.verify_hmacs(name, &items, &hash_name(req, url_algorithm)?)?,
     };
     if !batch {
         let Some(result) = results.into_iter().next() else {
