@@ -69,9 +69,13 @@ fn decoy() -> &'static Aead {
     })
 }
 
+/// Nonces come from the thread's CSPRNG (ChaCha12, reseeded from the OS RNG), not a
+/// system call per encryption: on the hot path the syscall costs more than the AEAD.
+/// Key material keeps coming from `hsm_bridge::fill_random`.
 fn random_nonce(len: usize) -> Zeroizing<Vec<u8>> {
+    use rand::RngCore;
     let mut n = Zeroizing::new(vec![0u8; len]);
-    hsm_bridge::fill_random(&mut n);
+    rand::thread_rng().fill_bytes(&mut n);
     n
 }
 

@@ -343,3 +343,33 @@ async fn cache_clear_forgets_material_until_reloaded() {
     assert!(!Arc::ptr_eq(&held, &reloaded));
     assert_eq!(decrypt_one(&e, "k", &c).unwrap(), b"x");
 }
+
+#[tokio::test]
+async fn sealing_drops_the_mounts_cached_keys() {
+    use crate::mounts::{Backend, MountConfig, Mounts};
+    let b = barrier().await;
+    let mounts = Mounts::new(b.clone(), TransitSettings::default());
+    mounts
+        .mount(
+            "transit",
+            "transit",
+            String::new(),
+            Default::default(),
+            MountConfig::default(),
+        )
+        .await
+        .unwrap();
+    let mounted = mounts.get("transit/").unwrap();
+    let Backend::Transit(engine) = &mounted.backend else {
+        panic!("not a transit mount");
+    };
+    create(engine, "k", KeyType::Aes256Gcm96).await;
+    assert!(engine.cache.is_indexed());
+    // What Core::seal does to the mount table.
+    mounts.clear();
+    assert!(
+        !engine.cache.is_indexed(),
+        "key material must not outlive the seal"
+    );
+    assert!(mounts.get("transit/").is_none());
+}
