@@ -14,14 +14,14 @@
 #                transit-decrypt transit-encrypt-batch100 transit-decrypt-batch100
 #                (the bare ceiling always runs)                      default all
 #   SKIP_BUILD=1 use the binaries already in $CARGO_TARGET_DIR/release (smoke tests)
-#   IRONSEAL_CACHE  default /var/tmp/ironseal; CARGO_TARGET_DIR is $IRONSEAL_CACHE/target
+#   IRONSEAL_CACHE  default /var/tmp/ironseal; CARGO_TARGET_DIR defaults to $IRONSEAL_CACHE/target
 #   BAO_BIN      the bao binary; default: the one scripts/install-deps.sh installs
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$BENCH_DIR")"
 IRONSEAL_CACHE="${IRONSEAL_CACHE:-/var/tmp/ironseal}"
-export CARGO_TARGET_DIR="$IRONSEAL_CACHE/target"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IRONSEAL_CACHE/target}"
 
 DURATION="${DURATION:-10s}"
 WARMUP="${WARMUP:-2s}"
@@ -300,7 +300,9 @@ if [[ -n "$TRANSIT_SCENARIOS" ]]; then
             say "  transit: skipped on $server: $1"
         }
         url="$(server_url "$server")"
-        code="$(api "$url" POST sys/mounts/transit "$RUN/mount-transit.json")"
+        # Ironseal's dev mode mounts transit/ already (OpenBao's does not).
+        code="$(api "$url" GET sys/mounts/transit)"
+        is_2xx "$code" || code="$(api "$url" POST sys/mounts/transit "$RUN/mount-transit.json")"
         if ! is_2xx "$code"; then
             skip_all "enabling transit answered $code $(head -c 200 "$RUN/resp")"
             continue

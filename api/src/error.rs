@@ -58,6 +58,12 @@ impl ApiError {
     }
 }
 
+impl From<engine::transit::TransitError> for ApiError {
+    fn from(e: engine::transit::TransitError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {

@@ -18,6 +18,7 @@ use crate::policy::{Acl, Operation};
 use crate::policy_store::PolicyStore;
 use crate::storage::{Batch, Storage};
 use crate::token::{Caller, CreateRequest, TokenStore};
+use crate::transit::TransitSettings;
 
 const SEAL_CONFIG_PATH: &str = "core/seal-config";
 /// With a hardware seal: the recovery key, wrapped by the hardware root key. Recovery
@@ -139,20 +140,35 @@ pub struct Core {
     last_token_tidy: Mutex<Option<std::time::Instant>>,
 }
 
-/// How often `tick` reclaims expired tokens; managed-key destructions run on every tick.
+/// How often `tick` reclaims expired tokens; managed-key destructions and the engines'
+/// periodic work run on every tick.
 const TOKEN_TIDY_PERIOD: Duration = Duration::from_secs(30);
+
+/// Appliance-wide settings that are not stored: they come from the daemon's start-up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    pub transit: TransitSettings,
+}
 
 impl Core {
     pub fn new(storage: Arc<Storage>) -> Arc<Self> {
-        Self::with_seals(storage, Seals::default())
+        Self::with(storage, Seals::default(), Settings::default())
     }
 
     /// A core whose root key lives in `seals.device` (None: Shamir).
     pub fn with_seals(storage: Arc<Storage>, seals: Seals) -> Arc<Self> {
+        Self::with(storage, seals, Settings::default())
+    }
+
+    pub fn with_settings(storage: Arc<Storage>, settings: Settings) -> Arc<Self> {
+        Self::with(storage, Seals::default(), settings)
+    }
+
+    pub fn with(storage: Arc<Storage>, seals: Seals, settings: Settings) -> Arc<Self> {
         let barrier = Arc::new(Barrier::new(storage.clone()));
         Arc::new(Core {
             tokens: TokenStore::new(barrier.clone()),
-            mounts: Mounts::new(barrier.clone()),
+            mounts: Mounts::new(barrier.clone(), settings.transit),
             policies: PolicyStore::new(barrier.clone()),
             audit: AuditBroker::new(barrier.clone()),
             keys: crate::keys::KeyStore::new(barrier.clone()),
@@ -823,12 +839,15 @@ impl Core {
         self.barrier.key_status()
     }
 
-    /// Periodic housekeeping while unsealed: reclaims expired tokens (every 30 s) and
-    /// destroys managed keys whose pending window has passed.
+    /// Periodic housekeeping while unsealed: reclaims expired tokens (every 30 s),
+    /// destroys managed keys whose pending window has passed, and runs the engines'
+    /// periodic work (transit keys due for rotation). One part failing does not keep the
+    /// others from running; the first error is returned.
     pub async fn tick(&self) -> Result<()> {
         if self.is_sealed() {
             return Ok(());
         }
+        let mut first_error = None;
         let tokens_due = {
             let mut last = self.last_token_tidy.lock();
             let due = last.is_none_or(|t| t.elapsed() >= TOKEN_TIDY_PERIOD);
@@ -838,9 +857,10 @@ impl Core {
             due
         };
         if tokens_due {
-            let removed = self.tokens.tidy().await?;
-            if removed > 0 {
-                tracing::info!(removed, "expired tokens revoked");
+            match self.tokens.tidy().await {
+                Ok(removed) if removed > 0 => tracing::info!(removed, "expired tokens revoked"),
+                Ok(_) => {}
+                Err(e) => first_error = Some(e),
             }
         }
         let root = self.root.read().clone();
@@ -851,10 +871,28 @@ impl Core {
                         .event("key-destroyed", serde_json::json!({"id": id, "name": name}));
                 }
             }
-            Err(crate::keys::KeyError::Engine(e)) => return Err(e),
+            Err(crate::keys::KeyError::Engine(e)) => {
+                first_error.get_or_insert(e);
+            }
             Err(e) => tracing::warn!(error = %e, "managed key housekeeping failed"),
         }
-        Ok(())
+        for mount in self.mounts.list() {
+            match mount.backend.tick().await {
+                Ok(rotated) => {
+                    for (key, version) in rotated {
+                        self.audit.event(
+                            "transit-key-rotated",
+                            serde_json::json!({"mount": mount.entry.path, "key": key, "version": version}),
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(mount = %mount.entry.path, error = %e, "periodic work failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Checks a caller's token and ACL for `op` on `path`.
@@ -898,8 +936,9 @@ impl Core {
         Ok(issued.token)
     }
 
-    /// `vault server -dev`: one unseal key, unsealed, kv v2 at `secret/`, and optionally a
-    /// root token with a chosen id in place of the generated one.
+    /// `vault server -dev`: one unseal key, unsealed, kv v2 at `secret/`, transit at
+    /// `transit/`, and optionally a root token with a chosen id in place of the
+    /// generated one.
     pub async fn dev_setup(&self, root_token_id: Option<String>) -> Result<InitResult> {
         let mut init = self.init(1, 1).await?;
         self.unseal(init.keys.first().cloned(), false).await?;
@@ -908,6 +947,15 @@ impl Core {
                 "secret",
                 "kv-v2",
                 "key/value secret storage".into(),
+                Default::default(),
+                MountConfig::default(),
+            )
+            .await?;
+        self.mounts
+            .mount(
+                "transit",
+                "transit",
+                "encryption as a service".into(),
                 Default::default(),
                 MountConfig::default(),
             )

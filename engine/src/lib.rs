@@ -17,5 +17,5 @@ pub mod storage;
 pub mod token;
 pub mod transit;
 
-pub use crate::core::{Core, InitRequest, InitResult, SealStatus, Seals};
+pub use crate::core::{Core, InitRequest, InitResult, SealStatus, Seals, Settings};
 pub use crate::error::{EngineError, Result};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::barrier::Barrier;
 use crate::error::{EngineError, Result};
 use crate::kv::KvEngine;
-use crate::transit::TransitEngine;
+use crate::transit::{TransitEngine, TransitSettings};
 
 const MOUNTS_PATH: &str = "core/mounts";
 /// Paths that belong to the appliance itself and cannot hold a secrets engine.
@@ -90,7 +90,8 @@ impl MountEntry {
 /// The engine behind a mount.
 pub enum Backend {
     Kv(KvEngine),
-    Transit(TransitEngine),
+    /// Shared so a tune keeps the same engine, with its key cache and write locks.
+    Transit(Arc<TransitEngine>),
 }
 
 /// A mounted engine, ready to serve.
@@ -101,6 +102,7 @@ pub struct Mounted {
 
 pub struct Mounts {
     barrier: Arc<Barrier>,
+    transit: TransitSettings,
     table: RwLock<BTreeMap<String, Arc<Mounted>>>,
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -115,9 +117,10 @@ pub fn normalize_mount_path(path: &str) -> Result<String> {
 }
 
 impl Mounts {
-    pub fn new(barrier: Arc<Barrier>) -> Self {
+    pub fn new(barrier: Arc<Barrier>, transit: TransitSettings) -> Self {
         Mounts {
             barrier,
+            transit,
             table: RwLock::new(BTreeMap::new()),
             write_lock: tokio::sync::Mutex::new(()),
         }
@@ -127,9 +130,11 @@ impl Mounts {
         let prefix = entry.storage_prefix();
         let backend = match entry.kind {
             EngineKind::Kv => Backend::Kv(KvEngine::new(self.barrier.clone(), prefix)),
-            EngineKind::Transit => {
-                Backend::Transit(TransitEngine::new(self.barrier.clone(), prefix))
-            }
+            EngineKind::Transit => Backend::Transit(Arc::new(TransitEngine::new(
+                self.barrier.clone(),
+                prefix,
+                self.transit,
+            ))),
         };
         Arc::new(Mounted { entry, backend })
     }
@@ -144,8 +149,12 @@ impl Mounts {
         Ok(())
     }
 
+    /// Forgets the table; key material cached by the engines is dropped with it.
     pub fn clear(&self) {
-        self.table.write().clear();
+        let table = std::mem::take(&mut *self.table.write());
+        for m in table.values() {
+            m.backend.forget_keys();
+        }
     }
 
     pub fn list(&self) -> Vec<Arc<Mounted>> {
@@ -232,6 +241,7 @@ impl Mounts {
         // crash midway leaves only unreachable ciphertext, never a half-empty mount.
         self.persist(&table).await?;
         *self.table.write() = table;
+        removed.backend.forget_keys();
         let prefix = removed.entry.storage_prefix();
         let keys: Vec<String> = self
             .barrier
@@ -273,9 +283,35 @@ impl Mounts {
             }
             entry.options.insert(k, v);
         }
-        table.insert(path, self.mounted(entry));
+        let mounted = match &current.backend {
+            // The same engine keeps serving: a second one would have its own key locks.
+            Backend::Transit(t) => Arc::new(Mounted {
+                entry,
+                backend: Backend::Transit(t.clone()),
+            }),
+            Backend::Kv(_) => self.mounted(entry),
+        };
+        table.insert(path, mounted);
         self.persist(&table).await?;
         *self.table.write() = table;
         Ok(())
+    }
+}
+
+impl Backend {
+    /// Drops cached key material (seal, unmount).
+    fn forget_keys(&self) {
+        if let Backend::Transit(t) = self {
+            t.clear_cache();
+        }
+    }
+
+    /// Periodic work of the engine: scheduled key rotations, returned as (key, new
+    /// version) for the audit log.
+    pub async fn tick(&self) -> Result<Vec<(String, u64)>> {
+        if let Backend::Transit(t) = self {
+            return t.rotate_due().await.map_err(EngineError::from);
+        }
+        Ok(Vec::new())
     }
 }

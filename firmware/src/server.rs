@@ -104,7 +104,7 @@ async fn dev(flags: &Flags) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&data_dir)?;
     let storage_path = data_dir.join("ironseal.redb");
-    let core = Core::new(open_storage(&storage_path)?);
+    let core = Core::with_settings(open_storage(&storage_path)?, settings_from_env()?);
     let init = core
         .dev_setup(flags.get("dev-root-token-id").map(String::from))
         .await
@@ -172,7 +172,11 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     if let Some(d) = &seals.device {
         tracing::info!(seal = %d.kind(), device = %d.describe(), "hardware seal configured");
     }
-    let core = Core::with_seals(open_storage(&config.storage_path)?, seals);
+    let core = Core::with(
+        open_storage(&config.storage_path)?,
+        seals,
+        settings_from_env()?,
+    );
     let tls = if config.listener.tls_disable {
         tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");
         None
@@ -281,12 +285,50 @@ async fn reopen_audit_on_hangup(core: Arc<Core>) {
     }
 }
 
-/// How often housekeeping runs (`Core::tick`: due key destructions every time, expired
-/// tokens every 30 s).
+/// How often housekeeping runs (`Core::tick`: due key destructions and transit
+/// rotations every time, expired tokens every 30 s), unless
+/// `IRONSEAL_HOUSEKEEPING_INTERVAL` says otherwise.
 const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A duration from the environment (`30`, `30s`, `5m`), if the variable is set.
+fn env_duration(var: &str) -> anyhow::Result<Option<u64>> {
+    match std::env::var(var) {
+        Ok(v) => engine::duration::parse_duration(&v)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{var}: {e}")),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("{var}: {e}")),
+    }
+}
+
+/// Knobs for tests and operators that are not part of the stored configuration:
+/// `IRONSEAL_TRANSIT_MIN_ROTATE_PERIOD` lowers the floor of `auto_rotate_period`
+/// (Vault's is one hour), so schedules can be tested without waiting hours.
+fn settings_from_env() -> anyhow::Result<engine::Settings> {
+    let mut settings = engine::Settings::default();
+    if let Some(min) = env_duration("IRONSEAL_TRANSIT_MIN_ROTATE_PERIOD")? {
+        settings.transit.min_auto_rotate_period = min.max(1);
+        tracing::warn!(
+            seconds = min,
+            "transit accepts auto_rotate_period below Vault's one hour"
+        );
+    }
+    Ok(settings)
+}
+
+fn housekeeping_period() -> std::time::Duration {
+    match env_duration("IRONSEAL_HOUSEKEEPING_INTERVAL") {
+        Ok(Some(secs)) => std::time::Duration::from_secs(secs.max(1)),
+        Ok(None) => HOUSEKEEPING_PERIOD,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the housekeeping interval");
+            HOUSEKEEPING_PERIOD
+        }
+    }
+}
+
 async fn housekeeping(core: Arc<Core>) {
-    let mut every = tokio::time::interval(HOUSEKEEPING_PERIOD);
+    let mut every = tokio::time::interval(housekeeping_period());
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;

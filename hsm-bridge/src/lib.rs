@@ -21,7 +21,7 @@ pub mod shamir;
 pub mod tpm2;
 
 pub use error::BridgeError;
-pub use random::fill_random;
+pub use random::{fill_nonce, fill_random};
 pub use shamir::{ShamirRoot, UnsealShare};
 
 use std::sync::Arc;

@@ -319,6 +319,24 @@ impl Daemon {
         )
     }
 
+    /// [`Daemon::dev`] with extra environment variables for the daemon (kept across
+    /// restarts).
+    pub fn dev_with_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Self::build(
+            Mode::Dev {
+                args: args.iter().map(|s| s.to_string()).collect(),
+            },
+            None,
+            owned_env(env),
+        )
+    }
+
+    /// [`Daemon::config`] with extra environment variables for the daemon (kept across
+    /// restarts).
+    pub fn config_with_env(tls: bool, env: &[(&str, &str)]) -> Daemon {
+        Self::build(Mode::Config { tls }, None, owned_env(env))
+    }
+
     /// Replaces the seal block(s) used from the next [`Daemon::start`] on.
     pub fn set_seal(&mut self, seal_hcl: Option<&str>) {
         self.seal_hcl = seal_hcl.map(String::from);
@@ -852,6 +870,12 @@ impl Daemon {
 }
 
 pub mod hardware;
+
+fn owned_env(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
 
 /// Every regular file below `dir`, recursively.
 pub fn files_below(dir: &Path) -> Vec<PathBuf> {

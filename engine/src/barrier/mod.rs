@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::XNonce;
-use hsm_bridge::{fill_random, RootOfTrust};
+use hsm_bridge::{fill_nonce, RootOfTrust};
 use parking_lot::RwLock;
 use zeroize::Zeroizing;
 
@@ -70,7 +70,7 @@ fn aad(path: &str, term: u32) -> Vec<u8> {
 fn seal_value(keyring: &Keyring, path: &str, plaintext: &[u8]) -> Result<Vec<u8>, EngineError> {
     let (term, cipher) = keyring.active();
     let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut nonce);
+    fill_nonce(&mut nonce);
     let ct = cipher
         .encrypt(
             XNonce::from_slice(&nonce),

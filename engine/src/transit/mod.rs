@@ -1,21 +1,385 @@
-//! The transit secrets engine: encryption as a service with named, versioned keys.
+//! The transit secrets engine: encryption as a service with named, versioned keys, as
+//! Vault's `builtin/logical/transit`. HTTP-free: the API layer decodes base64 fields
+//! and shapes answers; this module owns keys, their storage and every operation.
+//!
+//! - `policy`: a key's configuration and versions; `keytype`: what each type can do.
+//! - `material`: secret bytes and the ciphers/keys parsed from them once.
+//! - `encryption` (encrypt, decrypt, rewrap, datakey), `signing`, `hmac`, `export`,
+//!   `hash`, `random`: the operations.
+//! - `cache`: parsed keys in memory; `storage`: how keys sit under the barrier.
+//!
+//! Reads take a snapshot `Arc<Key>` from the cache and never wait; writes to one key
+//! (create, rotate, config, trim, delete) are serialised by a per-name lock and persisted
+//! before the cache is updated and the caller answered.
+//!
+//! Decrypting under a name that does not exist answers exactly as decrypting with a
+//! wrong key does ([`DECRYPT_FAILED`]), after comparable work with a stand-in key, so
+//! `decrypt` cannot be used to find out which key names exist.
 
-use std::sync::Arc;
+mod batch;
+mod cache;
+mod encryption;
+pub mod error;
+mod export;
+pub mod hash;
+mod hmac;
+pub mod keytype;
+mod material;
+pub mod policy;
+pub mod random;
+mod signing;
+mod storage;
 
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock};
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use time::OffsetDateTime;
+
+pub use self::batch::{verify_mode, CipherItem, Encrypted, InputItem, ItemResult, VerifyMode};
+pub use self::encryption::parse_ciphertext;
+pub use self::error::{TransitError, TransitResult, DECRYPT_FAILED};
+pub use self::export::{ExportFormat, ExportType};
+pub use self::hash::HashAlgorithm;
+pub use self::keytype::KeyType;
+pub use self::material::{Marshaling, SecretBytes};
+pub use self::policy::{ConfigUpdate, CreateKey, Key, KeyConfig, Version};
+pub use self::signing::{RsaScheme, SaltLength, SignOptions, Signed};
+
+use self::cache::{KeyCache, Lookup};
+use self::material::generate_secret;
+use self::storage::KeyStore;
 use crate::barrier::Barrier;
 
+const LOCK_STRIPES: usize = 64;
+
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_encode_padding(true)
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+/// Decodes base64 as Vault clients write it: standard, or URL-safe (as the Clever KMS
+/// transcript shows ciphertexts), padded or not.
+pub fn decode_base64(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    STANDARD_LENIENT
+        .decode(s)
+        .or_else(|e| URL_SAFE_LENIENT.decode(s).map_err(|_| e))
+}
+
+/// A base64 error worded as Go's (which Vault clients see): "illegal base64 data at
+/// input byte N".
+pub fn base64_error(e: &base64::DecodeError) -> String {
+    match e {
+        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => {
+            format!("illegal base64 data at input byte {at}")
+        }
+        base64::DecodeError::InvalidLength(len) => {
+            format!("illegal base64 data at input byte {len}")
+        }
+        base64::DecodeError::InvalidPadding => "illegal base64 data: invalid padding".into(),
+    }
+}
+
+/// Vault's key names: word characters, `-`, `.` and `@`, starting and ending with a word
+/// character.
+pub fn valid_key_name(name: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let (Some(first), Some(last)) = (name.chars().next(), name.chars().last()) else {
+        return false;
+    };
+    word(first)
+        && word(last)
+        && name
+            .chars()
+            .all(|c| word(c) || c == '-' || c == '.' || c == '@')
+}
+
+/// Per-appliance knobs of every transit mount.
+#[derive(Debug, Clone, Copy)]
+pub struct TransitSettings {
+    /// The shortest `auto_rotate_period` accepted, in seconds (Vault: one hour).
+    pub min_auto_rotate_period: u64,
+}
+
+impl Default for TransitSettings {
+    fn default() -> Self {
+        TransitSettings {
+            min_auto_rotate_period: policy::DEFAULT_MIN_AUTO_ROTATE_PERIOD,
+        }
+    }
+}
+
 pub struct TransitEngine {
-    #[allow(dead_code)]
-    barrier: Arc<Barrier>,
-    #[allow(dead_code)]
-    prefix: String,
+    store: KeyStore,
+    settings: TransitSettings,
+    cache: KeyCache,
+    locks: Vec<tokio::sync::Mutex<()>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// The stand-in for keys that do not exist: an AES-256 key no ciphertext was made with.
+fn phantom() -> Arc<Key> {
+    static PHANTOM: OnceLock<Arc<Key>> = OnceLock::new();
+    PHANTOM
+        .get_or_init(|| {
+            let config = KeyConfig {
+                name: String::new(),
+                kind: KeyType::Aes256Gcm96,
+                derived: false,
+                convergent_encryption: false,
+                exportable: false,
+                allow_plaintext_backup: false,
+                deletion_allowed: false,
+                latest_version: 1,
+                min_decryption_version: 1,
+                min_encryption_version: 0,
+                min_available_version: 0,
+                auto_rotate_period: 0,
+                key_size: 0,
+            };
+            let mut versions = BTreeMap::new();
+            let secret = SecretBytes::random(32);
+            // Cannot fail for a 32-byte AES key; without a version the phantom still
+            // refuses everything, after the decoy work in `decrypt`.
+            if let Ok(v) = Version::build(
+                &config,
+                1,
+                OffsetDateTime::now_utc(),
+                secret,
+                SecretBytes::random(32),
+            ) {
+                versions.insert(1, Arc::new(v));
+            }
+            Arc::new(Key {
+                config,
+                versions,
+                phantom: true,
+            })
+        })
+        .clone()
 }
 
 impl TransitEngine {
-    pub fn new(barrier: Arc<Barrier>, storage_prefix: String) -> Self {
+    pub fn new(barrier: Arc<Barrier>, storage_prefix: String, settings: TransitSettings) -> Self {
         TransitEngine {
-            barrier,
-            prefix: storage_prefix,
+            store: KeyStore::new(barrier, storage_prefix),
+            settings,
+            cache: KeyCache::default(),
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: Default::default(),
         }
+    }
+
+    pub fn settings(&self) -> TransitSettings {
+        self.settings
+    }
+
+    fn lock_for(&self, name: &str) -> &tokio::sync::Mutex<()> {
+        let i = (self.hasher.hash_one(name) as usize) % LOCK_STRIPES;
+        &self.locks[i]
+    }
+
+    fn ensure_index(&self) -> TransitResult<()> {
+        if !self.cache.is_indexed() {
+            let names = self.store.names()?;
+            self.cache.index(names);
+        }
+        Ok(())
+    }
+
+    /// The key named `name`, parsed and cached on first use.
+    pub fn get(&self, name: &str) -> TransitResult<Option<Arc<Key>>> {
+        self.ensure_index()?;
+        match self.cache.lookup(name) {
+            Lookup::Missing => Ok(None),
+            Lookup::Loaded(k) => Ok(Some(k)),
+            Lookup::Unloaded => match self.store.load(name)? {
+                Some(key) => Ok(self.cache.fill(Arc::new(key))),
+                None => Ok(None),
+            },
+        }
+    }
+
+    pub fn exists(&self, name: &str) -> TransitResult<bool> {
+        self.ensure_index()?;
+        Ok(!matches!(self.cache.lookup(name), Lookup::Missing))
+    }
+
+    /// Every key name, sorted.
+    pub fn list(&self) -> TransitResult<Vec<String>> {
+        self.ensure_index()?;
+        Ok(self.cache.names())
+    }
+
+    /// The key to decrypt with: the named one, or the phantom when there is none.
+    pub fn key_for_decrypt(&self, name: &str) -> TransitResult<Arc<Key>> {
+        Ok(self.get(name)?.unwrap_or_else(phantom))
+    }
+
+    async fn new_version(config: &KeyConfig, number: u32) -> TransitResult<Version> {
+        let (kind, size) = (config.kind, config.key_size);
+        let secret = if kind.is_rsa() {
+            // Seconds of prime search: keep it off the request executor.
+            tokio::task::spawn_blocking(move || generate_secret(kind, size))
+                .await
+                .map_err(TransitError::internal)??
+        } else {
+            generate_secret(kind, size)?
+        };
+        // An `hmac` key's HMAC key is the key itself; other types get their own.
+        let hmac_key = if kind == KeyType::Hmac {
+            SecretBytes::default()
+        } else {
+            SecretBytes::random(32)
+        };
+        Version::build(config, number, OffsetDateTime::now_utc(), secret, hmac_key)
+    }
+
+    /// Creates `name` unless it exists (Vault's upsert); true when it was created.
+    pub async fn create(&self, name: &str, req: CreateKey) -> TransitResult<(Arc<Key>, bool)> {
+        if !valid_key_name(name) {
+            return Err(TransitError::invalid(format!("invalid key name {name:?}")));
+        }
+        let config = req.into_config(name, self.settings.min_auto_rotate_period)?;
+        let _w = self.lock_for(name).lock().await;
+        if let Some(existing) = self.get(name)? {
+            return Ok((existing, false));
+        }
+        let first = Self::new_version(&config, 1).await?;
+        let empty = Key {
+            config,
+            versions: BTreeMap::new(),
+            phantom: false,
+        };
+        let key = Arc::new(empty.with_version(first));
+        self.store.persist(&key).await?;
+        self.cache.put(key.clone());
+        tracing::info!(key = %name, kind = %key.kind(), "transit key created");
+        Ok((key, true))
+    }
+
+    async fn rotate_locked(&self, current: &Key) -> TransitResult<Arc<Key>> {
+        let next_number = current
+            .config
+            .latest_version
+            .checked_add(1)
+            .ok_or_else(|| TransitError::invalid("the key has no versions left"))?;
+        let version = Self::new_version(&current.config, next_number).await?;
+        let next = Arc::new(current.with_version(version));
+        self.store.persist(&next).await?;
+        self.cache.put(next.clone());
+        Ok(next)
+    }
+
+    /// Adds a version and makes it the latest.
+    pub async fn rotate(&self, name: &str) -> TransitResult<Arc<Key>> {
+        let _w = self.lock_for(name).lock().await;
+        let current = self
+            .get(name)?
+            .ok_or_else(|| TransitError::invalid("key not found"))?;
+        let next = self.rotate_locked(&current).await?;
+        tracing::info!(key = %name, version = next.config.latest_version, "transit key rotated");
+        Ok(next)
+    }
+
+    /// `keys/:name/config`; returns the key and Vault's warning, if any.
+    pub async fn configure(
+        &self,
+        name: &str,
+        update: ConfigUpdate,
+    ) -> TransitResult<(Arc<Key>, Option<String>)> {
+        let _w = self.lock_for(name).lock().await;
+        let current = self.get(name)?.ok_or_else(|| {
+            TransitError::invalid(format!("no existing key named {name} could be found"))
+        })?;
+        let (config, warning) =
+            update.apply(&current.config, self.settings.min_auto_rotate_period)?;
+        if config == current.config {
+            return Ok((current, warning));
+        }
+        let next = Arc::new(current.with_config(config));
+        self.store.persist(&next).await?;
+        self.cache.put(next.clone());
+        Ok((next, warning))
+    }
+
+    /// `keys/:name/trim`: deletes every version below `min_available_version` for good.
+    pub async fn trim(&self, name: &str, min_available_version: i64) -> TransitResult<Arc<Key>> {
+        let _w = self.lock_for(name).lock().await;
+        let current = self
+            .get(name)?
+            .ok_or_else(|| TransitError::invalid("invalid key name"))?;
+        let min = policy::check_trim(&current.config, min_available_version)?;
+        let mut config = current.config.clone();
+        config.min_available_version = min;
+        let next = Arc::new(current.with_config(config));
+        self.store.persist(&next).await?;
+        self.cache.put(next.clone());
+        Ok(next)
+    }
+
+    /// Deletes a key whose config allows it; its material leaves memory with the last
+    /// request still using it.
+    pub async fn delete(&self, name: &str) -> TransitResult<()> {
+        let _w = self.lock_for(name).lock().await;
+        let Some(current) = self.get(name)? else {
+            return Err(TransitError::invalid(format!(
+                "error deleting policy {name}: could not delete key; not found"
+            )));
+        };
+        if !current.config.deletion_allowed {
+            return Err(TransitError::invalid(format!(
+                "error deleting policy {name}: deletion is not allowed for this key"
+            )));
+        }
+        self.store.delete(name).await?;
+        self.cache.remove(name);
+        tracing::info!(key = %name, "transit key deleted");
+        Ok(())
+    }
+
+    /// Rotates every key whose `auto_rotate_period` has passed since its latest version
+    /// was made; returns each rotated key with its new version. One key failing does not
+    /// stop the others.
+    pub async fn rotate_due(&self) -> TransitResult<Vec<(String, u64)>> {
+        self.rotate_due_at(OffsetDateTime::now_utc()).await
+    }
+
+    /// [`Self::rotate_due`] as if the time were `now`.
+    pub async fn rotate_due_at(&self, now: OffsetDateTime) -> TransitResult<Vec<(String, u64)>> {
+        let mut rotated = Vec::new();
+        for name in self.store.auto_rotating()? {
+            let _w = self.lock_for(&name).lock().await;
+            let result = match self.get(&name) {
+                Ok(Some(key)) => match key.next_rotation() {
+                    Some(due) if due <= now => self.rotate_locked(&key).await.map(|k| {
+                        rotated.push((name.clone(), u64::from(k.config.latest_version)));
+                        tracing::info!(key = %name, version = k.config.latest_version, "transit key rotated on schedule");
+                    }),
+                    Some(_) => Ok(()),
+                    None => self.store.forget_rotation(&name).await,
+                },
+                Ok(None) => self.store.forget_rotation(&name).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::warn!(key = %name, error = %e, "scheduled transit key rotation failed");
+            }
+        }
+        Ok(rotated)
+    }
+
+    /// Drops every cached key (seal, unmount).
+    pub fn clear_cache(&self) {
+        self.cache.clear();
     }
 }
