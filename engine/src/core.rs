@@ -722,6 +722,23 @@ impl Core {
             .map_err(EngineError::internal)??;
         self.check_recovery_key(old.as_ref(), &combined)?;
         self.barrier.unseal(old.as_ref())?;
+        // Keys generated in the HSM exist only wrapped by its root key: leaving the HSM
+        // would strand them, so refuse rather than lose them.
+        let stranded = match self.keys.hsm_bound() {
+            Ok(names) => names,
+            Err(e) => {
+                self.barrier.seal();
+                return Err(e);
+            }
+        };
+        if !stranded.is_empty() {
+            self.barrier.seal();
+            return Err(EngineError::bad(format!(
+                "{} managed key(s) are held by the HSM ({}): migrating away from the {kind} seal would make them unusable; destroy them first or keep the seal",
+                stranded.len(),
+                stranded.join(", ")
+            )));
+        }
         let new_config = SealConfig {
             kind: SealKind::Shamir.as_str().into(),
             secret_shares: config.recovery_shares,

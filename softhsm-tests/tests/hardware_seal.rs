@@ -390,21 +390,59 @@ fn seal_migration_shamir_to_pkcs11_and_back_keeps_every_secret() {
         "{s}"
     );
     put_secret(&d, "mig/while-pkcs11", "written-under-the-hsm");
+    // A managed key generated in the HSM exists only wrapped by its root key.
+    let created = d.send_json(
+        "POST",
+        "/api/v1/keys",
+        r#"{"name":"hsm-bound","algorithm":"EC_P256"}"#,
+    );
+    assert!(created.status < 300, "{}", created.body);
+    let key_id = created.json()["id"].as_str().expect("a key id").to_string();
 
     // pkcs11 -> shamir: the pkcs11 block marked disabled, the recovery keys with -migrate.
+    let to_shamir = |d: &mut Daemon| {
+        d.kill9();
+        d.set_seal(Some(&hsm.seal_hcl(
+            Path::new(SOFTHSM_MODULE),
+            KEY_LABEL,
+            true,
+        )));
+        d.start();
+        let s = d.seal_status();
+        assert_eq!(
+            (s["sealed"].clone(), s["migration"].clone()),
+            (true.into(), true.into()),
+            "{s}"
+        );
+    };
+    to_shamir(&mut d);
+    // Refused while the HSM holds a managed key: leaving it would strand the key.
+    d.bao_as(None, &["operator", "unseal", "-migrate", &init.keys_b64[1]])
+        .ok();
+    let refused = d.bao_as(None, &["operator", "unseal", "-migrate", &init.keys_b64[2]]);
+    assert!(!refused.success(), "{refused}");
+    assert!(refused.stderr.contains("held by the HSM"), "{refused}");
+    assert_eq!(d.seal_status()["sealed"], true);
+
+    // Destroy it under the HSM seal, then the migration goes through.
     d.kill9();
     d.set_seal(Some(&hsm.seal_hcl(
         Path::new(SOFTHSM_MODULE),
         KEY_LABEL,
-        true,
+        false,
     )));
     d.start();
-    let s = d.seal_status();
-    assert_eq!(
-        (s["sealed"].clone(), s["migration"].clone()),
-        (true.into(), true.into()),
-        "{s}"
+    wait_unsealed(&d);
+    let scheduled = d.send_json(
+        "POST",
+        &format!("/api/v1/keys/{key_id}/schedule-destruction"),
+        r#"{"pendingWindowSeconds":1}"#,
     );
+    assert!(scheduled.status < 300, "{}", scheduled.body);
+    poll_until(Duration::from_secs(20), "the HSM key destroyed", || {
+        (d.get(&format!("/api/v1/keys/{key_id}")).status == 404).then_some(())
+    });
+    to_shamir(&mut d);
     for key in &init.keys_b64[1..3] {
         d.bao_as(None, &["operator", "unseal", "-migrate", key])
             .ok();

@@ -111,6 +111,26 @@ impl KeyStore {
         format!("{MATERIAL_PREFIX}{id}/{version}")
     }
 
+    /// Names of the keys with a version held by the HSM (stored wrapped by its root
+    /// key): they live only as long as that HSM seal does.
+    pub fn hsm_bound(&self) -> crate::error::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for id in self.barrier.list(META_PREFIX)? {
+            let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
+                continue;
+            };
+            if let Some(key) = self
+                .barrier
+                .get_json::<ManagedKey>(&Self::meta_path(&uuid))?
+            {
+                if key.versions.iter().any(|v| v.protection == Protection::Hsm) {
+                    names.push(key.name);
+                }
+            }
+        }
+        Ok(names)
+    }
+
     pub fn parse_id(id: &str) -> Result<uuid::Uuid> {
         uuid::Uuid::parse_str(id).map_err(|_| {
             KeyError::invalid("INVALID_KEY_ID", format!("{id:?} is not a key id (a UUID)"))
