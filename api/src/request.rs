@@ -17,7 +17,8 @@ pub struct VaultRequest {
     pub body: Map<String, Value>,
     pub token: String,
     /// The client's address, for audit entries.
-    pub remote_address: Option<String>,
+    /// Formatted only when an audit device needs it.
+    pub remote_address: Option<std::net::IpAddr>,
 }
 
 pub(crate) fn token_from(headers: &HeaderMap) -> String {
@@ -45,6 +46,9 @@ pub(crate) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
 }
 
 fn percent_decode(s: &str) -> String {
+    if !s.contains(['%', '+']) {
+        return s.to_string();
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -76,10 +76,7 @@ async fn route(core: Arc<Core>, req: Request<Incoming>) -> HttpResponse {
                 body,
             ) {
                 Ok(mut req) => {
-                    req.remote_address = parts
-                        .extensions
-                        .get::<SocketAddr>()
-                        .map(|a| a.ip().to_string());
+                    req.remote_address = parts.extensions.get::<SocketAddr>().map(|a| a.ip());
                     crate::v1::handle(&core, req).await
                 }
                 Err(e) => Err(e),
@@ -123,10 +120,7 @@ async fn api_v1_route(
     let query = crate::request::parse_query(parts.uri.query());
     let req = match ApiRequest::parse(parts.method.clone(), rest, query, &parts.headers, &body) {
         Ok(mut r) => {
-            r.remote_address = parts
-                .extensions
-                .get::<SocketAddr>()
-                .map(|a| a.ip().to_string());
+            r.remote_address = parts.extensions.get::<SocketAddr>().map(|a| a.ip());
             r
         }
         Err(p) => return problem(p),

@@ -37,7 +37,8 @@ pub struct ApiRequest {
     pub body: Map<String, Value>,
     pub token: String,
     /// The client's address, for audit entries.
-    pub remote_address: Option<String>,
+    /// Formatted only when an audit device needs it.
+    pub remote_address: Option<std::net::IpAddr>,
 }
 
 pub struct ApiReply {
@@ -278,6 +279,7 @@ pub async fn handle(core: &Arc<Core>, req: ApiRequest) -> ApiResult {
 /// its outcome.
 async fn audited(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
     let id = uuid::Uuid::new_v4().to_string();
+    let remote = req.remote_address.map(|a| a.to_string());
     let path = format!("api/v1/{}", req.segments.join("/"));
     let auth = core.tokens.lookup(&req.token).ok().map(|(_, entry)| entry);
     let operation = match req.method.as_str() {
@@ -291,7 +293,7 @@ async fn audited(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
         path: &path,
         data: (!req.body.is_empty()).then_some(&req.body),
         client_token: &req.token,
-        remote_address: req.remote_address.as_deref(),
+        remote_address: remote.as_deref(),
     };
     let unaudited = |_| {
         Problem::new(

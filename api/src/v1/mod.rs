@@ -34,6 +34,7 @@ pub async fn handle(core: &Arc<Core>, req: VaultRequest) -> Result<Reply, ApiErr
 /// it, so nothing happens unrecorded), then logged again with its outcome.
 async fn audited(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     let id = uuid::Uuid::new_v4().to_string();
+    let remote = req.remote_address.map(|a| a.to_string());
     let auth = core.tokens.lookup(&req.token).ok().map(|(_, entry)| entry);
     let info = AuditRequest {
         id: &id,
@@ -41,7 +42,7 @@ async fn audited(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError
         path: &req.path,
         data: (!req.body.is_empty()).then_some(&req.body),
         client_token: &req.token,
-        remote_address: req.remote_address.as_deref(),
+        remote_address: remote.as_deref(),
     };
     let denied = auth.is_none().then_some("permission denied");
     core.audit
