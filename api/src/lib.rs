@@ -3,6 +3,7 @@
 //! answer as Vault does. Status codes are decided here and nowhere else.
 
 mod api_v1;
+mod audit;
 mod error;
 mod request;
 mod response;

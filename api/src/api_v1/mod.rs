@@ -275,52 +275,40 @@ pub async fn handle(core: &Arc<Core>, req: ApiRequest) -> ApiResult {
     dispatch(core, &req).await
 }
 
-/// As on `/v1`: logged before it runs (refused if no audit device takes it), then with
-/// its outcome.
+/// Audited as on `/v1` (`crate::audit`).
 async fn audited(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
-    let id = uuid::Uuid::new_v4().to_string();
-    let remote = req.remote_address.map(|a| a.to_string());
     let path = format!("api/v1/{}", req.segments.join("/"));
-    let auth = core.tokens.lookup(&req.token).ok().map(|(_, entry)| entry);
-    let operation = match req.method.as_str() {
-        "GET" | "HEAD" => "read",
-        "DELETE" => "delete",
-        _ => "update",
-    };
-    let info = engine::audit::RequestInfo {
-        id: &id,
-        operation,
+    let audited = crate::audit::Request {
+        operation: match req.method.as_str() {
+            "GET" | "HEAD" => "read",
+            "DELETE" => "delete",
+            _ => "update",
+        },
         path: &path,
-        data: (!req.body.is_empty()).then_some(&req.body),
-        client_token: &req.token,
-        remote_address: remote.as_deref(),
+        body: &req.body,
+        token: &req.token,
+        remote: req.remote_address,
     };
-    let unaudited = |_| {
+    crate::audit::around(core, audited, dispatch(core, req), |r| match r {
+        Ok(reply) => crate::audit::Outcome {
+            status: reply.status.as_u16(),
+            body: reply.body.clone(),
+            error: None,
+        },
+        Err(p) => crate::audit::Outcome {
+            status: p.status.as_u16(),
+            body: None,
+            error: Some(p.detail.clone()),
+        },
+    })
+    .await
+    .map_err(|_| {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "AUDIT_FAILED",
             "the request could not be audited",
         )
-    };
-    let denied = auth.is_none().then_some("permission denied");
-    core.audit
-        .log_request(&info, auth.as_deref(), denied)
-        .map_err(unaudited)?;
-    let result = dispatch(core, req).await;
-    let (status, body, error) = match &result {
-        Ok(reply) => (reply.status.as_u16(), reply.body.clone(), None),
-        Err(p) => (p.status.as_u16(), None, Some(p.detail.clone())),
-    };
-    core.audit
-        .log_response(
-            &info,
-            auth.as_deref(),
-            status,
-            body.as_ref(),
-            error.as_deref(),
-        )
-        .map_err(unaudited)?;
-    result
+    })?
 }
 
 async fn dispatch(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {

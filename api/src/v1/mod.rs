@@ -9,7 +9,7 @@ mod transit;
 
 use std::sync::Arc;
 
-use engine::audit::RequestInfo as AuditRequest;
+use crate::audit::Outcome;
 use engine::mounts::Backend;
 use engine::Core;
 
@@ -30,46 +30,33 @@ pub async fn handle(core: &Arc<Core>, req: VaultRequest) -> Result<Reply, ApiErr
     dispatch(core, &req).await
 }
 
-/// Vault's order: the request is logged before it runs (and refused if no device takes
-/// it, so nothing happens unrecorded), then logged again with its outcome.
 async fn audited(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let remote = req.remote_address.map(|a| a.to_string());
-    let auth = core.tokens.lookup(&req.token).ok().map(|(_, entry)| entry);
-    let info = AuditRequest {
-        id: &id,
+    let audited = crate::audit::Request {
         operation: req.op.as_str(),
         path: &req.path,
-        data: (!req.body.is_empty()).then_some(&req.body),
-        client_token: &req.token,
-        remote_address: remote.as_deref(),
+        body: &req.body,
+        token: &req.token,
+        remote: req.remote_address,
     };
-    let denied = auth.is_none().then_some("permission denied");
-    core.audit
-        .log_request(&info, auth.as_deref(), denied)
-        .map_err(audit_failed)?;
-    let result = dispatch(core, req).await;
-    let (status, body, error) = match &result {
-        Ok(reply) => (reply.status.as_u16(), reply.body.clone(), None),
-        Err(e) => (e.status.as_u16(), None, Some(e.errors.join("; "))),
-    };
-    core.audit
-        .log_response(
-            &info,
-            auth.as_deref(),
-            status,
-            body.as_ref(),
-            error.as_deref(),
+    crate::audit::around(core, audited, dispatch(core, req), |r| match r {
+        Ok(reply) => Outcome {
+            status: reply.status.as_u16(),
+            body: reply.body.clone(),
+            error: None,
+        },
+        Err(e) => Outcome {
+            status: e.status.as_u16(),
+            body: None,
+            error: Some(e.errors.join("; ")),
+        },
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            hyper::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: the request could not be audited",
         )
-        .map_err(audit_failed)?;
-    result
-}
-
-fn audit_failed(_: engine::EngineError) -> ApiError {
-    ApiError::new(
-        hyper::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal error: the request could not be audited",
-    )
+    })?
 }
 
 async fn dispatch(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
