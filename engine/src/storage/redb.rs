@@ -13,9 +13,11 @@ use super::{Backend, Batch, Op, StorageError};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("ironseal");
 /// Checkpoint limits: the log is replayed at start, so its size bounds start-up time;
-/// redb cannot reuse pages freed by non-durable commits until a durable one.
-const CHECKPOINT_BYTES: u64 = 2 * 1024 * 1024;
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// redb cannot reuse pages freed by non-durable commits until a durable one; and writers
+/// wait while a checkpoint fsyncs, so frequent small ones keep the tail latency down
+/// (kv write p99 at 32 clients: 42 ms at 100 ms, 71 ms at 250 ms, 128 ms at 1 s).
+const CHECKPOINT_BYTES: u64 = 1024 * 1024;
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// redb's page cache; the barrier caches hot plaintext above it, so this need not hold
 /// the working set (redb's default of 1 GiB made the daemon's RSS track the file size).
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
