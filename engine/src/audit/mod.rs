@@ -57,7 +57,7 @@ struct Device {
 }
 
 struct Enabled {
-    salt: Salt,
+    salt: Arc<Salt>,
     devices: Vec<Arc<Device>>,
 }
 
@@ -119,7 +119,10 @@ impl AuditBroker {
                 Arc::new(Device { config, sink })
             })
             .collect();
-        *self.enabled.write() = Some(Arc::new(Enabled { salt, devices }));
+        *self.enabled.write() = Some(Arc::new(Enabled {
+            salt: Arc::new(salt),
+            devices,
+        }));
         Ok(())
     }
 
@@ -212,8 +215,10 @@ impl AuditBroker {
     }
 
     fn swap(&self, current: Arc<Enabled>, devices: Vec<Arc<Device>>) {
-        let salt = Salt::new(Zeroizing::new(current.salt_bytes().to_vec()));
-        *self.enabled.write() = Some(Arc::new(Enabled { salt, devices }));
+        *self.enabled.write() = Some(Arc::new(Enabled {
+            salt: current.salt.clone(),
+            devices,
+        }));
     }
 
     /// SIGHUP: reopen every file (after log rotation). Returns the failures.
@@ -275,14 +280,21 @@ impl AuditBroker {
         if enabled.devices.is_empty() {
             return Ok(());
         }
+        // Everything but the accessor is the same for every device: hash it once.
         let salt = &enabled.salt;
         let mut data = req.data.map(|d| Value::Object(d.clone()));
         if let Some(d) = data.as_mut() {
             salt.hash_strings(d);
         }
         let token = (!req.client_token.is_empty()).then(|| salt.hash(req.client_token));
-        let mut failures = Vec::new();
-        for device in &enabled.devices {
+        let response = response.map(|(status, body)| {
+            let mut body = body.cloned();
+            if let Some(b) = body.as_mut() {
+                hash_response(salt, b);
+            }
+            json!({"status": status, "body": body})
+        });
+        let failures = enabled.write_each(kind, |device| {
             let accessor = auth.map(|a| {
                 if device.config.hmac_accessor() {
                     salt.hash(&a.accessor)
@@ -291,8 +303,6 @@ impl AuditBroker {
                 }
             });
             let mut entry = Map::new();
-            entry.insert("time".into(), now().into());
-            entry.insert("type".into(), kind.into());
             if let Some(a) = auth {
                 entry.insert(
                     "auth".into(),
@@ -319,20 +329,13 @@ impl AuditBroker {
                     "namespace": {"id": "root"},
                 }),
             );
-            if let Some((status, body)) = response {
-                let mut body = body.cloned();
-                if let Some(b) = body.as_mut() {
-                    hash_response(salt, b);
-                }
-                entry.insert("response".into(), json!({"status": status, "body": body}));
+            if let Some(r) = &response {
+                entry.insert("response".into(), r.clone());
             }
             entry.insert("error".into(), error.unwrap_or_default().into());
-            if let Err(e) = device.sink.write(entry) {
-                tracing::error!(device = %device.config.path, error = %e, "audit write failed");
-                failures.push(e);
-            }
-        }
-        if failures.len() == enabled.devices.len() {
+            entry
+        });
+        if failures == enabled.devices.len() {
             return Err(EngineError::Internal(
                 "no audit device could record the request".into(),
             ));
@@ -346,22 +349,30 @@ impl AuditBroker {
         let Some(enabled) = self.enabled.read().clone() else {
             return;
         };
-        for device in &enabled.devices {
+        enabled.write_each("event", |_| {
             let mut entry = Map::new();
-            entry.insert("time".into(), now().into());
-            entry.insert("type".into(), "event".into());
             entry.insert("event".into(), event.into());
             entry.insert("data".into(), fields.clone());
-            if let Err(e) = device.sink.write(entry) {
-                tracing::error!(device = %device.config.path, error = %e, event, "audit write failed");
-            }
-        }
+            entry
+        });
     }
 }
 
 impl Enabled {
-    fn salt_bytes(&self) -> &[u8] {
-        &self.salt.0
+    /// Writes one entry of type `kind` to every device, `body` giving each its members
+    /// beyond `time` and `type`; returns how many devices failed.
+    fn write_each(&self, kind: &str, body: impl Fn(&Device) -> Map<String, Value>) -> usize {
+        let mut failures = 0;
+        for device in &self.devices {
+            let mut entry = body(device);
+            entry.insert("time".into(), now().into());
+            entry.insert("type".into(), kind.into());
+            if let Err(e) = device.sink.write(entry) {
+                tracing::error!(device = %device.config.path, error = %e, kind, "audit write failed");
+                failures += 1;
+            }
+        }
+        failures
     }
 }
 

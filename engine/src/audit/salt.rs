@@ -7,7 +7,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-pub struct Salt(pub(super) Zeroizing<Vec<u8>>);
+pub struct Salt(Zeroizing<Vec<u8>>);
 
 impl Salt {
     pub fn new(bytes: Zeroizing<Vec<u8>>) -> Self {

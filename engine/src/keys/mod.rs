@@ -111,10 +111,9 @@ impl KeyStore {
         format!("{MATERIAL_PREFIX}{id}/{version}")
     }
 
-    /// Names of the keys with a version held by the HSM (stored wrapped by its root
-    /// key): they live only as long as that HSM seal does.
-    pub fn hsm_bound(&self) -> crate::error::Result<Vec<String>> {
-        let mut names = Vec::new();
+    /// Every stored key, in no particular order.
+    fn stored_keys(&self) -> crate::error::Result<Vec<ManagedKey>> {
+        let mut keys = Vec::new();
         for id in self.barrier.list(META_PREFIX)? {
             let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
                 continue;
@@ -123,12 +122,21 @@ impl KeyStore {
                 .barrier
                 .get_json::<ManagedKey>(&Self::meta_path(&uuid))?
             {
-                if key.versions.iter().any(|v| v.protection == Protection::Hsm) {
-                    names.push(key.name);
-                }
+                keys.push(key);
             }
         }
-        Ok(names)
+        Ok(keys)
+    }
+
+    /// Names of the keys with a version held by the HSM (stored wrapped by its root
+    /// key): they live only as long as that HSM seal does.
+    pub fn hsm_bound(&self) -> crate::error::Result<Vec<String>> {
+        Ok(self
+            .stored_keys()?
+            .into_iter()
+            .filter(|key| key.versions.iter().any(|v| v.protection == Protection::Hsm))
+            .map(|key| key.name)
+            .collect())
     }
 
     pub fn parse_id(id: &str) -> Result<uuid::Uuid> {
@@ -330,7 +338,6 @@ impl KeyStore {
         Ok(key)
     }
 
-    /// Destroys every key whose pending window has passed; returns how many.
     /// Destroys the keys whose pending window has passed; returns their ids and names.
     pub async fn tidy(&self, root: Option<Arc<dyn RootOfTrust>>) -> Result<Vec<(String, String)>> {
         let now = now();
@@ -341,16 +348,7 @@ impl KeyStore {
         }
         let mut destroyed = Vec::new();
         let mut earliest: Option<OffsetDateTime> = None;
-        for id in self.barrier.list(META_PREFIX)? {
-            let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
-                continue;
-            };
-            let Some(key) = self
-                .barrier
-                .get_json::<ManagedKey>(&Self::meta_path(&uuid))?
-            else {
-                continue;
-            };
+        for key in self.stored_keys()? {
             let Some(t) = key
                 .destroy_time
                 .filter(|_| key.state == KeyState::PendingDestruction)
@@ -358,8 +356,8 @@ impl KeyStore {
                 continue;
             };
             if t <= now {
-                self.destroy(&uuid, root.as_deref()).await?;
-                destroyed.push((uuid.to_string(), key.name.clone()));
+                self.destroy(&key.id, root.as_deref()).await?;
+                destroyed.push((key.id.to_string(), key.name.clone()));
             } else {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }

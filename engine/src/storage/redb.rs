@@ -136,14 +136,9 @@ impl Backend for RedbBackend {
         if let Some(why) = &log.broken {
             return Err(StorageError::Io(why.clone()));
         }
-        log.wal.append(batches).map_err(|e| {
-            // `append` cut the log back unless it says otherwise; either way this write
-            // was not acknowledged, but a log that could not be cut back is unusable.
-            if e.to_string().contains("cutting the log back also failed") {
-                log.broken = Some(format!("write-ahead log unusable: {e}"));
-            }
-            io(e)
-        })?;
+        // A failed append was cut back (or has made the log refuse every later one):
+        // either way this write was not acknowledged.
+        log.wal.append(batches).map_err(io)?;
         let applied = (|| {
             let mut txn = self.db.begin_write().map_err(io)?;
             txn.set_durability(Durability::None).map_err(io)?;

@@ -25,6 +25,9 @@ const DELETE: u8 = 2;
 pub struct Wal {
     file: File,
     len: u64,
+    /// Set when a failed append could not be cut back: what follows the last good
+    /// record is unknown, so every later append is refused.
+    unusable: Option<String>,
 }
 
 impl Wal {
@@ -55,7 +58,14 @@ impl Wal {
             file.sync_data()?;
         }
         file.seek(SeekFrom::Start(len))?;
-        Ok((Wal { file, len }, batches))
+        Ok((
+            Wal {
+                file,
+                len,
+                unusable: None,
+            },
+            batches,
+        ))
     }
 
     pub fn len(&self) -> u64 {
@@ -67,9 +77,12 @@ impl Wal {
     }
 
     /// Appends one record holding `batches` and returns once it is on disk. On failure
-    /// the log is cut back to where it was; if even that fails the error says so, and
-    /// the caller must stop writing.
+    /// the log is cut back to where it was; if even that fails, this and every later
+    /// append fail.
     pub fn append(&mut self, batches: &[Batch]) -> io::Result<()> {
+        if let Some(why) = &self.unusable {
+            return Err(io::Error::other(why.clone()));
+        }
         let payload = encode(batches)?;
         let mut record = Vec::with_capacity(HEADER + payload.len());
         record.extend_from_slice(&MAGIC.to_le_bytes());
@@ -86,12 +99,15 @@ impl Wal {
                 Ok(())
             }
             Err(e) => {
-                self.file
+                let cut = self
+                    .file
                     .set_len(self.len)
-                    .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(|_| ()))
-                    .map_err(|cut| {
-                        io::Error::other(format!("{e}; cutting the log back also failed: {cut}"))
-                    })?;
+                    .and_then(|()| self.file.seek(SeekFrom::Start(self.len)).map(|_| ()));
+                if let Err(cut) = cut {
+                    self.unusable = Some(format!(
+                        "write-ahead log unusable: {e}; cutting it back also failed: {cut}"
+                    ));
+                }
                 Err(e)
             }
         }
