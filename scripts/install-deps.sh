@@ -22,7 +22,8 @@ PY_PINS=(
 
 APT_PACKAGES=(
     softhsm2 opensc swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config wrk
-    libclang-dev curl jq ca-certificates python3 python3-venv build-essential psmisc
+    libclang-dev curl jq ca-certificates openssl procps python3 python3-venv build-essential
+    psmisc
 )
 
 log() { if [[ "${IRONSEAL_VERBOSE:-0}" == 1 ]]; then echo "install-deps: $*" >&2; fi; }
