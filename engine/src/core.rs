@@ -912,14 +912,22 @@ impl Core {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Checks a caller's token and ACL for `op` on `path`.
-    pub async fn authorize(&self, token: &str, path: &str, op: Operation) -> Result<Caller> {
+    /// Checks a caller's token and ACL for `op` on `path`, `data` being the parameters the
+    /// request carries (its body, or the query of a read), which the ACL's
+    /// `allowed/denied/required_parameters` constrain.
+    pub async fn authorize(
+        &self,
+        token: &str,
+        path: &str,
+        op: Operation,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Caller> {
         if self.is_sealed() {
             return Err(EngineError::Sealed);
         }
         let caller = self.tokens.authenticate(token, path, op).await?;
         let acl = self.policies.acl_for(&caller.entry.policies)?;
-        if !acl.allows(path, op) {
+        if !acl.allows(path, op, data) {
             return Err(EngineError::PermissionDenied);
         }
         Ok(caller)

@@ -59,7 +59,7 @@ impl PolicyStore {
             return Ok(None);
         };
         let policy = Arc::new(
-            Policy::parse(&stored.name, &stored.raw)
+            Policy::load(&stored.name, &stored.raw)
                 .map_err(|_| EngineError::Corrupt(format!("{PREFIX}{name}")))?,
         );
         self.policies.write().insert(name, policy.clone());

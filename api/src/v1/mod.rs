@@ -2,6 +2,7 @@
 //! token (and while sealed), the rest of `sys/` and `auth/token/` are built in, and every
 //! other path goes to the secrets engine mounted at its longest prefix.
 
+mod acl;
 mod kv;
 mod sys;
 mod token;

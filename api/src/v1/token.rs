@@ -80,7 +80,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         Operation::Update | Operation::Read => Operation::Update,
         _ => return Err(ApiError::unsupported_operation()),
     };
-    let caller = core.authorize(&req.token, &path, op).await?;
+    let caller = crate::v1::acl::authorize(core, req, &path, op).await?;
     match rest {
         "create" | "create-orphan" => create(core, req, &caller, rest == "create-orphan").await,
         "lookup-self" => Ok(Reply::data(lookup_data(&caller.entry, &req.token))),

@@ -6,6 +6,9 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
+use super::permissions::Permissions;
 use super::{Capabilities, Operation, Policy};
 
 /// Vault's test: a `+` after a `/` (or a leading one) makes a pattern segment-matched,
@@ -26,12 +29,12 @@ struct WildRule {
     /// character, even one inside a segment (which Vault also measures from).
     first_wildcard: usize,
     plus_segments: usize,
-    caps: Capabilities,
+    perms: Permissions,
 }
 
 impl WildRule {
     /// `None` for a pattern Vault matches exactly.
-    fn new(pattern: &str, caps: Capabilities) -> Option<WildRule> {
+    fn new(pattern: &str, perms: Permissions) -> Option<WildRule> {
         let glob = pattern.ends_with('*');
         let stem = pattern.strip_suffix('*').unwrap_or(pattern);
         if is_segmented(pattern) {
@@ -42,7 +45,7 @@ impl WildRule {
                 stem: stem.to_string(),
                 glob,
                 first_wildcard: pattern.find('+').unwrap_or(stem.len()),
-                caps,
+                perms,
             })
         } else if glob {
             Some(WildRule {
@@ -51,7 +54,7 @@ impl WildRule {
                 glob,
                 first_wildcard: stem.len(),
                 plus_segments: 0,
-                caps,
+                perms,
             })
         } else {
             None
@@ -95,15 +98,9 @@ impl WildRule {
 #[derive(Debug, Clone, Default)]
 pub struct Acl {
     root: bool,
-    exact: HashMap<String, Capabilities>,
+    exact: HashMap<String, Permissions>,
     /// Highest priority first, so the first match is the one that governs.
     wild: Vec<WildRule>,
-}
-
-/// Adds a rule's capabilities to those already granted for the same pattern; `deny`
-/// from any policy leaves only `deny`.
-fn merge(slot: &mut Capabilities, caps: Capabilities) {
-    *slot = slot.union(caps).effective();
 }
 
 impl Acl {
@@ -112,9 +109,9 @@ impl Acl {
         if policies.iter().any(|p| p.name == "root") {
             return Acl::root();
         }
-        let mut exact: HashMap<String, Capabilities> = HashMap::new();
+        let mut exact: HashMap<String, Permissions> = HashMap::new();
         // Keyed by the pattern as written, so `kv/a` and `kv/a*` stay separate rules.
-        let mut wild: HashMap<String, Capabilities> = HashMap::new();
+        let mut wild: HashMap<String, Permissions> = HashMap::new();
         for rule in policies.iter().flat_map(|p| p.rules.iter()) {
             let pattern = &rule.pattern;
             let target = if is_segmented(pattern) || pattern.ends_with('*') {
@@ -122,14 +119,16 @@ impl Acl {
             } else {
                 &mut exact
             };
-            merge(
-                target.entry(pattern.clone()).or_default(),
-                rule.capabilities,
-            );
+            match target.get_mut(pattern) {
+                Some(perms) => perms.merge(rule),
+                None => {
+                    target.insert(pattern.clone(), Permissions::from_rule(rule));
+                }
+            }
         }
         let mut wild: Vec<WildRule> = wild
-            .iter()
-            .filter_map(|(p, c)| WildRule::new(p, *c))
+            .into_iter()
+            .filter_map(|(p, perms)| WildRule::new(&p, perms))
             .collect();
         wild.sort_by(|a, b| b.priority(a));
         Acl {
@@ -152,16 +151,16 @@ impl Acl {
 
     /// The rule governing `path`. `list` adds Vault's fallbacks for list requests, whose
     /// paths may carry a trailing `/` the policy was written without.
-    fn lookup(&self, path: &str, list: bool) -> Option<Capabilities> {
+    fn lookup(&self, path: &str, list: bool) -> Option<&Permissions> {
         let path = path.trim_start_matches('/');
         let trimmed = path.strip_suffix('/');
-        let exact = |p: &str| self.exact.get(p).copied();
+        let exact = |p: &str| self.exact.get(p);
         let wild = |p: &str| {
             let parts: Vec<&str> = p.split('/').collect();
             self.wild
                 .iter()
                 .find(|r| r.matches(p, &parts))
-                .map(|r| r.caps)
+                .map(|r| &r.perms)
         };
         exact(path)
             .or_else(|| trimmed.filter(|_| list).and_then(exact))
@@ -177,18 +176,22 @@ impl Acl {
             return Capabilities::ROOT;
         }
         self.lookup(path, true)
-            .map(Capabilities::effective)
+            .map(|p| p.caps.effective())
             .unwrap_or(Capabilities::NONE)
     }
 
-    pub fn allows(&self, path: &str, op: Operation) -> bool {
+    /// Whether a request may perform `op` on `path` carrying `data` (its body, or the query
+    /// of a read): the governing rule must grant the capability, and the request must meet
+    /// the rule's parameter constraints. Root skips both, as in Vault; `sudo` skips
+    /// neither.
+    pub fn allows(&self, path: &str, op: Operation, data: &Map<String, Value>) -> bool {
         self.root
             || self
                 .lookup(path, op == Operation::List)
-                .is_some_and(|c| c.allows(op))
+                .is_some_and(|p| p.caps.allows(op) && p.admits(op, data))
     }
 
     pub fn has_sudo(&self, path: &str) -> bool {
-        self.root || self.lookup(path, false).is_some_and(Capabilities::has_sudo)
+        self.root || self.lookup(path, false).is_some_and(|p| p.caps.has_sudo())
     }
 }

@@ -6,6 +6,7 @@ mod capabilities;
 mod default;
 mod error;
 mod parse;
+mod permissions;
 mod rule;
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,26 @@ pub struct Policy {
 type PathBlocks = Vec<(String, BTreeMap<String, Value>)>;
 
 impl Policy {
+    /// Parses a policy being written: besides what [`Policy::load`] checks, refuses any
+    /// constraint the appliance cannot enforce, so a policy that loads means what it says.
     pub fn parse(name: &str, hcl_text: &str) -> Result<Policy, PolicyError> {
+        let policy = Policy::load(name, hcl_text)?;
+        if let Some((rule, (key, why))) = policy
+            .rules
+            .iter()
+            .find_map(|r| r.unenforceable.first().map(|u| (r, *u)))
+        {
+            return Err(PolicyError::bad_path(
+                &rule.pattern,
+                format!("{key} cannot be enforced: {why}; remove it from the path block"),
+            ));
+        }
+        Ok(policy)
+    }
+
+    /// Parses a stored policy. One stored before unenforceable constraints were refused
+    /// still loads, and the rules carrying them deny every request they govern.
+    pub fn load(name: &str, hcl_text: &str) -> Result<Policy, PolicyError> {
         // Neither an HCL body nor a comment can begin with '{'.
         let blocks = if hcl_text.trim_start().starts_with('{') {
             json_blocks(hcl_text)?

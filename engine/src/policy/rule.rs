@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::{Capabilities, PolicyError};
 
-/// Keys Vault accepts in a path block. Only `capabilities` and `policy` grant anything;
-/// the Enterprise-only ones (`mfa_methods`, `control_group`) are accepted and ignored, as
-/// Vault's open-source edition does, so policies written for Vault load unchanged.
+/// Keys Vault accepts in a path block. Those naming a constraint this appliance cannot
+/// enforce (response wrapping, MFA, control groups, event subscriptions) are recognised so
+/// the refusal can say why, rather than calling them unknown.
 const VALID_KEYS: &[&str] = &[
     "comment",
     "policy",
@@ -25,7 +25,7 @@ const VALID_KEYS: &[&str] = &[
     "subscribe_event_types",
 ];
 
-/// One `path` block. Parameter and wrapping constraints are kept but not yet enforced.
+/// One `path` block.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathRule {
     /// As written, less one leading `/`; a trailing `*` and `+` segments are wildcards.
@@ -37,6 +37,49 @@ pub struct PathRule {
     pub required_parameters: Vec<String>,
     pub min_wrapping_ttl: Option<Duration>,
     pub max_wrapping_ttl: Option<Duration>,
+    /// Keys set to something the appliance cannot enforce, with why. A policy write with
+    /// any is refused; a stored one (from before they were refused) denies every request
+    /// its rule governs, so it fails closed.
+    pub unenforceable: Vec<(&'static str, &'static str)>,
+}
+
+/// Why each key that would constrain requests cannot be honoured here.
+const UNENFORCEABLE: &[(&str, &str)] = &[
+    (
+        "min_wrapping_ttl",
+        "response wrapping is not supported on this appliance, so no request could meet it",
+    ),
+    (
+        "max_wrapping_ttl",
+        "response wrapping is not supported on this appliance, so no request could meet it",
+    ),
+    (
+        "mfa_methods",
+        "per-path MFA (a Vault Enterprise feature) is not supported on this appliance",
+    ),
+    (
+        "control_group",
+        "control groups (a Vault Enterprise feature) are not supported on this appliance",
+    ),
+    (
+        "subscribe_event_types",
+        "event subscriptions are not supported on this appliance",
+    ),
+];
+
+/// Whether `key`'s value asks for anything: a zero TTL or an empty list is Vault's "no
+/// constraint", which is harmless to accept.
+fn constrains(key: &str, v: &Value) -> bool {
+    match (key, v) {
+        (_, Value::Null) => false,
+        ("min_wrapping_ttl" | "max_wrapping_ttl", v) => {
+            parse_duration(v).map_or(true, |d| !d.is_zero())
+        }
+        ("control_group", _) => true,
+        (_, Value::Array(items)) => !items.is_empty(),
+        (_, Value::String(s)) => !s.is_empty(),
+        _ => true,
+    }
 }
 
 /// What a block's `policy = "..."` shorthand stands for, in Vault's words. `write` predates
@@ -228,7 +271,7 @@ pub(crate) fn build(
             .transpose()
     };
     let ttl = |key| keys.get(key).map(|v| ttl(pattern, key, v)).transpose();
-    let rule = PathRule {
+    let mut rule = PathRule {
         pattern: pattern.to_string(),
         capabilities,
         allowed_parameters: params("allowed_parameters")?,
@@ -240,7 +283,36 @@ pub(crate) fn build(
             .unwrap_or_default(),
         min_wrapping_ttl: ttl("min_wrapping_ttl")?.filter(|d| !d.is_zero()),
         max_wrapping_ttl: ttl("max_wrapping_ttl")?.filter(|d| !d.is_zero()),
+        unenforceable: UNENFORCEABLE
+            .iter()
+            .filter(|(k, _)| keys.get(*k).is_some_and(|v| constrains(k, v)))
+            .copied()
+            .collect(),
     };
+    // Vault reads `"*"` as "any other parameter" whatever its list holds, so values there
+    // would be silently dropped.
+    let star_with_values = |map: &Option<BTreeMap<String, Vec<Value>>>| {
+        map.as_ref()
+            .and_then(|m| m.get("*"))
+            .is_some_and(|values| !values.is_empty())
+    };
+    for (key, bad) in [
+        (
+            "allowed_parameters",
+            star_with_values(&rule.allowed_parameters),
+        ),
+        (
+            "denied_parameters",
+            star_with_values(&rule.denied_parameters),
+        ),
+    ] {
+        if bad {
+            rule.unenforceable.push((
+                key,
+                "\"*\" stands for every parameter and takes only [] as its values",
+            ));
+        }
+    }
     if let (Some(min), Some(max)) = (rule.min_wrapping_ttl, rule.max_wrapping_ttl) {
         if max < min {
             return Err(PolicyError::bad_path(

@@ -44,7 +44,7 @@ async fn authorize(
     req: &VaultRequest,
     op: Operation,
 ) -> Result<Caller, ApiError> {
-    Ok(core.authorize(&req.token, &req.path, op).await?)
+    crate::v1::acl::authorize(core, req, &req.path, op).await
 }
 
 /// The `versions` field of delete, undelete and destroy.

@@ -83,9 +83,7 @@ pub(crate) async fn authorize(
     req: &VaultRequest,
     op: Operation,
 ) -> Result<engine::token::Caller, ApiError> {
-    Ok(core
-        .authorize(&req.token, req.path.trim_end_matches('/'), op)
-        .await?)
+    crate::v1::acl::authorize(core, req, req.path.trim_end_matches('/'), op).await
 }
 
 /// Endpoints Vault marks as needing `sudo` on top of the usual capability.

@@ -70,7 +70,7 @@ async fn authorize(
     req: &VaultRequest,
     op: Operation,
 ) -> Result<Caller, ApiError> {
-    Ok(core.authorize(&req.token, &req.path, op).await?)
+    crate::v1::acl::authorize(core, req, &req.path, op).await
 }
 
 /// Paths that only take writes (POST/PUT): authorizes an update or refuses the method.

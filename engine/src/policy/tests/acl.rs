@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use super::{acl, caps};
+use super::{acl, caps, no_data};
 use crate::policy::{Acl, Capabilities, Operation, Policy, DEFAULT_POLICY};
 
 const ALL_OPS: [Operation; 6] = [
@@ -54,7 +54,7 @@ fn a_trailing_glob_is_a_prefix_match() {
     }
     assert!(caps(&a, "secret/data/ap").is_empty());
     let a = acl(&[r#"path "*" { capabilities = ["read"] }"#]);
-    assert!(a.allows("anything/at/all", Operation::Read));
+    assert!(a.allows("anything/at/all", Operation::Read, &no_data()));
 }
 
 #[test]
@@ -93,8 +93,8 @@ fn an_exact_match_always_wins() {
         path "secret/*" { capabilities = ["deny"] }
         path "secret/open" { capabilities = ["read"] }
     "#]);
-    assert!(a.allows("secret/open", Operation::Read));
-    assert!(!a.allows("secret/closed", Operation::Read));
+    assert!(a.allows("secret/open", Operation::Read, &no_data()));
+    assert!(!a.allows("secret/closed", Operation::Read, &no_data()));
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn deny_in_the_governing_rule_means_nothing() {
     let a = acl(&[r#"path "secret/*" { capabilities = ["read", "sudo", "deny"] }"#]);
     assert_eq!(caps(&a, "secret/x"), vec!["deny"]);
     for op in ALL_OPS {
-        assert!(!a.allows("secret/x", op), "{op:?}");
+        assert!(!a.allows("secret/x", op, &no_data()), "{op:?}");
     }
     assert!(!a.has_sudo("secret/x"));
 }
@@ -161,7 +161,7 @@ fn deny_from_any_policy_on_the_same_pattern_wins() {
         r#"path "kv/*" { capabilities = ["update"] }"#,
     ]);
     assert_eq!(caps(&a, "kv/x"), vec!["deny"]);
-    assert!(!a.allows("kv/x", Operation::Read));
+    assert!(!a.allows("kv/x", Operation::Read, &no_data()));
     assert!(!a.has_sudo("kv/x"));
 }
 
@@ -171,15 +171,15 @@ fn deny_on_a_broader_pattern_does_not_reach_a_more_specific_one() {
         r#"path "secret/*" { capabilities = ["deny"] }"#,
         r#"path "secret/app/*" { capabilities = ["read"] }"#,
     ]);
-    assert!(a.allows("secret/app/x", Operation::Read));
-    assert!(!a.allows("secret/other", Operation::Read));
+    assert!(a.allows("secret/app/x", Operation::Read, &no_data()));
+    assert!(!a.allows("secret/other", Operation::Read, &no_data()));
     let a = acl(&[r#"
         path "secret/*" { capabilities = ["read", "sudo"] }
         path "secret/locked" { capabilities = ["deny"] }
     "#]);
     assert!(a.has_sudo("secret/x"));
     assert!(!a.has_sudo("secret/locked"));
-    assert!(!a.allows("secret/locked", Operation::Read));
+    assert!(!a.allows("secret/locked", Operation::Read, &no_data()));
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn the_same_pattern_in_several_policies_unions_capabilities() {
     assert_eq!(caps(&a, "kv/x"), vec!["sudo", "read", "list"]);
     assert!(a.has_sudo("kv/x"));
     assert_eq!(caps(&a, "kv/exact"), vec!["create", "patch"]);
-    assert!(a.allows("kv/exact", Operation::Patch));
+    assert!(a.allows("kv/exact", Operation::Patch, &no_data()));
     // A glob and an exact pattern with the same stem are different rules.
     let a = acl(&[
         r#"path "kv/a" { capabilities = ["read"] }"#,
@@ -212,14 +212,14 @@ fn only_the_governing_rule_counts() {
         r#"path "kv/app/*" { capabilities = ["list"] }"#,
     ]);
     assert_eq!(caps(&a, "kv/app/x"), vec!["list"]);
-    assert!(!a.allows("kv/app/x", Operation::Read));
+    assert!(!a.allows("kv/app/x", Operation::Read, &no_data()));
     // An explicitly empty rule governs too, and grants nothing.
     let a = acl(&[r#"
         path "kv/*" { capabilities = ["read"] }
         path "kv/hidden" { capabilities = [] }
     "#]);
     assert!(caps(&a, "kv/hidden").is_empty());
-    assert!(!a.allows("kv/hidden", Operation::Read));
+    assert!(!a.allows("kv/hidden", Operation::Read, &no_data()));
 }
 
 #[test]
@@ -228,10 +228,10 @@ fn list_requests_fall_back_to_the_path_without_its_trailing_slash() {
         path "secret/metadata/app" { capabilities = ["list", "read"] }
         path "kv/+/dir" { capabilities = ["list", "read"] }
     "#]);
-    assert!(a.allows("secret/metadata/app/", Operation::List));
-    assert!(!a.allows("secret/metadata/app/", Operation::Read));
-    assert!(a.allows("kv/x/dir/", Operation::List));
-    assert!(!a.allows("kv/x/dir/", Operation::Read));
+    assert!(a.allows("secret/metadata/app/", Operation::List, &no_data()));
+    assert!(!a.allows("secret/metadata/app/", Operation::Read, &no_data()));
+    assert!(a.allows("kv/x/dir/", Operation::List, &no_data()));
+    assert!(!a.allows("kv/x/dir/", Operation::Read, &no_data()));
     // sys/capabilities answers as for a list request, as Vault's does.
     assert_eq!(caps(&a, "secret/metadata/app/"), vec!["read", "list"]);
     assert!(!a.has_sudo("secret/metadata/app/"));
@@ -240,8 +240,8 @@ fn list_requests_fall_back_to_the_path_without_its_trailing_slash() {
 #[test]
 fn leading_slashes_on_request_paths_are_ignored() {
     let a = acl(&[r#"path "/secret/x" { capabilities = ["read"] }"#]);
-    assert!(a.allows("/secret/x", Operation::Read));
-    assert!(a.allows("secret/x", Operation::Read));
+    assert!(a.allows("/secret/x", Operation::Read, &no_data()));
+    assert!(a.allows("secret/x", Operation::Read, &no_data()));
 }
 
 #[test]
@@ -257,12 +257,16 @@ fn capabilities_map_to_operations() {
     "#]);
     for (path, op) in ["c", "r", "u", "p", "d", "l"].into_iter().zip(ALL_OPS) {
         for other in ALL_OPS {
-            assert_eq!(a.allows(path, other), other == op, "{path} {other:?}");
+            assert_eq!(
+                a.allows(path, other, &no_data()),
+                other == op,
+                "{path} {other:?}"
+            );
         }
         assert!(!a.has_sudo(path));
     }
     assert!(a.has_sudo("s"));
-    assert!(ALL_OPS.iter().all(|op| !a.allows("s", *op)));
+    assert!(ALL_OPS.iter().all(|op| !a.allows("s", *op, &no_data())));
 }
 
 #[test]
@@ -270,7 +274,9 @@ fn root_grants_everything() {
     let r = Acl::root();
     assert!(r.is_root());
     assert_eq!(r.capabilities("anything").names(), vec!["root"]);
-    assert!(ALL_OPS.iter().all(|op| r.allows("sys/seal", *op)));
+    assert!(ALL_OPS
+        .iter()
+        .all(|op| r.allows("sys/seal", *op, &no_data())));
     assert!(r.has_sudo("sys/seal"));
     let named = Acl::new(&[Arc::new(Policy::parse("root", "").unwrap())]);
     assert!(named.is_root());
@@ -281,7 +287,9 @@ fn no_policies_grant_nothing() {
     let a = Acl::new(&[]);
     assert!(!a.is_root());
     assert!(a.capabilities("secret/x").is_empty());
-    assert!(ALL_OPS.iter().all(|op| !a.allows("secret/x", *op)));
+    assert!(ALL_OPS
+        .iter()
+        .all(|op| !a.allows("secret/x", *op, &no_data())));
     assert!(!a.has_sudo("secret/x"));
 }
 
@@ -290,21 +298,29 @@ fn the_default_policy() {
     let p = Policy::parse("default", DEFAULT_POLICY).unwrap();
     assert!(p.templated);
     let a = Acl::new(&[Arc::new(p)]);
-    assert!(a.allows("auth/token/lookup-self", Operation::Read));
-    assert!(!a.allows("auth/token/lookup-self", Operation::Update));
-    assert!(a.allows("auth/token/renew-self", Operation::Update));
-    assert!(a.allows("auth/token/revoke-self", Operation::Update));
-    assert!(a.allows("sys/capabilities-self", Operation::Update));
-    assert!(a.allows("sys/internal/ui/resultant-acl", Operation::Read));
-    assert!(a.allows("sys/leases/renew", Operation::Update));
-    assert!(a.allows("cubbyhole/mine", Operation::Create));
-    assert!(!a.allows("cubbyhole/mine", Operation::Patch));
-    assert!(a.allows("sys/wrapping/unwrap", Operation::Update));
-    assert!(a.allows("sys/tools/hash/sha2-256", Operation::Update));
-    assert!(a.allows("identity/oidc/provider/p/authorize", Operation::Read));
-    assert!(!a.allows("identity/entity/id/{{identity.entity.id}}", Operation::Read));
-    assert!(!a.allows("secret/data/x", Operation::Read));
-    assert!(!a.allows("auth/token/create", Operation::Update));
+    assert!(a.allows("auth/token/lookup-self", Operation::Read, &no_data()));
+    assert!(!a.allows("auth/token/lookup-self", Operation::Update, &no_data()));
+    assert!(a.allows("auth/token/renew-self", Operation::Update, &no_data()));
+    assert!(a.allows("auth/token/revoke-self", Operation::Update, &no_data()));
+    assert!(a.allows("sys/capabilities-self", Operation::Update, &no_data()));
+    assert!(a.allows("sys/internal/ui/resultant-acl", Operation::Read, &no_data()));
+    assert!(a.allows("sys/leases/renew", Operation::Update, &no_data()));
+    assert!(a.allows("cubbyhole/mine", Operation::Create, &no_data()));
+    assert!(!a.allows("cubbyhole/mine", Operation::Patch, &no_data()));
+    assert!(a.allows("sys/wrapping/unwrap", Operation::Update, &no_data()));
+    assert!(a.allows("sys/tools/hash/sha2-256", Operation::Update, &no_data()));
+    assert!(a.allows(
+        "identity/oidc/provider/p/authorize",
+        Operation::Read,
+        &no_data()
+    ));
+    assert!(!a.allows(
+        "identity/entity/id/{{identity.entity.id}}",
+        Operation::Read,
+        &no_data()
+    ));
+    assert!(!a.allows("secret/data/x", Operation::Read, &no_data()));
+    assert!(!a.allows("auth/token/create", Operation::Update, &no_data()));
     assert!(!a.has_sudo("auth/token/lookup-self"));
 }
 

@@ -1,10 +1,11 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::{acl, caps};
+use super::{acl, caps, no_data};
 use crate::policy::rule::parse_duration;
-use crate::policy::{validate_name, Capabilities, Operation, Policy, PolicyError};
+use crate::policy::{validate_name, Acl, Capabilities, Operation, Policy, PolicyError};
 
 fn parse(text: &str) -> Result<Policy, PolicyError> {
     Policy::parse("p", text)
@@ -118,8 +119,7 @@ fn a_path_block_needs_capabilities_or_a_policy() {
 
 #[test]
 fn parameter_and_wrapping_constraints_are_kept() {
-    let p = parse(
-        r#"
+    let text = r#"
         path "secret/foo" {
             capabilities = ["create"]
             allowed_parameters = {
@@ -133,9 +133,9 @@ fn parameter_and_wrapping_constraints_are_kept() {
             min_wrapping_ttl = "1m"
             max_wrapping_ttl = 3600
         }
-        "#,
-    )
-    .unwrap();
+        "#;
+    // Stored policies load with what they say; a write is refused (wrapping below).
+    let p = Policy::load("p", text).unwrap();
     let r = &p.rules[0];
     let allowed = r.allowed_parameters.as_ref().unwrap();
     assert_eq!(allowed["bar"], vec![json!("zip"), json!("zap")]);
@@ -160,18 +160,30 @@ fn parameter_and_wrapping_constraints_are_kept() {
     .contains("error parsing min_wrapping_ttl"));
 }
 
+/// Response wrapping, per-path MFA, control groups and event subscriptions do not exist
+/// here: a policy asking for them is refused rather than loaded without them.
 #[test]
-fn vault_only_keys_are_accepted_and_ignored() {
-    // `control_group = { factor "x" { ... } }`, which HCL1 reads, is not HCL2; the block
-    // form below is both.
-    let p = parse(
-        r#"
-        path "secret/*" {
-            capabilities = ["read"]
-            comment = "who asked for this"
-            mfa_methods = ["totp"]
-            subscribe_event_types = ["kv*"]
-            control_group {
+fn constraints_the_appliance_cannot_enforce_are_refused() {
+    for (key, body, why) in [
+        (
+            "min_wrapping_ttl",
+            r#"min_wrapping_ttl = "1m""#,
+            "response wrapping",
+        ),
+        (
+            "max_wrapping_ttl",
+            "max_wrapping_ttl = 3600",
+            "response wrapping",
+        ),
+        ("mfa_methods", r#"mfa_methods = ["totp"]"#, "MFA"),
+        (
+            "subscribe_event_types",
+            r#"subscribe_event_types = ["kv*"]"#,
+            "event",
+        ),
+        (
+            "control_group",
+            r#"control_group {
                 ttl = "4h"
                 factor "approvers" {
                     identity {
@@ -179,12 +191,40 @@ fn vault_only_keys_are_accepted_and_ignored() {
                         approvals = 1
                     }
                 }
-            }
+            }"#,
+            "control groups",
+        ),
+    ] {
+        let text = format!("path \"secret/*\" {{\n capabilities = [\"read\"]\n {body}\n }}");
+        let e = err(&text);
+        assert!(
+            e.starts_with(&format!(
+                "failed to parse policy: path \"secret/*\": {key} cannot be enforced: "
+            )),
+            "{key}: {e}"
+        );
+        assert!(e.contains(why), "{key}: {e}");
+        // Loaded from storage (written before they were refused), the rule grants nothing.
+        let stored = Policy::load("p", &text).unwrap();
+        let a = Acl::new(&[Arc::new(stored)]);
+        assert!(!a.allows("secret/x", Operation::Read, &no_data()), "{key}");
+    }
+    // Vault's "no constraint" spellings are harmless and load.
+    let p = parse(
+        r#"
+        path "secret/*" {
+            capabilities = ["read"]
+            comment = "who asked for this"
+            min_wrapping_ttl = 0
+            max_wrapping_ttl = ""
+            mfa_methods = []
+            subscribe_event_types = []
         }
         "#,
     )
     .unwrap();
     assert_eq!(p.rules[0].capabilities, Capabilities::READ);
+    assert!(acl(&[&p.raw]).allows("secret/x", Operation::Read, &no_data()));
 }
 
 #[test]
@@ -277,7 +317,7 @@ fn the_json_form() {
     .unwrap();
     assert_eq!(p.rules.len(), 2);
     let a = acl(&[&p.raw]);
-    assert!(a.allows("secret/x", Operation::Read));
+    assert!(a.allows("secret/x", Operation::Read, &no_data()));
     assert_eq!(caps(&a, "secret/admin"), vec!["deny"]);
     // HCL1's list form, which allows a pattern twice.
     let p = parse(

@@ -1,0 +1,186 @@
+//! What the rules written for one pattern grant once merged across policies, and the check
+//! of a request's parameters against them: Vault's `ACLPermissions`, its merge in `NewACL`
+//! and the parameter half of `AllowOperation`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Number, Value};
+
+use super::{Capabilities, Operation, PathRule};
+
+/// Lowercased parameter name to the values it may (or may not) take; an empty list means
+/// any value.
+pub(crate) type ParameterMap = BTreeMap<String, Vec<Value>>;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Permissions {
+    pub caps: Capabilities,
+    pub allowed: ParameterMap,
+    pub denied: ParameterMap,
+    /// As written: Vault lowercases them only when it looks them up.
+    pub required: Vec<String>,
+    /// Some rule for this pattern sets a constraint the appliance cannot enforce.
+    pub unenforceable: bool,
+}
+
+impl Permissions {
+    pub fn from_rule(rule: &PathRule) -> Permissions {
+        Permissions {
+            caps: rule.capabilities.effective(),
+            allowed: rule.allowed_parameters.clone().unwrap_or_default(),
+            denied: rule.denied_parameters.clone().unwrap_or_default(),
+            required: rule.required_parameters.clone(),
+            unenforceable: !rule.unenforceable.is_empty(),
+        }
+    }
+
+    /// Folds in another rule for the same pattern, as Vault does: `deny` on either side
+    /// leaves only `deny`; otherwise capabilities add up, and parameter constraints from
+    /// both apply, a name's value lists being joined (an empty list, "any value", wins).
+    pub fn merge(&mut self, rule: &PathRule) {
+        if self.caps.contains(Capabilities::DENY) {
+            return;
+        }
+        let caps = rule.capabilities.effective();
+        if caps.contains(Capabilities::DENY) {
+            self.caps = Capabilities::DENY;
+            self.allowed.clear();
+            self.denied.clear();
+            return;
+        }
+        self.caps = self.caps.union(caps);
+        if let Some(allowed) = &rule.allowed_parameters {
+            merge_parameters(&mut self.allowed, allowed);
+        }
+        if let Some(denied) = &rule.denied_parameters {
+            merge_parameters(&mut self.denied, denied);
+        }
+        for r in &rule.required_parameters {
+            if !self.required.contains(r) {
+                self.required.push(r.clone());
+            }
+        }
+        self.unenforceable |= !rule.unenforceable.is_empty();
+    }
+
+    /// Whether a request whose capability is granted also meets the parameter
+    /// constraints. Vault checks them for the operations that carry request data (read,
+    /// create, update, patch); `data` is that data: the body, or the query of a read.
+    pub fn admits(&self, op: Operation, data: &Map<String, Value>) -> bool {
+        if self.unenforceable {
+            return false;
+        }
+        if !matches!(
+            op,
+            Operation::Read | Operation::Create | Operation::Update | Operation::Patch
+        ) {
+            return true;
+        }
+        if self
+            .required
+            .iter()
+            .any(|r| !data.contains_key(&r.to_lowercase()))
+        {
+            return false;
+        }
+        if data.is_empty() {
+            return true;
+        }
+        if !self.denied.is_empty() {
+            if self.denied.contains_key("*") {
+                return false;
+            }
+            let denied = data.iter().any(|(name, value)| {
+                self.denied
+                    .get(&name.to_lowercase())
+                    .is_some_and(|list| value_in_list(value, list))
+            });
+            if denied {
+                return false;
+            }
+        }
+        if self.allowed.is_empty() {
+            return true;
+        }
+        let allow_any_name = self.allowed.contains_key("*");
+        data.iter().all(
+            |(name, value)| match self.allowed.get(&name.to_lowercase()) {
+                Some(list) => value_in_list(value, list),
+                None => allow_any_name,
+            },
+        )
+    }
+}
+
+/// Vault's merge of `allowed_parameters` (or `denied_parameters`) from a second rule: the
+/// new values go first, and an empty list on either side makes the result empty.
+fn merge_parameters(into: &mut ParameterMap, from: &ParameterMap) {
+    for (name, values) in from {
+        match into.get_mut(name) {
+            Some(existing) if existing.is_empty() => {}
+            _ if values.is_empty() => {
+                into.insert(name.clone(), Vec::new());
+            }
+            Some(existing) => {
+                let mut joined = values.clone();
+                joined.append(existing);
+                *existing = joined;
+            }
+            None => {
+                into.insert(name.clone(), values.clone());
+            }
+        }
+    }
+}
+
+/// Vault's `valueInParameterList`: an empty list holds every value.
+fn value_in_list(value: &Value, list: &[Value]) -> bool {
+    list.is_empty() || list.iter().any(|listed| value_matches(listed, value))
+}
+
+/// Whether a request value matches one listed in a policy. Strings compare with Vault's
+/// leading/trailing `*` globs; other values compare equal. Unlike Vault, which compares
+/// JSON types strictly (so over HTTP a listed number never matches, and `"true"` never
+/// matches `true`), a string and a number or boolean compare by their text: the handlers
+/// here read `"true"` and `true` alike, so a strict comparison would let a caller step
+/// around a denied value by changing its JSON type.
+fn value_matches(listed: &Value, value: &Value) -> bool {
+    match (listed, value) {
+        (Value::Null, _) | (_, Value::Null) => listed == value,
+        (Value::String(pattern), v) => scalar_text(v).is_some_and(|t| glob_match(pattern, &t)),
+        (l, Value::String(text)) => scalar_text(l).is_some_and(|t| t == *text),
+        (Value::Number(a), Value::Number(b)) => numbers_equal(a, b),
+        _ => listed == value,
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn numbers_equal(a: &Number, b: &Number) -> bool {
+    match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
+        (Some(x), Some(y), _, _) => x == y,
+        (_, _, Some(x), Some(y)) => x == y,
+        _ => a.as_f64().zip(b.as_f64()).is_some_and(|(x, y)| x == y),
+    }
+}
+
+/// Vault's `strutil.GlobbedStringsMatch`: a `*` at the start and/or the end of `pattern`
+/// is a wildcard; anywhere else, and in a pattern of one character, it is literal.
+pub(crate) fn glob_match(pattern: &str, value: &str) -> bool {
+    if pattern.len() < 2 {
+        return value == pattern;
+    }
+    match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+        (Some(_), Some(_)) => value.contains(&pattern[1..pattern.len() - 1]),
+        (Some(suffix), None) => value.ends_with(suffix),
+        (None, Some(prefix)) => value.starts_with(prefix),
+        (None, None) => value == pattern,
+    }
+}
