@@ -108,12 +108,29 @@ pub struct KeyRequestFacts<'a> {
 pub struct VerifiedBiscuit {
     pub key: String,
     attenuated: Option<Biscuit>,
+    /// The revocation ids (hex) of the blocks holders appended, oldest first. The last
+    /// one names this exact attenuated token: revoking it is storing that id, and a token
+    /// attenuated further from it carries it too, so it dies with it.
+    block_ids: Vec<String>,
+    /// The length of the token string, for the cache's size estimate.
+    encoded_len: usize,
 }
 
 impl VerifiedBiscuit {
-    pub fn new(key: String, parsed: Biscuit) -> Self {
+    pub fn new(key: String, parsed: Biscuit, encoded_len: usize) -> Self {
+        let block_ids = parsed
+            .revocation_identifiers()
+            .iter()
+            .skip(1)
+            .map(hex::encode)
+            .collect();
         let attenuated = (parsed.block_count() > 1).then_some(parsed);
-        VerifiedBiscuit { key, attenuated }
+        VerifiedBiscuit {
+            key,
+            attenuated,
+            block_ids,
+            encoded_len,
+        }
     }
 
     /// An opaque token: nothing to re-check per request beyond its store entry.
@@ -121,11 +138,41 @@ impl VerifiedBiscuit {
         VerifiedBiscuit {
             key,
             attenuated: None,
+            block_ids: Vec::new(),
+            encoded_len: 0,
         }
+    }
+
+    /// The identity of an attenuated token (its last block's revocation id); None for a
+    /// token as the appliance minted it.
+    pub fn revocation_id(&self) -> Option<&str> {
+        self.block_ids.last().map(String::as_str)
+    }
+
+    pub(super) fn block_ids(&self) -> &[String] {
+        &self.block_ids
+    }
+
+    /// Roughly the heap bytes this holds: a parsed Biscuit keeps its blocks and their
+    /// serialised form, a small multiple of the token string.
+    pub(super) fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.key.len()
+            + self.block_ids.iter().map(|b| b.len() + 24).sum::<usize>()
+            + if self.attenuated.is_some() {
+                self.encoded_len * 4
+            } else {
+                0
+            }
     }
 
     pub fn authorize(&self, path: &str, op: Operation) -> Result<()> {
         if self.attenuated.is_none() {
+            return Ok(());
+        }
+        // Revoking itself only takes authority away, so a holder can always end the
+        // attenuated token it holds, whatever paths its checks allow.
+        if path == "auth/token/revoke-self" && op == Operation::Update {
             return Ok(());
         }
         self.authorize_facts(vec![

@@ -66,7 +66,7 @@ pub async fn of_token(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, Api
         .str_field("token")?
         .ok_or_else(|| ApiError::bad("missing token"))?;
     let (key, entry) = core.tokens.lookup(&token)?;
-    let caller = engine::token::Caller { entry, key };
+    let caller = engine::token::Caller::new(key, entry);
     let acl = core.acl(&caller)?;
     Ok(answer(&acl, paths(req)?))
 }
@@ -80,7 +80,7 @@ pub async fn of_accessor(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, 
         .str_field("accessor")?
         .ok_or_else(|| ApiError::bad("missing accessor"))?;
     let (key, entry) = core.tokens.lookup_accessor(&accessor)?;
-    let caller = engine::token::Caller { entry, key };
+    let caller = engine::token::Caller::new(key, entry);
     let acl = core.acl(&caller)?;
     Ok(answer(&acl, paths(req)?))
 }

@@ -1,6 +1,7 @@
 //! The built-in `sys/` backend.
 
 mod audit;
+mod auth_tune;
 mod capabilities;
 mod generate_root;
 mod health;
@@ -73,6 +74,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("audit", t) => audit::handle(core, req, t).await,
         ("audit-hash", t) if !t.is_empty() => audit::hash(core, req, t).await,
         ("auth", "") => auth_list(core, req).await,
+        ("auth", "token/tune") => auth_tune::handle(core, req, auth_tune::Door::Auth).await,
         _ => Err(ApiError::unsupported_path(&req.path)),
     }
 }
@@ -115,7 +117,11 @@ async fn auth_list(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiErr
             "type": "token",
             "description": "token based credentials",
             "accessor": "auth_token_ironseal",
-            "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "token_type": "default-service"},
+            "config": {
+                "default_lease_ttl": core.tokens.mount_ttls().default_lease_ttl,
+                "max_lease_ttl": core.tokens.mount_ttls().max_lease_ttl,
+                "token_type": "default-service",
+            },
             "local": false,
             "seal_wrap": false,
             "options": null,
