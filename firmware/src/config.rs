@@ -488,8 +488,14 @@ log_level = "debug"
         let base = "storage \"redb\" { path = \"/x/db\" }\nlistener \"tcp\" { address = \"127.0.0.1:1\" }\n";
         let c = p(base).unwrap();
         assert_eq!(c.leases, engine::token::LeaseTtls::default());
-        let c = p(&format!("{base}default_lease_ttl = \"1h\"\nmax_lease_ttl = 7200\n")).unwrap();
-        assert_eq!((c.leases.default_lease_ttl, c.leases.max_lease_ttl), (3600, 7200));
+        let c = p(&format!(
+            "{base}default_lease_ttl = \"1h\"\nmax_lease_ttl = 7200\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.leases.default_lease_ttl, c.leases.max_lease_ttl),
+            (3600, 7200)
+        );
         let e = p(&format!("{base}default_lease_ttl = \"1000h\"\n")).unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         assert!(e.message.contains("max_lease_ttl"), "{e}");

@@ -65,7 +65,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// Distinct garbage tokens: half 60 KB (past the 4 KiB cap), half just under the cap and
 /// not shaped like a Biscuit (the strings that were HMAC'd and cached before).
 fn garbage_token(i: usize) -> String {
-    let len = if i % 2 == 0 { 60 * 1024 } else { 4000 };
+    let len = if i.is_multiple_of(2) { 60 * 1024 } else { 4000 };
     let mut t = format!("bad.{i:08}.");
     while t.len() < len {
         t.push_str("abcdefghijklmnopqrstuvwxyz0123456789");
@@ -175,18 +175,36 @@ fn a_child_dies_with_its_expiring_parent() {
     // As in Vault, the child's own TTL is what it asked for...
     assert!(lease(&v) > 3000, "{v}");
     // ...but it is revoked with its parent when the parent expires.
-    poll_until(Duration::from_secs(60), "the child to die with its parent", || {
-        let r = d.http("GET", "/v1/auth/token/lookup-self", Some(&child), Body::None);
-        (r.status == 403).then_some(())
-    });
-    let r = d.http("GET", "/v1/auth/token/lookup-self", Some(&parent), Body::None);
+    poll_until(
+        Duration::from_secs(60),
+        "the child to die with its parent",
+        || {
+            let r = d.http(
+                "GET",
+                "/v1/auth/token/lookup-self",
+                Some(&child),
+                Body::None,
+            );
+            (r.status == 403).then_some(())
+        },
+    );
+    let r = d.http(
+        "GET",
+        "/v1/auth/token/lookup-self",
+        Some(&parent),
+        Body::None,
+    );
     assert_eq!(r.status, 403, "{r}");
 }
 
 #[test]
 fn lookup_of_a_bad_token_is_forbidden() {
     let d = Daemon::dev(&[]);
-    let r = d.send_json("POST", "/v1/auth/token/lookup", r#"{"token":"no-such-token"}"#);
+    let r = d.send_json(
+        "POST",
+        "/v1/auth/token/lookup",
+        r#"{"token":"no-such-token"}"#,
+    );
     assert_eq!(r.status, 403, "{r}");
     let (token, _) = create(&d, None, &["-policy=default"]);
     d.bao(&["token", "revoke", &token]).ok();
@@ -245,12 +263,27 @@ fn a_get_on_a_write_only_endpoint_never_acts() {
         let r = d.http("GET", &format!("/v1/{path}"), Some(&token), Body::None);
         assert_eq!(r.status, 403, "{r}");
     }
-    let r = d.http("GET", "/v1/auth/token/lookup-self", Some(&token), Body::None);
+    let r = d.http(
+        "GET",
+        "/v1/auth/token/lookup-self",
+        Some(&token),
+        Body::None,
+    );
     assert_eq!(r.status, 200, "{r}");
     // The write itself still works.
-    let r = d.http("POST", "/v1/auth/token/revoke-self", Some(&token), Body::None);
+    let r = d.http(
+        "POST",
+        "/v1/auth/token/revoke-self",
+        Some(&token),
+        Body::None,
+    );
     assert_eq!(r.status, 204, "{r}");
-    let r = d.http("GET", "/v1/auth/token/lookup-self", Some(&token), Body::None);
+    let r = d.http(
+        "GET",
+        "/v1/auth/token/lookup-self",
+        Some(&token),
+        Body::None,
+    );
     assert_eq!(r.status, 403, "{r}");
 }
 
@@ -284,7 +317,12 @@ fn attenuated_tokens_are_revoked_on_their_own() {
     // revoke-self with the attenuated token ends it, not its base token.
     let narrowed = attenuate(&base, APP_ONLY);
     assert_eq!(read(&narrowed).status, 200);
-    let r = d.http("POST", "/v1/auth/token/revoke-self", Some(&narrowed), Body::None);
+    let r = d.http(
+        "POST",
+        "/v1/auth/token/revoke-self",
+        Some(&narrowed),
+        Body::None,
+    );
     assert_eq!(r.status, 204, "{r}");
     assert_eq!(read(&narrowed).status, 403);
     assert_eq!(read(&base).status, 200);
@@ -301,11 +339,21 @@ fn attenuated_tokens_are_revoked_on_their_own() {
 
     // It cannot mint a child that would shed its attenuation.
     let third = attenuate(&base, APP_ONLY);
-    let r = d.http("POST", "/v1/auth/token/create", Some(&third), Body::Json("{}"));
+    let r = d.http(
+        "POST",
+        "/v1/auth/token/create",
+        Some(&third),
+        Body::Json("{}"),
+    );
     assert_eq!(r.status, 403, "{r}");
     // Its checks allowed auth/token/create? No: refused whatever its checks say.
     let open = attenuate(&base, r#"check if time($t), $t < 2999-01-01T00:00:00Z;"#);
-    let r = d.http("POST", "/v1/auth/token/create", Some(&open), Body::Json("{}"));
+    let r = d.http(
+        "POST",
+        "/v1/auth/token/create",
+        Some(&open),
+        Body::Json("{}"),
+    );
     assert_eq!(r.status, 403, "{r}");
     assert!(r.body.contains("attenuated"), "{r}");
 
@@ -345,8 +393,8 @@ fn audit_entries_keep_an_attenuated_tokens_identity() {
     let text = std::fs::read_to_string(&log).unwrap();
     let entry = text
         .lines()
-        .filter(|l| l.contains("secret/data/app/db") && l.contains("\"request\""))
-        .last()
+        .rev()
+        .find(|l| l.contains("secret/data/app/db") && l.contains("\"request\""))
         .unwrap_or_else(|| panic!("no audit entry for the read in {text}"));
     assert!(entry.contains(&accessor), "{entry}");
 }

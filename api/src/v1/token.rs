@@ -86,8 +86,9 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
     if op == Operation::Read && rest != "lookup-self" && rest != "lookup" {
         return Err(match rest {
             "create" | "create-orphan" | "lookup-accessor" | "renew-self" | "renew"
-            | "renew-accessor" | "revoke-self" | "revoke" | "revoke-orphan"
-            | "revoke-accessor" => ApiError::unsupported_operation(),
+            | "renew-accessor" | "revoke-self" | "revoke" | "revoke-orphan" | "revoke-accessor" => {
+                ApiError::unsupported_operation()
+            }
             _ => ApiError::unsupported_path(&req.path),
         });
     }

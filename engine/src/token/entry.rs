@@ -233,7 +233,12 @@ impl TokenEntry {
 
     /// Extends the token from `now` by `increment` (else its last TTL, or its period),
     /// never past its creation time plus the maximum in force.
-    pub(super) fn renew(&mut self, increment: Option<u64>, ttls: LeaseTtls, now: i64) -> Result<()> {
+    pub(super) fn renew(
+        &mut self,
+        increment: Option<u64>,
+        ttls: LeaseTtls,
+        now: i64,
+    ) -> Result<()> {
         if self.expire_time.is_none() {
             return Ok(());
         }

@@ -138,7 +138,10 @@ mod tests {
             start: NOW,
             ..Default::default()
         };
-        assert_eq!(calculate(LeaseTtls::default(), req, NOW).unwrap(), SYSTEM_TTL);
+        assert_eq!(
+            calculate(LeaseTtls::default(), req, NOW).unwrap(),
+            SYSTEM_TTL
+        );
     }
 
     #[test]
