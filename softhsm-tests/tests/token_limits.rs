@@ -238,6 +238,9 @@ const SYS_WRITE_ONLY: &[&str] = &[
     "sys/capabilities",
     "sys/capabilities-self",
     "sys/capabilities-accessor",
+    "sys/generate-root/update",
+    "sys/audit-hash/file",
+    "sys/audit/file",
 ];
 
 #[test]
@@ -270,6 +273,24 @@ fn a_get_on_a_write_only_endpoint_never_acts() {
         Body::None,
     );
     assert_eq!(r.status, 200, "{r}");
+    // On sys/ likewise, except where Vault's HTTP layer refuses the method before any
+    // token is looked at (seal, unseal, generate-root/update: 405 for everyone).
+    for (path, status) in [
+        ("sys/seal", 405),
+        ("sys/unseal", 405),
+        ("sys/generate-root/update", 405),
+        ("sys/rotate", 403),
+        ("sys/capabilities", 403),
+        ("sys/capabilities-self", 403),
+        ("sys/capabilities-accessor", 403),
+        ("sys/audit-hash/file", 403),
+        ("sys/audit/file", 403),
+        ("auth/token/lookup-accessor", 403),
+    ] {
+        let r = d.http("GET", &format!("/v1/{path}"), Some(&token), Body::None);
+        assert_eq!(r.status, status, "{r}");
+    }
+    assert_eq!(d.seal_status()["sealed"], false);
     // The write itself still works.
     let r = d.http(
         "POST",

@@ -50,7 +50,7 @@ fn answer(acl: &Acl, paths: Vec<String>) -> Reply {
 
 pub async fn self_(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Update {
-        return Err(ApiError::unsupported_operation());
+        return Err(super::unsupported(core, req, false).await);
     }
     let caller = super::authorize(core, req, Operation::Update).await?;
     let acl = core.acl(&caller)?;
@@ -59,7 +59,7 @@ pub async fn self_(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiErr
 
 pub async fn of_token(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Update {
-        return Err(ApiError::unsupported_operation());
+        return Err(super::unsupported(core, req, false).await);
     }
     super::authorize(core, req, Operation::Update).await?;
     let token = req
@@ -73,7 +73,7 @@ pub async fn of_token(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, Api
 
 pub async fn of_accessor(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Update {
-        return Err(ApiError::unsupported_operation());
+        return Err(super::unsupported(core, req, false).await);
     }
     super::authorize(core, req, Operation::Update).await?;
     let accessor = req

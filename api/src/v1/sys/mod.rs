@@ -90,6 +90,21 @@ pub(crate) async fn authorize(
         .await?)
 }
 
+/// The answer to an operation a path does not declare. Vault's request handling asks
+/// the ACL first, so a token without that capability there gets 403 and anyone else
+/// 405; either way nothing runs. `sudo`: the path is one of Vault's root paths.
+pub(crate) async fn unsupported(core: &Arc<Core>, req: &VaultRequest, sudo: bool) -> ApiError {
+    let checked = if sudo {
+        authorize_sudo(core, req, req.op).await
+    } else {
+        authorize(core, req, req.op).await
+    };
+    match checked {
+        Err(e) => e,
+        Ok(_) => ApiError::unsupported_operation(),
+    }
+}
+
 /// Endpoints Vault marks as needing `sudo` on top of the usual capability.
 pub(crate) async fn authorize_sudo(
     core: &Arc<Core>,
