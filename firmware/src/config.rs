@@ -24,6 +24,8 @@
 //! # new one (none for Shamir), then `bao operator unseal -migrate`.
 //! log_level     = "info"
 //! disable_mlock = false
+//! default_lease_ttl = "768h"   # token lifetimes, as Vault's (768h each by default);
+//! max_lease_ttl     = "768h"   # the auth/token/ tune overrides them
 //! ```
 //!
 //! Every error names the file, the line and the key.
