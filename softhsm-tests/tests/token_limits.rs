@@ -206,6 +206,19 @@ fn lookup_of_a_bad_token_is_forbidden() {
         r#"{"token":"no-such-token"}"#,
     );
     assert_eq!(r.status, 403, "{r}");
+    // Renewing or orphan-revoking a token that does not exist is a bad request instead.
+    let r = d.send_json(
+        "POST",
+        "/v1/auth/token/renew",
+        r#"{"token":"no-such-token"}"#,
+    );
+    r.assert_error(400, "token not found");
+    let r = d.send_json(
+        "POST",
+        "/v1/auth/token/revoke-orphan",
+        r#"{"token":"no-such-token"}"#,
+    );
+    r.assert_error(400, "token to revoke not found");
     let (token, _) = create(&d, None, &["-policy=default"]);
     d.bao(&["token", "revoke", &token]).ok();
     let r = d.send_json(

@@ -114,7 +114,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         }
         "renew" => {
             let token = required(req, "token")?;
-            let (key, _) = core.tokens.lookup(&token)?;
+            let (key, _) = subject(core, &token, "token not found")?;
             let entry = core
                 .tokens
                 .renew(&key, req.duration_field("increment")?)
@@ -148,7 +148,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
                 return Err(ApiError::permission_denied());
             }
             let token = required(req, "token")?;
-            let (key, _) = core.tokens.lookup(&token)?;
+            let (key, _) = subject(core, &token, "token to revoke not found")?;
             let (_, attenuation) = core.tokens.identify(&token)?;
             if attenuation.is_some() {
                 // An attenuated token has no children: revoke it alone.
@@ -166,6 +166,19 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         }
         _ => Err(ApiError::unsupported_path(&req.path)),
     }
+}
+
+/// The token a request names, for `renew` and `revoke-orphan`: Vault answers 400 with
+/// `missing` when it names no live token (only `lookup` answers 403).
+fn subject(
+    core: &Arc<Core>,
+    token: &str,
+    missing: &str,
+) -> Result<(String, Arc<TokenEntry>), ApiError> {
+    core.tokens.lookup(token).map_err(|e| match e {
+        engine::EngineError::PermissionDenied => ApiError::bad(missing),
+        e => e.into(),
+    })
 }
 
 fn required(req: &VaultRequest, name: &str) -> Result<String, ApiError> {
