@@ -148,6 +148,8 @@ const TOKEN_TIDY_PERIOD: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Settings {
     pub transit: TransitSettings,
+    /// The server config's `default_lease_ttl` / `max_lease_ttl` (768h each by default).
+    pub leases: crate::token::LeaseTtls,
 }
 
 impl Core {
@@ -167,7 +169,7 @@ impl Core {
     pub fn with(storage: Arc<Storage>, seals: Seals, settings: Settings) -> Arc<Self> {
         let barrier = Arc::new(Barrier::new(storage.clone()));
         Arc::new(Core {
-            tokens: TokenStore::new(barrier.clone()),
+            tokens: TokenStore::with_ttls(barrier.clone(), settings.leases),
             mounts: Mounts::new(barrier.clone(), settings.transit),
             policies: PolicyStore::new(barrier.clone()),
             audit: AuditBroker::new(barrier.clone()),

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod barrier;
+mod bounded_cache;
 pub mod core;
 pub mod duration;
 pub mod error;

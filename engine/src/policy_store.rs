@@ -1,17 +1,27 @@
 //! Named ACL policies kept under the barrier, and the ACLs built from them, cached per
-//! set of policy names until a policy changes.
+//! set of policy names until a policy changes. Both caches are bounded in bytes and
+//! epoch-guarded: an ACL built from policies read just before a concurrent write or
+//! delete is never cached after that write cleared the cache.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::barrier::Barrier;
+use crate::bounded_cache::{BoundedCache, Cached};
 use crate::error::{EngineError, Result};
 use crate::policy::{validate_name, Acl, Policy, DEFAULT_POLICY};
 
 const PREFIX: &str = "sys/policy/";
+/// Bytes each cache may hold (parsed policies; ACLs per set of names).
+const POLICY_CACHE_BYTES: usize = 8 * 1024 * 1024;
+const ACL_CACHE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Roughly what a parsed policy holds in memory: its text and the rules parsed from it,
+/// a small multiple of the text.
+fn policy_bytes(p: &Policy) -> usize {
+    p.raw.len() * 4 + 256
+}
 
 #[derive(Serialize, Deserialize)]
 struct StoredPolicy {
@@ -21,8 +31,8 @@ struct StoredPolicy {
 
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
-    policies: RwLock<HashMap<String, Arc<Policy>>>,
-    acls: RwLock<HashMap<String, Arc<Acl>>>,
+    policies: BoundedCache<Policy>,
+    acls: BoundedCache<Acl>,
     write_lock: tokio::sync::Mutex<()>,
 }
 
@@ -30,15 +40,15 @@ impl PolicyStore {
     pub fn new(barrier: Arc<Barrier>) -> Self {
         PolicyStore {
             barrier,
-            policies: RwLock::new(HashMap::new()),
-            acls: RwLock::new(HashMap::new()),
+            policies: BoundedCache::new(POLICY_CACHE_BYTES),
+            acls: BoundedCache::new(ACL_CACHE_BYTES),
             write_lock: tokio::sync::Mutex::new(()),
         }
     }
 
     pub fn clear(&self) {
-        self.policies.write().clear();
-        self.acls.write().clear();
+        self.policies.clear();
+        self.acls.clear();
     }
 
     /// Writes Vault's built-in `default` policy if it is not there yet.
@@ -51,9 +61,10 @@ impl PolicyStore {
 
     pub fn get(&self, name: &str) -> Result<Option<Arc<Policy>>> {
         let name = name.to_lowercase();
-        if let Some(p) = self.policies.read().get(&name) {
-            return Ok(Some(p.clone()));
-        }
+        let epoch = match self.policies.get(&name) {
+            Cached::Hit(p) => return Ok(Some(p)),
+            Cached::Miss(epoch) => epoch,
+        };
         let stored: Option<StoredPolicy> = self.barrier.get_json(&format!("{PREFIX}{name}"))?;
         let Some(stored) = stored else {
             return Ok(None);
@@ -62,7 +73,8 @@ impl PolicyStore {
             Policy::load(&stored.name, &stored.raw)
                 .map_err(|_| EngineError::Corrupt(format!("{PREFIX}{name}")))?,
         );
-        self.policies.write().insert(name, policy.clone());
+        self.policies
+            .insert(epoch, &name, policy.clone(), policy_bytes(&policy));
         Ok(Some(policy))
     }
 
@@ -88,18 +100,21 @@ impl PolicyStore {
             return Err(EngineError::bad("cannot update \"root\" policy"));
         }
         validate_name(&name).map_err(|e| EngineError::bad(e.to_string()))?;
-        let policy = Policy::parse(&name, raw).map_err(|e| EngineError::bad(e.to_string()))?;
+        Policy::parse(&name, raw).map_err(|e| EngineError::bad(e.to_string()))?;
         let _w = self.write_lock.lock().await;
         let stored = StoredPolicy {
             name: name.clone(),
             raw: raw.to_string(),
         };
-        self.barrier
+        let written = self
+            .barrier
             .put_json(&format!("{PREFIX}{name}"), &stored)
-            .await?;
-        self.policies.write().insert(name, Arc::new(policy));
-        self.acls.write().clear();
-        Ok(())
+            .await;
+        // After the commit, whether it succeeded or not (it may still have reached the
+        // disk); the next reader loads the policy from the barrier.
+        self.policies.invalidate(&name);
+        self.acls.clear();
+        written
     }
 
     pub async fn delete(&self, name: &str) -> Result<()> {
@@ -108,20 +123,22 @@ impl PolicyStore {
             return Err(EngineError::bad(format!("cannot delete \"{name}\" policy")));
         }
         let _w = self.write_lock.lock().await;
-        self.barrier.delete(&format!("{PREFIX}{name}")).await?;
-        self.policies.write().remove(&name);
-        self.acls.write().clear();
-        Ok(())
+        let deleted = self.barrier.delete(&format!("{PREFIX}{name}")).await;
+        self.policies.invalidate(&name);
+        self.acls.clear();
+        deleted
     }
 
     /// The ACL granted by a token's policies. Names that no longer exist grant nothing.
     pub fn acl_for(&self, names: &[String]) -> Result<Arc<Acl>> {
         let cache_key = names.join("\n");
-        if let Some(acl) = self.acls.read().get(&cache_key) {
-            return Ok(acl.clone());
-        }
-        let acl = if names.iter().any(|n| n == "root") {
-            Arc::new(Acl::root())
+        // Noted before any policy is read: a put or delete finishing meanwhile bumps it.
+        let epoch = match self.acls.get(&cache_key) {
+            Cached::Hit(acl) => return Ok(acl),
+            Cached::Miss(epoch) => epoch,
+        };
+        let (acl, size) = if names.iter().any(|n| n == "root") {
+            (Arc::new(Acl::root()), 256)
         } else {
             let mut loaded = Vec::with_capacity(names.len());
             for n in names {
@@ -129,9 +146,67 @@ impl PolicyStore {
                     loaded.push(p);
                 }
             }
-            Arc::new(Acl::new(&loaded))
+            let size = loaded.iter().map(|p| policy_bytes(p)).sum::<usize>() + 256;
+            (Arc::new(Acl::new(&loaded)), size)
         };
-        self.acls.write().insert(cache_key, acl.clone());
+        self.acls.insert(epoch, &cache_key, acl.clone(), size);
         Ok(acl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Operation;
+    use crate::storage::{MemoryBackend, Storage};
+    use hsm_bridge::ShamirRoot;
+
+    async fn store() -> PolicyStore {
+        let storage = Storage::new(Arc::new(MemoryBackend::new()));
+        let barrier = Arc::new(Barrier::new(storage));
+        let (root, _) = ShamirRoot::generate(1, 1).unwrap();
+        barrier.initialize(&root).await.unwrap();
+        PolicyStore::new(barrier)
+    }
+
+    const READ: &str = r#"path "secret/*" { capabilities = ["read"] }"#;
+
+    /// A reader builds an ACL from the old policy, a delete commits and clears the
+    /// cache, then the reader inserts: the stale ACL must not be cached.
+    #[tokio::test]
+    async fn an_acl_built_before_a_delete_is_not_cached_after_it() {
+        let s = store().await;
+        s.put("app", READ).await.unwrap();
+        let names = vec!["app".to_string()];
+        let key = names.join("\n");
+        let Cached::Miss(epoch) = s.acls.get(&key) else {
+            panic!("empty cache hit")
+        };
+        let stale = Arc::new(Acl::new(&[s.get("app").unwrap().unwrap()]));
+        assert!(stale.allows("secret/x", Operation::Read, &serde_json::Map::new()));
+
+        s.delete("app").await.unwrap();
+        s.acls.insert(epoch, &key, stale, 1);
+
+        let acl = s.acl_for(&names).unwrap();
+        assert!(!acl.allows("secret/x", Operation::Read, &serde_json::Map::new()));
+    }
+
+    /// The same race on the policy cache against a rewrite of the policy.
+    #[tokio::test]
+    async fn a_policy_read_before_a_write_is_not_cached_after_it() {
+        let s = store().await;
+        s.put("app", READ).await.unwrap();
+        let Cached::Miss(epoch) = s.policies.get("app") else {
+            panic!("empty cache hit")
+        };
+        let old = Arc::new(Policy::parse("app", READ).unwrap());
+        s.put("app", r#"path "other/*" { capabilities = ["read"] }"#)
+            .await
+            .unwrap();
+        s.policies.insert(epoch, "app", old, 1);
+        let acl = s.acl_for(&["app".to_string()]).unwrap();
+        assert!(!acl.allows("secret/x", Operation::Read, &serde_json::Map::new()));
+        assert!(acl.allows("other/x", Operation::Read, &serde_json::Map::new()));
     }
 }

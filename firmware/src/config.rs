@@ -24,6 +24,8 @@
 //! # new one (none for Shamir), then `bao operator unseal -migrate`.
 //! log_level     = "info"
 //! disable_mlock = false
+//! default_lease_ttl = "768h"   # token lifetimes, as Vault's (768h each by default);
+//! max_lease_ttl     = "768h"   # the auth/token/ tune overrides them
 //! ```
 //!
 //! Every error names the file, the line and the key.
@@ -81,6 +83,9 @@ pub struct Config {
     pub disable_mlock: bool,
     /// Where generated TLS material lives: beside the storage file.
     pub data_dir: PathBuf,
+    /// Vault's top-level `default_lease_ttl` / `max_lease_ttl`: bound every token's
+    /// lifetime unless the `auth/token/` mount is tuned (768h each by default).
+    pub leases: engine::token::LeaseTtls,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,15 +183,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut previous_seal: Option<SealBlock> = None;
     let mut log_level = None;
     let mut disable_mlock = false;
+    let mut leases = engine::token::LeaseTtls::default();
 
     for attr in body.attributes() {
         let key = attr.key();
         match key {
             "log_level" => log_level = Some(as_string(&src, key, attr.expr())?),
             "disable_mlock" => disable_mlock = as_bool(&src, key, attr.expr())?,
+            "default_lease_ttl" => leases.default_lease_ttl = as_ttl(&src, key, attr.expr())?,
+            "max_lease_ttl" => leases.max_lease_ttl = as_ttl(&src, key, attr.expr())?,
             // Vault settings with no meaning on a single appliance: accepted, ignored.
-            "ui" | "api_addr" | "cluster_addr" | "cluster_name" | "default_lease_ttl"
-            | "max_lease_ttl" | "pid_file" | "log_format" => {}
+            "ui" | "api_addr" | "cluster_addr" | "cluster_name" | "pid_file" | "log_format" => {}
             other => return Err(src.err(other, format!("unknown key `{other}`"))),
         }
     }
@@ -254,6 +261,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     }
 
+    if let Err(e) = leases.validate() {
+        let key = if leases.max_lease_ttl == 0 {
+            "max_lease_ttl"
+        } else {
+            "default_lease_ttl"
+        };
+        return Err(src.err(key, e));
+    }
     let storage_path = storage_path.ok_or_else(|| ConfigError {
         file: file.display().to_string(),
         line: 1,
@@ -277,7 +292,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         log_level,
         disable_mlock,
         data_dir,
+        leases,
     })
+}
+
+/// A TTL as Vault's config takes it: seconds, or a duration string such as "768h".
+fn as_ttl(src: &Source, key: &str, e: &Expression) -> Result<u64, ConfigError> {
+    let text = as_string(src, key, e)?;
+    engine::duration::parse_duration(&text).map_err(|err| src.err(key, format!("`{key}`: {err}")))
 }
 
 fn parse_seal(src: &Source, label: &str, body: &Body) -> Result<(SealBlock, bool), ConfigError> {
@@ -461,6 +483,26 @@ log_level = "debug"
         assert!(c.listener.tls_disable);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn reads_lease_ttls_and_refuses_a_default_above_the_max() {
+        let base = "storage \"redb\" { path = \"/x/db\" }\nlistener \"tcp\" { address = \"127.0.0.1:1\" }\n";
+        let c = p(base).unwrap();
+        assert_eq!(c.leases, engine::token::LeaseTtls::default());
+        let c = p(&format!(
+            "{base}default_lease_ttl = \"1h\"\nmax_lease_ttl = 7200\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.leases.default_lease_ttl, c.leases.max_lease_ttl),
+            (3600, 7200)
+        );
+        let e = p(&format!("{base}default_lease_ttl = \"1000h\"\n")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("max_lease_ttl"), "{e}");
+        let e = p(&format!("{base}max_lease_ttl = \"soon\"\n")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
     }
 
     #[test]

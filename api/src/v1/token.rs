@@ -74,13 +74,24 @@ fn auth_block(token: &str, entry: &TokenEntry) -> Value {
 pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<Reply, ApiError> {
     let rest = rest.trim_end_matches('/');
     let path = format!("auth/token/{rest}");
+    // Vault's token store registers every path for update, and `lookup` and
+    // `lookup-self` for read too. A read elsewhere is checked against the ACL as a read
+    // (so a token without read there gets 403, as in Vault) and then refused: it must
+    // never act.
     let op = match req.op {
-        // Vault registers these paths for update; reads are the older spelling.
-        Operation::Read if rest == "lookup-self" || rest == "lookup" => Operation::Read,
-        Operation::Update | Operation::Read => Operation::Update,
+        Operation::Read | Operation::Update => req.op,
         _ => return Err(ApiError::unsupported_operation()),
     };
     let caller = crate::v1::acl::authorize(core, req, &path, op).await?;
+    if op == Operation::Read && rest != "lookup-self" && rest != "lookup" {
+        return Err(match rest {
+            "create" | "create-orphan" | "lookup-accessor" | "renew-self" | "renew"
+            | "renew-accessor" | "revoke-self" | "revoke" | "revoke-orphan" | "revoke-accessor" => {
+                ApiError::unsupported_operation()
+            }
+            _ => ApiError::unsupported_path(&req.path),
+        });
+    }
     match rest {
         "create" | "create-orphan" => create(core, req, &caller, rest == "create-orphan").await,
         "lookup-self" => Ok(Reply::data(lookup_data(&caller.entry, &req.token))),
@@ -103,7 +114,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         }
         "renew" => {
             let token = required(req, "token")?;
-            let (key, _) = core.tokens.lookup(&token)?;
+            let (key, _) = subject(core, &token, "token not found")?;
             let entry = core
                 .tokens
                 .renew(&key, req.duration_field("increment")?)
@@ -120,14 +131,16 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
             Ok(Reply::auth(auth_block("", &entry)))
         }
         "revoke-self" => {
-            core.tokens.revoke(&caller.key).await?;
+            // An attenuated Biscuit revokes itself alone, never its base token.
+            core.tokens.revoke_caller(&caller).await?;
             Ok(Reply::no_content())
         }
         "revoke" => {
             let token = required(req, "token")?;
-            if let Ok((key, _)) = core.tokens.lookup(&token) {
-                core.tokens.revoke(&key).await?;
-            }
+            // A string naming no live token leaves nothing to revoke: 204, as in Vault.
+            // Everything else is revoked or the call fails; nothing answers 204 and
+            // stays usable.
+            core.tokens.revoke_token(&token).await?;
             Ok(Reply::no_content())
         }
         "revoke-orphan" => {
@@ -135,8 +148,14 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
                 return Err(ApiError::permission_denied());
             }
             let token = required(req, "token")?;
-            let (key, _) = core.tokens.lookup(&token)?;
-            core.tokens.revoke_orphan(&key).await?;
+            let (key, _) = subject(core, &token, "token to revoke not found")?;
+            let (_, attenuation) = core.tokens.identify(&token)?;
+            if attenuation.is_some() {
+                // An attenuated token has no children: revoke it alone.
+                core.tokens.revoke_token(&token).await?;
+            } else {
+                core.tokens.revoke_orphan(&key).await?;
+            }
             Ok(Reply::no_content())
         }
         "revoke-accessor" => {
@@ -147,6 +166,19 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         }
         _ => Err(ApiError::unsupported_path(&req.path)),
     }
+}
+
+/// The token a request names, for `renew` and `revoke-orphan`: Vault answers 400 with
+/// `missing` when it names no live token (only `lookup` answers 403).
+fn subject(
+    core: &Arc<Core>,
+    token: &str,
+    missing: &str,
+) -> Result<(String, Arc<TokenEntry>), ApiError> {
+    core.tokens.lookup(token).map_err(|e| match e {
+        engine::EngineError::PermissionDenied => ApiError::bad(missing),
+        e => e.into(),
+    })
 }
 
 fn required(req: &VaultRequest, name: &str) -> Result<String, ApiError> {
@@ -161,6 +193,12 @@ async fn create(
     caller: &Caller,
     orphan: bool,
 ) -> Result<Reply, ApiError> {
+    if caller.is_attenuated() {
+        return Err(ApiError::new(
+            hyper::StatusCode::FORBIDDEN,
+            "permission denied: an attenuated token cannot create tokens (its Biscuit checks cannot be carried over to a child); create it with the base token",
+        ));
+    }
     let acl = core.acl(caller)?;
     let privileged = caller.is_root() || acl.has_sudo("auth/token/create");
     let no_parent = orphan || req.bool_field("no_parent")?.unwrap_or(false);
@@ -176,6 +214,12 @@ async fn create(
             )));
         }
     }
+    let period = req.duration_field("period")?;
+    if period.is_some_and(|p| p > 0) && !privileged {
+        return Err(ApiError::bad(
+            "root or sudo privileges required to create periodic token",
+        ));
+    }
     let num_uses = req.u64_field("num_uses")?.unwrap_or(0);
     let request = CreateRequest {
         id: req.str_field("id")?.filter(|s| !s.is_empty()),
@@ -186,7 +230,7 @@ async fn create(
         renewable: req.bool_field("renewable")?,
         ttl: req.duration_field("ttl")?,
         explicit_max_ttl: req.duration_field("explicit_max_ttl")?,
-        period: req.duration_field("period")?,
+        period,
         display_name: req.str_field("display_name")?,
         num_uses: u32::try_from(num_uses).map_err(|_| ApiError::bad("num_uses is too large"))?,
         scopes: req.list_field("scopes")?.unwrap_or_default(),

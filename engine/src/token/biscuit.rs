@@ -3,6 +3,7 @@
 //! `operation` and `time`, and those checks are enforced on every request.
 
 use biscuit_auth::builder::{fact, string, Fact};
+use biscuit_auth::datalog::RunLimits;
 use biscuit_auth::macros::authorizer;
 use biscuit_auth::{Biscuit, KeyPair, PrivateKey};
 use zeroize::Zeroizing;
@@ -108,12 +109,29 @@ pub struct KeyRequestFacts<'a> {
 pub struct VerifiedBiscuit {
     pub key: String,
     attenuated: Option<Biscuit>,
+    /// The revocation ids (hex) of the blocks holders appended, oldest first. The last
+    /// one names this exact attenuated token: revoking it is storing that id, and a token
+    /// attenuated further from it carries it too, so it dies with it.
+    block_ids: Vec<String>,
+    /// The length of the token string, for the cache's size estimate.
+    encoded_len: usize,
 }
 
 impl VerifiedBiscuit {
-    pub fn new(key: String, parsed: Biscuit) -> Self {
+    pub fn new(key: String, parsed: Biscuit, encoded_len: usize) -> Self {
+        let block_ids = parsed
+            .revocation_identifiers()
+            .iter()
+            .skip(1)
+            .map(hex::encode)
+            .collect();
         let attenuated = (parsed.block_count() > 1).then_some(parsed);
-        VerifiedBiscuit { key, attenuated }
+        VerifiedBiscuit {
+            key,
+            attenuated,
+            block_ids,
+            encoded_len,
+        }
     }
 
     /// An opaque token: nothing to re-check per request beyond its store entry.
@@ -121,11 +139,41 @@ impl VerifiedBiscuit {
         VerifiedBiscuit {
             key,
             attenuated: None,
+            block_ids: Vec::new(),
+            encoded_len: 0,
         }
+    }
+
+    /// The identity of an attenuated token (its last block's revocation id); None for a
+    /// token as the appliance minted it.
+    pub fn revocation_id(&self) -> Option<&str> {
+        self.block_ids.last().map(String::as_str)
+    }
+
+    pub(super) fn block_ids(&self) -> &[String] {
+        &self.block_ids
+    }
+
+    /// Roughly the heap bytes this holds: a parsed Biscuit keeps its blocks and their
+    /// serialised form, a small multiple of the token string.
+    pub(super) fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.key.len()
+            + self.block_ids.iter().map(|b| b.len() + 24).sum::<usize>()
+            + if self.attenuated.is_some() {
+                self.encoded_len * 4
+            } else {
+                0
+            }
     }
 
     pub fn authorize(&self, path: &str, op: Operation) -> Result<()> {
         if self.attenuated.is_none() {
+            return Ok(());
+        }
+        // Revoking itself only takes authority away, so a holder can always end the
+        // attenuated token it holds, whatever paths its checks allow.
+        if path == "auth/token/revoke-self" && op == Operation::Update {
             return Ok(());
         }
         self.authorize_facts(vec![
@@ -164,7 +212,13 @@ impl VerifiedBiscuit {
         let Some(token) = &self.attenuated else {
             return Ok(());
         };
-        let mut builder = authorizer!("allow if true;").time();
+        let mut builder = authorizer!("allow if true;").time().set_limits(RunLimits {
+            // The library's default of 1 ms of wall time refuses genuine tokens at random
+            // on a loaded machine (the clock runs while the thread waits for a core); the
+            // fact and iteration limits are what bound a hostile block's work.
+            max_time: std::time::Duration::from_millis(100),
+            ..RunLimits::default()
+        });
         for f in facts {
             builder = builder.fact(f).map_err(EngineError::internal)?;
         }

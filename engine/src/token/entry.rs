@@ -4,11 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ttl::{calculate, LeaseTtls, TtlRequest};
 use super::Caller;
 use crate::error::{EngineError, Result};
-
-/// Vault's system default and maximum lease TTL: 32 days.
-pub const DEFAULT_TTL: u64 = 768 * 3600;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum TokenKind {
@@ -82,7 +80,13 @@ fn new_accessor() -> String {
 }
 
 impl TokenEntry {
-    pub fn from_request(parent: Option<&Caller>, req: &CreateRequest, now: i64) -> Result<Self> {
+    /// `ttls` are the lease TTLs in force for `auth/token/` (system config and tune).
+    pub fn from_request(
+        parent: Option<&Caller>,
+        req: &CreateRequest,
+        ttls: LeaseTtls,
+        now: i64,
+    ) -> Result<Self> {
         let parent_is_root = parent.is_none_or(|p| p.is_root());
         if req.id.is_some() && !parent_is_root {
             return Err(EngineError::bad(
@@ -125,14 +129,31 @@ impl TokenEntry {
 
         let explicit_max_ttl = req.explicit_max_ttl.unwrap_or(0);
         let period = req.period.unwrap_or(0);
-        let mut ttl = match (req.ttl, period) {
-            (_, p) if p > 0 => p,
-            (Some(t), _) if t > 0 => t,
-            _ if is_root => 0,
-            _ => DEFAULT_TTL,
-        };
-        if explicit_max_ttl > 0 && (ttl == 0 || ttl > explicit_max_ttl) {
+        let asked = req.ttl.unwrap_or(0);
+        // As OpenBao's handleCreateCommon: every token but a root token asked for no TTL
+        // gets one, bounded by the mount's maximum from its creation time.
+        let mut ttl = 0;
+        if period > 0 || asked > 0 || !is_root {
+            ttl = calculate(
+                ttls,
+                TtlRequest {
+                    increment: 0,
+                    ttl: asked,
+                    period,
+                    explicit_max_ttl,
+                    start: now,
+                },
+                now,
+            )?;
+        }
+        // Root tokens are still bound by an explicit max TTL.
+        if ttl == 0 && explicit_max_ttl > 0 {
             ttl = explicit_max_ttl;
+        }
+        if ttl == 0 && parent.is_some_and(|p| p.entry.expire_time.is_some()) {
+            return Err(EngineError::bad(
+                "expiring root tokens cannot create non-expiring root tokens",
+            ));
         }
         let display_name = match &req.display_name {
             Some(d) if !d.is_empty() => format!("token-{d}"),
@@ -167,7 +188,8 @@ impl TokenEntry {
             creation_time: now,
             creation_ttl: ttl,
             explicit_max_ttl,
-            expire_time: (ttl > 0).then_some(now + ttl as i64),
+            expire_time: (ttl > 0)
+                .then(|| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
             renewable: req.renewable.unwrap_or(true) && ttl > 0,
             num_uses: req.num_uses,
             parent: if orphan {
@@ -178,6 +200,24 @@ impl TokenEntry {
             orphan,
             period,
         })
+    }
+
+    /// Roughly the heap bytes this entry holds, for the byte-bounded cache.
+    pub(super) fn approx_bytes(&self) -> usize {
+        let strings = |v: &[String]| v.iter().map(|s| s.len() + 24).sum::<usize>();
+        let meta = self
+            .meta
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| k.len() + v.len() + 64).sum::<usize>())
+            .unwrap_or(0);
+        std::mem::size_of::<Self>()
+            + self.accessor.len()
+            + self.display_name.len()
+            + self.path.len()
+            + self.parent.as_ref().map_or(0, String::len)
+            + strings(&self.policies)
+            + strings(&self.scopes)
+            + meta
     }
 
     pub fn is_expired(&self, now: i64) -> bool {
@@ -191,19 +231,29 @@ impl TokenEntry {
             .unwrap_or(0)
     }
 
-    pub(super) fn renew(&mut self, increment: Option<u64>, now: i64) {
+    /// Extends the token from `now` by `increment` (else its last TTL, or its period),
+    /// never past its creation time plus the maximum in force.
+    pub(super) fn renew(
+        &mut self,
+        increment: Option<u64>,
+        ttls: LeaseTtls,
+        now: i64,
+    ) -> Result<()> {
         if self.expire_time.is_none() {
-            return;
+            return Ok(());
         }
-        let mut ttl = if self.period > 0 {
-            self.period
-        } else {
-            increment.filter(|i| *i > 0).unwrap_or(self.creation_ttl)
-        };
-        if self.explicit_max_ttl > 0 {
-            let hard_end = self.creation_time + self.explicit_max_ttl as i64;
-            ttl = ttl.min((hard_end - now).max(0) as u64);
-        }
-        self.expire_time = Some(now + ttl as i64);
+        let ttl = calculate(
+            ttls,
+            TtlRequest {
+                increment: increment.unwrap_or(0),
+                ttl: self.creation_ttl,
+                period: self.period,
+                explicit_max_ttl: self.explicit_max_ttl,
+                start: self.creation_time,
+            },
+            now,
+        )?;
+        self.expire_time = Some(now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
+        Ok(())
     }
 }

@@ -6,20 +6,23 @@
 
 mod biscuit;
 mod entry;
+mod ttl;
 
 pub use biscuit::{KeyRequestFacts, VerifiedBiscuit};
 pub use entry::{CreateRequest, TokenEntry, TokenKind, SCOPES};
+pub use ttl::{LeaseTtls, MountTtls, SYSTEM_TTL};
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use parking_lot::RwLock;
-use sha2::Sha256;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use self::biscuit::BiscuitSigner;
 use crate::barrier::Barrier;
+use crate::bounded_cache::{BoundedCache, Cached};
 use crate::error::{EngineError, Result};
 use crate::policy::Operation;
 
@@ -27,18 +30,40 @@ const SALT_PATH: &str = "sys/token/salt";
 const ID_PREFIX: &str = "sys/token/id/";
 const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
 const PARENT_PREFIX: &str = "sys/token/parent/";
-/// Token strings already resolved to a store key (Biscuits after their signature check),
-/// kept until the cache is this full and is cleared.
-const VERIFIED_CACHE_MAX: usize = 10_000;
+/// Revoked attenuated Biscuits, by the revocation id of their last block.
+const REVOKED_BLOCK_PREFIX: &str = "sys/token/revoked-block/";
+/// The tune of the `auth/token/` mount (default and max lease TTL).
+const MOUNT_CONFIG_PATH: &str = "sys/token/mount-config";
+
+/// The longest token string the appliance looks at. Vault's tokens are under 100 bytes
+/// and the Biscuits minted here under 1 KiB; a holder's attenuations add a few hundred
+/// bytes each. Anything longer is refused before it is parsed, hashed or cached.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+/// Bytes each token cache may hold (store entries; verified token strings).
+const ENTRY_CACHE_BYTES: usize = 8 * 1024 * 1024;
+const VERIFIED_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// A request's caller, once its token has been checked.
 #[derive(Clone)]
 pub struct Caller {
     pub entry: Arc<TokenEntry>,
     pub key: String,
+    /// For an attenuated Biscuit: its revocation identity (the last block's revocation
+    /// id, hex), which tells it apart from its base token in audit entries and
+    /// revocation. None for a token as minted.
+    pub revocation_id: Option<String>,
 }
 
 impl Caller {
+    /// A caller holding the token as minted (no attenuation).
+    pub fn new(key: String, entry: Arc<TokenEntry>) -> Self {
+        Caller {
+            entry,
+            key,
+            revocation_id: None,
+        }
+    }
+
     pub fn is_root(&self) -> bool {
         self.entry.policies.iter().any(|p| p == "root")
     }
@@ -47,12 +72,34 @@ impl Caller {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.is_root() || self.entry.scopes.iter().any(|s| s == scope)
     }
+
+    /// Whether the caller holds an attenuated Biscuit rather than the token as minted.
+    pub fn is_attenuated(&self) -> bool {
+        self.revocation_id.is_some()
+    }
 }
 
 /// What `auth/token/create` hands back.
 pub struct IssuedToken {
     pub token: Zeroizing<String>,
     pub entry: TokenEntry,
+}
+
+/// What `revoke` did with a token string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// The token and every token created under it.
+    Tree,
+    /// Only this attenuated Biscuit; its base token lives on.
+    Attenuation,
+    /// The string names no live token: nothing was left to revoke.
+    Nothing,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RevokedBlock {
+    /// The base token's store key: once it is gone the record is no longer needed.
+    base: String,
 }
 
 struct Unsealed {
@@ -63,8 +110,11 @@ struct Unsealed {
 pub struct TokenStore {
     barrier: Arc<Barrier>,
     unsealed: RwLock<Option<Arc<Unsealed>>>,
-    entries: RwLock<HashMap<String, Arc<TokenEntry>>>,
-    verified: RwLock<HashMap<String, Arc<VerifiedBiscuit>>>,
+    entries: BoundedCache<TokenEntry>,
+    /// Token strings (by SHA-256) already checked: genuine, and naming a stored entry.
+    verified: BoundedCache<VerifiedBiscuit>,
+    system_ttls: LeaseTtls,
+    mount_ttls: RwLock<MountTtls>,
     /// Serialises read-modify-write of entries (use counts, renewals, revocation trees).
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -73,13 +123,25 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The verified cache's key: a digest, so the cache never holds token strings and each
+/// key costs the same whatever the token's length.
+fn cache_key(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
 impl TokenStore {
     pub fn new(barrier: Arc<Barrier>) -> Self {
+        Self::with_ttls(barrier, LeaseTtls::default())
+    }
+
+    pub fn with_ttls(barrier: Arc<Barrier>, system_ttls: LeaseTtls) -> Self {
         TokenStore {
             barrier,
             unsealed: RwLock::new(None),
-            entries: RwLock::new(HashMap::new()),
-            verified: RwLock::new(HashMap::new()),
+            entries: BoundedCache::new(ENTRY_CACHE_BYTES),
+            verified: BoundedCache::new(VERIFIED_CACHE_BYTES),
+            system_ttls,
+            mount_ttls: RwLock::new(MountTtls::default()),
             write_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -98,6 +160,10 @@ impl TokenStore {
             }
         };
         let signer = BiscuitSigner::load_or_create(&self.barrier).await?;
+        *self.mount_ttls.write() = self
+            .barrier
+            .get_json(MOUNT_CONFIG_PATH)?
+            .unwrap_or_default();
         *self.unsealed.write() = Some(Arc::new(Unsealed { salt, signer }));
         Ok(())
     }
@@ -105,8 +171,32 @@ impl TokenStore {
     /// Forgets every key and cached entry; called when the appliance seals.
     pub fn clear(&self) {
         self.unsealed.write().take();
-        self.entries.write().clear();
-        self.verified.write().clear();
+        self.entries.clear();
+        self.verified.clear();
+    }
+
+    /// The system TTLs from the server configuration.
+    pub fn system_ttls(&self) -> LeaseTtls {
+        self.system_ttls
+    }
+
+    /// The tune of `auth/token/` as stored (0: the system value).
+    pub fn mount_ttls(&self) -> MountTtls {
+        *self.mount_ttls.read()
+    }
+
+    /// The TTLs in force for tokens: the tune where set, else the system's.
+    pub fn effective_ttls(&self) -> LeaseTtls {
+        self.mount_ttls().effective(self.system_ttls)
+    }
+
+    /// `sys/auth/token/tune`: changes the mount's default and max lease TTL.
+    pub async fn tune(&self, tune: MountTtls) -> Result<()> {
+        tune.validate()?;
+        let _w = self.write_lock.lock().await;
+        self.barrier.put_json(MOUNT_CONFIG_PATH, &tune).await?;
+        *self.mount_ttls.write() = tune;
+        Ok(())
     }
 
     fn unsealed(&self) -> Result<Arc<Unsealed>> {
@@ -124,50 +214,78 @@ impl TokenStore {
     }
 
     fn load_entry(&self, key: &str) -> Result<Option<Arc<TokenEntry>>> {
-        if let Some(e) = self.entries.read().get(key) {
-            return Ok(Some(e.clone()));
-        }
+        let epoch = match self.entries.get(key) {
+            Cached::Hit(e) => return Ok(Some(e)),
+            Cached::Miss(epoch) => epoch,
+        };
         let entry: Option<TokenEntry> = self.barrier.get_json(&format!("{ID_PREFIX}{key}"))?;
         Ok(entry.map(|e| {
+            let size = e.approx_bytes();
             let e = Arc::new(e);
-            self.entries.write().insert(key.to_string(), e.clone());
+            self.entries.insert(epoch, key, e.clone(), size);
             e
         }))
     }
 
     /// The entry a token string names, if the token is genuine; attenuations of a Biscuit
     /// are checked against `path` and `op`.
-    fn resolve(&self, token: &str, path: &str, op: Operation) -> Result<String> {
-        let v = self.resolve_verified(token)?;
+    fn resolve(
+        &self,
+        token: &str,
+        path: &str,
+        op: Operation,
+    ) -> Result<(Arc<VerifiedBiscuit>, Arc<TokenEntry>)> {
+        let (v, entry) = self.resolve_verified(token)?;
         v.authorize(path, op)?;
-        Ok(v.key.clone())
+        Ok((v, entry))
     }
 
-    /// The genuine token behind a string, its attenuations not yet checked.
-    fn resolve_verified(&self, token: &str) -> Result<Arc<VerifiedBiscuit>> {
-        if let Some(v) = self.verified.read().get(token).cloned() {
-            return Ok(v);
+    /// The genuine, live token behind a string, its attenuations not yet checked. Only a
+    /// string that verified and names a live entry is cached, so strings from
+    /// unauthenticated callers cost nothing that outlives their request.
+    fn resolve_verified(&self, token: &str) -> Result<(Arc<VerifiedBiscuit>, Arc<TokenEntry>)> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(EngineError::PermissionDenied);
         }
+        let ck = cache_key(token);
+        let epoch = match self.verified.get(&ck) {
+            Cached::Hit(v) => {
+                let entry = self.live_entry(&v.key)?;
+                return Ok((v, entry));
+            }
+            Cached::Miss(epoch) => epoch,
+        };
         let verified = if biscuit::looks_like_biscuit(token) {
             let u = self.unsealed()?;
             let (id, parsed) = u.signer.verify(token)?;
             let key = self.key_for(TokenKind::Biscuit, &id)?;
-            VerifiedBiscuit::new(key, parsed)
+            VerifiedBiscuit::new(key, parsed, token.len())
         } else {
             let key = self.key_for(TokenKind::Opaque, token)?;
             VerifiedBiscuit::opaque(key)
         };
-        Ok(self.remember(token, verified))
+        for id in verified.block_ids() {
+            if self
+                .barrier
+                .get(&format!("{REVOKED_BLOCK_PREFIX}{id}"))?
+                .is_some()
+            {
+                return Err(EngineError::PermissionDenied);
+            }
+        }
+        let entry = self.live_entry(&verified.key)?;
+        let size = verified.approx_bytes();
+        let v = Arc::new(verified);
+        self.verified.insert(epoch, &ck, v.clone(), size);
+        Ok((v, entry))
     }
 
-    fn remember(&self, token: &str, verified: VerifiedBiscuit) -> Arc<VerifiedBiscuit> {
-        let mut cache = self.verified.write();
-        if cache.len() >= VERIFIED_CACHE_MAX {
-            cache.clear();
+    fn caller(key: String, entry: Arc<TokenEntry>, v: &VerifiedBiscuit) -> Caller {
+        Caller {
+            entry,
+            key,
+            revocation_id: v.revocation_id().map(str::to_string),
         }
-        let v = Arc::new(verified);
-        cache.insert(token.to_string(), v.clone());
-        v
     }
 
     /// For the key API: checks that the token is genuine and alive, without its
@@ -177,18 +295,11 @@ impl TokenStore {
         &self,
         token: &str,
     ) -> Result<(Caller, Arc<VerifiedBiscuit>)> {
-        if token.is_empty() {
-            return Err(EngineError::PermissionDenied);
-        }
-        let v = self.resolve_verified(token)?;
-        let entry = self.live_entry(&v.key)?;
+        let (v, entry) = self.resolve_verified(token)?;
         let caller = if entry.num_uses > 0 {
-            self.consume_use(v.key.clone()).await?
+            self.consume_use(v.key.clone(), &v).await?
         } else {
-            Caller {
-                entry,
-                key: v.key.clone(),
-            }
+            Self::caller(v.key.clone(), entry, &v)
         };
         Ok((caller, v))
     }
@@ -196,15 +307,11 @@ impl TokenStore {
     /// Checks a presented token for a request on `path`: genuine, not revoked, not
     /// expired, its parents alive, uses left. Consumes one use if it has a limit.
     pub async fn authenticate(&self, token: &str, path: &str, op: Operation) -> Result<Caller> {
-        if token.is_empty() {
-            return Err(EngineError::PermissionDenied);
-        }
-        let key = self.resolve(token, path, op)?;
-        let entry = self.live_entry(&key)?;
+        let (v, entry) = self.resolve(token, path, op)?;
         if entry.num_uses > 0 {
-            return self.consume_use(key).await;
+            return self.consume_use(v.key.clone(), &v).await;
         }
-        Ok(Caller { entry, key })
+        Ok(Self::caller(v.key.clone(), entry, &v))
     }
 
     /// The entry for `key` if it and every parent above it are still valid.
@@ -227,9 +334,9 @@ impl TokenStore {
         Ok(entry)
     }
 
-    async fn consume_use(&self, key: String) -> Result<Caller> {
+    async fn consume_use(&self, key: String, v: &VerifiedBiscuit) -> Result<Caller> {
         let _w = self.write_lock.lock().await;
-        self.entries.write().remove(&key);
+        self.entries.invalidate(&key);
         let entry = self.live_entry(&key)?;
         let mut next = (*entry).clone();
         if next.num_uses == 1 {
@@ -239,28 +346,38 @@ impl TokenStore {
             next.num_uses -= 1;
             self.store_entry(&key, &next).await?;
         }
-        Ok(Caller { entry, key })
+        Ok(Self::caller(key, entry, v))
     }
 
     async fn store_entry(&self, key: &str, entry: &TokenEntry) -> Result<()> {
         let mut batch = self.barrier.batch()?;
         batch.put_json(&format!("{ID_PREFIX}{key}"), entry)?;
-        self.barrier.commit(batch).await?;
-        self.entries
-            .write()
-            .insert(key.to_string(), Arc::new(entry.clone()));
-        Ok(())
+        let committed = self.barrier.commit(batch).await;
+        // Whether or not the commit succeeded it may have reached the disk: the next
+        // reader loads the entry from the barrier.
+        self.entries.invalidate(key);
+        committed
     }
 
     /// Mints a token. `parent` is None only for root tokens made by init, dev mode or
     /// generate-root.
     pub async fn create(&self, parent: Option<&Caller>, req: CreateRequest) -> Result<IssuedToken> {
+        if parent.is_some_and(Caller::is_attenuated) {
+            // A child cannot carry the holder's Biscuit checks (they are signed into the
+            // holder's token, not transferable), so it would shed them.
+            return Err(EngineError::PermissionDenied);
+        }
         let _w = self.write_lock.lock().await;
         let now = now();
-        let entry = TokenEntry::from_request(parent, &req, now)?;
+        let entry = TokenEntry::from_request(parent, &req, self.effective_ttls(), now)?;
         let (token, kind, id) = match &req.id {
             Some(id) => {
-                if id.is_empty() || id.contains('.') && biscuit::looks_like_biscuit(id) {
+                if id.is_empty() || id.len() > MAX_TOKEN_BYTES {
+                    return Err(EngineError::bad(format!(
+                        "invalid token id: it must be 1 to {MAX_TOKEN_BYTES} bytes"
+                    )));
+                }
+                if id.contains('.') && biscuit::looks_like_biscuit(id) {
                     return Err(EngineError::bad("invalid token id"));
                 }
                 (Zeroizing::new(id.clone()), TokenKind::Opaque, id.clone())
@@ -290,20 +407,26 @@ impl TokenStore {
         if let (Some(p), false) = (parent, entry.orphan) {
             batch.put(&format!("{PARENT_PREFIX}{}/{key}", p.key), b"")?;
         }
-        self.barrier.commit(batch).await?;
-        self.entries.write().insert(key, Arc::new(entry.clone()));
+        let committed = self.barrier.commit(batch).await;
+        self.entries.invalidate(&key);
+        committed?;
         Ok(IssuedToken { token, entry })
     }
 
-    /// The entry for a token string, for `auth/token/lookup`.
+    /// The entry for a token string named in a request (`auth/token/lookup`, `revoke`,
+    /// `renew`, capabilities, audit): the token is the subject there, not the actor, so
+    /// its own attenuation checks do not apply, but a revoked attenuation does. An
+    /// invalid token is 403, as in Vault.
     pub fn lookup(&self, token: &str) -> Result<(String, Arc<TokenEntry>)> {
-        let key = self
-            .resolve(token, "auth/token/lookup", Operation::Update)
-            .map_err(|_| EngineError::bad("bad token"))?;
-        let entry = self
-            .live_entry(&key)
-            .map_err(|_| EngineError::bad("bad token"))?;
-        Ok((key, entry))
+        let (v, entry) = self.resolve_verified(token)?;
+        Ok((v.key.clone(), entry))
+    }
+
+    /// Like [`TokenStore::lookup`], with the token's revocation identity when it is an
+    /// attenuated Biscuit (for audit entries).
+    pub fn identify(&self, token: &str) -> Result<(Arc<TokenEntry>, Option<String>)> {
+        let (v, entry) = self.resolve_verified(token)?;
+        Ok((entry, v.revocation_id().map(str::to_string)))
     }
 
     pub fn key_for_accessor(&self, accessor: &str) -> Result<String> {
@@ -325,7 +448,8 @@ impl TokenStore {
         Ok((key, entry))
     }
 
-    /// Extends a token's TTL, bounded by its explicit max TTL, as `renew-self` does.
+    /// Extends a token's TTL from now, bounded by the lease TTLs in force and its explicit
+    /// max TTL, both counted from its creation, as `renew-self` does.
     pub async fn renew(&self, key: &str, increment: Option<u64>) -> Result<TokenEntry> {
         let _w = self.write_lock.lock().await;
         let entry = self.live_entry(key)?;
@@ -333,7 +457,7 @@ impl TokenStore {
             return Err(EngineError::bad("lease is not renewable"));
         }
         let mut next = (*entry).clone();
-        next.renew(increment, now());
+        next.renew(increment, self.effective_ttls(), now())?;
         self.store_entry(key, &next).await?;
         Ok(next)
     }
@@ -344,9 +468,60 @@ impl TokenStore {
         self.revoke_tree_locked(key).await
     }
 
+    /// Revokes what the caller holds (`revoke-self`): an attenuated Biscuit alone, else
+    /// the token and its children.
+    pub async fn revoke_caller(&self, caller: &Caller) -> Result<Revoked> {
+        match &caller.revocation_id {
+            Some(id) => {
+                self.revoke_block(&caller.key, id).await?;
+                Ok(Revoked::Attenuation)
+            }
+            None => {
+                self.revoke(&caller.key).await?;
+                Ok(Revoked::Tree)
+            }
+        }
+    }
+
+    /// `auth/token/revoke`: revokes the token a string names. An attenuated Biscuit is
+    /// revoked alone (its base token and other attenuations live on); a string naming no
+    /// live token leaves nothing to revoke, which Vault answers with 204 as well.
+    pub async fn revoke_token(&self, token: &str) -> Result<Revoked> {
+        let (v, _) = match self.resolve_verified(token) {
+            Ok(found) => found,
+            Err(EngineError::PermissionDenied) => return Ok(Revoked::Nothing),
+            Err(e) => return Err(e),
+        };
+        match v.revocation_id() {
+            Some(id) => {
+                self.revoke_block(&v.key, id).await?;
+                Ok(Revoked::Attenuation)
+            }
+            None => {
+                self.revoke(&v.key).await?;
+                Ok(Revoked::Tree)
+            }
+        }
+    }
+
+    async fn revoke_block(&self, base: &str, id: &str) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        let record = RevokedBlock {
+            base: base.to_string(),
+        };
+        let written = self
+            .barrier
+            .put_json(&format!("{REVOKED_BLOCK_PREFIX}{id}"), &record)
+            .await;
+        // Verified strings may include this attenuation (or ones derived from it).
+        self.verified.clear();
+        written
+    }
+
     /// Revokes every expired token (and so its children), as Vault's expiration manager
     /// does; returns how many were removed. Expired tokens are already refused, this only
-    /// reclaims their storage.
+    /// reclaims their storage, and the records of revoked attenuations whose base token
+    /// is gone.
     pub async fn tidy(&self) -> Result<usize> {
         let now = now();
         let mut removed = 0;
@@ -355,6 +530,15 @@ impl TokenStore {
             if expired {
                 self.revoke(&key).await?;
                 removed += 1;
+            }
+        }
+        for id in self.barrier.list(REVOKED_BLOCK_PREFIX)? {
+            let path = format!("{REVOKED_BLOCK_PREFIX}{id}");
+            let record: Option<RevokedBlock> = self.barrier.get_json(&path)?;
+            if let Some(r) = record {
+                if self.load_entry(&r.base)?.is_none() {
+                    self.barrier.delete(&path).await?;
+                }
             }
         }
         Ok(removed)
@@ -375,9 +559,10 @@ impl TokenStore {
             batch.delete(&format!("{PARENT_PREFIX}{key}/{child}"));
         }
         self.delete_entry_into(key, &mut batch)?;
-        self.barrier.commit(batch).await?;
-        self.entries.write().clear();
-        Ok(())
+        let committed = self.barrier.commit(batch).await;
+        self.entries.clear();
+        self.verified.clear();
+        committed
     }
 
     fn delete_entry_into(&self, key: &str, batch: &mut crate::barrier::BarrierBatch) -> Result<()> {
@@ -410,11 +595,13 @@ impl TokenStore {
             }
             self.delete_entry_into(&k, &mut batch)?;
         }
-        self.barrier.commit(batch).await?;
-        // Cached entries and verified strings may name revoked tokens: drop them all.
-        self.entries.write().clear();
-        self.verified.write().clear();
-        Ok(())
+        let committed = self.barrier.commit(batch).await;
+        // Cached entries and verified strings may name revoked tokens: drop them all
+        // (which also bumps the caches' epochs, so a read that raced this revoke cannot
+        // put them back).
+        self.entries.clear();
+        self.verified.clear();
+        committed
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::bounded_cache::Cached;
 use crate::storage::{MemoryBackend, Storage};
 use biscuit_auth::macros::block;
 use biscuit_auth::UnverifiedBiscuit;
@@ -217,4 +218,218 @@ async fn tidy_reclaims_only_expired_tokens() {
         .authenticate(&keep.token, "p", Operation::Read)
         .await
         .is_ok());
+}
+
+fn attenuate(token: &str, check: &str) -> String {
+    let mut b = biscuit_auth::builder::BlockBuilder::new();
+    b = b.code(check).unwrap();
+    UnverifiedBiscuit::from_base64(token)
+        .unwrap()
+        .append(b)
+        .unwrap()
+        .to_base64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn strings_that_fail_are_not_cached_and_long_ones_are_not_looked_at() {
+    let s = store().await;
+    let (_, root) = root(&s).await;
+    let minted = s.create(Some(&root), req(&["app"])).await.unwrap();
+    s.authenticate(&minted.token, "p", Operation::Read)
+        .await
+        .unwrap();
+    let (entries, verified) = (s.entries.len(), s.verified.len());
+    for i in 0..2_000 {
+        let opaque = format!("not-a-token-{i}-{}", "x".repeat(i % 50));
+        assert!(s.authenticate(&opaque, "p", Operation::Read).await.is_err());
+        let shaped = format!("{i}{}", "A".repeat(300));
+        assert!(s.authenticate(&shaped, "p", Operation::Read).await.is_err());
+    }
+    assert_eq!(s.entries.len(), entries);
+    assert_eq!(s.verified.len(), verified);
+
+    // Past the cap a token is refused whatever it is, even a stored opaque id.
+    let long_id = "z".repeat(MAX_TOKEN_BYTES + 1);
+    assert!(s
+        .create(
+            Some(&root),
+            CreateRequest {
+                id: Some(long_id.clone()),
+                ..req(&["app"])
+            },
+        )
+        .await
+        .is_err());
+    assert!(matches!(
+        s.authenticate(&long_id, "p", Operation::Read).await,
+        Err(EngineError::PermissionDenied)
+    ));
+}
+
+/// A reader loads a token entry, a revoke commits and clears the cache, then the reader
+/// inserts what it read: the revoked entry must not come back.
+#[tokio::test]
+async fn an_entry_read_before_a_revoke_is_not_cached_after_it() {
+    let s = store().await;
+    let (_, root) = root(&s).await;
+    let minted = s.create(Some(&root), req(&["app"])).await.unwrap();
+    let caller = s
+        .authenticate(&minted.token, "p", Operation::Read)
+        .await
+        .unwrap();
+    s.entries.clear();
+    let Cached::Miss(epoch) = s.entries.get(&caller.key) else {
+        panic!("cleared cache hit")
+    };
+    let read: TokenEntry = s
+        .barrier
+        .get_json(&format!("{ID_PREFIX}{}", caller.key))
+        .unwrap()
+        .unwrap();
+    s.revoke(&caller.key).await.unwrap();
+    s.entries.insert(epoch, &caller.key, Arc::new(read), 1);
+    assert!(matches!(
+        s.authenticate(&minted.token, "p", Operation::Read).await,
+        Err(EngineError::PermissionDenied)
+    ));
+}
+
+#[tokio::test]
+async fn lifetimes_are_bounded_by_the_lease_ttls() {
+    let s = store().await;
+    let (_, root) = root(&s).await;
+    let ten_years = 10 * 365 * 86400;
+    let long = s
+        .create(
+            Some(&root),
+            CreateRequest {
+                ttl: Some(ten_years),
+                explicit_max_ttl: Some(ten_years),
+                ..req(&["app"])
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(long.entry.creation_ttl, SYSTEM_TTL);
+    let (key, _) = s.lookup(&long.token).unwrap();
+    let renewed = s.renew(&key, Some(ten_years)).await.unwrap();
+    let end = renewed.expire_time.unwrap();
+    assert!(end <= renewed.creation_time + SYSTEM_TTL as i64);
+
+    // A tune of the mount lowers the maximum, for new tokens and renewals alike.
+    s.tune(MountTtls {
+        default_lease_ttl: 0,
+        max_lease_ttl: 3600,
+    })
+    .await
+    .unwrap();
+    let short = s.create(Some(&root), req(&["app"])).await.unwrap();
+    assert_eq!(short.entry.creation_ttl, 3600);
+    let renewed = s.renew(&key, Some(ten_years)).await;
+    // The old token is past creation + the new maximum? No: an hour is still left.
+    assert!(renewed.unwrap().expire_time.unwrap() <= now() + 3600);
+    assert!(s
+        .tune(MountTtls {
+            default_lease_ttl: 7200,
+            max_lease_ttl: 3600,
+        })
+        .await
+        .is_err());
+
+    // An expiring root token cannot mint a root token that never expires.
+    let expiring_root = s
+        .create(
+            Some(&root),
+            CreateRequest {
+                ttl: Some(600),
+                ..req(&["root"])
+            },
+        )
+        .await
+        .unwrap();
+    assert!(expiring_root.entry.expire_time.is_some());
+    let er = s
+        .authenticate(&expiring_root.token, "p", Operation::Read)
+        .await
+        .unwrap();
+    assert!(s.create(Some(&er), req(&["root"])).await.is_err());
+}
+
+#[tokio::test]
+async fn attenuated_tokens_are_revoked_alone_and_cannot_mint() {
+    let s = store().await;
+    let (_, root) = root(&s).await;
+    let minted = s.create(Some(&root), req(&["app"])).await.unwrap();
+    let narrowed = attenuate(
+        &minted.token,
+        r#"check if path($p), $p.starts_with("secret/data/app/");"#,
+    );
+    let further = attenuate(&narrowed, r#"check if operation("read");"#);
+    let sibling = attenuate(
+        &minted.token,
+        r#"check if path($p), $p.starts_with("secret/data/db/");"#,
+    );
+    let caller = s
+        .authenticate(&narrowed, "secret/data/app/x", Operation::Read)
+        .await
+        .unwrap();
+    assert!(caller.is_attenuated());
+    // Its identity: the last block's revocation id, also for audit.
+    let (entry, id) = s.identify(&narrowed).unwrap();
+    assert_eq!(id, caller.revocation_id);
+    assert_eq!(entry.accessor, caller.entry.accessor);
+    // Another caller can look it up although its checks refuse that path.
+    assert!(s.lookup(&narrowed).is_ok());
+
+    // No child: it would shed the attenuation.
+    assert!(matches!(
+        s.create(Some(&caller), req(&[])).await,
+        Err(EngineError::PermissionDenied)
+    ));
+
+    // Revoke-self is allowed whatever its checks say, and revokes only it.
+    let self_caller = s
+        .authenticate(&narrowed, "auth/token/revoke-self", Operation::Update)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.revoke_caller(&self_caller).await.unwrap(),
+        Revoked::Attenuation
+    );
+    for gone in [&narrowed, &further] {
+        assert!(matches!(
+            s.authenticate(gone, "secret/data/app/x", Operation::Read)
+                .await,
+            Err(EngineError::PermissionDenied)
+        ));
+    }
+    assert!(s
+        .authenticate(&minted.token, "secret/data/app/x", Operation::Read)
+        .await
+        .is_ok());
+    assert!(s
+        .authenticate(&sibling, "secret/data/db/x", Operation::Read)
+        .await
+        .is_ok());
+
+    // `revoke` with the token string: the sibling alone, then nothing is left to revoke.
+    assert_eq!(
+        s.revoke_token(&sibling).await.unwrap(),
+        Revoked::Attenuation
+    );
+    assert!(s
+        .authenticate(&sibling, "secret/data/db/x", Operation::Read)
+        .await
+        .is_err());
+    assert_eq!(s.revoke_token(&sibling).await.unwrap(), Revoked::Nothing);
+    assert!(s
+        .authenticate(&minted.token, "p", Operation::Read)
+        .await
+        .is_ok());
+
+    // Once the base token is gone, tidy reclaims the revocation records.
+    assert_eq!(s.revoke_token(&minted.token).await.unwrap(), Revoked::Tree);
+    s.tidy().await.unwrap();
+    assert!(s.barrier.list(REVOKED_BLOCK_PREFIX).unwrap().is_empty());
 }

@@ -62,13 +62,13 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<
             }
             Ok(Reply::no_content())
         }
-        _ => Err(ApiError::unsupported_operation()),
+        _ => Err(super::unsupported(core, req, true).await),
     }
 }
 
 pub async fn hash(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<Reply, ApiError> {
     if req.op != Operation::Update {
-        return Err(ApiError::unsupported_operation());
+        return Err(super::unsupported(core, req, true).await);
     }
     super::authorize_sudo(core, req, Operation::Update).await?;
     let input = req

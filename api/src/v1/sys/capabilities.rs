@@ -50,7 +50,7 @@ fn answer(acl: &Acl, paths: Vec<String>) -> Reply {
 
 pub async fn self_(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Update {
-        return Err(ApiError::unsupported_operation());
+        return Err(super::unsupported(core, req, false).await);
     }
     let caller = super::authorize(core, req, Operation::Update).await?;
     let acl = core.acl(&caller)?;
@@ -59,28 +59,28 @@ pub async fn self_(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiErr
 
 pub async fn of_token(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Update {
-        return Err(ApiError::unsupported_operation());
+        return Err(super::unsupported(core, req, false).await);
     }
     super::authorize(core, req, Operation::Update).await?;
     let token = req
         .str_field("token")?
         .ok_or_else(|| ApiError::bad("missing token"))?;
     let (key, entry) = core.tokens.lookup(&token)?;
-    let caller = engine::token::Caller { entry, key };
+    let caller = engine::token::Caller::new(key, entry);
     let acl = core.acl(&caller)?;
     Ok(answer(&acl, paths(req)?))
 }
 
 pub async fn of_accessor(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Update {
-        return Err(ApiError::unsupported_operation());
+        return Err(super::unsupported(core, req, false).await);
     }
     super::authorize(core, req, Operation::Update).await?;
     let accessor = req
         .str_field("accessor")?
         .ok_or_else(|| ApiError::bad("missing accessor"))?;
     let (key, entry) = core.tokens.lookup_accessor(&accessor)?;
-    let caller = engine::token::Caller { entry, key };
+    let caller = engine::token::Caller::new(key, entry);
     let acl = core.acl(&caller)?;
     Ok(answer(&acl, paths(req)?))
 }

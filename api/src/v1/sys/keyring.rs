@@ -12,7 +12,7 @@ use crate::response::{rfc3339, Reply};
 
 pub async fn rotate(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Update {
-        return Err(ApiError::unsupported_operation());
+        return Err(super::unsupported(core, req, true).await);
     }
     super::authorize_sudo(core, req, Operation::Update).await?;
     let status = core.rotate_keyring().await?;

@@ -1,6 +1,7 @@
 //! The built-in `sys/` backend.
 
 mod audit;
+mod auth_tune;
 mod capabilities;
 mod generate_root;
 mod health;
@@ -73,6 +74,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("audit", t) => audit::handle(core, req, t).await,
         ("audit-hash", t) if !t.is_empty() => audit::hash(core, req, t).await,
         ("auth", "") => auth_list(core, req).await,
+        ("auth", "token/tune") => auth_tune::handle(core, req, auth_tune::Door::Auth).await,
         _ => Err(ApiError::unsupported_path(&req.path)),
     }
 }
@@ -84,6 +86,21 @@ pub(crate) async fn authorize(
     op: Operation,
 ) -> Result<engine::token::Caller, ApiError> {
     crate::v1::acl::authorize(core, req, req.path.trim_end_matches('/'), op).await
+}
+
+/// The answer to an operation a path does not declare. Vault's request handling asks
+/// the ACL first, so a token without that capability there gets 403 and anyone else
+/// 405; either way nothing runs. `sudo`: the path is one of Vault's root paths.
+pub(crate) async fn unsupported(core: &Arc<Core>, req: &VaultRequest, sudo: bool) -> ApiError {
+    let checked = if sudo {
+        authorize_sudo(core, req, req.op).await
+    } else {
+        authorize(core, req, req.op).await
+    };
+    match checked {
+        Err(e) => e,
+        Ok(_) => ApiError::unsupported_operation(),
+    }
 }
 
 /// Endpoints Vault marks as needing `sudo` on top of the usual capability.
@@ -113,7 +130,11 @@ async fn auth_list(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiErr
             "type": "token",
             "description": "token based credentials",
             "accessor": "auth_token_ironseal",
-            "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "token_type": "default-service"},
+            "config": {
+                "default_lease_ttl": core.tokens.mount_ttls().default_lease_ttl,
+                "max_lease_ttl": core.tokens.mount_ttls().max_lease_ttl,
+                "token_type": "default-service",
+            },
             "local": false,
             "seal_wrap": false,
             "options": null,

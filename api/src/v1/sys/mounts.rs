@@ -140,6 +140,9 @@ async fn enable(core: &Arc<Core>, req: &VaultRequest, path: &str) -> Result<Repl
 
 async fn tune(core: &Arc<Core>, req: &VaultRequest, path: &str) -> Result<Reply, ApiError> {
     let path = normalize_mount_path(path)?;
+    if path == "auth/token/" {
+        return super::auth_tune::handle(core, req, super::auth_tune::Door::Mounts).await;
+    }
     match req.op {
         Operation::Read => {
             super::authorize(core, req, Operation::Read).await?;

@@ -1,0 +1,155 @@
+//! A small in-memory cache for the token and policy stores: bounded in bytes (an
+//! estimate each caller gives per entry), and guarded by an epoch the way the barrier's
+//! read cache is, so a value read from storage just before a concurrent revoke or delete
+//! committed can never be put back after that write cleared it.
+//!
+//! Use: `get` a key; on a miss it hands back the epoch; read storage; `insert` with that
+//! epoch. Every writer calls `invalidate` (or `clear`) after its commit, which bumps the
+//! epoch, so an insert that raced the write is dropped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+/// What a map slot costs beyond the key and the value's own estimate (hash table slot,
+/// `Arc` header, `String` header).
+const ENTRY_OVERHEAD: usize = 96;
+
+pub(crate) enum Cached<V> {
+    Hit(Arc<V>),
+    /// Not cached; the epoch to give back to [`BoundedCache::insert`].
+    Miss(u64),
+}
+
+pub(crate) struct BoundedCache<V> {
+    inner: RwLock<Inner<V>>,
+    capacity: usize,
+}
+
+struct Inner<V> {
+    entries: HashMap<String, (Arc<V>, usize)>,
+    bytes: usize,
+    epoch: u64,
+}
+
+impl<V> BoundedCache<V> {
+    pub fn new(capacity_bytes: usize) -> Self {
+        BoundedCache {
+            inner: RwLock::new(Inner {
+                entries: HashMap::new(),
+                bytes: 0,
+                epoch: 0,
+            }),
+            capacity: capacity_bytes,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Cached<V> {
+        let inner = self.inner.read();
+        match inner.entries.get(key) {
+            Some((v, _)) => Cached::Hit(v.clone()),
+            None => Cached::Miss(inner.epoch),
+        }
+    }
+
+    /// Caches `value` if no write finished since `epoch` was handed out. `size` is the
+    /// caller's estimate of the value's heap bytes. A value larger than an eighth of the
+    /// capacity is not cached; a full cache is flushed whole, which keeps the bound strict
+    /// without bookkeeping on the read path.
+    pub fn insert(&self, epoch: u64, key: &str, value: Arc<V>, size: usize) {
+        let cost = size
+            .saturating_add(key.len())
+            .saturating_add(ENTRY_OVERHEAD);
+        if cost > self.capacity / 8 {
+            return;
+        }
+        let mut inner = self.inner.write();
+        if inner.epoch != epoch {
+            return;
+        }
+        if let Some((_, old)) = inner.entries.remove(key) {
+            inner.bytes -= old;
+        }
+        if inner.bytes + cost > self.capacity {
+            inner.entries.clear();
+            inner.bytes = 0;
+        }
+        inner.bytes += cost;
+        inner.entries.insert(key.to_string(), (value, cost));
+    }
+
+    /// Drops one key; called after every write that changes or removes it.
+    pub fn invalidate(&self, key: &str) {
+        let mut inner = self.inner.write();
+        if let Some((_, old)) = inner.entries.remove(key) {
+            inner.bytes -= old;
+        }
+        inner.epoch = inner.epoch.wrapping_add(1);
+    }
+
+    pub fn clear(&self) {
+        let mut inner = self.inner.write();
+        inner.entries.clear();
+        inner.bytes = 0;
+        inner.epoch = inner.epoch.wrapping_add(1);
+    }
+
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.inner.read().bytes
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.inner.read().entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn miss(c: &BoundedCache<u32>, key: &str) -> u64 {
+        match c.get(key) {
+            Cached::Miss(e) => e,
+            Cached::Hit(_) => panic!("unexpected hit for {key}"),
+        }
+    }
+
+    #[test]
+    fn an_insert_that_raced_an_invalidation_is_dropped() {
+        let c = BoundedCache::new(1 << 20);
+        let epoch = miss(&c, "a");
+        // A revoke commits and invalidates between the reader's storage read and insert.
+        c.invalidate("a");
+        c.insert(epoch, "a", Arc::new(1), 4);
+        assert!(matches!(c.get("a"), Cached::Miss(_)));
+        // The same race against a clear of the whole cache.
+        let epoch = miss(&c, "b");
+        c.clear();
+        c.insert(epoch, "b", Arc::new(2), 4);
+        assert!(matches!(c.get("b"), Cached::Miss(_)));
+        // Without a write in between the value is kept.
+        let epoch = miss(&c, "c");
+        c.insert(epoch, "c", Arc::new(3), 4);
+        assert!(matches!(c.get("c"), Cached::Hit(v) if *v == 3));
+    }
+
+    #[test]
+    fn stays_within_its_byte_capacity() {
+        let capacity = 64 * 1024;
+        let c = BoundedCache::new(capacity);
+        for i in 0..10_000u32 {
+            let key = format!("key-{i}");
+            let epoch = miss(&c, &key);
+            c.insert(epoch, &key, Arc::new(i), 500);
+            assert!(c.bytes() <= capacity);
+        }
+        assert!(c.len() > 0);
+        // Too large for the cache at all: never stored.
+        let epoch = miss(&c, "big");
+        c.insert(epoch, "big", Arc::new(0), capacity);
+        assert!(matches!(c.get("big"), Cached::Miss(_)));
+    }
+}
