@@ -52,13 +52,14 @@ pub async fn around<T, E>(
         .await?;
     let result = run.await;
     let o = outcome(&result);
-    core.audit.log_response(
-        &info,
-        auth.as_deref(),
-        o.status,
-        o.body.as_ref(),
-        o.error.as_deref(),
-    )
-    .await?;
+    core.audit
+        .log_response(
+            &info,
+            auth.as_deref(),
+            o.status,
+            o.body.as_ref(),
+            o.error.as_deref(),
+        )
+        .await?;
     Ok(result)
 }

@@ -190,7 +190,9 @@ fn online(device: &str, against_storage: bool) -> ExitCode {
         }
     }
     if !against_storage {
-        println!("(not compared with storage: add -against-storage to fail when the tail is missing)");
+        println!(
+            "(not compared with storage: add -against-storage to fail when the tail is missing)"
+        );
     }
     if ok {
         ExitCode::SUCCESS
@@ -208,7 +210,11 @@ async fn get(path: &str) -> Result<(u16, Vec<u8>), String> {
     let (tls, rest) = match addr.split_once("://") {
         Some(("https", r)) => (true, r),
         Some(("http", r)) => (false, r),
-        _ => return Err(format!("VAULT_ADDR {addr:?} must start with http:// or https://")),
+        _ => {
+            return Err(format!(
+                "VAULT_ADDR {addr:?} must start with http:// or https://"
+            ))
+        }
     };
     let hostport = rest.trim_end_matches('/');
     let host = hostport

@@ -60,10 +60,7 @@ fn verify_online(d: &Daemon, against_storage: bool) -> (i32, String) {
 }
 
 fn append(path: &Path, bytes: &[u8]) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     f.write_all(bytes).unwrap();
 }
 
@@ -225,7 +222,10 @@ fn verify_names_the_first_edited_dropped_or_swapped_line() {
     std::fs::write(&p, edited.join("\n") + "\n").unwrap();
     let (code, out) = verify(&p);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("were NOT"), "offline mode must say what it did not check: {out}");
+    assert!(
+        out.contains("were NOT"),
+        "offline mode must say what it did not check: {out}"
+    );
 
     let mut dropped = original.clone();
     dropped.remove(2);
@@ -371,7 +371,10 @@ fn a_torn_tail_is_recorded_and_requests_keep_working() {
     assert_eq!(read.ok().stdout.trim(), "1");
 
     // Both modes report the cut at the offset where the torn line starts.
-    let cut = format!("offset {offset}, {} bytes): cut (a write torn by a crash)", torn.len() + 1);
+    let cut = format!(
+        "offset {offset}, {} bytes): cut (a write torn by a crash)",
+        torn.len() + 1
+    );
     let (code, out) = verify(&log);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&cut), "{out}");
@@ -418,11 +421,23 @@ fn a_2_mib_last_line_does_not_break_opening() {
 
 #[test]
 fn numbers_and_booleans_in_kv_data_are_not_in_clear() {
-    let (d, log) = with_audit();
+    // OpenBao enables audit devices through the API only when its config allows it.
+    let reference_config = tempfile::tempdir().unwrap();
+    let hcl = reference_config.path().join("allow-audit.hcl");
+    std::fs::write(&hcl, "unsafe_allow_api_audit_creation = true\n").unwrap();
+    let config_flag = format!("-config={}", hcl.display());
+    let reference_args = [config_flag.as_str()];
+    let d = Daemon::dev(if reference_mode() {
+        &reference_args[..]
+    } else {
+        &[]
+    });
+    let log = d.dir().join("audit.log");
+    enable_file_device(&d, &log);
     let written = d.send_json(
         "POST",
         "/v1/secret/data/typed",
-        r#"{"data":{"port":5432123,"enabled":true,"ratio":0.625}}"#,
+        r#"{"data":{"user":"alice-typed","port":5432123,"enabled":true,"ratio":0.625}}"#,
     );
     assert_eq!(written.status, 200, "{written}");
     let entry = poll_until(Duration::from_secs(10), "the request entry", || {
@@ -445,13 +460,34 @@ fn numbers_and_booleans_in_kv_data_are_not_in_clear() {
             .to_string()
     };
     let data = &entry["request"]["data"]["data"];
-    // Vault hashes numbers (as their JSON text) in request data; sys/audit-hash matches.
-    assert_eq!(data["port"].as_str(), Some(hash("5432123").as_str()), "{entry}");
+    assert_eq!(
+        data["user"].as_str(),
+        Some(hash("alice-typed").as_str()),
+        "{entry}"
+    );
     if reference_mode() {
-        return; // Vault leaves booleans, and numbers in responses, readable
+        // Measured on OpenBao 2.x: numbers and booleans stay in clear in its log. The
+        // issue asks for every leaf to be hashed, so Ironseal deliberately differs.
+        assert_eq!(data["port"], 5432123, "{entry}");
+        return;
     }
-    assert_eq!(data["enabled"].as_str(), Some(hash("true").as_str()), "{entry}");
-    assert_eq!(data["ratio"].as_str(), Some(hash("0.625").as_str()), "{entry}");
+    // Numbers are hashed as their JSON text, booleans as `true`/`false`, so
+    // sys/audit-hash matches them.
+    assert_eq!(
+        data["port"].as_str(),
+        Some(hash("5432123").as_str()),
+        "{entry}"
+    );
+    assert_eq!(
+        data["enabled"].as_str(),
+        Some(hash("true").as_str()),
+        "{entry}"
+    );
+    assert_eq!(
+        data["ratio"].as_str(),
+        Some(hash("0.625").as_str()),
+        "{entry}"
+    );
     let read = d.get("/v1/secret/data/typed");
     assert_eq!(read.json()["data"]["data"]["port"], 5432123, "{read}");
     let text = poll_until(Duration::from_secs(10), "the read's response entry", || {
@@ -463,7 +499,10 @@ fn numbers_and_booleans_in_kv_data_are_not_in_clear() {
         (responses >= 2).then_some(text)
     });
     for clear in ["5432123", "0.625", "\"enabled\":true"] {
-        assert!(!text.contains(clear), "{clear} is in the audit log in clear");
+        assert!(
+            !text.contains(clear),
+            "{clear} is in the audit log in clear"
+        );
     }
 }
 
@@ -497,11 +536,17 @@ fn edits_by_a_writer_without_the_key_are_detected() {
     let forged_body = body.replacen("\"time\":\"2", "\"time\":\"1", 1);
     let tag = hex::encode(Sha256::digest(forged_body.as_bytes()));
     let mut forged = original.clone();
-    forged[2] = format!("{},\"hash\":\"{tag}\"}}", &forged_body[..forged_body.len() - 1]);
+    forged[2] = format!(
+        "{},\"hash\":\"{tag}\"}}",
+        &forged_body[..forged_body.len() - 1]
+    );
     std::fs::write(&log, forged.join("\n") + "\n").unwrap();
     let (code, out) = verify(&log);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("line 3:") && out.contains("without the chain key"), "{out}");
+    assert!(
+        out.contains("line 3:") && out.contains("without the chain key"),
+        "{out}"
+    );
     let (code, out) = verify_online(&d, false);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("line 3:"), "{out}");
@@ -528,7 +573,10 @@ fn truncating_the_tail_is_detected_against_storage() {
     });
     let (code, out) = verify_online(&d, true);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("reaches the head recorded in storage"), "{out}");
+    assert!(
+        out.contains("reaches the head recorded in storage"),
+        "{out}"
+    );
 
     // Stopped, the file loses its last lines, whole lines so nothing looks torn.
     d.kill9();
@@ -562,7 +610,10 @@ fn an_acknowledged_requests_audit_line_is_on_disk() {
     let response = entries
         .iter()
         .find(|e| e["type"] == "response" && e["request"]["path"] == "secret/data/acked");
-    assert!(response.is_some(), "the acknowledged write has no response line");
+    assert!(
+        response.is_some(),
+        "the acknowledged write has no response line"
+    );
     assert_eq!(response.unwrap()["response"]["status"], 200);
     let (code, out) = verify(&log);
     assert_eq!(code, 0, "{out}");

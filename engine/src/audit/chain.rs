@@ -156,7 +156,8 @@ pub fn parse_line(line: &[u8], key: Option<&ChainKey>) -> Result<Parsed, String>
             ))
         })
         .flatten();
-    let behind = (event == Some(BEHIND_EVENT)).then(|| data.map(Value::to_string).unwrap_or_default());
+    let behind =
+        (event == Some(BEHIND_EVENT)).then(|| data.map(Value::to_string).unwrap_or_default());
     Ok(Parsed {
         link: Link {
             seq,
@@ -309,7 +310,9 @@ pub fn verify(
                     report.broken = Some((
                         n,
                         start,
-                        format!("records a cut of {l} bytes at offset {o}, but those bytes are gone"),
+                        format!(
+                            "records a cut of {l} bytes at offset {o}, but those bytes are gone"
+                        ),
                     ));
                     return Ok(report);
                 }
@@ -517,7 +520,12 @@ mod tests {
         let lines = file(4);
         let full = check(&lines);
         let head = full.head.unwrap();
-        let r = verify((lines.join("\n") + "\n").as_bytes(), Some(&key()), Some(&head)).unwrap();
+        let r = verify(
+            (lines.join("\n") + "\n").as_bytes(),
+            Some(&key()),
+            Some(&head),
+        )
+        .unwrap();
         assert!(r.head_found);
         let short = lines[..3].join("\n") + "\n";
         let r = verify(short.as_bytes(), Some(&key()), Some(&head)).unwrap();

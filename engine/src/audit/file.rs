@@ -252,7 +252,11 @@ impl FileDevice {
     /// a whole group of requests. Returns the new head. A failed write is cut back, so a
     /// half-written group never stays in front of the next one; if even that fails, the
     /// device refuses every later write.
-    pub fn write_group(&self, entries: Vec<Map<String, Value>>, key: &ChainKey) -> Result<Link, String> {
+    pub fn write_group(
+        &self,
+        entries: Vec<Map<String, Value>>,
+        key: &ChainKey,
+    ) -> Result<Link, String> {
         let mut guard = self.state.lock();
         let state = &mut *guard;
         let Some(file) = state.file.as_mut() else {
@@ -322,7 +326,10 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"type\":\"response\",\"requ").unwrap();
         drop(f);
-        assert!(report(&path).broken.is_some(), "a torn tail fails before it is recorded");
+        assert!(
+            report(&path).broken.is_some(),
+            "a torn tail fails before it is recorded"
+        );
 
         let d = device(&path);
         d.write_group(vec![entry(3)], &key()).unwrap();
@@ -331,7 +338,11 @@ mod tests {
         assert_eq!(r.cuts.len(), 1);
         assert_eq!((r.cuts[0].line, r.cuts[0].offset), (3, offset));
         assert_eq!(r.cuts[0].reason, chain::CUT_TORN);
-        assert_eq!(r.head.unwrap().seq, 4, "two lines, the cut record, one more");
+        assert_eq!(
+            r.head.unwrap().seq,
+            4,
+            "two lines, the cut record, one more"
+        );
     }
 
     #[test]

@@ -148,7 +148,12 @@ fn write_loop(mut rx: mpsc::UnboundedReceiver<Job>, heads: Arc<Heads>) {
                 Err(_) => break,
             }
         }
-        type Group = (Arc<Device>, Arc<ChainKey>, Vec<Map<String, Value>>, Vec<Job>);
+        type Group = (
+            Arc<Device>,
+            Arc<ChainKey>,
+            Vec<Map<String, Value>>,
+            Vec<Job>,
+        );
         let mut groups: Vec<Group> = Vec::new();
         for mut job in jobs {
             let entry = std::mem::take(&mut job.entry);
@@ -498,7 +503,8 @@ impl AuditBroker {
         body: Option<&Value>,
         error: Option<&str>,
     ) -> Result<()> {
-        self.log("response", req, auth, Some((status, body)), error).await
+        self.log("response", req, auth, Some((status, body)), error)
+            .await
     }
 
     async fn log(
@@ -595,7 +601,9 @@ impl AuditBroker {
         let Some(enabled) = self.enabled.read().clone() else {
             return;
         };
-        self.enqueue(&enabled, "event", false, |_| event_entry(event, fields.clone()));
+        self.enqueue(&enabled, "event", false, |_| {
+            event_entry(event, fields.clone())
+        });
     }
 
     /// Queues one entry of type `kind` for every device, `body` giving each its members

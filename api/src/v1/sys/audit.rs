@@ -89,6 +89,7 @@ pub async fn verify(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<
     }
     super::authorize_sudo(core, req, Operation::Read).await?;
     let report = core.audit.verify(tail).await?;
-    let data = serde_json::to_value(&report).map_err(|e| ApiError::from(engine::EngineError::internal(e)))?;
+    let data = serde_json::to_value(&report)
+        .map_err(|e| ApiError::from(engine::EngineError::internal(e)))?;
     Ok(Reply::raw(json!({"data": data})))
 }
