@@ -47,15 +47,19 @@ pub async fn around<T, E>(
         remote_address: remote.as_deref(),
     };
     let denied = auth.is_none().then_some("permission denied");
-    core.audit.log_request(&info, auth.as_deref(), denied)?;
+    core.audit
+        .log_request(&info, auth.as_deref(), denied)
+        .await?;
     let result = run.await;
     let o = outcome(&result);
-    core.audit.log_response(
-        &info,
-        auth.as_deref(),
-        o.status,
-        o.body.as_ref(),
-        o.error.as_deref(),
-    )?;
+    core.audit
+        .log_response(
+            &info,
+            auth.as_deref(),
+            o.status,
+            o.body.as_ref(),
+            o.error.as_deref(),
+        )
+        .await?;
     Ok(result)
 }

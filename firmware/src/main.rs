@@ -1,5 +1,6 @@
 //! `ironseal`: the appliance daemon (`ironseal server`) and its operator sub-commands.
 
+mod audit_cmd;
 mod cli;
 mod config;
 mod hardening;
@@ -16,7 +17,9 @@ const USAGE: &str = "Usage: ironseal <command> [flags]
 
 Commands:
     server     Start the appliance: -config FILE, or -dev for a throwaway dev server
-    audit      audit verify FILE: check an audit log's hash chain offline
+    audit      audit verify FILE: check an audit log's chain offline (structure, seq, links)
+               audit verify -device=PATH [-against-storage]: have the appliance at
+               VAULT_ADDR check its file with the chain key (and the head in storage)
     version    Print the version
 
 Dev server flags (as `vault server -dev`):
@@ -29,7 +32,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("server") => server::run(&args[1..]),
-        Some("audit") => audit_command(&args[1..]),
+        Some("audit") => audit_cmd::run(&args[1..]),
         Some("version") | Some("-version") | Some("--version") => {
             println!("Ironseal v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -41,34 +44,6 @@ fn main() -> ExitCode {
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(1)
-        }
-    }
-}
-
-/// `ironseal audit verify FILE`: exit 0 when the chain is intact, 1 at the first broken
-/// line (named with the reason), 2 on usage or I/O errors.
-fn audit_command(args: &[String]) -> ExitCode {
-    let [verb, file] = args else {
-        eprintln!("Usage: ironseal audit verify FILE");
-        return ExitCode::from(2);
-    };
-    if verb != "verify" {
-        eprintln!("Usage: ironseal audit verify FILE");
-        return ExitCode::from(2);
-    }
-    let opened = std::fs::File::open(file).map(std::io::BufReader::new);
-    match opened.and_then(engine::audit::chain::verify) {
-        Ok(engine::audit::chain::Verdict::Intact { lines }) => {
-            println!("{file}: intact, {lines} lines");
-            ExitCode::SUCCESS
-        }
-        Ok(engine::audit::chain::Verdict::Broken { line, reason }) => {
-            println!("{file}: line {line}: {reason}");
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("{file}: {e}");
-            ExitCode::from(2)
         }
     }
 }

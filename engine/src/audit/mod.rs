@@ -2,21 +2,31 @@
 //! again with its outcome, secrets HMAC'd under a salt kept behind the barrier, and a
 //! request that no enabled device could log is refused (fail closed). Internal events
 //! (keyring rotation, key rotation, destruction, sync) are logged the same way. Each file
-//! is a hash chain (`chain.rs`) that `ironseal audit verify` checks offline.
+//! is a hash chain (`chain.rs`) keyed with a secret behind the barrier.
+//!
+//! Durability: lines go to one writer thread, which appends everything queued so far to
+//! each file in one write and syncs it once (group commit, as the storage write-ahead
+//! log does); a request waits for its lines to be on disk, so an acknowledged request
+//! always has its audit lines. After each sync the chain's head (seq + tag) is recorded
+//! in storage, so a file cut short later is found (`verify`, and at the next open).
 
 pub mod chain;
 mod file;
 mod salt;
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, oneshot, Notify};
 use zeroize::Zeroizing;
 
+use self::chain::{ChainKey, Link};
 use self::file::FileDevice;
 use self::salt::Salt;
 use crate::barrier::Barrier;
@@ -25,6 +35,11 @@ use crate::token::TokenEntry;
 
 const TABLE_PATH: &str = "core/audit";
 const SALT_PATH: &str = "core/audit-salt";
+const CHAIN_KEY_PATH: &str = "core/audit-chain-key";
+/// `core/audit-head/<device path>`: the last synced link of each device's file.
+const HEAD_PREFIX: &str = "core/audit-head/";
+/// Upper bound on lines folded into one write and sync.
+const MAX_GROUP: usize = 1024;
 
 /// One enabled device as `sys/audit` shows and stores it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,7 +73,48 @@ struct Device {
 
 struct Enabled {
     salt: Arc<Salt>,
+    key: Arc<ChainKey>,
     devices: Vec<Arc<Device>>,
+}
+
+/// One line for the writer thread; `done` hears when it is on disk (events do not wait).
+struct Job {
+    device: Arc<Device>,
+    key: Arc<ChainKey>,
+    entry: Map<String, Value>,
+    done: Option<oneshot::Sender<std::result::Result<(), String>>>,
+}
+
+/// Heads synced but not yet recorded in storage, for the recorder task.
+#[derive(Default)]
+struct Heads {
+    pending: Mutex<BTreeMap<String, Link>>,
+    notify: Notify,
+}
+
+impl Heads {
+    fn publish(&self, device: &str, link: Link) {
+        self.pending.lock().insert(device.to_string(), link);
+        self.notify.notify_one();
+    }
+}
+
+fn head_key(device: &str) -> String {
+    format!("{HEAD_PREFIX}{}", device.trim_end_matches('/'))
+}
+
+/// What `sys/audit-verify/:path` answers: the file checked with the chain key, and
+/// compared with the head recorded in storage.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub device: String,
+    pub file_path: String,
+    #[serde(flatten)]
+    pub report: chain::Report,
+    pub stored_head: Option<Link>,
+    /// Whether the chain passes through the stored head (false: the file was cut short
+    /// or replaced since that head was recorded).
+    pub stored_head_found: bool,
 }
 
 /// What a request looked like, for its audit lines.
@@ -76,6 +132,74 @@ pub struct AuditBroker {
     enabled: RwLock<Option<Arc<Enabled>>>,
     /// Serialises changes to the device table.
     write_lock: tokio::sync::Mutex<()>,
+    jobs: mpsc::UnboundedSender<Job>,
+    heads: Arc<Heads>,
+    recorder: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The writer thread: takes everything queued, writes each device's share in one write
+/// and one sync, then answers the waiters.
+fn write_loop(mut rx: mpsc::UnboundedReceiver<Job>, heads: Arc<Heads>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        type Group = (
+            Arc<Device>,
+            Arc<ChainKey>,
+            Vec<Map<String, Value>>,
+            Vec<Job>,
+        );
+        let mut groups: Vec<Group> = Vec::new();
+        for mut job in jobs {
+            let entry = std::mem::take(&mut job.entry);
+            match groups.iter_mut().find(|g| Arc::ptr_eq(&g.0, &job.device)) {
+                Some(g) => {
+                    g.2.push(entry);
+                    g.3.push(job);
+                }
+                None => groups.push((job.device.clone(), job.key.clone(), vec![entry], vec![job])),
+            }
+        }
+        for (device, key, entries, waiters) in groups {
+            let result = device.sink.write_group(entries, &key);
+            match &result {
+                Ok(link) => heads.publish(&device.config.path, link.clone()),
+                Err(e) => {
+                    tracing::error!(device = %device.config.path, error = %e, "audit write failed")
+                }
+            }
+            for w in waiters {
+                if let Some(done) = w.done {
+                    let _ = done.send(result.clone().map(|_| ()));
+                }
+            }
+        }
+    }
+}
+
+/// Reads a file up to a fixed length through its own descriptor, whatever is appended
+/// meanwhile.
+struct Snapshot {
+    file: std::fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Snapshot {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 fn now() -> String {
@@ -86,10 +210,23 @@ fn now() -> String {
 
 impl AuditBroker {
     pub fn new(barrier: Arc<Barrier>) -> Self {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let heads = Arc::new(Heads::default());
+        let loop_heads = heads.clone();
+        let spawned = std::thread::Builder::new()
+            .name("audit-write".into())
+            .spawn(move || write_loop(rx, loop_heads));
+        if let Err(e) = spawned {
+            // Every audited request then fails closed, as with a device that cannot write.
+            tracing::error!(error = %e, "could not start the audit writer thread");
+        }
         AuditBroker {
             barrier,
             enabled: RwLock::new(None),
             write_lock: tokio::sync::Mutex::new(()),
+            jobs,
+            heads,
+            recorder: Mutex::new(None),
         }
     }
 
@@ -103,43 +240,98 @@ impl AuditBroker {
     }
 
     /// Opens the stored devices after unseal. A device whose file cannot be opened stays
-    /// enabled and refuses writes, so requests fail closed until it is fixed.
+    /// enabled and refuses writes, so requests fail closed until it is fixed. A file that
+    /// ends before the head recorded in storage (cut short while the appliance was down)
+    /// gets an event saying so, so verification keeps reporting it.
     pub async fn load(&self) -> Result<()> {
         let _w = self.write_lock.lock().await;
-        let salt = self.load_salt().await?;
+        let salt = Salt::new(self.load_secret(SALT_PATH).await?);
+        let key = Arc::new(ChainKey::new(self.load_secret(CHAIN_KEY_PATH).await?));
         let table: Vec<DeviceConfig> = self.barrier.get_json(TABLE_PATH)?.unwrap_or_default();
-        let devices = table
-            .into_iter()
-            .map(|config| {
-                let path = Path::new(config.file_path().unwrap_or_default()).to_path_buf();
-                let sink = FileDevice::open(&path).unwrap_or_else(|e| {
+        let mut devices = Vec::new();
+        for config in table {
+            let path = Path::new(config.file_path().unwrap_or_default()).to_path_buf();
+            let stored: Option<Link> = self.barrier.get_json(&head_key(&config.path))?;
+            let sink = match file::open(&path, &key) {
+                Ok(opened) => FileDevice::new(&path, opened),
+                Err(e) => {
                     tracing::error!(device = %config.path, error = %e, "audit device cannot be opened; requests will be refused");
                     FileDevice::broken(&path, e)
-                });
-                Arc::new(Device { config, sink })
-            })
-            .collect();
+                }
+            };
+            let link = sink.link();
+            let behind = stored.filter(|s| s.seq > link.seq || (s.seq == link.seq && *s != link));
+            if let Some(stored) = behind.filter(|_| sink.is_open()) {
+                tracing::error!(device = %config.path, stored_seq = stored.seq, file_seq = link.seq, "the audit file ends before the head recorded in storage: it was cut short or replaced");
+                let mut entry = file::with_time(event_entry(
+                    chain::BEHIND_EVENT,
+                    json!({"stored_seq": stored.seq, "stored_hash": stored.hash, "file_seq": link.seq, "file_hash": link.hash}),
+                ));
+                entry.insert("type".into(), "event".into());
+                if let Err(e) = sink.write_group(vec![entry], &key) {
+                    tracing::error!(device = %config.path, error = %e, "audit write failed");
+                }
+            }
+            if sink.is_open() {
+                self.heads.publish(&config.path, sink.link());
+            }
+            devices.push(Arc::new(Device { config, sink }));
+        }
         *self.enabled.write() = Some(Arc::new(Enabled {
             salt: Arc::new(salt),
+            key,
             devices,
         }));
+        self.start_recorder();
         Ok(())
+    }
+
+    /// Records synced heads in storage, newest per device, as they come.
+    fn start_recorder(&self) {
+        let heads = self.heads.clone();
+        let barrier = self.barrier.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                heads.notify.notified().await;
+                let pending = std::mem::take(&mut *heads.pending.lock());
+                if pending.is_empty() {
+                    continue;
+                }
+                let committed = async {
+                    let mut batch = barrier.batch()?;
+                    for (device, link) in &pending {
+                        batch.put_json(&head_key(device), link)?;
+                    }
+                    barrier.commit(batch).await
+                };
+                if let Err(e) = committed.await {
+                    tracing::warn!(error = %e, "could not record the audit chain heads");
+                }
+            }
+        });
+        if let Some(old) = self.recorder.lock().replace(task) {
+            old.abort();
+        }
     }
 
     pub fn clear(&self) {
         self.enabled.write().take();
+        if let Some(task) = self.recorder.lock().take() {
+            task.abort();
+        }
     }
 
-    async fn load_salt(&self) -> Result<Salt> {
-        if let Some(bytes) = self.barrier.get(SALT_PATH)? {
-            return Ok(Salt::new(bytes));
+    /// A 32-byte secret kept behind the barrier, made on first use.
+    async fn load_secret(&self, path: &str) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(bytes) = self.barrier.get(path)? {
+            return Ok(bytes);
         }
         let mut bytes = Zeroizing::new(vec![0u8; 32]);
         hsm_bridge::fill_random(&mut bytes);
         let mut batch = self.barrier.batch()?;
-        batch.put(SALT_PATH, &bytes)?;
+        batch.put(path, &bytes)?;
         self.barrier.commit(batch).await?;
-        Ok(Salt::new(bytes))
+        Ok(bytes)
     }
 
     fn current(&self) -> Result<Arc<Enabled>> {
@@ -182,11 +374,16 @@ impl AuditBroker {
                 "file_path \"{file_path}\" is not supported: give a file"
             )));
         }
-        let sink = FileDevice::open(Path::new(file_path))
+        let opened = file::open(Path::new(file_path), &current.key)
             .map_err(|e| EngineError::bad(format!("sys/audit: {e}")))?;
+        let sink = FileDevice::new(Path::new(file_path), opened);
+        let head = sink.link();
         let mut devices = current.devices.clone();
+        let device_path = config.path.clone();
         devices.push(Arc::new(Device { config, sink }));
         self.store(&devices).await?;
+        // Replaces any head left by an earlier device at this path.
+        self.heads.publish(&device_path, head);
         self.swap(current, devices);
         Ok(())
     }
@@ -205,6 +402,8 @@ impl AuditBroker {
             return Ok(false);
         }
         self.store(&devices).await?;
+        self.heads.pending.lock().remove(&path);
+        self.barrier.delete(&head_key(&path)).await?;
         self.swap(current, devices);
         Ok(true)
     }
@@ -217,20 +416,60 @@ impl AuditBroker {
     fn swap(&self, current: Arc<Enabled>, devices: Vec<Arc<Device>>) {
         *self.enabled.write() = Some(Arc::new(Enabled {
             salt: current.salt.clone(),
+            key: current.key.clone(),
             devices,
         }));
     }
 
-    /// SIGHUP: reopen every file (after log rotation). Returns the failures.
+    /// SIGHUP: reopen every file (after log rotation). Returns the failures. The head
+    /// recorded in storage moves to the reopened file's.
     pub fn reopen(&self) -> Vec<String> {
         let Ok(current) = self.current() else {
             return Vec::new();
         };
-        current
+        let mut failures = Vec::new();
+        for d in &current.devices {
+            match d.sink.reopen(&current.key) {
+                Ok(_) => self.heads.publish(&d.config.path, d.sink.link()),
+                Err(e) => failures.push(e),
+            }
+        }
+        failures
+    }
+
+    /// `sys/audit-verify/:path` (an Ironseal extension): checks the device's file with the
+    /// chain key, as far as it is synced, and whether it passes through the head recorded
+    /// in storage.
+    pub async fn verify(&self, path: &str) -> Result<VerifyReport> {
+        let current = self.current()?;
+        let path = normalise(path)?;
+        let device = current
             .devices
             .iter()
-            .filter_map(|d| d.sink.reopen().err())
-            .collect()
+            .find(|d| d.config.path == path)
+            .cloned()
+            .ok_or_else(|| EngineError::bad(format!("unknown audit backend {path}")))?;
+        let (file, end) = device
+            .sink
+            .snapshot()
+            .map_err(|e| EngineError::Internal(format!("audit device {path}: {e}")))?;
+        let stored: Option<Link> = self.barrier.get_json(&head_key(&path))?;
+        let key = current.key.clone();
+        let expected = stored.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let reader = std::io::BufReader::new(Snapshot { file, pos: 0, end });
+            chain::verify(reader, Some(&key), expected.as_ref())
+        })
+        .await
+        .map_err(EngineError::internal)?
+        .map_err(|e| EngineError::Internal(format!("audit device {path}: cannot read: {e}")))?;
+        Ok(VerifyReport {
+            device: path,
+            file_path: device.sink.path().display().to_string(),
+            stored_head_found: stored.is_none() || report.head_found,
+            stored_head: stored,
+            report,
+        })
     }
 
     /// `sys/audit-hash/:path`: the HMAC this device writes for `input`.
@@ -243,33 +482,35 @@ impl AuditBroker {
         Ok(current.salt.hash(input))
     }
 
-    /// Logs a request before it runs. An error means no device took it: refuse the
-    /// request.
-    pub fn log_request(
+    /// Logs a request before it runs, and returns once the line is on disk. An error
+    /// means no device took it: refuse the request.
+    pub async fn log_request(
         &self,
-        req: &RequestInfo,
+        req: &RequestInfo<'_>,
         auth: Option<&TokenEntry>,
         error: Option<&str>,
     ) -> Result<()> {
-        self.log("request", req, auth, None, error)
+        self.log("request", req, auth, None, error).await
     }
 
-    /// Logs a request's outcome: its HTTP status and, HMAC'd, its response body.
-    pub fn log_response(
+    /// Logs a request's outcome (its HTTP status and, HMAC'd, its response body), and
+    /// returns once the line is on disk.
+    pub async fn log_response(
         &self,
-        req: &RequestInfo,
+        req: &RequestInfo<'_>,
         auth: Option<&TokenEntry>,
         status: u16,
         body: Option<&Value>,
         error: Option<&str>,
     ) -> Result<()> {
         self.log("response", req, auth, Some((status, body)), error)
+            .await
     }
 
-    fn log(
+    async fn log(
         &self,
         kind: &str,
-        req: &RequestInfo,
+        req: &RequestInfo<'_>,
         auth: Option<&TokenEntry>,
         response: Option<(u16, Option<&Value>)>,
         error: Option<&str>,
@@ -284,7 +525,7 @@ impl AuditBroker {
         let salt = &enabled.salt;
         let mut data = req.data.map(|d| Value::Object(d.clone()));
         if let Some(d) = data.as_mut() {
-            salt.hash_strings(d);
+            salt.hash_leaves(d);
         }
         let token = (!req.client_token.is_empty()).then(|| salt.hash(req.client_token));
         let response = response.map(|(status, body)| {
@@ -294,7 +535,7 @@ impl AuditBroker {
             }
             json!({"status": status, "body": body})
         });
-        let failures = enabled.write_each(kind, |device| {
+        let waiting = self.enqueue(&enabled, kind, true, |device| {
             let accessor = auth.map(|a| {
                 if device.config.hmac_accessor() {
                     salt.hash(&a.accessor)
@@ -335,6 +576,17 @@ impl AuditBroker {
             entry.insert("error".into(), error.unwrap_or_default().into());
             entry
         });
+        let mut failures = 0;
+        for wait in waiting {
+            match wait.await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => failures += 1,
+                Err(_) => {
+                    tracing::error!(kind, "the audit writer is gone");
+                    failures += 1;
+                }
+            }
+        }
         if failures == enabled.devices.len() {
             return Err(EngineError::Internal(
                 "no audit device could record the request".into(),
@@ -349,45 +601,66 @@ impl AuditBroker {
         let Some(enabled) = self.enabled.read().clone() else {
             return;
         };
-        enabled.write_each("event", |_| {
-            let mut entry = Map::new();
-            entry.insert("event".into(), event.into());
-            entry.insert("data".into(), fields.clone());
-            entry
+        self.enqueue(&enabled, "event", false, |_| {
+            event_entry(event, fields.clone())
         });
     }
-}
 
-impl Enabled {
-    /// Writes one entry of type `kind` to every device, `body` giving each its members
-    /// beyond `time` and `type`; returns how many devices failed.
-    fn write_each(&self, kind: &str, body: impl Fn(&Device) -> Map<String, Value>) -> usize {
-        let mut failures = 0;
-        for device in &self.devices {
+    /// Queues one entry of type `kind` for every device, `body` giving each its members
+    /// beyond `time` and `type`; with `wait`, returns a receiver per device that hears
+    /// when its line is on disk (or why not).
+    fn enqueue(
+        &self,
+        enabled: &Enabled,
+        kind: &str,
+        wait: bool,
+        body: impl Fn(&Device) -> Map<String, Value>,
+    ) -> Vec<oneshot::Receiver<std::result::Result<(), String>>> {
+        let mut waiting = Vec::new();
+        for device in &enabled.devices {
             let mut entry = body(device);
             entry.insert("time".into(), now().into());
             entry.insert("type".into(), kind.into());
-            if let Err(e) = device.sink.write(entry) {
-                tracing::error!(device = %device.config.path, error = %e, kind, "audit write failed");
-                failures += 1;
-            }
+            let (done, heard) = if wait {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            let job = Job {
+                device: device.clone(),
+                key: enabled.key.clone(),
+                entry,
+                done,
+            };
+            // A closed channel drops `done`, so the waiter hears an error: fail closed.
+            let _ = self.jobs.send(job);
+            waiting.extend(heard);
         }
-        failures
+        waiting
     }
+}
+
+/// An internal event's entry, without `time` and `type`.
+fn event_entry(event: &str, fields: Value) -> Map<String, Value> {
+    let mut entry = Map::new();
+    entry.insert("event".into(), event.into());
+    entry.insert("data".into(), fields);
+    entry
 }
 
 /// Secrets in a response: everything under `data` and `auth` except the envelope's
 /// non-secret bookkeeping fields, which Vault also leaves readable.
 fn hash_response(salt: &Salt, body: &mut Value) {
     let Value::Object(map) = body else {
-        salt.hash_strings(body);
+        salt.hash_leaves(body);
         return;
     };
     for (k, v) in map.iter_mut() {
         match k.as_str() {
             "request_id" | "lease_id" | "renewable" | "lease_duration" | "warnings" | "errors"
             | "mount_type" | "wrap_info" => {}
-            _ => salt.hash_strings(v),
+            _ => salt.hash_leaves(v),
         }
     }
 }

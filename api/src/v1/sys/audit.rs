@@ -1,5 +1,10 @@
 //! `sys/audit` (list, enable, disable audit devices) and `sys/audit-hash/:path`. All are
 //! root-protected in Vault: they need `sudo`.
+//!
+//! `sys/audit-verify/:path` is an Ironseal extension (Vault has no such endpoint): the
+//! appliance checks a device's file with the chain key, which never leaves it, and
+//! compares it with the chain head recorded in storage. `ironseal audit verify -device`
+//! calls it. It needs `sudo` too.
 
 use std::sync::Arc;
 
@@ -76,4 +81,15 @@ pub async fn hash(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<Re
         .ok_or_else(|| ApiError::bad("input is required"))?;
     let hash = core.audit.hash(tail, &input)?;
     Ok(Reply::raw(json!({"hash": hash, "data": {"hash": hash}})))
+}
+
+pub async fn verify(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<Reply, ApiError> {
+    if req.op != Operation::Read {
+        return Err(ApiError::unsupported_operation());
+    }
+    super::authorize_sudo(core, req, Operation::Read).await?;
+    let report = core.audit.verify(tail).await?;
+    let data = serde_json::to_value(&report)
+        .map_err(|e| ApiError::from(engine::EngineError::internal(e)))?;
+    Ok(Reply::raw(json!({"data": data})))
 }

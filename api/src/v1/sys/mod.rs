@@ -73,6 +73,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("key-status", "") => keyring::status(core, req).await,
         ("audit", t) => audit::handle(core, req, t).await,
         ("audit-hash", t) if !t.is_empty() => audit::hash(core, req, t).await,
+        ("audit-verify", t) if !t.is_empty() => audit::verify(core, req, t).await,
         ("auth", "") => auth_list(core, req).await,
         ("auth", "token/tune") => auth_tune::handle(core, req, auth_tune::Door::Auth).await,
         _ => Err(ApiError::unsupported_path(&req.path)),
