@@ -102,3 +102,144 @@ fn tpm2_seal_auto_unseals_survives_tpm_outage_and_refuses_another_tpm() {
     let err = wait_seal_error(&d, "another TPM");
     assert!(err.contains("tpm2"), "{err}");
 }
+
+fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
+    softhsm_tests::hardware::require_tool("tpm2_pcrextend");
+    let out = std::process::Command::new("tpm2_pcrextend")
+        .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
+        .env("TPM2TOOLS_TCTI", tpm.tcti())
+        .output()
+        .expect("tpm2_pcrextend");
+    assert!(
+        out.status.success(),
+        "tpm2_pcrextend: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn seal_policy(d: &Daemon) -> Value {
+    d.bao(&["read", "-format=json", "sys/seal-policy"]).ok().json()["data"].clone()
+}
+
+/// A PCR-bound TPM seal across firmware updates: a change authorised beforehand keeps
+/// auto-unseal working; an unauthorised one leaves the appliance sealed with
+/// `tpm_policy_mismatch`, and the recovery keys plus `reseal` bring it back, data intact.
+#[test]
+fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
+    if reference_mode() {
+        return; // Ironseal's TPM seal: OpenBao has no swtpm seal here.
+    }
+    let tpm = Swtpm::start();
+    let seal = format!(
+        "seal \"tpm2\" {{\n  tcti = \"{}\"\n  pcrs = \"16\"\n}}\n",
+        tpm.tcti()
+    );
+    let mut d = Daemon::config_with_seal(&seal, &[]);
+    let v = d
+        .bao_as(
+            None,
+            &[
+                "operator",
+                "init",
+                "-format=json",
+                "-recovery-shares=3",
+                "-recovery-threshold=2",
+            ],
+        )
+        .ok()
+        .json();
+    let recovery: Vec<String> = v["recovery_keys_b64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    d.token = Some(v["root_token"].as_str().unwrap().to_string());
+    wait_unsealed(&d);
+    assert!(d.data_dir().join("tpm2-seal.json").exists());
+    d.ensure_secret_kv2();
+    d.bao(&["kv", "put", "-mount=secret", "fw/one", "value=before-updates"])
+        .ok();
+
+    let p = seal_policy(&d);
+    assert_eq!(p["signed_policy"], true, "{p}");
+    assert_eq!(p["current_authorized"], true, "{p}");
+    let before = hex::decode(p["current"]["16"].as_str().unwrap()).unwrap();
+
+    // Only a sudo token may authorise platform states.
+    let plain = d
+        .bao(&["token", "create", "-format=json", "-policy=default"])
+        .ok()
+        .json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let denied = d.bao_as(Some(&plain), &["write", "-f", "sys/seal-policy/reseal"]);
+    assert!(
+        !denied.success() && denied.stderr.contains("403"),
+        "{denied}"
+    );
+    // Bad input is refused with what is wrong.
+    let bad = d.bao(&["write", "sys/seal-policy/authorize-pcrs", "extend=16=abcd"]);
+    assert!(!bad.success() && bad.stderr.contains("32 bytes"), "{bad}");
+
+    // A planned update: authorise PCR 16's next value, then "boot" into it.
+    let update = [0x42u8; 32];
+    let out = d
+        .bao(&[
+            "write",
+            "-format=json",
+            "sys/seal-policy/authorize-pcrs",
+            &format!("extend=16={}", hex::encode(update)),
+        ])
+        .ok();
+    let expected = {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(&before);
+        h.update(update);
+        hex::encode(h.finalize())
+    };
+    let authorized = out.json()["data"]["authorized"].clone();
+    assert!(
+        authorized
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["16"] == expected.as_str()),
+        "{out}"
+    );
+    d.kill9();
+    pcr_extend(&tpm, 16, &update);
+    d.start();
+    wait_unsealed(&d);
+    assert_eq!(get_secret(&d, "fw/one"), "before-updates");
+    assert_eq!(seal_policy(&d)["current"]["16"], expected.as_str());
+
+    // An update nobody authorised: sealed, with the category in seal-status.
+    d.kill9();
+    pcr_extend(&tpm, 16, &[0x43u8; 32]);
+    d.start();
+    wait_seal_error(&d, "tpm_policy_mismatch");
+    assert!(d.logs().contains("tpm_policy_mismatch"), "{}", d.logs());
+
+    // The recovery keys open it on this TPM; the operator re-seals for this boot state.
+    let first = d
+        .bao_as(None, &["operator", "unseal", "-format=json", &recovery[0]])
+        .ok();
+    assert_eq!(first.json()["sealed"], true, "{first}");
+    d.bao_as(None, &["operator", "unseal", "-format=json", &recovery[2]])
+        .ok();
+    wait_unsealed(&d);
+    assert_eq!(get_secret(&d, "fw/one"), "before-updates");
+    assert_eq!(seal_policy(&d)["current_authorized"], false);
+    let resealed = d
+        .bao(&["write", "-format=json", "-f", "sys/seal-policy/reseal"])
+        .ok();
+    assert_eq!(resealed.json()["data"]["current_authorized"], true, "{resealed}");
+
+    // Restart: auto-unseal again, nothing lost.
+    d.restart_after_kill9();
+    wait_unsealed(&d);
+    assert_eq!(get_secret(&d, "fw/one"), "before-updates");
+}
