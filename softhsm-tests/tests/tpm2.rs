@@ -66,8 +66,7 @@ fn tpm2_seal_auto_unseals_survives_tpm_outage_and_refuses_another_tpm() {
     let s = wait_unsealed(&d);
     assert_eq!(s["type"], "tpm2", "{s}");
     assert_eq!(s["recovery_seal"], true, "{s}");
-    assert!(d.data_dir().join("tpm2-root.pub").exists());
-    assert!(d.data_dir().join("tpm2-root.priv").exists());
+    assert!(d.data_dir().join("tpm2-seal.json").exists());
     d.ensure_secret_kv2();
     d.bao(&[
         "kv",
