@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod hardening;
+mod operator;
 mod server;
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ const USAGE: &str = "Usage: ironseal <command> [flags]
 Commands:
     server     Start the appliance: -config FILE, or -dev for a throwaway dev server
     audit      audit verify FILE: check an audit log's hash chain offline
+    operator   seal-policy, authorize-pcrs, reseal: the TPM seal's PCR policy
     version    Print the version
 
 Dev server flags (as `vault server -dev`):
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("server") => server::run(&args[1..]),
         Some("audit") => audit_command(&args[1..]),
+        Some("operator") => operator::run(&args[1..]),
         Some("version") | Some("-version") | Some("--version") => {
             println!("Ironseal v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

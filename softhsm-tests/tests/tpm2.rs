@@ -116,6 +116,30 @@ fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
     );
 }
 
+/// `ironseal operator ARGS` against the daemon, as root; its stdout as JSON.
+fn operator(d: &Daemon, args: &[&str]) -> Value {
+    let mut cmd = std::process::Command::new(softhsm_tests::ironseal_bin());
+    cmd.arg("operator").args(args);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().to_string();
+        if k.starts_with("VAULT_") || k.starts_with("BAO_") {
+            cmd.env_remove(&k);
+        }
+    }
+    let out = cmd
+        .env("VAULT_ADDR", &d.addr)
+        .env("VAULT_TOKEN", d.token.as_deref().unwrap())
+        .output()
+        .expect("ironseal operator");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ironseal operator {args:?}: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
 fn seal_policy(d: &Daemon) -> Value {
     d.bao(&["read", "-format=json", "sys/seal-policy"]).ok().json()["data"].clone()
 }
@@ -184,14 +208,10 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
 
     // A planned update: authorise PCR 16's next value, then "boot" into it.
     let update = [0x42u8; 32];
-    let out = d
-        .bao(&[
-            "write",
-            "-format=json",
-            "sys/seal-policy/authorize-pcrs",
-            &format!("extend=16={}", hex::encode(update)),
-        ])
-        .ok();
+    let out = operator(
+        &d,
+        &["authorize-pcrs", &format!("-extend=16={}", hex::encode(update))],
+    );
     let expected = {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
@@ -199,7 +219,7 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
         h.update(update);
         hex::encode(h.finalize())
     };
-    let authorized = out.json()["data"]["authorized"].clone();
+    let authorized = out["authorized"].clone();
     assert!(
         authorized
             .as_array()
@@ -232,10 +252,8 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
     wait_unsealed(&d);
     assert_eq!(get_secret(&d, "fw/one"), "before-updates");
     assert_eq!(seal_policy(&d)["current_authorized"], false);
-    let resealed = d
-        .bao(&["write", "-format=json", "-f", "sys/seal-policy/reseal"])
-        .ok();
-    assert_eq!(resealed.json()["data"]["current_authorized"], true, "{resealed}");
+    let resealed = operator(&d, &["reseal"]);
+    assert_eq!(resealed["current_authorized"], true, "{resealed}");
 
     // Restart: auto-unseal again, nothing lost.
     d.restart_after_kill9();
