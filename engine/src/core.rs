@@ -659,14 +659,14 @@ impl Core {
         })?;
         let device = self.hardware()?.clone();
         let kind = device.kind();
-        let (hw, policy_key) =
-            match Self::create_hardware_root(device, combined.key_bytes()).await {
-                Ok(created) => created,
-                Err(e) => {
-                    self.barrier.seal();
-                    return Err(e);
-                }
-            };
+        let (hw, policy_key) = match Self::create_hardware_root(device, combined.key_bytes()).await
+        {
+            Ok(created) => created,
+            Err(e) => {
+                self.barrier.seal();
+                return Err(e);
+            }
+        };
         let new_config = SealConfig {
             kind: kind.as_str().into(),
             secret_shares: 1,

@@ -110,10 +110,15 @@ fn request(flags: &Flags, method: &str, path: &str, body: Option<&Value>) -> Res
     } else if let Some(r) = address.strip_prefix("http://") {
         (false, r)
     } else {
-        return Err(format!("address {address:?} must start with http:// or https://"));
+        return Err(format!(
+            "address {address:?} must start with http:// or https://"
+        ));
     };
     let host = rest.trim_end_matches('/');
-    let authority = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let authority = if host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         host.to_string()
     } else {
         format!("{host}:{}", if tls { 443 } else { 80 })
@@ -123,7 +128,8 @@ fn request(flags: &Flags, method: &str, path: &str, body: Option<&Value>) -> Res
         "{method} /v1/{path} HTTP/1.1\r\nHost: {host}\r\nX-Vault-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         payload.len()
     );
-    let stream = TcpStream::connect(&authority).map_err(|e| format!("cannot reach {address}: {e}"))?;
+    let stream =
+        TcpStream::connect(&authority).map_err(|e| format!("cannot reach {address}: {e}"))?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
     let mut raw = Vec::new();
     if tls {
@@ -170,19 +176,15 @@ fn tls_config(flags: &Flags) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
         let cert = cert.map_err(|e| format!("{ca}: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{ca}: {e}"))?;
+        roots.add(cert).map_err(|e| format!("{ca}: {e}"))?;
     }
     if roots.is_empty() {
         return Err(format!("{ca} holds no PEM certificate"));
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS: {e}"))
-    .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
 fn parse_response(raw: &[u8]) -> Result<Value, String> {
@@ -197,16 +199,17 @@ fn parse_response(raw: &[u8]) -> Result<Value, String> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or("the daemon's answer has no status")?;
-    if head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"))
-    {
+    if head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    }) {
         body = dechunk(&body)?;
     }
     let value: Value = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&body).map_err(|_| format!("HTTP {status}: the answer is not JSON"))?
+        serde_json::from_slice(&body)
+            .map_err(|_| format!("HTTP {status}: the answer is not JSON"))?
     };
     if (200..300).contains(&status) {
         return Ok(value);

@@ -113,7 +113,6 @@ fn seals_reopens_and_refuses_another_tpm() {
     assert!(matches!(e, BridgeError::Unavailable { .. }), "{e}");
 }
 
-
 fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
     let out = Command::new("tpm2_pcrextend")
         .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
@@ -137,7 +136,9 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let tpm = swtpm();
     let dir = tempfile::tempdir().unwrap();
     let dev = device(&tpm, dir.path(), vec![16, 23]);
-    let policy_key = dev.new_policy_key().expect("the TPM seal uses a policy key");
+    let policy_key = dev
+        .new_policy_key()
+        .expect("the TPM seal uses a policy key");
     let binding = SealBinding {
         recovery_key: &RECOVERY,
         policy_key: Some(&policy_key),
@@ -145,7 +146,10 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let root = dev.create(&binding).unwrap();
     let blob = root.wrap(b"k", b"v").unwrap();
     let report = root.seal_policy().unwrap();
-    assert!(report.signed_policy && report.current_authorized, "{report:?}");
+    assert!(
+        report.signed_policy && report.current_authorized,
+        "{report:?}"
+    );
     drop(root);
     let opened = dev.open(false).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
@@ -207,34 +211,39 @@ struct BusTap {
     from_tpm: Arc<Mutex<Vec<u8>>>,
 }
 
-fn relay(listener: TcpListener, target: u16, record: Option<(Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>)>) {
+fn relay(
+    listener: TcpListener,
+    target: u16,
+    record: Option<(Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>)>,
+) {
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
             let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                 return;
             };
-            let pipe = |mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Vec<u8>>>>| {
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match from.read(&mut buf) {
-                            Ok(0) | Err(_) => {
-                                let _ = to.shutdown(std::net::Shutdown::Both);
-                                return;
-                            }
-                            Ok(n) => {
-                                if let Some(log) = &log {
-                                    log.lock().unwrap().extend_from_slice(&buf[..n]);
-                                }
-                                if to.write_all(&buf[..n]).is_err() {
+            let pipe =
+                |mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Vec<u8>>>>| {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => {
+                                    let _ = to.shutdown(std::net::Shutdown::Both);
                                     return;
+                                }
+                                Ok(n) => {
+                                    if let Some(log) = &log {
+                                        log.lock().unwrap().extend_from_slice(&buf[..n]);
+                                    }
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
                                 }
                             }
                         }
-                    }
-                });
-            };
+                    });
+                };
             let (up, down) = match &record {
                 Some((a, b)) => (Some(a.clone()), Some(b.clone())),
                 None => (None, None),
@@ -272,7 +281,13 @@ fn secret_on_bus(traffic: &[u8], blob: &[u8]) -> bool {
     let (nonce, ct) = blob[1..].split_at(24);
     traffic.windows(32).any(|k| {
         XChaCha20Poly1305::new(k.into())
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: b"probe" })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: b"probe",
+                },
+            )
             .is_ok()
     })
 }
@@ -299,19 +314,33 @@ fn root_secret_never_crosses_the_bus_in_clear() {
         let sent = tap.to_tpm.lock().unwrap().clone();
         let received = tap.from_tpm.lock().unwrap().clone();
         assert!(!received.is_empty() && !sent.is_empty());
-        assert!(!secret_on_bus(&sent, &blob), "pcrs {pcrs:?}: the secret was sent in clear (TPM2_Create)");
-        assert!(!secret_on_bus(&received, &blob), "pcrs {pcrs:?}: the secret came back in clear (TPM2_Unseal)");
+        assert!(
+            !secret_on_bus(&sent, &blob),
+            "pcrs {pcrs:?}: the secret was sent in clear (TPM2_Create)"
+        );
+        assert!(
+            !secret_on_bus(&received, &blob),
+            "pcrs {pcrs:?}: the secret came back in clear (TPM2_Unseal)"
+        );
         // Unencrypted-looking is not enough: an unsalted, unbound session's key follows
         // from the nonces on the bus. Every Create and Unseal must use a session salted
         // to a TPM key, with the right parameter-encryption attribute.
         let exchanges = split_exchanges(&sent, &received);
         let salted = salted_sessions(&exchanges);
-        for (cc, attr, what) in [(CC_CREATE, ATTR_DECRYPT, "Create"), (CC_UNSEAL, ATTR_ENCRYPT, "Unseal")] {
-            let cmds: Vec<_> = exchanges.iter().filter(|(c, _)| command_code(c) == cc).collect();
+        for (cc, attr, what) in [
+            (CC_CREATE, ATTR_DECRYPT, "Create"),
+            (CC_UNSEAL, ATTR_ENCRYPT, "Unseal"),
+        ] {
+            let cmds: Vec<_> = exchanges
+                .iter()
+                .filter(|(c, _)| command_code(c) == cc)
+                .collect();
             assert!(!cmds.is_empty(), "pcrs {pcrs:?}: no TPM2_{what} seen");
             for (c, _) in cmds {
                 assert!(
-                    command_sessions(c).iter().any(|(h, a)| a & attr != 0 && salted.contains(h)),
+                    command_sessions(c)
+                        .iter()
+                        .any(|(h, a)| a & attr != 0 && salted.contains(h)),
                     "pcrs {pcrs:?}: a TPM2_{what} without a salted session encrypting the secret"
                 );
             }
@@ -476,10 +505,14 @@ fn plain_seal_and_unseal(ctx: &mut tss_esapi::Context, secret: &[u8]) {
     let data = SensitiveData::try_from(secret.to_vec()).unwrap();
     let password = Some(tss_esapi::interface_types::session_handles::AuthSession::Password);
     let created = ctx
-        .execute_with_session(password, |c| c.create(primary, sealed, None, Some(data), None, None))
+        .execute_with_session(password, |c| {
+            c.create(primary, sealed, None, Some(data), None, None)
+        })
         .unwrap();
     let loaded = ctx
-        .execute_with_session(password, |c| c.load(primary, created.out_private, created.out_public))
+        .execute_with_session(password, |c| {
+            c.load(primary, created.out_private, created.out_public)
+        })
         .unwrap();
     let out = ctx
         .execute_with_session(password, |c| c.unseal(loaded.into()))

@@ -141,7 +141,10 @@ fn operator(d: &Daemon, args: &[&str]) -> Value {
 }
 
 fn seal_policy(d: &Daemon) -> Value {
-    d.bao(&["read", "-format=json", "sys/seal-policy"]).ok().json()["data"].clone()
+    d.bao(&["read", "-format=json", "sys/seal-policy"])
+        .ok()
+        .json()["data"]
+        .clone()
 }
 
 /// A PCR-bound TPM seal across firmware updates: a change authorised beforehand keeps
@@ -181,8 +184,14 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
     wait_unsealed(&d);
     assert!(d.data_dir().join("tpm2-seal.json").exists());
     d.ensure_secret_kv2();
-    d.bao(&["kv", "put", "-mount=secret", "fw/one", "value=before-updates"])
-        .ok();
+    d.bao(&[
+        "kv",
+        "put",
+        "-mount=secret",
+        "fw/one",
+        "value=before-updates",
+    ])
+    .ok();
 
     let p = seal_policy(&d);
     assert_eq!(p["signed_policy"], true, "{p}");
@@ -210,7 +219,10 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
     let update = [0x42u8; 32];
     let out = operator(
         &d,
-        &["authorize-pcrs", &format!("-extend=16={}", hex::encode(update))],
+        &[
+            "authorize-pcrs",
+            &format!("-extend=16={}", hex::encode(update)),
+        ],
     );
     let expected = {
         use sha2::Digest;

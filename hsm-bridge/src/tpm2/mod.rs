@@ -258,8 +258,8 @@ fn seal_secret(
             Some(signer) => {
                 let public = policy::public_point(signer);
                 let key = policy::load_policy_key(ctx, &public)?;
-                let computed = policy::branches(ctx, &key.name)
-                    .and_then(|b| policy::object_policy(ctx, &b));
+                let computed =
+                    policy::branches(ctx, &key.name).and_then(|b| policy::object_policy(ctx, &b));
                 policy::unload(ctx, key);
                 let digest = computed?;
                 let current = policy::read_pcrs(ctx, &config.pcrs)?;
@@ -373,7 +373,9 @@ fn unseal_file(
     let expected_srk = hex::decode(&file.srk_name).map_err(|_| corrupt("srk_name"))?;
     session::with_primary(ctx, |ctx, srk, srk_name: &Name| {
         if srk_name.value() != expected_srk.as_slice() {
-            tracing::warn!("the TPM's storage root key is not the one the root secret was sealed under");
+            tracing::warn!(
+                "the TPM's storage root key is not the one the root secret was sealed under"
+            );
             return Err(BridgeError::ForeignKeyring(SealKind::Tpm2));
         }
         let object = load_object(ctx, srk, &public, &private)?;
@@ -551,7 +553,11 @@ impl Tpm2Device {
         Ok(ctx)
     }
 
-    fn root(&self, ctx: Context, secret: Zeroizing<Vec<u8>>) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
+    fn root(
+        &self,
+        ctx: Context,
+        secret: Zeroizing<Vec<u8>>,
+    ) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
         if secret.len() != SECRET_LEN {
             return Err(BridgeError::ForeignKeyring(SealKind::Tpm2));
         }
@@ -564,7 +570,10 @@ impl Tpm2Device {
         }))
     }
 
-    fn create_new(&self, binding: Option<&SealBinding<'_>>) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
+    fn create_new(
+        &self,
+        binding: Option<&SealBinding<'_>>,
+    ) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
         let mut ctx = self.session_start()?;
         let secret = fresh_secret(&mut ctx)?;
         let file = seal_secret(&mut ctx, &self.config, &secret, binding)?;
@@ -653,11 +662,18 @@ impl Tpm2Root {
         XChaCha20Poly1305::new(self.key.as_ref().into())
     }
 
-    fn report(&self, ctx: &mut Context, file: Option<&SealFile>) -> Result<SealPolicyReport, BridgeError> {
+    fn report(
+        &self,
+        ctx: &mut Context,
+        file: Option<&SealFile>,
+    ) -> Result<SealPolicyReport, BridgeError> {
         let current = policy::read_pcrs(ctx, &self.config.pcrs)?;
         let (authorized, signed) = match file {
             Some(f) => (
-                f.authorized.iter().map(|a| a.pcrs.clone()).collect::<Vec<_>>(),
+                f.authorized
+                    .iter()
+                    .map(|a| a.pcrs.clone())
+                    .collect::<Vec<_>>(),
                 f.policy_key.is_some(),
             ),
             None => (Vec::new(), false),
@@ -728,7 +744,9 @@ impl RootOfTrust for Tpm2Root {
         let mut ctx = self.ctx.lock();
         let mut values = policy::read_pcrs(&mut ctx, &self.config.pcrs)?;
         for (p, target) in targets {
-            let v = values.get_mut(p).ok_or(BridgeError::BadInput("unknown PCR"))?;
+            let v = values
+                .get_mut(p)
+                .ok_or(BridgeError::BadInput("unknown PCR"))?;
             match target {
                 PcrTarget::Value(x) => *v = x.clone(),
                 PcrTarget::Extend(digests) => {
@@ -756,7 +774,9 @@ impl RootOfTrust for Tpm2Root {
         if check.as_slice() != self.key.as_ref() {
             return Err(BridgeError::Device {
                 kind: SealKind::Tpm2,
-                message: "the re-sealed object did not give the root secret back; the old one was kept".into(),
+                message:
+                    "the re-sealed object did not give the root secret back; the old one was kept"
+                        .into(),
             });
         }
         write_file(&self.config.dir, &file)?;

@@ -143,7 +143,10 @@ pub(super) fn generate_key() -> Zeroizing<Vec<u8>> {
 
 /// The public half, SEC1 uncompressed, as the policy file keeps it.
 pub(super) fn public_point(key: &SigningKey) -> Vec<u8> {
-    key.verifying_key().to_encoded_point(false).as_bytes().to_vec()
+    key.verifying_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec()
 }
 
 /// aHash of `TPM2_PolicyAuthorize`: H(approvedPolicy || policyRef); policyRef is empty.
@@ -161,7 +164,8 @@ pub(super) fn sign(key: &SigningKey, approved: &Digest) -> Result<Vec<u8>, Bridg
 
 /// The policy key's public half as a TPM public area (ECDSA-SHA256 only).
 fn tpm_public(sec1: &[u8]) -> Result<Public, BridgeError> {
-    let bad = || BridgeError::InvalidConfig("the seal policy file's public key is malformed".into());
+    let bad =
+        || BridgeError::InvalidConfig("the seal policy file's public key is malformed".into());
     if sec1.len() != 65 || sec1[0] != 4 {
         return Err(bad());
     }
@@ -310,7 +314,9 @@ pub(super) fn satisfy_authorized(
         .policy_get_digest(session)
         .map_err(|e| device("TPM2_PolicyGetDigest", e))?;
     if signature.len() != 64 {
-        return Err(device_msg("a signature in the seal policy file is malformed".into()));
+        return Err(device_msg(
+            "a signature in the seal policy file is malformed".into(),
+        ));
     }
     let r = EccParameter::try_from(signature[..32].to_vec()).map_err(|e| device("signature", e))?;
     let s = EccParameter::try_from(signature[32..].to_vec()).map_err(|e| device("signature", e))?;

@@ -86,7 +86,12 @@ pub(super) enum Protect {
     Nothing,
 }
 
-fn attributes(protect: Protect) -> (SessionAttributes, tss_esapi::attributes::SessionAttributesMask) {
+fn attributes(
+    protect: Protect,
+) -> (
+    SessionAttributes,
+    tss_esapi::attributes::SessionAttributesMask,
+) {
     let b = SessionAttributesBuilder::new().with_continue_session(true);
     match protect {
         // TPM2_Create's first response parameter (outPrivate) is a TPM2B too.

@@ -91,7 +91,9 @@ fn entries(field: Option<Value>, name: &str) -> Result<Vec<(u8, Vec<u8>)>, ApiEr
         Some(Value::String(s)) => push_pairs(&mut raw, &s)?,
         Some(Value::Array(items)) => {
             for item in items {
-                let Value::String(s) = item else { return Err(bad()) };
+                let Value::String(s) = item else {
+                    return Err(bad());
+                };
                 push_pairs(&mut raw, &s)?;
             }
         }
@@ -101,7 +103,9 @@ fn entries(field: Option<Value>, name: &str) -> Result<Vec<(u8, Vec<u8>)>, ApiEr
                     Value::String(s) => raw.push((k, s)),
                     Value::Array(list) => {
                         for d in list {
-                            let Value::String(s) = d else { return Err(bad()) };
+                            let Value::String(s) = d else {
+                                return Err(bad());
+                            };
                             raw.push((k.clone(), s));
                         }
                     }
@@ -113,11 +117,10 @@ fn entries(field: Option<Value>, name: &str) -> Result<Vec<(u8, Vec<u8>)>, ApiEr
     }
     raw.into_iter()
         .map(|(k, v)| {
-            let pcr: u8 = k
-                .parse()
-                .ok()
-                .filter(|p| *p < 24)
-                .ok_or_else(|| ApiError::bad(format!("{name}: {k:?} is not a PCR index (0-23)")))?;
+            let pcr: u8 =
+                k.parse().ok().filter(|p| *p < 24).ok_or_else(|| {
+                    ApiError::bad(format!("{name}: {k:?} is not a PCR index (0-23)"))
+                })?;
             let value = hex::decode(v.trim_start_matches("0x"))
                 .ok()
                 .filter(|d| d.len() == 32)
