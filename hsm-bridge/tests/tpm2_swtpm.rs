@@ -203,47 +203,45 @@ fn pcr_binding_needs_the_engine_policy_key() {
     assert!(matches!(e, BridgeError::InvalidConfig(_)), "{e}");
 }
 
+/// Bytes seen on one direction of the bus.
+type Log = Arc<Mutex<Vec<u8>>>;
+
 /// A TCP relay between the ESAPI and swtpm's command port that records what the TPM
 /// sends back and what it is sent (the control port, P+1, is relayed unrecorded).
 struct BusTap {
     port: u16,
-    to_tpm: Arc<Mutex<Vec<u8>>>,
-    from_tpm: Arc<Mutex<Vec<u8>>>,
+    to_tpm: Log,
+    from_tpm: Log,
 }
 
-fn relay(
-    listener: TcpListener,
-    target: u16,
-    record: Option<(Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>)>,
-) {
+fn relay(listener: TcpListener, target: u16, record: Option<(Log, Log)>) {
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
             let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                 return;
             };
-            let pipe =
-                |mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Vec<u8>>>>| {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 4096];
-                        loop {
-                            match from.read(&mut buf) {
-                                Ok(0) | Err(_) => {
-                                    let _ = to.shutdown(std::net::Shutdown::Both);
-                                    return;
+            let pipe = |mut from: TcpStream, mut to: TcpStream, log: Option<Log>| {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match from.read(&mut buf) {
+                            Ok(0) | Err(_) => {
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                            Ok(n) => {
+                                if let Some(log) = &log {
+                                    log.lock().unwrap().extend_from_slice(&buf[..n]);
                                 }
-                                Ok(n) => {
-                                    if let Some(log) = &log {
-                                        log.lock().unwrap().extend_from_slice(&buf[..n]);
-                                    }
-                                    if to.write_all(&buf[..n]).is_err() {
-                                        return;
-                                    }
+                                if to.write_all(&buf[..n]).is_err() {
+                                    return;
                                 }
                             }
                         }
-                    });
-                };
+                    }
+                });
+            };
             let (up, down) = match &record {
                 Some((a, b)) => (Some(a.clone()), Some(b.clone())),
                 None => (None, None),
