@@ -186,6 +186,23 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let opened = dev.open(false).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
 
+    // A forged signature in the policy file (it sits outside the barrier) does not pass
+    // the TPM; the recovery keys still open the object.
+    drop(opened);
+    let path = dir.path().join("tpm2-seal.json");
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for entry in file["authorized"].as_array_mut().unwrap() {
+        entry["signature"] = serde_json::Value::String(hex::encode([0x33u8; 64]));
+    }
+    std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+    let e = dev.open(false).err().unwrap();
+    assert!(e.to_string().contains("VerifySignature"), "{e}");
+    let recovered = dev.open_with_recovery(&RECOVERY).unwrap();
+    assert_eq!(&*recovered.unwrap(b"k", &blob).unwrap(), b"v");
+    recovered.reseal(&binding).unwrap();
+    drop(recovered);
+
     // The recovery branch does not open the sealed object on another TPM.
     let other = swtpm();
     let e = device(&other, dir.path(), vec![16, 23])

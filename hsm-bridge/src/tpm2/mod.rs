@@ -588,7 +588,17 @@ impl Tpm2Device {
         let secret = match stored {
             Stored::Sealed(file) => match (unseal_file(&mut ctx, &file, Route::Auto), route) {
                 (Ok(s), _) => s,
-                (Err(BridgeError::PolicyMismatch { .. }), Route::Recovery(_)) => {
+                // The recovery branch also stands in when the signed policies do not
+                // work for another reason (a damaged policy file); not when the TPM is
+                // away or is another TPM.
+                (
+                    Err(
+                        BridgeError::PolicyMismatch { .. }
+                        | BridgeError::Device { .. }
+                        | BridgeError::InvalidConfig(_),
+                    ),
+                    Route::Recovery(_),
+                ) => {
                     let s = unseal_file(&mut ctx, &file, route)?;
                     tracing::warn!("the TPM released the root secret through the recovery keys: the PCRs are not authorised; run `ironseal operator reseal` once this boot state is trusted");
                     s
