@@ -293,18 +293,9 @@ fn bus_tap(tpm: &Swtpm) -> BusTap {
 /// Whether any 32-byte window of `traffic` is the key that opens `blob` (a wrap by the
 /// root secret): i.e. whether the root secret crossed the bus in clear.
 fn secret_on_bus(traffic: &[u8], blob: &[u8]) -> bool {
-    let (nonce, ct) = blob[1..].split_at(24);
-    traffic.windows(32).any(|k| {
-        XChaCha20Poly1305::new(k.into())
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: b"probe",
-                },
-            )
-            .is_ok()
-    })
+    traffic
+        .windows(32)
+        .any(|k| open_with_key(k, b"probe", blob).is_some())
 }
 
 #[test]
@@ -459,18 +450,19 @@ fn command_sessions(c: &[u8]) -> Vec<(u32, u8)> {
     out
 }
 
-/// Seals and unseals `secret` with password sessions only (what the appliance must not do).
-fn plain_seal_and_unseal(ctx: &mut tss_esapi::Context, secret: &[u8]) {
+use tss_esapi::handles::ObjectHandle;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{Digest, Public};
+
+/// The appliance's SRK template (TCG default ECC P-256).
+fn srk_template() -> Public {
     use tss_esapi::attributes::ObjectAttributesBuilder;
-    use tss_esapi::handles::ObjectHandle;
     use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
     use tss_esapi::interface_types::ecc::EccCurve;
-    use tss_esapi::interface_types::resource_handles::Hierarchy;
     use tss_esapi::structures::{
-        EccPoint, KeyedHashScheme, PublicBuilder, PublicEccParametersBuilder,
-        PublicKeyedHashParameters, SensitiveData, SymmetricDefinitionObject,
+        EccPoint, PublicBuilder, PublicEccParametersBuilder, SymmetricDefinitionObject,
     };
-    let srk = PublicBuilder::new()
+    PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::Ecc)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
         .with_object_attributes(
@@ -495,33 +487,56 @@ fn plain_seal_and_unseal(ctx: &mut tss_esapi::Context, secret: &[u8]) {
         )
         .with_ecc_unique_identifier(EccPoint::default())
         .build()
-        .unwrap();
-    let sealed = PublicBuilder::new()
+        .unwrap()
+}
+
+/// A sealed data object's template: with `policy`, usable only through it.
+fn sealed_object_template(policy: Option<Digest>) -> Public {
+    use tss_esapi::attributes::ObjectAttributesBuilder;
+    use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+    use tss_esapi::structures::{KeyedHashScheme, PublicBuilder, PublicKeyedHashParameters};
+    PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::KeyedHash)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
         .with_object_attributes(
             ObjectAttributesBuilder::new()
                 .with_fixed_tpm(true)
                 .with_fixed_parent(true)
-                .with_user_with_auth(true)
+                .with_no_da(true)
+                .with_admin_with_policy(true)
+                .with_user_with_auth(policy.is_none())
                 .build()
                 .unwrap(),
         )
+        .with_auth_policy(policy.unwrap_or_default())
         .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
         .with_keyed_hash_unique_identifier(Default::default())
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Seals and unseals `secret` with password sessions only (what the appliance must not do).
+fn plain_seal_and_unseal(ctx: &mut tss_esapi::Context, secret: &[u8]) {
+    use tss_esapi::interface_types::resource_handles::Hierarchy;
+    use tss_esapi::structures::SensitiveData;
     let primary = ctx
         .execute_with_nullauth_session(|c| {
-            c.create_primary(Hierarchy::Owner, srk, None, None, None, None)
+            c.create_primary(Hierarchy::Owner, srk_template(), None, None, None, None)
         })
         .unwrap()
         .key_handle;
     let data = SensitiveData::try_from(secret.to_vec()).unwrap();
-    let password = Some(tss_esapi::interface_types::session_handles::AuthSession::Password);
+    let password = Some(AuthSession::Password);
     let created = ctx
         .execute_with_session(password, |c| {
-            c.create(primary, sealed, None, Some(data), None, None)
+            c.create(
+                primary,
+                sealed_object_template(None),
+                None,
+                Some(data),
+                None,
+                None,
+            )
         })
         .unwrap();
     let loaded = ctx
@@ -535,4 +550,126 @@ fn plain_seal_and_unseal(ctx: &mut tss_esapi::Context, secret: &[u8]) {
     assert_eq!(out.value(), secret);
     ctx.flush_context(ObjectHandle::from(loaded)).unwrap();
     ctx.flush_context(ObjectHandle::from(primary)).unwrap();
+}
+
+/// Seals `secret` as releases before signed PCR policies did: a raw PolicyPCR over the
+/// current values of `pcrs`; writes `tpm2-root.pub`/`tpm2-root.priv` into `dir`.
+fn legacy_seal(port: u16, dir: &std::path::Path, secret: &[u8], pcrs: &[u8]) {
+    use tss_esapi::constants::SessionType;
+    use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+    use tss_esapi::interface_types::resource_handles::Hierarchy;
+    use tss_esapi::interface_types::session_handles::PolicySession;
+    use tss_esapi::structures::{
+        PcrSelectionListBuilder, PcrSlot, SensitiveData, SymmetricDefinition,
+    };
+    use tss_esapi::traits::Marshall;
+    let mut ctx =
+        tss_esapi::Context::new(format!("swtpm:host=127.0.0.1,port={port}").parse().unwrap())
+            .unwrap();
+    let slots: Vec<PcrSlot> = pcrs
+        .iter()
+        .map(|p| PcrSlot::try_from(1u32 << p).unwrap())
+        .collect();
+    let selection = PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .unwrap();
+    let trial = ctx
+        .start_auth_session(
+            None,
+            None,
+            None,
+            SessionType::Trial,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )
+        .unwrap()
+        .unwrap();
+    let trial_policy = PolicySession::try_from(trial).unwrap();
+    ctx.policy_pcr(trial_policy, Digest::default(), selection)
+        .unwrap();
+    let digest = ctx.policy_get_digest(trial_policy).unwrap();
+    ctx.flush_context(ObjectHandle::from(tss_esapi::handles::SessionHandle::from(
+        trial,
+    )))
+    .unwrap();
+    let primary = ctx
+        .execute_with_nullauth_session(|c| {
+            c.create_primary(Hierarchy::Owner, srk_template(), None, None, None, None)
+        })
+        .unwrap()
+        .key_handle;
+    let data = SensitiveData::try_from(secret.to_vec()).unwrap();
+    let created = ctx
+        .execute_with_nullauth_session(|c| {
+            c.create(
+                primary,
+                sealed_object_template(Some(digest)),
+                None,
+                Some(data),
+                None,
+                None,
+            )
+        })
+        .unwrap();
+    ctx.flush_context(ObjectHandle::from(primary)).unwrap();
+    std::fs::write(
+        dir.join("tpm2-root.pub"),
+        created.out_public.marshall().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("tpm2-root.priv"), created.out_private.value()).unwrap();
+}
+
+/// Opens a wrap made by the TPM root whose secret is `key`.
+fn open_with_key(key: &[u8], aad: &[u8], blob: &[u8]) -> Option<Vec<u8>> {
+    let (nonce, ct) = blob[1..].split_at(24);
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+}
+
+#[test]
+fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
+    let tpm = swtpm();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = [0x3cu8; 32];
+    legacy_seal(tpm.port, dir.path(), &secret, &[16]);
+    let dev = device(&tpm, dir.path(), vec![16]);
+    let root = dev.open(false).unwrap();
+    let blob = root.wrap(b"k", b"old data").unwrap();
+    assert_eq!(open_with_key(&secret, b"k", &blob).unwrap(), b"old data");
+
+    let key = dev.new_policy_key().unwrap();
+    let report = root
+        .reseal(&SealBinding {
+            recovery_key: &RECOVERY,
+            policy_key: Some(&key),
+        })
+        .unwrap();
+    assert!(
+        report.signed_policy && report.current_authorized,
+        "{report:?}"
+    );
+    drop(root);
+    assert!(dir.path().join("tpm2-seal.json").exists());
+    assert!(!dir.path().join("tpm2-root.pub").exists());
+    assert!(!dir.path().join("tpm2-root.priv").exists());
+    let root = dev.open(false).unwrap();
+    let again = root.wrap(b"k", b"same secret").unwrap();
+    assert_eq!(
+        open_with_key(&secret, b"k", &again).unwrap(),
+        b"same secret"
+    );
+    drop(root);
+
+    // A legacy object whose PCR changed: the mismatch category, as for the new format.
+    let dir2 = tempfile::tempdir().unwrap();
+    legacy_seal(tpm.port, dir2.path(), &secret, &[23]);
+    pcr_extend(&tpm, 23, &[0x01u8; 32]);
+    let e = device(&tpm, dir2.path(), vec![23])
+        .open(false)
+        .err()
+        .unwrap();
+    assert!(matches!(e, BridgeError::PolicyMismatch { .. }), "{e}");
 }
