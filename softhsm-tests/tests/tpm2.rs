@@ -214,6 +214,21 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
     // Bad input is refused with what is wrong.
     let bad = d.bao(&["write", "sys/seal-policy/authorize-pcrs", "extend=16=abcd"]);
     assert!(!bad.success() && bad.stderr.contains("32 bytes"), "{bad}");
+    let zero = "00".repeat(32);
+    let unknown = d.bao(&["write", "sys/seal-policy/authorize-pcrs", "bank=sha1"]);
+    assert!(
+        !unknown.success() && unknown.stderr.contains("unknown field"),
+        "{unknown}"
+    );
+    let outside = d.bao(&[
+        "write",
+        "sys/seal-policy/authorize-pcrs",
+        &format!("pcrs=7={zero}"),
+    ]);
+    assert!(
+        !outside.success() && outside.stderr.contains("not one of the seal's pcrs"),
+        "{outside}"
+    );
 
     // A planned update: authorise PCR 16's next value, then "boot" into it.
     let update = [0x42u8; 32];
