@@ -91,6 +91,9 @@ impl From<EngineError> for ApiError {
                 hsm_bridge::BridgeError::Unavailable { .. } => {
                     Self::new(StatusCode::SERVICE_UNAVAILABLE, b.to_string())
                 }
+                hsm_bridge::BridgeError::PolicyMismatch { .. } => {
+                    Self::new(StatusCode::SERVICE_UNAVAILABLE, b.to_string())
+                }
                 hsm_bridge::BridgeError::Device { .. } => {
                     tracing::error!(error = %b, "seal failure");
                     Self::new(StatusCode::INTERNAL_SERVER_ERROR, b.to_string())

@@ -20,6 +20,8 @@ use crate::storage::{Batch, Storage};
 use crate::token::{Caller, CreateRequest, TokenStore};
 use crate::transit::TransitSettings;
 
+mod seal_policy;
+
 const SEAL_CONFIG_PATH: &str = "core/seal-config";
 /// With a hardware seal: the recovery key, wrapped by the hardware root key. Recovery
 /// keys are checked against it; they cannot open the keyring themselves.
@@ -350,16 +352,13 @@ impl Core {
             )));
         }
         let (shamir, keys) = ShamirRoot::generate(shares, threshold)?;
-        let root: Arc<dyn RootOfTrust> = match &hardware {
-            Some(device) => {
-                let device = device.clone();
-                tokio::task::spawn_blocking(move || Self::open_device(&device, true))
-                    .await
-                    .map_err(EngineError::internal)??
-            }
-            None => Arc::new(ShamirRoot::combine(&keys, threshold)?),
+        let (root, policy_key): (Arc<dyn RootOfTrust>, _) = match &hardware {
+            Some(device) => Self::create_hardware_root(device.clone(), shamir.key_bytes()).await?,
+            None => (Arc::new(ShamirRoot::combine(&keys, threshold)?), None),
         };
         self.barrier.initialize(root.as_ref()).await?;
+        self.store_policy_key(policy_key.as_ref().map(|k| k.as_slice()))
+            .await?;
         let token = async {
             self.tokens.load().await?;
             self.policies.ensure_default().await?;
@@ -611,9 +610,11 @@ impl Core {
             (SealKind::Shamir, true) => self.migrate_to_hardware(&config, combined).await?,
             (_, true) => self.migrate_to_shamir(&config, combined).await?,
             (_, false) => {
-                // A hardware seal sealed by `sys/seal`: recovery keys let it open again.
+                // A hardware seal sealed by `sys/seal`, or one whose platform state the
+                // device no longer accepts (TPM PCRs changed without authorisation):
+                // recovery keys let it open again.
                 let device = self.hardware()?.clone();
-                let hw = Self::open_device(&device, false)?;
+                let hw = device.open_with_recovery(combined.key_bytes())?;
                 self.check_recovery_key(hw.as_ref(), &combined)?;
                 self.barrier.unseal(hw.as_ref())?;
                 hw
@@ -660,12 +661,9 @@ impl Core {
         })?;
         let device = self.hardware()?.clone();
         let kind = device.kind();
-        let hw = match tokio::task::spawn_blocking(move || Self::open_device(&device, true))
-            .await
-            .map_err(EngineError::internal)
-            .and_then(|r| r)
+        let (hw, policy_key) = match Self::create_hardware_root(device, combined.key_bytes()).await
         {
-            Ok(hw) => hw,
+            Ok(created) => created,
             Err(e) => {
                 self.barrier.seal();
                 return Err(e);
@@ -700,6 +698,13 @@ impl Core {
         if let Err(e) = self.storage.commit(batch).await {
             self.barrier.seal();
             return Err(e.into());
+        }
+        if let Err(e) = self
+            .store_policy_key(policy_key.as_ref().map(|k| k.as_slice()))
+            .await
+        {
+            // The seal works without it until the PCRs change; `reseal` makes a new one.
+            tracing::warn!(error = %e, "could not store the seal policy key");
         }
         tracing::info!(from = "shamir", to = %kind, "seal migration complete: the unseal keys are now recovery keys");
         Ok(hw)

@@ -4,6 +4,7 @@ mod audit_cmd;
 mod cli;
 mod config;
 mod hardening;
+mod operator;
 mod server;
 
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ Commands:
     audit      audit verify FILE: check an audit log's chain offline (structure, seq, links)
                audit verify -device=PATH [-against-storage]: have the appliance at
                VAULT_ADDR check its file with the chain key (and the head in storage)
+    operator   seal-policy, authorize-pcrs, reseal: the TPM seal's PCR policy
     version    Print the version
 
 Dev server flags (as `vault server -dev`):
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("server") => server::run(&args[1..]),
         Some("audit") => audit_cmd::run(&args[1..]),
+        Some("operator") => operator::run(&args[1..]),
         Some("version") | Some("-version") | Some("--version") => {
             println!("Ironseal v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

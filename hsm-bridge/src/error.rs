@@ -23,6 +23,10 @@ pub enum BridgeError {
     /// The message says what to fix; it never holds a PIN or key bytes.
     #[error("{kind} seal unavailable: {message}")]
     Unavailable { kind: SealKind, message: String },
+    /// The device refused the root key because the platform state (TPM PCRs) is not one
+    /// the appliance authorised; seal-status category `tpm_policy_mismatch`.
+    #[error("{kind} seal refused to unseal (tpm_policy_mismatch): {message}")]
+    PolicyMismatch { kind: SealKind, message: String },
     /// The device answered, but an operation failed.
     #[error("{kind} operation failed: {message}")]
     Device { kind: SealKind, message: String },

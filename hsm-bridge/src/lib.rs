@@ -24,6 +24,7 @@ pub use error::BridgeError;
 pub use random::{fill_nonce, fill_random};
 pub use shamir::{ShamirRoot, UnsealShare};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -73,6 +74,41 @@ impl std::fmt::Display for SealKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What the engine hands a hardware seal when it makes (or remakes) the sealed root key,
+/// for seals that tie the root key to more than the device (the TPM's PCR policy).
+pub struct SealBinding<'a> {
+    /// The recovery key the recovery shares reconstruct: a seal may let it open the root
+    /// key on this device whatever the platform state (the TPM policy's recovery branch).
+    pub recovery_key: &'a [u8],
+    /// The appliance policy key from [`SealDevice::new_policy_key`], kept under the
+    /// barrier; it signs the platform states the seal accepts.
+    pub policy_key: Option<&'a [u8]>,
+}
+
+/// What a PCR should hold at the next boot, for [`RootOfTrust::authorize_pcrs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PcrTarget {
+    /// This exact value (SHA-256 bank).
+    Value(Vec<u8>),
+    /// The current value with these digests extended into it, in order.
+    Extend(Vec<Vec<u8>>),
+}
+
+/// The platform states a seal accepts (TPM: PCR values, hex, by index).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealPolicyReport {
+    /// The PCRs the seal is bound to (SHA-256 bank).
+    pub pcrs: Vec<u8>,
+    /// True when the sealed object takes signed PCR policies (PolicyAuthorize).
+    pub signed_policy: bool,
+    /// The PCRs' values now.
+    pub current: BTreeMap<u8, String>,
+    /// Whether the current values are among the authorised ones (auto-unseal would work).
+    pub current_authorized: bool,
+    /// The signed PCR values, oldest first.
+    pub authorized: Vec<BTreeMap<u8, String>>,
 }
 
 /// Key types the in-boundary operations (managed keys) will ask for.
@@ -192,6 +228,37 @@ pub trait RootOfTrust: Send + Sync {
         })
     }
 
+    /// The platform states this seal accepts (TPM PCR policy); `Unsupported` elsewhere.
+    fn seal_policy(&self) -> Result<SealPolicyReport, BridgeError> {
+        Err(BridgeError::Unsupported {
+            kind: self.kind(),
+            op: "seal policy",
+        })
+    }
+
+    /// Signs, with the appliance policy key, the PCR values of the next boot (each PCR's
+    /// current value unless `targets` says otherwise), so the seal opens after a planned
+    /// firmware or boot change.
+    fn authorize_pcrs(
+        &self,
+        _policy_key: &[u8],
+        _targets: &BTreeMap<u8, PcrTarget>,
+    ) -> Result<SealPolicyReport, BridgeError> {
+        Err(BridgeError::Unsupported {
+            kind: self.kind(),
+            op: "authorize-pcrs",
+        })
+    }
+
+    /// Re-creates the sealed root key on the device for the current platform state,
+    /// with `binding`'s recovery key and policy key.
+    fn reseal(&self, _binding: &SealBinding<'_>) -> Result<SealPolicyReport, BridgeError> {
+        Err(BridgeError::Unsupported {
+            kind: self.kind(),
+            op: "reseal",
+        })
+    }
+
     /// Wraps a managed key for export under an outside public key (BYOK), inside the
     /// boundary; `algorithm` is the provider's name for the format.
     fn export_wrap(
@@ -218,4 +285,25 @@ pub trait SealDevice: Send + Sync {
 
     /// Where the device is, for logs (module path, token, TCTI); never a PIN.
     fn describe(&self) -> String;
+
+    /// A new appliance policy key, for seals that accept signed platform states (TPM);
+    /// the engine keeps it under the barrier and hands it back in [`SealBinding`].
+    fn new_policy_key(&self) -> Option<Zeroizing<Vec<u8>>> {
+        None
+    }
+
+    /// Makes a new root key (init, seal migration), replacing any left by an
+    /// interrupted init.
+    fn create(&self, _binding: &SealBinding<'_>) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
+        self.open(true)
+    }
+
+    /// Opens the root key with the recovery key's help where the seal allows it (a TPM
+    /// whose PCRs changed without authorisation); other seals simply open.
+    fn open_with_recovery(
+        &self,
+        _recovery_key: &[u8],
+    ) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
+        self.open(false)
+    }
 }

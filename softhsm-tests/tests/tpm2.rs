@@ -66,8 +66,7 @@ fn tpm2_seal_auto_unseals_survives_tpm_outage_and_refuses_another_tpm() {
     let s = wait_unsealed(&d);
     assert_eq!(s["type"], "tpm2", "{s}");
     assert_eq!(s["recovery_seal"], true, "{s}");
-    assert!(d.data_dir().join("tpm2-root.pub").exists());
-    assert!(d.data_dir().join("tpm2-root.priv").exists());
+    assert!(d.data_dir().join("tpm2-seal.json").exists());
     d.ensure_secret_kv2();
     d.bao(&[
         "kv",
@@ -101,4 +100,190 @@ fn tpm2_seal_auto_unseals_survives_tpm_outage_and_refuses_another_tpm() {
     d.start();
     let err = wait_seal_error(&d, "another TPM");
     assert!(err.contains("tpm2"), "{err}");
+}
+
+fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
+    softhsm_tests::hardware::require_tool("tpm2_pcrextend");
+    let out = std::process::Command::new("tpm2_pcrextend")
+        .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
+        .env("TPM2TOOLS_TCTI", tpm.tcti())
+        .output()
+        .expect("tpm2_pcrextend");
+    assert!(
+        out.status.success(),
+        "tpm2_pcrextend: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ironseal operator ARGS` against the daemon, as root; its stdout as JSON.
+fn operator(d: &Daemon, args: &[&str]) -> Value {
+    let mut cmd = std::process::Command::new(softhsm_tests::ironseal_bin());
+    cmd.arg("operator").args(args);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().to_string();
+        if k.starts_with("VAULT_") || k.starts_with("BAO_") {
+            cmd.env_remove(&k);
+        }
+    }
+    let out = cmd
+        .env("VAULT_ADDR", &d.addr)
+        .env("VAULT_TOKEN", d.token.as_deref().unwrap())
+        .output()
+        .expect("ironseal operator");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ironseal operator {args:?}: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+fn seal_policy(d: &Daemon) -> Value {
+    d.bao(&["read", "-format=json", "sys/seal-policy"])
+        .ok()
+        .json()["data"]
+        .clone()
+}
+
+/// A PCR-bound TPM seal across firmware updates: a change authorised beforehand keeps
+/// auto-unseal working; an unauthorised one leaves the appliance sealed with
+/// `tpm_policy_mismatch`, and the recovery keys plus `reseal` bring it back, data intact.
+#[test]
+fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
+    if reference_mode() {
+        return; // Ironseal's TPM seal: OpenBao has no swtpm seal here.
+    }
+    let tpm = Swtpm::start();
+    let seal = format!(
+        "seal \"tpm2\" {{\n  tcti = \"{}\"\n  pcrs = \"16\"\n}}\n",
+        tpm.tcti()
+    );
+    let mut d = Daemon::config_with_seal(&seal, &[]);
+    let v = d
+        .bao_as(
+            None,
+            &[
+                "operator",
+                "init",
+                "-format=json",
+                "-recovery-shares=3",
+                "-recovery-threshold=2",
+            ],
+        )
+        .ok()
+        .json();
+    let recovery: Vec<String> = v["recovery_keys_b64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    d.token = Some(v["root_token"].as_str().unwrap().to_string());
+    wait_unsealed(&d);
+    assert!(d.data_dir().join("tpm2-seal.json").exists());
+    d.ensure_secret_kv2();
+    d.bao(&[
+        "kv",
+        "put",
+        "-mount=secret",
+        "fw/one",
+        "value=before-updates",
+    ])
+    .ok();
+
+    let p = seal_policy(&d);
+    assert_eq!(p["signed_policy"], true, "{p}");
+    assert_eq!(p["current_authorized"], true, "{p}");
+    let before = hex::decode(p["current"]["16"].as_str().unwrap()).unwrap();
+
+    // Only a sudo token may authorise platform states.
+    let plain = d
+        .bao(&["token", "create", "-format=json", "-policy=default"])
+        .ok()
+        .json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let denied = d.bao_as(Some(&plain), &["write", "-f", "sys/seal-policy/reseal"]);
+    assert!(
+        !denied.success() && denied.stderr.contains("403"),
+        "{denied}"
+    );
+    // Bad input is refused with what is wrong.
+    let bad = d.bao(&["write", "sys/seal-policy/authorize-pcrs", "extend=16=abcd"]);
+    assert!(!bad.success() && bad.stderr.contains("32 bytes"), "{bad}");
+    let zero = "00".repeat(32);
+    let unknown = d.bao(&["write", "sys/seal-policy/authorize-pcrs", "bank=sha1"]);
+    assert!(
+        !unknown.success() && unknown.stderr.contains("unknown field"),
+        "{unknown}"
+    );
+    let outside = d.bao(&[
+        "write",
+        "sys/seal-policy/authorize-pcrs",
+        &format!("pcrs=7={zero}"),
+    ]);
+    assert!(
+        !outside.success() && outside.stderr.contains("not one of the seal's pcrs"),
+        "{outside}"
+    );
+
+    // A planned update: authorise PCR 16's next value, then "boot" into it.
+    let update = [0x42u8; 32];
+    let out = operator(
+        &d,
+        &[
+            "authorize-pcrs",
+            &format!("-extend=16={}", hex::encode(update)),
+        ],
+    );
+    let expected = {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(&before);
+        h.update(update);
+        hex::encode(h.finalize())
+    };
+    let authorized = out["authorized"].clone();
+    assert!(
+        authorized
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["16"] == expected.as_str()),
+        "{out}"
+    );
+    d.kill9();
+    pcr_extend(&tpm, 16, &update);
+    d.start();
+    wait_unsealed(&d);
+    assert_eq!(get_secret(&d, "fw/one"), "before-updates");
+    assert_eq!(seal_policy(&d)["current"]["16"], expected.as_str());
+
+    // An update nobody authorised: sealed, with the category in seal-status.
+    d.kill9();
+    pcr_extend(&tpm, 16, &[0x43u8; 32]);
+    d.start();
+    wait_seal_error(&d, "tpm_policy_mismatch");
+    assert!(d.logs().contains("tpm_policy_mismatch"), "{}", d.logs());
+
+    // The recovery keys open it on this TPM; the operator re-seals for this boot state.
+    let first = d
+        .bao_as(None, &["operator", "unseal", "-format=json", &recovery[0]])
+        .ok();
+    assert_eq!(first.json()["sealed"], true, "{first}");
+    d.bao_as(None, &["operator", "unseal", "-format=json", &recovery[2]])
+        .ok();
+    wait_unsealed(&d);
+    assert_eq!(get_secret(&d, "fw/one"), "before-updates");
+    assert_eq!(seal_policy(&d)["current_authorized"], false);
+    let resealed = operator(&d, &["reseal"]);
+    assert_eq!(resealed["current_authorized"], true, "{resealed}");
+
+    // Restart: auto-unseal again, nothing lost.
+    d.restart_after_kill9();
+    wait_unsealed(&d);
+    assert_eq!(get_secret(&d, "fw/one"), "before-updates");
 }

@@ -10,6 +10,7 @@ mod keyring;
 mod mounts;
 mod policies;
 mod seal;
+mod seal_policy;
 
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
     };
     match (family, tail) {
         ("seal", "") => seal::seal(core, req).await,
+        ("seal-policy", t) => seal_policy::handle(core, req, t).await,
         ("mounts", _) => mounts::handle(core, req, tail).await,
         ("internal", t) if t.starts_with("ui/mounts") => mounts::ui_mount(core, req, t).await,
         ("policies", t) if t == "acl" || t.starts_with("acl/") => {
