@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use engine::audit::RequestInfo;
+use engine::audit::{AuthInfo, RequestInfo};
 use engine::{Core, EngineError};
 use serde_json::{Map, Value};
 
@@ -37,7 +37,11 @@ pub async fn around<T, E>(
 ) -> Result<Result<T, E>, EngineError> {
     let id = uuid::Uuid::new_v4().to_string();
     let remote = req.remote.map(|a| a.to_string());
-    let auth = core.tokens.lookup(req.token).ok().map(|(_, entry)| entry);
+    let identity = core.tokens.identify(req.token).ok();
+    let auth = identity.as_ref().map(|(entry, attenuation)| AuthInfo {
+        entry,
+        attenuation: attenuation.as_deref(),
+    });
     let info = RequestInfo {
         id: &id,
         operation: req.operation,
@@ -47,19 +51,11 @@ pub async fn around<T, E>(
         remote_address: remote.as_deref(),
     };
     let denied = auth.is_none().then_some("permission denied");
-    core.audit
-        .log_request(&info, auth.as_deref(), denied)
-        .await?;
+    core.audit.log_request(&info, auth, denied).await?;
     let result = run.await;
     let o = outcome(&result);
     core.audit
-        .log_response(
-            &info,
-            auth.as_deref(),
-            o.status,
-            o.body.as_ref(),
-            o.error.as_deref(),
-        )
+        .log_response(&info, auth, o.status, o.body.as_ref(), o.error.as_deref())
         .await?;
     Ok(result)
 }

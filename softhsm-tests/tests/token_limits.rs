@@ -431,4 +431,19 @@ fn audit_entries_keep_an_attenuated_tokens_identity() {
         .find(|l| l.contains("secret/data/app/db") && l.contains("\"request\""))
         .unwrap_or_else(|| panic!("no audit entry for the read in {text}"));
     assert!(entry.contains(&accessor), "{entry}");
+    let line: serde_json::Value = serde_json::from_str(entry).unwrap();
+    let id = line["auth"]["attenuation_id"].as_str().unwrap_or_default();
+    assert!(!id.is_empty(), "no attenuation id in {entry}");
+    // The base token's own requests carry none: the id tells the attenuation apart.
+    let r = d.http("GET", "/v1/secret/data/app/db", Some(&base), Body::None);
+    assert_eq!(r.status, 200, "{r}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let base_entry = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("secret/data/app/db") && l.contains("\"request\""))
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_str(base_entry).unwrap();
+    assert_eq!(line["auth"]["accessor"], accessor, "{base_entry}");
+    assert!(line["auth"].get("attenuation_id").is_none(), "{base_entry}");
 }

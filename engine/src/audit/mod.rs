@@ -117,6 +117,15 @@ pub struct VerifyReport {
     pub stored_head_found: bool,
 }
 
+/// Who made a request, as its audit lines show it: the token's entry and, for an
+/// attenuated Biscuit, the revocation id of its last block, which tells apart the
+/// attenuations of one base token.
+#[derive(Clone, Copy)]
+pub struct AuthInfo<'a> {
+    pub entry: &'a TokenEntry,
+    pub attenuation: Option<&'a str>,
+}
+
 /// What a request looked like, for its audit lines.
 pub struct RequestInfo<'a> {
     pub id: &'a str,
@@ -487,7 +496,7 @@ impl AuditBroker {
     pub async fn log_request(
         &self,
         req: &RequestInfo<'_>,
-        auth: Option<&TokenEntry>,
+        auth: Option<AuthInfo<'_>>,
         error: Option<&str>,
     ) -> Result<()> {
         self.log("request", req, auth, None, error).await
@@ -498,7 +507,7 @@ impl AuditBroker {
     pub async fn log_response(
         &self,
         req: &RequestInfo<'_>,
-        auth: Option<&TokenEntry>,
+        auth: Option<AuthInfo<'_>>,
         status: u16,
         body: Option<&Value>,
         error: Option<&str>,
@@ -511,7 +520,7 @@ impl AuditBroker {
         &self,
         kind: &str,
         req: &RequestInfo<'_>,
-        auth: Option<&TokenEntry>,
+        auth: Option<AuthInfo<'_>>,
         response: Option<(u16, Option<&Value>)>,
         error: Option<&str>,
     ) -> Result<()> {
@@ -536,26 +545,31 @@ impl AuditBroker {
             json!({"status": status, "body": body})
         });
         let waiting = self.enqueue(&enabled, kind, true, |device| {
-            let accessor = auth.map(|a| {
+            // The attenuation id names a token as its accessor does (it cannot be used
+            // as one), so it is hashed when the accessor is.
+            let identify = |s: &str| {
                 if device.config.hmac_accessor() {
-                    salt.hash(&a.accessor)
+                    salt.hash(s)
                 } else {
-                    a.accessor.clone()
+                    s.to_string()
                 }
-            });
+            };
+            let accessor = auth.map(|a| identify(&a.entry.accessor));
             let mut entry = Map::new();
             if let Some(a) = auth {
-                entry.insert(
-                    "auth".into(),
-                    json!({
-                        "client_token": token,
-                        "accessor": accessor,
-                        "display_name": a.display_name,
-                        "policies": a.policies,
-                        "token_policies": a.policies,
-                        "token_type": "service",
-                    }),
-                );
+                let e = a.entry;
+                let mut auth = json!({
+                    "client_token": token,
+                    "accessor": accessor,
+                    "display_name": e.display_name,
+                    "policies": e.policies,
+                    "token_policies": e.policies,
+                    "token_type": "service",
+                });
+                if let Some(id) = a.attenuation {
+                    auth["attenuation_id"] = identify(id).into();
+                }
+                entry.insert("auth".into(), auth);
             }
             entry.insert(
                 "request".into(),
