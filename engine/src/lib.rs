@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod barrier;
+pub mod compute;
 pub mod core;
 pub mod duration;
 pub mod error;

@@ -24,6 +24,7 @@
 //! # new one (none for Shamir), then `bao operator unseal -migrate`.
 //! log_level     = "info"
 //! disable_mlock = false
+//! max_batch_items = 1000      # most items in one transit batch_input (default 1000)
 //! ```
 //!
 //! Every error names the file, the line and the key.
@@ -81,6 +82,8 @@ pub struct Config {
     pub disable_mlock: bool,
     /// Where generated TLS material lives: beside the storage file.
     pub data_dir: PathBuf,
+    /// `max_batch_items`: the most items a transit `batch_input` may hold.
+    pub max_batch_items: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,12 +181,19 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut previous_seal: Option<SealBlock> = None;
     let mut log_level = None;
     let mut disable_mlock = false;
+    let mut max_batch_items = None;
 
     for attr in body.attributes() {
         let key = attr.key();
         match key {
             "log_level" => log_level = Some(as_string(&src, key, attr.expr())?),
             "disable_mlock" => disable_mlock = as_bool(&src, key, attr.expr())?,
+            "max_batch_items" => {
+                let v = as_string(&src, key, attr.expr())?;
+                max_batch_items = Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(
+                    || src.err(key, format!("`max_batch_items` {v:?} is not a positive integer")),
+                )?);
+            }
             // Vault settings with no meaning on a single appliance: accepted, ignored.
             "ui" | "api_addr" | "cluster_addr" | "cluster_name" | "default_lease_ttl"
             | "max_lease_ttl" | "pid_file" | "log_format" => {}
@@ -277,6 +287,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         log_level,
         disable_mlock,
         data_dir,
+        max_batch_items,
     })
 }
 
@@ -520,5 +531,18 @@ log_level = "debug"
         assert_eq!(e.line, 2);
         let e = p("storage \"redb\" {\n").unwrap_err();
         assert!(e.message.contains("invalid HCL"), "{e}");
+    }
+
+    #[test]
+    fn max_batch_items_is_a_positive_integer() {
+        let base = "storage \"redb\" { path = \"/x/db\" }\nlistener \"tcp\" { address = \"127.0.0.1:1\" }\n";
+        assert_eq!(p(base).unwrap().max_batch_items, None);
+        let c = p(&format!("{base}max_batch_items = 50\n")).unwrap();
+        assert_eq!(c.max_batch_items, Some(50));
+        for bad in ["0", "-1", "\"lots\""] {
+            let e = p(&format!("{base}max_batch_items = {bad}\n")).unwrap_err();
+            assert_eq!(e.line, 3, "{e}");
+            assert!(e.message.contains("max_batch_items"), "{e}");
+        }
     }
 }

@@ -40,7 +40,8 @@ pub async fn handle(
         version,
         &req.str_field("context")?,
         &req.str_field("associated_data")?,
-    )?;
+    )
+    .await?;
     let mut data = json!({
         "ciphertext": encrypted.ciphertext,
         "key_version": encrypted.key_version,
