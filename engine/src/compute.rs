@@ -157,7 +157,12 @@ impl Pool {
 
     /// Applies `f` to every item, `chunk` items per turn on the pool, keeping their order.
     /// Admitted once: a batch that started is never refused halfway.
-    pub async fn map<I, R, F>(&self, items: Vec<I>, chunk: usize, f: F) -> Result<Vec<R>, EngineError>
+    pub async fn map<I, R, F>(
+        &self,
+        items: Vec<I>,
+        chunk: usize,
+        f: F,
+    ) -> Result<Vec<R>, EngineError>
     where
         I: Send + Sync + 'static,
         R: Send + 'static,

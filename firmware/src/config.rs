@@ -190,9 +190,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             "disable_mlock" => disable_mlock = as_bool(&src, key, attr.expr())?,
             "max_batch_items" => {
                 let v = as_string(&src, key, attr.expr())?;
-                max_batch_items = Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(
-                    || src.err(key, format!("`max_batch_items` {v:?} is not a positive integer")),
-                )?);
+                max_batch_items =
+                    Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        src.err(
+                            key,
+                            format!("`max_batch_items` {v:?} is not a positive integer"),
+                        )
+                    })?);
             }
             // Vault settings with no meaning on a single appliance: accepted, ignored.
             "ui" | "api_addr" | "cluster_addr" | "cluster_name" | "default_lease_ttl"

@@ -102,7 +102,12 @@ fn huge_destruction_windows_are_refused() {
     let d = Daemon::dev(&[]);
     let token = d.token.clone().expect("dev root token");
     let api = |method: &str, path: &str, body: &str| {
-        d.http(method, &format!("/api/v1/{path}"), Some(&token), Body::Json(body))
+        d.http(
+            method,
+            &format!("/api/v1/{path}"),
+            Some(&token),
+            Body::Json(body),
+        )
     };
     let r = api("POST", "keys", r#"{"name":"doomed","algorithm":"EC_P256"}"#);
     assert!((200..300).contains(&r.status), "{r}");

@@ -28,7 +28,11 @@ pub async fn handle(
             let opts = sign_options(req, url_algorithm)?;
             transit.verify_signatures(name, &items, &opts).await?
         }
-        VerifyMode::Hmac => transit.verify_hmacs(name, &items, &hash_name(req, url_algorithm)?).await?,
+        VerifyMode::Hmac => {
+            transit
+                .verify_hmacs(name, &items, &hash_name(req, url_algorithm)?)
+                .await?
+        }
     };
     if !batch {
         let Some(result) = results.into_iter().next() else {

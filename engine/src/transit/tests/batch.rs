@@ -38,7 +38,10 @@ async fn encrypt_batch_reports_bad_items_and_processes_the_rest() {
         decrypt_one(&e, "auto", &first.ciphertext).await.unwrap(),
         b"first"
     );
-    assert_eq!(decrypt_one(&e, "auto", &last.ciphertext).await.unwrap(), b"last");
+    assert_eq!(
+        decrypt_one(&e, "auto", &last.ciphertext).await.unwrap(),
+        b"last"
+    );
 
     let d = e
         .decrypt(
@@ -50,7 +53,8 @@ async fn encrypt_batch_reports_bad_items_and_processes_the_rest() {
                 ct_item(&last.ciphertext.replace("vault:v1:", "vault:v7:")),
                 ct_item(&last.ciphertext),
             ],
-        ).await
+        )
+        .await
         .unwrap();
     assert_eq!(unb64(d[0].as_ref().unwrap()), b"first");
     assert!(d[1]
@@ -123,7 +127,8 @@ async fn hmac_with_any_key_and_hmac_keys() {
     assert_eq!(hk.latest().unwrap().secret.len(), 64);
     for name in ["aes", "h"] {
         let r = e
-            .hmac(name, &[input(b"data"), InputItem::default()], 0, "sha2-512").await
+            .hmac(name, &[input(b"data"), InputItem::default()], 0, "sha2-512")
+            .await
             .unwrap();
         let (tag, version) = r[0].as_ref().unwrap().clone();
         assert_eq!(version, 1);
@@ -153,7 +158,8 @@ async fn hmac_with_any_key_and_hmac_keys() {
                     check("junk", b"data"),
                 ],
                 "sha2-512",
-            ).await
+            )
+            .await
             .unwrap();
         assert!(v[0].as_ref().unwrap());
         assert!(!v[1].as_ref().unwrap());
@@ -161,10 +167,14 @@ async fn hmac_with_any_key_and_hmac_keys() {
     }
     let err = e.hmac("aes", &[input(b"x")], 0, "md5").await.unwrap_err();
     assert!(err.to_string().contains("unsupported algorithm"));
-    let err = e.hmac("aes", &[input(b"x")], 2, "sha2-256").await.unwrap_err();
+    let err = e
+        .hmac("aes", &[input(b"x")], 2, "sha2-256")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("latest key version is 1"));
     let err = e
-        .hmac("missing", &[input(b"x")], 0, "sha2-256").await
+        .hmac("missing", &[input(b"x")], 0, "sha2-256")
+        .await
         .unwrap_err();
     assert_eq!(err.to_string(), "encryption key not found");
 }

@@ -22,7 +22,10 @@ async fn aead_types_round_trip() {
         assert_eq!(a.key_version, 1);
         assert_ne!(a.ciphertext, b.ciphertext, "{kind}: nonces must differ");
         for ct in [&a.ciphertext, &b.ciphertext] {
-            assert_eq!(decrypt_one(&e, name, ct).await.unwrap(), b"my secret data\n");
+            assert_eq!(
+                decrypt_one(&e, name, ct).await.unwrap(),
+                b"my secret data\n"
+            );
         }
         // Empty plaintext and associated data.
         let empty = encrypt_one(&e, name, b"").await;
@@ -76,7 +79,11 @@ async fn url_safe_and_unpadded_ciphertexts_are_accepted() {
             .replace('/', "_")
             .trim_end_matches('=')
             .to_string();
-        assert_eq!(decrypt_one(&e, "k", &url).await.unwrap(), vec![i; 17], "{url}");
+        assert_eq!(
+            decrypt_one(&e, "k", &url).await.unwrap(),
+            vec![i; 17],
+            "{url}"
+        );
     }
 }
 
@@ -87,7 +94,10 @@ async fn rsa_encrypts_with_oaep() {
     let c = encrypt_one(&e, "rsa", b"wrapped").await;
     let raw = unb64(c.ciphertext.strip_prefix("vault:v1:").unwrap());
     assert_eq!(raw.len(), 256);
-    assert_eq!(decrypt_one(&e, "rsa", &c.ciphertext).await.unwrap(), b"wrapped");
+    assert_eq!(
+        decrypt_one(&e, "rsa", &c.ciphertext).await.unwrap(),
+        b"wrapped"
+    );
     // OAEP-SHA256 on 2048 bits holds at most 190 bytes.
     let (r, _) = e
         .encrypt("rsa", &[pt_item(&[0u8; 191])], None, false)
@@ -124,7 +134,8 @@ async fn derived_keys_need_their_context() {
         ..ct_item(&ct)
     };
     let r = e
-        .decrypt("d", &[with(b"tenant-a"), with(b"tenant-b")]).await
+        .decrypt("d", &[with(b"tenant-a"), with(b"tenant-b")])
+        .await
         .unwrap();
     assert_eq!(unb64(r[0].as_ref().unwrap()), b"per-tenant secret");
     assert!(matches!(r[1], Err(TransitError::DecryptFailed)));
@@ -140,7 +151,8 @@ async fn derived_keys_need_their_context() {
         .contains("missing 'context'"));
     // Contexts in some items only: the whole request is refused.
     let err = e
-        .decrypt("d", &[with(b"tenant-a"), ct_item(&ct)]).await
+        .decrypt("d", &[with(b"tenant-a"), ct_item(&ct)])
+        .await
         .unwrap_err();
     assert!(err
         .to_string()
@@ -260,7 +272,10 @@ async fn rewrap_moves_to_the_latest_version() {
     create(&e, "k", KeyType::Aes256Gcm96).await;
     let v1 = encrypt_one(&e, "k", b"data").await.ciphertext;
     e.rotate("k").await.unwrap();
-    let r = e.rewrap("k", &[ct_item(&v1), ct_item("bogus")]).await.unwrap();
+    let r = e
+        .rewrap("k", &[ct_item(&v1), ct_item("bogus")])
+        .await
+        .unwrap();
     let v2 = r[0].as_ref().unwrap();
     assert!(v2.ciphertext.starts_with("vault:v2:"));
     assert_eq!(v2.key_version, 2);
@@ -291,6 +306,9 @@ async fn datakeys_decrypt_to_the_returned_key() {
     }
     let err = e.datakey("k", 100, 0, &None, &None).await.unwrap_err();
     assert_eq!(err.to_string(), "invalid bit length");
-    let err = e.datakey("missing", 256, 0, &None, &None).await.unwrap_err();
+    let err = e
+        .datakey("missing", 256, 0, &None, &None)
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "encryption key not found");
 }

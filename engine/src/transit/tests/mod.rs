@@ -90,7 +90,11 @@ pub(super) async fn encrypt_one(e: &TransitEngine, name: &str, plaintext: &[u8])
 }
 
 /// Decrypts one ciphertext through the engine's request path.
-pub(super) async fn decrypt_one(e: &TransitEngine, name: &str, ciphertext: &str) -> ItemResult<Vec<u8>> {
+pub(super) async fn decrypt_one(
+    e: &TransitEngine,
+    name: &str,
+    ciphertext: &str,
+) -> ItemResult<Vec<u8>> {
     let mut results = e.decrypt(name, &[ct_item(ciphertext)]).await.unwrap();
     results.remove(0).map(|p| unb64(&p))
 }

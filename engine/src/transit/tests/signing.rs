@@ -25,7 +25,8 @@ fn input(data: &[u8]) -> InputItem {
 }
 
 async fn sign(e: &TransitEngine, name: &str, data: &[u8], opts: &SignOptions) -> Signed {
-    e.sign(name, &[input(data)], 0, opts).await
+    e.sign(name, &[input(data)], 0, opts)
+        .await
         .unwrap()
         .remove(0)
         .unwrap()
@@ -36,7 +37,8 @@ async fn verify(e: &TransitEngine, name: &str, data: &[u8], sig: &str, opts: &Si
         signature: Some(sig.to_string()),
         ..input(data)
     };
-    e.verify_signatures(name, &[item], opts).await
+    e.verify_signatures(name, &[item], opts)
+        .await
         .unwrap()
         .remove(0)
         .unwrap()
@@ -108,13 +110,16 @@ async fn ecdsa_signs_with_every_hash_and_marshaling() {
             ..Default::default()
         };
         let s = sign(&e, kind.as_str(), &digest, &pre).await;
-        assert!(verify(
-            &e,
-            kind.as_str(),
-            b"msg",
-            &s.signature,
-            &SignOptions::default()
-        ).await);
+        assert!(
+            verify(
+                &e,
+                kind.as_str(),
+                b"msg",
+                &s.signature,
+                &SignOptions::default()
+            )
+            .await
+        );
         // A signature that is not DER is refused, not just invalid.
         let err = e
             .verify_signatures(
@@ -124,7 +129,8 @@ async fn ecdsa_signs_with_every_hash_and_marshaling() {
                     ..input(b"x")
                 }],
                 &SignOptions::default(),
-            ).await
+            )
+            .await
             .unwrap()
             .remove(0)
             .unwrap_err();
@@ -173,26 +179,24 @@ async fn rsa_signs_with_pss_and_pkcs1v15() {
             ..Default::default()
         };
         let s = sign(&e, "rsa", b"salty", &opts).await;
-        assert!(verify(&e, "rsa", b"salty", &s.signature, &opts).await, "{salt:?}");
+        assert!(
+            verify(&e, "rsa", b"salty", &s.signature, &opts).await,
+            "{salt:?}"
+        );
     }
     let hash_salt = SignOptions {
         salt_length: SaltLength::Hash,
         ..Default::default()
     };
     let s = sign(&e, "rsa", b"salty", &hash_salt).await;
-    assert!(verify(
-        &e,
-        "rsa",
-        b"salty",
-        &s.signature,
-        &SignOptions::default()
-    ).await);
+    assert!(verify(&e, "rsa", b"salty", &s.signature, &SignOptions::default()).await);
     let too_long = SignOptions {
         salt_length: SaltLength::Bytes(1000),
         ..Default::default()
     };
     let err = e
-        .sign("rsa", &[input(b"x")], 0, &too_long).await
+        .sign("rsa", &[input(b"x")], 0, &too_long)
+        .await
         .unwrap()
         .remove(0)
         .unwrap_err();
@@ -211,7 +215,10 @@ async fn rsa_signs_with_pss_and_pkcs1v15() {
         hash: HashAlgorithm::None,
         ..Default::default()
     };
-    let err = e.sign("rsa", &[input(b"x")], 0, &bad_none).await.unwrap_err();
+    let err = e
+        .sign("rsa", &[input(b"x")], 0, &bad_none)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("hash_algorithm=none requires"));
     // Prehashed input of the wrong length.
     let pre = SignOptions {
@@ -219,7 +226,8 @@ async fn rsa_signs_with_pss_and_pkcs1v15() {
         ..Default::default()
     };
     let err = e
-        .sign("rsa", &[input(b"short")], 0, &pre).await
+        .sign("rsa", &[input(b"short")], 0, &pre)
+        .await
         .unwrap()
         .remove(0)
         .unwrap_err();
@@ -277,27 +285,18 @@ async fn ed25519_signs_the_message_itself() {
     let public = unb64(&key.latest().unwrap().public_key);
     assert_eq!(public.len(), 32);
     let s = sign(&e, "ed", b"message", &SignOptions::default()).await;
-    assert!(verify(
-        &e,
-        "ed",
-        b"message",
-        &s.signature,
-        &SignOptions::default()
-    ).await);
-    assert!(!verify(
-        &e,
-        "ed",
-        b"messagE",
-        &s.signature,
-        &SignOptions::default()
-    ).await);
-    assert!(!verify(
-        &e,
-        "ed",
-        b"message",
-        "vault:v1:AAAA",
-        &SignOptions::default()
-    ).await);
+    assert!(verify(&e, "ed", b"message", &s.signature, &SignOptions::default()).await);
+    assert!(!verify(&e, "ed", b"messagE", &s.signature, &SignOptions::default()).await);
+    assert!(
+        !verify(
+            &e,
+            "ed",
+            b"message",
+            "vault:v1:AAAA",
+            &SignOptions::default()
+        )
+        .await
+    );
     use ed25519_dalek::Verifier;
     let vk = ed25519_dalek::VerifyingKey::from_bytes(&public.try_into().unwrap()).unwrap();
     let sig = ed25519_dalek::Signature::from_slice(&raw_sig(&s)).unwrap();
@@ -320,7 +319,8 @@ async fn derived_ed25519_has_a_key_per_context() {
         ..input(b"m")
     };
     let s = e
-        .sign("ed", &[item(b"a")], 0, &SignOptions::default()).await
+        .sign("ed", &[item(b"a")], 0, &SignOptions::default())
+        .await
         .unwrap()
         .remove(0)
         .unwrap();
@@ -342,7 +342,8 @@ async fn derived_ed25519_has_a_key_per_context() {
     assert!(verified[0].as_ref().unwrap());
     assert!(!verified[1].as_ref().unwrap());
     let err = e
-        .sign("ed", &[input(b"m")], 0, &SignOptions::default()).await
+        .sign("ed", &[input(b"m")], 0, &SignOptions::default())
+        .await
         .unwrap()
         .remove(0)
         .unwrap_err();
@@ -359,13 +360,7 @@ async fn signing_versions_and_wrong_types() {
     let v2 = sign(&e, "ec", b"m", &SignOptions::default()).await;
     assert_eq!((v1.key_version, v2.key_version), (1, 2));
     assert!(v2.signature.starts_with("vault:v2:"));
-    assert!(verify(
-        &e,
-        "ec",
-        b"m",
-        &v1.signature,
-        &SignOptions::default()
-    ).await);
+    assert!(verify(&e, "ec", b"m", &v1.signature, &SignOptions::default()).await);
     e.configure(
         "ec",
         ConfigUpdate {
@@ -380,27 +375,31 @@ async fn signing_versions_and_wrong_types() {
         ..input(b"m")
     };
     let err = e
-        .verify_signatures("ec", &[it], &SignOptions::default()).await
+        .verify_signatures("ec", &[it], &SignOptions::default())
+        .await
         .unwrap()
         .remove(0)
         .unwrap_err();
     assert!(err.to_string().contains("too old"));
     let err = e
-        .sign("ec", &[input(b"m")], 9, &SignOptions::default()).await
+        .sign("ec", &[input(b"m")], 9, &SignOptions::default())
+        .await
         .unwrap()
         .remove(0)
         .unwrap_err();
     assert!(err.to_string().contains("higher than the latest"));
 
     let err = e
-        .sign("aes", &[input(b"m")], 0, &SignOptions::default()).await
+        .sign("aes", &[input(b"m")], 0, &SignOptions::default())
+        .await
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "key type aes256-gcm96 does not support signing"
     );
     let err = e
-        .sign("none", &[input(b"m")], 0, &SignOptions::default()).await
+        .sign("none", &[input(b"m")], 0, &SignOptions::default())
+        .await
         .unwrap_err();
     assert_eq!(err.to_string(), "signing key not found");
     let (r, _) = e
