@@ -47,17 +47,7 @@ pub struct Pool {
 
 static POOL: OnceLock<Pool> = OnceLock::new();
 
-/// Sizes the process-wide pool; only the first call (or first use) decides. Returns false
-/// when the pool was already sized otherwise.
-pub fn configure(size: PoolSize) -> bool {
-    let size = PoolSize {
-        threads: size.threads.max(1),
-        queue: size.queue,
-    };
-    POOL.get_or_init(|| Pool::new(size)).size == size
-}
-
-/// The process-wide pool.
+/// The process-wide pool, sized to the cores on first use.
 pub fn pool() -> &'static Pool {
     POOL.get_or_init(|| Pool::new(PoolSize::default()))
 }
