@@ -80,6 +80,7 @@ impl From<EngineError> for ApiError {
             },
             EngineError::UnsupportedPath => Self::new(StatusCode::NOT_FOUND, "unsupported path"),
             EngineError::UnsupportedOperation => Self::unsupported_operation(),
+            EngineError::Overloaded(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
             EngineError::Seal(b) => match b {
                 hsm_bridge::BridgeError::MalformedShare(_)
                 | hsm_bridge::BridgeError::InvalidConfig(_) => Self::bad(b.to_string()),

@@ -33,6 +33,9 @@ pub enum EngineError {
     Seal(#[from] hsm_bridge::BridgeError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The bounded pool for CPU-heavy work is full: retry later (503).
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 impl EngineError {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod barrier;
 mod bounded_cache;
+pub mod compute;
 pub mod core;
 pub mod duration;
 pub mod error;

@@ -26,6 +26,7 @@
 //! disable_mlock = false
 //! default_lease_ttl = "768h"   # token lifetimes, as Vault's (768h each by default);
 //! max_lease_ttl     = "768h"   # the auth/token/ tune overrides them
+//! max_batch_items = 1000      # most items in one transit batch_input (default 1000)
 //! ```
 //!
 //! Every error names the file, the line and the key.
@@ -86,6 +87,8 @@ pub struct Config {
     /// Vault's top-level `default_lease_ttl` / `max_lease_ttl`: bound every token's
     /// lifetime unless the `auth/token/` mount is tuned (768h each by default).
     pub leases: engine::token::LeaseTtls,
+    /// `max_batch_items`: the most items a transit `batch_input` may hold.
+    pub max_batch_items: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +187,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut log_level = None;
     let mut disable_mlock = false;
     let mut leases = engine::token::LeaseTtls::default();
+    let mut max_batch_items = None;
 
     for attr in body.attributes() {
         let key = attr.key();
@@ -192,6 +196,16 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             "disable_mlock" => disable_mlock = as_bool(&src, key, attr.expr())?,
             "default_lease_ttl" => leases.default_lease_ttl = as_ttl(&src, key, attr.expr())?,
             "max_lease_ttl" => leases.max_lease_ttl = as_ttl(&src, key, attr.expr())?,
+            "max_batch_items" => {
+                let v = as_string(&src, key, attr.expr())?;
+                max_batch_items =
+                    Some(v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        src.err(
+                            key,
+                            format!("`max_batch_items` {v:?} is not a positive integer"),
+                        )
+                    })?);
+            }
             // Vault settings with no meaning on a single appliance: accepted, ignored.
             "ui" | "api_addr" | "cluster_addr" | "cluster_name" | "pid_file" | "log_format" => {}
             other => return Err(src.err(other, format!("unknown key `{other}`"))),
@@ -293,6 +307,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         disable_mlock,
         data_dir,
         leases,
+        max_batch_items,
     })
 }
 
@@ -562,5 +577,18 @@ log_level = "debug"
         assert_eq!(e.line, 2);
         let e = p("storage \"redb\" {\n").unwrap_err();
         assert!(e.message.contains("invalid HCL"), "{e}");
+    }
+
+    #[test]
+    fn max_batch_items_is_a_positive_integer() {
+        let base = "storage \"redb\" { path = \"/x/db\" }\nlistener \"tcp\" { address = \"127.0.0.1:1\" }\n";
+        assert_eq!(p(base).unwrap().max_batch_items, None);
+        let c = p(&format!("{base}max_batch_items = 50\n")).unwrap();
+        assert_eq!(c.max_batch_items, Some(50));
+        for bad in ["0", "-1", "\"lots\""] {
+            let e = p(&format!("{base}max_batch_items = {bad}\n")).unwrap_err();
+            assert_eq!(e.line, 3, "{e}");
+            assert!(e.message.contains("max_batch_items"), "{e}");
+        }
     }
 }

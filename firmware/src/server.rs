@@ -172,10 +172,13 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     if let Some(d) = &seals.device {
         tracing::info!(seal = %d.kind(), device = %d.describe(), "hardware seal configured");
     }
-    let settings = engine::Settings {
+    let mut settings = engine::Settings {
         leases: config.leases,
         ..settings_from_env()?
     };
+    if let Some(n) = config.max_batch_items {
+        settings.transit.max_batch_items = n;
+    }
     let core = Core::with(open_storage(&config.storage_path)?, seals, settings);
     let tls = if config.listener.tls_disable {
         tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");

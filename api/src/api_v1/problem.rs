@@ -78,6 +78,9 @@ impl From<EngineError> for Problem {
                 "missing, invalid or expired token: send Authorization: Bearer <token>",
             ),
             EngineError::BadRequest(m) => Problem::bad("INVALID_REQUEST", m),
+            EngineError::Overloaded(m) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED", m)
+            }
             EngineError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
             EngineError::Seal(hsm_bridge::BridgeError::Unavailable { .. }) => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -20,7 +20,7 @@ use rand::rngs::OsRng;
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+use rsa::{Oaep, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha384};
 use zeroize::Zeroizing;
@@ -192,9 +192,15 @@ pub fn sign(
             }
             _ => root.sign(k, "rsa-pkcs1-sha256", message)?,
         },
-        Loaded::Rsa(k) => rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone())
-            .sign(message)
-            .to_vec(),
+        // Blinded (an rng is given): the timing of the private-key operation does not
+        // depend on the key and the message alone.
+        Loaded::Rsa(k) => k
+            .sign_with_rng(
+                &mut OsRng,
+                Pkcs1v15Sign::new::<Sha256>(),
+                &Sha256::digest(message),
+            )
+            .map_err(internal)?,
         Loaded::P256(k) => {
             let s: p256::ecdsa::Signature = k.sign(message);
             s.to_der().to_vec()
@@ -390,7 +396,7 @@ pub fn decrypt(
         (Loaded::Hsm(k), _) => Ok(root.decrypt(k, "rsa-oaep-sha1", ciphertext)?),
         (Loaded::Aes(k), _) => gcm_open(k, ciphertext),
         (Loaded::Rsa(k), _) => k
-            .decrypt(oaep(protection), ciphertext)
+            .decrypt_blinded(&mut OsRng, oaep(protection), ciphertext)
             .map(Zeroizing::new)
             .map_err(|_| failed()),
         (Loaded::MlKem(dk), _) => {
@@ -465,5 +471,71 @@ pub fn public_jwk(algorithm: Algorithm, public: &[u8], kid: &str) -> Option<Valu
             }))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hsm_bridge::ShamirRoot;
+
+    use super::*;
+
+    fn software_rsa() -> (Loaded, Vec<u8>, ShamirRoot) {
+        let (root, _) = ShamirRoot::generate(1, 1).unwrap();
+        let (stored, public, protection) = generate(Algorithm::Rsa2048, &root).unwrap();
+        assert_eq!(protection, Protection::Software);
+        let public = public.unwrap();
+        let loaded = load(Algorithm::Rsa2048, &stored, Some(&public)).unwrap();
+        (loaded, public, root)
+    }
+
+    #[test]
+    fn blinded_rsa_signatures_verify_and_match_pkcs1v15() {
+        let (loaded, public, root) = software_rsa();
+        let sig = sign(&loaded, Algorithm::Rsa2048, &root, b"message").unwrap();
+        assert!(verify(Algorithm::Rsa2048, &public, b"message", &sig).unwrap());
+        assert!(!verify(Algorithm::Rsa2048, &public, b"other", &sig).unwrap());
+        // PKCS#1 v1.5 is deterministic: blinding must not change the signature.
+        let again = sign(&loaded, Algorithm::Rsa2048, &root, b"message").unwrap();
+        assert_eq!(sig, again);
+        let Loaded::Rsa(k) = &loaded else {
+            panic!("not an RSA key")
+        };
+        let reference = rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone());
+        let expected = rsa::signature::Signer::sign(&reference, b"message").to_vec();
+        assert_eq!(sig, expected);
+    }
+
+    #[test]
+    fn blinded_rsa_decryption_round_trips() {
+        let (loaded, public, root) = software_rsa();
+        let ct = encrypt(
+            &loaded,
+            Algorithm::Rsa2048,
+            Protection::Software,
+            Some(&public),
+            &root,
+            b"secret",
+        )
+        .unwrap();
+        let plain = decrypt(
+            &loaded,
+            Algorithm::Rsa2048,
+            Protection::Software,
+            &root,
+            &ct,
+        )
+        .unwrap();
+        assert_eq!(&plain[..], b"secret");
+        let mut tampered = ct.clone();
+        tampered[10] ^= 1;
+        assert!(decrypt(
+            &loaded,
+            Algorithm::Rsa2048,
+            Protection::Software,
+            &root,
+            &tampered
+        )
+        .is_err());
     }
 }

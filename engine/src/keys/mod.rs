@@ -569,9 +569,8 @@ async fn generate(
     blocking(move || material::generate(algorithm, root.as_ref())).await
 }
 
-/// Key generation and private-key operations run off the async threads.
+/// Key generation and private-key operations run on the compute pool, off the async
+/// threads and bounded by the cores.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| KeyError::Engine(crate::error::EngineError::internal(e)))?
+    crate::compute::run(f).await?
 }

@@ -195,7 +195,10 @@ impl KvEngine {
         };
         let vmeta = VersionMeta {
             created_time: now,
-            deletion_time: (dva > 0).then(|| now + time::Duration::seconds(dva as i64)),
+            // A deletion past what a time can hold is no deletion: never a panic.
+            deletion_time: (dva > 0)
+                .then(|| crate::duration::checked_after(now, dva))
+                .flatten(),
             destroyed: false,
         };
         meta.current_version = version;

@@ -106,12 +106,18 @@ pub fn valid_key_name(name: &str) -> bool {
 pub struct TransitSettings {
     /// The shortest `auto_rotate_period` accepted, in seconds (Vault: one hour).
     pub min_auto_rotate_period: u64,
+    /// The most items a `batch_input` may hold (`max_batch_items` in the server config).
+    pub max_batch_items: usize,
 }
+
+/// The default of [`TransitSettings::max_batch_items`].
+pub const DEFAULT_MAX_BATCH_ITEMS: usize = 1000;
 
 impl Default for TransitSettings {
     fn default() -> Self {
         TransitSettings {
             min_auto_rotate_period: policy::DEFAULT_MIN_AUTO_ROTATE_PERIOD,
+            max_batch_items: DEFAULT_MAX_BATCH_ITEMS,
         }
     }
 }
@@ -228,10 +234,8 @@ impl TransitEngine {
     async fn new_version(config: &KeyConfig, number: u32) -> TransitResult<Version> {
         let (kind, size) = (config.kind, config.key_size);
         let secret = if kind.is_rsa() {
-            // Seconds of prime search: keep it off the request executor.
-            tokio::task::spawn_blocking(move || generate_secret(kind, size))
-                .await
-                .map_err(TransitError::internal)??
+            // Seconds of prime search: on the compute pool, never the request executor.
+            crate::compute::run(move || generate_secret(kind, size)).await??
         } else {
             generate_secret(kind, size)?
         };

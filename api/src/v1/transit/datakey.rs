@@ -34,13 +34,15 @@ pub async fn handle(
     };
     let bits = i64_field(req, "bits")?.unwrap_or(256);
     let version = i64_field(req, "key_version")?.unwrap_or(0);
-    let (data_key, encrypted) = transit.datakey(
-        name,
-        u64::try_from(bits).unwrap_or(0),
-        version,
-        &req.str_field("context")?,
-        &req.str_field("associated_data")?,
-    )?;
+    let (data_key, encrypted) = transit
+        .datakey(
+            name,
+            u64::try_from(bits).unwrap_or(0),
+            version,
+            &req.str_field("context")?,
+            &req.str_field("associated_data")?,
+        )
+        .await?;
     let mut data = json!({
         "ciphertext": encrypted.ciphertext,
         "key_version": encrypted.key_version,

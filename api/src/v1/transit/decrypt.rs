@@ -25,7 +25,7 @@ pub async fn handle(
     if !batch && items[0].ciphertext.as_deref().unwrap_or("").is_empty() {
         return Err(ApiError::bad("missing ciphertext to decrypt"));
     }
-    let results = transit.decrypt(name, &items)?;
+    let results = transit.decrypt(name, &items).await?;
     if !batch {
         let Some(result) = results.into_iter().next() else {
             return Err(ApiError::bad("missing ciphertext to decrypt"));

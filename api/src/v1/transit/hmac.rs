@@ -32,7 +32,7 @@ pub async fn handle(
     if !batch && items[0].input.is_none() {
         return Err(ApiError::bad("missing input for HMAC"));
     }
-    let results = transit.hmac(name, &items, version, &algorithm)?;
+    let results = transit.hmac(name, &items, version, &algorithm).await?;
     if !batch {
         let Some(result) = results.into_iter().next() else {
             return Err(ApiError::bad("missing input for HMAC"));

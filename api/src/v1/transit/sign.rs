@@ -54,7 +54,7 @@ pub async fn handle(
     let opts = sign_options(req, url_algorithm)?;
     let version = i64_field(req, "key_version")?.unwrap_or(0);
     let (items, batch) = input_items(req)?;
-    let results = transit.sign(name, &items, version, &opts)?;
+    let results = transit.sign(name, &items, version, &opts).await?;
     if !batch {
         let Some(result) = results.into_iter().next() else {
             return Err(ApiError::bad("missing input"));

@@ -26,9 +26,13 @@ pub async fn handle(
     let results = match verify_mode(&items, batch)? {
         VerifyMode::Signature => {
             let opts = sign_options(req, url_algorithm)?;
-            transit.verify_signatures(name, &items, &opts)?
+            transit.verify_signatures(name, &items, &opts).await?
         }
-        VerifyMode::Hmac => transit.verify_hmacs(name, &items, &hash_name(req, url_algorithm)?)?,
+        VerifyMode::Hmac => {
+            transit
+                .verify_hmacs(name, &items, &hash_name(req, url_algorithm)?)
+                .await?
+        }
     };
     if !batch {
         let Some(result) = results.into_iter().next() else {

@@ -35,10 +35,13 @@ async fn encrypt_batch_reports_bad_items_and_processes_the_rest() {
     let first = r[0].as_ref().unwrap();
     let last = r[4].as_ref().unwrap();
     assert_eq!(
-        decrypt_one(&e, "auto", &first.ciphertext).unwrap(),
+        decrypt_one(&e, "auto", &first.ciphertext).await.unwrap(),
         b"first"
     );
-    assert_eq!(decrypt_one(&e, "auto", &last.ciphertext).unwrap(), b"last");
+    assert_eq!(
+        decrypt_one(&e, "auto", &last.ciphertext).await.unwrap(),
+        b"last"
+    );
 
     let d = e
         .decrypt(
@@ -51,6 +54,7 @@ async fn encrypt_batch_reports_bad_items_and_processes_the_rest() {
                 ct_item(&last.ciphertext),
             ],
         )
+        .await
         .unwrap();
     assert_eq!(unb64(d[0].as_ref().unwrap()), b"first");
     assert!(d[1]
@@ -68,7 +72,7 @@ async fn encrypt_batch_reports_bad_items_and_processes_the_rest() {
     );
     assert_eq!(unb64(d[4].as_ref().unwrap()), b"last");
 
-    let err = e.decrypt("auto", &[]).unwrap_err();
+    let err = e.decrypt("auto", &[]).await.unwrap_err();
     assert_eq!(err.to_string(), "missing batch input to process");
 }
 
@@ -124,6 +128,7 @@ async fn hmac_with_any_key_and_hmac_keys() {
     for name in ["aes", "h"] {
         let r = e
             .hmac(name, &[input(b"data"), InputItem::default()], 0, "sha2-512")
+            .await
             .unwrap();
         let (tag, version) = r[0].as_ref().unwrap().clone();
         assert_eq!(version, 1);
@@ -154,17 +159,22 @@ async fn hmac_with_any_key_and_hmac_keys() {
                 ],
                 "sha2-512",
             )
+            .await
             .unwrap();
         assert!(v[0].as_ref().unwrap());
         assert!(!v[1].as_ref().unwrap());
         assert!(v[2].as_ref().unwrap_err().to_string().contains("no prefix"));
     }
-    let err = e.hmac("aes", &[input(b"x")], 0, "md5").unwrap_err();
+    let err = e.hmac("aes", &[input(b"x")], 0, "md5").await.unwrap_err();
     assert!(err.to_string().contains("unsupported algorithm"));
-    let err = e.hmac("aes", &[input(b"x")], 2, "sha2-256").unwrap_err();
+    let err = e
+        .hmac("aes", &[input(b"x")], 2, "sha2-256")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("latest key version is 1"));
     let err = e
         .hmac("missing", &[input(b"x")], 0, "sha2-256")
+        .await
         .unwrap_err();
     assert_eq!(err.to_string(), "encryption key not found");
 }
@@ -214,4 +224,46 @@ fn hash_endpoint_algorithms() {
         "Vault's hash endpoint has no SHA-1"
     );
     assert!(hash::hash("md5", b"").is_err());
+}
+
+#[tokio::test]
+async fn batches_past_the_limit_are_refused_whole() {
+    let barrier = barrier().await;
+    let e = TransitEngine::new(
+        barrier,
+        PREFIX.into(),
+        TransitSettings {
+            max_batch_items: 3,
+            ..Default::default()
+        },
+    );
+    create(&e, "aes", KeyType::Aes256Gcm96).await;
+    let items = |n: usize| vec![pt_item(b"x"); n];
+    let (r, _) = e.encrypt("aes", &items(3), None, false).await.unwrap();
+    assert_eq!(r.len(), 3);
+    let err = e.encrypt("aes", &items(4), None, false).await.unwrap_err();
+    assert!(err.to_string().contains("limit of 3"), "{err}");
+    assert!(err.to_string().contains("max_batch_items"), "{err}");
+    let ct = r[0].as_ref().unwrap().ciphertext.clone();
+    let err = e.decrypt("aes", &vec![ct_item(&ct); 4]).await.unwrap_err();
+    assert!(err.to_string().contains("limit of 3"), "{err}");
+}
+
+#[tokio::test]
+async fn large_batches_run_on_the_pool_and_keep_their_order() {
+    let e = engine().await;
+    create(&e, "aes", KeyType::Aes256Gcm96).await;
+    // Past the inline threshold: chunked on the compute pool, answered in item order.
+    let items: Vec<_> = (0..600u32)
+        .map(|i| pt_item(i.to_string().as_bytes()))
+        .collect();
+    let (r, _) = e.encrypt("aes", &items, None, false).await.unwrap();
+    let back: Vec<_> = r
+        .iter()
+        .map(|x| ct_item(&x.as_ref().unwrap().ciphertext))
+        .collect();
+    let plain = e.decrypt("aes", &back).await.unwrap();
+    for (i, p) in plain.iter().enumerate() {
+        assert_eq!(unb64(p.as_ref().unwrap()), i.to_string().as_bytes());
+    }
 }

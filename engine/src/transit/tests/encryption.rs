@@ -22,11 +22,14 @@ async fn aead_types_round_trip() {
         assert_eq!(a.key_version, 1);
         assert_ne!(a.ciphertext, b.ciphertext, "{kind}: nonces must differ");
         for ct in [&a.ciphertext, &b.ciphertext] {
-            assert_eq!(decrypt_one(&e, name, ct).unwrap(), b"my secret data\n");
+            assert_eq!(
+                decrypt_one(&e, name, ct).await.unwrap(),
+                b"my secret data\n"
+            );
         }
         // Empty plaintext and associated data.
         let empty = encrypt_one(&e, name, b"").await;
-        assert_eq!(decrypt_one(&e, name, &empty.ciphertext).unwrap(), b"");
+        assert_eq!(decrypt_one(&e, name, &empty.ciphertext).await.unwrap(), b"");
         let with_ad = CipherItem {
             associated_data: Some(b64(b"header")),
             ..pt_item(b"body")
@@ -41,7 +44,7 @@ async fn aead_types_round_trip() {
             associated_data: Some(b64(b"other")),
             ..ct_item(&ct)
         };
-        let r = e.decrypt(name, &[ok, wrong, ct_item(&ct)]).unwrap();
+        let r = e.decrypt(name, &[ok, wrong, ct_item(&ct)]).await.unwrap();
         assert_eq!(unb64(r[0].as_ref().unwrap()), b"body");
         assert!(matches!(r[1], Err(TransitError::DecryptFailed)), "{kind}");
         assert!(matches!(r[2], Err(TransitError::DecryptFailed)), "{kind}");
@@ -76,7 +79,11 @@ async fn url_safe_and_unpadded_ciphertexts_are_accepted() {
             .replace('/', "_")
             .trim_end_matches('=')
             .to_string();
-        assert_eq!(decrypt_one(&e, "k", &url).unwrap(), vec![i; 17], "{url}");
+        assert_eq!(
+            decrypt_one(&e, "k", &url).await.unwrap(),
+            vec![i; 17],
+            "{url}"
+        );
     }
 }
 
@@ -87,7 +94,10 @@ async fn rsa_encrypts_with_oaep() {
     let c = encrypt_one(&e, "rsa", b"wrapped").await;
     let raw = unb64(c.ciphertext.strip_prefix("vault:v1:").unwrap());
     assert_eq!(raw.len(), 256);
-    assert_eq!(decrypt_one(&e, "rsa", &c.ciphertext).unwrap(), b"wrapped");
+    assert_eq!(
+        decrypt_one(&e, "rsa", &c.ciphertext).await.unwrap(),
+        b"wrapped"
+    );
     // OAEP-SHA256 on 2048 bits holds at most 190 bytes.
     let (r, _) = e
         .encrypt("rsa", &[pt_item(&[0u8; 191])], None, false)
@@ -125,11 +135,12 @@ async fn derived_keys_need_their_context() {
     };
     let r = e
         .decrypt("d", &[with(b"tenant-a"), with(b"tenant-b")])
+        .await
         .unwrap();
     assert_eq!(unb64(r[0].as_ref().unwrap()), b"per-tenant secret");
     assert!(matches!(r[1], Err(TransitError::DecryptFailed)));
     assert!(matches!(
-        decrypt_one(&e, "d", &ct),
+        decrypt_one(&e, "d", &ct).await,
         Err(TransitError::DecryptFailed)
     ));
     let (r, _) = e.encrypt("d", &[pt_item(b"x")], None, false).await.unwrap();
@@ -141,6 +152,7 @@ async fn derived_keys_need_their_context() {
     // Contexts in some items only: the whole request is refused.
     let err = e
         .decrypt("d", &[with(b"tenant-a"), ct_item(&ct)])
+        .await
         .unwrap_err();
     assert!(err
         .to_string()
@@ -185,7 +197,7 @@ async fn convergent_encryption_is_deterministic_per_context() {
         ..ct_item(&cts[3])
     };
     assert_eq!(
-        unb64(e.decrypt("c", &[back]).unwrap()[0].as_ref().unwrap()),
+        unb64(e.decrypt("c", &[back]).await.unwrap()[0].as_ref().unwrap()),
         b"diff"
     );
     // A nonce is never taken from the caller.
@@ -226,12 +238,12 @@ async fn tampering_truncation_and_wrong_keys_fail_alike() {
         format!("vault:v2:{}", b64(&raw)),
     ];
     for ct in &failing {
-        let err = decrypt_one(&e, "my-key", ct).unwrap_err();
+        let err = decrypt_one(&e, "my-key", ct).await.unwrap_err();
         assert!(matches!(err, TransitError::DecryptFailed), "{ct}: {err}");
     }
     // Another key, no key at all, a key of a type that cannot decrypt: the same answer.
     for name in ["my-key2", "not-existing", "signer"] {
-        let err = decrypt_one(&e, name, &c).unwrap_err();
+        let err = decrypt_one(&e, name, &c).await.unwrap_err();
         assert_eq!(err.to_string(), "Unable to decrypt the secret", "{name}");
     }
     // Malformed input says what is wrong, whatever the key.
@@ -244,7 +256,7 @@ async fn tampering_truncation_and_wrong_keys_fail_alike() {
             ("vault:v1:AAAA", "invalid ciphertext length"),
         ];
         for (ct, msg) in cases {
-            let err = decrypt_one(&e, name, ct).unwrap_err().to_string();
+            let err = decrypt_one(&e, name, ct).await.unwrap_err().to_string();
             assert!(err.contains(msg), "{name} {ct}: {err}");
         }
     }
@@ -260,20 +272,23 @@ async fn rewrap_moves_to_the_latest_version() {
     create(&e, "k", KeyType::Aes256Gcm96).await;
     let v1 = encrypt_one(&e, "k", b"data").await.ciphertext;
     e.rotate("k").await.unwrap();
-    let r = e.rewrap("k", &[ct_item(&v1), ct_item("bogus")]).unwrap();
+    let r = e
+        .rewrap("k", &[ct_item(&v1), ct_item("bogus")])
+        .await
+        .unwrap();
     let v2 = r[0].as_ref().unwrap();
     assert!(v2.ciphertext.starts_with("vault:v2:"));
     assert_eq!(v2.key_version, 2);
     assert!(r[1].is_err());
-    assert_eq!(decrypt_one(&e, "k", &v2.ciphertext).unwrap(), b"data");
+    assert_eq!(decrypt_one(&e, "k", &v2.ciphertext).await.unwrap(), b"data");
     // Rewrapping to an explicit older version, and under an unknown key.
     let back = CipherItem {
         key_version: 1,
         ..ct_item(&v2.ciphertext)
     };
-    let r = e.rewrap("k", &[back]).unwrap();
+    let r = e.rewrap("k", &[back]).await.unwrap();
     assert!(r[0].as_ref().unwrap().ciphertext.starts_with("vault:v1:"));
-    let r = e.rewrap("nope", &[ct_item(&v1)]).unwrap();
+    let r = e.rewrap("nope", &[ct_item(&v1)]).await.unwrap();
     assert!(matches!(r[0], Err(TransitError::DecryptFailed)));
 }
 
@@ -282,15 +297,18 @@ async fn datakeys_decrypt_to_the_returned_key() {
     let e = engine().await;
     create(&e, "k", KeyType::Aes128Gcm96).await;
     for bits in [128u64, 256, 512] {
-        let (plain, enc) = e.datakey("k", bits, 0, &None, &None).unwrap();
+        let (plain, enc) = e.datakey("k", bits, 0, &None, &None).await.unwrap();
         assert_eq!(plain.len() as u64 * 8, bits);
         assert_eq!(
-            decrypt_one(&e, "k", &enc.ciphertext).unwrap(),
+            decrypt_one(&e, "k", &enc.ciphertext).await.unwrap(),
             plain.as_slice()
         );
     }
-    let err = e.datakey("k", 100, 0, &None, &None).unwrap_err();
+    let err = e.datakey("k", 100, 0, &None, &None).await.unwrap_err();
     assert_eq!(err.to_string(), "invalid bit length");
-    let err = e.datakey("missing", 256, 0, &None, &None).unwrap_err();
+    let err = e
+        .datakey("missing", 256, 0, &None, &None)
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "encryption key not found");
 }

@@ -151,10 +151,10 @@ async fn min_versions_gate_use() {
         (2, 3)
     );
     assert!(matches!(
-        decrypt_one(&e, "k", &v1),
+        decrypt_one(&e, "k", &v1).await,
         Err(TransitError::DecryptFailed)
     ));
-    assert_eq!(decrypt_one(&e, "k", &v2).unwrap(), b"two");
+    assert_eq!(decrypt_one(&e, "k", &v2).await.unwrap(), b"two");
     let (r, _) = e.encrypt("k", &[item(2)], None, false).await.unwrap();
     assert!(r[0]
         .as_ref()
@@ -163,7 +163,7 @@ async fn min_versions_gate_use() {
         .contains("minimum encryption"));
     // Lowering it again makes v1 readable: nothing was deleted.
     e.configure("k", config(Some(1), None)).await.unwrap();
-    assert_eq!(decrypt_one(&e, "k", &v1).unwrap(), b"one");
+    assert_eq!(decrypt_one(&e, "k", &v1).await.unwrap(), b"one");
 
     let er = &e;
     let bad = |u| async move { er.configure("k", u).await.unwrap_err().to_string() };
@@ -217,10 +217,10 @@ async fn trim_deletes_old_versions_for_good() {
     let err = e.configure("k", config(Some(1), None)).await.unwrap_err();
     assert!(err.to_string().contains("min available version"), "{err}");
     assert!(matches!(
-        decrypt_one(&e, "k", &v1),
+        decrypt_one(&e, "k", &v1).await,
         Err(TransitError::DecryptFailed)
     ));
-    assert_eq!(decrypt_one(&e, "k", &v3).unwrap(), b"three");
+    assert_eq!(decrypt_one(&e, "k", &v3).await.unwrap(), b"three");
     // The trimmed version is gone from storage too.
     let reloaded = engine_on(&b).get("k").unwrap().unwrap();
     assert!(reloaded.version(1).is_none());
@@ -247,7 +247,7 @@ async fn delete_needs_deletion_allowed() {
     assert!(e.get("k").unwrap().is_none());
     assert!(e.list().unwrap().is_empty());
     assert!(matches!(
-        decrypt_one(&e, "k", &c),
+        decrypt_one(&e, "k", &c).await,
         Err(TransitError::DecryptFailed)
     ));
     assert!(engine_on(&b).get("k").unwrap().is_none());
@@ -344,7 +344,7 @@ async fn cache_clear_forgets_material_until_reloaded() {
     // A reference held across the clear stays valid until dropped; new lookups reload.
     let reloaded = e.get("k").unwrap().unwrap();
     assert!(!Arc::ptr_eq(&held, &reloaded));
-    assert_eq!(decrypt_one(&e, "k", &c).unwrap(), b"x");
+    assert_eq!(decrypt_one(&e, "k", &c).await.unwrap(), b"x");
 }
 
 #[tokio::test]

@@ -34,6 +34,7 @@ pub(super) fn engine_on(barrier: &Arc<Barrier>) -> TransitEngine {
         PREFIX.into(),
         TransitSettings {
             min_auto_rotate_period: 1,
+            ..Default::default()
         },
     )
 }
@@ -89,7 +90,11 @@ pub(super) async fn encrypt_one(e: &TransitEngine, name: &str, plaintext: &[u8])
 }
 
 /// Decrypts one ciphertext through the engine's request path.
-pub(super) fn decrypt_one(e: &TransitEngine, name: &str, ciphertext: &str) -> ItemResult<Vec<u8>> {
-    let mut results = e.decrypt(name, &[ct_item(ciphertext)]).unwrap();
+pub(super) async fn decrypt_one(
+    e: &TransitEngine,
+    name: &str,
+    ciphertext: &str,
+) -> ItemResult<Vec<u8>> {
+    let mut results = e.decrypt(name, &[ct_item(ciphertext)]).await.unwrap();
     results.remove(0).map(|p| unb64(&p))
 }
