@@ -36,6 +36,52 @@ pub(crate) fn token_from(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// Vault request headers that change what a request means and that Ironseal does not
+/// implement. Ignoring them would answer something other than what was asked: above
+/// all, a wrapped response would come back as the plain secret.
+const UNSUPPORTED_HEADERS: &[(&str, &str)] = &[
+    ("x-vault-wrap-ttl", "response wrapping is not supported by this server"),
+    ("x-vault-wrap-format", "response wrapping is not supported by this server"),
+    ("x-vault-mfa", "login MFA (X-Vault-MFA) is not supported by this server"),
+    ("x-vault-policy-override", "Sentinel policy overrides (X-Vault-Policy-Override) are not supported by this server"),
+    ("x-vault-index", "consistency headers (X-Vault-Index) are not supported by this server"),
+    ("x-vault-inconsistent", "consistency headers (X-Vault-Inconsistent) are not supported by this server"),
+    ("x-vault-forward", "request forwarding (X-Vault-Forward) is not supported by this server"),
+    ("x-vault-inline-auth-path", "inline authentication (X-Vault-Inline-Auth-*) is not supported by this server"),
+];
+
+fn refuse_unsupported_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+    // An empty header is no header, as in Vault (Go's Header.Get).
+    let given = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .any(|v| !v.as_bytes().trim_ascii().is_empty())
+    };
+    for (name, message) in UNSUPPORTED_HEADERS {
+        if given(name) {
+            return Err(ApiError::bad(*message));
+        }
+    }
+    for name in headers.keys() {
+        if name.as_str().starts_with("x-vault-inline-auth-") && given(name.as_str()) {
+            return Err(ApiError::bad(
+                "inline authentication (X-Vault-Inline-Auth-*) is not supported by this server",
+            ));
+        }
+    }
+    // Namespaces are an Enterprise (and OpenBao) feature; only the root one exists here.
+    if let Some(ns) = headers.get("x-vault-namespace") {
+        let ns = ns.to_str().unwrap_or("?").trim().trim_matches('/');
+        if !ns.is_empty() && ns != "root" {
+            return Err(ApiError::bad(
+                "namespaces (X-Vault-Namespace) are not supported by this server",
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -89,6 +135,7 @@ impl VaultRequest {
         if path.split('/').any(|s| s == ".." || s == ".") {
             return Err(ApiError::bad("invalid path"));
         }
+        refuse_unsupported_headers(headers)?;
         let query = parse_query(query);
         let op = match method.as_str() {
             "GET" | "HEAD" if query.get("list").is_some_and(|v| v == "true" || v == "1") => {
