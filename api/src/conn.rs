@@ -99,12 +99,9 @@ impl Activity {
             && !self.h2.load(Ordering::Relaxed)
         {
             // A pipelined or early next request: its head clock starts now.
-            let _ = self.head_since.compare_exchange(
-                NONE,
-                now,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            let _ =
+                self.head_since
+                    .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed);
         }
         self.changed.notify_one();
     }
@@ -182,7 +179,11 @@ impl<S> Watched<S> {
         }
     }
 
-    fn write_outcome<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn write_outcome<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match r {
             Poll::Pending => self.stalled(cx).map(Err),
             done => {

@@ -40,14 +40,38 @@ pub(crate) fn token_from(headers: &HeaderMap) -> String {
 /// implement. Ignoring them would answer something other than what was asked: above
 /// all, a wrapped response would come back as the plain secret.
 const UNSUPPORTED_HEADERS: &[(&str, &str)] = &[
-    ("x-vault-wrap-ttl", "response wrapping is not supported by this server"),
-    ("x-vault-wrap-format", "response wrapping is not supported by this server"),
-    ("x-vault-mfa", "login MFA (X-Vault-MFA) is not supported by this server"),
-    ("x-vault-policy-override", "Sentinel policy overrides (X-Vault-Policy-Override) are not supported by this server"),
-    ("x-vault-index", "consistency headers (X-Vault-Index) are not supported by this server"),
-    ("x-vault-inconsistent", "consistency headers (X-Vault-Inconsistent) are not supported by this server"),
-    ("x-vault-forward", "request forwarding (X-Vault-Forward) is not supported by this server"),
-    ("x-vault-inline-auth-path", "inline authentication (X-Vault-Inline-Auth-*) is not supported by this server"),
+    (
+        "x-vault-wrap-ttl",
+        "response wrapping is not supported by this server",
+    ),
+    (
+        "x-vault-wrap-format",
+        "response wrapping is not supported by this server",
+    ),
+    (
+        "x-vault-mfa",
+        "login MFA (X-Vault-MFA) is not supported by this server",
+    ),
+    (
+        "x-vault-policy-override",
+        "Sentinel policy overrides (X-Vault-Policy-Override) are not supported by this server",
+    ),
+    (
+        "x-vault-index",
+        "consistency headers (X-Vault-Index) are not supported by this server",
+    ),
+    (
+        "x-vault-inconsistent",
+        "consistency headers (X-Vault-Inconsistent) are not supported by this server",
+    ),
+    (
+        "x-vault-forward",
+        "request forwarding (X-Vault-Forward) is not supported by this server",
+    ),
+    (
+        "x-vault-inline-auth-path",
+        "inline authentication (X-Vault-Inline-Auth-*) is not supported by this server",
+    ),
 ];
 
 fn refuse_unsupported_headers(headers: &HeaderMap) -> Result<(), ApiError> {

@@ -57,7 +57,10 @@ async fn route(core: Arc<Core>, limits: &Limits, req: Request<Incoming>) -> Http
             {
                 Ok(b) => b,
                 Err(e) => {
-                    let resp = closing(error_response(&ApiError::new(e.status(), e.vault_message())));
+                    let resp = closing(error_response(&ApiError::new(
+                        e.status(),
+                        e.vault_message(),
+                    )));
                     return finish(&method, &path, started, resp);
                 }
             };
@@ -104,9 +107,7 @@ impl BodyError {
         match self {
             // Go's http.MaxBytesReader says this, and Vault passes it on.
             BodyError::TooLarge(_) => "http: request body too large".into(),
-            BodyError::Timeout => {
-                "the request body did not arrive within http_read_timeout".into()
-            }
+            BodyError::Timeout => "the request body did not arrive within http_read_timeout".into(),
             BodyError::Read => "failed to read request body".into(),
         }
     }
@@ -136,7 +137,10 @@ async fn read_body(
     };
     match collected {
         Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             Err(BodyError::TooLarge(max))
         }
         Err(_) => Err(BodyError::Read),
@@ -311,19 +315,18 @@ async fn serve_one(
     };
     match acceptor {
         Some(acceptor) => {
-            let tls = match tokio::time::timeout(limits.handshake_timeout(), acceptor.accept(io))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let tls =
+                match tokio::time::timeout(limits.handshake_timeout(), acceptor.accept(io)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let conn = builder.serve_connection(TokioIo::new(tls), service);
             watch(conn, &activity, &limits, peer).await
         }
@@ -410,7 +413,9 @@ async fn refuse(
                 }
             }
             None => {
-                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             }
         }
     })

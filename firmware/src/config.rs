@@ -7,6 +7,10 @@
 //!   tls_cert_file = "/etc/ironseal/tls/cert.pem"   # omit both for a generated CA + cert
 //!   tls_key_file  = "/etc/ironseal/tls/key.pem"
 //!   # tls_disable = true                           # plain HTTP, only when asked for
+//!   # Vault's limits (see `listener_limit_key`): http_read_header_timeout,
+//!   # http_read_timeout, http_write_timeout, http_idle_timeout, max_request_size,
+//!   # max_request_duration, tls_min_version, tls_max_version; and Ironseal's
+//!   # max_connections and tls_san (names for the generated certificate).
 //! }
 //! seal "shamir" {}            # or one of:
 //! # seal "pkcs11" {
@@ -24,6 +28,7 @@
 //! # new one (none for Shamir), then `bao operator unseal -migrate`.
 //! log_level     = "info"
 //! disable_mlock = false
+//! # log_format = "json"; default_max_request_duration = "90s"
 //! ```
 //!
 //! Every error names the file, the line and the key.
@@ -497,7 +502,11 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
 }
 
 /// Top-level keys about serving. True when `attr` was one of them.
-fn server_key(src: &Source, attr: &Attribute, out: &mut ServerOptions) -> Result<bool, ConfigError> {
+fn server_key(
+    src: &Source,
+    attr: &Attribute,
+    out: &mut ServerOptions,
+) -> Result<bool, ConfigError> {
     let k = attr.key();
     match k {
         "default_max_request_duration" => {
@@ -523,7 +532,9 @@ fn server_key(src: &Source, attr: &Attribute, out: &mut ServerOptions) -> Result
         "api_addr" | "cluster_addr" | "cluster_name" => {
             return Err(src.err(
                 k,
-                format!("`{k}` is for Vault clustering, which this appliance does not do: remove it"),
+                format!(
+                    "`{k}` is for Vault clustering, which this appliance does not do: remove it"
+                ),
             ))
         }
         "pid_file" => {
@@ -577,8 +588,8 @@ fn listener_limit_key(
             if n < 1 {
                 return Err(src.err(k, "`max_connections` must be at least 1"));
             }
-            l.limits.max_connections = usize::try_from(n)
-                .map_err(|_| src.err(k, "`max_connections` is too large"))?;
+            l.limits.max_connections =
+                usize::try_from(n).map_err(|_| src.err(k, "`max_connections` is too large"))?;
         }
         "tls_min_version" => l.tls_min_version = tls_version(src, k, e)?,
         "tls_max_version" => l.tls_max_version = tls_version(src, k, e)?,
@@ -661,7 +672,9 @@ fn is_dns_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -763,7 +776,10 @@ log_level = "debug"
         let e = p(text).unwrap_err();
         assert_eq!(e.line, line, "{e}");
         let shown = e.to_string();
-        assert!(shown.starts_with(&format!("ironseal.hcl:{line}: ")), "{shown}");
+        assert!(
+            shown.starts_with(&format!("ironseal.hcl:{line}: ")),
+            "{shown}"
+        );
         assert!(shown.contains(needle), "{shown}");
     }
 
@@ -788,7 +804,11 @@ log_level = "debug"
             "unknown key `cluster_address`",
         );
         // seals
-        for (label, key) in [("shamir", "lib"), ("pkcs11", "modulepath"), ("tpm2", "device")] {
+        for (label, key) in [
+            ("shamir", "lib"),
+            ("pkcs11", "modulepath"),
+            ("tpm2", "device"),
+        ] {
             refused(
                 &format!("{BASE}{listener}seal \"{label}\" {{\n  {key} = \"z\"\n}}\n"),
                 8,
@@ -796,14 +816,41 @@ log_level = "debug"
             );
         }
         // top level, and blocks
-        refused(&format!("{BASE}{listener}\nlog_levl = \"info\"\n"), 8, "unknown key `log_levl`");
-        refused(&format!("{BASE}{listener}\nha_storage \"x\" {{}}\n"), 8, "unknown block `ha_storage`");
-        refused(&format!("{BASE}{listener}telemetry {{\n}}\n"), 7, "telemetry");
+        refused(
+            &format!("{BASE}{listener}\nlog_levl = \"info\"\n"),
+            8,
+            "unknown key `log_levl`",
+        );
+        refused(
+            &format!("{BASE}{listener}\nha_storage \"x\" {{}}\n"),
+            8,
+            "unknown block `ha_storage`",
+        );
+        refused(
+            &format!("{BASE}{listener}telemetry {{\n}}\n"),
+            7,
+            "telemetry",
+        );
         // Vault keys with no meaning here are refused, not ignored.
-        refused(&format!("{BASE}{listener}api_addr = \"https://x:8200\"\n"), 7, "api_addr");
-        refused(&format!("{BASE}{listener}pid_file = \"/run/x.pid\"\n"), 7, "pid_file");
-        refused(&format!("{BASE}{listener}ui = true\n"), 7, "no Vault web UI");
-        let c = p(&format!("{BASE}{listener}ui = false\nlog_format = \"json\"\n")).unwrap();
+        refused(
+            &format!("{BASE}{listener}api_addr = \"https://x:8200\"\n"),
+            7,
+            "api_addr",
+        );
+        refused(
+            &format!("{BASE}{listener}pid_file = \"/run/x.pid\"\n"),
+            7,
+            "pid_file",
+        );
+        refused(
+            &format!("{BASE}{listener}ui = true\n"),
+            7,
+            "no Vault web UI",
+        );
+        let c = p(&format!(
+            "{BASE}{listener}ui = false\nlog_format = \"json\"\n"
+        ))
+        .unwrap();
         assert!(c.server.log_json);
     }
 
@@ -856,10 +903,22 @@ log_level = "debug"
             ("  max_connections = 0", "at least 1"),
             ("  http_idle_timeout = \"-5s\"", "negative"),
             ("  http_read_timeout = \"soon\"", "invalid duration"),
-            ("  tls_min_version = \"tls10\"", "use \"tls12\" or \"tls13\""),
-            ("  tls_max_version = \"tls11\"", "use \"tls12\" or \"tls13\""),
-            ("  tls_min_version = \"tls13\"\n  tls_max_version = \"tls12\"", "above"),
-            ("  tls_san = [\"bad name!\"]", "neither a DNS name nor an IP"),
+            (
+                "  tls_min_version = \"tls10\"",
+                "use \"tls12\" or \"tls13\"",
+            ),
+            (
+                "  tls_max_version = \"tls11\"",
+                "use \"tls12\" or \"tls13\"",
+            ),
+            (
+                "  tls_min_version = \"tls13\"\n  tls_max_version = \"tls12\"",
+                "above",
+            ),
+            (
+                "  tls_san = [\"bad name!\"]",
+                "neither a DNS name nor an IP",
+            ),
             ("  tls_san = [\"a..b\"]", "neither a DNS name nor an IP"),
         ] {
             let e = with_listener(line).unwrap_err();

@@ -283,12 +283,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
         }
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let listener = bind(
-        config.listener.address,
-        tls,
-        config.listener.limits.clone(),
-    )
-    .await?;
+    let listener = bind(config.listener.address, tls, config.listener.limits.clone()).await?;
     let bound = listener.tcp.local_addr()?;
     tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal.name(), "ironseal started");
     println!("==> Ironseal server started! Api Address: {scheme}://{bound}");
