@@ -446,10 +446,12 @@ async fn answer(core: Arc<Core>, limits: Arc<Limits>, req: Request<Incoming>) ->
         }
         Err(_) => {
             tracing::warn!(path = %path, "request exceeded max_request_duration");
-            error_response(&ApiError::new(
+            // The handler may still be reading the body: nothing more can follow on
+            // this connection.
+            closing(error_response(&ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "request exceeded max_request_duration; it may still complete",
-            ))
+            )))
         }
     }
 }

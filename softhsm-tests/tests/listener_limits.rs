@@ -491,3 +491,26 @@ fn a_stalled_body_is_cut_by_the_read_timeout_and_huge_headers_are_refused() {
     let (status, _) = read_response(&mut s);
     assert_eq!(status, 431);
 }
+
+#[test]
+fn a_request_past_max_request_duration_gets_503() {
+    if reference_mode() {
+        return; // Vault's deadline does not cover reading the body, which stalls here.
+    }
+    // No read timeout: only max_request_duration can end the wait for this body.
+    let d = Daemon::config_with_listener(
+        false,
+        "http_read_timeout = 0\nmax_request_duration = \"1s\"",
+    );
+    let mut s = connect(&d);
+    s.write_all(
+        b"POST /v1/sys/init HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .unwrap();
+    let (status, body) = read_response(&mut s);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("max_request_duration"), "{body}");
+    // The appliance is still uninitialised: nothing ran on a partial request.
+    let r = d.http("GET", "/v1/sys/init", None, Body::None);
+    assert_eq!(r.json()["initialized"], false, "{r}");
+}
