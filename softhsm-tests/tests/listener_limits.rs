@@ -514,3 +514,31 @@ fn a_request_past_max_request_duration_gets_503() {
     let r = d.http("GET", "/v1/sys/init", None, Body::None);
     assert_eq!(r.json()["initialized"], false, "{r}");
 }
+
+#[test]
+fn a_tls_client_that_never_finishes_its_handshake_is_cut() {
+    let d = Daemon::config_with_listener(
+        true,
+        "http_read_header_timeout = \"1s\"\nhttp_idle_timeout = \"120s\"",
+    );
+    // The start of a ClientHello record, then silence.
+    let mut s = connect(&d);
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+    assert!(
+        matches!(wait_for_close(&mut s), Ending::Closed(_)),
+        "a stalled TLS handshake was not cut within {CLOSE_DEADLINE:?}"
+    );
+    // A real client is still served.
+    let ca = d.cacert().unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "--cacert"])
+        .arg(ca)
+        .arg(format!("{}/v1/sys/seal-status", d.addr))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
