@@ -244,3 +244,70 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         self.write_outcome(cx, r)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn limits(header: Duration, idle: Duration) -> Limits {
+        Limits {
+            read_header_timeout: Some(header),
+            idle_timeout: Some(idle),
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn the_head_clock_runs_from_accept_and_from_the_next_requests_first_byte() {
+        let a = Activity::new();
+        let hour = Duration::from_secs(3600);
+        // A fresh connection is reading its first head: the header timeout applies.
+        assert!(matches!(
+            a.check(&limits(Duration::ZERO, hour)),
+            Verdict::HeaderTimeout
+        ));
+        // While a request runs, neither clock does.
+        let guard = a.begin(false);
+        assert!(matches!(
+            a.check(&limits(Duration::ZERO, Duration::ZERO)),
+            Verdict::Wait(None)
+        ));
+        drop(guard);
+        // Between requests only the idle clock runs ...
+        assert!(matches!(
+            a.check(&limits(Duration::ZERO, hour)),
+            Verdict::Wait(Some(_))
+        ));
+        assert!(matches!(
+            a.check(&limits(hour, Duration::ZERO)),
+            Verdict::Idle
+        ));
+        // ... until a byte of the next request arrives.
+        a.on_read();
+        assert!(matches!(
+            a.check(&limits(Duration::ZERO, hour)),
+            Verdict::HeaderTimeout
+        ));
+    }
+
+    #[test]
+    fn http2_connections_have_no_head_clock_between_requests() {
+        let a = Activity::new();
+        let hour = Duration::from_secs(3600);
+        drop(a.begin(true));
+        a.on_read();
+        assert!(matches!(
+            a.check(&limits(Duration::ZERO, hour)),
+            Verdict::Wait(Some(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_write_the_peer_never_reads_fails_after_the_write_timeout() {
+        let (near, _far) = tokio::io::duplex(64);
+        let mut w = Watched::new(near, Activity::new(), Some(Duration::from_millis(50)));
+        let err = w.write_all(&[0u8; 4096]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}
