@@ -423,29 +423,21 @@ async fn refuse(
     tracing::trace!(peer = %peer, "refused connection closed");
 }
 
-/// Routes a request under `max_request_duration`. The handler runs on its own task and
-/// is left to finish when the client is answered 503 at the deadline: cancelling it at
-/// an arbitrary await could leave a multi-step operation half done.
+/// Routes a request under `max_request_duration`. At the deadline the client gets a
+/// 503 and the handler moves to a task of its own to finish there: cancelling it at an
+/// arbitrary await could leave a multi-step operation half done. (It runs inline until
+/// then, so the common case costs no task.)
 async fn answer(core: Arc<Core>, limits: Arc<Limits>, req: Request<Incoming>) -> HttpResponse {
     let Some(max) = limits.max_request_duration else {
         return route(core, &limits, req).await;
     };
-    let path = req.uri().path().to_string();
-    let task = tokio::spawn({
-        let limits = limits.clone();
-        async move { route(core, &limits, req).await }
-    });
-    match tokio::time::timeout(max, task).await {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => {
-            tracing::error!(path = %path, error = %e, "request handler failed");
-            error_response(&ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            ))
-        }
+    let uri = req.uri().clone();
+    let mut handler = Box::pin(async move { route(core, &limits, req).await });
+    match tokio::time::timeout(max, &mut handler).await {
+        Ok(resp) => resp,
         Err(_) => {
-            tracing::warn!(path = %path, "request exceeded max_request_duration");
+            tracing::warn!(path = %uri.path(), "request exceeded max_request_duration");
+            tokio::spawn(handler);
             // The handler may still be reading the body: nothing more can follow on
             // this connection.
             closing(error_response(&ApiError::new(

@@ -354,6 +354,7 @@ fn response_wrapping_is_refused_never_answered_in_plaintext() {
         "X-Vault-Inconsistent: forward-active-node",
         "X-Vault-Forward: active-node",
         "X-Vault-Namespace: team-a",
+        "X-Vault-Inline-Auth-Parameter-role: YQ",
     ] {
         let r = d
             .http_with(
