@@ -4,7 +4,9 @@
 
 mod api_v1;
 mod audit;
+mod conn;
 mod error;
+pub mod limits;
 mod request;
 mod response;
 pub mod server;
@@ -12,6 +14,7 @@ pub mod tls;
 mod v1;
 
 pub use error::ApiError;
+pub use limits::Limits;
 pub use server::{serve, Listener};
 
 /// Vault's limit on request bodies.

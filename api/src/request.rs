@@ -36,6 +36,81 @@ pub(crate) fn token_from(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// Vault request headers that change what a request means and that Ironseal does not
+/// implement. Ignoring them would answer something other than what was asked: above
+/// all, a wrapped response would come back as the plain secret.
+const UNSUPPORTED_HEADERS: &[(&str, &str)] = &[
+    (
+        "x-vault-wrap-ttl",
+        "response wrapping is not supported by this server",
+    ),
+    (
+        "x-vault-wrap-format",
+        "response wrapping is not supported by this server",
+    ),
+    (
+        "x-vault-mfa",
+        "login MFA (X-Vault-MFA) is not supported by this server",
+    ),
+    (
+        "x-vault-policy-override",
+        "Sentinel policy overrides (X-Vault-Policy-Override) are not supported by this server",
+    ),
+    (
+        "x-vault-index",
+        "consistency headers (X-Vault-Index) are not supported by this server",
+    ),
+    (
+        "x-vault-inconsistent",
+        "consistency headers (X-Vault-Inconsistent) are not supported by this server",
+    ),
+    (
+        "x-vault-forward",
+        "request forwarding (X-Vault-Forward) is not supported by this server",
+    ),
+    (
+        "x-vault-inline-auth-path",
+        "inline authentication (X-Vault-Inline-Auth-*) is not supported by this server",
+    ),
+];
+
+fn refuse_unsupported_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+    // One pass over what was sent; most requests carry no X-Vault-* header but the token.
+    for (name, value) in headers {
+        let name = name.as_str();
+        let Some(rest) = name.strip_prefix("x-vault-") else {
+            continue;
+        };
+        if rest == "token" || rest == "request" {
+            continue;
+        }
+        // An empty header is no header, as in Vault (Go's Header.Get).
+        let value = value.as_bytes().trim_ascii();
+        if value.is_empty() {
+            continue;
+        }
+        if let Some((_, message)) = UNSUPPORTED_HEADERS.iter().find(|(n, _)| *n == name) {
+            return Err(ApiError::bad(*message));
+        }
+        if rest.starts_with("inline-auth-") {
+            return Err(ApiError::bad(
+                "inline authentication (X-Vault-Inline-Auth-*) is not supported by this server",
+            ));
+        }
+        // Namespaces are an Enterprise (and OpenBao) feature; only the root one exists here.
+        if rest == "namespace" {
+            let ns = String::from_utf8_lossy(value);
+            let ns = ns.trim_matches('/');
+            if !ns.is_empty() && ns != "root" {
+                return Err(ApiError::bad(
+                    "namespaces (X-Vault-Namespace) are not supported by this server",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -89,6 +164,7 @@ impl VaultRequest {
         if path.split('/').any(|s| s == ".." || s == ".") {
             return Err(ApiError::bad("invalid path"));
         }
+        refuse_unsupported_headers(headers)?;
         let query = parse_query(query);
         let op = match method.as_str() {
             "GET" | "HEAD" if query.get("list").is_some_and(|v| v == "true" || v == "1") => {

@@ -5,8 +5,9 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use engine::Core;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -14,57 +15,53 @@ use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::conn::{Activity, Verdict, Watched};
 use crate::error::ApiError;
+use crate::limits::{Limits, MAX_CONCURRENT_STREAMS, MAX_HEADER_BYTES, MAX_REFUSALS_IN_FLIGHT};
 use crate::request::VaultRequest;
 use crate::response::{json_response, HttpResponse};
-use crate::MAX_BODY;
 
 pub struct Listener {
     pub tcp: TcpListener,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub limits: Limits,
 }
 
 fn error_response(e: &ApiError) -> HttpResponse {
     json_response(e.status, Some(&e.body_json()))
 }
 
-async fn route(core: Arc<Core>, req: Request<Incoming>) -> HttpResponse {
+async fn route(core: Arc<Core>, limits: &Limits, req: Request<Incoming>) -> HttpResponse {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
     if let Some(rest) = path.strip_prefix("/api/v1/") {
-        let resp = api_v1_route(&core, &parts, body, rest).await;
+        let resp = api_v1_route(&core, limits, &parts, body, rest).await;
         return finish(&method, &path, started, resp);
     }
     let response = match path.strip_prefix("/v1/") {
         None => error_response(&ApiError::new(StatusCode::NOT_FOUND, "404 page not found")),
         Some(rest) => {
-            let body = match Limited::new(body, MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
+            let body = match read_body(
+                &parts.headers,
+                body,
+                limits.max_request_size,
+                limits.read_timeout,
+            )
+            .await
+            {
+                Ok(b) => b,
                 Err(e) => {
-                    let status = if e
-                        .downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some()
-                    {
-                        StatusCode::PAYLOAD_TOO_LARGE
-                    } else {
-                        StatusCode::BAD_REQUEST
-                    };
-                    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                        "http: request body too large"
-                    } else {
-                        "failed to read request body"
-                    };
-                    return finish(
-                        &method,
-                        &path,
-                        started,
-                        error_response(&ApiError::new(status, msg)),
-                    );
+                    let resp = closing(error_response(&ApiError::new(
+                        e.status(),
+                        e.vault_message(),
+                    )));
+                    return finish(&method, &path, started, resp);
                 }
             };
             let head = method == hyper::Method::HEAD;
@@ -90,31 +87,105 @@ async fn route(core: Arc<Core>, req: Request<Incoming>) -> HttpResponse {
     finish(&method, &path, started, response)
 }
 
+/// Why a request body was not read.
+enum BodyError {
+    TooLarge(usize),
+    Timeout,
+    Read,
+}
+
+impl BodyError {
+    fn status(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Read => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn vault_message(&self) -> String {
+        match self {
+            // Go's http.MaxBytesReader says this, and Vault passes it on.
+            BodyError::TooLarge(_) => "http: request body too large".into(),
+            BodyError::Timeout => "the request body did not arrive within http_read_timeout".into(),
+            BodyError::Read => "failed to read request body".into(),
+        }
+    }
+}
+
+/// The whole body, refused at once when its Content-Length is over `max` (before a
+/// byte of it is read), and cut off when it grows past `max` or takes too long.
+async fn read_body(
+    headers: &hyper::HeaderMap,
+    body: Incoming,
+    max: usize,
+    timeout: Option<Duration>,
+) -> Result<Bytes, BodyError> {
+    if let Some(len) = headers.get(hyper::header::CONTENT_LENGTH) {
+        // hyper has already refused a Content-Length that is not a number.
+        let len = len.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok());
+        if len.is_some_and(|l| l > max as u64) {
+            return Err(BodyError::TooLarge(max));
+        }
+    }
+    let collect = Limited::new(body, max).collect();
+    let collected = match timeout {
+        Some(t) => tokio::time::timeout(t, collect)
+            .await
+            .map_err(|_| BodyError::Timeout)?,
+        None => collect.await,
+    };
+    match collected {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(BodyError::TooLarge(max))
+        }
+        Err(_) => Err(BodyError::Read),
+    }
+}
+
+/// An answer after which the connection closes: the rest of the request body was not
+/// read, so the next bytes on it are not a request head.
+fn closing(mut resp: HttpResponse) -> HttpResponse {
+    resp.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
 /// `/api/v1/`: the key API, answering problem objects on errors.
 async fn api_v1_route(
     core: &Arc<Core>,
+    limits: &Limits,
     parts: &hyper::http::request::Parts,
     body: Incoming,
     rest: &str,
 ) -> HttpResponse {
     use crate::api_v1::{ApiRequest, Problem};
     let problem = |p: Problem| problem_response(&p);
-    let body = match Limited::new(body, crate::api_v1::MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
+    let max = crate::api_v1::MAX_BODY.min(limits.max_request_size);
+    let body = match read_body(&parts.headers, body, max, limits.read_timeout).await {
+        Ok(b) => b,
         Err(e) => {
-            return problem(
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "PAYLOAD_TOO_LARGE",
-                        format!("the request body exceeds {} bytes", crate::api_v1::MAX_BODY),
-                    )
-                } else {
+            return closing(problem(match e {
+                BodyError::TooLarge(max) => Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PAYLOAD_TOO_LARGE",
+                    format!("the request body exceeds {max} bytes"),
+                ),
+                BodyError::Timeout => Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "REQUEST_TIMEOUT",
+                    "the request body did not arrive within http_read_timeout",
+                ),
+                BodyError::Read => {
                     Problem::bad("MALFORMED_REQUEST", "failed to read the request body")
-                },
-            )
+                }
+            }))
         }
     };
     let query = crate::request::parse_query(parts.uri.query());
@@ -157,47 +228,223 @@ fn finish(
     resp
 }
 
-/// Serves until the listener fails; each connection runs on its own task.
+/// Serves until the listener fails; each connection runs on its own task, watched by
+/// the listener's timeouts, and at most `limits.max_connections` at once.
 pub async fn serve(core: Arc<Core>, listener: Listener) -> std::io::Result<()> {
+    let limits = Arc::new(listener.limits);
     let acceptor = listener.tls.map(TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let builder = Arc::new(http_builder());
     loop {
         let (stream, peer) = match listener.tcp.accept().await {
             Ok(s) => s,
             Err(e) => {
                 // Running out of file descriptors must not stop the server for good.
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let core = core.clone();
         let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let limits = limits.clone();
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Per connection at debug: a flood must not become a flood of log lines.
+            tracing::debug!(peer = %peer, max_connections = limits.max_connections, "connection refused: too many open connections");
+            // Past the cap: a short 503 while refusals are cheap, else close at once.
+            match refusals.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(async move {
+                        refuse(stream, peer, acceptor, &builder, &limits).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => drop(stream),
+            }
+            continue;
+        };
+        let core = core.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(peer);
-                let core = core.clone();
-                async move { Ok::<_, Infallible>(route(core, req).await) }
-            });
-            let builder = Builder::new(TokioExecutor::new());
-            let result = match acceptor {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
-                    Err(e) => {
+            serve_one(core, stream, peer, acceptor, &builder, limits).await;
+            drop(slot);
+        });
+    }
+}
+
+fn http_builder() -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        // The connection watchdog (conn.rs) times the head; hyper's timer would also
+        // cut idle kept-alive connections at the header timeout.
+        .header_read_timeout(None)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    builder
+}
+
+async fn serve_one(
+    core: Arc<Core>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+    builder: &Builder<TokioExecutor>,
+    limits: Arc<Limits>,
+) {
+    let activity = Activity::new();
+    let io = Watched::new(stream, activity.clone(), limits.write_timeout);
+    let service = {
+        let activity = activity.clone();
+        let limits = limits.clone();
+        service_fn(move |mut req: Request<Incoming>| {
+            let guard = activity.begin(req.version() == hyper::Version::HTTP_2);
+            req.extensions_mut().insert(peer);
+            let core = core.clone();
+            let limits = limits.clone();
+            async move {
+                let resp = answer(core, limits, req).await;
+                drop(guard);
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    match acceptor {
+        Some(acceptor) => {
+            let tls =
+                match tokio::time::timeout(limits.handshake_timeout(), acceptor.accept(io)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
                         tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
                         return;
                     }
-                },
-                None => {
-                    builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            watch(conn, &activity, &limits, peer).await
+        }
+        None => {
+            let conn = builder.serve_connection(TokioIo::new(io), service);
+            watch(conn, &activity, &limits, peer).await
+        }
+    }
+}
+
+/// Drives a connection until it ends, or closes it when its head or idle time runs out.
+async fn watch<I, S>(
+    conn: hyper_util::server::conn::auto::Connection<'_, I, S, TokioExecutor>,
+    activity: &Activity,
+    limits: &Limits,
+    peer: SocketAddr,
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = HttpResponse>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    tokio::pin!(conn);
+    loop {
+        let wake = match activity.check(limits) {
+            Verdict::Wait(at) => at,
+            Verdict::HeaderTimeout => {
+                tracing::debug!(peer = %peer, "closing: request head not received within http_read_header_timeout");
+                return;
             }
-        });
+            Verdict::Idle => {
+                tracing::debug!(peer = %peer, "closing: idle past http_idle_timeout");
+                // HTTP/2 gets a GOAWAY; HTTP/1 closes at once. Either way, not for long.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(limits.handshake_timeout(), conn.as_mut()).await;
+                return;
+            }
+        };
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = sleep => {}
+            _ = activity.changed() => {}
+        }
+    }
+}
+
+/// Answers every request on a connection past the cap with a 503 and closes it.
+async fn refuse(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+    builder: &Builder<TokioExecutor>,
+    limits: &Limits,
+) {
+    let max = limits.max_connections;
+    let service = service_fn(move |_req: Request<Incoming>| async move {
+        let mut resp = error_response(&ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many open connections: this server serves at most {max} at once (listener max_connections); retry later"),
+        ));
+        resp.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        Ok::<_, Infallible>(resp)
+    });
+    let budget = limits.handshake_timeout();
+    let _ = tokio::time::timeout(budget, async {
+        match acceptor {
+            Some(acceptor) => {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                }
+            }
+            None => {
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
+        }
+    })
+    .await;
+    tracing::trace!(peer = %peer, "refused connection closed");
+}
+
+/// Routes a request under `max_request_duration`. At the deadline the client gets a
+/// 503 and the handler moves to a task of its own to finish there: cancelling it at an
+/// arbitrary await could leave a multi-step operation half done. (It runs inline until
+/// then, so the common case costs no task.)
+async fn answer(core: Arc<Core>, limits: Arc<Limits>, req: Request<Incoming>) -> HttpResponse {
+    let Some(max) = limits.max_request_duration else {
+        return route(core, &limits, req).await;
+    };
+    let uri = req.uri().clone();
+    let mut handler = Box::pin(async move { route(core, &limits, req).await });
+    match tokio::time::timeout(max, &mut handler).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(path = %uri.path(), "request exceeded max_request_duration");
+            tokio::spawn(handler);
+            // The handler may still be reading the body: nothing more can follow on
+            // this connection.
+            closing(error_response(&ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request exceeded max_request_duration; it may still complete",
+            )))
+        }
     }
 }
 

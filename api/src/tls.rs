@@ -62,39 +62,59 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
     f.sync_all().map_err(err)
 }
 
-/// Makes a CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and any
-/// extra names, unless they already exist in `dir`.
+/// The names every generated server certificate carries.
+const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// Makes a CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and the
+/// listener's `tls_san` names, unless they already exist in `dir`. When the names
+/// changed, the server certificate is issued again by the same CA, so clients that
+/// trust the CA keep working. A CA made before its key was kept cannot sign again:
+/// then a new CA is made, and the caller logs its fingerprint.
 pub fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<GeneratedTls, TlsError> {
     let out = GeneratedTls {
         ca_pem: dir.join("ca.pem"),
         cert_pem: dir.join("cert.pem"),
         key_pem: dir.join("key.pem"),
     };
-    if out.ca_pem.exists() && out.cert_pem.exists() && out.key_pem.exists() {
+    let ca_key_pem = dir.join("ca-key.pem");
+    let sans_file = dir.join("sans");
+    let mut names: Vec<String> = LOCAL_NAMES.iter().map(|s| s.to_string()).collect();
+    for n in extra_names {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    let recorded = fs::read_to_string(&sans_file)
+        .ok()
+        .map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
+        // Certificates from before `tls_san` named only the local names.
+        .unwrap_or_else(|| LOCAL_NAMES.iter().map(|s| s.to_string()).collect());
+    let have_leaf = out.cert_pem.exists() && out.key_pem.exists();
+    if out.ca_pem.exists() && have_leaf && recorded == names {
         return Ok(out);
     }
-    fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    create_private_dir(dir)?;
     let gen = |e: rcgen::Error| TlsError::Generate(e.to_string());
-    let ca_key = rcgen::KeyPair::generate().map_err(gen)?;
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Ironseal appliance CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(gen)?;
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let issuer = match (out.ca_pem.exists(), ca_key_pem.exists()) {
+        (true, true) => {
+            // The same subject and key give the same issuer name and key identifier as
+            // the stored CA certificate, so leaves signed now chain to it.
+            let key_pem = String::from_utf8_lossy(&read(&ca_key_pem)?).into_owned();
+            let ca_key = rcgen::KeyPair::from_pem(&key_pem).map_err(gen)?;
+            rcgen::Issuer::new(ca_params()?, ca_key)
+        }
+        _ => {
+            let ca_key = rcgen::KeyPair::generate().map_err(gen)?;
+            let params = ca_params()?;
+            let ca_cert = params.self_signed(&ca_key).map_err(gen)?;
+            write_private(&ca_key_pem, ca_key.serialize_pem().as_bytes())?;
+            write_private(&out.ca_pem, ca_cert.pem().as_bytes())?;
+            rcgen::Issuer::new(params, ca_key)
+        }
+    };
 
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
-    names.extend(extra_names.iter().cloned());
     let key = rcgen::KeyPair::generate().map_err(gen)?;
-    let mut params = rcgen::CertificateParams::new(names).map_err(gen)?;
+    let mut params = rcgen::CertificateParams::new(names.clone()).map_err(gen)?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "ironseal");
@@ -103,8 +123,37 @@ pub fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<GeneratedT
 
     write_private(&out.key_pem, key.serialize_pem().as_bytes())?;
     write_private(&out.cert_pem, cert.pem().as_bytes())?;
-    write_private(&out.ca_pem, ca_cert.pem().as_bytes())?;
+    write_private(&sans_file, (names.join("\n") + "\n").as_bytes())?;
     Ok(out)
+}
+
+fn ca_params() -> Result<rcgen::CertificateParams, TlsError> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Ironseal appliance CA");
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    Ok(params)
+}
+
+/// A directory only the daemon's user can enter, whatever the umask.
+fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |source| TlsError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
 /// The SHA-256 fingerprint of the first certificate in a PEM file, for the start-up log.
@@ -125,11 +174,45 @@ pub fn fingerprint(pem_path: &Path) -> Result<String, TlsError> {
         .join(":"))
 }
 
-/// A rustls server configuration from PEM files, offering HTTP/2 and HTTP/1.1.
+/// The TLS versions the listener offers (`tls_min_version`, `tls_max_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    /// Vault's spelling: `tls12`, `tls13`. `tls10` and `tls11` are not offered by rustls.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tls12" => Some(TlsVersion::Tls12),
+            "tls13" => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+}
+
+/// A rustls server configuration from PEM files, offering HTTP/2 and HTTP/1.1 over the
+/// TLS versions from `min` to `max`.
 pub fn server_config(
     cert_path: &Path,
     key_path: &Path,
+    min: TlsVersion,
+    max: TlsVersion,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    if min > max {
+        return Err(TlsError::Config(
+            "tls_min_version is above tls_max_version".into(),
+        ));
+    }
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| (min..=max).contains(v))
+    .map(|(_, p)| p)
+    .collect();
     let cert_pem = read(cert_path)?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .filter_map(|c| c.ok())
@@ -150,7 +233,7 @@ pub fn server_config(
         })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)

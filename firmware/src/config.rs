@@ -7,6 +7,10 @@
 //!   tls_cert_file = "/etc/ironseal/tls/cert.pem"   # omit both for a generated CA + cert
 //!   tls_key_file  = "/etc/ironseal/tls/key.pem"
 //!   # tls_disable = true                           # plain HTTP, only when asked for
+//!   # Vault's limits (see `listener_limit_key`): http_read_header_timeout,
+//!   # http_read_timeout, http_write_timeout, http_idle_timeout, max_request_size,
+//!   # max_request_duration, tls_min_version, tls_max_version; and Ironseal's
+//!   # max_connections and tls_san (names for the generated certificate).
 //! }
 //! seal "shamir" {}            # or one of:
 //! # seal "pkcs11" {
@@ -27,14 +31,17 @@
 //! default_lease_ttl = "768h"   # token lifetimes, as Vault's (768h each by default);
 //! max_lease_ttl     = "768h"   # the auth/token/ tune overrides them
 //! max_batch_items = 1000      # most items in one transit batch_input (default 1000)
+//! # log_format = "json"; default_max_request_duration = "90s"
 //! ```
 //!
 //! Every error names the file, the line and the key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use hcl::{Block, Body, Expression};
+use api::tls::TlsVersion;
+use hcl::{Attribute, Block, Body, Expression};
 
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
@@ -42,6 +49,15 @@ pub struct ListenerConfig {
     pub tls_disable: bool,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    pub tls_min_version: TlsVersion,
+    pub tls_max_version: TlsVersion,
+    /// Extra names and addresses for the generated certificate.
+    pub tls_san: Vec<String>,
+    /// Timeouts, sizes and the connection cap (see `listener_limit_key`).
+    pub limits: api::Limits,
+    /// `max_request_duration` as written in the block; None falls back to the top-level
+    /// `default_max_request_duration`, then to Vault's 90 s.
+    max_request_duration: Option<Duration>,
 }
 
 /// One `seal` block.
@@ -89,6 +105,17 @@ pub struct Config {
     pub leases: engine::token::LeaseTtls,
     /// `max_batch_items`: the most items a transit `batch_input` may hold.
     pub max_batch_items: Option<usize>,
+    /// Top-level keys about serving (see `server_key`).
+    pub server: ServerOptions,
+}
+
+/// Top-level keys about serving requests and logging.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Vault's `default_max_request_duration`: for listeners that set none.
+    pub default_max_request_duration: Option<Duration>,
+    /// `log_format = "json"`.
+    pub log_json: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +216,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut leases = engine::token::LeaseTtls::default();
     let mut max_batch_items = None;
 
+    let mut server = ServerOptions::default();
     for attr in body.attributes() {
+        if server_key(&src, attr, &mut server)? {
+            continue;
+        }
         let key = attr.key();
         match key {
             "log_level" => log_level = Some(as_string(&src, key, attr.expr())?),
@@ -206,8 +237,6 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                         )
                     })?);
             }
-            // Vault settings with no meaning on a single appliance: accepted, ignored.
-            "ui" | "api_addr" | "cluster_addr" | "cluster_name" | "pid_file" | "log_format" => {}
             other => return Err(src.err(other, format!("unknown key `{other}`"))),
         }
     }
@@ -270,7 +299,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 }
                 *slot = Some(parsed);
             }
-            "telemetry" => {}
+            "telemetry" => {
+                return Err(src.err(kind, "the telemetry block is not supported: remove it"))
+            }
             other => return Err(src.err(other, format!("unknown block `{other}`"))),
         }
     }
@@ -288,11 +319,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         line: 1,
         message: "missing storage \"redb\" { path = \"...\" } block".into(),
     })?;
-    let listener = listener.ok_or_else(|| ConfigError {
+    let mut listener = listener.ok_or_else(|| ConfigError {
         file: file.display().to_string(),
         line: 1,
         message: "missing listener \"tcp\" { address = \"...\" } block".into(),
     })?;
+    listener.limits.max_request_duration = Some(
+        listener
+            .max_request_duration
+            .or(server.default_max_request_duration)
+            .unwrap_or(api::limits::DEFAULT_MAX_REQUEST_DURATION),
+    );
     let data_dir = storage_path
         .parent()
         .map(Path::to_path_buf)
@@ -308,6 +345,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         data_dir,
         leases,
         max_batch_items,
+        server,
     })
 }
 
@@ -437,14 +475,27 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
     let mut tls_disable = false;
     let mut cert = None;
     let mut key = None;
+    let mut l = ListenerConfig {
+        address: SocketAddr::from(([127, 0, 0, 1], 8200)),
+        tls_disable: false,
+        tls_cert_file: None,
+        tls_key_file: None,
+        tls_min_version: TlsVersion::Tls12,
+        tls_max_version: TlsVersion::Tls13,
+        tls_san: Vec::new(),
+        limits: api::Limits::default(),
+        max_request_duration: None,
+    };
     for attr in body.attributes() {
         let k = attr.key();
+        if listener_limit_key(src, attr, &mut l)? {
+            continue;
+        }
         match k {
             "address" => address = as_string(src, k, attr.expr())?,
             "tls_disable" => tls_disable = as_bool(src, k, attr.expr())?,
             "tls_cert_file" => cert = Some(PathBuf::from(as_string(src, k, attr.expr())?)),
             "tls_key_file" => key = Some(PathBuf::from(as_string(src, k, attr.expr())?)),
-            "tls_min_version" | "cluster_address" | "max_request_duration" => {}
             other => {
                 return Err(src.err(other, format!("unknown key `{other}` in listener \"tcp\"")))
             }
@@ -466,12 +517,200 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
             "tls_cert_file and tls_key_file go together",
         ));
     }
-    Ok(ListenerConfig {
-        address,
-        tls_disable,
-        tls_cert_file: cert,
-        tls_key_file: key,
+    if l.tls_min_version > l.tls_max_version {
+        return Err(src.err(
+            "tls_min_version",
+            "`tls_min_version` is above `tls_max_version`",
+        ));
+    }
+    if cert.is_some() && !l.tls_san.is_empty() {
+        return Err(src.err(
+            "tls_san",
+            "`tls_san` names the generated certificate; with tls_cert_file, put the names in that certificate",
+        ));
+    }
+    l.address = address;
+    l.tls_disable = tls_disable;
+    l.tls_cert_file = cert;
+    l.tls_key_file = key;
+    Ok(l)
+}
+
+/// Top-level keys about serving. True when `attr` was one of them.
+fn server_key(
+    src: &Source,
+    attr: &Attribute,
+    out: &mut ServerOptions,
+) -> Result<bool, ConfigError> {
+    let k = attr.key();
+    match k {
+        "default_max_request_duration" => {
+            out.default_max_request_duration = Some(positive_duration(src, k, attr.expr())?)
+        }
+        "log_format" => {
+            out.log_json = match as_string(src, k, attr.expr())?.as_str() {
+                "standard" => false,
+                "json" => true,
+                other => {
+                    return Err(src.err(
+                        k,
+                        format!("`log_format` {other:?}: use \"standard\" or \"json\""),
+                    ))
+                }
+            }
+        }
+        "ui" => {
+            if as_bool(src, k, attr.expr())? {
+                return Err(src.err(k, "this appliance has no Vault web UI: remove `ui`"));
+            }
+        }
+        "api_addr" | "cluster_addr" | "cluster_name" => {
+            return Err(src.err(
+                k,
+                format!(
+                    "`{k}` is for Vault clustering, which this appliance does not do: remove it"
+                ),
+            ))
+        }
+        "pid_file" => {
+            return Err(src.err(
+                k,
+                "`pid_file` is not supported: the service manager tracks the process",
+            ))
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The listener's limits and TLS versions. True when `attr` was one of them.
+///
+/// Timeouts take Vault's forms (a number of seconds, or "10s", "500ms", "5m"); 0 turns
+/// a timeout off, as in Vault, except `max_request_duration`, where 0 means the default.
+/// `max_connections` is Ironseal's own (Vault has no cap): past it, new connections are
+/// answered 503 and closed.
+fn listener_limit_key(
+    src: &Source,
+    attr: &Attribute,
+    l: &mut ListenerConfig,
+) -> Result<bool, ConfigError> {
+    let k = attr.key();
+    let e = attr.expr();
+    let off_if_zero = |d: Duration| (!d.is_zero()).then_some(d);
+    match k {
+        "http_read_header_timeout" => {
+            l.limits.read_header_timeout = off_if_zero(duration(src, k, e)?)
+        }
+        "http_read_timeout" => l.limits.read_timeout = off_if_zero(duration(src, k, e)?),
+        "http_write_timeout" => l.limits.write_timeout = off_if_zero(duration(src, k, e)?),
+        "http_idle_timeout" => l.limits.idle_timeout = off_if_zero(duration(src, k, e)?),
+        "max_request_duration" => l.max_request_duration = off_if_zero(duration(src, k, e)?),
+        "max_request_size" => {
+            let n = integer(src, k, e)?;
+            if n < 0 {
+                return Err(src.err(
+                    k,
+                    "`max_request_size` below 0 would turn the limit off, which this appliance does not allow",
+                ));
+            }
+            if n > 0 {
+                l.limits.max_request_size = usize::try_from(n)
+                    .map_err(|_| src.err(k, "`max_request_size` is too large"))?;
+            }
+        }
+        "max_connections" => {
+            let n = integer(src, k, e)?;
+            if n < 1 {
+                return Err(src.err(k, "`max_connections` must be at least 1"));
+            }
+            l.limits.max_connections =
+                usize::try_from(n).map_err(|_| src.err(k, "`max_connections` is too large"))?;
+        }
+        "tls_min_version" => l.tls_min_version = tls_version(src, k, e)?,
+        "tls_max_version" => l.tls_max_version = tls_version(src, k, e)?,
+        "tls_san" => l.tls_san = tls_names(src, k, e)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn integer(src: &Source, key: &str, e: &Expression) -> Result<i64, ConfigError> {
+    let s = as_string(src, key, e)?;
+    s.trim()
+        .parse::<i64>()
+        .map_err(|_| src.err(key, format!("`{key}` {s:?} is not a whole number")))
+}
+
+/// A duration in Vault's forms: a number of seconds, or a string with units.
+fn duration(src: &Source, key: &str, e: &Expression) -> Result<Duration, ConfigError> {
+    let s = as_string(src, key, e)?;
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(src.err(key, format!("`{key}` must not be negative")));
+    }
+    if let Some(ms) = t.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(Duration::from_millis(ms));
+    }
+    engine::duration::parse_duration(t)
+        .map(Duration::from_secs)
+        .map_err(|e| src.err(key, format!("`{key}`: {e}")))
+}
+
+fn positive_duration(src: &Source, key: &str, e: &Expression) -> Result<Duration, ConfigError> {
+    let d = duration(src, key, e)?;
+    if d.is_zero() {
+        return Err(src.err(key, format!("`{key}` must be above 0")));
+    }
+    Ok(d)
+}
+
+fn tls_version(src: &Source, key: &str, e: &Expression) -> Result<TlsVersion, ConfigError> {
+    let s = as_string(src, key, e)?;
+    TlsVersion::parse(&s).ok_or_else(|| {
+        src.err(
+            key,
+            format!("`{key}` {s:?} is not supported: use \"tls12\" or \"tls13\""),
+        )
     })
+}
+
+/// `tls_san`: DNS names (a leading `*.` allowed) and IP addresses.
+fn tls_names(src: &Source, key: &str, e: &Expression) -> Result<Vec<String>, ConfigError> {
+    let items: Vec<String> = match e {
+        Expression::Array(a) => a
+            .iter()
+            .map(|x| as_string(src, key, x))
+            .collect::<Result<_, _>>()?,
+        other => as_string(src, key, other)?
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    };
+    for name in &items {
+        if name.parse::<std::net::IpAddr>().is_err() && !is_dns_name(name) {
+            return Err(src.err(
+                key,
+                format!("`tls_san`: {name:?} is neither a DNS name nor an IP address"),
+            ));
+        }
+    }
+    Ok(items)
+}
+
+fn is_dns_name(name: &str) -> bool {
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    !host.is_empty()
+        && name.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[cfg(test)]
@@ -590,5 +829,179 @@ log_level = "debug"
             assert_eq!(e.line, 3, "{e}");
             assert!(e.message.contains("max_batch_items"), "{e}");
         }
+    }
+
+    const BASE: &str = "storage \"redb\" {\n  path = \"/x/db\"\n}\n";
+
+    fn with_listener(lines: &str) -> Result<Config, ConfigError> {
+        p(&format!(
+            "{BASE}listener \"tcp\" {{\n  address = \"127.0.0.1:1\"\n{lines}\n}}\n"
+        ))
+    }
+
+    #[track_caller]
+    fn refused(text: &str, line: usize, needle: &str) {
+        let e = p(text).unwrap_err();
+        assert_eq!(e.line, line, "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!("ironseal.hcl:{line}: ")),
+            "{shown}"
+        );
+        assert!(shown.contains(needle), "{shown}");
+    }
+
+    #[test]
+    fn every_block_refuses_unknown_keys_with_their_line() {
+        let listener = "listener \"tcp\" {\n  address = \"127.0.0.1:1\"\n}\n";
+        // storage
+        refused(
+            &format!("storage \"redb\" {{\n  path = \"/x\"\n  paht = \"/y\"\n}}\n{listener}"),
+            3,
+            "unknown key `paht` in storage",
+        );
+        // listener
+        refused(
+            &format!("{BASE}listener \"tcp\" {{\n  address = \"127.0.0.1:1\"\n  tls_cipher_suites = \"x\"\n}}\n"),
+            6,
+            "unknown key `tls_cipher_suites` in listener",
+        );
+        refused(
+            &format!("{BASE}listener \"tcp\" {{\n  address = \"127.0.0.1:1\"\n  cluster_address = \"127.0.0.1:2\"\n}}\n"),
+            6,
+            "unknown key `cluster_address`",
+        );
+        // seals
+        for (label, key) in [
+            ("shamir", "lib"),
+            ("pkcs11", "modulepath"),
+            ("tpm2", "device"),
+        ] {
+            refused(
+                &format!("{BASE}{listener}seal \"{label}\" {{\n  {key} = \"z\"\n}}\n"),
+                8,
+                &format!("unknown key `{key}` in seal \"{label}\""),
+            );
+        }
+        // top level, and blocks
+        refused(
+            &format!("{BASE}{listener}\nlog_levl = \"info\"\n"),
+            8,
+            "unknown key `log_levl`",
+        );
+        refused(
+            &format!("{BASE}{listener}\nha_storage \"x\" {{}}\n"),
+            8,
+            "unknown block `ha_storage`",
+        );
+        refused(
+            &format!("{BASE}{listener}telemetry {{\n}}\n"),
+            7,
+            "telemetry",
+        );
+        // Vault keys with no meaning here are refused, not ignored.
+        refused(
+            &format!("{BASE}{listener}api_addr = \"https://x:8200\"\n"),
+            7,
+            "api_addr",
+        );
+        refused(
+            &format!("{BASE}{listener}pid_file = \"/run/x.pid\"\n"),
+            7,
+            "pid_file",
+        );
+        refused(
+            &format!("{BASE}{listener}ui = true\n"),
+            7,
+            "no Vault web UI",
+        );
+        let c = p(&format!(
+            "{BASE}{listener}ui = false\nlog_format = \"json\"\n"
+        ))
+        .unwrap();
+        assert!(c.server.log_json);
+    }
+
+    #[test]
+    fn listener_limits_take_vaults_keys_and_forms() {
+        let c = with_listener("").unwrap();
+        let l = &c.listener.limits;
+        assert_eq!(l.read_header_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(l.read_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(l.write_timeout, None);
+        assert_eq!(l.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(l.max_request_duration, Some(Duration::from_secs(90)));
+        assert_eq!(l.max_request_size, 32 << 20);
+        assert_eq!(c.listener.tls_min_version, TlsVersion::Tls12);
+
+        let c = with_listener(
+            "  http_read_header_timeout = \"250ms\"\n  http_read_timeout = 5\n  http_write_timeout = \"1m\"\n  http_idle_timeout = 0\n  max_request_size = 2048\n  max_request_duration = \"2s\"\n  max_connections = 7\n  tls_min_version = \"tls13\"\n  tls_san = [\"kms.example.org\", \"10.0.0.5\", \"*.example.net\"]",
+        )
+        .unwrap();
+        let l = &c.listener.limits;
+        assert_eq!(l.read_header_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(l.read_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(l.write_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(l.idle_timeout, None, "0 turns a timeout off, as in Vault");
+        assert_eq!(l.max_request_size, 2048);
+        assert_eq!(l.max_request_duration, Some(Duration::from_secs(2)));
+        assert_eq!(l.max_connections, 7);
+        assert_eq!(c.listener.tls_min_version, TlsVersion::Tls13);
+        assert_eq!(c.listener.tls_san.len(), 3);
+
+        // The top-level default applies where the listener sets none.
+        let c = p(&format!(
+            "{BASE}listener \"tcp\" {{\n  address = \"127.0.0.1:1\"\n}}\ndefault_max_request_duration = \"7s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.listener.limits.max_request_duration,
+            Some(Duration::from_secs(7))
+        );
+        // 0 in max_request_size means the default, as in Vault.
+        let c = with_listener("  max_request_size = 0").unwrap();
+        assert_eq!(c.listener.limits.max_request_size, 32 << 20);
+    }
+
+    #[test]
+    fn listener_values_it_cannot_honour_are_refused() {
+        for (line, needle) in [
+            ("  max_request_size = -1", "turn the limit off"),
+            ("  max_request_size = \"lots\"", "not a whole number"),
+            ("  max_connections = 0", "at least 1"),
+            ("  http_idle_timeout = \"-5s\"", "negative"),
+            ("  http_read_timeout = \"soon\"", "invalid duration"),
+            (
+                "  tls_min_version = \"tls10\"",
+                "use \"tls12\" or \"tls13\"",
+            ),
+            (
+                "  tls_max_version = \"tls11\"",
+                "use \"tls12\" or \"tls13\"",
+            ),
+            (
+                "  tls_min_version = \"tls13\"\n  tls_max_version = \"tls12\"",
+                "above",
+            ),
+            (
+                "  tls_san = [\"bad name!\"]",
+                "neither a DNS name nor an IP",
+            ),
+            ("  tls_san = [\"a..b\"]", "neither a DNS name nor an IP"),
+        ] {
+            let e = with_listener(line).unwrap_err();
+            assert!(e.message.contains(needle), "{line}: {e}");
+            assert_eq!(e.line, 6, "{line}: {e}");
+        }
+        let e = p(&format!(
+            "{BASE}listener \"tcp\" {{\n  address = \"127.0.0.1:1\"\n}}\ndefault_max_request_duration = 0\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("above 0"), "{e}");
+        let e = with_listener(
+            "  tls_cert_file = \"/c\"\n  tls_key_file = \"/k\"\n  tls_san = [\"x.example\"]",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("tls_cert_file"), "{e}");
     }
 }

@@ -31,6 +31,9 @@ Dev server flags (as `vault server -dev`):
     -log-level=LEVEL           trace, debug, info, warn, error";
 
 fn main() -> ExitCode {
+    // Everything the daemon writes (storage, its log, keys, audit files) is for its own
+    // user only, whatever umask it was started with; files also get explicit modes.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("server") => server::run(&args[1..]),

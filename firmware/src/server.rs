@@ -14,9 +14,10 @@ use crate::cli::Flags;
 use crate::config::{self, Config, SealBlock};
 use crate::hardening;
 
-const BOOLEANS: &[&str] = &["dev", "dev-no-store-token"];
+const BOOLEANS: &[&str] = &["dev", "dev-no-store-token", "dev-tls"];
 const VALUED: &[&str] = &[
     "config",
+    "dev-tls-san",
     "dev-listen-address",
     "dev-root-token-id",
     "dev-data-dir",
@@ -59,14 +60,19 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IRONSEAL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
 }
 
 fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
@@ -78,15 +84,49 @@ fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
 async fn bind(
     addr: SocketAddr,
     tls: Option<Arc<api::tls::ServerConfig>>,
+    limits: api::Limits,
 ) -> anyhow::Result<Listener> {
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    Ok(Listener { tcp, tls })
+    Ok(Listener { tcp, tls, limits })
+}
+
+/// A data directory only the daemon's user can enter, whatever the umask was.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| anyhow::anyhow!("cannot restrict {}: {e}", dir.display()))
+}
+
+/// The generated CA and server certificate (with `names` besides the local ones), and
+/// the rustls configuration serving them; prints the CA's fingerprint so a remote
+/// client can check it before trusting the CA.
+fn generated_tls(
+    dir: &Path,
+    names: &[String],
+    min: api::tls::TlsVersion,
+    max: api::tls::TlsVersion,
+) -> anyhow::Result<(Arc<api::tls::ServerConfig>, PathBuf, String)> {
+    let generated = api::tls::ensure_generated(dir, names)?;
+    let ca_sha256 = api::tls::fingerprint(&generated.ca_pem)?;
+    tracing::info!(
+        ca = %generated.ca_pem.display(),
+        ca_sha256 = %ca_sha256,
+        cert_sha256 = %api::tls::fingerprint(&generated.cert_pem)?,
+        "using the appliance's generated TLS certificate; trust its CA"
+    );
+    let config = api::tls::server_config(&generated.cert_pem, &generated.key_pem, min, max)?;
+    Ok((config, generated.ca_pem, ca_sha256))
 }
 
 async fn dev(flags: &Flags) -> anyhow::Result<()> {
-    init_logging(flags.get("log-level").unwrap_or("info"));
+    init_logging(flags.get("log-level").unwrap_or("info"), false);
     if let Err(e) = hardening::disable_core_dumps() {
         tracing::warn!(error = %e, "core dumps stay enabled");
     }
@@ -102,14 +142,47 @@ async fn dev(flags: &Flags) -> anyhow::Result<()> {
             (t.path().to_path_buf(), Some(t))
         }
     };
-    std::fs::create_dir_all(&data_dir)?;
+    create_private_dir(&data_dir)?;
     let storage_path = data_dir.join("ironseal.redb");
     let core = Core::with_settings(open_storage(&storage_path)?, settings_from_env()?);
     let init = core
         .dev_setup(flags.get("dev-root-token-id").map(String::from))
         .await
         .map_err(|e| anyhow::anyhow!("dev setup failed: {e}"))?;
-    let listener = bind(addr, None).await?;
+    // `-dev-tls` as in Vault: a generated CA and certificate, `-dev-tls-san` adding
+    // names (comma-separated) for remote clients.
+    let tls = if flags.is_set("dev-tls") {
+        let names: Vec<String> = flags
+            .get("dev-tls-san")
+            .unwrap_or("")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        Some(generated_tls(
+            &data_dir.join("tls"),
+            &names,
+            api::tls::TlsVersion::Tls12,
+            api::tls::TlsVersion::Tls13,
+        )?)
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let (tls_config, tls_lines) = match tls {
+        Some((config, ca, sha256)) => (
+            Some(config),
+            format!(
+                "\x20   $ export VAULT_CACERT='{}'\n\n\
+                 The listener's certificate is signed by that CA, whose SHA-256 fingerprint is\n\
+                 \x20   {sha256}\n\
+                 Check it on a remote client before trusting the CA.\n\n",
+                ca.display()
+            ),
+        ),
+        None => (None, String::new()),
+    };
+    let listener = bind(addr, tls_config, api::Limits::default()).await?;
     let bound = listener.tcp.local_addr()?;
     let unseal_key = init
         .keys
@@ -118,13 +191,14 @@ async fn dev(flags: &Flags) -> anyhow::Result<()> {
         .unwrap_or_default();
     println!(
         "==> Ironseal server configuration:\n\n\
-         \x20            Api Address: http://{bound}\n\
+         \x20            Api Address: {scheme}://{bound}\n\
          \x20                 Storage: redb ({})\n\
          \x20                 Version: Ironseal v{}\n\n\
          WARNING! dev mode is enabled! In this mode, Ironseal runs entirely unsealed\n\
-         with a single unseal key and a plain-HTTP listener on loopback.\n\n\
+         with a single unseal key.\n\n\
          You may need to set the following environment variables:\n\n\
-         \x20   $ export VAULT_ADDR='http://{bound}'\n\n\
+         \x20   $ export VAULT_ADDR='{scheme}://{bound}'\n\n\
+         {tls_lines}\
          The unseal key and root token are displayed below in case you want to\n\
          seal/unseal the Vault or re-authenticate.\n\n\
          Unseal Key: {unseal_key}\n\
@@ -145,6 +219,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
             .get("log-level")
             .or(config.log_level.as_deref())
             .unwrap_or("info"),
+        config.server.log_json,
     );
     hardening::refuse_world_readable(path)?;
     for block in std::iter::once(&config.seal).chain(config.previous_seal.as_ref()) {
@@ -172,6 +247,9 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     if let Some(d) = &seals.device {
         tracing::info!(seal = %d.kind(), device = %d.describe(), "hardware seal configured");
     }
+    if config.data_dir != Path::new(".") {
+        create_private_dir(&config.data_dir)?;
+    }
     let mut settings = engine::Settings {
         leases: config.leases,
         ..settings_from_env()?
@@ -184,26 +262,31 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
         tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");
         None
     } else {
-        let (cert, key) = match (
-            &config.listener.tls_cert_file,
-            &config.listener.tls_key_file,
-        ) {
-            (Some(c), Some(k)) => (c.clone(), k.clone()),
+        let l = &config.listener;
+        match (&l.tls_cert_file, &l.tls_key_file) {
+            (Some(cert), Some(key)) => Some(api::tls::server_config(
+                cert,
+                key,
+                l.tls_min_version,
+                l.tls_max_version,
+            )?),
             _ => {
-                let generated = api::tls::ensure_generated(&config.data_dir.join("tls"), &[])?;
-                tracing::info!(
-                    ca = %generated.ca_pem.display(),
-                    ca_sha256 = %api::tls::fingerprint(&generated.ca_pem)?,
-                    cert_sha256 = %api::tls::fingerprint(&generated.cert_pem)?,
-                    "using the appliance's generated TLS certificate; trust its CA"
+                let (tls, ca, sha256) = generated_tls(
+                    &config.data_dir.join("tls"),
+                    &l.tls_san,
+                    l.tls_min_version,
+                    l.tls_max_version,
+                )?;
+                println!(
+                    "==> TLS: generated certificate, CA {} (SHA-256 {sha256})",
+                    ca.display()
                 );
-                (generated.cert_pem, generated.key_pem)
+                Some(tls)
             }
-        };
-        Some(api::tls::server_config(&cert, &key)?)
+        }
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let listener = bind(config.listener.address, tls).await?;
+    let listener = bind(config.listener.address, tls, config.listener.limits.clone()).await?;
     let bound = listener.tcp.local_addr()?;
     tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal.name(), "ironseal started");
     println!("==> Ironseal server started! Api Address: {scheme}://{bound}");

@@ -274,6 +274,8 @@ pub struct Daemon {
     seal_hcl: Option<String>,
     /// Extra environment for the daemon (e.g. `SOFTHSM2_CONF`).
     env: Vec<(String, String)>,
+    /// Extra lines inside the config file's `listener "tcp"` block.
+    listener_hcl: String,
     /// `http://127.0.0.1:PORT` or `https://...` of the current run.
     pub addr: String,
     /// The token bao runs with unless told otherwise (dev root token, or set after init).
@@ -337,6 +339,17 @@ impl Daemon {
         Self::build(Mode::Config { tls }, None, owned_env(env))
     }
 
+    /// [`Daemon::config`] with `listener_hcl` added inside the `listener "tcp"` block (in
+    /// both modes: OpenBao reads Vault's listener keys too).
+    pub fn config_with_listener(tls: bool, listener_hcl: &str) -> Daemon {
+        Self::build_with_listener(Mode::Config { tls }, listener_hcl)
+    }
+
+    /// Replaces the extra `listener "tcp"` lines used from the next start on.
+    pub fn set_listener_hcl(&mut self, listener_hcl: &str) {
+        self.listener_hcl = listener_hcl.to_string();
+    }
+
     /// Replaces the seal block(s) used from the next [`Daemon::start`] on.
     pub fn set_seal(&mut self, seal_hcl: Option<&str>) {
         self.seal_hcl = seal_hcl.map(String::from);
@@ -353,6 +366,19 @@ impl Daemon {
     }
 
     fn build(mode: Mode, seal_hcl: Option<String>, env: Vec<(String, String)>) -> Daemon {
+        Self::build_full(mode, seal_hcl, env, "")
+    }
+
+    fn build_with_listener(mode: Mode, listener_hcl: &str) -> Daemon {
+        Self::build_full(mode, None, Vec::new(), listener_hcl)
+    }
+
+    fn build_full(
+        mode: Mode,
+        seal_hcl: Option<String>,
+        env: Vec<(String, String)>,
+        listener_hcl: &str,
+    ) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("ironseal-e2e-")
             .tempdir()
@@ -366,6 +392,7 @@ impl Daemon {
             mode,
             seal_hcl,
             env,
+            listener_hcl: listener_hcl.to_string(),
             addr: String::new(),
             token: None,
             dev_unseal_key: None,
@@ -547,6 +574,9 @@ impl Daemon {
         let mut listener = format!("  address = \"{listen}\"\n");
         if !tls {
             listener.push_str("  tls_disable = true\n");
+        }
+        for line in self.listener_hcl.lines() {
+            listener.push_str(&format!("  {}\n", line.trim()));
         }
         let text = if reference_mode() {
             // OpenBao has no redb backend and does not generate certificates: give it file

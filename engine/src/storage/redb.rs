@@ -41,6 +41,17 @@ fn io<E: std::fmt::Display>(e: E) -> StorageError {
 
 impl RedbBackend {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        // redb creates its file with the process umask; create it first, owner-only.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(io)?;
+        }
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(path)

@@ -13,6 +13,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::{Batch, Op};
@@ -39,6 +40,7 @@ impl Wal {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
