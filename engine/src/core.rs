@@ -326,7 +326,9 @@ impl Core {
             recovery_seal: recovery,
             recovery_seal_type: recovery.then(|| "shamir".into()),
             storage_type: self.storage.kind().into(),
-            seal_error: self.current_seal_error(config.as_ref())?.map(|r| r.category.into()),
+            seal_error: self
+                .current_seal_error(config.as_ref())?
+                .map(|r| r.category.into()),
             seal_error_detail: None,
         })
     }
@@ -483,7 +485,10 @@ impl Core {
 
     /// The init steps under the barrier: a new keyring, the token store's salt and
     /// signing key, the default policy and the root token.
-    async fn init_under_barrier(&self, root: &dyn RootOfTrust) -> Result<crate::token::IssuedToken> {
+    async fn init_under_barrier(
+        &self,
+        root: &dyn RootOfTrust,
+    ) -> Result<crate::token::IssuedToken> {
         self.barrier.initialize(root).await?;
         crate::failpoint::crash_at("init:keyring");
         self.tokens.load().await?;
@@ -625,7 +630,9 @@ impl Core {
                             .is_none_or(|r| r.message != why);
                         if changed {
                             tracing::error!(error = %why, "cannot unseal");
-                            self.set_seal_error(Some(self.seal_report("seal_config_mismatch", why)));
+                            self.set_seal_error(Some(
+                                self.seal_report("seal_config_mismatch", why),
+                            ));
                         }
                     }
                 }

@@ -592,7 +592,11 @@ fn log_unwrap_template(lib: &std::path::Path, session: &Session, key: ObjectHand
     use crate::pkcs11_raw::{unwrap_template, FORCED_ON_UNWRAP};
     match unwrap_template(lib, session.handle(), key.handle()) {
         Ok(Some(t)) if FORCED_ON_UNWRAP.iter().all(|f| t.contains(f)) => {
-            tracing::debug!(capability = "unwrap_template", supported = true, "the HSM root key's CKA_UNWRAP_TEMPLATE forces CKA_SENSITIVE and non-extractable");
+            tracing::debug!(
+                capability = "unwrap_template",
+                supported = true,
+                "the HSM root key's CKA_UNWRAP_TEMPLATE forces CKA_SENSITIVE and non-extractable"
+            );
         }
         Ok(_) => {
             tracing::warn!(capability = "unwrap_template", supported = false, "the HSM root key has no CKA_UNWRAP_TEMPLATE forcing CKA_SENSITIVE and non-extractable (made elsewhere, or the token does not keep it): keys it unwraps rely on the appliance's own template");
@@ -620,7 +624,11 @@ fn generate_root_key(
         Ok(raw) => {
             // SAFETY: `raw` is the handle C_GenerateKey just returned on this session.
             let key = unsafe { ObjectHandle::new_from_raw(raw) };
-            tracing::info!(capability = "unwrap_template", supported = true, "the HSM root key forces CKA_SENSITIVE and non-extractable on every key it unwraps");
+            tracing::info!(
+                capability = "unwrap_template",
+                supported = true,
+                "the HSM root key forces CKA_SENSITIVE and non-extractable on every key it unwraps"
+            );
             Ok(key)
         }
         Err(why) => {

@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hsm_bridge::pkcs11::{Pkcs11Config, Pkcs11Device};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
+use hsm_bridge::pkcs11::{Pkcs11Config, Pkcs11Device};
 use hsm_bridge::{BridgeError, KeySpec, SealDevice, SealFault};
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -259,7 +259,10 @@ fn unwrapped_managed_keys_are_sensitive_and_not_extractable() {
             assert!(!bool_attr(&s, h, AttributeType::Extractable), "{class:?}");
         }
     }
-    assert_eq!(seen, 2, "the unwrapped RSA and AES keys, and no generation leftovers");
+    assert_eq!(
+        seen, 2,
+        "the unwrapped RSA and AES keys, and no generation leftovers"
+    );
 
     // The root key forces the same on anything unwrapped with it, even for a caller who
     // holds the PIN and asks for an extractable copy of a stored blob.

@@ -21,7 +21,9 @@ pub async fn status(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiEr
     }
     let operator = !req.token.is_empty()
         && !core.is_sealed()
-        && super::authorize_sudo(core, req, Operation::Read).await.is_ok();
+        && super::authorize_sudo(core, req, Operation::Read)
+            .await
+            .is_ok();
     let status = if operator {
         core.seal_status_detailed()?
     } else {
