@@ -17,10 +17,20 @@
 //! dir, the thief can ask the token to decrypt the keyring, as the appliance itself does
 //! at every start: protecting against that needs the PIN kept off the data disk (pin_file
 //! on a separate, root-only mount, or `VAULT_HSM_PIN` from a secret store). Managed keys
-//! (issue 6) must be extractable to be stored as blobs wrapped by the root key; there
-//! `CKA_WRAP_WITH_TRUSTED=true` stops them being wrapped by anything but a key the
-//! security officer marked `CKA_TRUSTED` (SoftHSM2 enforces it, measured), which the
-//! appliance can only rely on where the SO marks the root key trusted at provisioning.
+//! are extractable only as the short-lived generation objects, because the wrap under
+//! the root key needs it; a stored blob unwraps into a sensitive, non-extractable session
+//! object, and the root key's `CKA_UNWRAP_TEMPLATE` forces that on every unwrap, whoever
+//! asks (SoftHSM2 2.6 keeps and enforces it, answering CKR_TEMPLATE_INCONSISTENT to a
+//! request for an extractable copy: measured in tests/pkcs11_softhsm.rs). A token that
+//! refuses the template gets a root key without it and a logged capability.
+//! `CKA_WRAP_WITH_TRUSTED` is not used: SoftHSM2 would then refuse the wrap by the root
+//! key too, unless the security officer marks the root key `CKA_TRUSTED`.
+//!
+//! A root key found by label is checked before use: exactly one object under the label,
+//! an AES-256 secret key, `CKA_SENSITIVE` and `CKA_ALWAYS_SENSITIVE`, not
+//! `CKA_EXTRACTABLE` and `CKA_NEVER_EXTRACTABLE`; anything else is refused with a seal
+//! error (never used, never shadowed by a second key), so an init run again after a crash
+//! reuses the key the first attempt made, and a key planted under the label is refused.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -835,10 +845,10 @@ impl RootOfTrust for Pkcs11Root {
 // appliance stores only the blob. To be wrapped the private key must be
 // `CKA_EXTRACTABLE=true` (its value stays unreadable, `CKA_SENSITIVE=true`). In use it is
 // unwrapped into a session object with `CKA_EXTRACTABLE=false`, owned by the `holder`
-// session and cached by blob. `CKA_WRAP_WITH_TRUSTED` is not set: SoftHSM2 would then
-// refuse the wrap by the root key, which only the security officer can mark trusted; a
-// stolen user PIN can therefore wrap a managed key out only while it exists as the short-
-// lived generation object (the stored blob unwraps as non-extractable).
+// session and cached by blob (the root key's unwrap template forces the same).
+// `CKA_WRAP_WITH_TRUSTED` is not set: SoftHSM2 would then refuse the wrap by the root
+// key, which only the security officer can mark trusted; a stolen user PIN can therefore
+// wrap a managed key out only while it exists as the short-lived generation object.
 
 /// DER OIDs for CKA_EC_PARAMS.
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
