@@ -441,25 +441,31 @@ impl Core {
                 recovery_threshold: 0,
             },
         };
-        if hardware.is_some() {
+        let finished = async {
+            if hardware.is_some() {
+                let mut batch = Batch::new();
+                batch.put(
+                    RECOVERY_KEY_PATH,
+                    root.wrap(RECOVERY_KEY_PATH.as_bytes(), shamir.key_bytes())?,
+                );
+                self.storage.commit(batch).await?;
+                crate::failpoint::crash_at("init:recovery-key");
+            }
+            // The seal configuration is written last: until it exists the appliance
+            // counts as uninitialised, so an interrupted init can simply be run again.
             let mut batch = Batch::new();
             batch.put(
-                RECOVERY_KEY_PATH,
-                root.wrap(RECOVERY_KEY_PATH.as_bytes(), shamir.key_bytes())?,
+                SEAL_CONFIG_PATH,
+                serde_json::to_vec(&config).map_err(EngineError::internal)?,
             );
             self.storage.commit(batch).await?;
-            crate::failpoint::crash_at("init:recovery-key");
+            crate::failpoint::crash_at("init:seal-config");
+            Ok::<(), EngineError>(())
         }
-        // The seal configuration is written last: until it exists the appliance counts as
-        // uninitialised, so an interrupted init can simply be run again.
-        let mut batch = Batch::new();
-        batch.put(
-            SEAL_CONFIG_PATH,
-            serde_json::to_vec(&config).map_err(EngineError::internal)?,
-        );
-        self.storage.commit(batch).await?;
-        crate::failpoint::crash_at("init:seal-config");
+        .await;
+        // Sealed whatever happened: a failed init must not leave the keyring open.
         self.seal_locked();
+        finished?;
         let result = if hardware.is_some() {
             // Auto-unseal, as Vault does right after init with an auto seal.
             if let Err(e) = self.auto_unseal_locked().await {
