@@ -89,7 +89,8 @@ impl From<EngineError> for ApiError {
                 }
                 hsm_bridge::BridgeError::ForeignKeyring(_) => Self::bad(b.to_string()),
                 // The device's own errors say what to fix and never hold secrets.
-                hsm_bridge::BridgeError::Unavailable { .. } => {
+                hsm_bridge::BridgeError::Unavailable { .. }
+                | hsm_bridge::BridgeError::Refused { .. } => {
                     Self::new(StatusCode::SERVICE_UNAVAILABLE, b.to_string())
                 }
                 hsm_bridge::BridgeError::PolicyMismatch { .. } => {

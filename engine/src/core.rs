@@ -16,6 +16,7 @@ use crate::error::{EngineError, Result};
 use crate::mounts::{MountConfig, Mounts};
 use crate::policy::{Acl, Operation};
 use crate::policy_store::PolicyStore;
+use crate::seal_report::SealErrorReport;
 use crate::storage::{Batch, Storage};
 use crate::token::{Caller, CreateRequest, TokenStore};
 use crate::transit::TransitSettings;
@@ -26,6 +27,15 @@ const SEAL_CONFIG_PATH: &str = "core/seal-config";
 /// With a hardware seal: the recovery key, wrapped by the hardware root key. Recovery
 /// keys are checked against it; they cannot open the keyring themselves.
 const RECOVERY_KEY_PATH: &str = "core/recovery-key";
+/// What the steps of init write before the seal configuration (prefixes): all of it is
+/// discarded when an init is run again after an interrupted one.
+const INIT_WRITES: &[&str] = &[
+    crate::barrier::KEYRING_PATH,
+    RECOVERY_KEY_PATH,
+    seal_policy::SEAL_POLICY_KEY_PATH,
+    "sys/token/",
+    "sys/policy/",
+];
 /// First and longest pause between auto-unseal attempts while the hardware is away.
 const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -79,10 +89,15 @@ pub struct SealStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_seal_type: Option<String>,
     pub storage_type: String,
-    /// Why a hardware seal has not unsealed the appliance (device away, wrong PIN, data
-    /// dir from another device); absent when there is nothing to report.
+    /// Why a hardware seal has not unsealed the appliance, as a fixed category
+    /// (`hsm_pin_incorrect`, `hsm_unreachable`, `device_mismatch`, ...): seal-status is
+    /// unauthenticated, so the details are in the log and in `seal_error_detail`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seal_error: Option<String>,
+    /// The current seal error, or else the last one seen, in full: only for callers
+    /// holding `sudo` on `sys/seal-status` (see [`Core::seal_status_detailed`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_error_detail: Option<SealErrorReport>,
 }
 
 pub struct InitResult {
@@ -130,8 +145,10 @@ pub struct Core {
     /// Serialises init, unseal and seal against each other.
     lifecycle: tokio::sync::Mutex<()>,
     seals: Seals,
-    /// The last reason the hardware seal could not unseal, for seal-status.
-    seal_error: Mutex<Option<String>>,
+    /// Why the hardware seal cannot unseal now, for seal-status.
+    seal_error: Mutex<Option<SealErrorReport>>,
+    /// The most recent seal error, kept after the appliance unseals, for operators.
+    last_seal_error: Mutex<Option<SealErrorReport>>,
     /// Set by `sys/seal`: the auto-unseal loop leaves the appliance sealed until an
     /// operator unseals it with recovery keys or restarts it.
     manually_sealed: AtomicBool,
@@ -183,6 +200,7 @@ impl Core {
             lifecycle: tokio::sync::Mutex::new(()),
             seals,
             seal_error: Mutex::new(None),
+            last_seal_error: Mutex::new(None),
             manually_sealed: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             generate_root: Mutex::new(None),
@@ -243,8 +261,17 @@ impl Core {
         Ok(device.open(create)?)
     }
 
-    fn set_seal_error(&self, e: Option<String>) {
+    fn set_seal_error(&self, e: Option<SealErrorReport>) {
+        if let Some(report) = &e {
+            *self.last_seal_error.lock() = Some(report.clone());
+        }
         *self.seal_error.lock() = e;
+    }
+
+    /// A seal error about this appliance's configured device.
+    fn seal_report(&self, category: &'static str, message: String) -> SealErrorReport {
+        let device = self.seals.device.as_ref().map(|d| d.describe());
+        SealErrorReport::new(category, message, device)
     }
 
     pub fn barrier(&self) -> &Arc<Barrier> {
@@ -304,12 +331,39 @@ impl Core {
             recovery_seal: recovery,
             recovery_seal_type: recovery.then(|| "shamir".into()),
             storage_type: self.storage.kind().into(),
-            seal_error: match (&config, sealed) {
-                (_, false) => None,
-                (Some(c), true) => self.seal_error.lock().clone().or(self.seal_mismatch(c)?),
-                (None, true) => self.seal_error.lock().clone(),
-            },
+            seal_error: self
+                .current_seal_error(config.as_ref())?
+                .map(|r| r.category.into()),
+            seal_error_detail: None,
         })
+    }
+
+    fn current_seal_error(&self, config: Option<&SealConfig>) -> Result<Option<SealErrorReport>> {
+        if !self.is_sealed() {
+            return Ok(None);
+        }
+        if let Some(current) = self.seal_error.lock().clone() {
+            return Ok(Some(current));
+        }
+        Ok(match config {
+            Some(c) => self
+                .seal_mismatch(c)?
+                .map(|why| self.seal_report("seal_config_mismatch", why)),
+            None => None,
+        })
+    }
+
+    /// `sys/seal-status` for an operator whose token holds `sudo` on it: adds the full
+    /// current seal error, or else the last one seen (the appliance is unsealed when a
+    /// token can be checked, so this is usually what kept it sealed before).
+    pub fn seal_status_detailed(&self) -> Result<SealStatus> {
+        let mut status = self.seal_status()?;
+        let config = self.seal_config()?;
+        status.seal_error_detail = match self.current_seal_error(config.as_ref())? {
+            Some(current) => Some(current),
+            None => self.last_seal_error.lock().clone(),
+        };
+        Ok(status)
     }
 
     /// Makes the root key and the first keyring, the root token and the built-in policy.
@@ -351,38 +405,32 @@ impl Core {
                 "invalid {what} configuration: threshold must be greater than one for multiple shares"
             )));
         }
+        // Every step before the seal configuration can be run again: an init that was
+        // interrupted (crash, power cut, device error) left only what the steps below
+        // overwrite, and the appliance still counts as uninitialised.
+        self.seal_locked();
+        self.discard_interrupted_init().await?;
         let (shamir, keys) = ShamirRoot::generate(shares, threshold)?;
         let (root, policy_key): (Arc<dyn RootOfTrust>, _) = match &hardware {
+            // Finds the root key a killed init made, or makes it (see the backends).
             Some(device) => Self::create_hardware_root(device.clone(), shamir.key_bytes()).await?,
             None => (Arc::new(ShamirRoot::combine(&keys, threshold)?), None),
         };
-        self.barrier.initialize(root.as_ref()).await?;
-        self.store_policy_key(policy_key.as_ref().map(|k| k.as_slice()))
-            .await?;
-        let token = async {
-            self.tokens.load().await?;
-            self.policies.ensure_default().await?;
-            self.tokens
-                .create(
-                    None,
-                    CreateRequest {
-                        policies: vec!["root".into()],
-                        path: "auth/token/root".into(),
-                        ..Default::default()
-                    },
-                )
-                .await
-        }
-        .await;
-        let issued = match token {
+        crate::failpoint::crash_at("init:root-key");
+        let under_barrier = async {
+            let issued = self.init_under_barrier(root.as_ref()).await?;
+            self.store_policy_key(policy_key.as_ref().map(|k| k.as_slice()))
+                .await?;
+            Ok::<_, EngineError>(issued)
+        };
+        let issued = match under_barrier.await {
             Ok(t) => t,
             Err(e) => {
                 self.seal_locked();
                 return Err(e);
             }
         };
-        // The seal configuration is written last: until it exists the appliance counts as
-        // uninitialised, so an interrupted init can simply be run again.
+        crate::failpoint::crash_at("init:root-token");
         let config = match &hardware {
             Some(device) => SealConfig {
                 kind: device.kind().as_str().into(),
@@ -399,19 +447,31 @@ impl Core {
                 recovery_threshold: 0,
             },
         };
-        let mut batch = Batch::new();
-        if hardware.is_some() {
+        let finished = async {
+            if hardware.is_some() {
+                let mut batch = Batch::new();
+                batch.put(
+                    RECOVERY_KEY_PATH,
+                    root.wrap(RECOVERY_KEY_PATH.as_bytes(), shamir.key_bytes())?,
+                );
+                self.storage.commit(batch).await?;
+                crate::failpoint::crash_at("init:recovery-key");
+            }
+            // The seal configuration is written last: until it exists the appliance
+            // counts as uninitialised, so an interrupted init can simply be run again.
+            let mut batch = Batch::new();
             batch.put(
-                RECOVERY_KEY_PATH,
-                root.wrap(RECOVERY_KEY_PATH.as_bytes(), shamir.key_bytes())?,
+                SEAL_CONFIG_PATH,
+                serde_json::to_vec(&config).map_err(EngineError::internal)?,
             );
+            self.storage.commit(batch).await?;
+            crate::failpoint::crash_at("init:seal-config");
+            Ok::<(), EngineError>(())
         }
-        batch.put(
-            SEAL_CONFIG_PATH,
-            serde_json::to_vec(&config).map_err(EngineError::internal)?,
-        );
-        self.storage.commit(batch).await?;
+        .await;
+        // Sealed whatever happened: a failed init must not leave the keyring open.
         self.seal_locked();
+        finished?;
         let result = if hardware.is_some() {
             // Auto-unseal, as Vault does right after init with an auto seal.
             if let Err(e) = self.auto_unseal_locked().await {
@@ -433,6 +493,61 @@ impl Core {
             }
         };
         Ok(result)
+    }
+
+    /// The init steps under the barrier: a new keyring, the token store's salt and
+    /// signing key, the default policy and the root token.
+    async fn init_under_barrier(
+        &self,
+        root: &dyn RootOfTrust,
+    ) -> Result<crate::token::IssuedToken> {
+        self.barrier.initialize(root).await?;
+        crate::failpoint::crash_at("init:keyring");
+        self.tokens.load().await?;
+        crate::failpoint::crash_at("init:token-store");
+        self.policies.ensure_default().await?;
+        crate::failpoint::crash_at("init:default-policy");
+        self.tokens
+            .create(
+                None,
+                CreateRequest {
+                    policies: vec!["root".into()],
+                    path: "auth/token/root".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+
+    /// Removes what an interrupted init left, so a retry starts clean: its keyring was
+    /// wrapped by a root key whose unseal keys were never handed out (or by the HSM key
+    /// the retry reuses, but under a keyring the retry replaces), so nothing under it can
+    /// be read again, and a root token nobody received must not stay valid. Anything
+    /// else in storage was not written by init: refuse rather than destroy it.
+    async fn discard_interrupted_init(&self) -> Result<()> {
+        let mut leftover = Vec::new();
+        for key in self.storage.list("")? {
+            if INIT_WRITES.iter().any(|p| key.starts_with(p)) {
+                leftover.push(key);
+            } else {
+                return Err(EngineError::bad(format!(
+                    "storage holds data ({key}) but no seal configuration: this is not an interrupted init; point the appliance at an empty data dir, or restore {SEAL_CONFIG_PATH} from a backup"
+                )));
+            }
+        }
+        if leftover.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            entries = leftover.len(),
+            "an earlier init was interrupted before it wrote the seal configuration: discarding what it left and starting again"
+        );
+        let mut batch = Batch::new();
+        for key in leftover {
+            batch.delete(key);
+        }
+        self.storage.commit(batch).await?;
+        Ok(())
     }
 
     /// With a hardware seal: opens the device and the keyring. Caller holds `lifecycle`.
@@ -500,13 +615,19 @@ impl Core {
                     }
                     Err(e) => {
                         let message = e.to_string();
-                        let changed = self.seal_error.lock().as_deref() != Some(message.as_str());
+                        let category = crate::seal_report::category(&e);
+                        let changed = self
+                            .seal_error
+                            .lock()
+                            .as_ref()
+                            .is_none_or(|r| r.message != message);
+                        let device = self.seals.device.as_ref().map(|d| d.describe());
                         if changed {
-                            tracing::warn!(error = %message, retry_in = ?pause, "auto-unseal failed; retrying until the hardware answers");
+                            tracing::warn!(error = %message, category, device = ?device, retry_in = ?pause, "auto-unseal failed; retrying until the hardware answers");
                         } else {
                             tracing::debug!(error = %message, "auto-unseal still failing");
                         }
-                        self.set_seal_error(Some(message));
+                        self.set_seal_error(Some(self.seal_report(category, message)));
                         pause = (pause * 2).min(RETRY_MAX);
                     }
                 }
@@ -514,9 +635,16 @@ impl Core {
                 pause = RETRY_MIN;
                 if let Ok(Some(c)) = self.seal_config() {
                     if let Ok(Some(why)) = self.seal_mismatch(&c) {
-                        if self.seal_error.lock().as_deref() != Some(why.as_str()) {
+                        let changed = self
+                            .seal_error
+                            .lock()
+                            .as_ref()
+                            .is_none_or(|r| r.message != why);
+                        if changed {
                             tracing::error!(error = %why, "cannot unseal");
-                            self.set_seal_error(Some(why));
+                            self.set_seal_error(Some(
+                                self.seal_report("seal_config_mismatch", why),
+                            ));
                         }
                     }
                 }

@@ -100,10 +100,10 @@ async fn hardware_init_auto_unseals_and_retries_while_the_device_is_away() {
     let core = Core::with_seals(storage.clone(), seals.clone());
     let task = tokio::spawn(core.clone().run_auto_unseal());
     wait_for("the seal error", || {
-        core.seal_status()
-            .unwrap()
-            .seal_error
-            .is_some_and(|e| e.contains("switched off"))
+        let s = core.seal_status_detailed().unwrap();
+        s.seal_error.as_deref() == Some("hsm_unreachable")
+            && s.seal_error_detail
+                .is_some_and(|d| d.message.contains("switched off"))
     })
     .await;
     assert!(core.is_sealed());
@@ -169,7 +169,10 @@ async fn migration_shamir_to_hardware_and_back() {
 
     // A Shamir config without the old seal block says what is missing.
     let lost = Core::new(storage.clone());
-    let err = lost.seal_status().unwrap().seal_error.unwrap_or_default();
+    let status = lost.seal_status().unwrap();
+    assert_eq!(status.seal_error.as_deref(), Some("seal_config_mismatch"));
+    let detail = lost.seal_status_detailed().unwrap().seal_error_detail;
+    let err = detail.map(|d| d.message).unwrap_or_default();
     assert!(err.contains("no seal \"pkcs11\" block"), "{err}");
     assert!(lost
         .unseal(Some(init.keys[0].clone()), false)

@@ -27,6 +27,15 @@ pub enum BridgeError {
     /// the appliance authorised; seal-status category `tpm_policy_mismatch`.
     #[error("{kind} seal refused to unseal (tpm_policy_mismatch): {message}")]
     PolicyMismatch { kind: SealKind, message: String },
+    /// The device answered but refused to serve as the root of trust (wrong PIN, a root
+    /// key with unsafe attributes, two keys under one label): retrying will not help
+    /// until an operator fixes what `fault` names.
+    #[error("{kind} seal refused: {message}")]
+    Refused {
+        kind: SealKind,
+        fault: SealFault,
+        message: String,
+    },
     /// The device answered, but an operation failed.
     #[error("{kind} operation failed: {message}")]
     Device { kind: SealKind, message: String },
@@ -38,7 +47,64 @@ pub enum BridgeError {
     Unsupported { kind: SealKind, op: &'static str },
 }
 
+/// Why a hardware seal would not open, in words safe to show without a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealFault {
+    /// The token rejected the PIN.
+    PinIncorrect,
+    /// The user PIN is locked; the security officer must reset it.
+    PinLocked,
+    /// No PIN could be read (pin_file missing, unreadable or too open; variable unset).
+    PinUnavailable,
+    /// The device holds no root key for this data dir: another token, or a deleted key.
+    DeviceMismatch,
+    /// The object under the root key's label is not a safe root key (extractable, not
+    /// sensitive, wrong type or length).
+    RootKeyUnsafe,
+    /// More than one object carries the root key's label.
+    RootKeyAmbiguous,
+}
+
+impl SealFault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SealFault::PinIncorrect => "hsm_pin_incorrect",
+            SealFault::PinLocked => "hsm_pin_locked",
+            SealFault::PinUnavailable => "hsm_pin_unavailable",
+            SealFault::DeviceMismatch => "device_mismatch",
+            SealFault::RootKeyUnsafe => "root_key_unsafe",
+            SealFault::RootKeyAmbiguous => "root_key_ambiguous",
+        }
+    }
+}
+
 impl BridgeError {
+    /// A short, fixed category for `sys/seal-status` callers without a token: it names
+    /// what is wrong but never where (module path, token label) or the device's words.
+    pub fn category(&self) -> &'static str {
+        match self {
+            BridgeError::Unavailable {
+                kind: SealKind::Tpm2,
+                ..
+            } => "tpm_unreachable",
+            BridgeError::Unavailable { .. } => "hsm_unreachable",
+            BridgeError::Device {
+                kind: SealKind::Tpm2,
+                ..
+            } => "tpm_error",
+            BridgeError::Device { .. } => "hsm_error",
+            BridgeError::Refused { fault, .. } => fault.as_str(),
+            BridgeError::PolicyMismatch { .. } => "tpm_policy_mismatch",
+            BridgeError::ForeignKeyring(_) => "device_mismatch",
+            BridgeError::InvalidConfig(_) => "seal_config_invalid",
+            BridgeError::WrongRootKey
+            | BridgeError::CombineFailed
+            | BridgeError::MalformedShare(_) => "unseal_keys_invalid",
+            BridgeError::Random => "rng_failure",
+            BridgeError::BadInput(_) | BridgeError::Unsupported { .. } => "seal_error",
+        }
+    }
+
     /// True when retrying later (with the device back) may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(

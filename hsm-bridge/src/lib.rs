@@ -15,12 +15,14 @@
 mod error;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
+#[cfg(feature = "pkcs11")]
+mod pkcs11_raw;
 pub mod random;
 pub mod shamir;
 #[cfg(feature = "tpm2")]
 pub mod tpm2;
 
-pub use error::BridgeError;
+pub use error::{BridgeError, SealFault};
 pub use random::{fill_nonce, fill_random};
 pub use shamir::{ShamirRoot, UnsealShare};
 

@@ -17,10 +17,20 @@
 //! dir, the thief can ask the token to decrypt the keyring, as the appliance itself does
 //! at every start: protecting against that needs the PIN kept off the data disk (pin_file
 //! on a separate, root-only mount, or `VAULT_HSM_PIN` from a secret store). Managed keys
-//! (issue 6) must be extractable to be stored as blobs wrapped by the root key; there
-//! `CKA_WRAP_WITH_TRUSTED=true` stops them being wrapped by anything but a key the
-//! security officer marked `CKA_TRUSTED` (SoftHSM2 enforces it, measured), which the
-//! appliance can only rely on where the SO marks the root key trusted at provisioning.
+//! are extractable only as the short-lived generation objects, because the wrap under
+//! the root key needs it; a stored blob unwraps into a sensitive, non-extractable session
+//! object, and the root key's `CKA_UNWRAP_TEMPLATE` forces that on every unwrap, whoever
+//! asks (SoftHSM2 2.6 keeps and enforces it, answering CKR_TEMPLATE_INCONSISTENT to a
+//! request for an extractable copy: measured in tests/pkcs11_softhsm.rs). A token that
+//! refuses the template gets a root key without it and a logged capability.
+//! `CKA_WRAP_WITH_TRUSTED` is not used: SoftHSM2 would then refuse the wrap by the root
+//! key too, unless the security officer marks the root key `CKA_TRUSTED`.
+//!
+//! A root key found by label is checked before use: exactly one object under the label,
+//! an AES-256 secret key, `CKA_SENSITIVE` and `CKA_ALWAYS_SENSITIVE`, not
+//! `CKA_EXTRACTABLE` and `CKA_NEVER_EXTRACTABLE`; anything else is refused with a seal
+//! error (never used, never shadowed by a second key), so an init run again after a crash
+//! reuses the key the first attempt made, and a key planted under the label is refused.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -39,7 +49,9 @@ use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
 use crate::random::mix_hardware_entropy;
-use crate::{BridgeError, Capabilities, KeySpec, RootOfTrust, SealDevice, SealKind, WrappedKey};
+use crate::{
+    BridgeError, Capabilities, KeySpec, RootOfTrust, SealDevice, SealFault, SealKind, WrappedKey,
+};
 
 const BLOB_VERSION: u8 = 1;
 const IV_LEN: usize = 12;
@@ -82,6 +94,14 @@ impl std::fmt::Debug for Pkcs11Config {
 fn unavailable(message: impl Into<String>) -> BridgeError {
     BridgeError::Unavailable {
         kind: SealKind::Pkcs11,
+        message: message.into(),
+    }
+}
+
+fn refused(fault: SealFault, message: impl Into<String>) -> BridgeError {
+    BridgeError::Refused {
+        kind: SealKind::Pkcs11,
+        fault,
         message: message.into(),
     }
 }
@@ -136,31 +156,32 @@ fn session_lost(e: &CkError) -> bool {
 
 impl Pkcs11Config {
     fn read_pin(&self) -> Result<AuthPin, BridgeError> {
+        let pin_unavailable = |m: String| refused(SealFault::PinUnavailable, m);
         let pin = match &self.pin_file {
             Some(path) => {
                 let meta = std::fs::metadata(path).map_err(|e| {
-                    unavailable(format!("cannot read pin_file {}: {e}", path.display()))
+                    pin_unavailable(format!("cannot read pin_file {}: {e}", path.display()))
                 })?;
                 if meta.permissions().mode() & 0o004 != 0 {
-                    return Err(unavailable(format!(
+                    return Err(pin_unavailable(format!(
                         "pin_file {} is readable by other users; run `chmod o-rwx {}`",
                         path.display(),
                         path.display()
                     )));
                 }
                 let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                    unavailable(format!("cannot read pin_file {}: {e}", path.display()))
+                    pin_unavailable(format!("cannot read pin_file {}: {e}", path.display()))
                 })?);
                 text.trim_end_matches(['\r', '\n']).to_string()
             }
             None => std::env::var(PIN_ENV).map_err(|_| {
-                unavailable(format!(
+                pin_unavailable(format!(
                     "no PIN: set {PIN_ENV} or pin_file in the seal \"pkcs11\" block"
                 ))
             })?,
         };
         if pin.is_empty() {
-            return Err(unavailable("the HSM PIN is empty"));
+            return Err(pin_unavailable("the HSM PIN is empty".into()));
         }
         Ok(AuthPin::from(pin))
     }
@@ -325,29 +346,33 @@ impl Pkcs11Root {
             .open_rw_session(slot)
             .map_err(|e| unavailable(format!("C_OpenSession failed: {}", describe(&e))))?;
         login(&session, &pin, &token_label)?;
-        let key = find_key(&session, &config.key_label)
-            .map_err(|e| unavailable(format!("C_FindObjects failed: {}", describe(&e))))?;
-        let key = match key {
+        let key = match find_root_key(&session, &config.key_label, &token_label)? {
             Some(k) => k,
             None if create && config.generate_key => {
-                let k = generate_root_key(&session, &config.key_label)
-                    .map_err(|e| device("C_GenerateKey (AES-256 root key)", e))?;
+                let k = generate_root_key(&config.lib, &session, &config.key_label)?;
                 tracing::info!(token = %token_label, key_label = %config.key_label, "generated the root key inside the HSM");
                 k
             }
             None if create => {
-                return Err(unavailable(format!(
-                    "no AES key labelled {:?} on token {token_label:?} and generate_key is false: create it in the HSM or set generate_key = true",
-                    config.key_label
-                )))
+                return Err(refused(
+                    SealFault::DeviceMismatch,
+                    format!(
+                        "no AES key labelled {:?} on token {token_label:?} and generate_key is false: create it in the HSM or set generate_key = true",
+                        config.key_label
+                    ),
+                ))
             }
             None => {
-                return Err(unavailable(format!(
-                    "no AES key labelled {:?} on token {token_label:?}: this data dir was sealed by another HSM token, or the root key was deleted; restore the token or use the recovery keys",
-                    config.key_label
-                )))
+                return Err(refused(
+                    SealFault::DeviceMismatch,
+                    format!(
+                        "no AES key labelled {:?} on token {token_label:?}: this data dir was sealed by another HSM token, or the root key was deleted; restore the token or use the recovery keys",
+                        config.key_label
+                    ),
+                ))
             }
         };
+        log_unwrap_template(&config.lib, &session, key);
         Ok((slot, token_label, pin, key, session))
     }
 
@@ -428,12 +453,18 @@ impl Pkcs11Root {
 fn login(session: &Session, pin: &AuthPin, token: &str) -> Result<(), BridgeError> {
     match session.login(UserType::User, Some(pin)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(unavailable(format!(
-            "token {token:?} rejected the PIN (CKR_PIN_INCORRECT): fix {PIN_ENV} or pin_file"
-        ))),
-        Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(unavailable(format!(
-            "the user PIN of token {token:?} is locked (CKR_PIN_LOCKED): the security officer must reset it"
-        ))),
+        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(refused(
+            SealFault::PinIncorrect,
+            format!(
+                "token {token:?} rejected the PIN (CKR_PIN_INCORRECT): fix {PIN_ENV} or pin_file"
+            ),
+        )),
+        Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(refused(
+            SealFault::PinLocked,
+            format!(
+                "the user PIN of token {token:?} is locked (CKR_PIN_LOCKED): the security officer must reset it"
+            ),
+        )),
         Err(e) => Err(unavailable(format!(
             "login to token {token:?} failed: {}",
             describe(&e)
@@ -441,6 +472,7 @@ fn login(session: &Session, pin: &AuthPin, token: &str) -> Result<(), BridgeErro
     }
 }
 
+/// The root key's handle, for re-finding it on a fresh session (already verified).
 fn find_key(session: &Session, label: &str) -> Result<Option<ObjectHandle>, CkError> {
     let found = session.find_objects(&[
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -450,27 +482,191 @@ fn find_key(session: &Session, label: &str) -> Result<Option<ObjectHandle>, CkEr
     Ok(found.into_iter().next())
 }
 
-fn generate_root_key(session: &Session, label: &str) -> Result<ObjectHandle, CkError> {
-    session.generate_key(
-        &Mechanism::AesKeyGen,
-        &[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::ValueLen(32.into()),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Modifiable(false),
-            Attribute::Encrypt(true),
-            Attribute::Decrypt(true),
-            // Managed-key blobs are stored wrapped by the root key (C_WrapKey).
-            Attribute::Wrap(true),
-            Attribute::Unwrap(true),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(label.as_bytes().to_vec()),
-        ],
-    )
+/// Finds the root key by label and checks it is one the appliance may trust. Every object
+/// under the label counts, whatever its class: a second object would make "the root key"
+/// ambiguous (an init killed after generating one and retried must reuse it, never add
+/// another), and an object someone else created there with unsafe attributes must be
+/// refused, not used nor shadowed by a fresh key.
+fn find_root_key(
+    session: &Session,
+    label: &str,
+    token: &str,
+) -> Result<Option<ObjectHandle>, BridgeError> {
+    let found = session
+        .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
+        .map_err(|e| unavailable(format!("C_FindObjects failed: {}", describe(&e))))?;
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => {
+            check_root_key(session, *one, label, token)?;
+            Ok(Some(*one))
+        }
+        more => Err(refused(
+            SealFault::RootKeyAmbiguous,
+            format!(
+                "{} objects on token {token:?} carry the root key label {label:?}, so which one seals this appliance is ambiguous: remove the ones that are not its root key (or configure another key_label)",
+                more.len()
+            ),
+        )),
+    }
+}
+
+/// Refuses a root key whose value is, or once was, readable or movable out of the token.
+fn check_root_key(
+    session: &Session,
+    key: ObjectHandle,
+    label: &str,
+    token: &str,
+) -> Result<(), BridgeError> {
+    let attrs = session
+        .get_attributes(
+            key,
+            &[
+                AttributeType::Class,
+                AttributeType::KeyType,
+                AttributeType::ValueLen,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+                AttributeType::Encrypt,
+                AttributeType::Decrypt,
+            ],
+        )
+        .map_err(|e| device("C_GetAttributeValue (root key)", e))?;
+    let (mut class, mut key_type, mut len) = (None, None, None);
+    let mut flags = std::collections::HashMap::new();
+    for a in attrs {
+        match a {
+            Attribute::Class(c) => class = Some(c),
+            Attribute::KeyType(t) => key_type = Some(t),
+            Attribute::ValueLen(l) => len = Some(u64::from(l)),
+            Attribute::Sensitive(b) => {
+                flags.insert("CKA_SENSITIVE", b);
+            }
+            Attribute::Extractable(b) => {
+                flags.insert("CKA_EXTRACTABLE", b);
+            }
+            Attribute::AlwaysSensitive(b) => {
+                flags.insert("CKA_ALWAYS_SENSITIVE", b);
+            }
+            Attribute::NeverExtractable(b) => {
+                flags.insert("CKA_NEVER_EXTRACTABLE", b);
+            }
+            Attribute::Encrypt(b) => {
+                flags.insert("CKA_ENCRYPT", b);
+            }
+            Attribute::Decrypt(b) => {
+                flags.insert("CKA_DECRYPT", b);
+            }
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    if class != Some(ObjectClass::SECRET_KEY) || key_type != Some(KeyType::AES) {
+        problems.push("it is not an AES secret key".to_string());
+    } else if len != Some(32) {
+        problems.push(format!(
+            "it is AES-{} rather than AES-256",
+            len.map_or_else(|| "?".into(), |l| (l * 8).to_string())
+        ));
+    }
+    // ALWAYS_SENSITIVE and NEVER_EXTRACTABLE: a key that was readable or extractable
+    // once may have a copy outside the token, whatever its flags say now.
+    for (name, want) in [
+        ("CKA_SENSITIVE", true),
+        ("CKA_EXTRACTABLE", false),
+        ("CKA_ALWAYS_SENSITIVE", true),
+        ("CKA_NEVER_EXTRACTABLE", true),
+        ("CKA_ENCRYPT", true),
+        ("CKA_DECRYPT", true),
+    ] {
+        if class == Some(ObjectClass::SECRET_KEY) && flags.get(name) != Some(&want) {
+            problems.push(format!("{name} is not {want}"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(refused(
+        SealFault::RootKeyUnsafe,
+        format!(
+            "the object labelled {label:?} on token {token:?} is not a safe root key ({}): the appliance will not use it; generate a non-extractable, sensitive AES-256 key under this label, or configure another key_label",
+            problems.join(", ")
+        ),
+    ))
+}
+
+/// Says in the log whether the root key forces safe attributes on what it unwraps.
+fn log_unwrap_template(lib: &std::path::Path, session: &Session, key: ObjectHandle) {
+    use crate::pkcs11_raw::{unwrap_template, FORCED_ON_UNWRAP};
+    match unwrap_template(lib, session.handle(), key.handle()) {
+        Ok(Some(t)) if FORCED_ON_UNWRAP.iter().all(|f| t.contains(f)) => {
+            tracing::debug!(
+                capability = "unwrap_template",
+                supported = true,
+                "the HSM root key's CKA_UNWRAP_TEMPLATE forces CKA_SENSITIVE and non-extractable"
+            );
+        }
+        Ok(_) => {
+            tracing::warn!(capability = "unwrap_template", supported = false, "the HSM root key has no CKA_UNWRAP_TEMPLATE forcing CKA_SENSITIVE and non-extractable (made elsewhere, or the token does not keep it): keys it unwraps rely on the appliance's own template");
+        }
+        Err(e) => {
+            tracing::warn!(capability = "unwrap_template", error = %e, "cannot read the HSM root key's CKA_UNWRAP_TEMPLATE");
+        }
+    }
+}
+
+/// Makes the root key. Where the token takes `CKA_UNWRAP_TEMPLATE`, the key forces
+/// `CKA_SENSITIVE=true, CKA_EXTRACTABLE=false` on everything unwrapped with it, so even a
+/// stolen PIN cannot unwrap a stored managed-key blob into a key that could be wrapped
+/// out; where it does not, the key is made without and the log says so.
+fn generate_root_key(
+    lib: &std::path::Path,
+    session: &Session,
+    label: &str,
+) -> Result<ObjectHandle, BridgeError> {
+    match crate::pkcs11_raw::generate_root_with_unwrap_template(
+        lib,
+        session.handle(),
+        label.as_bytes(),
+    ) {
+        Ok(raw) => {
+            // SAFETY: `raw` is the handle C_GenerateKey just returned on this session.
+            let key = unsafe { ObjectHandle::new_from_raw(raw) };
+            tracing::info!(
+                capability = "unwrap_template",
+                supported = true,
+                "the HSM root key forces CKA_SENSITIVE and non-extractable on every key it unwraps"
+            );
+            Ok(key)
+        }
+        Err(why) => {
+            tracing::warn!(capability = "unwrap_template", supported = false, reason = %why, "the HSM did not take CKA_UNWRAP_TEMPLATE on the root key; keys it unwraps rely on the appliance's own unwrap template");
+            session
+                .generate_key(
+                    &Mechanism::AesKeyGen,
+                    &[
+                        Attribute::Class(ObjectClass::SECRET_KEY),
+                        Attribute::KeyType(KeyType::AES),
+                        Attribute::ValueLen(32.into()),
+                        Attribute::Token(true),
+                        Attribute::Private(true),
+                        Attribute::Sensitive(true),
+                        Attribute::Extractable(false),
+                        Attribute::Modifiable(false),
+                        Attribute::Encrypt(true),
+                        Attribute::Decrypt(true),
+                        // Managed-key blobs are stored wrapped by the root key (C_WrapKey).
+                        Attribute::Wrap(true),
+                        Attribute::Unwrap(true),
+                        Attribute::Label(label.as_bytes().to_vec()),
+                        Attribute::Id(label.as_bytes().to_vec()),
+                    ],
+                )
+                .map_err(|e| device("C_GenerateKey (AES-256 root key)", e))
+        }
+    }
 }
 
 impl Drop for Pkcs11Root {
@@ -649,10 +845,10 @@ impl RootOfTrust for Pkcs11Root {
 // appliance stores only the blob. To be wrapped the private key must be
 // `CKA_EXTRACTABLE=true` (its value stays unreadable, `CKA_SENSITIVE=true`). In use it is
 // unwrapped into a session object with `CKA_EXTRACTABLE=false`, owned by the `holder`
-// session and cached by blob. `CKA_WRAP_WITH_TRUSTED` is not set: SoftHSM2 would then
-// refuse the wrap by the root key, which only the security officer can mark trusted; a
-// stolen user PIN can therefore wrap a managed key out only while it exists as the short-
-// lived generation object (the stored blob unwraps as non-extractable).
+// session and cached by blob (the root key's unwrap template forces the same).
+// `CKA_WRAP_WITH_TRUSTED` is not set: SoftHSM2 would then refuse the wrap by the root
+// key, which only the security officer can mark trusted; a stolen user PIN can therefore
+// wrap a managed key out only while it exists as the short-lived generation object.
 
 /// DER OIDs for CKA_EC_PARAMS.
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];

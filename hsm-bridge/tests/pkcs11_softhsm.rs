@@ -4,8 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
 use hsm_bridge::pkcs11::{Pkcs11Config, Pkcs11Device};
-use hsm_bridge::{BridgeError, SealDevice};
+use hsm_bridge::{BridgeError, KeySpec, SealDevice, SealFault};
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
@@ -104,7 +110,10 @@ fn wraps_and_unwraps_inside_the_token() {
     let dev = Pkcs11Device::new(config("root-a"));
     assert!(matches!(
         dev.open(false),
-        Err(BridgeError::Unavailable { .. })
+        Err(BridgeError::Refused {
+            fault: SealFault::DeviceMismatch,
+            ..
+        })
     ));
     let root = dev.open(true).unwrap();
     let blob = root.wrap(b"core/keyring", b"the keyring").unwrap();
@@ -168,4 +177,247 @@ fn managed_keys_are_generated_wrapped_and_used_inside_the_token() {
     let mut bad = ct.clone();
     bad[14] ^= 1;
     assert!(root.decrypt(&aes, "aes-256-gcm", &bad).is_err());
+}
+
+/// A session of the test's own on the shared token, logged in as the user: what someone
+/// holding the user PIN can do. The module is initialised once per process; whichever of
+/// the test and the device comes second gets CKR_CRYPTOKI_ALREADY_INITIALIZED.
+fn user_session() -> Session {
+    token();
+    let ctx = Pkcs11::new(MODULE).unwrap();
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => panic!("C_Initialize: {e}"),
+    }
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == "unit")
+        .expect("the test token");
+    let session = ctx.open_rw_session(slot).unwrap();
+    match session.login(UserType::User, Some(&AuthPin::from("1234".to_string()))) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => panic!("C_Login: {e}"),
+    }
+    session
+}
+
+fn bool_attr(s: &Session, h: ObjectHandle, kind: AttributeType) -> bool {
+    match s.get_attributes(h, &[kind]).unwrap().as_slice() {
+        [Attribute::Sensitive(b)]
+        | [Attribute::Extractable(b)]
+        | [Attribute::AlwaysSensitive(b)]
+        | [Attribute::NeverExtractable(b)] => *b,
+        other => panic!("{kind:?}: {other:?}"),
+    }
+}
+
+fn objects_labelled(s: &Session, label: &str) -> Vec<ObjectHandle> {
+    s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
+        .unwrap()
+}
+
+fn plant_aes_key(s: &Session, label: &str, extractable: bool, bytes: u64) -> ObjectHandle {
+    s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(bytes.into()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(extractable),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn unwrapped_managed_keys_are_sensitive_and_not_extractable() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Pkcs11Device::new(config("root-unwrap")).open(true).unwrap();
+    let rsa = root.generate_key(KeySpec::Rsa(2048)).unwrap();
+    root.sign(&rsa, "rsa-pkcs1-sha256", b"hello").unwrap();
+    let aes = root.generate_key(KeySpec::Aes256).unwrap();
+    root.encrypt(&aes, "aes-256-gcm", b"secret").unwrap();
+
+    // The objects the appliance unwrapped for use: session objects of this process.
+    let s = user_session();
+    let mut seen = 0;
+    for class in [ObjectClass::PRIVATE_KEY, ObjectClass::SECRET_KEY] {
+        for h in s
+            .find_objects(&[Attribute::Token(false), Attribute::Class(class)])
+            .unwrap()
+        {
+            seen += 1;
+            assert!(bool_attr(&s, h, AttributeType::Sensitive), "{class:?}");
+            assert!(!bool_attr(&s, h, AttributeType::Extractable), "{class:?}");
+        }
+    }
+    assert_eq!(
+        seen, 2,
+        "the unwrapped RSA and AES keys, and no generation leftovers"
+    );
+
+    // The root key forces the same on anything unwrapped with it, even for a caller who
+    // holds the PIN and asks for an extractable copy of a stored blob.
+    let root_key = objects_labelled(&s, "root-unwrap");
+    assert_eq!(root_key.len(), 1);
+    let asked = s.unwrap_key(
+        &Mechanism::AesKeyWrapPad,
+        root_key[0],
+        &aes.blob,
+        &[
+            Attribute::Token(false),
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+        ],
+    );
+    match asked {
+        Err(CkError::Pkcs11(RvError::TemplateInconsistent, _)) => {}
+        Ok(h) => {
+            let (sensitive, extractable) = (
+                bool_attr(&s, h, AttributeType::Sensitive),
+                bool_attr(&s, h, AttributeType::Extractable),
+            );
+            let _ = s.destroy_object(h);
+            panic!("the root key unwrapped a key with CKA_SENSITIVE={sensitive}, CKA_EXTRACTABLE={extractable}");
+        }
+        Err(e) => panic!("unexpected answer to an unwrap against the template: {e}"),
+    }
+
+    // Control: the same request against a wrapping key without CKA_UNWRAP_TEMPLATE is
+    // granted, so the refusal above is the template's doing (measured on SoftHSM2 2.6).
+    let plain_root = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(false),
+                Attribute::Wrap(true),
+                Attribute::Unwrap(true),
+            ],
+        )
+        .unwrap();
+    let target = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(false),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap();
+    let blob = s
+        .wrap_key(&Mechanism::AesKeyWrapPad, plain_root, target)
+        .unwrap();
+    let copy = s
+        .unwrap_key(
+            &Mechanism::AesKeyWrapPad,
+            plain_root,
+            &blob,
+            &[
+                Attribute::Token(false),
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .expect("without a template the token grants the caller's attributes");
+    assert!(bool_attr(&s, copy, AttributeType::Extractable));
+}
+
+#[test]
+fn a_root_key_someone_made_extractable_is_refused() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = user_session();
+    plant_aes_key(&s, "root-planted", true, 32);
+    let e = Pkcs11Device::new(config("root-planted"))
+        .open(true)
+        .err()
+        .expect("an extractable root key must be refused");
+    assert!(
+        matches!(
+            e,
+            BridgeError::Refused {
+                fault: SealFault::RootKeyUnsafe,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("CKA_EXTRACTABLE is not false"), "{text}");
+    assert!(text.contains("CKA_NEVER_EXTRACTABLE is not true"), "{text}");
+    assert_eq!(e.category(), "root_key_unsafe");
+    // A failed open finalises the module (so the next attempt starts clean): log in again.
+    let s = user_session();
+    // Refused, not shadowed: no second key appeared under the label.
+    assert_eq!(objects_labelled(&s, "root-planted").len(), 1);
+
+    // An AES-128 key under the label is refused for its length.
+    plant_aes_key(&s, "root-short", false, 16);
+    let e = Pkcs11Device::new(config("root-short"))
+        .open(true)
+        .err()
+        .expect("AES-128 root key");
+    assert!(e.to_string().contains("AES-128 rather than AES-256"), "{e}");
+}
+
+#[test]
+fn two_objects_under_the_root_key_label_are_refused() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = user_session();
+    plant_aes_key(&s, "root-twice", false, 32);
+    plant_aes_key(&s, "root-twice", false, 32);
+    let e = Pkcs11Device::new(config("root-twice"))
+        .open(true)
+        .err()
+        .expect("two keys under one label");
+    assert!(
+        matches!(
+            e,
+            BridgeError::Refused {
+                fault: SealFault::RootKeyAmbiguous,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let s = user_session();
+    assert_eq!(objects_labelled(&s, "root-twice").len(), 2);
+}
+
+#[test]
+fn an_init_run_again_reuses_the_root_key_it_made() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let blob = {
+        let first = Pkcs11Device::new(config("root-again")).open(true).unwrap();
+        first.wrap(b"core/keyring", b"k").unwrap()
+    };
+    // A new device, as after a restart: finds the key instead of making another.
+    let again = Pkcs11Device::new(config("root-again")).open(true).unwrap();
+    assert_eq!(&*again.unwrap(b"core/keyring", &blob).unwrap(), b"k");
+    let s = user_session();
+    let keys = objects_labelled(&s, "root-again");
+    assert_eq!(keys.len(), 1);
+    // The key the appliance made is sensitive and was never extractable.
+    assert!(bool_attr(&s, keys[0], AttributeType::Sensitive));
+    assert!(!bool_attr(&s, keys[0], AttributeType::Extractable));
+    assert!(bool_attr(&s, keys[0], AttributeType::AlwaysSensitive));
+    assert!(bool_attr(&s, keys[0], AttributeType::NeverExtractable));
 }

@@ -67,16 +67,40 @@ fn wait_unsealed(d: &Daemon) -> Value {
     })
 }
 
-/// Waits until seal-status reports a seal error containing `needle`; returns it.
-fn wait_seal_error(d: &Daemon, needle: &str) -> String {
-    poll_until(DEADLINE, &format!("a seal error about {needle:?}"), || {
+/// Waits until seal-status reports the seal error `category`; returns the whole answer,
+/// after checking it holds nothing but the category (seal-status is unauthenticated).
+fn wait_seal_error(d: &Daemon, hsm: &SoftHsm, category: &str) -> Value {
+    let status = poll_until(DEADLINE, &format!("the seal error {category:?}"), || {
         let s = d.seal_status();
         assert_eq!(s["sealed"], true, "unexpectedly unsealed: {s}");
-        s["seal_error"]
-            .as_str()
-            .filter(|e| e.contains(needle))
-            .map(String::from)
-    })
+        (s["seal_error"] == category).then_some(s)
+    });
+    let text = status.to_string();
+    for secret in [
+        KEY_LABEL,
+        &hsm.label,
+        "softhsm",
+        "CKR_",
+        "seal_error_detail",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "seal-status shows {secret:?}: {text}"
+        );
+    }
+    status
+}
+
+/// seal-status as `token` sees it.
+fn seal_status_as(d: &Daemon, token: &str) -> Value {
+    let r = d.http(
+        "GET",
+        "/v1/sys/seal-status",
+        Some(token),
+        softhsm_tests::Body::None,
+    );
+    assert_eq!(r.status, 200, "{r}");
+    r.json()
 }
 
 fn put_secret(d: &Daemon, path: &str, value: &str) {
@@ -166,8 +190,10 @@ fn pkcs11_data_dir_next_to_another_token_cannot_unseal() {
     other.kill9();
     std::fs::copy(d.storage_path(), other.storage_path()).unwrap();
     other.start();
-    let err = wait_seal_error(&other, "another HSM token");
-    assert!(err.contains(KEY_LABEL), "{err}");
+    wait_seal_error(&other, &b, "device_mismatch");
+    let logs = other.logs();
+    assert!(logs.contains("another HSM token"), "{logs}");
+    assert!(logs.contains(KEY_LABEL), "{logs}");
 
     // Token B with its own root key under the same label: the key does not open it.
     let mut own = hsm_daemon(&b);
@@ -176,9 +202,10 @@ fn pkcs11_data_dir_next_to_another_token_cannot_unseal() {
     own.kill9();
     std::fs::copy(d.storage_path(), own.storage_path()).unwrap();
     own.start();
-    let err = wait_seal_error(&own, "sealed by another HSM token");
-    assert!(err.contains("could not open the stored keyring"), "{err}");
-    assert!(own.logs().contains("another HSM token"), "{}", own.logs());
+    wait_seal_error(&own, &b, "device_mismatch");
+    let logs = own.logs();
+    assert!(logs.contains("could not open the stored keyring"), "{logs}");
+    assert!(logs.contains("sealed by another HSM token"), "{logs}");
 }
 
 #[test]
@@ -198,8 +225,14 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     let wrong = "99887766";
     softhsm_tests::hardware::write_private(&hsm.pin_file(), &format!("{wrong}\n"));
     d.start();
-    let err = wait_seal_error(&d, "CKR_PIN_INCORRECT");
-    assert!(!err.contains(wrong), "{err}");
+    let status = wait_seal_error(&d, &hsm, "hsm_pin_incorrect");
+    assert!(!status.to_string().contains(wrong), "{status}");
+    // A token cannot be checked while sealed: sending one changes nothing.
+    let with_token = seal_status_as(&d, d.token.as_deref().unwrap());
+    assert!(
+        with_token.get("seal_error_detail").is_none(),
+        "{with_token}"
+    );
     assert!(d.logs().contains("CKR_PIN_INCORRECT"), "{}", d.logs());
     assert!(!d.logs().contains(wrong), "the wrong PIN is in the logs");
     let r = d.get("/v1/secret/data/k");
@@ -210,6 +243,37 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     wait_unsealed(&d);
     assert_eq!(d.pid(), pid);
     assert_eq!(get_secret(&d, "k"), "survives-a-bad-pin");
+    // Unsealed, an operator with sudo on sys/seal-status reads what kept it sealed.
+    let root = seal_status_as(&d, d.token.as_deref().unwrap());
+    assert!(root.get("seal_error").is_none(), "{root}");
+    let detail = &root["seal_error_detail"];
+    assert_eq!(detail["category"], "hsm_pin_incorrect", "{root}");
+    let message = detail["message"].as_str().unwrap_or_default();
+    assert!(message.contains("CKR_PIN_INCORRECT"), "{root}");
+    assert!(message.contains(&hsm.label), "{root}");
+    assert!(!message.contains(wrong), "{root}");
+    assert!(
+        detail["device"]
+            .as_str()
+            .is_some_and(|dev| dev.contains(SOFTHSM_MODULE)),
+        "{root}"
+    );
+    // Without sudo on sys/seal-status (or without a token): the public answer.
+    d.bao_stdin(
+        &["policy", "write", "seal-reader", "-"],
+        "path \"sys/seal-status\" { capabilities = [\"read\"] }\n",
+    )
+    .ok();
+    let reader = d
+        .bao(&["token", "create", "-policy=seal-reader", "-field=token"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    for view in [seal_status_as(&d, &reader), d.seal_status()] {
+        assert!(view.get("seal_error_detail").is_none(), "{view}");
+        assert!(!view.to_string().contains("CKR_"), "{view}");
+    }
     d.kill9();
 
     // Missing module: the same, then the module appears.
@@ -218,11 +282,22 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     let lib = module_dir.join("libsofthsm2.so");
     d.set_seal(Some(&hsm.seal_hcl(&lib, KEY_LABEL, false)));
     d.start();
-    let err = wait_seal_error(&d, "does not exist");
-    assert!(err.contains(&lib.display().to_string()), "{err}");
+    wait_seal_error(&d, &hsm, "hsm_unreachable");
+    let logs = d.logs();
+    assert!(logs.contains("does not exist"), "{logs}");
+    assert!(logs.contains(&lib.display().to_string()), "{logs}");
     std::os::unix::fs::symlink(SOFTHSM_MODULE, &lib).unwrap();
     wait_unsealed(&d);
     assert_eq!(get_secret(&d, "k"), "survives-a-bad-pin");
+    let root = seal_status_as(&d, d.token.as_deref().unwrap());
+    let detail = &root["seal_error_detail"];
+    assert_eq!(detail["category"], "hsm_unreachable", "{root}");
+    assert!(
+        detail["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&lib.display().to_string())),
+        "{root}"
+    );
 }
 
 #[test]
@@ -509,4 +584,115 @@ fn kill9_during_keyring_rotation_leaves_the_old_or_the_new_keyring() {
         let during = get_secret(&d, "rot/during");
         assert!(during.starts_with('r'), "{during}");
     }
+}
+
+/// The init steps a crash point follows, in order (engine/src/core.rs `init_with`).
+const INIT_STEPS_PKCS11: &[&str] = &[
+    "init:root-key",
+    "init:keyring",
+    "init:token-store",
+    "init:default-policy",
+    "init:root-token",
+    "init:recovery-key",
+];
+
+/// Kills the daemon (abort, as a power cut) right after each step of `operator init`,
+/// then starts it without the crash point: init runs again, reuses the root key the
+/// killed init made in the HSM (one key under the label, never two), and the appliance
+/// unseals itself and serves secrets.
+#[test]
+fn pkcs11_init_killed_at_each_step_can_be_run_again() {
+    if reference_mode() {
+        return; // Ironseal's crash points (debug builds only).
+    }
+    for step in INIT_STEPS_PKCS11 {
+        let hsm = SoftHsm::new("ironseal-crash");
+        let mut d = hsm_daemon(&hsm);
+        d.kill9();
+        d.set_env("IRONSEAL_TEST_CRASH_AT", step);
+        d.start();
+        let out = d.bao_as(
+            None,
+            &[
+                "operator",
+                "init",
+                "-format=json",
+                "-recovery-shares=1",
+                "-recovery-threshold=1",
+            ],
+        );
+        assert!(
+            !out.success(),
+            "{step}: init answered although the daemon aborted: {out}"
+        );
+        poll_until(DEADLINE, &format!("the daemon to abort at {step}"), || {
+            d.logs()
+                .contains(&format!("IRONSEAL_TEST_CRASH_AT={step}: aborting"))
+                .then_some(())
+        });
+        d.kill9();
+        d.set_env("IRONSEAL_TEST_CRASH_AT", "");
+        d.start();
+        let status = d.seal_status();
+        assert_eq!(status["initialized"], false, "{step}: {status}");
+
+        init_with_recovery(&mut d, 3, 2);
+        wait_unsealed(&d);
+        d.ensure_secret_kv2();
+        put_secret(&d, "after-crash", step);
+        assert_eq!(get_secret(&d, "after-crash"), *step);
+        if *step != "init:root-key" {
+            assert!(
+                d.logs().contains("an earlier init was interrupted"),
+                "{step}: {}",
+                d.logs()
+            );
+        }
+        let list = hsm.pkcs11_tool(&["--list-objects", "--type", "secrkey"]);
+        let listing = String::from_utf8_lossy(&list.stdout).to_string();
+        let labelled = listing
+            .lines()
+            .filter(|l| {
+                let l = l.trim();
+                l.starts_with("label:") && l.ends_with(KEY_LABEL)
+            })
+            .count();
+        assert_eq!(
+            labelled, 1,
+            "{step}: one root key under the label: {listing}"
+        );
+        // And it stays usable across a restart (auto-unseal with the reused key).
+        d.restart_after_kill9();
+        wait_unsealed(&d);
+        assert_eq!(get_secret(&d, "after-crash"), *step);
+    }
+}
+
+/// With a hardware seal, `sys/init` refuses the Shamir parameters rather than ignoring
+/// them (as OpenBao does), and leaves the appliance uninitialised.
+#[test]
+fn pkcs11_init_refuses_unseal_key_parameters() {
+    if reference_mode() {
+        return;
+    }
+    let hsm = SoftHsm::new("ironseal-params");
+    let d = hsm_daemon(&hsm);
+    for (body, needle) in [
+        (
+            r#"{"secret_shares":3,"secret_threshold":2}"#,
+            "secret_shares,secret_threshold not applicable to seal type pkcs11",
+        ),
+        (
+            r#"{"recovery_shares":1,"recovery_threshold":1,"stored_shares":2}"#,
+            "stored_shares",
+        ),
+        (
+            r#"{"recovery_shares":1,"recovery_threshold":1,"root_token_pgp_key":"mQENBF"}"#,
+            "root_token_pgp_key",
+        ),
+    ] {
+        let r = d.http("PUT", "/v1/sys/init", None, softhsm_tests::Body::Json(body));
+        r.assert_error(400, needle);
+    }
+    assert_eq!(d.seal_status()["initialized"], false);
 }

@@ -441,3 +441,136 @@ fn health_answers_with_vaults_status_codes_and_query_flags() {
     assert_eq!(leader.status, 200, "{leader}");
     assert!(leader.json().get("ha_enabled").is_some(), "{leader}");
 }
+
+/// Kills the daemon (abort, as a power cut) right after each step of `operator init`
+/// with the Shamir seal, then starts it without the crash point: the appliance is still
+/// uninitialised, init runs again with new keys, and they unseal an appliance that works.
+#[test]
+fn init_killed_at_each_step_can_be_run_again() {
+    if reference_mode() {
+        return; // Ironseal's crash points (debug builds only).
+    }
+    use std::time::Duration;
+    for step in [
+        "init:root-key",
+        "init:keyring",
+        "init:token-store",
+        "init:default-policy",
+        "init:root-token",
+    ] {
+        let mut d = Daemon::config_with_env(false, &[("IRONSEAL_TEST_CRASH_AT", step)]);
+        let out = d.bao_as(
+            None,
+            &["operator", "init", "-key-shares=3", "-key-threshold=2"],
+        );
+        assert!(
+            !out.success(),
+            "{step}: init answered although the daemon aborted: {out}"
+        );
+        softhsm_tests::poll_until(
+            Duration::from_secs(30),
+            &format!("an abort at {step}"),
+            || {
+                d.logs()
+                    .contains(&format!("IRONSEAL_TEST_CRASH_AT={step}: aborting"))
+                    .then_some(())
+            },
+        );
+        d.kill9();
+        d.set_env("IRONSEAL_TEST_CRASH_AT", "");
+        d.start();
+        let r = d.http("GET", "/v1/sys/init", None, Body::None);
+        assert_eq!(r.json()["initialized"], false, "{step}: {r}");
+
+        d.init(3, 2);
+        d.unseal();
+        d.ensure_secret_kv2();
+        d.bao(&[
+            "kv",
+            "put",
+            "-mount=secret",
+            "crash",
+            &format!("step={step}"),
+        ])
+        .ok();
+        let got = d
+            .bao(&["kv", "get", "-mount=secret", "-field=step", "crash"])
+            .ok();
+        assert_eq!(got.stdout.trim(), step);
+        if step != "init:root-key" {
+            assert!(
+                d.logs().contains("an earlier init was interrupted"),
+                "{step}: {}",
+                d.logs()
+            );
+        }
+        // Survives a restart: the new keys open what the retried init made.
+        d.restart_after_kill9();
+        d.unseal();
+        let got = d
+            .bao(&["kv", "get", "-mount=secret", "-field=step", "crash"])
+            .ok();
+        assert_eq!(got.stdout.trim(), step);
+    }
+}
+
+/// `sys/init` parameters that do not apply to the seal are refused, as OpenBao does, and
+/// the appliance stays uninitialised.
+#[test]
+fn init_refuses_parameters_of_the_other_seal() {
+    let d = Daemon::config(false);
+    let r = d.http(
+        "PUT",
+        "/v1/sys/init",
+        None,
+        Body::Json(r#"{"secret_shares":1,"secret_threshold":1,"recovery_shares":3,"recovery_threshold":2}"#),
+    );
+    r.assert_error(400, "not applicable to seal type shamir");
+    let r = d.http("GET", "/v1/sys/init", None, Body::None);
+    assert_eq!(r.json()["initialized"], false, "{r}");
+}
+
+/// What Ironseal cannot honour in `sys/init` is refused rather than ignored: a PGP key for
+/// the root token, stored shares with the Shamir seal, a parameter it does not know.
+#[test]
+fn init_refuses_what_it_cannot_honour() {
+    if reference_mode() {
+        return; // OpenBao encrypts with PGP keys and ignores unknown fields.
+    }
+    let d = Daemon::config(false);
+    for (body, needle) in [
+        (
+            r#"{"secret_shares":1,"secret_threshold":1,"root_token_pgp_key":"mQENBFzX"}"#,
+            "root_token_pgp_key is not supported",
+        ),
+        (
+            r#"{"secret_shares":1,"secret_threshold":1,"pgp_keys":["mQENBFzX"]}"#,
+            "pgp_keys are not supported",
+        ),
+        (
+            r#"{"secret_shares":1,"secret_threshold":1,"recovery_pgp_keys":["mQENBFzX"]}"#,
+            "pgp_keys are not supported",
+        ),
+        (
+            r#"{"secret_shares":1,"secret_threshold":1,"stored_shares":1}"#,
+            "stored keys are not supported by the shamir seal",
+        ),
+        (
+            r#"{"secret_shares":1,"secret_threshold":1,"secret_sharez":2}"#,
+            "unknown parameters for sys/init: secret_sharez",
+        ),
+    ] {
+        let r = d.http("PUT", "/v1/sys/init", None, Body::Json(body));
+        r.assert_error(400, needle);
+    }
+    let r = d.http("GET", "/v1/sys/init", None, Body::None);
+    assert_eq!(r.json()["initialized"], false, "{r}");
+    // What the bao CLI sends (every field, empty where unused) is accepted.
+    let r = d.http(
+        "PUT",
+        "/v1/sys/init",
+        None,
+        Body::Json(r#"{"secret_shares":1,"secret_threshold":1,"pgp_keys":null,"root_token_pgp_key":"","recovery_shares":0,"recovery_threshold":0,"recovery_pgp_keys":null}"#),
+    );
+    assert_eq!(r.status, 200, "{r}");
+}

@@ -82,7 +82,10 @@ impl From<EngineError> for Problem {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED", m)
             }
             EngineError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
-            EngineError::Seal(hsm_bridge::BridgeError::Unavailable { .. }) => Problem::new(
+            EngineError::Seal(
+                hsm_bridge::BridgeError::Unavailable { .. }
+                | hsm_bridge::BridgeError::Refused { .. },
+            ) => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "HSM_UNAVAILABLE",
                 e.to_string(),

@@ -28,7 +28,7 @@ pub async fn unauthenticated(
 ) -> Option<Result<Reply, ApiError>> {
     Some(match req.path.trim_end_matches('/') {
         "sys/init" => init::handle(core, req).await,
-        "sys/seal-status" => seal::status(core, req),
+        "sys/seal-status" => seal::status(core, req).await,
         "sys/unseal" => seal::unseal(core, req).await,
         "sys/health" => health::health(core, req),
         "sys/generate-root/attempt" => {

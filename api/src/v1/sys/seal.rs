@@ -11,15 +11,27 @@ use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
 
-pub fn status(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+/// Anyone may read seal-status, so a seal error is only its category; a caller whose
+/// token holds `sudo` on `sys/seal-status` also gets the details (which needs the
+/// appliance unsealed: while sealed no token can be checked). A token that does not
+/// qualify is not an error here: the caller gets what everyone gets.
+pub async fn status(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Read {
         return Err(ApiError::unsupported_operation());
     }
-    Ok(Reply::raw(
-        serde_json::to_value(core.seal_status()?).map_err(|_| {
-            ApiError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        })?,
-    ))
+    let operator = !req.token.is_empty()
+        && !core.is_sealed()
+        && super::authorize_sudo(core, req, Operation::Read)
+            .await
+            .is_ok();
+    let status = if operator {
+        core.seal_status_detailed()?
+    } else {
+        core.seal_status()?
+    };
+    Ok(Reply::raw(serde_json::to_value(status).map_err(|_| {
+        ApiError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })?))
 }
 
 /// An unseal key as hex, standard base64 or base64url, as the CLI may pass any of them.
