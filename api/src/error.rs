@@ -88,17 +88,16 @@ impl From<EngineError> for ApiError {
                     Self::bad(b.to_string())
                 }
                 hsm_bridge::BridgeError::ForeignKeyring(_) => Self::bad(b.to_string()),
-                // The device's own errors say what to fix and never hold secrets.
+                // The device's own words go to the log only (see `public_message`).
                 hsm_bridge::BridgeError::Unavailable { .. }
-                | hsm_bridge::BridgeError::Refused { .. } => {
-                    Self::new(StatusCode::SERVICE_UNAVAILABLE, b.to_string())
-                }
-                hsm_bridge::BridgeError::PolicyMismatch { .. } => {
-                    Self::new(StatusCode::SERVICE_UNAVAILABLE, b.to_string())
+                | hsm_bridge::BridgeError::Refused { .. }
+                | hsm_bridge::BridgeError::PolicyMismatch { .. } => {
+                    tracing::warn!(error = %b, "seal device unavailable");
+                    Self::new(StatusCode::SERVICE_UNAVAILABLE, b.public_message())
                 }
                 hsm_bridge::BridgeError::Device { .. } => {
                     tracing::error!(error = %b, "seal failure");
-                    Self::new(StatusCode::INTERNAL_SERVER_ERROR, b.to_string())
+                    Self::new(StatusCode::INTERNAL_SERVER_ERROR, b.public_message())
                 }
                 hsm_bridge::BridgeError::Unsupported { .. }
                 | hsm_bridge::BridgeError::BadInput(_) => Self::bad(b.to_string()),

@@ -105,6 +105,23 @@ impl BridgeError {
         }
     }
 
+    /// What a client may be told. The device's own words (module path, token label,
+    /// `CKR_*` codes, TPM response codes) describe the appliance's hardware to whoever
+    /// asks, and `sys/init`, `sys/unseal` and `sys/generate-root` answer without a
+    /// token: they get the category, the log gets the rest.
+    pub fn public_message(&self) -> String {
+        match self {
+            BridgeError::Unavailable { kind, .. }
+            | BridgeError::Refused { kind, .. }
+            | BridgeError::PolicyMismatch { kind, .. }
+            | BridgeError::Device { kind, .. } => format!(
+                "{kind} seal error: {}; the appliance log has the details",
+                self.category()
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// True when retrying later (with the device back) may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(

@@ -215,7 +215,7 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     }
     let hsm = SoftHsm::new("ironseal-pin");
     let mut d = hsm_daemon(&hsm);
-    init_with_recovery(&mut d, 1, 1);
+    let recovery = init_with_recovery(&mut d, 1, 1);
     wait_unsealed(&d);
     d.ensure_secret_kv2();
     put_secret(&d, "k", "survives-a-bad-pin");
@@ -237,6 +237,23 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     assert!(!d.logs().contains(wrong), "the wrong PIN is in the logs");
     let r = d.get("/v1/secret/data/k");
     assert_eq!(r.status, 503, "{r}");
+    // sys/unseal answers without a token: the category, never the device's words.
+    let body = format!("{{\"key\": \"{}\"}}", recovery[0]);
+    let r = d.http(
+        "PUT",
+        "/v1/sys/unseal",
+        None,
+        softhsm_tests::Body::Json(&body),
+    );
+    assert_eq!(r.status, 503, "{r}");
+    let text = r.to_string();
+    assert!(text.contains("hsm_pin_incorrect"), "{text}");
+    for secret in [KEY_LABEL, hsm.label.as_str(), "softhsm", "CKR_"] {
+        assert!(
+            !text.contains(secret),
+            "sys/unseal shows {secret:?}: {text}"
+        );
+    }
     // Fixed: unsealed by the retry loop, same process.
     let pid = d.pid();
     softhsm_tests::hardware::write_private(&hsm.pin_file(), &format!("{USER_PIN}\n"));

@@ -83,22 +83,26 @@ impl From<EngineError> for Problem {
             }
             EngineError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
             EngineError::Seal(
-                hsm_bridge::BridgeError::Unavailable { .. }
-                | hsm_bridge::BridgeError::Refused { .. },
-            ) => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "HSM_UNAVAILABLE",
-                e.to_string(),
-            ),
+                ref b @ (hsm_bridge::BridgeError::Unavailable { .. }
+                | hsm_bridge::BridgeError::Refused { .. }
+                | hsm_bridge::BridgeError::PolicyMismatch { .. }),
+            ) => {
+                tracing::warn!(error = %b, "seal device unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "HSM_UNAVAILABLE",
+                    b.public_message(),
+                )
+            }
             EngineError::Seal(hsm_bridge::BridgeError::Unsupported { .. }) => {
                 Problem::bad("UNSUPPORTED_OPERATION", e.to_string())
             }
-            EngineError::Seal(hsm_bridge::BridgeError::Device { .. }) => {
-                tracing::error!(error = %e, "HSM operation failed");
+            EngineError::Seal(ref b @ hsm_bridge::BridgeError::Device { .. }) => {
+                tracing::error!(error = %b, "HSM operation failed");
                 Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "HSM_ERROR",
-                    e.to_string(),
+                    b.public_message(),
                 )
             }
             other => {
