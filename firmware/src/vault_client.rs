@@ -93,20 +93,7 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start: {e}"))?;
-        let (status, raw) = runtime.block_on(async {
-            tokio::time::timeout(
-                CONNECT_TIMEOUT + RESPONSE_TIMEOUT,
-                self.exchange(method, path, body),
-            )
-            .await
-            .map_err(|_| {
-                format!(
-                    "{}: no answer within {} s",
-                    self.address,
-                    RESPONSE_TIMEOUT.as_secs()
-                )
-            })?
-        })?;
+        let (status, raw) = runtime.block_on(self.exchange(method, path, body))?;
         let value = if raw.is_empty() {
             Ok(Value::Null)
         } else {
@@ -220,7 +207,7 @@ where
     // The connection future moves the bytes; it runs beside the request until the
     // answer is read, and is dropped (closing the socket) with the runtime.
     let driver = tokio::spawn(connection);
-    let answer = async {
+    let answer = tokio::time::timeout(RESPONSE_TIMEOUT, async {
         let response = sender.send_request(request).await.map_err(failed)?;
         let status = response.status().as_u16();
         let body = Limited::new(response.into_body(), MAX_BODY)
@@ -229,8 +216,14 @@ where
             .map_err(|e| format!("reading the answer from {addr}: {e}"))?
             .to_bytes();
         Ok((status, body))
-    }
-    .await;
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "{addr}: no answer within {} s",
+            RESPONSE_TIMEOUT.as_secs()
+        ))
+    });
     driver.abort();
     answer
 }
