@@ -17,13 +17,13 @@
 //! `-against-storage`) misses the stored head; 2 on usage or I/O errors.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use engine::audit::chain::{self, Report};
+use hyper::Method;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::cli::Flags;
+use crate::vault_client::{self, Client};
 
 const USAGE: &str = "Usage: ironseal audit verify FILE
        ironseal audit verify -device=PATH [-against-storage]   (uses VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT)";
@@ -126,38 +126,21 @@ fn print_report(name: &str, r: &Report) -> bool {
 }
 
 fn online(device: &str, against_storage: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start: {e}");
+    let path = format!("sys/audit-verify/{}", device.trim_matches('/'));
+    let answer = Client::from_env(None, None, "sudo on sys/audit-verify")
+        .map_err(vault_client::Error::Failed)
+        .and_then(|client| client.request(Method::GET, &path, None));
+    let json = match answer {
+        Ok((_, json)) => json,
+        Err(vault_client::Error::Status { status, message }) => {
+            eprintln!("Error verifying {device}: {status}: {message}");
             return ExitCode::from(2);
         }
-    };
-    let path = format!("/v1/sys/audit-verify/{}", device.trim_matches('/'));
-    let (status, body) = match runtime.block_on(get(&path)) {
-        Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if status != 200 {
-        let errors = json["errors"]
-            .as_array()
-            .map(|e| {
-                e.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        eprintln!("Error verifying {device}: {status}: {errors}");
-        return ExitCode::from(2);
-    }
     let data = &json["data"];
     let report = match serde_json::from_value::<Report>(data.clone()) {
         Ok(r) => r,
@@ -199,96 +182,4 @@ fn online(device: &str, against_storage: bool) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
-}
-
-/// One GET to the appliance, with the CLI's usual environment. HTTP/1.0 keeps the
-/// answer unchunked, so reading to the end of the connection gives the body.
-async fn get(path: &str) -> Result<(u16, Vec<u8>), String> {
-    let addr = std::env::var("VAULT_ADDR").unwrap_or_else(|_| "https://127.0.0.1:8200".into());
-    let token = std::env::var("VAULT_TOKEN")
-        .map_err(|_| "VAULT_TOKEN is not set: a token with sudo on sys/audit-verify is needed")?;
-    let (tls, rest) = match addr.split_once("://") {
-        Some(("https", r)) => (true, r),
-        Some(("http", r)) => (false, r),
-        _ => {
-            return Err(format!(
-                "VAULT_ADDR {addr:?} must start with http:// or https://"
-            ))
-        }
-    };
-    let hostport = rest.trim_end_matches('/');
-    let host = hostport
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(hostport)
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let target = if hostport.contains(':') && !hostport.ends_with(']') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:{}", if tls { 443 } else { 80 })
-    };
-    let tcp = tokio::net::TcpStream::connect(&target)
-        .await
-        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nX-Vault-Token: {token}\r\nAccept: application/json\r\n\r\n"
-    );
-    if tls {
-        let connector = tls_connector()?;
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
-            .map_err(|e| format!("VAULT_ADDR host {host:?}: {e}"))?;
-        let stream = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS with {addr}: {e}"))?;
-        exchange(stream, &request).await
-    } else {
-        exchange(tcp, &request).await
-    }
-}
-
-async fn exchange(
-    mut stream: impl AsyncRead + AsyncWrite + Unpin,
-    request: &str,
-) -> Result<(u16, Vec<u8>), String> {
-    let io = |e: std::io::Error| format!("talking to the appliance: {e}");
-    stream.write_all(request.as_bytes()).await.map_err(io)?;
-    stream.flush().await.map_err(io)?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.map_err(io)?;
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("a malformed HTTP answer")?;
-    let head = String::from_utf8_lossy(&answer[..split]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("a malformed HTTP status line")?;
-    Ok((status, answer[split + 4..].to_vec()))
-}
-
-fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
-    let ca = std::env::var("VAULT_CACERT").map_err(|_| {
-        "VAULT_ADDR is https: set VAULT_CACERT to the appliance's CA certificate".to_string()
-    })?;
-    let pem = std::fs::read(&ca).map_err(|e| format!("VAULT_CACERT {ca}: {e}"))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|e| format!("VAULT_CACERT {ca}: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("VAULT_CACERT {ca}: {e}"))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }

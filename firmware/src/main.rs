@@ -6,6 +6,7 @@ mod config;
 mod hardening;
 mod operator;
 mod server;
+mod vault_client;
 
 use std::process::ExitCode;
 
