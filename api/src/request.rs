@@ -222,14 +222,10 @@ impl VaultRequest {
     pub fn bool_field(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.field(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(Value::String(s)) => match s.as_str() {
-                "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(Some(true)),
-                "false" | "0" | "f" | "F" | "FALSE" | "False" | "" => Ok(Some(false)),
-                _ => Err(ApiError::bad(format!("field {name:?} must be a boolean"))),
-            },
-            Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
-            Some(_) => Err(ApiError::bad(format!("field {name:?} must be a boolean"))),
+            // One reading shared with the ACL's parameter constraints.
+            Some(v) => engine::request_values::bool_from_json(&v)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad(format!("field {name:?} must be a boolean"))),
         }
     }
 
@@ -262,12 +258,7 @@ impl VaultRequest {
     pub fn list_field(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
         match self.field(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(
-                s.split(',')
-                    .map(|p| p.trim().to_string())
-                    .filter(|p| !p.is_empty())
-                    .collect(),
-            )),
+            Some(Value::String(s)) => Ok(Some(engine::request_values::list_from_text(&s))),
             Some(Value::Array(items)) => items
                 .into_iter()
                 .map(|v| match v {
