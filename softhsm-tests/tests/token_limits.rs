@@ -447,3 +447,27 @@ fn audit_entries_keep_an_attenuated_tokens_identity() {
     assert_eq!(line["auth"]["accessor"], accessor, "{base_entry}");
     assert!(line["auth"].get("attenuation_id").is_none(), "{base_entry}");
 }
+
+/// `bao status` sends `VAULT_TOKEN` with every call: reading `sys/seal-status` (the
+/// detail view of a sudo token included) spends none of a use-limited token's uses.
+#[test]
+fn reading_seal_status_spends_no_token_use() {
+    let d = Daemon::dev(&[]);
+    for policy in ["-policy=root", "-policy=default"] {
+        let (t, _) = create(&d, None, &[policy, "-use-limit=2"]);
+        for _ in 0..3 {
+            let out = d.bao_as(Some(&t), &["status"]);
+            assert!(out.success(), "{out}");
+            let r = d.http("GET", "/v1/sys/seal-status", Some(&t), Body::None);
+            assert_eq!(r.status, 200, "{r}");
+            assert_eq!(r.json()["sealed"], false, "{r}");
+        }
+        for i in 0..2 {
+            let r = d.http("GET", "/v1/auth/token/lookup-self", Some(&t), Body::None);
+            assert_eq!(r.status, 200, "{policy} use {i}: {r}");
+        }
+        // The limit still holds: the two uses are spent.
+        let r = d.http("GET", "/v1/auth/token/lookup-self", Some(&t), Body::None);
+        assert_eq!(r.status, 403, "{policy}: {r}");
+    }
+}
