@@ -201,6 +201,30 @@ impl VaultRequest {
         })
     }
 
+    /// Refuses a request naming a body field or query parameter the endpoint does not
+    /// take, with a 400 that names them all. Both are checked because [`Self::field`]
+    /// reads the query when the body lacks a field.
+    pub fn refuse_unknown(&self, known: &[&str]) -> Result<(), ApiError> {
+        let mut unknown: Vec<&str> = self
+            .body
+            .keys()
+            .chain(self.query.keys())
+            .map(String::as_str)
+            .filter(|k| !known.contains(k))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort_unstable();
+        unknown.dedup();
+        Err(ApiError::bad(format!(
+            "unknown parameters for {}: {} (it takes: {})",
+            self.path.trim_end_matches('/'),
+            unknown.join(", "),
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )))
+    }
+
     /// A body field, falling back to the query string as Vault does for GETs.
     pub fn field(&self, name: &str) -> Option<Value> {
         self.body

@@ -471,3 +471,44 @@ fn reading_seal_status_spends_no_token_use() {
         assert_eq!(r.status, 403, "{policy}: {r}");
     }
 }
+
+/// As in OpenBao, the token mount's token type cannot be tuned, whatever the value; the
+/// refused tune changes nothing else either.
+#[test]
+fn the_token_mounts_token_type_is_not_tunable() {
+    let d = Daemon::dev(&[]);
+    let out = d.bao(&["auth", "tune", "-token-type=service", "token/"]);
+    assert!(!out.success(), "{out}");
+    assert!(
+        out.stderr
+            .contains("'token_type' cannot be set for 'token' or 'ns_token' auth mounts"),
+        "{out}"
+    );
+    for path in ["/v1/sys/auth/token/tune", "/v1/sys/mounts/auth/token/tune"] {
+        for body in [
+            r#"{"token_type":"service","max_lease_ttl":"1h"}"#,
+            r#"{"token_type":"default-service"}"#,
+            r#"{"token_type":"batch"}"#,
+        ] {
+            d.send_json("POST", path, body).assert_error(
+                400,
+                "'token_type' cannot be set for 'token' or 'ns_token' auth mounts",
+            );
+        }
+    }
+    let tune = d.bao(&["read", "-format=json", "sys/auth/token/tune"]).ok();
+    assert_eq!(tune.json()["data"]["token_type"], "default-service", "{tune}");
+    assert_eq!(tune.json()["data"]["max_lease_ttl"], SYSTEM_TTL, "{tune}");
+
+    if !reference_mode() {
+        // Ironseal reads a write's fields from the query too (OpenBao ignores the query
+        // of a write), so the query goes through the same checks.
+        d.send_json("POST", "/v1/sys/auth/token/tune?bogus=1", "{}")
+            .assert_error(400, "cannot tune parameter \"bogus\"");
+        let r = d.send_json("POST", "/v1/sys/auth/token/tune?token_type=service", "{}");
+        r.assert_error(
+            400,
+            "'token_type' cannot be set for 'token' or 'ns_token' auth mounts",
+        );
+    }
+}
