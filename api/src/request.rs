@@ -221,7 +221,11 @@ impl VaultRequest {
             "unknown parameters for {}: {} (it takes: {})",
             self.path.trim_end_matches('/'),
             unknown.join(", "),
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         )))
     }
 

@@ -183,7 +183,10 @@ fn a_denied_true_stops_every_spelling_of_true() {
         json!({"exportable": "true"}),
     ));
     assert!(!key_exists(&d, "canonical"));
-    let out = d.bao_as(Some(&t), &["write", "transit/keys/cli-true", "exportable=true"]);
+    let out = d.bao_as(
+        Some(&t),
+        &["write", "transit/keys/cli-true", "exportable=true"],
+    );
     assert!(!out.success(), "{out}");
     assert!(out.stderr.contains("permission denied"), "{out}");
     assert!(!key_exists(&d, "cli-true"));

@@ -497,7 +497,11 @@ fn the_token_mounts_token_type_is_not_tunable() {
         }
     }
     let tune = d.bao(&["read", "-format=json", "sys/auth/token/tune"]).ok();
-    assert_eq!(tune.json()["data"]["token_type"], "default-service", "{tune}");
+    assert_eq!(
+        tune.json()["data"]["token_type"],
+        "default-service",
+        "{tune}"
+    );
     assert_eq!(tune.json()["data"]["max_lease_ttl"], SYSTEM_TTL, "{tune}");
 
     if !reference_mode() {

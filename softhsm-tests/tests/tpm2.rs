@@ -222,7 +222,10 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
     let zero = "00".repeat(32);
     let unknown = d.bao(&["write", "sys/seal-policy/authorize-pcrs", "bank=sha1"]);
     assert!(
-        !unknown.success() && unknown.stderr.contains("unknown parameters for sys/seal-policy/authorize-pcrs: bank"),
+        !unknown.success()
+            && unknown
+                .stderr
+                .contains("unknown parameters for sys/seal-policy/authorize-pcrs: bank"),
         "{unknown}"
     );
     // The query is checked as well as the body, since a field may come from either.

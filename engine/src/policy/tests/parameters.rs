@@ -436,8 +436,16 @@ fn denied_values_match_every_reading_allowed_values_stay_strict() {
     }
     cases.extend([
         ("transit/keys/k", json!({"type": "a,b"}), true),
-        ("transit/keys/k", json!({"type": "aes256-gcm96,rsa-2048"}), false),
-        ("transit/keys/k", json!({"type": ["aes256-gcm96", "rsa-2048"]}), false),
+        (
+            "transit/keys/k",
+            json!({"type": "aes256-gcm96,rsa-2048"}),
+            false,
+        ),
+        (
+            "transit/keys/k",
+            json!({"type": ["aes256-gcm96", "rsa-2048"]}),
+            false,
+        ),
         ("transit/keys/k", json!({"type": " rsa-4096 "}), true),
         ("transit/keys/k", json!({"type": "aes, rsa-4096"}), false),
         ("allow/x", json!({"flag": false}), true),
@@ -451,7 +459,11 @@ fn denied_values_match_every_reading_allowed_values_stay_strict() {
         ("allow/x", json!({"n": true}), false),
         ("allow/x", json!({"n": "t"}), false),
         ("allow/x", json!({"type": "aes128-gcm96"}), true),
-        ("allow/x", json!({"type": "aes128-gcm96,aes256-gcm96"}), true),
+        (
+            "allow/x",
+            json!({"type": "aes128-gcm96,aes256-gcm96"}),
+            true,
+        ),
         ("allow/x", json!({"type": "aes128-gcm96,rsa-2048"}), false),
         ("allow/x", json!({"type": "a,b"}), false),
         ("allow/x", json!({"type": ["aes128-gcm96"]}), false),
