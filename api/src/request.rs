@@ -201,6 +201,34 @@ impl VaultRequest {
         })
     }
 
+    /// Refuses a request naming a body field or query parameter the endpoint does not
+    /// take, with a 400 that names them all. Both are checked because [`Self::field`]
+    /// reads the query when the body lacks a field.
+    pub fn refuse_unknown(&self, known: &[&str]) -> Result<(), ApiError> {
+        let mut unknown: Vec<&str> = self
+            .body
+            .keys()
+            .chain(self.query.keys())
+            .map(String::as_str)
+            .filter(|k| !known.contains(k))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort_unstable();
+        unknown.dedup();
+        Err(ApiError::bad(format!(
+            "unknown parameters for {}: {} (it takes: {})",
+            self.path.trim_end_matches('/'),
+            unknown.join(", "),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )))
+    }
+
     /// A body field, falling back to the query string as Vault does for GETs.
     pub fn field(&self, name: &str) -> Option<Value> {
         self.body
@@ -222,14 +250,10 @@ impl VaultRequest {
     pub fn bool_field(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.field(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(Value::String(s)) => match s.as_str() {
-                "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(Some(true)),
-                "false" | "0" | "f" | "F" | "FALSE" | "False" | "" => Ok(Some(false)),
-                _ => Err(ApiError::bad(format!("field {name:?} must be a boolean"))),
-            },
-            Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
-            Some(_) => Err(ApiError::bad(format!("field {name:?} must be a boolean"))),
+            // One reading shared with the ACL's parameter constraints.
+            Some(v) => engine::request_values::bool_from_json(&v)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad(format!("field {name:?} must be a boolean"))),
         }
     }
 
@@ -262,12 +286,7 @@ impl VaultRequest {
     pub fn list_field(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
         match self.field(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(
-                s.split(',')
-                    .map(|p| p.trim().to_string())
-                    .filter(|p| !p.is_empty())
-                    .collect(),
-            )),
+            Some(Value::String(s)) => Ok(Some(engine::request_values::list_from_text(&s))),
             Some(Value::Array(items)) => items
                 .into_iter()
                 .map(|v| match v {

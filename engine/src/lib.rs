@@ -16,6 +16,7 @@ pub mod kv;
 pub mod mounts;
 pub mod policy;
 pub mod policy_store;
+pub mod request_values;
 pub mod seal_report;
 pub mod storage;
 pub mod token;

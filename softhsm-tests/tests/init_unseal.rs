@@ -563,6 +563,14 @@ fn init_refuses_what_it_cannot_honour() {
         let r = d.http("PUT", "/v1/sys/init", None, Body::Json(body));
         r.assert_error(400, needle);
     }
+    // A field may come from the query too, so an unknown one there is refused as well.
+    let r = d.http(
+        "PUT",
+        "/v1/sys/init?secret_sharez=2",
+        None,
+        Body::Json(r#"{"secret_shares":1,"secret_threshold":1}"#),
+    );
+    r.assert_error(400, "unknown parameters for sys/init: secret_sharez");
     let r = d.http("GET", "/v1/sys/init", None, Body::None);
     assert_eq!(r.json()["initialized"], false, "{r}");
     // What the bao CLI sends (every field, empty where unused) is accepted.

@@ -160,6 +160,76 @@ fn a_denied_parameter_stops_an_exportable_transit_key() {
     }
 }
 
+/// `denied_parameters = { "exportable" = ["true"] }` stops every spelling transit reads
+/// as true (`1`, `"1"`, `"t"`, `"TRUE"`), not only `true` and `"true"`.
+#[test]
+fn a_denied_true_stops_every_spelling_of_true() {
+    let d = Daemon::dev(&[]);
+    ensure_transit(&d);
+    put_policy(
+        &d,
+        "no-true-export",
+        r#"path "transit/keys/*" {
+  capabilities = ["create", "update", "read"]
+  denied_parameters = { "exportable" = ["true"] }
+}"#,
+    );
+    let t = token(&d, &["no-true-export"]);
+
+    assert_denied(&post_as(
+        &d,
+        &t,
+        "/v1/transit/keys/canonical",
+        json!({"exportable": "true"}),
+    ));
+    assert!(!key_exists(&d, "canonical"));
+    let out = d.bao_as(
+        Some(&t),
+        &["write", "transit/keys/cli-true", "exportable=true"],
+    );
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("permission denied"), "{out}");
+    assert!(!key_exists(&d, "cli-true"));
+    assert_written(&post_as(
+        &d,
+        &t,
+        "/v1/transit/keys/not-exportable",
+        json!({"exportable": false}),
+    ));
+    assert!(key_exists(&d, "not-exportable"));
+
+    // Deliberately stricter than OpenBao, which compares a listed value with the request
+    // value's JSON type and text strictly, and so lets `true`, `1`, `"1"` and `"t"`
+    // through (checked in reference mode) while its transit handler reads them all as
+    // true: a fail-closed difference.
+    if reference_mode() {
+        return;
+    }
+    let out = d.bao_as(Some(&t), &["write", "transit/keys/cli-one", "exportable=1"]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("permission denied"), "{out}");
+    let out = d.bao_as(Some(&t), &["write", "transit/keys/cli-t", "exportable=t"]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("permission denied"), "{out}");
+    for (i, body) in [
+        json!({"exportable": true}),
+        json!({"exportable": 1}),
+        json!({"exportable": 2}),
+        json!({"exportable": "1"}),
+        json!({"exportable": "t"}),
+        json!({"exportable": "TRUE"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("spelling{i}");
+        assert_denied(&post_as(&d, &t, &format!("/v1/transit/keys/{name}"), body));
+        assert!(!key_exists(&d, &name));
+    }
+    assert!(!key_exists(&d, "cli-one"));
+    assert!(!key_exists(&d, "cli-t"));
+}
+
 /// Value lists with globs, `"*"`, and required parameters, on writes and on a read's
 /// query.
 #[test]

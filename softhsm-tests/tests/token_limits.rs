@@ -447,3 +447,72 @@ fn audit_entries_keep_an_attenuated_tokens_identity() {
     assert_eq!(line["auth"]["accessor"], accessor, "{base_entry}");
     assert!(line["auth"].get("attenuation_id").is_none(), "{base_entry}");
 }
+
+/// `bao status` sends `VAULT_TOKEN` with every call: reading `sys/seal-status` (the
+/// detail view of a sudo token included) spends none of a use-limited token's uses.
+#[test]
+fn reading_seal_status_spends_no_token_use() {
+    let d = Daemon::dev(&[]);
+    for policy in ["-policy=root", "-policy=default"] {
+        let (t, _) = create(&d, None, &[policy, "-use-limit=2"]);
+        for _ in 0..3 {
+            let out = d.bao_as(Some(&t), &["status"]);
+            assert!(out.success(), "{out}");
+            let r = d.http("GET", "/v1/sys/seal-status", Some(&t), Body::None);
+            assert_eq!(r.status, 200, "{r}");
+            assert_eq!(r.json()["sealed"], false, "{r}");
+        }
+        for i in 0..2 {
+            let r = d.http("GET", "/v1/auth/token/lookup-self", Some(&t), Body::None);
+            assert_eq!(r.status, 200, "{policy} use {i}: {r}");
+        }
+        // The limit still holds: the two uses are spent.
+        let r = d.http("GET", "/v1/auth/token/lookup-self", Some(&t), Body::None);
+        assert_eq!(r.status, 403, "{policy}: {r}");
+    }
+}
+
+/// As in OpenBao, the token mount's token type cannot be tuned, whatever the value; the
+/// refused tune changes nothing else either.
+#[test]
+fn the_token_mounts_token_type_is_not_tunable() {
+    let d = Daemon::dev(&[]);
+    let out = d.bao(&["auth", "tune", "-token-type=service", "token/"]);
+    assert!(!out.success(), "{out}");
+    assert!(
+        out.stderr
+            .contains("'token_type' cannot be set for 'token' or 'ns_token' auth mounts"),
+        "{out}"
+    );
+    for path in ["/v1/sys/auth/token/tune", "/v1/sys/mounts/auth/token/tune"] {
+        for body in [
+            r#"{"token_type":"service","max_lease_ttl":"1h"}"#,
+            r#"{"token_type":"default-service"}"#,
+            r#"{"token_type":"batch"}"#,
+        ] {
+            d.send_json("POST", path, body).assert_error(
+                400,
+                "'token_type' cannot be set for 'token' or 'ns_token' auth mounts",
+            );
+        }
+    }
+    let tune = d.bao(&["read", "-format=json", "sys/auth/token/tune"]).ok();
+    assert_eq!(
+        tune.json()["data"]["token_type"],
+        "default-service",
+        "{tune}"
+    );
+    assert_eq!(tune.json()["data"]["max_lease_ttl"], SYSTEM_TTL, "{tune}");
+
+    if !reference_mode() {
+        // Ironseal reads a write's fields from the query too (OpenBao ignores the query
+        // of a write), so the query goes through the same checks.
+        d.send_json("POST", "/v1/sys/auth/token/tune?bogus=1", "{}")
+            .assert_error(400, "cannot tune parameter \"bogus\"");
+        let r = d.send_json("POST", "/v1/sys/auth/token/tune?token_type=service", "{}");
+        r.assert_error(
+            400,
+            "'token_type' cannot be set for 'token' or 'ns_token' auth mounts",
+        );
+    }
+}

@@ -222,9 +222,27 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
     let zero = "00".repeat(32);
     let unknown = d.bao(&["write", "sys/seal-policy/authorize-pcrs", "bank=sha1"]);
     assert!(
-        !unknown.success() && unknown.stderr.contains("unknown field"),
+        !unknown.success()
+            && unknown
+                .stderr
+                .contains("unknown parameters for sys/seal-policy/authorize-pcrs: bank"),
         "{unknown}"
     );
+    // The query is checked as well as the body, since a field may come from either.
+    for (path, needle) in [
+        (
+            "/v1/sys/seal-policy/authorize-pcrs?bank=sha1",
+            "unknown parameters for sys/seal-policy/authorize-pcrs: bank",
+        ),
+        (
+            "/v1/sys/seal-policy/reseal?pcrs=16",
+            "unknown parameters for sys/seal-policy/reseal: pcrs",
+        ),
+    ] {
+        d.send_json("POST", path, "{}").assert_error(400, needle);
+    }
+    d.get("/v1/sys/seal-policy?verbose=1")
+        .assert_error(400, "unknown parameters for sys/seal-policy: verbose");
     let outside = d.bao(&[
         "write",
         "sys/seal-policy/authorize-pcrs",

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Number, Value};
 
 use super::{Capabilities, Operation, PathRule};
+use crate::request_values::{bool_from_json, bool_from_text, list_from_text};
 
 /// Lowercased parameter name to the values it may (or may not) take; an empty list means
 /// any value.
@@ -93,7 +94,7 @@ impl Permissions {
             let denied = data.iter().any(|(name, value)| {
                 self.denied
                     .get(&name.to_lowercase())
-                    .is_some_and(|list| value_in_list(value, list))
+                    .is_some_and(|list| denied_in_list(value, list))
             });
             if denied {
                 return false;
@@ -105,7 +106,7 @@ impl Permissions {
         let allow_any_name = self.allowed.contains_key("*");
         data.iter().all(
             |(name, value)| match self.allowed.get(&name.to_lowercase()) {
-                Some(list) => value_in_list(value, list),
+                Some(list) => allowed_in_list(value, list),
                 None => allow_any_name,
             },
         )
@@ -136,6 +137,58 @@ fn merge_parameters(into: &mut ParameterMap, from: &ParameterMap) {
 /// Vault's `valueInParameterList`: an empty list holds every value.
 fn value_in_list(value: &Value, list: &[Value]) -> bool {
     list.is_empty() || list.iter().any(|listed| value_matches(listed, value))
+}
+
+/// Whether a request value is denied by `list`. Handlers read values loosely (`"1"`,
+/// `"t"` or `2` as true, `"a,b"` as a list), so the value is denied when any reading a
+/// handler could give it matches: its own text, its boolean meaning, each item of a
+/// comma-separated string, each item of an array. A boolean is denied by listing
+/// `"true"` or `"false"` (or `true`/`false`): its other spellings all read as those.
+fn denied_in_list(value: &Value, list: &[Value]) -> bool {
+    if list.is_empty() {
+        return true;
+    }
+    let mut readings = Vec::new();
+    collect_readings(value, &mut readings);
+    list.iter()
+        .any(|listed| readings.iter().any(|r| value_matches(listed, r)))
+}
+
+/// The value and every reading a handler could give it (see `denied_in_list`).
+fn collect_readings(value: &Value, into: &mut Vec<Value>) {
+    into.push(value.clone());
+    match value {
+        Value::String(s) => {
+            if let Some(b) = bool_from_text(s) {
+                into.push(Value::Bool(b));
+            }
+            if s.contains(',') {
+                for item in list_from_text(s) {
+                    collect_readings(&Value::String(item), into);
+                }
+            }
+        }
+        Value::Number(_) => into.extend(bool_from_json(value).map(Value::Bool)),
+        Value::Array(items) => items.iter().for_each(|item| collect_readings(item, into)),
+        _ => {}
+    }
+}
+
+/// Whether a request value is allowed by `list`. Strict, to fail closed: another
+/// spelling of a listed value (`"1"` or `"t"` for `true`) is refused unless listed too,
+/// so operators list each spelling they accept. A comma-separated string, which a
+/// handler may read as a list, is allowed only when each of its items is allowed as
+/// well, so a glob such as `"aes*"` cannot carry `"aes256-gcm96,rsa-4096"` through.
+fn allowed_in_list(value: &Value, list: &[Value]) -> bool {
+    if !value_in_list(value, list) {
+        return false;
+    }
+    match value {
+        Value::String(s) if s.contains(',') => list_from_text(s)
+            .into_iter()
+            .all(|item| value_in_list(&Value::String(item), list)),
+        _ => true,
+    }
 }
 
 /// Whether a request value matches one listed in a policy. Strings compare with Vault's

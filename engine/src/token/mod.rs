@@ -314,6 +314,19 @@ impl TokenStore {
         Ok(Self::caller(v.key.clone(), entry, &v))
     }
 
+    /// Checks a presented token as [`Self::authenticate`] does but spends none of its
+    /// uses: for answers that only grow richer with a qualifying token (the detail view
+    /// of `sys/seal-status`), where Vault does not count the request as a use.
+    pub fn authenticate_without_use(
+        &self,
+        token: &str,
+        path: &str,
+        op: Operation,
+    ) -> Result<Caller> {
+        let (v, entry) = self.resolve(token, path, op)?;
+        Ok(Self::caller(v.key.clone(), entry, &v))
+    }
+
     /// The entry for `key` if it and every parent above it are still valid.
     fn live_entry(&self, key: &str) -> Result<Arc<TokenEntry>> {
         let now = now();

@@ -44,7 +44,19 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, door: Door) -> Result<
         return Ok(Reply::raw(reply));
     }
     let mut tune = core.tokens.mount_ttls();
-    for (name, value) in &req.body {
+    // A field may come from the query as well as the body (as `VaultRequest::field`
+    // reads it), so both go through the same match and nothing there is ignored.
+    let query = req
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())));
+    let fields: Vec<(String, Value)> = req
+        .body
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain(query)
+        .collect();
+    for (name, value) in &fields {
         match (name.as_str(), value) {
             ("default_lease_ttl", v) => {
                 if let Some(secs) = ttl_field(name, v)? {
@@ -60,7 +72,13 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, door: Door) -> Result<
             ("options", Value::Null) | ("force_no_cache", Value::Bool(false)) => {}
             ("options", Value::Object(m)) if m.is_empty() => {}
             ("description", Value::String(d)) if d == DESCRIPTION || d.is_empty() => {}
-            ("token_type", Value::String(t)) if t == "default-service" || t == "service" => {}
+            // As OpenBao: the token store's tokens are always service tokens, so its
+            // token type is not tunable, whatever the value.
+            ("token_type", _) => {
+                return Err(ApiError::bad(
+                    "'token_type' cannot be set for 'token' or 'ns_token' auth mounts",
+                ))
+            }
             (other, _) => {
                 return Err(ApiError::bad(format!(
                     "cannot tune parameter {other:?} of auth/token/: only default_lease_ttl and max_lease_ttl can be tuned"

@@ -38,19 +38,7 @@ const KNOWN_PARAMS: &[&str] = &[
 ];
 
 async fn init(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
-    let mut unknown: Vec<&str> = req
-        .body
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !KNOWN_PARAMS.contains(k))
-        .collect();
-    if !unknown.is_empty() {
-        unknown.sort_unstable();
-        return Err(ApiError::bad(format!(
-            "unknown parameters for sys/init: {}",
-            unknown.join(", ")
-        )));
-    }
+    req.refuse_unknown(KNOWN_PARAMS)?;
     let mut pgp = false;
     for name in ["pgp_keys", "recovery_pgp_keys"] {
         pgp |= req.list_field(name)?.is_some_and(|k| !k.is_empty());

@@ -25,12 +25,12 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<
     match (tail, req.op) {
         ("", Operation::Read) => {
             super::authorize_sudo(core, req, Operation::Read).await?;
-            refuse_unknown(req, &[])?;
+            req.refuse_unknown(&[])?;
             Ok(reply(core.seal_policy().await?))
         }
         ("authorize-pcrs", Operation::Update) => {
             super::authorize_sudo(core, req, Operation::Update).await?;
-            refuse_unknown(req, &["pcrs", "extend"])?;
+            req.refuse_unknown(&["pcrs", "extend"])?;
             let mut targets = BTreeMap::new();
             for (pcr, value) in entries(req.field("pcrs"), "pcrs")? {
                 if targets.insert(pcr, PcrTarget::Value(value)).is_some() {
@@ -54,20 +54,11 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<
         }
         ("reseal", Operation::Update) => {
             super::authorize_sudo(core, req, Operation::Update).await?;
-            refuse_unknown(req, &[])?;
+            req.refuse_unknown(&[])?;
             Ok(reply(core.reseal().await?))
         }
         ("" | "authorize-pcrs" | "reseal", _) => Err(ApiError::unsupported_operation()),
         _ => Err(ApiError::unsupported_path(&req.path)),
-    }
-}
-
-fn refuse_unknown(req: &VaultRequest, known: &[&str]) -> Result<(), ApiError> {
-    match req.body.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::bad(format!(
-            "unknown field {k:?} (this endpoint takes {known:?})"
-        ))),
-        None => Ok(()),
     }
 }
 

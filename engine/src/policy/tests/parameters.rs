@@ -393,6 +393,103 @@ fn values_compare_across_json_types_by_their_text() {
     );
 }
 
+/// Denied values are matched against every reading a handler could give the request
+/// value (its boolean meaning, the items of a comma-separated string or of an array), so
+/// another spelling cannot step around them; allowed values stay strict, so a spelling
+/// that is not listed is refused.
+#[test]
+fn denied_values_match_every_reading_allowed_values_stay_strict() {
+    let a = acl(&[r#"
+        path "transit/keys/*" {
+            capabilities = ["create", "update"]
+            denied_parameters = { "exportable" = ["true"], "derived" = [true], "type" = ["rsa*"] }
+        }
+        path "allow/*" {
+            capabilities = ["create", "update"]
+            allowed_parameters = { "flag" = [false], "type" = ["aes*"], "n" = [1] }
+        }
+    "#]);
+    let mut cases = Vec::new();
+    for name in ["exportable", "derived"] {
+        for (value, allowed) in [
+            (json!("1"), false),
+            (json!("t"), false),
+            (json!("T"), false),
+            (json!("TRUE"), false),
+            (json!("True"), false),
+            (json!(1), false),
+            (json!(2), false),
+            (json!(-1), false),
+            (json!(0.5), false),
+            (json!(["false", "true"]), false),
+            (json!(["1"]), false),
+            (json!("false,true"), false),
+            (json!("0"), true),
+            (json!("f"), true),
+            (json!(""), true),
+            (json!(0), true),
+            (json!(0.0), true),
+            (json!(["false"]), true),
+        ] {
+            cases.push(("transit/keys/k", json!({ name: value }), allowed));
+        }
+    }
+    cases.extend([
+        ("transit/keys/k", json!({"type": "a,b"}), true),
+        (
+            "transit/keys/k",
+            json!({"type": "aes256-gcm96,rsa-2048"}),
+            false,
+        ),
+        (
+            "transit/keys/k",
+            json!({"type": ["aes256-gcm96", "rsa-2048"]}),
+            false,
+        ),
+        ("transit/keys/k", json!({"type": " rsa-4096 "}), true),
+        ("transit/keys/k", json!({"type": "aes, rsa-4096"}), false),
+        ("allow/x", json!({"flag": false}), true),
+        ("allow/x", json!({"flag": "false"}), true),
+        ("allow/x", json!({"flag": "0"}), false),
+        ("allow/x", json!({"flag": "f"}), false),
+        ("allow/x", json!({"flag": 0}), false),
+        ("allow/x", json!({"flag": ""}), false),
+        ("allow/x", json!({"n": 1}), true),
+        ("allow/x", json!({"n": "1"}), true),
+        ("allow/x", json!({"n": true}), false),
+        ("allow/x", json!({"n": "t"}), false),
+        ("allow/x", json!({"type": "aes128-gcm96"}), true),
+        (
+            "allow/x",
+            json!({"type": "aes128-gcm96,aes256-gcm96"}),
+            true,
+        ),
+        ("allow/x", json!({"type": "aes128-gcm96,rsa-2048"}), false),
+        ("allow/x", json!({"type": "a,b"}), false),
+        ("allow/x", json!({"type": ["aes128-gcm96"]}), false),
+    ]);
+    check(&a, &cases);
+}
+
+/// The handlers' boolean reading and the ACL's are one function.
+#[test]
+fn boolean_spellings_are_read_once() {
+    use crate::request_values::{bool_from_json, bool_from_text};
+    for t in ["true", "1", "t", "T", "TRUE", "True"] {
+        assert_eq!(bool_from_text(t), Some(true), "{t:?}");
+    }
+    for f in ["false", "0", "f", "F", "FALSE", "False", ""] {
+        assert_eq!(bool_from_text(f), Some(false), "{f:?}");
+    }
+    for other in ["yes", "tRUE", " true", "2"] {
+        assert_eq!(bool_from_text(other), None, "{other:?}");
+    }
+    assert_eq!(bool_from_json(&json!(2)), Some(true));
+    assert_eq!(bool_from_json(&json!(0)), Some(false));
+    assert_eq!(bool_from_json(&json!(null)), None);
+    assert_eq!(bool_from_json(&json!(["true"])), None);
+}
+
 /// `mergingPolicies` and `TestACL_PolicyMerge`: the permissions each pattern ends with.
 #[test]
 fn acl_test_policy_merge() {
