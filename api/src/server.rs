@@ -211,29 +211,30 @@ async fn api_v1_route(
     use crate::api_v1::{ApiRequest, Problem};
     let problem = |p: Problem| problem_response(&p);
     let max = crate::api_v1::MAX_BODY.min(limits.max_request_size);
-    let (body, _share) = match read_body(&parts.headers, body, max, limits.read_timeout, budget).await {
-        Ok(b) => b,
-        Err(e) => {
-            return closing(problem(match e {
-                BodyError::TooLarge(max) => Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    format!("the request body exceeds {max} bytes"),
-                ),
-                BodyError::Timeout => Problem::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "REQUEST_TIMEOUT",
-                    "the request body did not arrive within http_read_timeout",
-                ),
-                BodyError::Read => {
-                    Problem::bad("MALFORMED_REQUEST", "failed to read the request body")
-                }
-                BodyError::Busy => {
-                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "SERVER_BUSY", BUSY)
-                }
-            }))
-        }
-    };
+    let (body, _share) =
+        match read_body(&parts.headers, body, max, limits.read_timeout, budget).await {
+            Ok(b) => b,
+            Err(e) => {
+                return closing(problem(match e {
+                    BodyError::TooLarge(max) => Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "PAYLOAD_TOO_LARGE",
+                        format!("the request body exceeds {max} bytes"),
+                    ),
+                    BodyError::Timeout => Problem::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "REQUEST_TIMEOUT",
+                        "the request body did not arrive within http_read_timeout",
+                    ),
+                    BodyError::Read => {
+                        Problem::bad("MALFORMED_REQUEST", "failed to read the request body")
+                    }
+                    BodyError::Busy => {
+                        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "SERVER_BUSY", BUSY)
+                    }
+                }))
+            }
+        };
     let query = crate::request::parse_query(parts.uri.query());
     let req = match ApiRequest::parse(parts.method.clone(), rest, query, &parts.headers, &body) {
         Ok(mut r) => {

@@ -83,7 +83,9 @@ pub fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<GeneratedT
     };
     let old_ca_key = dir.join("ca-key.pem");
     match fs::remove_file(&old_ca_key) {
-        Ok(()) => tracing::info!(path = %old_ca_key.display(), "deleted the CA key kept by an earlier version"),
+        Ok(()) => {
+            tracing::info!(path = %old_ca_key.display(), "deleted the CA key kept by an earlier version")
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => {
             return Err(TlsError::Write {

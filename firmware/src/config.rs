@@ -694,8 +694,7 @@ fn duration(src: &Source, key: &str, e: &Expression) -> Result<Duration, ConfigE
     if t.starts_with('-') {
         return Err(src.err(key, format!("`{key}` must not be negative")));
     }
-    engine::duration::parse_duration_precise(t)
-        .map_err(|e| src.err(key, format!("`{key}`: {e}")))
+    engine::duration::parse_duration_precise(t).map_err(|e| src.err(key, format!("`{key}`: {e}")))
 }
 
 fn positive_duration(src: &Source, key: &str, e: &Expression) -> Result<Duration, ConfigError> {

@@ -311,9 +311,16 @@ fn tls_san_names_go_into_the_generated_certificate_and_a_change_makes_a_new_ca()
     let sans = cert_text(&cert);
     assert!(sans.contains("DNS:kms.example.net"), "{sans}");
     assert!(!sans.contains("vault.example.org"), "{sans}");
-    assert_ne!(std::fs::read(&ca).unwrap(), ca_before, "the CA did not change");
+    assert_ne!(
+        std::fs::read(&ca).unwrap(),
+        ca_before,
+        "the CA did not change"
+    );
     assert!(verifies(&ca, &cert));
-    assert!(!verifies(&old_ca, &cert), "the old CA still vouches for the new names");
+    assert!(
+        !verifies(&old_ca, &cert),
+        "the old CA still vouches for the new names"
+    );
     let logs = d.logs();
     assert!(logs.contains("the CA changed"), "{logs}");
     assert!(logs.contains(&fingerprint(&ca)), "{logs}");
@@ -442,11 +449,20 @@ fn data_files_are_owner_only_whatever_the_umask() {
     let like_harness = d.dir().join("made-like-the-harness");
     std::fs::create_dir_all(&like_harness).unwrap();
     let data_mode = mode_of(&data);
-    assert_eq!(data_mode, mode_of(&like_harness), "the existing data directory's mode was changed");
+    assert_eq!(
+        data_mode,
+        mode_of(&like_harness),
+        "the existing data directory's mode was changed"
+    );
     if data_mode & 0o077 != 0 {
         assert!(d.logs().contains("open to group or others"), "{}", d.logs());
     }
-    let mut dirs: Vec<_> = std::fs::read_dir(&data).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     assert!(!dirs.is_empty(), "no directory made by the daemon to judge");
     while let Some(dir) = dirs.pop() {
         let mode = mode_of(&dir);
