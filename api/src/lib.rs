@@ -4,9 +4,11 @@
 
 mod api_v1;
 mod audit;
+pub mod budget;
 mod conn;
 mod error;
 pub mod limits;
+pub mod private_dir;
 mod request;
 mod response;
 pub mod server;

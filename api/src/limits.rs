@@ -15,6 +15,10 @@ pub const DEFAULT_MAX_REQUEST_DURATION: Duration = Duration::from_secs(90);
 /// 512 stays well inside the usual soft limit of 1024 descriptors, leaving room for the
 /// storage, audit and HSM files.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Request bodies held at once across all connections (`max_request_bytes_in_flight`):
+/// bodies are buffered before authentication, and 512 connections × 100 streams ×
+/// 32 MiB would be far more than an appliance's locked memory.
+pub const DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT: usize = 256 << 20;
 /// Request headers, HTTP/1 and HTTP/2 alike. Vault tokens and Biscuit tokens are a few
 /// hundred bytes; hyper's default read buffer (~400 KiB) let a client park that much
 /// memory per connection before any check ran.
@@ -43,6 +47,8 @@ pub struct Limits {
     pub max_request_duration: Option<Duration>,
     /// Concurrent connections served; more are answered 503 and closed.
     pub max_connections: usize,
+    /// Bytes of request bodies held at once, across connections; past it, a 503.
+    pub max_request_bytes_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +61,7 @@ impl Default for Limits {
             max_request_size: crate::MAX_BODY,
             max_request_duration: Some(DEFAULT_MAX_REQUEST_DURATION),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_request_bytes_in_flight: DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT,
         }
     }
 }

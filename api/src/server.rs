@@ -16,9 +16,10 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::budget::{BodyBudget, BodyShare};
 use crate::conn::{Activity, Verdict, Watched};
 use crate::error::ApiError;
 use crate::limits::{Limits, MAX_CONCURRENT_STREAMS, MAX_HEADER_BYTES, MAX_REFUSALS_IN_FLIGHT};
@@ -35,23 +36,35 @@ fn error_response(e: &ApiError) -> HttpResponse {
     json_response(e.status, Some(&e.body_json()))
 }
 
-async fn route(core: Arc<Core>, limits: &Limits, req: Request<Incoming>) -> HttpResponse {
+/// A connection's place under `max_connections`, shared by the connection and every
+/// handler detached from it at `max_request_duration`: the place is free only when all
+/// of them are done, so the cap bounds detached work too.
+type Slot = Arc<OwnedSemaphorePermit>;
+
+async fn route(
+    core: Arc<Core>,
+    limits: &Limits,
+    budget: &BodyBudget,
+    req: Request<Incoming>,
+) -> HttpResponse {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
     if let Some(rest) = path.strip_prefix("/api/v1/") {
-        let resp = api_v1_route(&core, limits, &parts, body, rest).await;
+        let resp = api_v1_route(&core, limits, budget, &parts, body, rest).await;
         return finish(&method, &path, started, resp);
     }
     let response = match path.strip_prefix("/v1/") {
         None => error_response(&ApiError::new(StatusCode::NOT_FOUND, "404 page not found")),
         Some(rest) => {
-            let body = match read_body(
+            // The share is held until the answer is made, the body's bytes with it.
+            let (body, _share) = match read_body(
                 &parts.headers,
                 body,
                 limits.max_request_size,
                 limits.read_timeout,
+                budget,
             )
             .await
             {
@@ -92,6 +105,8 @@ enum BodyError {
     TooLarge(usize),
     Timeout,
     Read,
+    /// `max_request_bytes_in_flight` is taken by other requests.
+    Busy,
 }
 
 impl BodyError {
@@ -100,6 +115,7 @@ impl BodyError {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
             BodyError::Read => StatusCode::BAD_REQUEST,
+            BodyError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -109,42 +125,68 @@ impl BodyError {
             BodyError::TooLarge(_) => "http: request body too large".into(),
             BodyError::Timeout => "the request body did not arrive within http_read_timeout".into(),
             BodyError::Read => "failed to read request body".into(),
+            BodyError::Busy => BUSY.into(),
         }
     }
 }
 
+const BUSY: &str = "server is busy: the request bodies being received have reached max_request_bytes_in_flight; retry later";
+
 /// The whole body, refused at once when its Content-Length is over `max` (before a
-/// byte of it is read), and cut off when it grows past `max` or takes too long.
+/// byte of it is read), and cut off when it grows past `max` or takes too long. Its
+/// bytes are taken from `budget` before they are read (from the Content-Length, or
+/// chunk by chunk without one); the share comes back with the body and is given back
+/// when dropped.
 async fn read_body(
     headers: &hyper::HeaderMap,
     body: Incoming,
     max: usize,
     timeout: Option<Duration>,
-) -> Result<Bytes, BodyError> {
+    budget: &BodyBudget,
+) -> Result<(Bytes, BodyShare), BodyError> {
+    let mut share = budget.share();
     if let Some(len) = headers.get(hyper::header::CONTENT_LENGTH) {
         // hyper has already refused a Content-Length that is not a number.
         let len = len.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok());
-        if len.is_some_and(|l| l > max as u64) {
-            return Err(BodyError::TooLarge(max));
+        if let Some(len) = len {
+            if len > max as u64 {
+                return Err(BodyError::TooLarge(max));
+            }
+            // At most `max`, which fits a usize.
+            if !share.cover(len as usize) {
+                return Err(BodyError::Busy);
+            }
         }
     }
-    let collect = Limited::new(body, max).collect();
+    let collect = async {
+        let mut body = Limited::new(body, max);
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    BodyError::TooLarge(max)
+                } else {
+                    BodyError::Read
+                }
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if !share.cover(buf.len() + data.len()) {
+                    return Err(BodyError::Busy);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(buf.freeze())
+    };
     let collected = match timeout {
         Some(t) => tokio::time::timeout(t, collect)
             .await
             .map_err(|_| BodyError::Timeout)?,
         None => collect.await,
     };
-    match collected {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(BodyError::TooLarge(max))
-        }
-        Err(_) => Err(BodyError::Read),
-    }
+    collected.map(|b| (b, share))
 }
 
 /// An answer after which the connection closes: the rest of the request body was not
@@ -161,6 +203,7 @@ fn closing(mut resp: HttpResponse) -> HttpResponse {
 async fn api_v1_route(
     core: &Arc<Core>,
     limits: &Limits,
+    budget: &BodyBudget,
     parts: &hyper::http::request::Parts,
     body: Incoming,
     rest: &str,
@@ -168,26 +211,30 @@ async fn api_v1_route(
     use crate::api_v1::{ApiRequest, Problem};
     let problem = |p: Problem| problem_response(&p);
     let max = crate::api_v1::MAX_BODY.min(limits.max_request_size);
-    let body = match read_body(&parts.headers, body, max, limits.read_timeout).await {
-        Ok(b) => b,
-        Err(e) => {
-            return closing(problem(match e {
-                BodyError::TooLarge(max) => Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    format!("the request body exceeds {max} bytes"),
-                ),
-                BodyError::Timeout => Problem::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "REQUEST_TIMEOUT",
-                    "the request body did not arrive within http_read_timeout",
-                ),
-                BodyError::Read => {
-                    Problem::bad("MALFORMED_REQUEST", "failed to read the request body")
-                }
-            }))
-        }
-    };
+    let (body, _share) =
+        match read_body(&parts.headers, body, max, limits.read_timeout, budget).await {
+            Ok(b) => b,
+            Err(e) => {
+                return closing(problem(match e {
+                    BodyError::TooLarge(max) => Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "PAYLOAD_TOO_LARGE",
+                        format!("the request body exceeds {max} bytes"),
+                    ),
+                    BodyError::Timeout => Problem::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "REQUEST_TIMEOUT",
+                        "the request body did not arrive within http_read_timeout",
+                    ),
+                    BodyError::Read => {
+                        Problem::bad("MALFORMED_REQUEST", "failed to read the request body")
+                    }
+                    BodyError::Busy => {
+                        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "SERVER_BUSY", BUSY)
+                    }
+                }))
+            }
+        };
     let query = crate::request::parse_query(parts.uri.query());
     let req = match ApiRequest::parse(parts.method.clone(), rest, query, &parts.headers, &body) {
         Ok(mut r) => {
@@ -234,6 +281,7 @@ pub async fn serve(core: Arc<Core>, listener: Listener) -> std::io::Result<()> {
     let limits = Arc::new(listener.limits);
     let acceptor = listener.tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let budget = BodyBudget::new(limits.max_request_bytes_in_flight);
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let builder = Arc::new(http_builder());
     loop {
@@ -266,9 +314,15 @@ pub async fn serve(core: Arc<Core>, listener: Listener) -> std::io::Result<()> {
             continue;
         };
         let core = core.clone();
+        let budget = budget.clone();
         tokio::spawn(async move {
-            serve_one(core, stream, peer, acceptor, &builder, limits).await;
-            drop(slot);
+            let conn = Conn {
+                core,
+                limits,
+                budget,
+                slot: Arc::new(slot),
+            };
+            serve_one(conn, stream, peer, acceptor, &builder).await;
         });
     }
 }
@@ -288,26 +342,33 @@ fn http_builder() -> Builder<TokioExecutor> {
     builder
 }
 
-async fn serve_one(
+/// What every request on one connection shares.
+#[derive(Clone)]
+struct Conn {
     core: Arc<Core>,
+    limits: Arc<Limits>,
+    budget: BodyBudget,
+    slot: Slot,
+}
+
+async fn serve_one(
+    conn: Conn,
     stream: TcpStream,
     peer: SocketAddr,
     acceptor: Option<TlsAcceptor>,
     builder: &Builder<TokioExecutor>,
-    limits: Arc<Limits>,
 ) {
+    let limits = conn.limits.clone();
     let activity = Activity::new();
     let io = Watched::new(stream, activity.clone(), limits.write_timeout);
     let service = {
         let activity = activity.clone();
-        let limits = limits.clone();
         service_fn(move |mut req: Request<Incoming>| {
             let guard = activity.begin(req.version() == hyper::Version::HTTP_2);
             req.extensions_mut().insert(peer);
-            let core = core.clone();
-            let limits = limits.clone();
+            let conn = conn.clone();
             async move {
-                let resp = answer(core, limits, req).await;
+                let resp = answer(conn, req).await;
                 drop(guard);
                 Ok::<_, Infallible>(resp)
             }
@@ -423,21 +484,41 @@ async fn refuse(
     tracing::trace!(peer = %peer, "refused connection closed");
 }
 
-/// Routes a request under `max_request_duration`. At the deadline the client gets a
-/// 503 and the handler moves to a task of its own to finish there: cancelling it at an
-/// arbitrary await could leave a multi-step operation half done. (It runs inline until
-/// then, so the common case costs no task.)
-async fn answer(core: Arc<Core>, limits: Arc<Limits>, req: Request<Incoming>) -> HttpResponse {
+/// Routes a request under `max_request_duration`.
+async fn answer(conn: Conn, req: Request<Incoming>) -> HttpResponse {
+    let Conn {
+        core,
+        limits,
+        budget,
+        slot,
+    } = conn;
     let Some(max) = limits.max_request_duration else {
-        return route(core, &limits, req).await;
+        return route(core, &limits, &budget, req).await;
     };
-    let uri = req.uri().clone();
-    let mut handler = Box::pin(async move { route(core, &limits, req).await });
+    let path = req.uri().path().to_string();
+    let handler = async move { route(core, &limits, &budget, req).await };
+    within(max, slot, &path, handler).await
+}
+
+/// Runs `handler` for at most `max`. At the deadline the client gets a 503 and the
+/// handler moves to a task of its own to finish there: cancelling it at an arbitrary
+/// await could leave a multi-step operation half done. The task keeps the connection's
+/// `slot` (and the handler its body's share of the budget) until it ends, so clients
+/// that reconnect cannot pile up detached handlers past `max_connections`. (It runs
+/// inline until the deadline, so the common case costs no task.)
+async fn within<F>(max: Duration, slot: Slot, path: &str, handler: F) -> HttpResponse
+where
+    F: std::future::Future<Output = HttpResponse> + Send + 'static,
+{
+    let mut handler = Box::pin(handler);
     match tokio::time::timeout(max, &mut handler).await {
         Ok(resp) => resp,
         Err(_) => {
-            tracing::warn!(path = %uri.path(), "request exceeded max_request_duration");
-            tokio::spawn(handler);
+            tracing::warn!(path = %path, "request exceeded max_request_duration");
+            tokio::spawn(async move {
+                handler.await;
+                drop(slot);
+            });
             // The handler may still be reading the body: nothing more can follow on
             // this connection.
             closing(error_response(&ApiError::new(
@@ -450,4 +531,33 @@ async fn answer(core: Arc<Core>, limits: Arc<Limits>, req: Request<Incoming>) ->
 
 pub fn local_addr(l: &Listener) -> std::io::Result<SocketAddr> {
     l.tcp.local_addr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_detached_handler_keeps_its_connection_slot_until_it_ends() {
+        let slots = Arc::new(Semaphore::new(1));
+        let slot: Slot = Arc::new(slots.clone().try_acquire_owned().unwrap());
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let handler = async move {
+            let _ = finished.await;
+            json_response(StatusCode::OK, None)
+        };
+        let resp = within(Duration::from_millis(10), slot, "/v1/x", handler).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // The connection is gone (its own reference dropped with `within`'s), yet the
+        // handler still runs: the slot stays taken.
+        assert_eq!(slots.available_permits(), 0);
+        finish.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while slots.available_permits() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the slot came back when the handler ended");
+    }
 }

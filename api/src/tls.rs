@@ -1,5 +1,7 @@
 //! TLS for the listener: configured PEM files, or a CA and server certificate the
-//! appliance makes for itself on first start and keeps in its data directory.
+//! appliance makes for itself on first start and keeps in its data directory. The CA's
+//! key is not kept: whoever read it could mint certificates for any host that clients
+//! trusting this CA would accept.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,8 @@ pub struct GeneratedTls {
     pub ca_pem: PathBuf,
     pub cert_pem: PathBuf,
     pub key_pem: PathBuf,
+    /// A new CA replaced the one clients trusted (the names changed).
+    pub ca_replaced: bool,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -66,17 +70,30 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
 const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// Makes a CA and a server certificate for `localhost`, `127.0.0.1`, `::1` and the
-/// listener's `tls_san` names, unless they already exist in `dir`. When the names
-/// changed, the server certificate is issued again by the same CA, so clients that
-/// trust the CA keep working. A CA made before its key was kept cannot sign again:
-/// then a new CA is made, and the caller logs its fingerprint.
+/// listener's `tls_san` names, unless they already exist in `dir`. The CA's key signs
+/// the server certificate and is dropped, so when the names change a new CA is made
+/// with the new certificate (`ca_replaced`; the caller says so with its fingerprint).
+/// A CA key kept by an earlier version is deleted.
 pub fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<GeneratedTls, TlsError> {
-    let out = GeneratedTls {
+    let mut out = GeneratedTls {
         ca_pem: dir.join("ca.pem"),
         cert_pem: dir.join("cert.pem"),
         key_pem: dir.join("key.pem"),
+        ca_replaced: false,
     };
-    let ca_key_pem = dir.join("ca-key.pem");
+    let old_ca_key = dir.join("ca-key.pem");
+    match fs::remove_file(&old_ca_key) {
+        Ok(()) => {
+            tracing::info!(path = %old_ca_key.display(), "deleted the CA key kept by an earlier version")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(TlsError::Write {
+                path: old_ca_key,
+                source,
+            })
+        }
+    }
     let sans_file = dir.join("sans");
     let mut names: Vec<String> = LOCAL_NAMES.iter().map(|s| s.to_string()).collect();
     for n in extra_names {
@@ -93,25 +110,16 @@ pub fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<GeneratedT
     if out.ca_pem.exists() && have_leaf && recorded == names {
         return Ok(out);
     }
-    create_private_dir(dir)?;
+    crate::private_dir::create_private_dir(dir).map_err(|source| TlsError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let gen = |e: rcgen::Error| TlsError::Generate(e.to_string());
-    let issuer = match (out.ca_pem.exists(), ca_key_pem.exists()) {
-        (true, true) => {
-            // The same subject and key give the same issuer name and key identifier as
-            // the stored CA certificate, so leaves signed now chain to it.
-            let key_pem = String::from_utf8_lossy(&read(&ca_key_pem)?).into_owned();
-            let ca_key = rcgen::KeyPair::from_pem(&key_pem).map_err(gen)?;
-            rcgen::Issuer::new(ca_params()?, ca_key)
-        }
-        _ => {
-            let ca_key = rcgen::KeyPair::generate().map_err(gen)?;
-            let params = ca_params()?;
-            let ca_cert = params.self_signed(&ca_key).map_err(gen)?;
-            write_private(&ca_key_pem, ca_key.serialize_pem().as_bytes())?;
-            write_private(&out.ca_pem, ca_cert.pem().as_bytes())?;
-            rcgen::Issuer::new(params, ca_key)
-        }
-    };
+    out.ca_replaced = out.ca_pem.exists();
+    let ca_key = rcgen::KeyPair::generate().map_err(gen)?;
+    let ca_params = ca_params()?;
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(gen)?;
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
 
     let key = rcgen::KeyPair::generate().map_err(gen)?;
     let mut params = rcgen::CertificateParams::new(names.clone()).map_err(gen)?;
@@ -121,8 +129,12 @@ pub fn ensure_generated(dir: &Path, extra_names: &[String]) -> Result<GeneratedT
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&key, &issuer).map_err(gen)?;
 
+    // The CA last: a crash before it leaves the old CA with a leaf it did not sign,
+    // which the next start sees as not matching the recorded names and makes again.
+    write_private(&sans_file, b"")?;
     write_private(&out.key_pem, key.serialize_pem().as_bytes())?;
     write_private(&out.cert_pem, cert.pem().as_bytes())?;
+    write_private(&out.ca_pem, ca_cert.pem().as_bytes())?;
     write_private(&sans_file, (names.join("\n") + "\n").as_bytes())?;
     Ok(out)
 }
@@ -139,21 +151,6 @@ fn ca_params() -> Result<rcgen::CertificateParams, TlsError> {
         rcgen::KeyUsagePurpose::CrlSign,
     ];
     Ok(params)
-}
-
-/// A directory only the daemon's user can enter, whatever the umask.
-fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let err = |source| TlsError::Write {
-        path: dir.to_path_buf(),
-        source,
-    };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(err)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
 /// The SHA-256 fingerprint of the first certificate in a PEM file, for the start-up log.

@@ -21,16 +21,23 @@ fn capped(secs: u64, s: &str) -> Result<u64, EngineError> {
     Ok(secs)
 }
 
-/// Parses a duration into seconds. A bare number is seconds, as in Vault. Refuses
-/// durations longer than [`MAX_DURATION_SECS`].
+/// Parses a duration into whole seconds (a fraction is dropped). A bare number is
+/// seconds, as in Vault. Refuses durations longer than [`MAX_DURATION_SECS`].
 pub fn parse_duration(s: &str) -> Result<u64, EngineError> {
+    parse_duration_precise(s).map(|d| d.as_secs())
+}
+
+/// [`parse_duration`] to the millisecond, for settings under a second such as the
+/// listener's `http_read_header_timeout = "250ms"`.
+pub fn parse_duration_precise(s: &str) -> Result<std::time::Duration, EngineError> {
+    use std::time::Duration;
     let s = s.trim();
     if s.is_empty() {
-        return Ok(0);
+        return Ok(Duration::ZERO);
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return match s.parse::<u64>() {
-            Ok(secs) => capped(secs, s),
+            Ok(secs) => capped(secs, s).map(Duration::from_secs),
             Err(_) => Err(too_long(s)),
         };
     }
@@ -39,6 +46,7 @@ pub fn parse_duration(s: &str) -> Result<u64, EngineError> {
             "invalid duration {s:?}: use a number of seconds or units s, m, h, d"
         ))
     };
+    // In milliseconds, so "250ms" is exact.
     let mut total: f64 = 0.0;
     let mut number = String::new();
     let mut chars = s.chars().peekable();
@@ -48,21 +56,21 @@ pub fn parse_duration(s: &str) -> Result<u64, EngineError> {
             continue;
         }
         let unit: f64 = match c {
-            's' => 1.0,
+            's' => 1e3,
             'm' if chars.peek() == Some(&'s') => {
                 chars.next();
-                0.001
+                1.0
             }
-            'm' => 60.0,
-            'h' => 3600.0,
-            'd' => 86400.0,
+            'm' => 60e3,
+            'h' => 3600e3,
+            'd' => 86400e3,
             _ => return Err(bad()),
         };
         let n: f64 = number.parse().map_err(|_| bad())?;
         number.clear();
         total += n * unit;
         // Also stops an overlong run of digits (which parses to infinity) here.
-        if !total.is_finite() || total > MAX_DURATION_SECS as f64 {
+        if !total.is_finite() || total > MAX_DURATION_SECS as f64 * 1e3 {
             return Err(too_long(s));
         }
     }
@@ -70,7 +78,7 @@ pub fn parse_duration(s: &str) -> Result<u64, EngineError> {
         return Err(bad());
     }
     // In range, checked above: the cast neither wraps nor saturates.
-    Ok(total as u64)
+    Ok(Duration::from_millis(total as u64))
 }
 
 /// Accepts a JSON number of seconds or a duration string, as Vault's field parser does.
@@ -129,6 +137,23 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), 172800);
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("10x").is_err());
+        assert_eq!(parse_duration("1500ms").unwrap(), 1);
+        assert_eq!(
+            parse_duration_precise("250ms").unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_duration_precise("1m30s").unwrap(),
+            std::time::Duration::from_secs(90)
+        );
+        assert_eq!(
+            parse_duration_precise("1.5s").unwrap(),
+            std::time::Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_duration_precise("7").unwrap(),
+            std::time::Duration::from_secs(7)
+        );
         assert_eq!(format_duration(3600), "1h0m0s");
         assert_eq!(format_duration(0), "0s");
     }

@@ -10,7 +10,8 @@
 //!   # Vault's limits (see `listener_limit_key`): http_read_header_timeout,
 //!   # http_read_timeout, http_write_timeout, http_idle_timeout, max_request_size,
 //!   # max_request_duration, tls_min_version, tls_max_version; and Ironseal's
-//!   # max_connections and tls_san (names for the generated certificate).
+//!   # max_connections, max_request_bytes_in_flight (request bodies held at once across
+//!   # connections, default 256 MiB) and tls_san (names for the generated certificate).
 //! }
 //! seal "shamir" {}            # or one of:
 //! # seal "pkcs11" {
@@ -447,8 +448,9 @@ fn parse_seal(src: &Source, label: &str, body: &Body) -> Result<(SealBlock, bool
     Ok((block, disabled))
 }
 
-fn parse_pcrs(src: &Source, key: &str, e: &Expression) -> Result<Vec<u8>, ConfigError> {
-    let items: Vec<String> = match e {
+/// A list as an HCL array of strings or one comma-separated string.
+fn string_list(src: &Source, key: &str, e: &Expression) -> Result<Vec<String>, ConfigError> {
+    Ok(match e {
         Expression::Array(a) => a
             .iter()
             .map(|x| as_string(src, key, x))
@@ -458,8 +460,11 @@ fn parse_pcrs(src: &Source, key: &str, e: &Expression) -> Result<Vec<u8>, Config
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect(),
-    };
-    items
+    })
+}
+
+fn parse_pcrs(src: &Source, key: &str, e: &Expression) -> Result<Vec<u8>, ConfigError> {
+    string_list(src, key, e)?
         .iter()
         .map(|s| {
             s.parse::<u8>()
@@ -521,6 +526,39 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
         return Err(src.err(
             "tls_min_version",
             "`tls_min_version` is above `tls_max_version`",
+        ));
+    }
+    if tls_disable {
+        const TLS_KEYS: [&str; 5] = [
+            "tls_cert_file",
+            "tls_key_file",
+            "tls_min_version",
+            "tls_max_version",
+            "tls_san",
+        ];
+        if let Some(k) = body
+            .attributes()
+            .map(|a| a.key())
+            .find(|k| TLS_KEYS.contains(k))
+        {
+            return Err(src.err(
+                k,
+                format!("`{k}` has no effect with `tls_disable = true`: remove one of them"),
+            ));
+        }
+    }
+    let budget_set = body
+        .attributes()
+        .any(|a| a.key() == "max_request_bytes_in_flight");
+    if !budget_set {
+        l.limits.max_request_bytes_in_flight = l
+            .limits
+            .max_request_bytes_in_flight
+            .max(l.limits.max_request_size);
+    } else if l.limits.max_request_bytes_in_flight < l.limits.max_request_size {
+        return Err(src.err(
+            "max_request_bytes_in_flight",
+            "`max_request_bytes_in_flight` is below `max_request_size`: a request of the largest allowed size could never be accepted",
         ));
     }
     if cert.is_some() && !l.tls_san.is_empty() {
@@ -626,6 +664,14 @@ fn listener_limit_key(
             l.limits.max_connections =
                 usize::try_from(n).map_err(|_| src.err(k, "`max_connections` is too large"))?;
         }
+        "max_request_bytes_in_flight" => {
+            let n = integer(src, k, e)?;
+            if n < 1 {
+                return Err(src.err(k, "`max_request_bytes_in_flight` must be at least 1"));
+            }
+            l.limits.max_request_bytes_in_flight = usize::try_from(n)
+                .map_err(|_| src.err(k, "`max_request_bytes_in_flight` is too large"))?;
+        }
         "tls_min_version" => l.tls_min_version = tls_version(src, k, e)?,
         "tls_max_version" => l.tls_max_version = tls_version(src, k, e)?,
         "tls_san" => l.tls_san = tls_names(src, k, e)?,
@@ -648,12 +694,7 @@ fn duration(src: &Source, key: &str, e: &Expression) -> Result<Duration, ConfigE
     if t.starts_with('-') {
         return Err(src.err(key, format!("`{key}` must not be negative")));
     }
-    if let Some(ms) = t.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok()) {
-        return Ok(Duration::from_millis(ms));
-    }
-    engine::duration::parse_duration(t)
-        .map(Duration::from_secs)
-        .map_err(|e| src.err(key, format!("`{key}`: {e}")))
+    engine::duration::parse_duration_precise(t).map_err(|e| src.err(key, format!("`{key}`: {e}")))
 }
 
 fn positive_duration(src: &Source, key: &str, e: &Expression) -> Result<Duration, ConfigError> {
@@ -676,17 +717,7 @@ fn tls_version(src: &Source, key: &str, e: &Expression) -> Result<TlsVersion, Co
 
 /// `tls_san`: DNS names (a leading `*.` allowed) and IP addresses.
 fn tls_names(src: &Source, key: &str, e: &Expression) -> Result<Vec<String>, ConfigError> {
-    let items: Vec<String> = match e {
-        Expression::Array(a) => a
-            .iter()
-            .map(|x| as_string(src, key, x))
-            .collect::<Result<_, _>>()?,
-        other => as_string(src, key, other)?
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
-    };
+    let items = string_list(src, key, e)?;
     for name in &items {
         if name.parse::<std::net::IpAddr>().is_err() && !is_dns_name(name) {
             return Err(src.err(
@@ -1003,5 +1034,45 @@ log_level = "debug"
         )
         .unwrap_err();
         assert!(e.message.contains("tls_cert_file"), "{e}");
+    }
+
+    #[test]
+    fn tls_keys_are_refused_when_tls_is_disabled() {
+        for key in [
+            "  tls_san = [\"x.example\"]",
+            "  tls_min_version = \"tls13\"",
+            "  tls_max_version = \"tls12\"",
+            "  tls_cert_file = \"/c\"\n  tls_key_file = \"/k\"",
+            "  tls_key_file = \"/k\"\n  tls_cert_file = \"/c\"",
+        ] {
+            let e = with_listener(&format!("  tls_disable = true\n{key}")).unwrap_err();
+            assert!(e.message.contains("tls_disable"), "{key}: {e}");
+            assert_eq!(e.line, 7, "{key}: {e}");
+        }
+        // Without tls_disable the same keys are fine.
+        assert!(with_listener("  tls_san = [\"x.example\"]").is_ok());
+    }
+
+    #[test]
+    fn the_body_budget_has_a_default_and_never_falls_below_one_request() {
+        let c = with_listener("").unwrap();
+        assert_eq!(c.listener.limits.max_request_bytes_in_flight, 256 << 20);
+        let c = with_listener("  max_request_bytes_in_flight = 4096\n  max_request_size = 1024")
+            .unwrap();
+        assert_eq!(c.listener.limits.max_request_bytes_in_flight, 4096);
+        // A larger max_request_size raises the default budget with it.
+        let c = with_listener("  max_request_size = 300000000").unwrap();
+        assert_eq!(c.listener.limits.max_request_bytes_in_flight, 300000000);
+        for (line, needle) in [
+            ("  max_request_bytes_in_flight = 0", "at least 1"),
+            (
+                "  max_request_bytes_in_flight = 1024\n  max_request_size = 2048",
+                "below `max_request_size`",
+            ),
+        ] {
+            let e = with_listener(line).unwrap_err();
+            assert!(e.message.contains(needle), "{line}: {e}");
+            assert_eq!(e.line, 6, "{line}: {e}");
+        }
     }
 }

@@ -92,16 +92,11 @@ async fn bind(
     Ok(Listener { tcp, tls, limits })
 }
 
-/// A data directory only the daemon's user can enter, whatever the umask was.
+/// A data directory only the daemon's user can enter when the daemon makes it; an
+/// existing one (possibly shared, such as `/srv`) keeps its mode.
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| anyhow::anyhow!("cannot restrict {}: {e}", dir.display()))
+    api::private_dir::create_private_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))
 }
 
 /// The generated CA and server certificate (with `names` besides the local ones), and
@@ -115,6 +110,17 @@ fn generated_tls(
 ) -> anyhow::Result<(Arc<api::tls::ServerConfig>, PathBuf, String)> {
     let generated = api::tls::ensure_generated(dir, names)?;
     let ca_sha256 = api::tls::fingerprint(&generated.ca_pem)?;
+    if generated.ca_replaced {
+        tracing::warn!(
+            ca = %generated.ca_pem.display(),
+            ca_sha256 = %ca_sha256,
+            "the certificate names changed, so the TLS CA changed: clients must trust the new CA"
+        );
+        println!(
+            "==> TLS: the certificate names changed, so the CA changed: clients must trust the new CA {} (SHA-256 {ca_sha256})",
+            generated.ca_pem.display()
+        );
+    }
     tracing::info!(
         ca = %generated.ca_pem.display(),
         ca_sha256 = %ca_sha256,

@@ -271,7 +271,7 @@ fn verifies(ca: &std::path::Path, cert: &std::path::Path) -> bool {
 }
 
 #[test]
-fn tls_san_names_go_into_the_generated_certificate_under_the_same_ca() {
+fn tls_san_names_go_into_the_generated_certificate_and_a_change_makes_a_new_ca() {
     if reference_mode() {
         return; // OpenBao does not generate its listener certificate.
     }
@@ -295,15 +295,35 @@ fn tls_san_names_go_into_the_generated_certificate_under_the_same_ca() {
         d.logs()
     );
 
-    // Other names: a new server certificate, the same CA.
+    // The CA's key is not kept: whoever read it could mint certificates for any host.
+    let ca_key = tls.join("ca-key.pem");
+    assert!(!ca_key.exists(), "the CA key was kept");
+
+    // Other names: the CA cannot sign again, so a new CA and server certificate. A CA
+    // key left by an earlier version is deleted.
     d.kill9();
+    std::fs::write(&ca_key, b"left by an earlier version").unwrap();
+    let old_ca = d.dir().join("old-ca.pem");
+    std::fs::copy(&ca, &old_ca).unwrap();
     d.set_listener_hcl("tls_san = [\"kms.example.net\"]");
     d.start();
+    assert!(!ca_key.exists(), "an earlier version's CA key was left");
     let sans = cert_text(&cert);
     assert!(sans.contains("DNS:kms.example.net"), "{sans}");
     assert!(!sans.contains("vault.example.org"), "{sans}");
-    assert_eq!(std::fs::read(&ca).unwrap(), ca_before, "the CA changed");
+    assert_ne!(
+        std::fs::read(&ca).unwrap(),
+        ca_before,
+        "the CA did not change"
+    );
     assert!(verifies(&ca, &cert));
+    assert!(
+        !verifies(&old_ca, &cert),
+        "the old CA still vouches for the new names"
+    );
+    let logs = d.logs();
+    assert!(logs.contains("the CA changed"), "{logs}");
+    assert!(logs.contains(&fingerprint(&ca)), "{logs}");
     assert_eq!(
         d.http("GET", "/v1/sys/seal-status", None, Body::None)
             .status,
@@ -422,9 +442,30 @@ fn data_files_are_owner_only_whatever_the_umask() {
         "too few files to judge: {:?}",
         files_below(&data)
     );
-    let mut dirs = vec![data.clone()];
+    // The data directory existed before the daemon (the harness made it, under this
+    // process's umask): it may be shared, so its mode is left, with a warning when
+    // others can read it. The directories the daemon makes in it are its own.
+    let mode_of = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let like_harness = d.dir().join("made-like-the-harness");
+    std::fs::create_dir_all(&like_harness).unwrap();
+    let data_mode = mode_of(&data);
+    assert_eq!(
+        data_mode,
+        mode_of(&like_harness),
+        "the existing data directory's mode was changed"
+    );
+    if data_mode & 0o077 != 0 {
+        assert!(d.logs().contains("open to group or others"), "{}", d.logs());
+    }
+    let mut dirs: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert!(!dirs.is_empty(), "no directory made by the daemon to judge");
     while let Some(dir) = dirs.pop() {
-        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        let mode = mode_of(&dir);
         assert_eq!(mode, 0o700, "{} has mode {mode:o}", dir.display());
         for e in std::fs::read_dir(&dir).unwrap().flatten() {
             if e.file_type().unwrap().is_dir() {
@@ -491,6 +532,70 @@ fn a_stalled_body_is_cut_by_the_read_timeout_and_huge_headers_are_refused() {
     let _ = s.write_all(huge.as_bytes());
     let (status, _) = read_response(&mut s);
     assert_eq!(status, 431);
+}
+
+/// Sends a request head announcing `len` body bytes, and only the first of them.
+fn start_post(d: &Daemon, len: usize) -> TcpStream {
+    let mut s = connect(d);
+    s.write_all(
+        format!("POST /v1/sys/init HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{").as_bytes(),
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn request_bodies_past_the_global_budget_get_503_until_one_finishes() {
+    if reference_mode() {
+        return; // `max_request_bytes_in_flight` is Ironseal's own.
+    }
+    let d = Daemon::config_with_listener(
+        false,
+        "http_read_timeout = 0\nmax_request_size = 4096\nmax_request_bytes_in_flight = 8192",
+    );
+    // Two stalled bodies of 4 KiB take the whole 8 KiB budget.
+    let a = start_post(&d, 4096);
+    let _b = start_post(&d, 4096);
+    // Once the server reads them (it takes their bytes from the budget before the
+    // first byte), a third is refused. Until then a third may be accepted and wait for
+    // its body: such a probe is dropped, giving its share back, and tried again.
+    let (status, body) = poll_until(Duration::from_secs(20), "the budget to fill", || {
+        answered(start_post(&d, 4096)).filter(|(status, _)| *status == 503)
+    });
+    assert_eq!(status, 503);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a Vault error body");
+    let msg = v["errors"][0].as_str().unwrap_or_default();
+    assert!(msg.contains("server is busy"), "{body}");
+    assert!(msg.contains("max_request_bytes_in_flight"), "{body}");
+    // A request without a body needs nothing from the budget.
+    let mut s = connect(&d);
+    assert_eq!(health_request(&mut s).0, 200);
+
+    // A client that goes away gives its share back: a whole body is served again.
+    drop(a);
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(4096 - 10));
+    let (status, answer) = poll_until(Duration::from_secs(20), "a share given back", || {
+        let mut c = connect(&d);
+        c.write_all(
+            format!("POST /v1/sys/init HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+        )
+        .unwrap();
+        Some(read_response(&mut c)).filter(|(status, _)| *status != 503)
+    });
+    assert!(!answer.contains("busy"), "{status} {answer}");
+}
+
+/// The response on `s`, or None when none starts within a few seconds.
+fn answered(mut s: TcpStream) -> Option<(u16, String)> {
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut first = [0u8; 1];
+    match s.peek(&mut first) {
+        Ok(n) if n > 0 => {
+            s.set_read_timeout(Some(CLOSE_DEADLINE)).unwrap();
+            Some(read_response(&mut s))
+        }
+        _ => None,
+    }
 }
 
 #[test]
