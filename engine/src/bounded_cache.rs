@@ -1,6 +1,6 @@
-//! A small in-memory cache for the token and policy stores: bounded in bytes (an
-//! estimate each caller gives per entry), and guarded by an epoch the way the barrier's
-//! read cache is, so a value read from storage just before a concurrent revoke or delete
+//! The in-memory cache of the barrier (plaintext), the token and the policy stores:
+//! bounded in bytes (an estimate each caller gives per entry), and guarded by an epoch,
+//! so a value read from storage just before a concurrent write, revoke or delete
 //! committed can never be put back after that write cleared it.
 //!
 //! Use: `get` a key; on a miss it hands back the epoch; read storage; `insert` with that
@@ -25,6 +25,8 @@ pub(crate) enum Cached<V> {
 pub(crate) struct BoundedCache<V> {
     inner: RwLock<Inner<V>>,
     capacity: usize,
+    /// Values whose own size is above this are not cached.
+    max_value: usize,
 }
 
 struct Inner<V> {
@@ -35,6 +37,11 @@ struct Inner<V> {
 
 impl<V> BoundedCache<V> {
     pub fn new(capacity_bytes: usize) -> Self {
+        Self::with_max_value(capacity_bytes, usize::MAX)
+    }
+
+    /// A cache that also refuses values larger than `max_value_bytes`.
+    pub fn with_max_value(capacity_bytes: usize, max_value_bytes: usize) -> Self {
         BoundedCache {
             inner: RwLock::new(Inner {
                 entries: HashMap::new(),
@@ -42,6 +49,7 @@ impl<V> BoundedCache<V> {
                 epoch: 0,
             }),
             capacity: capacity_bytes,
+            max_value: max_value_bytes,
         }
     }
 
@@ -54,14 +62,14 @@ impl<V> BoundedCache<V> {
     }
 
     /// Caches `value` if no write finished since `epoch` was handed out. `size` is the
-    /// caller's estimate of the value's heap bytes. A value larger than an eighth of the
-    /// capacity is not cached; a full cache is flushed whole, which keeps the bound strict
+    /// caller's estimate of the value's heap bytes. A value larger than the cache's
+    /// `max_value`, or costing more than an eighth of the capacity, is not cached; a full cache is flushed whole, which keeps the bound strict
     /// without bookkeeping on the read path.
     pub fn insert(&self, epoch: u64, key: &str, value: Arc<V>, size: usize) {
         let cost = size
             .saturating_add(key.len())
             .saturating_add(ENTRY_OVERHEAD);
-        if cost > self.capacity / 8 {
+        if size > self.max_value || cost > self.capacity / 8 {
             return;
         }
         let mut inner = self.inner.write();
@@ -81,9 +89,16 @@ impl<V> BoundedCache<V> {
 
     /// Drops one key; called after every write that changes or removes it.
     pub fn invalidate(&self, key: &str) {
+        self.invalidate_all([key]);
+    }
+
+    /// Drops the keys one commit wrote, with one epoch bump.
+    pub fn invalidate_all<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.inner.write();
-        if let Some((_, old)) = inner.entries.remove(key) {
-            inner.bytes -= old;
+        for key in keys {
+            if let Some((_, old)) = inner.entries.remove(key) {
+                inner.bytes -= old;
+            }
         }
         inner.epoch = inner.epoch.wrapping_add(1);
     }

@@ -19,6 +19,7 @@ pub mod pkcs11;
 mod pkcs11_raw;
 pub mod random;
 pub mod shamir;
+mod soft_aead;
 #[cfg(feature = "tpm2")]
 pub mod tpm2;
 

@@ -3,16 +3,13 @@
 //! An unseal key is the raw sharks share, 33 bytes: the x coordinate then 32 bytes of y.
 //! Printed as base64url it is the 44-character key of `operator init`.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sharks::{Share, Sharks};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::{fill_random, BridgeError, RootOfTrust, SealKind};
+use crate::{fill_random, soft_aead, BridgeError, RootOfTrust, SealKind};
 
 pub const ROOT_KEY_LEN: usize = 32;
 pub const SHARE_LEN: usize = ROOT_KEY_LEN + 1;
-const NONCE_LEN: usize = 24;
 
 /// One unseal key: the bytes of a sharks share.
 #[derive(Clone, PartialEq, Eq, Zeroize)]
@@ -113,10 +110,6 @@ impl ShamirRoot {
     pub fn key_bytes(&self) -> &[u8] {
         self.key.as_ref()
     }
-
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(self.key.as_ref().into())
-    }
 }
 
 impl RootOfTrust for ShamirRoot {
@@ -125,39 +118,45 @@ impl RootOfTrust for ShamirRoot {
     }
 
     fn wrap(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, BridgeError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce);
-        let ct = self
-            .cipher()
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .map_err(|_| BridgeError::Random)?;
-        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Ok(out)
+        soft_aead::seal(&self.key, aad, plaintext)
     }
 
     fn unwrap(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
-        if blob.len() < NONCE_LEN {
-            return Err(BridgeError::WrongRootKey);
-        }
-        let (nonce, ct) = blob.split_at(NONCE_LEN);
-        self.cipher()
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
-            .map(Zeroizing::new)
-            .map_err(|_| BridgeError::WrongRootKey)
+        // Blobs from before the shared format have no version byte; the tag tells which
+        // layout a blob has, so trying both cannot open one wrongly.
+        soft_aead::open(&self.key, aad, blob)
+            .or_else(|| soft_aead::open_unversioned(&self.key, aad, blob))
+            .ok_or(BridgeError::WrongRootKey)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blobs_from_before_the_version_byte_still_open() {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+        let (root, _) = ShamirRoot::generate(1, 1).unwrap();
+        // The old layout, built by hand: nonce, then ciphertext and tag.
+        let nonce = [1u8; 24];
+        let ct = XChaCha20Poly1305::new(root.key.as_ref().into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: b"keyring",
+                    aad: b"aad",
+                },
+            )
+            .unwrap();
+        let old = [nonce.as_slice(), &ct].concat();
+        assert_eq!(root.unwrap(b"aad", &old).unwrap().as_slice(), b"keyring");
+        assert!(root.unwrap(b"other", &old).is_err());
+        let new = root.wrap(b"aad", b"keyring").unwrap();
+        assert_eq!(new[0], soft_aead::VERSION);
+        assert_eq!(root.unwrap(b"aad", &new).unwrap().as_slice(), b"keyring");
+    }
 
     #[test]
     fn any_threshold_subset_recovers_and_opens() {

@@ -1,9 +1,6 @@
 //! The PKCS#11 backend against a real SoftHSM2 token in a temporary directory.
 #![cfg(feature = "pkcs11")]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -12,83 +9,17 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use hsm_bridge::pkcs11::{Pkcs11Config, Pkcs11Device};
 use hsm_bridge::{BridgeError, KeySpec, SealDevice, SealFault};
-
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-
-struct Token {
-    _dir: tempfile::TempDir,
-    pin_file: PathBuf,
-}
+use softhsm_tests::hardware::{write_private, SoftHsm, SOFTHSM_MODULE as MODULE, USER_PIN};
 
 /// One SoftHSM2 token per process: `SOFTHSM2_CONF` is process-wide, so the tests in this
 /// file share the token (each uses its own key label).
-fn token() -> &'static Token {
-    static TOKEN: std::sync::OnceLock<Token> = std::sync::OnceLock::new();
+fn token() -> &'static SoftHsm {
+    static TOKEN: std::sync::OnceLock<SoftHsm> = std::sync::OnceLock::new();
     TOKEN.get_or_init(|| {
-        assert!(
-            Path::new(MODULE).exists() && which("softhsm2-util"),
-            "SoftHSM2 is missing ({MODULE}, softhsm2-util): run scripts/install-deps.sh"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        std::fs::create_dir_all(&tokens).unwrap();
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
-        std::env::set_var("SOFTHSM2_CONF", &conf);
-        let out = Command::new("softhsm2-util")
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                "unit",
-                "--so-pin",
-                "5678",
-                "--pin",
-                "1234",
-            ])
-            .env("SOFTHSM2_CONF", &conf)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let pin_file = dir.path().join("pin");
-        write_private(&pin_file, "1234\n");
-        Token {
-            _dir: dir,
-            pin_file,
-        }
+        let hsm = SoftHsm::new("unit");
+        std::env::set_var("SOFTHSM2_CONF", hsm.conf());
+        hsm
     })
-}
-
-fn write_private(path: &Path, text: &str) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-fn which(bin: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 fn config(label: &str) -> Pkcs11Config {
@@ -98,7 +29,7 @@ fn config(label: &str) -> Pkcs11Config {
         token_label: Some("unit".into()),
         key_label: label.into(),
         generate_key: true,
-        pin_file: Some(token().pin_file.clone()),
+        pin_file: Some(token().pin_file()),
     }
 }
 
@@ -196,7 +127,7 @@ fn user_session() -> Session {
         .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == "unit")
         .expect("the test token");
     let session = ctx.open_rw_session(slot).unwrap();
-    match session.login(UserType::User, Some(&AuthPin::from("1234".to_string()))) {
+    match session.login(UserType::User, Some(&AuthPin::from(USER_PIN.to_string()))) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
         Err(e) => panic!("C_Login: {e}"),
     }

@@ -4,69 +4,14 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hsm_bridge::tpm2::{Tpm2Config, Tpm2Device};
 use hsm_bridge::{BridgeError, PcrTarget, SealBinding, SealDevice};
-
-struct Swtpm {
-    child: Child,
-    port: u16,
-    _state: tempfile::TempDir,
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn two_free_ports() -> u16 {
-    for _ in 0..50 {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = a.local_addr().unwrap().port();
-        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no two consecutive free ports");
-}
-
-fn swtpm() -> Swtpm {
-    let state = tempfile::tempdir().unwrap();
-    let port = two_free_ports();
-    let child = Command::new("swtpm")
-        .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
-        .arg("--tpmstate")
-        .arg(format!("dir={}", state.path().display()))
-        .args([
-            "--server",
-            &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
-        ])
-        .args([
-            "--ctrl",
-            &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start swtpm ({e}): run scripts/install-deps.sh"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "swtpm did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Swtpm {
-        child,
-        port,
-        _state: state,
-    }
-}
+use softhsm_tests::hardware::{two_free_ports, Swtpm};
 
 fn device(tpm: &Swtpm, dir: &std::path::Path, pcrs: Vec<u8>) -> Tpm2Device {
     device_at(tpm.port, dir, pcrs)
@@ -83,7 +28,7 @@ fn device_at(port: u16, dir: &std::path::Path, pcrs: Vec<u8>) -> Tpm2Device {
 
 #[test]
 fn seals_reopens_and_refuses_another_tpm() {
-    let tpm = swtpm();
+    let tpm = Swtpm::start();
     let dir = tempfile::tempdir().unwrap();
     let dev = device(&tpm, dir.path(), vec![]);
     assert!(matches!(
@@ -99,7 +44,7 @@ fn seals_reopens_and_refuses_another_tpm() {
     again.random(&mut r).unwrap();
 
     // The same blobs next to a fresh TPM do not open, and the error says why.
-    let other = swtpm();
+    let other = Swtpm::start();
     let e = device(&other, dir.path(), vec![])
         .open(false)
         .err()
@@ -133,7 +78,7 @@ const RECOVERY: [u8; 32] = [7u8; 32];
 
 #[test]
 fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
-    let tpm = swtpm();
+    let tpm = Swtpm::start();
     let dir = tempfile::tempdir().unwrap();
     let dev = device(&tpm, dir.path(), vec![16, 23]);
     let policy_key = dev
@@ -204,7 +149,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     drop(recovered);
 
     // The recovery branch does not open the sealed object on another TPM.
-    let other = swtpm();
+    let other = Swtpm::start();
     let e = device(&other, dir.path(), vec![16, 23])
         .open_with_recovery(&RECOVERY)
         .err()
@@ -214,7 +159,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
 
 #[test]
 fn pcr_binding_needs_the_engine_policy_key() {
-    let tpm = swtpm();
+    let tpm = Swtpm::start();
     let dir = tempfile::tempdir().unwrap();
     let e = device(&tpm, dir.path(), vec![16]).open(true).err().unwrap();
     assert!(matches!(e, BridgeError::InvalidConfig(_)), "{e}");
@@ -300,7 +245,7 @@ fn secret_on_bus(traffic: &[u8], blob: &[u8]) -> bool {
 
 #[test]
 fn root_secret_never_crosses_the_bus_in_clear() {
-    let tpm = swtpm();
+    let tpm = Swtpm::start();
     let tap = bus_tap(&tpm);
     let dir = tempfile::tempdir().unwrap();
     for pcrs in [vec![], vec![16]] {
@@ -631,7 +576,7 @@ fn open_with_key(key: &[u8], aad: &[u8], blob: &[u8]) -> Option<Vec<u8>> {
 
 #[test]
 fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
-    let tpm = swtpm();
+    let tpm = Swtpm::start();
     let dir = tempfile::tempdir().unwrap();
     let secret = [0x3cu8; 32];
     legacy_seal(tpm.port, dir.path(), &secret, &[16]);

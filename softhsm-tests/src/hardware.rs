@@ -136,7 +136,8 @@ pub struct Swtpm {
     pub port: u16,
 }
 
-fn two_free_ports() -> u16 {
+/// A port P with P+1 free too (swtpm's command and control ports).
+pub fn two_free_ports() -> u16 {
     for _ in 0..100 {
         let Ok(a) = TcpListener::bind("127.0.0.1:0") else {
             continue;

@@ -899,7 +899,9 @@ impl Daemon {
     }
 }
 
+pub mod crash;
 pub mod hardware;
+pub mod tools;
 
 fn owned_env(env: &[(&str, &str)]) -> Vec<(String, String)> {
     env.iter()

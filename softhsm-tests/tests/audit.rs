@@ -280,23 +280,86 @@ fn an_audit_device_that_cannot_write_fails_requests_closed() {
     assert_eq!(code, 0, "the chain continues across the reopen: {out}");
 }
 
-#[test]
-fn enabling_a_device_that_cannot_open_its_file_is_refused() {
-    let d = Daemon::dev(&[]);
-    let dir = d.dir().join("a-directory");
-    std::fs::create_dir(&dir).unwrap();
+/// `bao audit enable file file_path=<path>`, expected to be refused and to leave no
+/// device; gives the error.
+fn refused_enable(d: &Daemon, path: &Path) -> String {
     let out = d.bao(&[
         "audit",
         "enable",
         "file",
-        &format!("file_path={}", dir.display()),
+        &format!("file_path={}", path.display()),
     ]);
     assert!(!out.success(), "{out}");
     let listed = d.bao(&["audit", "list", "-format=json"]);
     assert!(
         !listed.stdout.contains("file/"),
-        "a failed enable left a device: {listed}"
+        "a refused enable left a device: {listed}"
     );
+    out.stderr
+}
+
+#[test]
+fn enabling_a_device_that_cannot_open_its_file_is_refused() {
+    let d = Daemon::dev(&[]);
+    let dir = d.dir().join("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    refused_enable(&d, &dir);
+}
+
+#[test]
+fn enabling_a_device_on_a_file_that_is_not_an_audit_log_is_refused_untouched() {
+    if reference_mode() {
+        return; // Vault appends to whatever file it is given
+    }
+    let mut d = Daemon::config(false);
+    d.init(1, 1);
+    d.unseal();
+    // Bytes that hold no newline and no chain line, outside the data dir.
+    let other = d.dir().join("some.bin");
+    let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8 | 0x80).collect();
+    std::fs::write(&other, &bytes).unwrap();
+    let err = refused_enable(&d, &other);
+    assert!(err.contains("Code: 400"), "{err}");
+    assert!(err.contains(&other.display().to_string()), "{err}");
+    assert!(err.contains("does not end with an audit line"), "{err}");
+    assert_eq!(
+        std::fs::read(&other).unwrap(),
+        bytes,
+        "the file was changed"
+    );
+
+    // The daemon's own store, and a new file beside it, are refused too.
+    let redb = d.storage_path();
+    let before = std::fs::read(&redb).unwrap();
+    refused_enable(&d, &redb);
+    assert_eq!(
+        std::fs::read(&redb).unwrap(),
+        before,
+        "the store was changed"
+    );
+    let beside = d.data_dir().join("audit.log");
+    let err = refused_enable(&d, &beside);
+    assert!(err.contains("Code: 400"), "{err}");
+    assert!(err.contains("data directory"), "{err}");
+    assert!(!beside.exists(), "a refused enable created {beside:?}");
+
+    // An empty file, and a new one, are taken.
+    let empty = d.dir().join("empty.log");
+    std::fs::write(&empty, b"").unwrap();
+    enable_file_device(&d, &empty);
+    d.bao(&["secrets", "list"]).ok();
+    assert!(!lines(&empty).is_empty(), "nothing was logged");
+    d.bao(&["audit", "disable", "file"]).ok();
+    let fresh = d.dir().join("fresh.log");
+    enable_file_device(&d, &fresh);
+    d.bao(&["audit", "disable", "file"]).ok();
+    // So is an audit log this appliance wrote, enabled again: its chain goes on.
+    let logged = lines(&empty).len();
+    enable_file_device(&d, &empty);
+    d.bao(&["secrets", "list"]).ok();
+    assert!(lines(&empty).len() > logged, "nothing more was logged");
+    let (code, out) = verify(&empty);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]

@@ -628,28 +628,15 @@ fn pkcs11_init_killed_at_each_step_can_be_run_again() {
         d.kill9();
         d.set_env("IRONSEAL_TEST_CRASH_AT", step);
         d.start();
-        let out = d.bao_as(
-            None,
+        softhsm_tests::crash::init_aborted_at(
+            &mut d,
+            step,
             &[
-                "operator",
-                "init",
                 "-format=json",
                 "-recovery-shares=1",
                 "-recovery-threshold=1",
             ],
         );
-        assert!(
-            !out.success(),
-            "{step}: init answered although the daemon aborted: {out}"
-        );
-        poll_until(DEADLINE, &format!("the daemon to abort at {step}"), || {
-            d.logs()
-                .contains(&format!("IRONSEAL_TEST_CRASH_AT={step}: aborting"))
-                .then_some(())
-        });
-        d.kill9();
-        d.set_env("IRONSEAL_TEST_CRASH_AT", "");
-        d.start();
         let status = d.seal_status();
         assert_eq!(status["initialized"], false, "{step}: {status}");
 

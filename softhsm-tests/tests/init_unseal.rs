@@ -450,7 +450,6 @@ fn init_killed_at_each_step_can_be_run_again() {
     if reference_mode() {
         return; // Ironseal's crash points (debug builds only).
     }
-    use std::time::Duration;
     for step in [
         "init:root-key",
         "init:keyring",
@@ -459,26 +458,7 @@ fn init_killed_at_each_step_can_be_run_again() {
         "init:root-token",
     ] {
         let mut d = Daemon::config_with_env(false, &[("IRONSEAL_TEST_CRASH_AT", step)]);
-        let out = d.bao_as(
-            None,
-            &["operator", "init", "-key-shares=3", "-key-threshold=2"],
-        );
-        assert!(
-            !out.success(),
-            "{step}: init answered although the daemon aborted: {out}"
-        );
-        softhsm_tests::poll_until(
-            Duration::from_secs(30),
-            &format!("an abort at {step}"),
-            || {
-                d.logs()
-                    .contains(&format!("IRONSEAL_TEST_CRASH_AT={step}: aborting"))
-                    .then_some(())
-            },
-        );
-        d.kill9();
-        d.set_env("IRONSEAL_TEST_CRASH_AT", "");
-        d.start();
+        softhsm_tests::crash::init_aborted_at(&mut d, step, &["-key-shares=3", "-key-threshold=2"]);
         let r = d.http("GET", "/v1/sys/init", None, Body::None);
         assert_eq!(r.json()["initialized"], false, "{step}: {r}");
 

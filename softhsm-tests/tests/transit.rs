@@ -4,7 +4,6 @@
 //! bad items, bad input answered 400 with a clear message, ACLs, and scheduled rotation
 //! across a restart.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
+use softhsm_tests::tools::{python, run_ok};
 use softhsm_tests::{poll_until, reference_mode, Body, Daemon, HttpResponse};
 
 const DECRYPT_FAILED: &str = "Unable to decrypt the secret";
@@ -72,17 +72,6 @@ fn decrypt(d: &Daemon, key: &str, ciphertext: &str) -> HttpResponse {
     )
 }
 
-/// The Python of the venv scripts/install-deps.sh makes (it has `cryptography`).
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("IRONSEAL_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("IRONSEAL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/ironseal"));
-    cache.join("venv/bin/python")
-}
-
 /// Checks signatures and HMACs with Python `cryptography` and `hmac`, knowing only
 /// public keys (and, for HMACs, the exported HMAC key). One line of output: a JSON list
 /// of booleans, one per case.
@@ -139,17 +128,8 @@ fn verify_with_python(d: &Daemon, cases: &[Value]) -> Vec<bool> {
     let input = d.dir().join("cases.json");
     std::fs::write(&script, VERIFIER).unwrap();
     std::fs::write(&input, serde_json::to_vec(cases).unwrap()).unwrap();
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(&input)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python().display()));
-    assert!(
-        out.status.success(),
-        "the Python verifier failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = run_ok(Command::new(python()).arg(&script).arg(&input));
+    serde_json::from_str(&out).unwrap()
 }
 
 /// The signature bytes of `vault:v<N>:<base64>`, as base64 (either alphabet).
@@ -1043,20 +1023,8 @@ fn datakey_random_hash_export_and_derived_keys() {
          print(AESGCM(k).decrypt(b[:12], b[12:], None).decode())\n",
         ct.trim_start_matches("vault:v1:")
     );
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "hello from transit"
-    );
+    let out = run_ok(Command::new(python()).arg("-c").arg(script));
+    assert_eq!(out.trim(), "hello from transit");
 
     // A derived key: per-context ciphertexts; convergent ones are deterministic.
     let ctx = b64(b"tenant-42");

@@ -85,8 +85,21 @@ fn last_good_line(
     Ok(None)
 }
 
-/// Opens (or creates) the file and finds where its chain stands; records a cut tail.
-pub fn open(path: &Path, key: &ChainKey) -> Result<Opened, String> {
+/// What to do with a file whose tail is not a complete chain line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// A device being enabled: only a new or empty file, or one that ends with a whole
+    /// chain line, is taken. Anything else may be any file the daemon can write (its
+    /// storage, its log, its TLS key), and must not get a line appended to it.
+    Refuse,
+    /// A device already configured, reopened at unseal or on SIGHUP: its file was an
+    /// audit log, and a crash may have torn its last write. Record the cut and go on.
+    Cut,
+}
+
+/// Opens (or creates) the file and finds where its chain stands; records a cut tail
+/// (`Tail::Cut`) or refuses the file untouched (`Tail::Refuse`).
+pub fn open(path: &Path, key: &ChainKey, tail: Tail) -> Result<Opened, String> {
     let io = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
     let mut file = OpenOptions::new()
         .create(true)
@@ -102,6 +115,14 @@ pub fn open(path: &Path, key: &ChainKey) -> Result<Opened, String> {
     let mut len = meta.len();
     let found = last_good_line(&file, len, key).map_err(|e| io("read", e))?;
     let (link, mut good_end, unterminated) = found.unwrap_or((Link::genesis(), 0, false));
+    if tail == Tail::Refuse && (good_end < len || unterminated) {
+        return Err(format!(
+            "{} is not empty and does not end with an audit line of this appliance: \
+             refusing to append to it; give a new or empty file, or an audit log this \
+             appliance wrote",
+            path.display()
+        ));
+    }
     // Torn: what follows the last good line is one fragment with no line end, all a
     // crash in the middle of an append can leave. Anything else was written by someone.
     let torn = good_end < len
@@ -230,7 +251,7 @@ impl FileDevice {
     /// Reopens the file (after rotation).
     pub fn reopen(&self, key: &ChainKey) -> Result<(), String> {
         let mut state = self.state.lock();
-        match open(&self.path, key) {
+        match open(&self.path, key, Tail::Cut) {
             Ok(opened) => {
                 *state = State {
                     file: Some(opened.file),
@@ -312,7 +333,7 @@ mod tests {
     }
 
     fn device(path: &Path) -> FileDevice {
-        FileDevice::new(path, open(path, &key()).unwrap())
+        FileDevice::new(path, open(path, &key(), Tail::Cut).unwrap())
     }
 
     #[test]
@@ -378,5 +399,34 @@ mod tests {
         assert!(!r.is_clean(), "{r:?}");
         assert_eq!(r.cuts[0].offset, offset);
         assert_eq!(r.cuts[0].reason, chain::CUT_INVALID);
+    }
+
+    #[test]
+    fn enabling_refuses_a_file_that_is_not_an_audit_log_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.bin");
+        let bytes = b"\x00\x01binary\nno chain line here".to_vec();
+        std::fs::write(&path, &bytes).unwrap();
+        let err = open(&path, &key(), Tail::Refuse).err().unwrap();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+        // A log with a torn tail too: only reopening a configured device records cuts.
+        let log = dir.path().join("audit.log");
+        device(&log).write_group(vec![entry(1)], &key()).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"{\"type\":\"requ").unwrap();
+        drop(f);
+        let before = std::fs::read(&log).unwrap();
+        assert!(open(&log, &key(), Tail::Refuse).is_err());
+        assert_eq!(std::fs::read(&log).unwrap(), before);
+        assert!(open(&log, &key(), Tail::Cut).is_ok());
+
+        // New, empty, and whole audit logs are taken.
+        let empty = dir.path().join("empty.log");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(open(&empty, &key(), Tail::Refuse).is_ok());
+        assert!(open(&dir.path().join("new.log"), &key(), Tail::Refuse).is_ok());
+        assert_eq!(open(&log, &key(), Tail::Refuse).unwrap().link.seq, 2);
     }
 }

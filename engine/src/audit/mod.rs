@@ -211,6 +211,39 @@ impl Read for Snapshot {
     }
 }
 
+/// A file in the store's directory is refused unless it already is an audit log there
+/// (non-empty; `file::open` then checks it ends with a chain line): a new or empty file
+/// there may be the store's write-ahead log, emptied at every checkpoint.
+fn refuse_in_data_dir(file_path: &Path, data_dir: &Path) -> Result<()> {
+    let resolved = match std::fs::canonicalize(file_path) {
+        Ok(p) => Some(p),
+        // Not there yet: where it would be created.
+        Err(_) => match (file_path.parent(), file_path.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                std::fs::canonicalize(parent).ok().map(|p| p.join(name))
+            }
+            _ => None,
+        },
+    };
+    let Some(resolved) = resolved else {
+        return Ok(()); // opening it fails with its own error
+    };
+    let empty = std::fs::metadata(&resolved).map_or(true, |m| m.len() == 0);
+    if resolved.starts_with(data_dir) && empty {
+        return Err(EngineError::bad(format!(
+            "sys/audit: {} is in the appliance's data directory {}: give a file outside it",
+            file_path.display(),
+            data_dir.display()
+        )));
+    }
+    Ok(())
+}
+
 fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -261,7 +294,7 @@ impl AuditBroker {
         for config in table {
             let path = Path::new(config.file_path().unwrap_or_default()).to_path_buf();
             let stored: Option<Link> = self.barrier.get_json(&head_key(&config.path))?;
-            let sink = match file::open(&path, &key) {
+            let sink = match file::open(&path, &key, file::Tail::Cut) {
                 Ok(opened) => FileDevice::new(&path, opened),
                 Err(e) => {
                     tracing::error!(device = %config.path, error = %e, "audit device cannot be opened; requests will be refused");
@@ -357,7 +390,9 @@ impl AuditBroker {
     }
 
     /// `sys/audit/:path`: the file is opened (and created) before the device is stored,
-    /// so a device that cannot write is never enabled.
+    /// so a device that cannot write is never enabled. Only a new or empty file, or an
+    /// audit log this appliance wrote, is taken: the daemon can write its own store, log
+    /// and keys, and an audit line appended to one of those would corrupt it.
     pub async fn enable(&self, mut config: DeviceConfig) -> Result<()> {
         let _w = self.write_lock.lock().await;
         let current = self.current()?;
@@ -383,7 +418,10 @@ impl AuditBroker {
                 "file_path \"{file_path}\" is not supported: give a file"
             )));
         }
-        let opened = file::open(Path::new(file_path), &current.key)
+        if let Some(dir) = self.barrier.storage().data_dir() {
+            refuse_in_data_dir(Path::new(file_path), dir)?;
+        }
+        let opened = file::open(Path::new(file_path), &current.key, file::Tail::Refuse)
             .map_err(|e| EngineError::bad(format!("sys/audit: {e}")))?;
         let sink = FileDevice::new(Path::new(file_path), opened);
         let head = sink.link();

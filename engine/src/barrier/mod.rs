@@ -16,9 +16,10 @@ use hsm_bridge::{fill_nonce, RootOfTrust};
 use parking_lot::RwLock;
 use zeroize::Zeroizing;
 
+use crate::bounded_cache::Cached;
 use crate::error::EngineError;
 use crate::storage::{Batch, Op, Storage};
-use cache::{Lookup, Plain, ReadCache};
+use cache::{Plain, ReadCache};
 
 /// Where the wrapped keyring lives. It is the one value sealed by the root key rather
 /// than by the keyring itself.
@@ -118,7 +119,7 @@ impl Barrier {
         Barrier {
             storage,
             keyring: RwLock::new(None),
-            cache: ReadCache::default(),
+            cache: cache::read_cache(),
         }
     }
 
@@ -219,14 +220,14 @@ impl Barrier {
 
     fn get_shared(&self, path: &str) -> Result<Option<Plain>, EngineError> {
         let keyring = self.keyring()?;
-        let epoch = match self.cache.lookup(path) {
-            Lookup::Hit(plain) => return Ok(Some(plain)),
-            Lookup::Miss(epoch) => epoch,
+        let epoch = match self.cache.get(path) {
+            Cached::Hit(plain) => return Ok(Some(plain)),
+            Cached::Miss(epoch) => epoch,
         };
         match self.storage.get(path)? {
             Some(sealed) => {
                 let plain = Arc::new(open_value(&keyring, path, &sealed)?);
-                self.cache.insert(epoch, path, &plain);
+                self.cache.insert(epoch, path, plain.clone(), plain.len());
                 Ok(Some(plain))
             }
             None => Ok(None),
@@ -273,7 +274,7 @@ impl Barrier {
             })
             .collect();
         let result = self.storage.commit(batch.batch).await;
-        self.cache.invalidate(paths.iter().map(String::as_str));
+        self.cache.invalidate_all(paths.iter().map(String::as_str));
         result?;
         Ok(())
     }

@@ -61,6 +61,10 @@ impl Storage {
         self.backend.kind()
     }
 
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.backend.data_dir()
+    }
+
     /// Applies `batch` atomically; returns once it is durable.
     pub async fn commit(&self, batch: Batch) -> Result<(), StorageError> {
         if batch.is_empty() {

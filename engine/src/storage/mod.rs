@@ -70,4 +70,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// A name for `sys/seal-status`'s `storage_type`.
     fn kind(&self) -> &'static str;
+
+    /// The directory holding the backend's files, when it has any: nothing else (an
+    /// audit log) may be put there, lest it land on the store or its log.
+    fn data_dir(&self) -> Option<&std::path::Path> {
+        None
+    }
 }

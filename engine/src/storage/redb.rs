@@ -24,6 +24,8 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct RedbBackend {
     db: Database,
+    /// The redb file's directory, resolved (the log and TLS files live there too).
+    dir: Option<PathBuf>,
     log: Mutex<Log>,
 }
 
@@ -68,8 +70,12 @@ impl RedbBackend {
         if !wal.is_empty() {
             wal.reset().map_err(io)?;
         }
+        let dir = std::fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
         Ok(RedbBackend {
             db,
+            dir,
             log: Mutex::new(Log {
                 wal,
                 last_checkpoint: Instant::now(),
@@ -110,7 +116,7 @@ fn apply_ops(table: &mut redb::Table<&str, &[u8]>, batches: &[Batch]) -> Result<
 
 impl Drop for RedbBackend {
     fn drop(&mut self) {
-        let RedbBackend { db, log } = self;
+        let RedbBackend { db, log, .. } = self;
         let log = log.get_mut();
         if log.broken.is_none() && !log.wal.is_empty() {
             if let Err(e) = checkpoint(db, log) {
@@ -176,5 +182,9 @@ impl Backend for RedbBackend {
 
     fn kind(&self) -> &'static str {
         "redb"
+    }
+
+    fn data_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 }

@@ -484,16 +484,8 @@ impl TokenStore {
     /// Revokes what the caller holds (`revoke-self`): an attenuated Biscuit alone, else
     /// the token and its children.
     pub async fn revoke_caller(&self, caller: &Caller) -> Result<Revoked> {
-        match &caller.revocation_id {
-            Some(id) => {
-                self.revoke_block(&caller.key, id).await?;
-                Ok(Revoked::Attenuation)
-            }
-            None => {
-                self.revoke(&caller.key).await?;
-                Ok(Revoked::Tree)
-            }
-        }
+        self.revoke_held(&caller.key, caller.revocation_id.as_deref())
+            .await
     }
 
     /// `auth/token/revoke`: revokes the token a string names. An attenuated Biscuit is
@@ -505,13 +497,18 @@ impl TokenStore {
             Err(EngineError::PermissionDenied) => return Ok(Revoked::Nothing),
             Err(e) => return Err(e),
         };
-        match v.revocation_id() {
+        self.revoke_held(&v.key, v.revocation_id()).await
+    }
+
+    /// An attenuation (`revocation_id`) alone, else the token `key` and its children.
+    async fn revoke_held(&self, key: &str, revocation_id: Option<&str>) -> Result<Revoked> {
+        match revocation_id {
             Some(id) => {
-                self.revoke_block(&v.key, id).await?;
+                self.revoke_block(key, id).await?;
                 Ok(Revoked::Attenuation)
             }
             None => {
-                self.revoke(&v.key).await?;
+                self.revoke(key).await?;
                 Ok(Revoked::Tree)
             }
         }

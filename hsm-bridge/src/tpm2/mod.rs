@@ -18,7 +18,7 @@
 //! - Data dirs made before the signed policy (`tpm2-root.pub` + `tpm2-root.priv`, raw
 //!   PolicyPCR) still unseal; `ironseal operator reseal` moves them to the new format.
 //! - `open` unseals the secret into zeroized memory; wrap/unwrap use it with
-//!   XChaCha20-Poly1305. Every transient handle is flushed (swtpm has no resource manager).
+//!   the software AEAD blob the Shamir root uses too (`soft_aead`). Every transient handle is flushed (swtpm has no resource manager).
 
 mod policy;
 mod session;
@@ -28,8 +28,6 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tss_esapi::attributes::ObjectAttributesBuilder;
@@ -54,8 +52,6 @@ use crate::{
 use session::Protect;
 
 const SECRET_LEN: usize = 32;
-const NONCE_LEN: usize = 24;
-const BLOB_VERSION: u8 = 1;
 const SEAL_FILE_VERSION: u8 = 2;
 /// Signed PCR policies kept: the current boot's and a few authorised ahead of updates.
 const MAX_AUTHORIZED: usize = 8;
@@ -668,10 +664,6 @@ pub struct Tpm2Root {
 }
 
 impl Tpm2Root {
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(self.key.as_ref().into())
-    }
-
     fn report(
         &self,
         ctx: &mut Context,
@@ -795,34 +787,12 @@ impl RootOfTrust for Tpm2Root {
     }
 
     fn wrap(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, BridgeError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        crate::fill_random(&mut nonce);
-        let ct = self
-            .cipher()
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .map_err(|_| BridgeError::Random)?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(BLOB_VERSION);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Ok(out)
+        crate::soft_aead::seal(&self.key, aad, plaintext)
     }
 
     fn unwrap(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
-        if blob.len() < 1 + NONCE_LEN || blob[0] != BLOB_VERSION {
-            return Err(BridgeError::ForeignKeyring(SealKind::Tpm2));
-        }
-        let (nonce, ct) = blob[1..].split_at(NONCE_LEN);
-        self.cipher()
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
-            .map(Zeroizing::new)
-            .map_err(|_| BridgeError::ForeignKeyring(SealKind::Tpm2))
+        crate::soft_aead::open(&self.key, aad, blob)
+            .ok_or(BridgeError::ForeignKeyring(SealKind::Tpm2))
     }
 
     fn random(&self, buf: &mut [u8]) -> Result<(), BridgeError> {
