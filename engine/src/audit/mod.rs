@@ -149,14 +149,7 @@ pub struct AuditBroker {
 /// The writer thread: takes everything queued, writes each device's share in one write
 /// and one sync, then answers the waiters.
 fn write_loop(mut rx: mpsc::UnboundedReceiver<Job>, heads: Arc<Heads>) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(jobs) = crate::storage::next_group(&mut rx, MAX_GROUP) {
         type Group = (
             Arc<Device>,
             Arc<ChainKey>,

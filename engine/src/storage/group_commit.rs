@@ -21,6 +21,20 @@ pub struct Storage {
 /// Upper bound on batches folded into one transaction, so one commit stays short.
 const MAX_GROUP: usize = 512;
 
+/// Blocks for the next job, then takes whatever else is already queued (up to `max`
+/// in all) without waiting: one group, so one write and one sync serve every waiter
+/// in it. `None` once every sender is gone.
+pub(crate) fn next_group<T>(rx: &mut mpsc::UnboundedReceiver<T>, max: usize) -> Option<Vec<T>> {
+    let mut jobs = vec![rx.blocking_recv()?];
+    while jobs.len() < max {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(jobs)
+}
+
 impl Storage {
     pub fn new(backend: Arc<dyn Backend>) -> Arc<Self> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
@@ -28,14 +42,7 @@ impl Storage {
         let spawned = thread::Builder::new()
             .name("storage-commit".into())
             .spawn(move || {
-                while let Some(first) = rx.blocking_recv() {
-                    let mut jobs = vec![first];
-                    while jobs.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(job) => jobs.push(job),
-                            Err(_) => break,
-                        }
-                    }
+                while let Some(jobs) = next_group(&mut rx, MAX_GROUP) {
                     let (batches, waiters): (Vec<Batch>, Vec<_>) = jobs.into_iter().unzip();
                     let result = writer.apply(&batches).map_err(|e| e.to_string());
                     for w in waiters {

@@ -6,6 +6,7 @@ mod memory;
 mod redb;
 mod wal;
 
+pub(crate) use self::group_commit::next_group;
 pub use self::group_commit::Storage;
 pub use self::memory::MemoryBackend;
 pub use self::redb::RedbBackend;

@@ -311,6 +311,22 @@ enum Route<'a> {
     Recovery(&'a [u8]),
 }
 
+/// `TPM2_Unseal` of an object with no policy, through a session salted to the SRK that
+/// encrypts the answer, so the secret never crosses the bus in clear.
+fn unseal_unbound(
+    ctx: &mut Context,
+    srk: KeyHandle,
+    object: KeyHandle,
+) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
+    let s = session::start_salted(ctx, srk, SessionType::Hmac, Protect::Response)?;
+    let r = ctx
+        .execute_with_session(Some(s), |c| c.unseal(object.into()))
+        .map_err(|e| device("TPM2_Unseal", e))
+        .map(|d| Zeroizing::new(d.value().to_vec()));
+    session::flush(ctx, s);
+    r
+}
+
 fn load_object(
     ctx: &mut Context,
     srk: KeyHandle,
@@ -376,15 +392,7 @@ fn unseal_file(
         }
         let object = load_object(ctx, srk, &public, &private)?;
         let out = match (&file.policy_key, route) {
-            (None, _) => {
-                let s = session::start_salted(ctx, srk, SessionType::Hmac, Protect::Response)?;
-                let r = ctx
-                    .execute_with_session(Some(s), |c| c.unseal(object.into()))
-                    .map_err(|e| device("TPM2_Unseal", e))
-                    .map(|d| Zeroizing::new(d.value().to_vec()));
-                session::flush(ctx, s);
-                r
-            }
+            (None, _) => unseal_unbound(ctx, srk, object),
             (Some(key), route) => {
                 let key = hex::decode(key).map_err(|_| corrupt("policy_key"))?;
                 unseal_policy_bound(ctx, srk, object, &key, &file.authorized, route)
@@ -463,13 +471,7 @@ fn unseal_legacy(
     session::with_primary(ctx, |ctx, srk, _| {
         let object = load_object(ctx, srk, public, private)?;
         let out = if config.pcrs.is_empty() {
-            let s = session::start_salted(ctx, srk, SessionType::Hmac, Protect::Response)?;
-            let r = ctx
-                .execute_with_session(Some(s), |c| c.unseal(object.into()))
-                .map_err(|e| device("TPM2_Unseal", e))
-                .map(|d| Zeroizing::new(d.value().to_vec()));
-            session::flush(ctx, s);
-            r
+            unseal_unbound(ctx, srk, object)
         } else {
             let selection = policy::pcr_selection(&config.pcrs)?;
             unseal_with_policy(ctx, srk, object, |c, s| {
