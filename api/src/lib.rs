@@ -2,7 +2,7 @@
 //! under `v1/`, a thin handler that parses the request, calls the engine and shapes the
 //! answer as Vault does. Status codes are decided here and nowhere else.
 
-mod api_v1;
+mod kms;
 mod audit;
 pub mod budget;
 mod conn;
@@ -13,7 +13,7 @@ mod request;
 mod response;
 pub mod server;
 pub mod tls;
-mod v1;
+mod vault;
 
 pub use error::ApiError;
 pub use limits::Limits;

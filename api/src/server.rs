@@ -52,7 +52,7 @@ async fn route(
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
     if let Some(rest) = path.strip_prefix("/api/v1/") {
-        let resp = api_v1_route(&core, limits, budget, &parts, body, rest).await;
+        let resp = kms_route(&core, limits, budget, &parts, body, rest).await;
         return finish(&method, &path, started, resp);
     }
     let response = match path.strip_prefix("/v1/") {
@@ -87,7 +87,7 @@ async fn route(
             ) {
                 Ok(mut req) => {
                     req.remote_address = parts.extensions.get::<SocketAddr>().map(|a| a.ip());
-                    crate::v1::handle(&core, req).await
+                    crate::vault::handle(&core, req).await
                 }
                 Err(e) => Err(e),
             };
@@ -200,7 +200,7 @@ fn closing(mut resp: HttpResponse) -> HttpResponse {
 }
 
 /// `/api/v1/`: the key API, answering problem objects on errors.
-async fn api_v1_route(
+async fn kms_route(
     core: &Arc<Core>,
     limits: &Limits,
     budget: &BodyBudget,
@@ -208,9 +208,9 @@ async fn api_v1_route(
     body: Incoming,
     rest: &str,
 ) -> HttpResponse {
-    use crate::api_v1::{ApiRequest, Problem};
+    use crate::kms::{ApiRequest, Problem};
     let problem = |p: Problem| problem_response(&p);
-    let max = crate::api_v1::MAX_BODY.min(limits.max_request_size);
+    let max = crate::kms::MAX_BODY.min(limits.max_request_size);
     let (body, _share) =
         match read_body(&parts.headers, body, max, limits.read_timeout, budget).await {
             Ok(b) => b,
@@ -243,13 +243,13 @@ async fn api_v1_route(
         }
         Err(p) => return problem(p),
     };
-    match crate::api_v1::handle(core, req).await {
+    match crate::kms::handle(core, req).await {
         Ok(r) => json_response(r.status, r.body.as_ref()),
         Err(p) => problem(p),
     }
 }
 
-fn problem_response(p: &crate::api_v1::Problem) -> HttpResponse {
+fn problem_response(p: &crate::kms::Problem) -> HttpResponse {
     let mut resp = json_response(p.status, Some(&p.body()));
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

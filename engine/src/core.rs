@@ -15,7 +15,7 @@ use crate::barrier::{Barrier, KeyStatus};
 use crate::error::{EngineError, Result};
 use crate::mounts::{MountConfig, Mounts};
 use crate::policy::{Acl, Operation};
-use crate::policy_store::PolicyStore;
+use crate::policy::store::PolicyStore;
 use crate::seal_report::SealErrorReport;
 use crate::storage::{Batch, Storage};
 use crate::token::{Caller, CreateRequest, TokenStore};
@@ -139,7 +139,7 @@ pub struct Core {
     pub mounts: Mounts,
     pub policies: PolicyStore,
     pub audit: AuditBroker,
-    pub keys: crate::keys::KeyStore,
+    pub keys: crate::managed_keys::KeyStore,
     progress: Mutex<UnsealProgress>,
     root: RwLock<Option<Arc<dyn RootOfTrust>>>,
     /// Serialises init, unseal and seal against each other.
@@ -192,7 +192,7 @@ impl Core {
             mounts: Mounts::new(barrier.clone(), settings.transit),
             policies: PolicyStore::new(barrier.clone()),
             audit: AuditBroker::new(barrier.clone()),
-            keys: crate::keys::KeyStore::new(barrier.clone()),
+            keys: crate::managed_keys::KeyStore::new(barrier.clone()),
             storage,
             barrier,
             progress: Mutex::new(UnsealProgress::default()),
@@ -1023,7 +1023,7 @@ impl Core {
                         .event("key-destroyed", serde_json::json!({"id": id, "name": name}));
                 }
             }
-            Err(crate::keys::KeyError::Engine(e)) => {
+            Err(crate::managed_keys::KeyError::Engine(e)) => {
                 first_error.get_or_insert(e);
             }
             Err(e) => tracing::warn!(error = %e, "managed key housekeeping failed"),

@@ -8,6 +8,7 @@ mod error;
 mod parse;
 mod permissions;
 mod rule;
+pub mod store;
 #[cfg(test)]
 mod tests;
 

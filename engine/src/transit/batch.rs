@@ -13,7 +13,7 @@ use super::error::{TransitError, TransitResult};
 use super::hash::HashAlgorithm;
 use super::keytype::KeyType;
 use super::material::SecretBytes;
-use super::policy::{CreateKey, Key};
+use super::key_policy::{CreateKey, Key};
 use super::signing::{SignOptions, Signed};
 use super::{base64_error, decode_base64, TransitEngine};
 use crate::compute;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::policy::Key;
+use super::key_policy::Key;
 
 enum Slot {
     /// Exists in storage, not parsed yet.

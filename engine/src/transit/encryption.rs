@@ -20,7 +20,7 @@ use super::decode_base64;
 use super::error::{TransitError, TransitResult};
 use super::keytype::KeyType;
 use super::material::{hkdf_derive, Aead, Material, SecretBytes, TAG_LEN};
-use super::policy::{Key, Version};
+use super::key_policy::{Key, Version};
 
 /// Every key type's ciphertext is at least a 12-byte nonce and a 16-byte tag. Shorter
 /// input is refused before the key is looked at, so the answer says nothing about it.

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::error::{TransitError, TransitResult};
 use super::material::{Material, SecretBytes};
-use super::policy::{Key, Version};
+use super::key_policy::{Key, Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportType {

@@ -8,7 +8,7 @@ use super::encryption::format_versioned;
 use super::error::{TransitError, TransitResult};
 use super::hash::{with_digest, HashAlgorithm};
 use super::keytype::KeyType;
-use super::policy::{Key, Version};
+use super::key_policy::{Key, Version};
 
 fn unsupported(algo: HashAlgorithm) -> TransitError {
     TransitError::invalid(format!("unsupported algorithm \"{}\"", algo.as_str()))

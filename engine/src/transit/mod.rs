@@ -25,7 +25,7 @@ pub mod hash;
 mod hmac;
 pub mod keytype;
 mod material;
-pub mod policy;
+pub mod key_policy;
 pub mod random;
 mod signing;
 mod storage;
@@ -49,7 +49,7 @@ pub use self::export::{ExportFormat, ExportType};
 pub use self::hash::HashAlgorithm;
 pub use self::keytype::KeyType;
 pub use self::material::{Marshaling, SecretBytes};
-pub use self::policy::{ConfigUpdate, CreateKey, Key, KeyConfig, Version};
+pub use self::key_policy::{ConfigUpdate, CreateKey, Key, KeyConfig, Version};
 pub use self::signing::{RsaScheme, SaltLength, SignOptions, Signed};
 
 use self::cache::{KeyCache, Lookup};
@@ -116,7 +116,7 @@ pub const DEFAULT_MAX_BATCH_ITEMS: usize = 1000;
 impl Default for TransitSettings {
     fn default() -> Self {
         TransitSettings {
-            min_auto_rotate_period: policy::DEFAULT_MIN_AUTO_ROTATE_PERIOD,
+            min_auto_rotate_period: key_policy::DEFAULT_MIN_AUTO_ROTATE_PERIOD,
             max_batch_items: DEFAULT_MAX_BATCH_ITEMS,
         }
     }
@@ -322,7 +322,7 @@ impl TransitEngine {
         let current = self
             .get(name)?
             .ok_or_else(|| TransitError::invalid("invalid key name"))?;
-        let min = policy::check_trim(&current.config, min_available_version)?;
+        let min = key_policy::check_trim(&current.config, min_available_version)?;
         let mut config = current.config.clone();
         config.min_available_version = min;
         let next = Arc::new(current.with_config(config));

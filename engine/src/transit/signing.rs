@@ -11,7 +11,7 @@ use super::decode_base64;
 use super::error::{TransitError, TransitResult};
 use super::hash::{with_digest, HashAlgorithm};
 use super::material::{Marshaling, Material};
-use super::policy::Key;
+use super::key_policy::Key;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RsaScheme {

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::error::{TransitError, TransitResult};
 use super::material::SecretBytes;
-use super::policy::{Key, KeyConfig, Version};
+use super::key_policy::{Key, KeyConfig, Version};
 use crate::barrier::Barrier;
 use crate::error::EngineError;
 

@@ -42,7 +42,7 @@ fn holds_sudo(core: &Arc<Core>, req: &VaultRequest) -> bool {
         return false;
     };
     core.acl(&caller).is_ok_and(|acl| {
-        acl.allows(path, Operation::Read, &crate::v1::acl::parameters(req)) && acl.has_sudo(path)
+        acl.allows(path, Operation::Read, &crate::vault::acl::parameters(req)) && acl.has_sudo(path)
     })
 }
 

@@ -88,7 +88,7 @@ pub(crate) async fn authorize(
     req: &VaultRequest,
     op: Operation,
 ) -> Result<engine::token::Caller, ApiError> {
-    crate::v1::acl::authorize(core, req, req.path.trim_end_matches('/'), op).await
+    crate::vault::acl::authorize(core, req, req.path.trim_end_matches('/'), op).await
 }
 
 /// The answer to an operation a path does not declare. Vault's request handling asks

@@ -21,7 +21,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, name: &str) -> Result<
         if !matches!(req.op, Operation::List | Operation::Read) {
             return Err(ApiError::unsupported_operation());
         }
-        crate::v1::acl::authorize(core, req, "sys/policies/acl", Operation::List).await?;
+        crate::vault::acl::authorize(core, req, "sys/policies/acl", Operation::List).await?;
         return Ok(Reply::data(json!({ "keys": core.policies.list()? })));
     }
     match req.op {
@@ -52,7 +52,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, name: &str) -> Result<
 /// `sys/policy[/name]`: the same store, in the older response shapes.
 pub async fn legacy(core: &Arc<Core>, req: &VaultRequest, name: &str) -> Result<Reply, ApiError> {
     if name.is_empty() {
-        crate::v1::acl::authorize(core, req, "sys/policy", Operation::Read).await?;
+        crate::vault::acl::authorize(core, req, "sys/policy", Operation::Read).await?;
         let names = core.policies.list()?;
         let body = json!({ "policies": names, "keys": names });
         let mut reply = body.clone();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use engine::keys::DEFAULT_PENDING_WINDOW;
+use engine::managed_keys::DEFAULT_PENDING_WINDOW;
 use engine::Core;
 use hyper::Method;
 

@@ -70,7 +70,7 @@ async fn authorize(
     req: &VaultRequest,
     op: Operation,
 ) -> Result<Caller, ApiError> {
-    crate::v1::acl::authorize(core, req, &req.path, op).await
+    crate::vault::acl::authorize(core, req, &req.path, op).await
 }
 
 /// Paths that only take writes (POST/PUT): authorizes an update or refuses the method.

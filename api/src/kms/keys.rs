@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use engine::keys::{material, Algorithm, CreateKey, ListKeys, ManagedKey, Usage};
+use engine::managed_keys::{material, Algorithm, CreateKey, ListKeys, ManagedKey, Usage};
 use engine::Core;
 use hyper::Method;
 use serde_json::{json, Value};

@@ -44,7 +44,7 @@ async fn authorize(
     req: &VaultRequest,
     op: Operation,
 ) -> Result<Caller, ApiError> {
-    crate::v1::acl::authorize(core, req, &req.path, op).await
+    crate::vault::acl::authorize(core, req, &req.path, op).await
 }
 
 /// The `versions` field of delete, undelete and destroy.

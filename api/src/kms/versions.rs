@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use engine::keys::VersionState;
+use engine::managed_keys::VersionState;
 use engine::Core;
 use hyper::Method;
 

@@ -1,6 +1,6 @@
 //! RFC 9457 problem objects: `{"type","title","status","detail","code"}`, `code` stable.
 
-use engine::keys::KeyError;
+use engine::managed_keys::KeyError;
 use engine::EngineError;
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};

@@ -82,7 +82,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         Operation::Read | Operation::Update => req.op,
         _ => return Err(ApiError::unsupported_operation()),
     };
-    let caller = crate::v1::acl::authorize(core, req, &path, op).await?;
+    let caller = crate::vault::acl::authorize(core, req, &path, op).await?;
     if op == Operation::Read && rest != "lookup-self" && rest != "lookup" {
         return Err(match rest {
             "create" | "create-orphan" | "lookup-accessor" | "renew-self" | "renew"

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use engine::keys::{KeyStore, ManagedKey};
+use engine::managed_keys::{KeyStore, ManagedKey};
 use engine::token::{Caller, KeyRequestFacts, VerifiedBiscuit};
 use engine::Core;
 use hyper::{HeaderMap, Method, StatusCode};
