@@ -1,4 +1,4 @@
-use engine::EngineError;
+use engine::{EngineError, ErrorKind};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
@@ -64,53 +64,93 @@ impl From<engine::transit::TransitError> for ApiError {
     }
 }
 
+/// The `/v1` mapper: Vault's status codes and texts for each kind of engine error.
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::Sealed => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Vault is sealed"),
-            EngineError::NotInitialized => Self::bad("Vault is not initialized"),
-            EngineError::AlreadyInitialized => Self::bad("Vault is already initialized"),
-            EngineError::PermissionDenied => Self::permission_denied(),
-            EngineError::BadRequest(m) => Self::bad(m),
-            EngineError::NotFound(_) => Self::not_found_empty(),
-            EngineError::NotFoundWithData(v) => ApiError {
-                status: StatusCode::NOT_FOUND,
-                errors: vec![],
-                body: Some(v),
-            },
-            EngineError::UnsupportedPath => Self::new(StatusCode::NOT_FOUND, "unsupported path"),
-            EngineError::UnsupportedOperation => Self::unsupported_operation(),
-            EngineError::Overloaded(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
-            EngineError::Seal(b) => match b {
-                hsm_bridge::BridgeError::MalformedShare(_)
-                | hsm_bridge::BridgeError::InvalidConfig(_) => Self::bad(b.to_string()),
-                hsm_bridge::BridgeError::WrongRootKey | hsm_bridge::BridgeError::CombineFailed => {
-                    Self::bad(b.to_string())
-                }
-                hsm_bridge::BridgeError::ForeignKeyring(_) => Self::bad(b.to_string()),
-                // The device's own words go to the log only (see `public_message`).
-                hsm_bridge::BridgeError::Unavailable { .. }
-                | hsm_bridge::BridgeError::Refused { .. }
-                | hsm_bridge::BridgeError::PolicyMismatch { .. } => {
-                    tracing::warn!(error = %b, "seal device unavailable");
-                    Self::new(StatusCode::SERVICE_UNAVAILABLE, b.public_message())
-                }
-                hsm_bridge::BridgeError::Device { .. } => {
-                    tracing::error!(error = %b, "seal failure");
-                    Self::new(StatusCode::INTERNAL_SERVER_ERROR, b.public_message())
-                }
-                hsm_bridge::BridgeError::Unsupported { .. }
-                | hsm_bridge::BridgeError::BadInput(_) => Self::bad(b.to_string()),
-                hsm_bridge::BridgeError::Random => {
-                    tracing::error!(error = %b, "seal failure");
-                    Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-                }
-            },
-            e @ (EngineError::Corrupt(_) | EngineError::Storage(_) | EngineError::Internal(_)) => {
-                // Details go to the log, never to the client.
-                tracing::error!(error = %e, "internal error");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            EngineError::NoRoute(path) => return Self::unsupported_path(&path),
+            EngineError::UnsupportedOperation => return Self::unsupported_operation(),
+            EngineError::NotInitialized | EngineError::AlreadyInitialized => {
+                return Self::bad(e.to_string())
             }
+            EngineError::AuditFailed => {
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: the request could not be audited",
+                )
+            }
+            _ => {}
         }
+        match e.kind() {
+            ErrorKind::Sealed => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Vault is sealed"),
+            // Vault answers a bad token and a refusal alike.
+            ErrorKind::Unauthenticated | ErrorKind::Forbidden => Self::permission_denied(),
+            ErrorKind::NotFound => Self::not_found_empty(),
+            ErrorKind::InvalidInput | ErrorKind::Conflict => Self::bad(e.public_message()),
+            ErrorKind::Unavailable | ErrorKind::LimitExceeded => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.public_message())
+            }
+            ErrorKind::Internal => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.public_message()),
+        }
+    }
+}
+
+/// Decoding errors of request fields, reported by the engine once the caller is
+/// authorised (`engine::ops::Decoded`).
+impl From<ApiError> for EngineError {
+    fn from(e: ApiError) -> Self {
+        EngineError::BadRequest(e.errors.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: EngineError) -> (u16, Vec<String>) {
+        let a = ApiError::from(e);
+        (a.status.as_u16(), a.errors)
+    }
+
+    #[test]
+    fn vault_answers_each_kind_as_vault_does() {
+        assert_eq!(
+            status(EngineError::Sealed),
+            (503, vec!["Vault is sealed".into()])
+        );
+        // A bad token and a refusal look alike on /v1.
+        assert_eq!(
+            status(EngineError::Unauthenticated),
+            (403, vec!["permission denied".into()])
+        );
+        assert_eq!(
+            status(EngineError::Forbidden),
+            (403, vec!["permission denied".into()])
+        );
+        assert_eq!(status(EngineError::NotFound("x".into())), (404, vec![]));
+        assert_eq!(
+            status(EngineError::NoRoute("nope/x".into())),
+            (
+                404,
+                vec!["no handler for route \"nope/x\". route entry not found.".into()]
+            )
+        );
+        assert_eq!(status(EngineError::UnsupportedOperation).0, 405);
+        assert_eq!(
+            status(EngineError::bad("bad field")),
+            (400, vec!["bad field".into()])
+        );
+        assert_eq!(status(EngineError::NotInitialized).0, 400);
+        assert_eq!(status(EngineError::Overloaded("busy".into())).0, 503);
+        assert_eq!(status(EngineError::AuditFailed).0, 500);
+    }
+
+    #[test]
+    fn internal_details_stay_in_the_log() {
+        let (code, errors) = status(EngineError::internal("disk /var/lib/x exploded"));
+        assert_eq!(code, 500);
+        assert_eq!(errors, vec!["internal error".to_string()]);
+        let (code, errors) = status(EngineError::Corrupt("secret/path".into()));
+        assert_eq!((code, errors), (500, vec!["internal error".to_string()]));
     }
 }

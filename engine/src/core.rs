@@ -14,8 +14,8 @@ use crate::audit::AuditBroker;
 use crate::barrier::{Barrier, KeyStatus};
 use crate::error::{EngineError, Result};
 use crate::mounts::{MountConfig, Mounts};
-use crate::policy::{Acl, Operation};
 use crate::policy::store::PolicyStore;
+use crate::policy::{Acl, Operation};
 use crate::seal_report::SealErrorReport;
 use crate::storage::{Batch, Storage};
 use crate::token::{Caller, CreateRequest, TokenStore};
@@ -1063,7 +1063,7 @@ impl Core {
         let caller = self.tokens.authenticate(token, path, op).await?;
         let acl = self.policies.acl_for(&caller.entry.policies)?;
         if !acl.allows(path, op, data) {
-            return Err(EngineError::PermissionDenied);
+            return Err(EngineError::Forbidden);
         }
         Ok(caller)
     }

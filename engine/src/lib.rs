@@ -11,9 +11,10 @@ pub mod duration;
 pub mod error;
 pub mod failpoint;
 pub mod generate_root;
-pub mod managed_keys;
 pub mod kv;
+pub mod managed_keys;
 pub mod mounts;
+pub mod ops;
 pub mod policy;
 pub mod request_values;
 pub mod seal_report;
@@ -22,4 +23,6 @@ pub mod token;
 pub mod transit;
 
 pub use crate::core::{Core, InitRequest, InitResult, SealStatus, Seals, Settings};
-pub use crate::error::{EngineError, Result};
+pub use crate::error::{EngineError, ErrorKind, Result};
+/// What the front doors need of the hardware boundary, so that none depends on it.
+pub use hsm_bridge::{BridgeError as SealError, PcrTarget, SealPolicyReport, UnsealShare};

@@ -100,6 +100,50 @@ pub struct Mounted {
     pub backend: Backend,
 }
 
+/// A routed mount as a front door holds it: which engine, at which path, to name in an
+/// operation; the engine itself is reachable only by the operation.
+#[derive(Clone)]
+pub struct MountRef(Arc<Mounted>);
+
+impl MountRef {
+    pub(crate) fn new(m: Arc<Mounted>) -> Self {
+        MountRef(m)
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        self.0.entry.kind
+    }
+
+    /// The mount's path, with its trailing slash.
+    pub fn path(&self) -> &str {
+        &self.0.entry.path
+    }
+
+    pub(crate) fn kv(&self) -> Result<&KvEngine> {
+        match &self.0.backend {
+            Backend::Kv(kv) => Ok(kv),
+            Backend::Transit(_) => Err(EngineError::internal(
+                "kv operation routed to a transit mount",
+            )),
+        }
+    }
+
+    /// Transitional: the `/v1` transit handlers still call the engine directly until
+    /// they are operations.
+    pub fn transit_engine(&self) -> Result<&Arc<TransitEngine>> {
+        self.transit()
+    }
+
+    pub(crate) fn transit(&self) -> Result<&Arc<TransitEngine>> {
+        match &self.0.backend {
+            Backend::Transit(t) => Ok(t),
+            Backend::Kv(_) => Err(EngineError::internal(
+                "transit operation routed to a kv mount",
+            )),
+        }
+    }
+}
+
 pub struct Mounts {
     barrier: Arc<Barrier>,
     transit: TransitSettings,

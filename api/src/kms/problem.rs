@@ -1,7 +1,7 @@
 //! RFC 9457 problem objects: `{"type","title","status","detail","code"}`, `code` stable.
 
 use engine::managed_keys::KeyError;
-use engine::EngineError;
+use engine::{EngineError, ErrorKind, SealError};
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
@@ -59,80 +59,103 @@ impl Problem {
     }
 }
 
+/// The `/api/v1` mapper: a problem object with a stable code for each kind of engine
+/// error; the key API tells a bad token (401) from a refusal (403).
 impl From<EngineError> for Problem {
     fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Sealed => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SEALED",
-                "the appliance is sealed",
-            ),
-            EngineError::NotInitialized => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NOT_INITIALIZED",
-                "the appliance is not initialized",
-            ),
-            EngineError::PermissionDenied => Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                "missing, invalid or expired token: send Authorization: Bearer <token>",
-            ),
-            EngineError::BadRequest(m) => Problem::bad("INVALID_REQUEST", m),
-            EngineError::Overloaded(m) => {
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED", m)
+        let code = match &e {
+            EngineError::Key(k) => k.code(),
+            EngineError::MissingScope(scope) => return Problem::missing_scope(scope),
+            EngineError::AttenuationDenied { .. } => "ATTENUATION_DENIED",
+            EngineError::AuditFailed => "AUDIT_FAILED",
+            EngineError::NotInitialized => "NOT_INITIALIZED",
+            EngineError::Overloaded(_) => "OVERLOADED",
+            EngineError::Seal(hsm) => match (e.kind(), hsm) {
+                (_, SealError::Random) => "INTERNAL",
+                (ErrorKind::Unavailable, _) => "HSM_UNAVAILABLE",
+                (ErrorKind::Internal, _) => "HSM_ERROR",
+                _ => "UNSUPPORTED_OPERATION",
+            },
+            _ => match e.kind() {
+                ErrorKind::InvalidInput => "INVALID_REQUEST",
+                ErrorKind::NotFound => "NOT_FOUND",
+                ErrorKind::Conflict => "CONFLICT",
+                ErrorKind::Unauthenticated => "UNAUTHENTICATED",
+                ErrorKind::Forbidden => "PERMISSION_DENIED",
+                ErrorKind::Sealed => "SEALED",
+                ErrorKind::Unavailable => "UNAVAILABLE",
+                ErrorKind::LimitExceeded => "LIMIT_EXCEEDED",
+                ErrorKind::Internal => "INTERNAL",
+            },
+        };
+        let status = match e.kind() {
+            ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::Sealed | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::LimitExceeded => match e {
+                EngineError::Key(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let detail = match (&e, e.kind()) {
+            (_, ErrorKind::Sealed) => "the appliance is sealed".to_string(),
+            (EngineError::NotInitialized, _) => "the appliance is not initialized".to_string(),
+            (_, ErrorKind::Unauthenticated) => {
+                "missing, invalid or expired token: send Authorization: Bearer <token>".to_string()
             }
-            EngineError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
-            EngineError::Seal(
-                ref b @ (hsm_bridge::BridgeError::Unavailable { .. }
-                | hsm_bridge::BridgeError::Refused { .. }
-                | hsm_bridge::BridgeError::PolicyMismatch { .. }),
-            ) => {
-                tracing::warn!(error = %b, "seal device unavailable");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "HSM_UNAVAILABLE",
-                    b.public_message(),
-                )
-            }
-            EngineError::Seal(hsm_bridge::BridgeError::Unsupported { .. }) => {
-                Problem::bad("UNSUPPORTED_OPERATION", e.to_string())
-            }
-            EngineError::Seal(ref b @ hsm_bridge::BridgeError::Device { .. }) => {
-                tracing::error!(error = %b, "HSM operation failed");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "HSM_ERROR",
-                    b.public_message(),
-                )
-            }
-            other => {
-                // Details go to the log, never to the client.
-                tracing::error!(error = %other, "internal error");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL",
-                    "internal error",
-                )
-            }
-        }
+            _ => e.public_message(),
+        };
+        Problem::new(status, code, detail)
     }
 }
 
 impl From<KeyError> for Problem {
     fn from(e: KeyError) -> Self {
-        if let KeyError::Engine(inner) = e {
-            return inner.into();
-        }
-        let status = match &e {
-            KeyError::NotFound(_) | KeyError::VersionNotFound { .. } => StatusCode::NOT_FOUND,
-            KeyError::NameTaken(_)
-            | KeyError::VersionDisabled { .. }
-            | KeyError::PendingDestruction(_)
-            | KeyError::NotPendingDestruction(_) => StatusCode::CONFLICT,
-            KeyError::Invalid { .. } | KeyError::WrongKeyType(_) => StatusCode::BAD_REQUEST,
-            KeyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            KeyError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Problem::new(status, e.code(), e.to_string())
+        EngineError::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(e: impl Into<Problem>) -> (u16, &'static str, String) {
+        let p = e.into();
+        (p.status.as_u16(), p.code, p.detail)
+    }
+
+    #[test]
+    fn key_api_tells_bad_tokens_from_refusals() {
+        assert_eq!(problem(EngineError::Unauthenticated).0, 401);
+        assert_eq!(problem(EngineError::Unauthenticated).1, "UNAUTHENTICATED");
+        let (status, code, _) = problem(EngineError::MissingScope("keys:use"));
+        assert_eq!((status, code), (403, "MISSING_SCOPE"));
+        let (status, code, detail) = problem(EngineError::AttenuationDenied {
+            operation: "use",
+            key: Some("k1".into()),
+        });
+        assert_eq!((status, code), (403, "ATTENUATION_DENIED"));
+        assert!(detail.contains("\"k1\""), "{detail}");
+    }
+
+    #[test]
+    fn key_errors_keep_their_codes() {
+        assert_eq!(
+            problem(KeyError::NotFound("x".into())),
+            (404, "KEY_NOT_FOUND", "no key with id x".to_string())
+        );
+        assert_eq!(problem(KeyError::NameTaken("a".into())).0, 409);
+        assert_eq!(problem(KeyError::TooLarge("big".into())).0, 413);
+        assert_eq!(problem(KeyError::Engine(EngineError::Sealed)).1, "SEALED");
+        assert_eq!(problem(EngineError::Overloaded("busy".into())).0, 503);
+        let (status, code, detail) = problem(EngineError::internal("secret detail"));
+        assert_eq!(
+            (status, code, detail.as_str()),
+            (500, "INTERNAL", "internal error")
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! `/v1`: Vault's API. Routing follows Vault's: a few `sys/` endpoints answer without a
 //! token (and while sealed), the rest of `sys/` and `auth/token/` are built in, and every
-//! other path goes to the secrets engine mounted at its longest prefix.
+//! other path goes to the secrets engine mounted at its longest prefix. Each handler
+//! decodes its request into an engine operation and encodes the outcome; authorization
+//! and audit happen in the engine's entry point (`Core::apply`).
 
 mod acl;
 mod kv;
@@ -10,9 +12,9 @@ mod transit;
 
 use std::sync::Arc;
 
-use crate::audit::Outcome;
-use engine::mounts::Backend;
-use engine::Core;
+use engine::mounts::EngineKind;
+use engine::ops::{Access, Audited, AuditedResponse, Op, Refuse, Request};
+use engine::{Core, EngineError};
 
 use crate::error::ApiError;
 use crate::request::VaultRequest;
@@ -23,56 +25,113 @@ pub async fn handle(core: &Arc<Core>, req: VaultRequest) -> Result<Reply, ApiErr
         return reply;
     }
     if core.is_sealed() {
-        return Err(engine::EngineError::Sealed.into());
-    }
-    if core.audit.is_active() {
-        return audited(core, &req).await;
+        return Err(EngineError::Sealed.into());
     }
     dispatch(core, &req).await
 }
 
-async fn audited(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
-    let audited = crate::audit::Request {
-        operation: req.op.as_str(),
-        path: &req.path,
-        body: &req.body,
-        token: &req.token,
-        remote: req.remote_address,
-    };
-    crate::audit::around(core, audited, dispatch(core, req), |r| match r {
-        Ok(reply) => Outcome {
-            status: reply.status.as_u16(),
-            body: reply.body.clone(),
-            error: None,
-        },
-        Err(e) => Outcome {
-            status: e.status.as_u16(),
-            body: None,
-            error: Some(e.errors.join("; ")),
-        },
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            hyper::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error: the request could not be audited",
-        )
-    })?
-}
-
 async fn dispatch(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
-    let path = req.path.clone();
+    let path = req.path.as_str();
     if let Some(rest) = path.strip_prefix("sys/") {
         return sys::handle(core, req, rest).await;
     }
     if let Some(rest) = path.strip_prefix("auth/token/") {
         return token::handle(core, req, rest).await;
     }
-    match core.mounts.route(&path) {
-        Some((mount, rest)) => match &mount.backend {
-            Backend::Kv(kv) => kv::handle(core, req, kv, &rest).await,
-            Backend::Transit(t) => transit::handle(core, req, t, &rest).await,
+    match core.route(path) {
+        Some((mount, rest)) => match mount.kind() {
+            EngineKind::Kv => kv::handle(core, req, mount, &rest).await,
+            EngineKind::Transit => transit::handle(core, req, mount, &rest).await,
         },
-        None => Err(ApiError::unsupported_path(&path)),
+        None => {
+            refuse(
+                core,
+                req,
+                Access::Nobody,
+                EngineError::NoRoute(req.path.clone()),
+            )
+            .await
+        }
     }
+}
+
+/// A `/v1` answer as the audit log records it.
+pub(crate) struct Answer(pub Result<Reply, ApiError>);
+
+impl Audited for Answer {
+    fn audited(&self) -> AuditedResponse<'_> {
+        match &self.0 {
+            Ok(reply) => AuditedResponse {
+                status: reply.status.as_u16(),
+                body: reply.body.as_ref(),
+                error: None,
+            },
+            Err(e) => AuditedResponse {
+                status: e.status.as_u16(),
+                body: None,
+                error: Some(e.errors.join("; ").into()),
+            },
+        }
+    }
+}
+
+/// Runs `op` for `req` through the engine's entry point, the ACL checking the request's
+/// own path; `ok` encodes the outcome.
+pub(crate) async fn apply<O: Op>(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    op: O,
+    ok: impl Fn(O::Output) -> Result<Reply, ApiError>,
+) -> Result<Reply, ApiError> {
+    apply_at(core, req, &req.path, op, ok).await
+}
+
+/// [`apply`], the ACL and the audit log naming `path` (`sys/` paths drop their trailing
+/// slash, as Vault's do).
+pub(crate) async fn apply_at<O: Op>(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    path: &str,
+    op: O,
+    ok: impl Fn(O::Output) -> Result<Reply, ApiError>,
+) -> Result<Reply, ApiError> {
+    let params = acl::parameters(req);
+    let request = Request {
+        token: &req.token,
+        remote: req.remote_address,
+        path,
+        operation: req.op,
+        params: &params,
+    };
+    core.apply(&request, op, |r| {
+        Answer(r.map_err(ApiError::from).and_then(&ok))
+    })
+    .await
+    .0
+}
+
+/// Answers `error` once `access` is checked: Vault's order, the ACL before "unsupported
+/// operation" or "no route".
+pub(crate) async fn refuse(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    access: Access,
+    error: EngineError,
+) -> Result<Reply, ApiError> {
+    apply(core, req, Refuse { access, error }, |never| match never {}).await
+}
+
+/// The answer to an operation a path does not declare: 403 for a token without that
+/// capability there, 405 for anyone else.
+pub(crate) async fn unsupported_operation(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+) -> Result<Reply, ApiError> {
+    refuse(
+        core,
+        req,
+        Access::Acl(req.op),
+        EngineError::UnsupportedOperation,
+    )
+    .await
 }

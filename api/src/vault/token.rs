@@ -176,7 +176,7 @@ fn subject(
     missing: &str,
 ) -> Result<(String, Arc<TokenEntry>), ApiError> {
     core.tokens.lookup(token).map_err(|e| match e {
-        engine::EngineError::PermissionDenied => ApiError::bad(missing),
+        engine::EngineError::Unauthenticated => ApiError::bad(missing),
         e => e.into(),
     })
 }

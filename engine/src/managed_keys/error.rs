@@ -1,6 +1,6 @@
 use thiserror::Error;
 
-use crate::error::EngineError;
+use crate::error::{EngineError, ErrorKind};
 
 /// What a managed-key request can fail with; each has a stable `code` that the API puts
 /// in its problem object. Messages never hold key material.
@@ -43,6 +43,19 @@ impl KeyError {
         KeyError::Invalid {
             code,
             message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            KeyError::NotFound(_) | KeyError::VersionNotFound { .. } => ErrorKind::NotFound,
+            KeyError::NameTaken(_)
+            | KeyError::VersionDisabled { .. }
+            | KeyError::PendingDestruction(_)
+            | KeyError::NotPendingDestruction(_) => ErrorKind::Conflict,
+            KeyError::Invalid { .. } | KeyError::WrongKeyType(_) => ErrorKind::InvalidInput,
+            KeyError::TooLarge(_) => ErrorKind::LimitExceeded,
+            KeyError::Engine(e) => e.kind(),
         }
     }
 

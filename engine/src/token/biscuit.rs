@@ -74,13 +74,13 @@ impl BiscuitSigner {
     /// Checks the signature chain and returns the store id the token names.
     pub fn verify(&self, token: &str) -> Result<(String, Biscuit)> {
         let parsed = Biscuit::from_base64(token, self.keypair.public())
-            .map_err(|_| EngineError::PermissionDenied)?;
+            .map_err(|_| EngineError::Unauthenticated)?;
         // Only the authority block, signed by the appliance, may name the entry: later
         // blocks belong to holders and can only narrow what the token may do.
         let source = parsed
             .print_block_source(0)
-            .map_err(|_| EngineError::PermissionDenied)?;
-        let id = parse_token_fact(&source).ok_or(EngineError::PermissionDenied)?;
+            .map_err(|_| EngineError::Unauthenticated)?;
+        let id = parse_token_fact(&source).ok_or(EngineError::Unauthenticated)?;
         Ok((id, parsed))
     }
 }
@@ -222,12 +222,10 @@ impl VerifiedBiscuit {
         for f in facts {
             builder = builder.fact(f).map_err(EngineError::internal)?;
         }
-        let mut auth = builder
-            .build(token)
-            .map_err(|_| EngineError::PermissionDenied)?;
+        let mut auth = builder.build(token).map_err(|_| EngineError::Forbidden)?;
         auth.authorize()
             .map(|_| ())
-            .map_err(|_| EngineError::PermissionDenied)
+            .map_err(|_| EngineError::Forbidden)
     }
 }
 

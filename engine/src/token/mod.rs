@@ -245,7 +245,7 @@ impl TokenStore {
     /// unauthenticated callers cost nothing that outlives their request.
     fn resolve_verified(&self, token: &str) -> Result<(Arc<VerifiedBiscuit>, Arc<TokenEntry>)> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-            return Err(EngineError::PermissionDenied);
+            return Err(EngineError::Unauthenticated);
         }
         let ck = cache_key(token);
         let epoch = match self.verified.get(&ck) {
@@ -270,7 +270,7 @@ impl TokenStore {
                 .get(&format!("{REVOKED_BLOCK_PREFIX}{id}"))?
                 .is_some()
             {
-                return Err(EngineError::PermissionDenied);
+                return Err(EngineError::Unauthenticated);
             }
         }
         let entry = self.live_entry(&verified.key)?;
@@ -330,17 +330,17 @@ impl TokenStore {
     /// The entry for `key` if it and every parent above it are still valid.
     fn live_entry(&self, key: &str) -> Result<Arc<TokenEntry>> {
         let now = now();
-        let entry = self.load_entry(key)?.ok_or(EngineError::PermissionDenied)?;
+        let entry = self.load_entry(key)?.ok_or(EngineError::Unauthenticated)?;
         if entry.is_expired(now) {
-            return Err(EngineError::PermissionDenied);
+            return Err(EngineError::Unauthenticated);
         }
         let mut parent = entry.parent.clone();
         let mut depth = 0;
         while let Some(p) = parent {
             depth += 1;
-            let pe = self.load_entry(&p)?.ok_or(EngineError::PermissionDenied)?;
+            let pe = self.load_entry(&p)?.ok_or(EngineError::Unauthenticated)?;
             if pe.is_expired(now) || depth > 64 {
-                return Err(EngineError::PermissionDenied);
+                return Err(EngineError::Unauthenticated);
             }
             parent = pe.parent.clone();
         }
@@ -378,7 +378,7 @@ impl TokenStore {
         if parent.is_some_and(Caller::is_attenuated) {
             // A child cannot carry the holder's Biscuit checks (they are signed into the
             // holder's token, not transferable), so it would shed them.
-            return Err(EngineError::PermissionDenied);
+            return Err(EngineError::Forbidden);
         }
         let _w = self.write_lock.lock().await;
         let now = now();
@@ -494,7 +494,7 @@ impl TokenStore {
     pub async fn revoke_token(&self, token: &str) -> Result<Revoked> {
         let (v, _) = match self.resolve_verified(token) {
             Ok(found) => found,
-            Err(EngineError::PermissionDenied) => return Ok(Revoked::Nothing),
+            Err(EngineError::Unauthenticated) => return Ok(Revoked::Nothing),
             Err(e) => return Err(e),
         };
         self.revoke_held(&v.key, v.revocation_id()).await

@@ -59,7 +59,7 @@ async fn children_die_with_their_parent() {
     s.revoke(&pc.key).await.unwrap();
     assert!(matches!(
         s.authenticate(&child.token, "p", Operation::Read).await,
-        Err(EngineError::PermissionDenied)
+        Err(EngineError::Unauthenticated)
     ));
     assert!(s
         .authenticate(&parent.token, "p", Operation::Read)
@@ -167,7 +167,7 @@ async fn opaque_ids_and_attenuated_biscuits() {
     assert!(matches!(
         s.authenticate(&narrowed, "secret/data/db/x", Operation::Read)
             .await,
-        Err(EngineError::PermissionDenied)
+        Err(EngineError::Unauthenticated)
     ));
     // The un-narrowed original still works everywhere its policies allow.
     assert!(s
@@ -263,7 +263,7 @@ async fn strings_that_fail_are_not_cached_and_long_ones_are_not_looked_at() {
         .is_err());
     assert!(matches!(
         s.authenticate(&long_id, "p", Operation::Read).await,
-        Err(EngineError::PermissionDenied)
+        Err(EngineError::Unauthenticated)
     ));
 }
 
@@ -291,7 +291,7 @@ async fn an_entry_read_before_a_revoke_is_not_cached_after_it() {
     s.entries.insert(epoch, &caller.key, Arc::new(read), 1);
     assert!(matches!(
         s.authenticate(&minted.token, "p", Operation::Read).await,
-        Err(EngineError::PermissionDenied)
+        Err(EngineError::Unauthenticated)
     ));
 }
 
@@ -385,7 +385,7 @@ async fn attenuated_tokens_are_revoked_alone_and_cannot_mint() {
     // No child: it would shed the attenuation.
     assert!(matches!(
         s.create(Some(&caller), req(&[])).await,
-        Err(EngineError::PermissionDenied)
+        Err(EngineError::Unauthenticated)
     ));
 
     // Revoke-self is allowed whatever its checks say, and revokes only it.
@@ -401,7 +401,7 @@ async fn attenuated_tokens_are_revoked_alone_and_cannot_mint() {
         assert!(matches!(
             s.authenticate(gone, "secret/data/app/x", Operation::Read)
                 .await,
-            Err(EngineError::PermissionDenied)
+            Err(EngineError::Unauthenticated)
         ));
     }
     assert!(s

@@ -2,15 +2,18 @@
 
 use std::sync::Arc;
 
-use engine::kv::{KvEngine, VersionMeta};
+use engine::kv::VersionMeta;
+use engine::mounts::MountRef;
+use engine::ops::kv::{KvDeleteLatest, KvPatch, KvRead, KvWrite, Written};
 use engine::policy::Operation;
 use engine::Core;
+use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::authorize;
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::{envelope, rfc3339, Reply};
+use crate::vault::{apply, unsupported_operation};
 
 pub(super) fn version_json(
     version: u64,
@@ -49,58 +52,69 @@ fn data_field(req: &VaultRequest) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+fn written(w: Written) -> Result<Reply, ApiError> {
+    Ok(Reply::data(version_json(
+        w.version,
+        &w.meta,
+        &w.custom_metadata,
+    )))
+}
+
 pub async fn handle(
     core: &Arc<Core>,
     req: &VaultRequest,
-    kv: &KvEngine,
-    path: &str,
+    mount: MountRef,
+    path: String,
 ) -> Result<Reply, ApiError> {
     match req.op {
         Operation::Read => {
-            authorize(core, req, Operation::Read).await?;
-            let version = req.u64_field("version")?;
-            let read = kv.read(path, version)?;
-            let meta = version_json(read.version, &read.meta, &read.custom_metadata);
-            match read.data {
-                Some(d) => Ok(Reply::data(json!({ "data": d, "metadata": meta }))),
-                // Vault answers a deleted or destroyed version with 404 and its metadata.
-                None => Err(engine::EngineError::NotFoundWithData(envelope(
-                    Some(json!({ "data": null, "metadata": meta })),
-                    None,
-                ))
-                .into()),
-            }
+            let op = KvRead {
+                mount,
+                path,
+                version: req.u64_field("version").map_err(Into::into),
+            };
+            apply(core, req, op, |read| {
+                let meta = version_json(read.version, &read.meta, &read.custom_metadata);
+                match read.data {
+                    Some(d) => Ok(Reply::data(json!({ "data": d, "metadata": meta }))),
+                    // Vault answers a deleted or destroyed version with 404 and its
+                    // metadata.
+                    None => Err(ApiError {
+                        status: StatusCode::NOT_FOUND,
+                        errors: vec![],
+                        body: Some(envelope(
+                            Some(json!({ "data": null, "metadata": meta })),
+                            None,
+                        )),
+                    }),
+                }
+            })
+            .await
         }
         Operation::Update => {
-            let op = if kv.exists(path)? {
-                Operation::Update
-            } else {
-                Operation::Create
+            let op = KvWrite {
+                mount,
+                path,
+                data: data_field(req).map_err(Into::into),
+                cas: cas(req).map_err(Into::into),
             };
-            authorize(core, req, op).await?;
-            let data = data_field(req)?;
-            let (version, meta, key) = kv.write(path, data, cas(req)?).await?;
-            Ok(Reply::data(version_json(
-                version,
-                &meta,
-                &key.custom_metadata,
-            )))
+            apply(core, req, op, written).await
         }
         Operation::Patch => {
-            authorize(core, req, Operation::Patch).await?;
-            let data = data_field(req)?;
-            let (version, meta, key) = kv.patch(path, data, cas(req)?).await?;
-            Ok(Reply::data(version_json(
-                version,
-                &meta,
-                &key.custom_metadata,
-            )))
+            let op = KvPatch {
+                mount,
+                path,
+                patch: data_field(req).map_err(Into::into),
+                cas: cas(req).map_err(Into::into),
+            };
+            apply(core, req, op, written).await
         }
         Operation::Delete => {
-            authorize(core, req, Operation::Delete).await?;
-            kv.delete_latest(path).await?;
-            Ok(Reply::no_content())
+            apply(core, req, KvDeleteLatest { mount, path }, |()| {
+                Ok(Reply::no_content())
+            })
+            .await
         }
-        Operation::List | Operation::Create => Err(ApiError::unsupported_operation()),
+        Operation::List | Operation::Create => unsupported_operation(core, req).await,
     }
 }

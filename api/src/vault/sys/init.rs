@@ -100,10 +100,10 @@ async fn init(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
         recovery_threshold: share_count(req, "recovery_threshold", 3)?,
     };
     let result = core.init_with(request).await?;
-    let hex = |keys: &[hsm_bridge::UnsealShare]| -> Vec<String> {
+    let hex = |keys: &[engine::UnsealShare]| -> Vec<String> {
         keys.iter().map(|k| hex::encode(k.as_bytes())).collect()
     };
-    let b64 = |keys: &[hsm_bridge::UnsealShare]| -> Vec<String> {
+    let b64 = |keys: &[engine::UnsealShare]| -> Vec<String> {
         keys.iter()
             .map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.as_bytes()))
             .collect()

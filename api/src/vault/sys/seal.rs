@@ -5,7 +5,7 @@ use std::sync::Arc;
 use base64::Engine;
 use engine::policy::Operation;
 use engine::Core;
-use hsm_bridge::UnsealShare;
+use engine::UnsealShare;
 
 use crate::error::ApiError;
 use crate::request::VaultRequest;
@@ -62,8 +62,8 @@ pub(crate) fn decode_key(key: &str) -> Result<UnsealShare, ApiError> {
     Ok(UnsealShare::from_bytes(bytes)?)
 }
 
-impl From<hsm_bridge::BridgeError> for ApiError {
-    fn from(e: hsm_bridge::BridgeError) -> Self {
+impl From<engine::SealError> for ApiError {
+    fn from(e: engine::SealError) -> Self {
         engine::EngineError::Seal(e).into()
     }
 }

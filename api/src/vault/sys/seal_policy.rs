@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use engine::policy::Operation;
 use engine::Core;
-use hsm_bridge::{PcrTarget, SealPolicyReport};
+use engine::{PcrTarget, SealPolicyReport};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;

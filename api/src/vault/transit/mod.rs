@@ -31,9 +31,10 @@ use crate::response::Reply;
 pub async fn handle(
     core: &Arc<Core>,
     req: &VaultRequest,
-    transit: &TransitEngine,
+    mount: engine::mounts::MountRef,
     rest: &str,
 ) -> Result<Reply, ApiError> {
+    let transit: &TransitEngine = mount.transit_engine()?;
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
         ["keys"] | ["keys", ""] => keys::list(core, req, transit).await,

@@ -1,0 +1,351 @@
+//! The one way into the engine. Every front door (Vault's `/v1`, the key API `/api/v1`,
+//! and those to come: the PKCS#11 listener, the console, the cloud-export API) decodes
+//! its wire format into a typed operation ([`Op`]) and hands it to [`Core::apply`] with
+//! what it knows of the caller ([`Request`]). `apply` resolves the token, checks the ACL
+//! (with its parameter constraints) or the key scope, writes the audit request line,
+//! runs the operation, lets the door encode the outcome, writes the audit response line
+//! with what the door will send, and returns it.
+//!
+//! The stores an operation runs against are `pub(crate)`: a door cannot reach storage,
+//! the root key or a sub-store except through an operation, so none can forget
+//! authorization or audit. Each operation declares what it needs once ([`Access`]),
+//! including Vault's existence check that turns an `update` into a `create`.
+
+pub mod kv;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::audit::{AuthInfo, RequestInfo};
+use crate::core::Core;
+use crate::error::{EngineError, Result};
+use crate::mounts::MountRef;
+use crate::policy::Operation;
+use crate::token::{Caller, KeyRequestFacts, VerifiedBiscuit};
+
+/// What a front door knows about a request before the engine looks at it.
+pub struct Request<'a> {
+    /// The token as presented (empty: none).
+    pub token: &'a str,
+    pub remote: Option<IpAddr>,
+    /// The path as the ACL and the audit log name it (`secret/data/app`, `api/v1/keys`).
+    pub path: &'a str,
+    /// The request's verb as the audit log names it, and the capability an operation
+    /// declaring [`Access::Acl`] without one checks.
+    pub operation: Operation,
+    /// The request's parameters: what the ACL's parameter constraints see and the audit
+    /// log records (HMAC'd).
+    pub params: &'a Map<String, Value>,
+}
+
+/// The scopes of the key API; root tokens hold all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// List and get keys.
+    Read,
+    /// Create, rotate, enable/disable versions, schedule and cancel destruction.
+    Write,
+    /// Sign, verify, encrypt, decrypt.
+    Use,
+}
+
+impl Scope {
+    pub fn fact(self) -> &'static str {
+        match self {
+            Scope::Read => "keys:read",
+            Scope::Write => "keys:write",
+            Scope::Use => "keys:use",
+        }
+    }
+
+    /// The `operation` fact an attenuated token's checks see.
+    fn verb(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Use => "use",
+        }
+    }
+}
+
+/// What a caller must hold for an operation to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Served without a token, sealed or not (Vault's unauthenticated `sys/` paths).
+    /// Not audited: no audit device is loaded while sealed.
+    Public,
+    /// Any valid token (`lookup-self`, `renew-self`, `capabilities-self`).
+    AnyToken,
+    /// The ACL's capability on the request's path.
+    Acl(Operation),
+    /// Vault's existence check: `create` if [`Op::exists`] says the target does not
+    /// exist yet, `update` otherwise.
+    AclCreateOrUpdate,
+    /// The capability and `sudo` on the request's path (Vault's root paths).
+    AclSudo(Operation),
+    /// Nothing to check: for [`Refuse`] only, which answers its error to anyone, in
+    /// the audit log like any request.
+    Nobody,
+    /// A key-API scope; per-key attenuations are checked by the operation once it knows
+    /// the key ([`Context::check_key`]).
+    Scope(Scope),
+}
+
+/// A request field as the door decoded it. A malformed field is reported only once the
+/// caller is authorised, as Vault does (its ACL check comes before the handler reads
+/// its fields): a caller without access learns nothing about what the path accepts.
+pub type Decoded<T> = Result<T>;
+
+/// A typed operation: what one request asks of the engine, decoded from any wire
+/// format.
+pub trait Op: Send {
+    type Output: Send;
+
+    fn access(&self) -> Access;
+
+    /// Whether the target exists, for [`Access::AclCreateOrUpdate`].
+    fn exists(&self, _core: &Core) -> Result<bool> {
+        Ok(true)
+    }
+
+    fn run(self, cx: Context<'_>) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+/// A request a door cannot serve (no route, an operation the path does not take),
+/// answered with `error` once `access` is checked, so that it is authorised and audited
+/// as Vault does: a caller without the capability there learns only "permission denied".
+pub struct Refuse {
+    pub access: Access,
+    pub error: EngineError,
+}
+
+impl Op for Refuse {
+    type Output = std::convert::Infallible;
+
+    fn access(&self) -> Access {
+        self.access
+    }
+
+    async fn run(self, _cx: Context<'_>) -> Result<Self::Output> {
+        Err(self.error)
+    }
+}
+
+/// What a running operation may use: the engine and the authorised caller.
+pub struct Context<'a> {
+    pub(crate) core: &'a Arc<Core>,
+    /// None for [`Access::Public`].
+    pub(crate) caller: Option<&'a Caller>,
+    pub(crate) scope: Option<&'a ScopeGrant>,
+    pub(crate) request: &'a Request<'a>,
+    /// The capability the ACL granted (`create` or `update` after an existence check).
+    pub(crate) granted: Operation,
+}
+
+/// A key-API caller's verified token, kept to check its attenuations per key.
+pub(crate) struct ScopeGrant {
+    verified: Arc<VerifiedBiscuit>,
+    scope: Scope,
+}
+
+impl Context<'_> {
+    /// The authorised caller; operations with an access other than `Public` have one.
+    pub(crate) fn caller(&self) -> Result<&Caller> {
+        self.caller
+            .ok_or_else(|| EngineError::internal("operation ran without a caller"))
+    }
+
+    /// Checks an attenuated key-API token's own checks against this request on one key
+    /// (`None`: a request not about one key).
+    pub(crate) fn check_key(&self, name: Option<&str>, id: Option<&str>) -> Result<()> {
+        let Some(grant) = self.scope else {
+            return Ok(());
+        };
+        grant
+            .verified
+            .authorize_key_request(&KeyRequestFacts {
+                path: self.request.path,
+                operation: grant.scope.verb(),
+                scope: grant.scope.fact(),
+                key_name: name,
+                key_id: id,
+            })
+            .map_err(|_| EngineError::AttenuationDenied {
+                operation: grant.scope.verb(),
+                key: name.map(str::to_string),
+            })
+    }
+}
+
+/// What the audit response line records of the answer a door will send.
+pub struct AuditedResponse<'a> {
+    pub status: u16,
+    pub body: Option<&'a Value>,
+    pub error: Option<Cow<'a, str>>,
+}
+
+/// A front door's encoded answer, as the audit log sees it.
+pub trait Audited {
+    fn audited(&self) -> AuditedResponse<'_>;
+}
+
+/// What authorization established, kept for the operation.
+struct Granted {
+    caller: Option<Caller>,
+    scope: Option<ScopeGrant>,
+    verb: Operation,
+}
+
+impl Core {
+    /// The mount serving `path` (its longest mounted prefix) and the rest of the path.
+    pub fn route(&self, path: &str) -> Option<(MountRef, String)> {
+        self.mounts
+            .route(path)
+            .map(|(m, rest)| (MountRef::new(m), rest))
+    }
+
+    /// Runs `op` for the caller `req` describes: authorization, audit on both sides, and
+    /// the door's `encode` of the outcome. `encode` may be called twice: if the audit
+    /// response line cannot be written, the answer is withheld and the door encodes
+    /// [`EngineError::AuditFailed`] instead.
+    pub async fn apply<O: Op, R: Audited>(
+        self: &Arc<Self>,
+        req: &Request<'_>,
+        op: O,
+        encode: impl Fn(Result<O::Output>) -> R,
+    ) -> R {
+        if op.access() == Access::Public {
+            let granted = Granted {
+                caller: None,
+                scope: None,
+                verb: req.operation,
+            };
+            return encode(self.run(req, op, &granted).await);
+        }
+        if self.is_sealed() {
+            return encode(Err(EngineError::Sealed));
+        }
+        if !self.audit.is_active() {
+            return encode(self.authorize_and_run(req, op).await);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let remote = req.remote.map(|a| a.to_string());
+        let identity = self.tokens.identify(req.token).ok();
+        let auth = identity.as_ref().map(|(entry, attenuation)| AuthInfo {
+            entry,
+            attenuation: attenuation.as_deref(),
+        });
+        let info = RequestInfo {
+            id: &id,
+            operation: req.operation.as_str(),
+            path: req.path,
+            data: (!req.params.is_empty()).then_some(req.params),
+            client_token: req.token,
+            remote_address: remote.as_deref(),
+        };
+        let denied = auth.is_none().then_some("permission denied");
+        if self.audit.log_request(&info, auth, denied).await.is_err() {
+            return encode(Err(EngineError::AuditFailed));
+        }
+        let reply = encode(self.authorize_and_run(req, op).await);
+        let o = reply.audited();
+        let logged = self
+            .audit
+            .log_response(&info, auth, o.status, o.body, o.error.as_deref())
+            .await;
+        match logged {
+            Ok(()) => reply,
+            Err(_) => encode(Err(EngineError::AuditFailed)),
+        }
+    }
+
+    async fn authorize_and_run<O: Op>(
+        self: &Arc<Self>,
+        req: &Request<'_>,
+        op: O,
+    ) -> Result<O::Output> {
+        let granted = self.grant(req, &op).await?;
+        self.run(req, op, &granted).await
+    }
+
+    async fn grant<O: Op>(&self, req: &Request<'_>, op: &O) -> Result<Granted> {
+        let acl = |caller: Caller, verb: Operation| Granted {
+            caller: Some(caller),
+            scope: None,
+            verb,
+        };
+        match op.access() {
+            Access::Public | Access::Nobody => Ok(Granted {
+                caller: None,
+                scope: None,
+                verb: req.operation,
+            }),
+            Access::AnyToken => Ok(acl(
+                self.tokens
+                    .authenticate(req.token, req.path, req.operation)
+                    .await?,
+                req.operation,
+            )),
+            Access::Acl(verb) => Ok(acl(self.check_acl(req, verb).await?, verb)),
+            Access::AclCreateOrUpdate => {
+                let verb = if op.exists(self)? {
+                    Operation::Update
+                } else {
+                    Operation::Create
+                };
+                Ok(acl(self.check_acl(req, verb).await?, verb))
+            }
+            Access::AclSudo(verb) => {
+                let caller = self.check_acl(req, verb).await?;
+                if !self.acl(&caller)?.has_sudo(req.path) {
+                    return Err(EngineError::Forbidden);
+                }
+                Ok(acl(caller, verb))
+            }
+            Access::Scope(scope) => {
+                let (caller, verified) = self.tokens.authenticate_deferred(req.token).await?;
+                if !caller.has_scope(scope.fact()) {
+                    return Err(EngineError::MissingScope(scope.fact()));
+                }
+                Ok(Granted {
+                    caller: Some(caller),
+                    scope: Some(ScopeGrant { verified, scope }),
+                    verb: req.operation,
+                })
+            }
+        }
+    }
+
+    async fn check_acl(&self, req: &Request<'_>, verb: Operation) -> Result<Caller> {
+        let caller = self.tokens.authenticate(req.token, req.path, verb).await?;
+        let acl = self.policies.acl_for(&caller.entry.policies)?;
+        if !acl.allows(req.path, verb, req.params) {
+            return Err(EngineError::Forbidden);
+        }
+        Ok(caller)
+    }
+
+    fn run<'a, O: Op>(
+        self: &'a Arc<Self>,
+        req: &'a Request<'a>,
+        op: O,
+        granted: &'a Granted,
+    ) -> impl Future<Output = Result<O::Output>> + Send + 'a
+    where
+        O: 'a,
+    {
+        op.run(Context {
+            core: self,
+            caller: granted.caller.as_ref(),
+            scope: granted.scope.as_ref(),
+            request: req,
+            granted: granted.verb,
+        })
+    }
+}
