@@ -340,9 +340,15 @@ async fn sealed_refuses_before_anything_and_public_needs_no_token() {
         before,
         "public operations are not audited"
     );
+    let read = KvRead {
+        mount: a.secret(),
+        path: "existing".into(),
+        version: Ok(None),
+    };
     a.core.seal().await;
     assert_eq!(
-        a.read(&a.root, "secret/data/existing", &Map::new()).await,
+        a.apply(&a.root, "secret/data/existing", Operation::Read, &Map::new(), read)
+            .await,
         Err(ErrorKind::Sealed)
     );
     assert_eq!(

@@ -167,7 +167,7 @@ async fn opaque_ids_and_attenuated_biscuits() {
     assert!(matches!(
         s.authenticate(&narrowed, "secret/data/db/x", Operation::Read)
             .await,
-        Err(EngineError::Unauthenticated)
+        Err(EngineError::Forbidden)
     ));
     // The un-narrowed original still works everywhere its policies allow.
     assert!(s
@@ -385,7 +385,7 @@ async fn attenuated_tokens_are_revoked_alone_and_cannot_mint() {
     // No child: it would shed the attenuation.
     assert!(matches!(
         s.create(Some(&caller), req(&[])).await,
-        Err(EngineError::Unauthenticated)
+        Err(EngineError::Forbidden)
     ));
 
     // Revoke-self is allowed whatever its checks say, and revokes only it.
