@@ -2,11 +2,11 @@
 //! under `v1/`, a thin handler that parses the request, calls the engine and shapes the
 //! answer as Vault does. Status codes are decided here and nowhere else.
 
-mod kms;
 mod audit;
 pub mod budget;
 mod conn;
 mod error;
+mod kms;
 pub mod limits;
 pub mod private_dir;
 mod request;

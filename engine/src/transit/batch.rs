@@ -11,9 +11,9 @@ use zeroize::Zeroizing;
 
 use super::error::{TransitError, TransitResult};
 use super::hash::HashAlgorithm;
+use super::key_policy::{CreateKey, Key};
 use super::keytype::KeyType;
 use super::material::SecretBytes;
-use super::key_policy::{CreateKey, Key};
 use super::signing::{SignOptions, Signed};
 use super::{base64_error, decode_base64, TransitEngine};
 use crate::compute;

@@ -18,9 +18,9 @@ use zeroize::Zeroizing;
 
 use super::decode_base64;
 use super::error::{TransitError, TransitResult};
+use super::key_policy::{Key, Version};
 use super::keytype::KeyType;
 use super::material::{hkdf_derive, Aead, Material, SecretBytes, TAG_LEN};
-use super::key_policy::{Key, Version};
 
 /// Every key type's ciphertext is at least a 12-byte nonce and a 16-byte tag. Shorter
 /// input is refused before the key is looked at, so the answer says nothing about it.

@@ -10,8 +10,8 @@ use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use zeroize::Zeroizing;
 
 use super::error::{TransitError, TransitResult};
-use super::material::{Material, SecretBytes};
 use super::key_policy::{Key, Version};
+use super::material::{Material, SecretBytes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportType {

@@ -7,8 +7,8 @@ use super::decode_base64;
 use super::encryption::format_versioned;
 use super::error::{TransitError, TransitResult};
 use super::hash::{with_digest, HashAlgorithm};
-use super::keytype::KeyType;
 use super::key_policy::{Key, Version};
+use super::keytype::KeyType;
 
 fn unsupported(algo: HashAlgorithm) -> TransitError {
     TransitError::invalid(format!("unsupported algorithm \"{}\"", algo.as_str()))

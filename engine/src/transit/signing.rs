@@ -10,8 +10,8 @@ use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
 use super::decode_base64;
 use super::error::{TransitError, TransitResult};
 use super::hash::{with_digest, HashAlgorithm};
-use super::material::{Marshaling, Material};
 use super::key_policy::Key;
+use super::material::{Marshaling, Material};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RsaScheme {

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::error::{TransitError, TransitResult};
-use super::material::SecretBytes;
 use super::key_policy::{Key, KeyConfig, Version};
+use super::material::SecretBytes;
 use crate::barrier::Barrier;
 use crate::error::EngineError;
 
