@@ -2,6 +2,8 @@
 //! lifecycle, tokens and policies, and the secrets engines. Handlers in `api` call in with
 //! typed requests and map the typed errors back to status codes.
 
+#![forbid(unsafe_code)]
+
 pub mod audit;
 pub mod barrier;
 mod bounded_cache;
