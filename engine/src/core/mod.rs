@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hsm_bridge::RootOfTrust;
+use hsm_bridge::{RootOfTrust, SealDevice};
 use parking_lot::{Mutex, RwLock};
 
 use crate::audit::AuditBroker;
@@ -32,8 +32,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// from (Vault's `disabled = "true"` seal block).
 #[derive(Clone, Default)]
 pub struct Seals {
-    pub device: Option<Arc<dyn hsm_bridge::SealDevice>>,
-    pub previous: Option<Arc<dyn hsm_bridge::SealDevice>>,
+    pub device: Option<Arc<dyn SealDevice>>,
+    pub previous: Option<Arc<dyn SealDevice>>,
 }
 
 /// Appliance-wide settings that are not stored: they come from the daemon's start-up.

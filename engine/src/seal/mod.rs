@@ -28,7 +28,7 @@ mod unseal;
 pub use init::{InitRequest, InitResult};
 pub use lifecycle::SealStatus;
 pub(crate) use lifecycle::UnsealProgress;
-pub use unseal::{Migration, UnsealStep};
+pub use unseal::{Migration, UnsealShare, UnsealStep};
 
 const SEAL_CONFIG_PATH: &str = "core/seal-config";
 /// With a hardware seal: the recovery key, wrapped by the hardware root key. Recovery
