@@ -19,7 +19,7 @@ SCENARIOS = [
     "transit-encrypt-batch100",
     "transit-decrypt-batch100",
 ]
-# Requests/s targets from issues 3 and 4: (min ratio to OpenBao, min fraction of ceiling).
+# Requests/s targets the appliance is held to: (min ratio to OpenBao, min fraction of ceiling).
 RPS_TARGETS = {
     "kv-read": (8.0, 0.5),
     "kv-write": (2.0, None),
@@ -229,7 +229,7 @@ def main():
     if measured(ceiling) and not clean(ceiling):
         print(f"bare ceiling: {ceiling['non2xx']} non-2xx, {ceiling['socket_errors']} socket errors")
     print()
-    print("targets (issues 3 and 4):")
+    print("targets:")
     for t in targets:
         mark = {True: "met   ", False: "MISSED", None: "n/a   "}[t["met"]]
         value = "-" if t["value"] is None else f"{t['value']:.2f}"

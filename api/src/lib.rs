@@ -1,6 +1,9 @@
 //! Ironseal's HTTP surface. `/v1` speaks Vault's API: each path family has its own file
-//! under `v1/`, a thin handler that parses the request, calls the engine and shapes the
-//! answer as Vault does. Status codes are decided here and nowhere else.
+//! under `vault/`, a thin handler that parses the request, calls the engine and shapes the
+//! answer as Vault does. `/api/v1`, the key API for managed keys, lives under `kms/`.
+//! Status codes are decided here and nowhere else.
+
+#![forbid(unsafe_code)]
 
 mod audit;
 pub mod budget;

@@ -2,6 +2,8 @@
 //! lifecycle, tokens and policies, and the secrets engines. Handlers in `api` call in with
 //! typed requests and map the typed errors back to status codes.
 
+#![forbid(unsafe_code)]
+
 pub mod audit;
 pub mod barrier;
 mod bounded_cache;
@@ -10,19 +12,21 @@ pub mod core;
 pub mod duration;
 pub mod error;
 pub mod failpoint;
-pub mod generate_root;
 pub mod kv;
 pub mod managed_keys;
 pub mod mounts;
 pub mod ops;
+pub mod periodic;
 pub mod policy;
 pub mod request_values;
-pub mod seal_report;
+pub mod seal;
 pub mod storage;
 pub mod token;
 pub mod transit;
 
-pub use crate::core::{Core, InitRequest, InitResult, SealStatus, Seals, Settings};
+pub use crate::core::{Core, Seals, Settings};
 pub use crate::error::{EngineError, ErrorKind, Result};
+pub use crate::seal::{generate_root, report as seal_report};
+pub use crate::seal::{InitRequest, InitResult, Migration, SealStatus, UnsealShare, UnsealStep};
 /// What the front doors need of the hardware boundary, so that none depends on it.
-pub use hsm_bridge::{BridgeError as SealError, PcrTarget, SealPolicyReport, UnsealShare};
+pub use hsm_bridge::{BridgeError as SealError, PcrTarget, SealPolicyReport};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::storage::{MemoryBackend, Storage};
-use engine::{Core, InitRequest, Seals};
+use engine::{Core, InitRequest, Migration, Seals, UnsealStep};
 use hsm_bridge::{BridgeError, RootOfTrust, SealDevice, SealKind, ShamirRoot};
 use zeroize::Zeroizing;
 
@@ -114,11 +114,11 @@ async fn hardware_init_auto_unseals_and_retries_while_the_device_is_away() {
     // A manual seal is not undone by the loop; recovery keys unseal it.
     core.seal().await;
     assert!(core.is_sealed());
-    core.unseal(Some(init.recovery_keys[0].clone()), false)
+    core.unseal(UnsealStep::Share(init.recovery_keys[0].clone()))
         .await
         .unwrap();
     let s = core
-        .unseal(Some(init.recovery_keys[2].clone()), false)
+        .unseal(UnsealStep::Share(init.recovery_keys[2].clone()))
         .await
         .unwrap();
     assert!(!s.sealed);
@@ -131,11 +131,11 @@ async fn migration_shamir_to_hardware_and_back() {
     let shamir = Core::new(storage.clone());
     let init = shamir.init(3, 2).await.unwrap();
     shamir
-        .unseal(Some(init.keys[0].clone()), false)
+        .unseal(UnsealStep::Share(init.keys[0].clone()))
         .await
         .unwrap();
     shamir
-        .unseal(Some(init.keys[1].clone()), false)
+        .unseal(UnsealStep::Share(init.keys[1].clone()))
         .await
         .unwrap();
     let term = shamir.key_status().unwrap().term;
@@ -151,15 +151,15 @@ async fn migration_shamir_to_hardware_and_back() {
     );
     assert!(to_hw.seal_status().unwrap().migration);
     assert!(to_hw
-        .unseal(Some(init.keys[0].clone()), false)
+        .unseal(UnsealStep::Share(init.keys[0].clone()))
         .await
         .is_err());
     to_hw
-        .unseal_with(Some(init.keys[0].clone()), false, true)
+        .unseal_with(UnsealStep::Share(init.keys[0].clone()), Migration::Migrate)
         .await
         .unwrap();
     let s = to_hw
-        .unseal_with(Some(init.keys[2].clone()), false, true)
+        .unseal_with(UnsealStep::Share(init.keys[2].clone()), Migration::Migrate)
         .await
         .unwrap();
     assert!(!s.sealed);
@@ -175,7 +175,7 @@ async fn migration_shamir_to_hardware_and_back() {
     let err = detail.map(|d| d.message).unwrap_or_default();
     assert!(err.contains("no seal \"pkcs11\" block"), "{err}");
     assert!(lost
-        .unseal(Some(init.keys[0].clone()), false)
+        .unseal(UnsealStep::Share(init.keys[0].clone()))
         .await
         .is_err());
 
@@ -187,11 +187,11 @@ async fn migration_shamir_to_hardware_and_back() {
         },
     );
     assert!(back.seal_status().unwrap().migration);
-    back.unseal_with(Some(init.keys[1].clone()), false, true)
+    back.unseal_with(UnsealStep::Share(init.keys[1].clone()), Migration::Migrate)
         .await
         .unwrap();
     let s = back
-        .unseal_with(Some(init.keys[2].clone()), false, true)
+        .unseal_with(UnsealStep::Share(init.keys[2].clone()), Migration::Migrate)
         .await
         .unwrap();
     assert!(!s.sealed);
@@ -201,12 +201,12 @@ async fn migration_shamir_to_hardware_and_back() {
     // Plain Shamir: the original unseal keys open it.
     let plain = Core::new(storage);
     plain
-        .unseal(Some(init.keys[0].clone()), false)
+        .unseal(UnsealStep::Share(init.keys[0].clone()))
         .await
         .unwrap();
     assert!(
         !plain
-            .unseal(Some(init.keys[1].clone()), false)
+            .unseal(UnsealStep::Share(init.keys[1].clone()))
             .await
             .unwrap()
             .sealed

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use engine::storage::{Batch, MemoryBackend, Storage};
-use engine::Core;
+use engine::{Core, UnsealStep};
 
 /// Storage as a killed init leaves it: values at init's paths, sealed by a keyring
 /// (and unseal keys) that are gone, and no seal configuration.
@@ -30,11 +30,11 @@ async fn init_after_an_interrupted_init_starts_over() {
     let core = Core::new(storage.clone());
     assert!(!core.is_initialized().unwrap());
     let init = core.init(3, 2).await.unwrap();
-    core.unseal(Some(init.keys[0].clone()), false)
+    core.unseal(UnsealStep::Share(init.keys[0].clone()))
         .await
         .unwrap();
     let s = core
-        .unseal(Some(init.keys[2].clone()), false)
+        .unseal(UnsealStep::Share(init.keys[2].clone()))
         .await
         .unwrap();
     assert!(!s.sealed);

@@ -44,7 +44,14 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     match (flags.get("device"), files.as_slice()) {
         (None, [file]) if !flags.is_set("against-storage") => offline(file),
-        (Some(device), []) => online(device, flags.is_set("against-storage")),
+        (Some(device), []) => {
+            let head = if flags.is_set("against-storage") {
+                StoredHead::Required
+            } else {
+                StoredHead::Reported
+            };
+            online(device, head)
+        }
         (None, [_]) => {
             eprintln!(
                 "-against-storage needs -device=PATH: the appliance verifies its own file, \
@@ -125,7 +132,17 @@ fn print_report(name: &str, r: &Report) -> bool {
     clean
 }
 
-fn online(device: &str, against_storage: bool) -> ExitCode {
+/// What a file that falls short of the chain head recorded in storage means for the exit
+/// status of an online check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoredHead {
+    /// Reported only: the file alone is judged.
+    Reported,
+    /// `-against-storage`: the file must reach the head, else the check fails.
+    Required,
+}
+
+fn online(device: &str, head_check: StoredHead) -> ExitCode {
     let path = format!("sys/audit-verify/{}", device.trim_matches('/'));
     let answer = Client::from_env(None, None, "sudo on sys/audit-verify")
         .map_err(vault_client::Error::Failed)
@@ -167,12 +184,12 @@ fn online(device: &str, against_storage: bool) -> ExitCode {
                  the file was cut short or replaced",
                 head["seq"], head["hash"]
             );
-            if against_storage {
+            if head_check == StoredHead::Required {
                 ok = false;
             }
         }
     }
-    if !against_storage {
+    if head_check == StoredHead::Reported {
         println!(
             "(not compared with storage: add -against-storage to fail when the tail is missing)"
         );

@@ -115,8 +115,18 @@ pub struct Config {
 pub struct ServerOptions {
     /// Vault's `default_max_request_duration`: for listeners that set none.
     pub default_max_request_duration: Option<Duration>,
-    /// `log_format = "json"`.
-    pub log_json: bool,
+    /// `log_format`: `"standard"` (the default) or `"json"`.
+    pub log_format: LogFormat,
+}
+
+/// How the daemon writes its log lines to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured when stderr is a terminal.
+    #[default]
+    Standard,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -586,9 +596,9 @@ fn server_key(
             out.default_max_request_duration = Some(positive_duration(src, k, attr.expr())?)
         }
         "log_format" => {
-            out.log_json = match as_string(src, k, attr.expr())?.as_str() {
-                "standard" => false,
-                "json" => true,
+            out.log_format = match as_string(src, k, attr.expr())?.as_str() {
+                "standard" => LogFormat::Standard,
+                "json" => LogFormat::Json,
                 other => {
                     return Err(src.err(
                         k,
@@ -950,7 +960,7 @@ log_level = "debug"
             "{BASE}{listener}ui = false\nlog_format = \"json\"\n"
         ))
         .unwrap();
-        assert!(c.server.log_json);
+        assert_eq!(c.server.log_format, LogFormat::Json);
     }
 
     #[test]

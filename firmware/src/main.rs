@@ -1,5 +1,7 @@
 //! `ironseal`: the appliance daemon (`ironseal server`) and its operator sub-commands.
 
+#![forbid(unsafe_code)]
+
 mod audit_cmd;
 mod cli;
 mod config;

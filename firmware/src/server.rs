@@ -11,7 +11,7 @@ use engine::storage::{RedbBackend, Storage};
 use engine::Core;
 
 use crate::cli::Flags;
-use crate::config::{self, Config, SealBlock};
+use crate::config::{self, Config, LogFormat, SealBlock};
 use crate::hardening;
 
 const BOOLEANS: &[&str] = &["dev", "dev-no-store-token", "dev-tls"];
@@ -60,18 +60,17 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-fn init_logging(level: &str, json: bool) {
+fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IRONSEAL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Standard => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init()
+            .try_init(),
     };
 }
 
@@ -132,7 +131,10 @@ fn generated_tls(
 }
 
 async fn dev(flags: &Flags) -> anyhow::Result<()> {
-    init_logging(flags.get("log-level").unwrap_or("info"), false);
+    init_logging(
+        flags.get("log-level").unwrap_or("info"),
+        LogFormat::Standard,
+    );
     if let Err(e) = hardening::disable_core_dumps() {
         tracing::warn!(error = %e, "core dumps stay enabled");
     }
@@ -225,7 +227,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
             .get("log-level")
             .or(config.log_level.as_deref())
             .unwrap_or("info"),
-        config.server.log_json,
+        config.server.log_format,
     );
     hardening::refuse_world_readable(path)?;
     for block in std::iter::once(&config.seal).chain(config.previous_seal.as_ref()) {
@@ -377,9 +379,9 @@ async fn reopen_audit_on_hangup(core: Arc<Core>) {
     }
 }
 
-/// How often housekeeping runs (`Core::tick`: due key destructions and transit
-/// rotations every time, expired tokens every 30 s), unless
-/// `IRONSEAL_HOUSEKEEPING_INTERVAL` says otherwise.
+/// How often housekeeping runs (`Core::tick`, which runs the periodic tasks that are
+/// due, each at its own interval), unless `IRONSEAL_HOUSEKEEPING_INTERVAL` says
+/// otherwise.
 const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A duration from the environment (`30`, `30s`, `5m`), if the variable is set.
@@ -424,8 +426,6 @@ async fn housekeeping(core: Arc<Core>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = core.tick().await {
-            tracing::warn!(error = %e, "housekeeping failed");
-        }
+        core.tick().await;
     }
 }

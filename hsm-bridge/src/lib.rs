@@ -12,10 +12,13 @@
 //! A hardware backend is reached through a [`SealDevice`], which knows how to (re)open
 //! the device; the engine keeps retrying `open` while the device is away.
 
+#![deny(unsafe_code)]
+
 mod error;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 #[cfg(feature = "pkcs11")]
+#[allow(unsafe_code)]
 mod pkcs11_raw;
 pub mod random;
 pub mod shamir;
@@ -156,8 +159,9 @@ pub struct Capabilities {
 /// The root of trust: the only thing that can open the barrier keyring.
 ///
 /// `wrap`/`unwrap` are what every backend does. The key operations after them are for
-/// managed keys (issue 6); a backend that cannot do one answers
-/// [`BridgeError::Unsupported`], which is what the defaults do.
+/// managed keys, which only a device that keeps keys inside its boundary can serve; a
+/// backend that cannot do one answers [`BridgeError::Unsupported`], which is what the
+/// defaults do.
 pub trait RootOfTrust: Send + Sync {
     fn kind(&self) -> SealKind;
 

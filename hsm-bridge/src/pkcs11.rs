@@ -632,6 +632,7 @@ fn generate_root_key(
         label.as_bytes(),
     ) {
         Ok(raw) => {
+            #[allow(unsafe_code)]
             // SAFETY: `raw` is the handle C_GenerateKey just returned on this session.
             let key = unsafe { ObjectHandle::new_from_raw(raw) };
             tracing::info!(

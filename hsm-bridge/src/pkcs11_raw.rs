@@ -1,8 +1,8 @@
 //! The PKCS#11 calls cryptoki 0.12 has no safe form for: attributes whose value is itself
-//! an attribute array (`CKA_UNWRAP_TEMPLATE`). This is the only `unsafe` in the crate; it
-//! reaches the same loaded module as cryptoki (the library is opened again by path, which
-//! the dynamic loader resolves to the already loaded copy, so session and object handles
-//! from cryptoki are valid here).
+//! an attribute array (`CKA_UNWRAP_TEMPLATE`). Apart from one handle conversion in
+//! `pkcs11.rs`, this is the only `unsafe` in the crate; it reaches the same loaded module
+//! as cryptoki (the library is opened again by path, which the dynamic loader resolves to
+//! the already loaded copy, so session and object handles from cryptoki are valid here).
 
 use std::path::Path;
 

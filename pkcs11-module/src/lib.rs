@@ -2,3 +2,5 @@
 //!
 //! Kept in its own small crate so the PKCS#11 library depends on nothing else of the
 //! appliance. Empty until the PKCS#11 work lands; the `cdylib` itself will sit beside it.
+
+#![forbid(unsafe_code)]

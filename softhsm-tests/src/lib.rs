@@ -16,6 +16,8 @@
 //! Vault/OpenBao do. Tests that pin down Ironseal-only behaviour say so and are skipped
 //! in that mode with [`reference_mode`].
 
+#![forbid(unsafe_code)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::TcpListener;

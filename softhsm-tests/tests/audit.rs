@@ -529,8 +529,9 @@ fn numbers_and_booleans_in_kv_data_are_not_in_clear() {
         "{entry}"
     );
     if reference_mode() {
-        // Measured on OpenBao 2.x: numbers and booleans stay in clear in its log. The
-        // issue asks for every leaf to be hashed, so Ironseal deliberately differs.
+        // Measured on OpenBao 2.x: numbers and booleans stay in clear in its log. A
+        // number or boolean can be as telling as a string (a port, a flag), so Ironseal
+        // hashes every leaf and deliberately differs.
         assert_eq!(data["port"], 5432123, "{entry}");
         return;
     }

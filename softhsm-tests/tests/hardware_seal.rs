@@ -603,7 +603,7 @@ fn kill9_during_keyring_rotation_leaves_the_old_or_the_new_keyring() {
     }
 }
 
-/// The init steps a crash point follows, in order (engine/src/core.rs `init_with`).
+/// The init steps a crash point follows, in order (engine/src/seal/init.rs `init_with`).
 const INIT_STEPS_PKCS11: &[&str] = &[
     "init:root-key",
     "init:keyring",

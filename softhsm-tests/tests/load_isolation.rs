@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use softhsm_tests::{reference_mode, Daemon, HttpResponse};
 
-/// Concurrent sign batches (the issue measured three): more than the cores.
+/// Concurrent sign batches: more than the cores, so every compute-pool thread is busy.
 const LOADERS: usize = 4;
 /// Items per batch: enough RSA-2048 signatures to keep a core busy for seconds, and few
 /// enough for OpenBao's default JSON limit of 1000 strings per request (two per item).

@@ -75,7 +75,7 @@ path "transit/keys/*" {
 }
 "#;
 
-/// The issue's example: `denied_parameters = { "exportable" = [] }` stops an exportable
+/// `denied_parameters = { "exportable" = [] }` stops an exportable
 /// key, whatever the value or its spelling, while a plain key is created.
 #[test]
 fn a_denied_parameter_stops_an_exportable_transit_key() {

@@ -7,6 +7,8 @@
 //! until it gets SIGINT or SIGTERM. Whatever a real daemon does for a request costs more
 //! than this, so its requests/s on this machine bound what HTTP itself allows.
 
+#![forbid(unsafe_code)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;

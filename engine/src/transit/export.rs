@@ -66,14 +66,21 @@ impl ExportFormat {
     }
 }
 
-fn pem(label: &str, der: &[u8], trim: bool) -> TransitResult<Zeroizing<String>> {
+/// How a PEM answer ends. Vault's exports keep the final newline for RSA keys and drop
+/// it for EC and Ed25519 keys; clients compare the strings, so each follows Vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PemEnd {
+    Newline,
+    Trimmed,
+}
+
+fn pem(label: &str, der: &[u8], end: PemEnd) -> TransitResult<Zeroizing<String>> {
     let s = rsa::pkcs8::der::pem::encode_string(label, LineEnding::LF, der)
         .map_err(TransitError::internal)?;
     let s = Zeroizing::new(s);
-    Ok(if trim {
-        Zeroizing::new(s.trim_end().to_string())
-    } else {
-        s
+    Ok(match end {
+        PemEnd::Newline => s,
+        PemEnd::Trimmed => Zeroizing::new(s.trim_end().to_string()),
     })
 }
 
@@ -181,7 +188,7 @@ impl Key {
                     }
                     Pem => {
                         let der = k.private.to_pkcs8_der().map_err(TransitError::internal)?;
-                        pem("PRIVATE KEY", der.as_bytes(), false)
+                        pem("PRIVATE KEY", der.as_bytes(), PemEnd::Newline)
                     }
                     Raw => Err(unsupported()),
                 }
@@ -189,7 +196,7 @@ impl Key {
             (ExportType::SigningKey, Material::Ec(k)) => match format {
                 Default => Ok(Zeroizing::new(k.private_sec1_pem()?.trim_end().to_string())),
                 Der => Ok(b64(&k.private_pkcs8_der()?)),
-                Pem => pem("PRIVATE KEY", &k.private_pkcs8_der()?, true),
+                Pem => pem("PRIVATE KEY", &k.private_pkcs8_der()?, PemEnd::Trimmed),
                 Raw => Err(unsupported()),
             },
             (ExportType::SigningKey, Material::Ed25519(k)) => match format {
@@ -199,7 +206,7 @@ impl Key {
                     if format == Der {
                         Ok(b64(der.as_bytes()))
                     } else {
-                        pem("PRIVATE KEY", der.as_bytes(), true)
+                        pem("PRIVATE KEY", der.as_bytes(), PemEnd::Trimmed)
                     }
                 }
             },
@@ -209,13 +216,13 @@ impl Key {
                     .to_public_key_der()
                     .map_err(TransitError::internal)?;
                 match format {
-                    Default | Pem => pem("PUBLIC KEY", der.as_bytes(), false),
+                    Default | Pem => pem("PUBLIC KEY", der.as_bytes(), PemEnd::Newline),
                     Der => Ok(b64(der.as_bytes())),
                     Raw => Err(unsupported()),
                 }
             }
             (ExportType::PublicKey, Material::Ec(k)) => match format {
-                Default | Pem => pem("PUBLIC KEY", &k.public_der()?, true),
+                Default | Pem => pem("PUBLIC KEY", &k.public_der()?, PemEnd::Trimmed),
                 Der => Ok(b64(&k.public_der()?)),
                 Raw => Err(unsupported()),
             },
@@ -229,7 +236,7 @@ impl Key {
                         if format == Der {
                             Ok(b64(der.as_bytes()))
                         } else {
-                            pem("PUBLIC KEY", der.as_bytes(), true)
+                            pem("PUBLIC KEY", der.as_bytes(), PemEnd::Trimmed)
                         }
                     }
                 }

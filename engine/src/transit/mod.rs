@@ -2,7 +2,7 @@
 //! Vault's `builtin/logical/transit`. HTTP-free: the API layer decodes base64 fields
 //! and shapes answers; this module owns keys, their storage and every operation.
 //!
-//! - `policy`: a key's configuration and versions; `keytype`: what each type can do.
+//! - `key_policy`: a key's configuration and versions; `keytype`: what each type can do.
 //! - `material`: secret bytes and the ciphers/keys parsed from them once.
 //! - `encryption` (encrypt, decrypt, rewrap, datakey), `signing`, `hmac`, `export`,
 //!   `hash`, `random`: the operations.

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use engine::policy::Operation;
-use engine::Core;
-use engine::UnsealShare;
+use engine::{Core, Migration, UnsealShare, UnsealStep};
 
 use crate::error::ApiError;
 use crate::request::VaultRequest;
@@ -82,7 +81,10 @@ pub async fn unseal(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiEr
         Some(decode_key(&key)?)
     };
     let migrate = req.bool_field("migrate")?.unwrap_or(false);
-    let status = core.unseal_with(share, reset, migrate).await?;
+    let step = share.map_or(UnsealStep::Reset, UnsealStep::Share);
+    let status = core
+        .unseal_with(step, Migration::from_flag(migrate))
+        .await?;
     Ok(Reply::raw(serde_json::to_value(status).map_err(|_| {
         ApiError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     })?))

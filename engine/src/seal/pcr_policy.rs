@@ -1,10 +1,11 @@
-//! The hardware seal's platform policy, while unsealed: which TPM PCR values auto-unseal
+//! The TPM PCR policy of a hardware seal, while unsealed: which PCR values auto-unseal
 //! accepts (`sys/seal-policy`), authorising the next boot's values before an update, and
 //! re-sealing the root key for the current values (after a recovery-key unseal, or to
-//! move an old data dir to the signed policy).
+//! move an old data dir to the signed policy). Not to be confused with ACL policies
+//! ([`crate::policy`]) or transit key policies.
 //!
-//! The appliance policy key that signs PCR values is kept under the barrier at
-//! [`SEAL_POLICY_KEY_PATH`], so only an unsealed appliance can authorise a platform state.
+//! The appliance key that signs PCR values is kept under the barrier at
+//! [`PCR_POLICY_KEY_PATH`], so only an unsealed appliance can authorise a platform state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,46 +13,39 @@ use std::sync::Arc;
 use hsm_bridge::{PcrTarget, RootOfTrust, SealBinding, SealDevice, SealPolicyReport};
 use zeroize::Zeroizing;
 
-use super::{Core, RECOVERY_KEY_PATH};
+use super::{blocking, RECOVERY_KEY_PATH};
+use crate::core::Core;
 use crate::error::{EngineError, Result};
 
-pub(super) const SEAL_POLICY_KEY_PATH: &str = "core/seal-policy-key";
+/// The storage path keeps its first name: data dirs already hold the key there.
+pub(super) const PCR_POLICY_KEY_PATH: &str = "core/seal-policy-key";
 
-/// Runs a blocking device call off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> std::result::Result<T, hsm_bridge::BridgeError> + Send + 'static,
-) -> Result<T> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(EngineError::internal)??)
+/// Makes a new hardware root key bound to `recovery_key` (and, for seals that take
+/// signed platform states, a new policy key, returned to be stored under the barrier
+/// once it exists).
+pub(super) async fn create_hardware_root(
+    device: Arc<dyn SealDevice>,
+    recovery_key: &[u8],
+) -> Result<(Arc<dyn RootOfTrust>, Option<Zeroizing<Vec<u8>>>)> {
+    let policy_key = device.new_policy_key();
+    let recovery = Zeroizing::new(recovery_key.to_vec());
+    let key = policy_key.clone();
+    let root = blocking(move || {
+        device.create(&SealBinding {
+            recovery_key: &recovery,
+            policy_key: key.as_ref().map(|k| k.as_slice()),
+        })
+    })
+    .await?;
+    Ok((root, policy_key))
 }
 
 impl Core {
-    /// Makes a new hardware root key bound to `recovery_key` (and, for seals that take
-    /// signed platform states, a new policy key, returned to be stored under the barrier
-    /// once it exists).
-    pub(super) async fn create_hardware_root(
-        device: Arc<dyn SealDevice>,
-        recovery_key: &[u8],
-    ) -> Result<(Arc<dyn RootOfTrust>, Option<Zeroizing<Vec<u8>>>)> {
-        let policy_key = device.new_policy_key();
-        let recovery = Zeroizing::new(recovery_key.to_vec());
-        let key = policy_key.clone();
-        let root = blocking(move || {
-            device.create(&SealBinding {
-                recovery_key: &recovery,
-                policy_key: key.as_ref().map(|k| k.as_slice()),
-            })
-        })
-        .await?;
-        Ok((root, policy_key))
-    }
-
     /// Keeps the policy key under the barrier (the barrier must be unsealed).
     pub(super) async fn store_policy_key(&self, key: Option<&[u8]>) -> Result<()> {
         let Some(key) = key else { return Ok(()) };
         let mut batch = self.barrier.batch()?;
-        batch.put(SEAL_POLICY_KEY_PATH, key)?;
+        batch.put(PCR_POLICY_KEY_PATH, key)?;
         self.barrier.commit(batch).await
     }
 
@@ -77,7 +71,7 @@ impl Core {
     ) -> Result<SealPolicyReport> {
         let _l = self.lifecycle.lock().await;
         let root = self.root()?;
-        let key = self.barrier.get(SEAL_POLICY_KEY_PATH)?.ok_or_else(|| {
+        let key = self.barrier.get(PCR_POLICY_KEY_PATH)?.ok_or_else(|| {
             EngineError::bad(
                 "this appliance has no seal policy key yet (initialised before signed PCR policies): run `ironseal operator reseal` first",
             )
@@ -98,7 +92,7 @@ impl Core {
         let root = self.root()?;
         let device = self.hardware()?.clone();
         let recovery = self.recovery_key(root.as_ref())?;
-        let (key, fresh) = match self.barrier.get(SEAL_POLICY_KEY_PATH)? {
+        let (key, fresh) = match self.barrier.get(PCR_POLICY_KEY_PATH)? {
             Some(k) => (Some(k), false),
             None => (device.new_policy_key(), true),
         };

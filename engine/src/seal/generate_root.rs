@@ -4,7 +4,7 @@
 //! whoever sees the answer without the OTP learns nothing.
 
 use base64::Engine;
-use hsm_bridge::UnsealShare;
+use hsm_bridge::{RootOfTrust, SealKind, ShamirRoot, UnsealShare};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -65,6 +65,39 @@ fn xor_encode(token: &str, otp: &str) -> Result<String> {
 }
 
 impl Core {
+    /// How many operator keys an attempt needs.
+    fn key_threshold(&self) -> Result<u8> {
+        Ok(self
+            .seal_config()?
+            .ok_or(EngineError::NotInitialized)?
+            .key_threshold())
+    }
+
+    /// Checks a full set of unseal keys (Shamir) or recovery keys (hardware seal); the
+    /// appliance must be unsealed.
+    fn verify_operator_keys(&self, shares: &[UnsealShare]) -> Result<()> {
+        let config = self.seal_config()?.ok_or(EngineError::NotInitialized)?;
+        let combined = ShamirRoot::combine(shares, config.key_threshold())?;
+        let root = self.root()?;
+        match config.kind()? {
+            SealKind::Shamir => {
+                let blob = self
+                    .storage
+                    .get(crate::barrier::KEYRING_PATH)?
+                    .ok_or(EngineError::NotInitialized)?;
+                combined
+                    .unwrap(crate::barrier::KEYRING_PATH.as_bytes(), &blob)
+                    .map(|_| ())
+                    .map_err(|_| {
+                        EngineError::bad(
+                            "the unseal keys do not match this appliance: progress was reset",
+                        )
+                    })
+            }
+            _ => self.check_recovery_key(root.as_ref(), &combined),
+        }
+    }
+
     fn generate_root_view(&self, attempt: Option<&Attempt>) -> Result<GenerateRootStatus> {
         let required = self.key_threshold()?;
         Ok(match attempt {

@@ -1,0 +1,153 @@
+//! The appliance: its stores and engines behind one barrier, the seal that opens it
+//! ([`crate::seal`]), the one place that decides whether a caller may act on a path
+//! ([`auth`]), and the periodic work each subsystem registers ([`crate::periodic`]).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hsm_bridge::{RootOfTrust, SealDevice};
+use parking_lot::{Mutex, RwLock};
+
+use crate::audit::AuditBroker;
+use crate::barrier::{Barrier, KeyStatus};
+use crate::error::{EngineError, Result};
+use crate::managed_keys::KeyStore;
+use crate::mounts::Mounts;
+use crate::periodic::PeriodicTasks;
+use crate::policy::store::PolicyStore;
+use crate::seal::generate_root::Attempt;
+use crate::seal::report::SealErrorReport;
+use crate::seal::UnsealProgress;
+use crate::storage::Storage;
+use crate::token::TokenStore;
+use crate::transit::TransitSettings;
+
+mod auth;
+mod housekeeping;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The seals the configuration names: the active one, and the one being migrated away
+/// from (Vault's `disabled = "true"` seal block).
+#[derive(Clone, Default)]
+pub struct Seals {
+    pub device: Option<Arc<dyn SealDevice>>,
+    pub previous: Option<Arc<dyn SealDevice>>,
+}
+
+/// Appliance-wide settings that are not stored: they come from the daemon's start-up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    pub transit: TransitSettings,
+    /// The server config's `default_lease_ttl` / `max_lease_ttl` (768h each by default).
+    pub leases: crate::token::LeaseTtls,
+}
+
+pub struct Core {
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) barrier: Arc<Barrier>,
+    pub tokens: TokenStore,
+    pub mounts: Mounts,
+    pub policies: PolicyStore,
+    pub audit: AuditBroker,
+    pub keys: KeyStore,
+    pub(crate) progress: Mutex<UnsealProgress>,
+    pub(crate) root: RwLock<Option<Arc<dyn RootOfTrust>>>,
+    /// Serialises init, unseal and seal against each other.
+    pub(crate) lifecycle: tokio::sync::Mutex<()>,
+    pub(crate) seals: Seals,
+    /// Why the hardware seal cannot unseal now, for seal-status.
+    pub(crate) seal_error: Mutex<Option<SealErrorReport>>,
+    /// The most recent seal error, kept after the appliance unseals, for operators.
+    pub(crate) last_seal_error: Mutex<Option<SealErrorReport>>,
+    /// Set by `sys/seal`: the auto-unseal loop leaves the appliance sealed until an
+    /// operator unseals it with recovery keys or restarts it.
+    pub(crate) manually_sealed: AtomicBool,
+    /// Wakes the auto-unseal loop (after init, or a manual unseal attempt).
+    pub(crate) wake: tokio::sync::Notify,
+    pub(crate) generate_root: Mutex<Option<Attempt>>,
+    /// What `tick` runs: each subsystem's periodic work.
+    periodic: PeriodicTasks,
+}
+
+impl Core {
+    pub fn new(storage: Arc<Storage>) -> Arc<Self> {
+        Self::with(storage, Seals::default(), Settings::default())
+    }
+
+    /// A core whose root key lives in `seals.device` (None: Shamir).
+    pub fn with_seals(storage: Arc<Storage>, seals: Seals) -> Arc<Self> {
+        Self::with(storage, seals, Settings::default())
+    }
+
+    pub fn with_settings(storage: Arc<Storage>, settings: Settings) -> Arc<Self> {
+        Self::with(storage, Seals::default(), settings)
+    }
+
+    pub fn with(storage: Arc<Storage>, seals: Seals, settings: Settings) -> Arc<Self> {
+        let barrier = Arc::new(Barrier::new(storage.clone()));
+        let periodic = PeriodicTasks::default();
+        let tokens = TokenStore::with_ttls(barrier.clone(), settings.leases);
+        periodic.register(housekeeping::TokenExpiry);
+        let keys = KeyStore::new(barrier.clone());
+        periodic.register(housekeeping::ManagedKeyDestruction);
+        let mounts = Mounts::new(barrier.clone(), settings.transit);
+        periodic.register(housekeeping::TransitAutoRotation);
+        Arc::new(Core {
+            tokens,
+            mounts,
+            policies: PolicyStore::new(barrier.clone()),
+            audit: AuditBroker::new(barrier.clone()),
+            keys,
+            storage,
+            barrier,
+            progress: Mutex::new(UnsealProgress::default()),
+            root: RwLock::new(None),
+            lifecycle: tokio::sync::Mutex::new(()),
+            seals,
+            seal_error: Mutex::new(None),
+            last_seal_error: Mutex::new(None),
+            manually_sealed: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            generate_root: Mutex::new(None),
+            periodic,
+        })
+    }
+
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
+    /// The open root of trust (for managed-key operations inside the boundary).
+    pub fn root(&self) -> Result<Arc<dyn RootOfTrust>> {
+        self.root.read().clone().ok_or(EngineError::Sealed)
+    }
+
+    pub async fn rotate_keyring(&self) -> Result<KeyStatus> {
+        let _l = self.lifecycle.lock().await;
+        let root = self.root()?;
+        let status = self.barrier.rotate(root.as_ref()).await?;
+        self.audit
+            .event("keyring-rotate", serde_json::json!({"term": status.term}));
+        Ok(status)
+    }
+
+    pub fn key_status(&self) -> Result<KeyStatus> {
+        self.barrier.key_status()
+    }
+
+    /// Where subsystems register their periodic work.
+    pub fn periodic(&self) -> &PeriodicTasks {
+        &self.periodic
+    }
+
+    /// Runs the periodic tasks that are due, while unsealed. A task that fails is
+    /// logged and does not keep the others from running.
+    pub async fn tick(&self) {
+        if self.is_sealed() {
+            return;
+        }
+        self.periodic.run_due(self, Instant::now()).await;
+    }
+}
