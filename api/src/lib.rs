@@ -11,6 +11,7 @@ mod conn;
 mod error;
 mod kms;
 pub mod limits;
+pub mod pkcs11;
 pub mod private_dir;
 mod request;
 mod response;

@@ -347,8 +347,14 @@ async fn sealed_refuses_before_anything_and_public_needs_no_token() {
     };
     a.core.seal().await;
     assert_eq!(
-        a.apply(&a.root, "secret/data/existing", Operation::Read, &Map::new(), read)
-            .await,
+        a.apply(
+            &a.root,
+            "secret/data/existing",
+            Operation::Read,
+            &Map::new(),
+            read
+        )
+        .await,
         Err(ErrorKind::Sealed)
     );
     assert_eq!(

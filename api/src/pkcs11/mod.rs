@@ -1,0 +1,7 @@
+//! The PKCS#11 door's side in the daemon. Its listener decodes wire frames into engine
+//! operations as the HTTP doors do; what it answers for an engine error is decided here
+//! and only here.
+
+mod rv;
+
+pub use rv::return_value;
