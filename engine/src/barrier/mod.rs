@@ -91,11 +91,6 @@ impl BarrierTx<'_> {
         }
     }
 
-    /// Keys below `prefix`, with the prefix stripped (not a condition of the commit).
-    pub fn list(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
-        Ok(strip(prefix, self.tx.list(prefix)?))
-    }
-
     pub fn put(&mut self, path: &str, plaintext: &[u8]) -> Result<&mut Self, EngineError> {
         let sealed = seal_value(&self.keyring, path, plaintext)?;
         self.tx.put(path, sealed);
@@ -115,12 +110,6 @@ impl BarrierTx<'_> {
         self.tx.delete(path);
         self
     }
-}
-
-fn strip(prefix: &str, keys: Vec<String>) -> Vec<String> {
-    keys.into_iter()
-        .map(|k| k[prefix.len()..].to_string())
-        .collect()
 }
 
 fn aad(path: &str, term: u32) -> Vec<u8> {
@@ -315,7 +304,12 @@ impl Barrier {
     /// Keys below `prefix`, with the prefix stripped.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
         self.keyring()?;
-        Ok(strip(prefix, self.storage.list(prefix)?))
+        Ok(self
+            .storage
+            .list(prefix)?
+            .into_iter()
+            .map(|k| k[prefix.len()..].to_string())
+            .collect())
     }
 
     pub fn batch(&self) -> Result<BarrierBatch, EngineError> {

@@ -166,12 +166,6 @@ impl Transaction<'_> {
         Ok(value)
     }
 
-    /// Every key that starts with `prefix`, as committed (not a condition: a key added
-    /// below `prefix` by another writer does not make the transaction conflict).
-    pub fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.storage.list(prefix)
-    }
-
     pub fn put(&mut self, key: impl Into<String>, value: Vec<u8>) -> &mut Self {
         self.batch.put(key, value);
         self
