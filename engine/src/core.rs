@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hsm_bridge::{BridgeError, RootOfTrust, SealDevice, SealKind, ShamirRoot, UnsealShare};
+use hsm_bridge::{
+    BridgeError, OpenMode, RootOfTrust, SealDevice, SealKind, ShamirRoot, UnsealShare,
+};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -257,8 +259,8 @@ impl Core {
     }
 
     /// Opens the configured hardware seal, off the async threads when possible.
-    fn open_device(device: &Arc<dyn SealDevice>, create: bool) -> Result<Arc<dyn RootOfTrust>> {
-        Ok(device.open(create)?)
+    fn open_device(device: &Arc<dyn SealDevice>, mode: OpenMode) -> Result<Arc<dyn RootOfTrust>> {
+        Ok(device.open(mode)?)
     }
 
     fn set_seal_error(&self, e: Option<SealErrorReport>) {
@@ -565,9 +567,10 @@ impl Core {
             ));
         }
         let device = self.hardware()?.clone();
-        let root = tokio::task::spawn_blocking(move || Self::open_device(&device, false))
-            .await
-            .map_err(EngineError::internal)??;
+        let root =
+            tokio::task::spawn_blocking(move || Self::open_device(&device, OpenMode::Existing))
+                .await
+                .map_err(EngineError::internal)??;
         self.barrier.unseal(root.as_ref())?;
         if let Err(e) = self.post_unseal(root).await {
             self.seal_locked();
@@ -852,9 +855,10 @@ impl Core {
             .clone()
             .ok_or_else(|| EngineError::bad("no previous seal is configured"))?;
         let kind = previous.kind();
-        let old = tokio::task::spawn_blocking(move || Self::open_device(&previous, false))
-            .await
-            .map_err(EngineError::internal)??;
+        let old =
+            tokio::task::spawn_blocking(move || Self::open_device(&previous, OpenMode::Existing))
+                .await
+                .map_err(EngineError::internal)??;
         self.check_recovery_key(old.as_ref(), &combined)?;
         self.barrier.unseal(old.as_ref())?;
         // Keys generated in the HSM exist only wrapped by its root key: leaving the HSM

@@ -12,7 +12,7 @@
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
-use hsm_bridge::{RootOfTrust, WrappedKey};
+use hsm_bridge::{DecryptMechanism, EncryptMechanism, RootOfTrust, SignMechanism, WrappedKey};
 use ml_dsa::{EncodedSignature, EncodedVerifyingKey, Keypair, MlDsa65};
 use ml_kem::kem::{Decapsulate, Encapsulate};
 use ml_kem::{EncodedSizeUser, KemCore, MlKem768};
@@ -177,20 +177,20 @@ pub fn sign(
     Ok(match loaded {
         Loaded::Hsm(k) => match algorithm {
             Algorithm::EcP256 => {
-                let raw = root.sign(k, "ecdsa", &Sha256::digest(message))?;
+                let raw = root.sign(k, SignMechanism::EcdsaPrehashed, &Sha256::digest(message))?;
                 p256::ecdsa::Signature::from_slice(&raw)
                     .map_err(internal)?
                     .to_der()
                     .to_vec()
             }
             Algorithm::EcP384 => {
-                let raw = root.sign(k, "ecdsa", &Sha384::digest(message))?;
+                let raw = root.sign(k, SignMechanism::EcdsaPrehashed, &Sha384::digest(message))?;
                 p384::ecdsa::Signature::from_slice(&raw)
                     .map_err(internal)?
                     .to_der()
                     .to_vec()
             }
-            _ => root.sign(k, "rsa-pkcs1-sha256", message)?,
+            _ => root.sign(k, SignMechanism::RsaPkcs1Sha256, message)?,
         },
         // Blinded (an rng is given): the timing of the private-key operation does not
         // depend on the key and the message alone.
@@ -340,7 +340,7 @@ pub fn encrypt(
 ) -> Result<Vec<u8>, KeyError> {
     match algorithm {
         Algorithm::Aes256 => match loaded {
-            Loaded::Hsm(k) => Ok(root.encrypt(k, "aes-256-gcm", plaintext)?),
+            Loaded::Hsm(k) => Ok(root.encrypt(k, EncryptMechanism::Aes256Gcm, plaintext)?),
             Loaded::Aes(k) => gcm_seal(k, plaintext),
             _ => Err(corrupt()),
         },
@@ -392,8 +392,10 @@ pub fn decrypt(
         )
     };
     match (loaded, algorithm) {
-        (Loaded::Hsm(k), Algorithm::Aes256) => Ok(root.decrypt(k, "aes-256-gcm", ciphertext)?),
-        (Loaded::Hsm(k), _) => Ok(root.decrypt(k, "rsa-oaep-sha1", ciphertext)?),
+        (Loaded::Hsm(k), Algorithm::Aes256) => {
+            Ok(root.decrypt(k, DecryptMechanism::Aes256Gcm, ciphertext)?)
+        }
+        (Loaded::Hsm(k), _) => Ok(root.decrypt(k, DecryptMechanism::RsaOaepSha1, ciphertext)?),
         (Loaded::Aes(k), _) => gcm_open(k, ciphertext),
         (Loaded::Rsa(k), _) => k
             .decrypt_blinded(&mut OsRng, oaep(protection), ciphertext)
