@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hsm_bridge::tpm2::{Tpm2Config, Tpm2Device};
-use hsm_bridge::{BridgeError, PcrTarget, SealBinding, SealDevice};
+use hsm_bridge::{BridgeError, OpenMode, PcrTarget, SealBinding, SealDevice};
 use softhsm_tests::hardware::{two_free_ports, Swtpm};
 
 fn device(tpm: &Swtpm, dir: &std::path::Path, pcrs: Vec<u8>) -> Tpm2Device {
@@ -32,13 +32,13 @@ fn seals_reopens_and_refuses_another_tpm() {
     let dir = tempfile::tempdir().unwrap();
     let dev = device(&tpm, dir.path(), vec![]);
     assert!(matches!(
-        dev.open(false),
+        dev.open(OpenMode::Existing),
         Err(BridgeError::Unavailable { .. })
     ));
-    let root = dev.open(true).unwrap();
+    let root = dev.open(OpenMode::CreateIfMissing).unwrap();
     let blob = root.wrap(b"core/keyring", b"ring").unwrap();
     drop(root);
-    let again = dev.open(false).unwrap();
+    let again = dev.open(OpenMode::Existing).unwrap();
     assert_eq!(&*again.unwrap(b"core/keyring", &blob).unwrap(), b"ring");
     let mut r = [0u8; 40];
     again.random(&mut r).unwrap();
@@ -46,7 +46,7 @@ fn seals_reopens_and_refuses_another_tpm() {
     // The same blobs next to a fresh TPM do not open, and the error says why.
     let other = Swtpm::start();
     let e = device(&other, dir.path(), vec![])
-        .open(false)
+        .open(OpenMode::Existing)
         .err()
         .unwrap();
     assert!(matches!(e, BridgeError::ForeignKeyring(_)), "{e}");
@@ -54,7 +54,7 @@ fn seals_reopens_and_refuses_another_tpm() {
 
     // TPM down: unavailable, with what to check.
     drop(tpm);
-    let e = dev.open(false).err().unwrap();
+    let e = dev.open(OpenMode::Existing).err().unwrap();
     assert!(matches!(e, BridgeError::Unavailable { .. }), "{e}");
 }
 
@@ -96,7 +96,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
         "{report:?}"
     );
     drop(root);
-    let opened = dev.open(false).unwrap();
+    let opened = dev.open(OpenMode::Existing).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
 
     // Authorise the value PCR 16 will have after an update, then make the update.
@@ -106,14 +106,14 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     assert_eq!(report.authorized.len(), 2, "{report:?}");
     drop(opened);
     pcr_extend(&tpm, 16, &update);
-    let opened = dev.open(false).unwrap();
+    let opened = dev.open(OpenMode::Existing).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
     assert!(opened.seal_policy().unwrap().current_authorized);
     drop(opened);
 
     // An unplanned change: auto-unseal is refused, and says why.
     pcr_extend(&tpm, 23, &[0x22u8; 32]);
-    let e = dev.open(false).err().unwrap();
+    let e = dev.open(OpenMode::Existing).err().unwrap();
     assert!(matches!(e, BridgeError::PolicyMismatch { .. }), "{e}");
     assert!(e.to_string().contains("tpm_policy_mismatch"), "{e}");
 
@@ -128,7 +128,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let report = recovered.reseal(&binding).unwrap();
     assert!(report.current_authorized, "{report:?}");
     drop(recovered);
-    let opened = dev.open(false).unwrap();
+    let opened = dev.open(OpenMode::Existing).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
 
     // A forged signature in the policy file (it sits outside the barrier) does not pass
@@ -141,7 +141,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
         entry["signature"] = serde_json::Value::String(hex::encode([0x33u8; 64]));
     }
     std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
-    let e = dev.open(false).err().unwrap();
+    let e = dev.open(OpenMode::Existing).err().unwrap();
     assert!(e.to_string().contains("VerifySignature"), "{e}");
     let recovered = dev.open_with_recovery(&RECOVERY).unwrap();
     assert_eq!(&*recovered.unwrap(b"k", &blob).unwrap(), b"v");
@@ -161,7 +161,10 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
 fn pcr_binding_needs_the_engine_policy_key() {
     let tpm = Swtpm::start();
     let dir = tempfile::tempdir().unwrap();
-    let e = device(&tpm, dir.path(), vec![16]).open(true).err().unwrap();
+    let e = device(&tpm, dir.path(), vec![16])
+        .open(OpenMode::CreateIfMissing)
+        .err()
+        .unwrap();
     assert!(matches!(e, BridgeError::InvalidConfig(_)), "{e}");
 }
 
@@ -260,7 +263,7 @@ fn root_secret_never_crosses_the_bus_in_clear() {
         let blob = root.wrap(b"probe", b"known plaintext").unwrap();
         drop(root);
         // Auto-unseal, and the recovery route for the policy-bound object.
-        dev.open(false).unwrap();
+        dev.open(OpenMode::Existing).unwrap();
         dev.open_with_recovery(&RECOVERY).unwrap();
         let sent = tap.to_tpm.lock().unwrap().clone();
         let received = tap.from_tpm.lock().unwrap().clone();
@@ -581,7 +584,7 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     let secret = [0x3cu8; 32];
     legacy_seal(tpm.port, dir.path(), &secret, &[16]);
     let dev = device(&tpm, dir.path(), vec![16]);
-    let root = dev.open(false).unwrap();
+    let root = dev.open(OpenMode::Existing).unwrap();
     let blob = root.wrap(b"k", b"old data").unwrap();
     assert_eq!(open_with_key(&secret, b"k", &blob).unwrap(), b"old data");
 
@@ -600,7 +603,7 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     assert!(dir.path().join("tpm2-seal.json").exists());
     assert!(!dir.path().join("tpm2-root.pub").exists());
     assert!(!dir.path().join("tpm2-root.priv").exists());
-    let root = dev.open(false).unwrap();
+    let root = dev.open(OpenMode::Existing).unwrap();
     let again = root.wrap(b"k", b"same secret").unwrap();
     assert_eq!(
         open_with_key(&secret, b"k", &again).unwrap(),
@@ -613,7 +616,7 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     legacy_seal(tpm.port, dir2.path(), &secret, &[23]);
     pcr_extend(&tpm, 23, &[0x01u8; 32]);
     let e = device(&tpm, dir2.path(), vec![23])
-        .open(false)
+        .open(OpenMode::Existing)
         .err()
         .unwrap();
     assert!(matches!(e, BridgeError::PolicyMismatch { .. }), "{e}");
