@@ -76,6 +76,14 @@ fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
 
 const RECOVERY: [u8; 32] = [7u8; 32];
 
+/// A binding to the test recovery key and `policy_key`.
+fn binding(policy_key: &[u8]) -> SealBinding<'_> {
+    SealBinding {
+        recovery_key: &RECOVERY,
+        policy_key: Some(policy_key),
+    }
+}
+
 #[test]
 fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let tpm = Swtpm::start();
@@ -84,10 +92,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let policy_key = dev
         .new_policy_key()
         .expect("the TPM seal uses a policy key");
-    let binding = SealBinding {
-        recovery_key: &RECOVERY,
-        policy_key: Some(&policy_key),
-    };
+    let binding = binding(&policy_key);
     let root = dev.create(&binding).unwrap();
     let blob = root.wrap(b"k", b"v").unwrap();
     let report = root.seal_policy().unwrap();
@@ -251,12 +256,7 @@ fn root_secret_never_crosses_the_bus_in_clear() {
     for pcrs in [vec![], vec![16]] {
         let dev = device_at(tap.port, dir.path(), pcrs.clone());
         let key = dev.new_policy_key().unwrap();
-        let root = dev
-            .create(&SealBinding {
-                recovery_key: &RECOVERY,
-                policy_key: Some(&key),
-            })
-            .unwrap();
+        let root = dev.create(&binding(&key)).unwrap();
         let blob = root.wrap(b"probe", b"known plaintext").unwrap();
         drop(root);
         // Auto-unseal, and the recovery route for the policy-bound object.
@@ -586,12 +586,7 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     assert_eq!(open_with_key(&secret, b"k", &blob).unwrap(), b"old data");
 
     let key = dev.new_policy_key().unwrap();
-    let report = root
-        .reseal(&SealBinding {
-            recovery_key: &RECOVERY,
-            policy_key: Some(&key),
-        })
-        .unwrap();
+    let report = root.reseal(&binding(&key)).unwrap();
     assert!(
         report.signed_policy && report.current_authorized,
         "{report:?}"

@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::poll_until;
+use crate::{poll_until, Daemon};
 
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const USER_PIN: &str = "246810";
+/// The label of the root key the daemon generates in a SoftHSM2 token.
+pub const ROOT_KEY_LABEL: &str = "ironseal-root";
 const SO_PIN: &str = "13579111";
 
 /// Panics with the install hint unless `bin` is on PATH.
@@ -115,6 +117,28 @@ impl SoftHsm {
             self.pin_file().display(),
             if disabled { "  disabled     = \"true\"\n" } else { "" }
         )
+    }
+
+    /// The seal block for this token's root key [`ROOT_KEY_LABEL`] through SoftHSM2.
+    pub fn root_seal_hcl(&self, disabled: bool) -> String {
+        self.seal_hcl(Path::new(SOFTHSM_MODULE), ROOT_KEY_LABEL, disabled)
+    }
+
+    /// A configured daemon sealed by this token (root key [`ROOT_KEY_LABEL`]),
+    /// uninitialised.
+    pub fn daemon(&self) -> Daemon {
+        let seal = self.root_seal_hcl(false);
+        let conf = self.conf();
+        Daemon::config_with_seal(&seal, &[("SOFTHSM2_CONF", conf.to_str().unwrap())])
+    }
+
+    /// [`Self::daemon`], initialised with `shares` recovery keys of which `threshold`
+    /// are needed, and unsealed; the recovery keys (base64).
+    pub fn unsealed_daemon(&self, shares: usize, threshold: usize) -> (Daemon, Vec<String>) {
+        let mut d = self.daemon();
+        let init = d.init_recovery(shares, threshold);
+        d.wait_unsealed();
+        (d, init.keys_b64)
     }
 
     /// `pkcs11-tool --module <softhsm> ARGS` against this token, logged in.
