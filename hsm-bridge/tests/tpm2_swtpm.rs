@@ -58,22 +58,6 @@ fn seals_reopens_and_refuses_another_tpm() {
     assert!(matches!(e, BridgeError::Unavailable { .. }), "{e}");
 }
 
-fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
-    let out = Command::new("tpm2_pcrextend")
-        .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
-        .env(
-            "TPM2TOOLS_TCTI",
-            format!("swtpm:host=127.0.0.1,port={}", tpm.port),
-        )
-        .output()
-        .expect("tpm2_pcrextend (tpm2-tools): run scripts/install-deps.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 const RECOVERY: [u8; 32] = [7u8; 32];
 
 /// A binding to the test recovery key and `policy_key`.
@@ -110,14 +94,14 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let report = opened.authorize_pcrs(&policy_key, &targets).unwrap();
     assert_eq!(report.authorized.len(), 2, "{report:?}");
     drop(opened);
-    pcr_extend(&tpm, 16, &update);
+    tpm.pcr_extend(16, &update);
     let opened = dev.open(false).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
     assert!(opened.seal_policy().unwrap().current_authorized);
     drop(opened);
 
     // An unplanned change: auto-unseal is refused, and says why.
-    pcr_extend(&tpm, 23, &[0x22u8; 32]);
+    tpm.pcr_extend(23, &[0x22u8; 32]);
     let e = dev.open(false).err().unwrap();
     assert!(matches!(e, BridgeError::PolicyMismatch { .. }), "{e}");
     assert!(e.to_string().contains("tpm_policy_mismatch"), "{e}");
@@ -606,7 +590,7 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     // A legacy object whose PCR changed: the mismatch category, as for the new format.
     let dir2 = tempfile::tempdir().unwrap();
     legacy_seal(tpm.port, dir2.path(), &secret, &[23]);
-    pcr_extend(&tpm, 23, &[0x01u8; 32]);
+    tpm.pcr_extend(23, &[0x01u8; 32]);
     let e = device(&tpm, dir2.path(), vec![23])
         .open(false)
         .err()

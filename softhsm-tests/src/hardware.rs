@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::tools::run_ok;
 use crate::{poll_until, Daemon};
 
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -80,16 +81,11 @@ impl SoftHsm {
             dir,
             label: label.to_string(),
         };
-        let out = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", label])
-            .args(["--so-pin", SO_PIN, "--pin", USER_PIN])
-            .env("SOFTHSM2_CONF", hsm.conf())
-            .output()
-            .expect("softhsm2-util");
-        assert!(
-            out.status.success(),
-            "softhsm2-util --init-token failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("softhsm2-util")
+                .args(["--init-token", "--free", "--label", label])
+                .args(["--so-pin", SO_PIN, "--pin", USER_PIN])
+                .env("SOFTHSM2_CONF", hsm.conf()),
         );
         write_private(&hsm.pin_file(), &format!("{USER_PIN}\n"));
         hsm
@@ -195,6 +191,16 @@ impl Swtpm {
     /// The TCTI string for the daemon and tpm2-tools.
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Extends PCR `pcr` (SHA-256 bank) with `digest`, as a measured boot would.
+    pub fn pcr_extend(&self, pcr: u8, digest: &[u8; 32]) {
+        require_tool("tpm2_pcrextend");
+        run_ok(
+            Command::new("tpm2_pcrextend")
+                .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
+                .env("TPM2TOOLS_TCTI", self.tcti()),
+        );
     }
 
     pub fn seal_hcl(&self) -> String {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::daemon::free_port;
+use crate::tools::run_ok;
 
 /// True when the tests run against OpenBao itself (`IRONSEAL_REFERENCE=openbao`).
 pub fn reference_mode() -> bool {
@@ -47,16 +48,7 @@ fn make_reference_tls(dir: &Path) {
     }
     fs::create_dir_all(dir).unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(Command::new("openssl").args(args).current_dir(dir));
     };
     // A new P-256 key with a self-signed CA certificate, or with a request to sign.
     let req = |extra: &[&str]| {

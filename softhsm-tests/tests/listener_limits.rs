@@ -247,17 +247,11 @@ fn tls_min_version_tls13_refuses_a_tls12_client() {
 }
 
 fn cert_text(path: &std::path::Path) -> String {
-    let out = Command::new("openssl")
-        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
-        .arg(path)
-        .output()
-        .expect("run openssl x509");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+            .arg(path),
+    )
 }
 
 fn verifies(ca: &std::path::Path, cert: &std::path::Path) -> bool {

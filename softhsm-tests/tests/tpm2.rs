@@ -58,20 +58,6 @@ fn tpm2_seal_auto_unseals_survives_tpm_outage_and_refuses_another_tpm() {
     );
 }
 
-fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
-    softhsm_tests::hardware::require_tool("tpm2_pcrextend");
-    let out = std::process::Command::new("tpm2_pcrextend")
-        .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
-        .env("TPM2TOOLS_TCTI", tpm.tcti())
-        .output()
-        .expect("tpm2_pcrextend");
-    assert!(
-        out.status.success(),
-        "tpm2_pcrextend: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `ironseal operator ARGS` against the daemon, as root; its stdout as JSON.
 fn operator(d: &Daemon, args: &[&str]) -> Value {
     let out = d
@@ -191,7 +177,7 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
         "{out}"
     );
     d.kill9();
-    pcr_extend(&tpm, 16, &update);
+    tpm.pcr_extend(16, &update);
     d.start();
     d.wait_unsealed();
     assert_eq!(d.kv_get_value("fw/one"), "before-updates");
@@ -199,7 +185,7 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
 
     // An update nobody authorised: sealed, with the category in seal-status.
     d.kill9();
-    pcr_extend(&tpm, 16, &[0x43u8; 32]);
+    tpm.pcr_extend(16, &[0x43u8; 32]);
     d.start();
     wait_seal_error(&d, "tpm_policy_mismatch");
     assert!(d.logs().contains("tpm_policy_mismatch"), "{}", d.logs());
