@@ -175,6 +175,18 @@ fn objects_labelled(s: &Session, label: &str) -> Vec<ObjectHandle> {
         .unwrap()
 }
 
+/// A 256-bit AES session object with the attributes `extra` on top.
+fn session_aes_key(s: &Session, extra: &[Attribute]) -> ObjectHandle {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(false),
+    ];
+    template.extend_from_slice(extra);
+    s.generate_key(&Mechanism::AesKeyGen, &template).unwrap()
+}
+
 fn plant_aes_key(s: &Session, label: &str, extractable: bool, bytes: u64) -> ObjectHandle {
     s.generate_key(
         &Mechanism::AesKeyGen,
@@ -256,32 +268,11 @@ fn unwrapped_managed_keys_are_sensitive_and_not_extractable() {
 
     // Control: the same request against a wrapping key without CKA_UNWRAP_TEMPLATE is
     // granted, so the refusal above is the template's doing (measured on SoftHSM2 2.6).
-    let plain_root = s
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(false),
-                Attribute::Wrap(true),
-                Attribute::Unwrap(true),
-            ],
-        )
-        .unwrap();
-    let target = s
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(false),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(true),
-            ],
-        )
-        .unwrap();
+    let plain_root = session_aes_key(&s, &[Attribute::Wrap(true), Attribute::Unwrap(true)]);
+    let target = session_aes_key(
+        &s,
+        &[Attribute::Sensitive(true), Attribute::Extractable(true)],
+    );
     let blob = s
         .wrap_key(&Mechanism::AesKeyWrapPad, plain_root, target)
         .unwrap();

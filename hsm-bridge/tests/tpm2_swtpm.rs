@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -58,23 +57,15 @@ fn seals_reopens_and_refuses_another_tpm() {
     assert!(matches!(e, BridgeError::Unavailable { .. }), "{e}");
 }
 
-fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
-    let out = Command::new("tpm2_pcrextend")
-        .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
-        .env(
-            "TPM2TOOLS_TCTI",
-            format!("swtpm:host=127.0.0.1,port={}", tpm.port),
-        )
-        .output()
-        .expect("tpm2_pcrextend (tpm2-tools): run scripts/install-deps.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 const RECOVERY: [u8; 32] = [7u8; 32];
+
+/// A binding to the test recovery key and `policy_key`.
+fn binding(policy_key: &[u8]) -> SealBinding<'_> {
+    SealBinding {
+        recovery_key: &RECOVERY,
+        policy_key: Some(policy_key),
+    }
+}
 
 #[test]
 fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
@@ -84,10 +75,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let policy_key = dev
         .new_policy_key()
         .expect("the TPM seal uses a policy key");
-    let binding = SealBinding {
-        recovery_key: &RECOVERY,
-        policy_key: Some(&policy_key),
-    };
+    let binding = binding(&policy_key);
     let root = dev.create(&binding).unwrap();
     let blob = root.wrap(b"k", b"v").unwrap();
     let report = root.seal_policy().unwrap();
@@ -105,14 +93,14 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let report = opened.authorize_pcrs(&policy_key, &targets).unwrap();
     assert_eq!(report.authorized.len(), 2, "{report:?}");
     drop(opened);
-    pcr_extend(&tpm, 16, &update);
+    tpm.pcr_extend(16, &update);
     let opened = dev.open(OpenMode::Existing).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
     assert!(opened.seal_policy().unwrap().current_authorized);
     drop(opened);
 
     // An unplanned change: auto-unseal is refused, and says why.
-    pcr_extend(&tpm, 23, &[0x22u8; 32]);
+    tpm.pcr_extend(23, &[0x22u8; 32]);
     let e = dev.open(OpenMode::Existing).err().unwrap();
     assert!(matches!(e, BridgeError::PolicyMismatch { .. }), "{e}");
     assert!(e.to_string().contains("tpm_policy_mismatch"), "{e}");
@@ -254,12 +242,7 @@ fn root_secret_never_crosses_the_bus_in_clear() {
     for pcrs in [vec![], vec![16]] {
         let dev = device_at(tap.port, dir.path(), pcrs.clone());
         let key = dev.new_policy_key().unwrap();
-        let root = dev
-            .create(&SealBinding {
-                recovery_key: &RECOVERY,
-                policy_key: Some(&key),
-            })
-            .unwrap();
+        let root = dev.create(&binding(&key)).unwrap();
         let blob = root.wrap(b"probe", b"known plaintext").unwrap();
         drop(root);
         // Auto-unseal, and the recovery route for the policy-bound object.
@@ -589,12 +572,7 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     assert_eq!(open_with_key(&secret, b"k", &blob).unwrap(), b"old data");
 
     let key = dev.new_policy_key().unwrap();
-    let report = root
-        .reseal(&SealBinding {
-            recovery_key: &RECOVERY,
-            policy_key: Some(&key),
-        })
-        .unwrap();
+    let report = root.reseal(&binding(&key)).unwrap();
     assert!(
         report.signed_policy && report.current_authorized,
         "{report:?}"
@@ -614,7 +592,7 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     // A legacy object whose PCR changed: the mismatch category, as for the new format.
     let dir2 = tempfile::tempdir().unwrap();
     legacy_seal(tpm.port, dir2.path(), &secret, &[23]);
-    pcr_extend(&tpm, 23, &[0x01u8; 32]);
+    tpm.pcr_extend(23, &[0x01u8; 32]);
     let e = device(&tpm, dir2.path(), vec![23])
         .open(OpenMode::Existing)
         .err()
