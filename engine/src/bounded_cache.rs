@@ -103,6 +103,22 @@ impl<V> BoundedCache<V> {
         inner.epoch = inner.epoch.wrapping_add(1);
     }
 
+    /// Drops every key that starts with `prefix` (all of them for ""), with one epoch
+    /// bump: another writer changed keys below it.
+    pub fn invalidate_prefix(&self, prefix: &str) {
+        let mut inner = self.inner.write();
+        let mut freed = 0;
+        inner.entries.retain(|key, (_, cost)| {
+            let keep = !key.starts_with(prefix);
+            if !keep {
+                freed += *cost;
+            }
+            keep
+        });
+        inner.bytes -= freed;
+        inner.epoch = inner.epoch.wrapping_add(1);
+    }
+
     pub fn clear(&self) {
         let mut inner = self.inner.write();
         inner.entries.clear();
@@ -149,6 +165,24 @@ mod tests {
         let epoch = miss(&c, "c");
         c.insert(epoch, "c", Arc::new(3), 4);
         assert!(matches!(c.get("c"), Cached::Hit(v) if *v == 3));
+    }
+
+    #[test]
+    fn a_prefix_drops_the_keys_below_it_and_races_with_it_lose() {
+        let c = BoundedCache::new(1 << 20);
+        for key in ["a/1", "a/2", "b/1"] {
+            let epoch = miss(&c, key);
+            c.insert(epoch, key, Arc::new(1), 4);
+        }
+        let epoch = miss(&c, "a/3");
+        c.invalidate_prefix("a/");
+        assert!(matches!(c.get("a/1"), Cached::Miss(_)));
+        assert!(matches!(c.get("a/2"), Cached::Miss(_)));
+        assert!(matches!(c.get("b/1"), Cached::Hit(_)));
+        c.insert(epoch, "a/3", Arc::new(3), 4);
+        assert!(matches!(c.get("a/3"), Cached::Miss(_)));
+        c.invalidate_prefix("");
+        assert_eq!((c.len(), c.bytes()), (0, 0));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod barrier;
 mod bounded_cache;
 pub mod compute;
 pub mod core;
+pub(crate) mod crypto;
 pub mod duration;
 pub mod error;
 pub mod failpoint;

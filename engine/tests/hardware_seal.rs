@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use engine::storage::{MemoryBackend, Storage};
 use engine::{Core, InitRequest, Migration, Seals, UnsealStep};
-use hsm_bridge::{BridgeError, RootOfTrust, SealDevice, SealKind, ShamirRoot};
+use hsm_bridge::{BridgeError, OpenMode, RootOfTrust, SealDevice, SealKind, ShamirRoot};
 use zeroize::Zeroizing;
 
 /// A "device" holding a software key; `up` switches it on and off.
@@ -37,7 +37,7 @@ impl SealDevice for FakeDevice {
     fn kind(&self) -> SealKind {
         SealKind::Pkcs11
     }
-    fn open(&self, _create: bool) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
+    fn open(&self, _mode: OpenMode) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
         if !self.up.load(Ordering::SeqCst) {
             return Err(BridgeError::Unavailable {
                 kind: SealKind::Pkcs11,

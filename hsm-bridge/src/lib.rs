@@ -1,4 +1,4 @@
-//! The hardware boundary: one trait for the root of trust, one file per backend.
+//! The hardware boundary: one trait for the root of trust, one module per backend.
 //!
 //! The root key never leaves its backend. Callers hand in the keyring to be wrapped or
 //! unwrapped and get the result back; with a hardware backend that work happens inside
@@ -17,9 +17,6 @@
 mod error;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
-#[cfg(feature = "pkcs11")]
-#[allow(unsafe_code)]
-mod pkcs11_raw;
 pub mod random;
 pub mod shamir;
 mod soft_aead;
@@ -156,6 +153,53 @@ pub struct Capabilities {
     pub hardware_rng: bool,
 }
 
+/// How a key inside the boundary signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignMechanism {
+    /// RSA PKCS#1 v1.5 with SHA-256; the device hashes the message it is given.
+    RsaPkcs1Sha256,
+    /// ECDSA over a digest the caller computed; the answer is the raw `r || s`.
+    EcdsaPrehashed,
+}
+
+/// How a key inside the boundary encrypts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncryptMechanism {
+    /// AES-256-GCM with a random IV and no AAD, answering `iv (12) || ciphertext || tag (16)`.
+    Aes256Gcm,
+}
+
+/// How a key inside the boundary decrypts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecryptMechanism {
+    /// The inverse of [`EncryptMechanism::Aes256Gcm`].
+    Aes256Gcm,
+    /// RSA-OAEP with SHA-1 and MGF1-SHA1, the only OAEP SoftHSM2 does (see DESIGN.md).
+    RsaOaepSha1,
+}
+
+/// How a managed key is wrapped for export under an outside RSA public key (BYOK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrapMechanism {
+    /// RSA-OAEP of the key itself (AES keys), SHA-1.
+    RsaOaepSha1,
+    /// RSA-OAEP of the key itself (AES keys), SHA-256.
+    RsaOaepSha256,
+    /// An ephemeral AES key under RSA-OAEP SHA-1, then the target under it with RFC 5649.
+    RsaAesKeyWrapSha1,
+    /// An ephemeral AES key under RSA-OAEP SHA-256, then the target under it with RFC 5649.
+    RsaAesKeyWrapSha256,
+}
+
+/// Whether [`SealDevice::open`] may make a root key the device does not hold yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The root key must exist: a missing one is a device mismatch.
+    Existing,
+    /// A missing root key is made (init and seal migration).
+    CreateIfMissing,
+}
+
 /// The root of trust: the only thing that can open the barrier keyring.
 ///
 /// `wrap`/`unwrap` are what every backend does. The key operations after them are for
@@ -190,13 +234,11 @@ pub trait RootOfTrust: Send + Sync {
         })
     }
 
-    /// Signs `data` with a wrapped key; `mechanism` is the algorithm's name:
-    /// "rsa-pkcs1-sha256" (`data` is the message), "ecdsa" (`data` is the digest; the
-    /// answer is the raw `r || s`).
+    /// Signs `data` with a wrapped key; what `data` is depends on `mechanism`.
     fn sign(
         &self,
         _key: &WrappedKey,
-        _mechanism: &str,
+        _mechanism: SignMechanism,
         _data: &[u8],
     ) -> Result<Vec<u8>, BridgeError> {
         Err(BridgeError::Unsupported {
@@ -205,12 +247,11 @@ pub trait RootOfTrust: Send + Sync {
         })
     }
 
-    /// Encrypts with a wrapped key inside the boundary (symmetric keys: "aes-256-gcm",
-    /// answering `iv (12) || ciphertext || tag (16)`).
+    /// Encrypts with a wrapped key inside the boundary.
     fn encrypt(
         &self,
         _key: &WrappedKey,
-        _mechanism: &str,
+        _mechanism: EncryptMechanism,
         _data: &[u8],
     ) -> Result<Vec<u8>, BridgeError> {
         Err(BridgeError::Unsupported {
@@ -222,11 +263,11 @@ pub trait RootOfTrust: Send + Sync {
     /// Forgets any cached, unwrapped copy of `key` (after its destruction).
     fn forget_key(&self, _key: &WrappedKey) {}
 
-    /// Decrypts with a wrapped key (e.g. "rsa-oaep-sha1", "aes-256-gcm").
+    /// Decrypts with a wrapped key inside the boundary.
     fn decrypt(
         &self,
         _key: &WrappedKey,
-        _mechanism: &str,
+        _mechanism: DecryptMechanism,
         _data: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
         Err(BridgeError::Unsupported {
@@ -267,12 +308,12 @@ pub trait RootOfTrust: Send + Sync {
     }
 
     /// Wraps a managed key for export under an outside public key (BYOK), inside the
-    /// boundary; `algorithm` is the provider's name for the format.
+    /// boundary, in the format `mechanism` names.
     fn export_wrap(
         &self,
         _key: &WrappedKey,
         _wrapping_public_der: &[u8],
-        _algorithm: &str,
+        _mechanism: WrapMechanism,
     ) -> Result<Vec<u8>, BridgeError> {
         Err(BridgeError::Unsupported {
             kind: self.kind(),
@@ -286,9 +327,9 @@ pub trait RootOfTrust: Send + Sync {
 pub trait SealDevice: Send + Sync {
     fn kind(&self) -> SealKind;
 
-    /// Connects to the device and finds the root key. With `create`, a missing root key
-    /// is made (only `operator init` and seal migration pass it).
-    fn open(&self, create: bool) -> Result<Arc<dyn RootOfTrust>, BridgeError>;
+    /// Connects to the device and finds the root key; `mode` says whether a missing root
+    /// key is made (only `operator init` and seal migration ask for that).
+    fn open(&self, mode: OpenMode) -> Result<Arc<dyn RootOfTrust>, BridgeError>;
 
     /// Where the device is, for logs (module path, token, TCTI); never a PIN.
     fn describe(&self) -> String;
@@ -302,7 +343,7 @@ pub trait SealDevice: Send + Sync {
     /// Makes a new root key (init, seal migration), replacing any left by an
     /// interrupted init.
     fn create(&self, _binding: &SealBinding<'_>) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
-        self.open(true)
+        self.open(OpenMode::CreateIfMissing)
     }
 
     /// Opens the root key with the recovery key's help where the seal allows it (a TPM
@@ -311,6 +352,6 @@ pub trait SealDevice: Send + Sync {
         &self,
         _recovery_key: &[u8],
     ) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
-        self.open(false)
+        self.open(OpenMode::Existing)
     }
 }

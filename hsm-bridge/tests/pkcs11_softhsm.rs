@@ -8,7 +8,10 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use hsm_bridge::pkcs11::{Pkcs11Config, Pkcs11Device};
-use hsm_bridge::{BridgeError, KeySpec, SealDevice, SealFault};
+use hsm_bridge::{
+    BridgeError, DecryptMechanism, EncryptMechanism, KeySpec, OpenMode, SealDevice, SealFault,
+    SignMechanism,
+};
 use softhsm_tests::hardware::{write_private, SoftHsm, SOFTHSM_MODULE as MODULE, USER_PIN};
 
 /// One SoftHSM2 token per process: `SOFTHSM2_CONF` is process-wide, so the tests in this
@@ -40,13 +43,13 @@ fn wraps_and_unwraps_inside_the_token() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dev = Pkcs11Device::new(config("root-a"));
     assert!(matches!(
-        dev.open(false),
+        dev.open(OpenMode::Existing),
         Err(BridgeError::Refused {
             fault: SealFault::DeviceMismatch,
             ..
         })
     ));
-    let root = dev.open(true).unwrap();
+    let root = dev.open(OpenMode::CreateIfMissing).unwrap();
     let blob = root.wrap(b"core/keyring", b"the keyring").unwrap();
     assert_eq!(
         &*root.unwrap(b"core/keyring", &blob).unwrap(),
@@ -58,7 +61,9 @@ fn wraps_and_unwraps_inside_the_token() {
     assert_ne!(r, [0u8; 16]);
     drop(root);
     // Another key cannot open it, and says why.
-    let other = Pkcs11Device::new(config("root-b")).open(true).unwrap();
+    let other = Pkcs11Device::new(config("root-b"))
+        .open(OpenMode::CreateIfMissing)
+        .unwrap();
     let e = other.unwrap(b"core/keyring", &blob).unwrap_err();
     assert!(matches!(e, BridgeError::ForeignKeyring(_)), "{e}");
 }
@@ -71,29 +76,41 @@ fn wrong_pin_is_a_clear_error_without_the_pin() {
     write_private(&bad, "987654\n");
     let mut c = config("root-a");
     c.pin_file = Some(bad);
-    let e = Pkcs11Device::new(c).open(true).err().unwrap().to_string();
+    let e = Pkcs11Device::new(c)
+        .open(OpenMode::CreateIfMissing)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("CKR_PIN_INCORRECT"), "{e}");
     assert!(!e.contains("987654"), "{e}");
     let mut c = config("root-a");
     c.lib = dir.path().join("nope.so");
-    let e = Pkcs11Device::new(c).open(true).err().unwrap().to_string();
+    let e = Pkcs11Device::new(c)
+        .open(OpenMode::CreateIfMissing)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("does not exist"), "{e}");
     // And a good open works right after the failures.
-    Pkcs11Device::new(config("root-a")).open(true).unwrap();
+    Pkcs11Device::new(config("root-a"))
+        .open(OpenMode::CreateIfMissing)
+        .unwrap();
 }
 
 #[test]
 fn managed_keys_are_generated_wrapped_and_used_inside_the_token() {
     use hsm_bridge::KeySpec;
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let root = Pkcs11Device::new(config("root-keys")).open(true).unwrap();
+    let root = Pkcs11Device::new(config("root-keys"))
+        .open(OpenMode::CreateIfMissing)
+        .unwrap();
     assert!(root.capabilities().in_boundary_keys);
     for spec in [KeySpec::Rsa(2048), KeySpec::EcP256, KeySpec::EcP384] {
         let k = root.generate_key(spec).unwrap();
         assert!(k.public.as_ref().is_some_and(|p| p[0] == 0x30), "{spec:?}");
-        let (mech, data): (&str, &[u8]) = match spec {
-            KeySpec::Rsa(_) => ("rsa-pkcs1-sha256", b"hello"),
-            _ => ("ecdsa", &[7u8; 32]),
+        let (mech, data): (SignMechanism, &[u8]) = match spec {
+            KeySpec::Rsa(_) => (SignMechanism::RsaPkcs1Sha256, b"hello"),
+            _ => (SignMechanism::EcdsaPrehashed, &[7u8; 32]),
         };
         let sig = root.sign(&k, mech, data).unwrap();
         assert!(!sig.is_empty(), "{spec:?}");
@@ -103,11 +120,20 @@ fn managed_keys_are_generated_wrapped_and_used_inside_the_token() {
         root.sign(&k, mech, data).unwrap();
     }
     let aes = root.generate_key(KeySpec::Aes256).unwrap();
-    let ct = root.encrypt(&aes, "aes-256-gcm", b"secret").unwrap();
-    assert_eq!(&*root.decrypt(&aes, "aes-256-gcm", &ct).unwrap(), b"secret");
+    let ct = root
+        .encrypt(&aes, EncryptMechanism::Aes256Gcm, b"secret")
+        .unwrap();
+    assert_eq!(
+        &*root
+            .decrypt(&aes, DecryptMechanism::Aes256Gcm, &ct)
+            .unwrap(),
+        b"secret"
+    );
     let mut bad = ct.clone();
     bad[14] ^= 1;
-    assert!(root.decrypt(&aes, "aes-256-gcm", &bad).is_err());
+    assert!(root
+        .decrypt(&aes, DecryptMechanism::Aes256Gcm, &bad)
+        .is_err());
 }
 
 /// A session of the test's own on the shared token, logged in as the user: what someone
@@ -149,6 +175,18 @@ fn objects_labelled(s: &Session, label: &str) -> Vec<ObjectHandle> {
         .unwrap()
 }
 
+/// A 256-bit AES session object with the attributes `extra` on top.
+fn session_aes_key(s: &Session, extra: &[Attribute]) -> ObjectHandle {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(false),
+    ];
+    template.extend_from_slice(extra);
+    s.generate_key(&Mechanism::AesKeyGen, &template).unwrap()
+}
+
 fn plant_aes_key(s: &Session, label: &str, extractable: bool, bytes: u64) -> ObjectHandle {
     s.generate_key(
         &Mechanism::AesKeyGen,
@@ -171,11 +209,15 @@ fn plant_aes_key(s: &Session, label: &str, extractable: bool, bytes: u64) -> Obj
 #[test]
 fn unwrapped_managed_keys_are_sensitive_and_not_extractable() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let root = Pkcs11Device::new(config("root-unwrap")).open(true).unwrap();
+    let root = Pkcs11Device::new(config("root-unwrap"))
+        .open(OpenMode::CreateIfMissing)
+        .unwrap();
     let rsa = root.generate_key(KeySpec::Rsa(2048)).unwrap();
-    root.sign(&rsa, "rsa-pkcs1-sha256", b"hello").unwrap();
+    root.sign(&rsa, SignMechanism::RsaPkcs1Sha256, b"hello")
+        .unwrap();
     let aes = root.generate_key(KeySpec::Aes256).unwrap();
-    root.encrypt(&aes, "aes-256-gcm", b"secret").unwrap();
+    root.encrypt(&aes, EncryptMechanism::Aes256Gcm, b"secret")
+        .unwrap();
 
     // The objects the appliance unwrapped for use: session objects of this process.
     let s = user_session();
@@ -226,32 +268,11 @@ fn unwrapped_managed_keys_are_sensitive_and_not_extractable() {
 
     // Control: the same request against a wrapping key without CKA_UNWRAP_TEMPLATE is
     // granted, so the refusal above is the template's doing (measured on SoftHSM2 2.6).
-    let plain_root = s
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(false),
-                Attribute::Wrap(true),
-                Attribute::Unwrap(true),
-            ],
-        )
-        .unwrap();
-    let target = s
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(false),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(true),
-            ],
-        )
-        .unwrap();
+    let plain_root = session_aes_key(&s, &[Attribute::Wrap(true), Attribute::Unwrap(true)]);
+    let target = session_aes_key(
+        &s,
+        &[Attribute::Sensitive(true), Attribute::Extractable(true)],
+    );
     let blob = s
         .wrap_key(&Mechanism::AesKeyWrapPad, plain_root, target)
         .unwrap();
@@ -278,7 +299,7 @@ fn a_root_key_someone_made_extractable_is_refused() {
     let s = user_session();
     plant_aes_key(&s, "root-planted", true, 32);
     let e = Pkcs11Device::new(config("root-planted"))
-        .open(true)
+        .open(OpenMode::CreateIfMissing)
         .err()
         .expect("an extractable root key must be refused");
     assert!(
@@ -303,7 +324,7 @@ fn a_root_key_someone_made_extractable_is_refused() {
     // An AES-128 key under the label is refused for its length.
     plant_aes_key(&s, "root-short", false, 16);
     let e = Pkcs11Device::new(config("root-short"))
-        .open(true)
+        .open(OpenMode::CreateIfMissing)
         .err()
         .expect("AES-128 root key");
     assert!(e.to_string().contains("AES-128 rather than AES-256"), "{e}");
@@ -316,7 +337,7 @@ fn two_objects_under_the_root_key_label_are_refused() {
     plant_aes_key(&s, "root-twice", false, 32);
     plant_aes_key(&s, "root-twice", false, 32);
     let e = Pkcs11Device::new(config("root-twice"))
-        .open(true)
+        .open(OpenMode::CreateIfMissing)
         .err()
         .expect("two keys under one label");
     assert!(
@@ -337,11 +358,15 @@ fn two_objects_under_the_root_key_label_are_refused() {
 fn an_init_run_again_reuses_the_root_key_it_made() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let blob = {
-        let first = Pkcs11Device::new(config("root-again")).open(true).unwrap();
+        let first = Pkcs11Device::new(config("root-again"))
+            .open(OpenMode::CreateIfMissing)
+            .unwrap();
         first.wrap(b"core/keyring", b"k").unwrap()
     };
     // A new device, as after a restart: finds the key instead of making another.
-    let again = Pkcs11Device::new(config("root-again")).open(true).unwrap();
+    let again = Pkcs11Device::new(config("root-again"))
+        .open(OpenMode::CreateIfMissing)
+        .unwrap();
     assert_eq!(&*again.unwrap(b"core/keyring", &blob).unwrap(), b"k");
     let s = user_session();
     let keys = objects_labelled(&s, "root-again");

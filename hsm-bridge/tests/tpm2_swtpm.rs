@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hsm_bridge::tpm2::{Tpm2Config, Tpm2Device};
-use hsm_bridge::{BridgeError, PcrTarget, SealBinding, SealDevice};
+use hsm_bridge::{BridgeError, OpenMode, PcrTarget, SealBinding, SealDevice};
 use softhsm_tests::hardware::{two_free_ports, Swtpm};
 
 fn device(tpm: &Swtpm, dir: &std::path::Path, pcrs: Vec<u8>) -> Tpm2Device {
@@ -32,13 +31,13 @@ fn seals_reopens_and_refuses_another_tpm() {
     let dir = tempfile::tempdir().unwrap();
     let dev = device(&tpm, dir.path(), vec![]);
     assert!(matches!(
-        dev.open(false),
+        dev.open(OpenMode::Existing),
         Err(BridgeError::Unavailable { .. })
     ));
-    let root = dev.open(true).unwrap();
+    let root = dev.open(OpenMode::CreateIfMissing).unwrap();
     let blob = root.wrap(b"core/keyring", b"ring").unwrap();
     drop(root);
-    let again = dev.open(false).unwrap();
+    let again = dev.open(OpenMode::Existing).unwrap();
     assert_eq!(&*again.unwrap(b"core/keyring", &blob).unwrap(), b"ring");
     let mut r = [0u8; 40];
     again.random(&mut r).unwrap();
@@ -46,7 +45,7 @@ fn seals_reopens_and_refuses_another_tpm() {
     // The same blobs next to a fresh TPM do not open, and the error says why.
     let other = Swtpm::start();
     let e = device(&other, dir.path(), vec![])
-        .open(false)
+        .open(OpenMode::Existing)
         .err()
         .unwrap();
     assert!(matches!(e, BridgeError::ForeignKeyring(_)), "{e}");
@@ -54,27 +53,19 @@ fn seals_reopens_and_refuses_another_tpm() {
 
     // TPM down: unavailable, with what to check.
     drop(tpm);
-    let e = dev.open(false).err().unwrap();
+    let e = dev.open(OpenMode::Existing).err().unwrap();
     assert!(matches!(e, BridgeError::Unavailable { .. }), "{e}");
 }
 
-fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
-    let out = Command::new("tpm2_pcrextend")
-        .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
-        .env(
-            "TPM2TOOLS_TCTI",
-            format!("swtpm:host=127.0.0.1,port={}", tpm.port),
-        )
-        .output()
-        .expect("tpm2_pcrextend (tpm2-tools): run scripts/install-deps.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 const RECOVERY: [u8; 32] = [7u8; 32];
+
+/// A binding to the test recovery key and `policy_key`.
+fn binding(policy_key: &[u8]) -> SealBinding<'_> {
+    SealBinding {
+        recovery_key: &RECOVERY,
+        policy_key: Some(policy_key),
+    }
+}
 
 #[test]
 fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
@@ -84,10 +75,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let policy_key = dev
         .new_policy_key()
         .expect("the TPM seal uses a policy key");
-    let binding = SealBinding {
-        recovery_key: &RECOVERY,
-        policy_key: Some(&policy_key),
-    };
+    let binding = binding(&policy_key);
     let root = dev.create(&binding).unwrap();
     let blob = root.wrap(b"k", b"v").unwrap();
     let report = root.seal_policy().unwrap();
@@ -96,7 +84,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
         "{report:?}"
     );
     drop(root);
-    let opened = dev.open(false).unwrap();
+    let opened = dev.open(OpenMode::Existing).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
 
     // Authorise the value PCR 16 will have after an update, then make the update.
@@ -105,15 +93,15 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let report = opened.authorize_pcrs(&policy_key, &targets).unwrap();
     assert_eq!(report.authorized.len(), 2, "{report:?}");
     drop(opened);
-    pcr_extend(&tpm, 16, &update);
-    let opened = dev.open(false).unwrap();
+    tpm.pcr_extend(16, &update);
+    let opened = dev.open(OpenMode::Existing).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
     assert!(opened.seal_policy().unwrap().current_authorized);
     drop(opened);
 
     // An unplanned change: auto-unseal is refused, and says why.
-    pcr_extend(&tpm, 23, &[0x22u8; 32]);
-    let e = dev.open(false).err().unwrap();
+    tpm.pcr_extend(23, &[0x22u8; 32]);
+    let e = dev.open(OpenMode::Existing).err().unwrap();
     assert!(matches!(e, BridgeError::PolicyMismatch { .. }), "{e}");
     assert!(e.to_string().contains("tpm_policy_mismatch"), "{e}");
 
@@ -128,7 +116,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
     let report = recovered.reseal(&binding).unwrap();
     assert!(report.current_authorized, "{report:?}");
     drop(recovered);
-    let opened = dev.open(false).unwrap();
+    let opened = dev.open(OpenMode::Existing).unwrap();
     assert_eq!(&*opened.unwrap(b"k", &blob).unwrap(), b"v");
 
     // A forged signature in the policy file (it sits outside the barrier) does not pass
@@ -141,7 +129,7 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
         entry["signature"] = serde_json::Value::String(hex::encode([0x33u8; 64]));
     }
     std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
-    let e = dev.open(false).err().unwrap();
+    let e = dev.open(OpenMode::Existing).err().unwrap();
     assert!(e.to_string().contains("VerifySignature"), "{e}");
     let recovered = dev.open_with_recovery(&RECOVERY).unwrap();
     assert_eq!(&*recovered.unwrap(b"k", &blob).unwrap(), b"v");
@@ -161,7 +149,10 @@ fn signed_pcr_policy_survives_authorised_changes_and_recovery_reopens() {
 fn pcr_binding_needs_the_engine_policy_key() {
     let tpm = Swtpm::start();
     let dir = tempfile::tempdir().unwrap();
-    let e = device(&tpm, dir.path(), vec![16]).open(true).err().unwrap();
+    let e = device(&tpm, dir.path(), vec![16])
+        .open(OpenMode::CreateIfMissing)
+        .err()
+        .unwrap();
     assert!(matches!(e, BridgeError::InvalidConfig(_)), "{e}");
 }
 
@@ -251,16 +242,11 @@ fn root_secret_never_crosses_the_bus_in_clear() {
     for pcrs in [vec![], vec![16]] {
         let dev = device_at(tap.port, dir.path(), pcrs.clone());
         let key = dev.new_policy_key().unwrap();
-        let root = dev
-            .create(&SealBinding {
-                recovery_key: &RECOVERY,
-                policy_key: Some(&key),
-            })
-            .unwrap();
+        let root = dev.create(&binding(&key)).unwrap();
         let blob = root.wrap(b"probe", b"known plaintext").unwrap();
         drop(root);
         // Auto-unseal, and the recovery route for the policy-bound object.
-        dev.open(false).unwrap();
+        dev.open(OpenMode::Existing).unwrap();
         dev.open_with_recovery(&RECOVERY).unwrap();
         let sent = tap.to_tpm.lock().unwrap().clone();
         let received = tap.from_tpm.lock().unwrap().clone();
@@ -581,17 +567,12 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     let secret = [0x3cu8; 32];
     legacy_seal(tpm.port, dir.path(), &secret, &[16]);
     let dev = device(&tpm, dir.path(), vec![16]);
-    let root = dev.open(false).unwrap();
+    let root = dev.open(OpenMode::Existing).unwrap();
     let blob = root.wrap(b"k", b"old data").unwrap();
     assert_eq!(open_with_key(&secret, b"k", &blob).unwrap(), b"old data");
 
     let key = dev.new_policy_key().unwrap();
-    let report = root
-        .reseal(&SealBinding {
-            recovery_key: &RECOVERY,
-            policy_key: Some(&key),
-        })
-        .unwrap();
+    let report = root.reseal(&binding(&key)).unwrap();
     assert!(
         report.signed_policy && report.current_authorized,
         "{report:?}"
@@ -600,7 +581,7 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     assert!(dir.path().join("tpm2-seal.json").exists());
     assert!(!dir.path().join("tpm2-root.pub").exists());
     assert!(!dir.path().join("tpm2-root.priv").exists());
-    let root = dev.open(false).unwrap();
+    let root = dev.open(OpenMode::Existing).unwrap();
     let again = root.wrap(b"k", b"same secret").unwrap();
     assert_eq!(
         open_with_key(&secret, b"k", &again).unwrap(),
@@ -611,9 +592,9 @@ fn data_dirs_sealed_before_signed_policies_unseal_and_reseal_moves_them() {
     // A legacy object whose PCR changed: the mismatch category, as for the new format.
     let dir2 = tempfile::tempdir().unwrap();
     legacy_seal(tpm.port, dir2.path(), &secret, &[23]);
-    pcr_extend(&tpm, 23, &[0x01u8; 32]);
+    tpm.pcr_extend(23, &[0x01u8; 32]);
     let e = device(&tpm, dir2.path(), vec![23])
-        .open(false)
+        .open(OpenMode::Existing)
         .err()
         .unwrap();
     assert!(matches!(e, BridgeError::PolicyMismatch { .. }), "{e}");

@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::poll_until;
+use crate::tools::run_ok;
+use crate::{poll_until, Daemon};
 
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const USER_PIN: &str = "246810";
+/// The label of the root key the daemon generates in a SoftHSM2 token.
+pub const ROOT_KEY_LABEL: &str = "ironseal-root";
 const SO_PIN: &str = "13579111";
 
 /// Panics with the install hint unless `bin` is on PATH.
@@ -78,16 +81,11 @@ impl SoftHsm {
             dir,
             label: label.to_string(),
         };
-        let out = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", label])
-            .args(["--so-pin", SO_PIN, "--pin", USER_PIN])
-            .env("SOFTHSM2_CONF", hsm.conf())
-            .output()
-            .expect("softhsm2-util");
-        assert!(
-            out.status.success(),
-            "softhsm2-util --init-token failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("softhsm2-util")
+                .args(["--init-token", "--free", "--label", label])
+                .args(["--so-pin", SO_PIN, "--pin", USER_PIN])
+                .env("SOFTHSM2_CONF", hsm.conf()),
         );
         write_private(&hsm.pin_file(), &format!("{USER_PIN}\n"));
         hsm
@@ -115,6 +113,28 @@ impl SoftHsm {
             self.pin_file().display(),
             if disabled { "  disabled     = \"true\"\n" } else { "" }
         )
+    }
+
+    /// The seal block for this token's root key [`ROOT_KEY_LABEL`] through SoftHSM2.
+    pub fn root_seal_hcl(&self, disabled: bool) -> String {
+        self.seal_hcl(Path::new(SOFTHSM_MODULE), ROOT_KEY_LABEL, disabled)
+    }
+
+    /// A configured daemon sealed by this token (root key [`ROOT_KEY_LABEL`]),
+    /// uninitialised.
+    pub fn daemon(&self) -> Daemon {
+        let seal = self.root_seal_hcl(false);
+        let conf = self.conf();
+        Daemon::config_with_seal(&seal, &[("SOFTHSM2_CONF", conf.to_str().unwrap())])
+    }
+
+    /// [`Self::daemon`], initialised with `shares` recovery keys of which `threshold`
+    /// are needed, and unsealed; the recovery keys (base64).
+    pub fn unsealed_daemon(&self, shares: usize, threshold: usize) -> (Daemon, Vec<String>) {
+        let mut d = self.daemon();
+        let init = d.init_recovery(shares, threshold);
+        d.wait_unsealed();
+        (d, init.keys_b64)
     }
 
     /// `pkcs11-tool --module <softhsm> ARGS` against this token, logged in.
@@ -171,6 +191,16 @@ impl Swtpm {
     /// The TCTI string for the daemon and tpm2-tools.
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Extends PCR `pcr` (SHA-256 bank) with `digest`, as a measured boot would.
+    pub fn pcr_extend(&self, pcr: u8, digest: &[u8; 32]) {
+        require_tool("tpm2_pcrextend");
+        run_ok(
+            Command::new("tpm2_pcrextend")
+                .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
+                .env("TPM2TOOLS_TCTI", self.tcti()),
+        );
     }
 
     pub fn seal_hcl(&self) -> String {

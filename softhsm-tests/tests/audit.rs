@@ -22,11 +22,9 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn verify(path: &Path) -> (i32, String) {
-    let out = Command::new(ironseal_bin())
-        .args(["audit", "verify", path.to_str().unwrap()])
-        .output()
-        .expect("run ironseal audit verify");
+/// Runs an `ironseal audit verify`; its exit code and everything it printed.
+fn run_verify(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().expect("run ironseal audit verify");
     (
         out.status.code().unwrap_or(-1),
         format!(
@@ -37,26 +35,19 @@ fn verify(path: &Path) -> (i32, String) {
     )
 }
 
+fn verify(path: &Path) -> (i32, String) {
+    run_verify(Command::new(ironseal_bin()).args(["audit", "verify", path.to_str().unwrap()]))
+}
+
 /// `ironseal audit verify -device=file [-against-storage]` against the running daemon.
 fn verify_online(d: &Daemon, against_storage: bool) -> (i32, String) {
-    let mut cmd = Command::new(ironseal_bin());
+    let token = d.token.as_deref().expect("a token");
+    let mut cmd = d.client_command(&ironseal_bin(), Some(token));
     cmd.args(["audit", "verify", "-device=file"]);
     if against_storage {
         cmd.arg("-against-storage");
     }
-    let out = cmd
-        .env("VAULT_ADDR", &d.addr)
-        .env("VAULT_TOKEN", d.token.as_deref().expect("a token"))
-        .output()
-        .expect("run ironseal audit verify");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    run_verify(&mut cmd)
 }
 
 fn append(path: &Path, bytes: &[u8]) {

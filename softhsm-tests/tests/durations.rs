@@ -3,16 +3,12 @@
 //! wrapped-around time or a deletion in the past. Vault refuses the same values (Go's
 //! durations end at about 292 years), so the `/v1` part also runs against OpenBao.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use softhsm_tests::{reference_mode, Body, Daemon, HttpResponse};
 
 /// 2^64 - 1 seconds, and hours past any clock.
 const HUGE: [&str; 2] = ["999999999999h", "18446744073709551615"];
-
-fn post(d: &Daemon, path: &str, body: &Value) -> HttpResponse {
-    d.send_json("POST", path, &body.to_string())
-}
 
 #[track_caller]
 fn refused(r: HttpResponse) {
@@ -24,23 +20,18 @@ fn refused(r: HttpResponse) {
 fn huge_request_durations_are_refused() {
     let d = Daemon::dev(&[]);
     d.ensure_secret_kv2();
-    if d.get("/v1/sys/mounts/transit").status != 200 {
-        d.bao(&["secrets", "enable", "transit"]).ok();
-    }
+    d.ensure_transit();
 
     for huge in HUGE {
-        refused(post(
-            &d,
+        refused(d.post_json(
             "/v1/secret/metadata/dva",
             &json!({ "delete_version_after": huge }),
         ));
-        refused(post(
-            &d,
+        refused(d.post_json(
             "/v1/secret/config",
             &json!({ "delete_version_after": huge }),
         ));
-        refused(post(
-            &d,
+        refused(d.post_json(
             "/v1/transit/keys/rotating",
             &json!({ "auto_rotate_period": huge }),
         ));
@@ -60,28 +51,25 @@ fn huge_request_durations_are_refused() {
     assert_eq!(d.get("/v1/transit/keys/rotating").status, 404);
 
     // The longest accepted setting works end to end: a write computes its deletion time.
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/secret/metadata/dva",
         &json!({ "delete_version_after": "2562047h" }),
     );
     assert!(r.status == 204 || r.status == 200, "{r}");
-    let r = post(&d, "/v1/secret/data/dva", &json!({ "data": { "k": "v" } }));
+    let r = d.post_json("/v1/secret/data/dva", &json!({ "data": { "k": "v" } }));
     assert_eq!(r.status, 200, "{r}");
     let r = d.get("/v1/secret/data/dva");
     assert_eq!(r.status, 200, "{r}");
     assert_eq!(r.json()["data"]["data"]["k"], "v", "{r}");
 
     // A transit key's config refuses it too and keeps its period.
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/keys/rotating",
         &json!({ "auto_rotate_period": "24h" }),
     );
     assert!(r.status == 204 || r.status == 200, "{r}");
     for huge in HUGE {
-        refused(post(
-            &d,
+        refused(d.post_json(
             "/v1/transit/keys/rotating/config",
             &json!({ "auto_rotate_period": huge }),
         ));

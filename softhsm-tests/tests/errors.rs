@@ -198,18 +198,9 @@ fn dev_flags_root_token_id_and_listen_address() {
     );
     assert!(logs.contains("Unseal Key: "), "{logs}");
 
-    let me = d
-        .bao_as(Some("my-root-token"), &["token", "lookup", "-format=json"])
-        .ok();
-    let data = &me.json()["data"];
-    assert!(
-        data["policies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p == "root"),
-        "{me}"
-    );
+    let me = d.bao_token_lookup("my-root-token");
+    let data = &me.data;
+    assert!(me.has_policy("root"), "{me}");
     assert_eq!(data["id"], "my-root-token", "{me}");
     d.bao_as(
         Some("my-root-token"),

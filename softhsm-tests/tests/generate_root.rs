@@ -1,38 +1,7 @@
 //! `bao operator generate-root` with the Shamir seal: a quorum of unseal keys and an OTP
 //! make a new root token; wrong keys do not.
 
-use serde_json::Value;
 use softhsm_tests::{reference_mode, Daemon};
-
-fn generate_root(d: &Daemon, keys: &[String]) -> (Value, String) {
-    let init = d
-        .bao_as(
-            None,
-            &["operator", "generate-root", "-init", "-format=json"],
-        )
-        .ok()
-        .json();
-    let otp = init["otp"].as_str().expect("otp").to_string();
-    let nonce = init["nonce"].as_str().expect("nonce").to_string();
-    let mut last = Value::Null;
-    for key in keys {
-        let out = d.bao_as(
-            None,
-            &[
-                "operator",
-                "generate-root",
-                "-format=json",
-                &format!("-nonce={nonce}"),
-                key,
-            ],
-        );
-        if !out.success() {
-            return (Value::String(out.stderr), otp);
-        }
-        last = out.json();
-    }
-    (last, otp)
-}
 
 #[test]
 fn unseal_keys_regenerate_a_root_token() {
@@ -42,22 +11,9 @@ fn unseal_keys_regenerate_a_root_token() {
     let mut d = Daemon::config(false);
     let init = d.init(5, 3);
     d.unseal();
-    let (status, otp) = generate_root(&d, &init.keys_b64[1..4]);
+    let (status, otp) = d.generate_root(&init.keys_b64[1..4]);
     assert_eq!(status["complete"], true, "{status}");
-    let decoded = d
-        .bao_as(
-            None,
-            &[
-                "operator",
-                "generate-root",
-                "-format=json",
-                &format!("-decode={}", status["encoded_token"].as_str().unwrap()),
-                &format!("-otp={otp}"),
-            ],
-        )
-        .ok()
-        .json();
-    let token = decoded["token"].as_str().unwrap().to_string();
+    let token = d.generate_root_decode(status["encoded_token"].as_str().unwrap(), &otp);
     assert_ne!(token, init.root_token);
     let lookup = d
         .bao_as(Some(&token), &["token", "lookup", "-format=json"])
@@ -68,7 +24,7 @@ fn unseal_keys_regenerate_a_root_token() {
     // Keys of another appliance: refused at the threshold.
     let mut other = Daemon::config(false);
     let stranger = other.init(5, 3);
-    let (err, _) = generate_root(&d, &stranger.keys_b64[..3]);
+    let (err, _) = d.generate_root(&stranger.keys_b64[..3]);
     assert!(
         err.as_str().is_some_and(|e| e.contains("do not match")),
         "{err}"

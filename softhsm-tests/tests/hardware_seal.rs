@@ -5,45 +5,20 @@
 //! shamir -> pkcs11 -> shamir keeps every secret, and kill -9 during keyring rotation
 //! leaves a keyring that opens.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use softhsm_tests::hardware::{SoftHsm, SOFTHSM_MODULE, USER_PIN};
+use softhsm_tests::hardware::{SoftHsm, ROOT_KEY_LABEL, SOFTHSM_MODULE, USER_PIN};
 use softhsm_tests::{poll_until, reference_mode, Daemon};
 
-const KEY_LABEL: &str = "ironseal-root";
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn hsm_daemon(hsm: &SoftHsm) -> Daemon {
-    let seal = hsm.seal_hcl(Path::new(SOFTHSM_MODULE), KEY_LABEL, false);
-    let conf = hsm.conf();
-    Daemon::config_with_seal(&seal, &[("SOFTHSM2_CONF", conf.to_str().unwrap())])
-}
-
-/// `bao operator init` against a hardware seal; returns the recovery keys (base64).
+/// `bao operator init` against a hardware seal, with every recovery field checked;
+/// returns the recovery keys (base64).
 fn init_with_recovery(d: &mut Daemon, shares: usize, threshold: usize) -> Vec<String> {
-    let out = d
-        .bao_as(
-            None,
-            &[
-                "operator",
-                "init",
-                "-format=json",
-                &format!("-recovery-shares={shares}"),
-                &format!("-recovery-threshold={threshold}"),
-            ],
-        )
-        .ok();
-    let v = out.json();
-    let keys: Vec<String> = v["recovery_keys_b64"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no recovery_keys_b64: {out}"))
-        .iter()
-        .map(|k| k.as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(keys.len(), shares, "{out}");
+    let init = d.init_recovery(shares, threshold);
+    let (v, out) = (&init.json, &init.out);
     assert_eq!(
         v["recovery_keys_hex"].as_array().map(Vec::len),
         Some(shares),
@@ -56,28 +31,34 @@ fn init_with_recovery(d: &mut Daemon, shares: usize, threshold: usize) -> Vec<St
         Some(0),
         "a hardware seal hands out no unseal keys: {out}"
     );
-    d.token = Some(v["root_token"].as_str().expect("root_token").to_string());
-    keys
+    init.keys_b64
 }
 
-fn wait_unsealed(d: &Daemon) -> Value {
-    poll_until(DEADLINE, "the daemon to unseal itself", || {
-        let s = d.seal_status();
-        (s["sealed"] == false).then_some(s)
-    })
+/// A daemon on a fresh token `label`, initialised as [`init_with_recovery`] checks and
+/// unsealed, with kv v2 at `secret/` holding `secret` (path, value); the token, the
+/// daemon and the recovery keys, in the order they are to be dropped last to first.
+fn serving(
+    label: &str,
+    shares: usize,
+    threshold: usize,
+    secret: (&str, &str),
+) -> (SoftHsm, Daemon, Vec<String>) {
+    let hsm = SoftHsm::new(label);
+    let mut d = hsm.daemon();
+    let keys = init_with_recovery(&mut d, shares, threshold);
+    d.wait_unsealed();
+    d.ensure_secret_kv2();
+    d.kv_put_value(secret.0, secret.1);
+    (hsm, d, keys)
 }
 
 /// Waits until seal-status reports the seal error `category`; returns the whole answer,
 /// after checking it holds nothing but the category (seal-status is unauthenticated).
 fn wait_seal_error(d: &Daemon, hsm: &SoftHsm, category: &str) -> Value {
-    let status = poll_until(DEADLINE, &format!("the seal error {category:?}"), || {
-        let s = d.seal_status();
-        assert_eq!(s["sealed"], true, "unexpectedly unsealed: {s}");
-        (s["seal_error"] == category).then_some(s)
-    });
+    let status = d.wait_seal_error(&format!("the seal error {category:?}"), |e| e == category);
     let text = status.to_string();
     for secret in [
-        KEY_LABEL,
+        ROOT_KEY_LABEL,
         &hsm.label,
         "softhsm",
         "CKR_",
@@ -91,60 +72,30 @@ fn wait_seal_error(d: &Daemon, hsm: &SoftHsm, category: &str) -> Value {
     status
 }
 
-/// seal-status as `token` sees it.
-fn seal_status_as(d: &Daemon, token: &str) -> Value {
-    let r = d.http(
-        "GET",
-        "/v1/sys/seal-status",
-        Some(token),
-        softhsm_tests::Body::None,
-    );
-    assert_eq!(r.status, 200, "{r}");
-    r.json()
-}
-
-fn put_secret(d: &Daemon, path: &str, value: &str) {
-    d.bao(&[
-        "kv",
-        "put",
-        "-mount=secret",
-        path,
-        &format!("value={value}"),
-    ])
-    .ok();
-}
-
-fn get_secret(d: &Daemon, path: &str) -> String {
-    let out = d
-        .bao(&["kv", "get", "-mount=secret", "-field=value", path])
-        .ok();
-    out.stdout.trim().to_string()
-}
-
 #[test]
 fn pkcs11_init_auto_unseals_after_restart_and_the_root_key_stays_in_the_token() {
     if reference_mode() {
         return; // Ironseal's seals: OpenBao has no SoftHSM2 set up here.
     }
     let hsm = SoftHsm::new("ironseal-a");
-    let mut d = hsm_daemon(&hsm);
+    let mut d = hsm.daemon();
     let status = d.seal_status();
     assert_eq!(status["type"], "pkcs11", "{status}");
     assert_eq!(status["recovery_seal"], true, "{status}");
     assert_eq!(status["initialized"], false, "{status}");
 
     init_with_recovery(&mut d, 3, 2);
-    let status = wait_unsealed(&d);
+    let status = d.wait_unsealed();
     assert_eq!(status["type"], "pkcs11", "{status}");
     assert_eq!(status["recovery_seal"], true, "{status}");
     assert_eq!(status["t"], 2, "{status}");
     assert_eq!(status["n"], 3, "{status}");
     d.ensure_secret_kv2();
-    put_secret(&d, "app/db", "hunter2-before-restart");
+    d.kv_put_value("app/db", "hunter2-before-restart");
 
     d.restart_after_kill9();
-    wait_unsealed(&d);
-    assert_eq!(get_secret(&d, "app/db"), "hunter2-before-restart");
+    d.wait_unsealed();
+    assert_eq!(d.kv_get_value("app/db"), "hunter2-before-restart");
     assert!(d.logs().contains("auto-unseal"), "{}", d.logs());
     let st = d.bao(&["status", "-format=json"]).ok().json();
     assert_eq!(st["type"], "pkcs11", "{st}");
@@ -155,13 +106,19 @@ fn pkcs11_init_auto_unseals_after_restart_and_the_root_key_stays_in_the_token() 
     let list = hsm.pkcs11_tool(&["--list-objects", "--type", "secrkey"]);
     let text = String::from_utf8_lossy(&list.stdout).to_string();
     assert!(list.status.success(), "{text}");
-    assert!(text.contains(KEY_LABEL), "{text}");
+    assert!(text.contains(ROOT_KEY_LABEL), "{text}");
     assert!(text.contains("AES length 32"), "{text}");
     assert!(text.contains("sensitive"), "{text}");
     assert!(text.contains("never extractable"), "{text}");
     assert!(!text.contains("Value:"), "{text}");
     // Reading its value fails.
-    let read = hsm.pkcs11_tool(&["--read-object", "--type", "secrkey", "--label", KEY_LABEL]);
+    let read = hsm.pkcs11_tool(&[
+        "--read-object",
+        "--type",
+        "secrkey",
+        "--label",
+        ROOT_KEY_LABEL,
+    ]);
     assert!(
         !read.status.success() || read.stdout.is_empty(),
         "the root key's value was readable: {}",
@@ -176,29 +133,24 @@ fn pkcs11_data_dir_next_to_another_token_cannot_unseal() {
     if reference_mode() {
         return;
     }
-    let a = SoftHsm::new("ironseal");
-    let mut d = hsm_daemon(&a);
-    init_with_recovery(&mut d, 1, 1);
-    wait_unsealed(&d);
-    d.ensure_secret_kv2();
-    put_secret(&d, "x", "only-on-token-a");
+    let (_a, mut d, _) = serving("ironseal", 1, 1, ("x", "only-on-token-a"));
     d.kill9();
 
     // Token B (same label) that never held this appliance's root key.
     let b = SoftHsm::new("ironseal");
-    let mut other = hsm_daemon(&b);
+    let mut other = b.daemon();
     other.kill9();
     std::fs::copy(d.storage_path(), other.storage_path()).unwrap();
     other.start();
     wait_seal_error(&other, &b, "device_mismatch");
     let logs = other.logs();
     assert!(logs.contains("another HSM token"), "{logs}");
-    assert!(logs.contains(KEY_LABEL), "{logs}");
+    assert!(logs.contains(ROOT_KEY_LABEL), "{logs}");
 
     // Token B with its own root key under the same label: the key does not open it.
-    let mut own = hsm_daemon(&b);
+    let mut own = b.daemon();
     init_with_recovery(&mut own, 1, 1);
-    wait_unsealed(&own);
+    own.wait_unsealed();
     own.kill9();
     std::fs::copy(d.storage_path(), own.storage_path()).unwrap();
     own.start();
@@ -213,12 +165,7 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     if reference_mode() {
         return;
     }
-    let hsm = SoftHsm::new("ironseal-pin");
-    let mut d = hsm_daemon(&hsm);
-    let recovery = init_with_recovery(&mut d, 1, 1);
-    wait_unsealed(&d);
-    d.ensure_secret_kv2();
-    put_secret(&d, "k", "survives-a-bad-pin");
+    let (hsm, mut d, recovery) = serving("ironseal-pin", 1, 1, ("k", "survives-a-bad-pin"));
     d.kill9();
 
     // Wrong PIN: sealed, the error names the PKCS#11 return code, the PIN is nowhere.
@@ -228,7 +175,7 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     let status = wait_seal_error(&d, &hsm, "hsm_pin_incorrect");
     assert!(!status.to_string().contains(wrong), "{status}");
     // A token cannot be checked while sealed: sending one changes nothing.
-    let with_token = seal_status_as(&d, d.token.as_deref().unwrap());
+    let with_token = d.seal_status_as(d.token.as_deref().unwrap());
     assert!(
         with_token.get("seal_error_detail").is_none(),
         "{with_token}"
@@ -248,7 +195,7 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     assert_eq!(r.status, 503, "{r}");
     let text = r.to_string();
     assert!(text.contains("hsm_pin_incorrect"), "{text}");
-    for secret in [KEY_LABEL, hsm.label.as_str(), "softhsm", "CKR_"] {
+    for secret in [ROOT_KEY_LABEL, hsm.label.as_str(), "softhsm", "CKR_"] {
         assert!(
             !text.contains(secret),
             "sys/unseal shows {secret:?}: {text}"
@@ -257,11 +204,11 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     // Fixed: unsealed by the retry loop, same process.
     let pid = d.pid();
     softhsm_tests::hardware::write_private(&hsm.pin_file(), &format!("{USER_PIN}\n"));
-    wait_unsealed(&d);
+    d.wait_unsealed();
     assert_eq!(d.pid(), pid);
-    assert_eq!(get_secret(&d, "k"), "survives-a-bad-pin");
+    assert_eq!(d.kv_get_value("k"), "survives-a-bad-pin");
     // Unsealed, an operator with sudo on sys/seal-status reads what kept it sealed.
-    let root = seal_status_as(&d, d.token.as_deref().unwrap());
+    let root = d.seal_status_as(d.token.as_deref().unwrap());
     assert!(root.get("seal_error").is_none(), "{root}");
     let detail = &root["seal_error_detail"];
     assert_eq!(detail["category"], "hsm_pin_incorrect", "{root}");
@@ -287,7 +234,7 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
         .stdout
         .trim()
         .to_string();
-    for view in [seal_status_as(&d, &reader), d.seal_status()] {
+    for view in [d.seal_status_as(&reader), d.seal_status()] {
         assert!(view.get("seal_error_detail").is_none(), "{view}");
         assert!(!view.to_string().contains("CKR_"), "{view}");
     }
@@ -297,16 +244,16 @@ fn pkcs11_wrong_pin_and_missing_module_recover_without_a_restart() {
     let module_dir = hsm.dir().join("modules");
     std::fs::create_dir_all(&module_dir).unwrap();
     let lib = module_dir.join("libsofthsm2.so");
-    d.set_seal(Some(&hsm.seal_hcl(&lib, KEY_LABEL, false)));
+    d.set_seal(Some(&hsm.seal_hcl(&lib, ROOT_KEY_LABEL, false)));
     d.start();
     wait_seal_error(&d, &hsm, "hsm_unreachable");
     let logs = d.logs();
     assert!(logs.contains("does not exist"), "{logs}");
     assert!(logs.contains(&lib.display().to_string()), "{logs}");
     std::os::unix::fs::symlink(SOFTHSM_MODULE, &lib).unwrap();
-    wait_unsealed(&d);
-    assert_eq!(get_secret(&d, "k"), "survives-a-bad-pin");
-    let root = seal_status_as(&d, d.token.as_deref().unwrap());
+    d.wait_unsealed();
+    assert_eq!(d.kv_get_value("k"), "survives-a-bad-pin");
+    let root = d.seal_status_as(d.token.as_deref().unwrap());
     let detail = &root["seal_error_detail"];
     assert_eq!(detail["category"], "hsm_unreachable", "{root}");
     assert!(
@@ -322,56 +269,22 @@ fn recovery_keys_regenerate_a_root_token() {
     if reference_mode() {
         return;
     }
-    let hsm = SoftHsm::new("ironseal-gr");
-    let mut d = hsm_daemon(&hsm);
-    let keys = init_with_recovery(&mut d, 3, 2);
-    wait_unsealed(&d);
-    d.ensure_secret_kv2();
-    put_secret(&d, "gr", "read-with-the-new-root");
+    let (_hsm, d, keys) = serving("ironseal-gr", 3, 2, ("gr", "read-with-the-new-root"));
 
-    let init = d
-        .bao_as(
-            None,
-            &["operator", "generate-root", "-init", "-format=json"],
-        )
-        .ok()
-        .json();
-    let otp = init["otp"].as_str().expect("otp").to_string();
-    let nonce = init["nonce"].as_str().expect("nonce").to_string();
-    assert_eq!(init["required"], 2, "{init}");
-    assert_eq!(otp.len(), init["otp_length"].as_u64().unwrap() as usize);
+    let started = d.generate_root_init();
+    let otp = started.otp;
+    assert_eq!(started.json["required"], 2, "{}", started.json);
+    assert_eq!(
+        otp.len(),
+        started.json["otp_length"].as_u64().unwrap() as usize
+    );
     let mut last = Value::Null;
     for key in &keys[..2] {
-        last = d
-            .bao_as(
-                None,
-                &[
-                    "operator",
-                    "generate-root",
-                    "-format=json",
-                    &format!("-nonce={nonce}"),
-                    key,
-                ],
-            )
-            .ok()
-            .json();
+        last = d.generate_root_submit(&started.nonce, key).ok().json();
     }
     assert_eq!(last["complete"], true, "{last}");
     let encoded = last["encoded_token"].as_str().expect("encoded_token");
-    let decoded = d
-        .bao_as(
-            None,
-            &[
-                "operator",
-                "generate-root",
-                "-format=json",
-                &format!("-decode={encoded}"),
-                &format!("-otp={otp}"),
-            ],
-        )
-        .ok()
-        .json();
-    let token = decoded["token"].as_str().expect("token").to_string();
+    let token = d.generate_root_decode(encoded, &otp);
     let lookup = d
         .bao_as(Some(&token), &["token", "lookup", "-format=json"])
         .ok()
@@ -387,35 +300,11 @@ fn recovery_keys_regenerate_a_root_token() {
 
     // Keys that are not this appliance's recovery keys are refused.
     let other = SoftHsm::new("ironseal-gr2");
-    let mut stranger = hsm_daemon(&other);
+    let mut stranger = other.daemon();
     let wrong = init_with_recovery(&mut stranger, 3, 2);
-    let init = d
-        .bao_as(
-            None,
-            &["operator", "generate-root", "-init", "-format=json"],
-        )
-        .ok()
-        .json();
-    let nonce = init["nonce"].as_str().unwrap().to_string();
-    d.bao_as(
-        None,
-        &[
-            "operator",
-            "generate-root",
-            &format!("-nonce={nonce}"),
-            &wrong[0],
-        ],
-    )
-    .ok();
-    let out = d.bao_as(
-        None,
-        &[
-            "operator",
-            "generate-root",
-            &format!("-nonce={nonce}"),
-            &wrong[1],
-        ],
-    );
+    let nonce = d.generate_root_init().nonce;
+    d.generate_root_submit(&nonce, &wrong[0]).ok();
+    let out = d.generate_root_submit(&nonce, &wrong[1]);
     assert!(!out.success(), "{out}");
     assert!(out.stderr.contains("recovery keys do not match"), "{out}");
 }
@@ -443,18 +332,12 @@ fn seal_migration_shamir_to_pkcs11_and_back_keeps_every_secret() {
         })
         .collect();
     for (p, v) in &secrets {
-        put_secret(&d, p, v);
+        d.kv_put_value(p, v);
     }
     let term_before = d.get("/v1/sys/key-status").json()["term"].clone();
 
     // shamir -> pkcs11: the unseal keys with -migrate; they become the recovery keys.
-    d.kill9();
-    d.set_seal(Some(&hsm.seal_hcl(
-        Path::new(SOFTHSM_MODULE),
-        KEY_LABEL,
-        false,
-    )));
-    d.start();
+    d.restart_with_seal(&hsm.root_seal_hcl(false));
     let s = d.seal_status();
     assert_eq!(s["sealed"], true, "{s}");
     assert_eq!(s["migration"], true, "{s}");
@@ -469,19 +352,19 @@ fn seal_migration_shamir_to_pkcs11_and_back_keeps_every_secret() {
     assert_eq!(s["sealed"], false, "{s}");
     assert_eq!(s["type"], "pkcs11", "{s}");
     for (p, v) in &secrets {
-        assert_eq!(&get_secret(&d, p), v);
+        assert_eq!(&d.kv_get_value(p), v);
     }
     assert_eq!(d.get("/v1/sys/key-status").json()["term"], term_before);
     // It now unseals itself.
     d.restart_after_kill9();
-    let s = wait_unsealed(&d);
+    let s = d.wait_unsealed();
     assert_eq!(s["recovery_seal"], true, "{s}");
     assert_eq!(
         (s["t"].clone(), s["n"].clone()),
         (2.into(), 3.into()),
         "{s}"
     );
-    put_secret(&d, "mig/while-pkcs11", "written-under-the-hsm");
+    d.kv_put_value("mig/while-pkcs11", "written-under-the-hsm");
     // A managed key generated in the HSM exists only wrapped by its root key.
     let created = d.send_json(
         "POST",
@@ -493,13 +376,7 @@ fn seal_migration_shamir_to_pkcs11_and_back_keeps_every_secret() {
 
     // pkcs11 -> shamir: the pkcs11 block marked disabled, the recovery keys with -migrate.
     let to_shamir = |d: &mut Daemon| {
-        d.kill9();
-        d.set_seal(Some(&hsm.seal_hcl(
-            Path::new(SOFTHSM_MODULE),
-            KEY_LABEL,
-            true,
-        )));
-        d.start();
+        d.restart_with_seal(&hsm.root_seal_hcl(true));
         let s = d.seal_status();
         assert_eq!(
             (s["sealed"].clone(), s["migration"].clone()),
@@ -517,14 +394,8 @@ fn seal_migration_shamir_to_pkcs11_and_back_keeps_every_secret() {
     assert_eq!(d.seal_status()["sealed"], true);
 
     // Destroy it under the HSM seal, then the migration goes through.
-    d.kill9();
-    d.set_seal(Some(&hsm.seal_hcl(
-        Path::new(SOFTHSM_MODULE),
-        KEY_LABEL,
-        false,
-    )));
-    d.start();
-    wait_unsealed(&d);
+    d.restart_with_seal(&hsm.root_seal_hcl(false));
+    d.wait_unsealed();
     let scheduled = d.send_json(
         "POST",
         &format!("/api/v1/keys/{key_id}/schedule-destruction"),
@@ -550,9 +421,9 @@ fn seal_migration_shamir_to_pkcs11_and_back_keeps_every_secret() {
     assert_eq!(d.seal_status()["sealed"], true);
     d.unseal();
     for (p, v) in &secrets {
-        assert_eq!(&get_secret(&d, p), v);
+        assert_eq!(&d.kv_get_value(p), v);
     }
-    assert_eq!(get_secret(&d, "mig/while-pkcs11"), "written-under-the-hsm");
+    assert_eq!(d.kv_get_value("mig/while-pkcs11"), "written-under-the-hsm");
 }
 
 #[test]
@@ -560,12 +431,12 @@ fn kill9_during_keyring_rotation_leaves_the_old_or_the_new_keyring() {
     if reference_mode() {
         return;
     }
-    let hsm = SoftHsm::new("ironseal-rot");
-    let mut d = hsm_daemon(&hsm);
-    init_with_recovery(&mut d, 1, 1);
-    wait_unsealed(&d);
-    d.ensure_secret_kv2();
-    put_secret(&d, "rot/before", "written-before-rotations");
+    let (_hsm, mut d, _) = serving(
+        "ironseal-rot",
+        1,
+        1,
+        ("rot/before", "written-before-rotations"),
+    );
     let token = d.token.clone().unwrap();
 
     for round in 0..3 {
@@ -591,14 +462,14 @@ fn kill9_during_keyring_rotation_leaves_the_old_or_the_new_keyring() {
         let _ = hammer.kill();
         let _ = hammer.wait();
         d.start();
-        wait_unsealed(&d);
+        d.wait_unsealed();
         let term = d.get("/v1/sys/key-status").json()["term"].as_u64().unwrap();
         assert!(
             term >= acknowledged,
             "round {round}: term {term} < {acknowledged}"
         );
-        assert_eq!(get_secret(&d, "rot/before"), "written-before-rotations");
-        let during = get_secret(&d, "rot/during");
+        assert_eq!(d.kv_get_value("rot/before"), "written-before-rotations");
+        let during = d.kv_get_value("rot/during");
         assert!(during.starts_with('r'), "{during}");
     }
 }
@@ -624,7 +495,7 @@ fn pkcs11_init_killed_at_each_step_can_be_run_again() {
     }
     for step in INIT_STEPS_PKCS11 {
         let hsm = SoftHsm::new("ironseal-crash");
-        let mut d = hsm_daemon(&hsm);
+        let mut d = hsm.daemon();
         d.kill9();
         d.set_env("IRONSEAL_TEST_CRASH_AT", step);
         d.start();
@@ -641,10 +512,10 @@ fn pkcs11_init_killed_at_each_step_can_be_run_again() {
         assert_eq!(status["initialized"], false, "{step}: {status}");
 
         init_with_recovery(&mut d, 3, 2);
-        wait_unsealed(&d);
+        d.wait_unsealed();
         d.ensure_secret_kv2();
-        put_secret(&d, "after-crash", step);
-        assert_eq!(get_secret(&d, "after-crash"), *step);
+        d.kv_put_value("after-crash", step);
+        assert_eq!(d.kv_get_value("after-crash"), *step);
         if *step != "init:root-key" {
             assert!(
                 d.logs().contains("an earlier init was interrupted"),
@@ -658,7 +529,7 @@ fn pkcs11_init_killed_at_each_step_can_be_run_again() {
             .lines()
             .filter(|l| {
                 let l = l.trim();
-                l.starts_with("label:") && l.ends_with(KEY_LABEL)
+                l.starts_with("label:") && l.ends_with(ROOT_KEY_LABEL)
             })
             .count();
         assert_eq!(
@@ -667,8 +538,8 @@ fn pkcs11_init_killed_at_each_step_can_be_run_again() {
         );
         // And it stays usable across a restart (auto-unseal with the reused key).
         d.restart_after_kill9();
-        wait_unsealed(&d);
-        assert_eq!(get_secret(&d, "after-crash"), *step);
+        d.wait_unsealed();
+        assert_eq!(d.kv_get_value("after-crash"), *step);
     }
 }
 
@@ -680,7 +551,7 @@ fn pkcs11_init_refuses_unseal_key_parameters() {
         return;
     }
     let hsm = SoftHsm::new("ironseal-params");
-    let d = hsm_daemon(&hsm);
+    let d = hsm.daemon();
     for (body, needle) in [
         (
             r#"{"secret_shares":3,"secret_threshold":2}"#,

@@ -1,6 +1,7 @@
 //! The init / unseal / seal transcript of clever-kms.md, run with the real bao CLI over TLS
 //! verified against the CA the appliance generates; and wrong unseal shares.
 
+use softhsm_tests::tools::run_ok;
 use softhsm_tests::{decode_key, reference_mode, Body, Daemon, Output};
 
 /// Parses the plain output of `bao operator init`: the unseal keys in order and the root
@@ -238,17 +239,12 @@ fn generated_certificate_fingerprint_is_logged() {
     let mut found = Vec::new();
     for f in ["ca.pem", "cert.pem"] {
         let path = d.data_dir().join("tls").join(f);
-        let out = std::process::Command::new("openssl")
-            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-            .arg(&path)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let text = run_ok(
+            std::process::Command::new("openssl")
+                .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+                .arg(&path),
+        )
+        .to_lowercase();
         let fp = text.trim().rsplit('=').next().unwrap().replace(':', "");
         assert_eq!(fp.len(), 64, "{text}");
         if logs.contains(&fp) {

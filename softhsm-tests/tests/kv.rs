@@ -293,8 +293,8 @@ fn metadata_max_versions_custom_metadata_list_and_delete() {
         "team/a",
     ])
     .ok();
-    let m = d
-        .bao(&[
+    let metadata = || {
+        d.bao(&[
             "kv",
             "metadata",
             "get",
@@ -302,23 +302,16 @@ fn metadata_max_versions_custom_metadata_list_and_delete() {
             "-mount=secret",
             "team/a",
         ])
-        .ok();
+        .ok()
+    };
+    let m = metadata();
     let md = &m.json()["data"];
     assert_eq!(md["max_versions"], 2, "{m}");
     assert_eq!(md["custom_metadata"]["owner"], "ops", "{m}");
     assert_eq!(md["current_version"], 4, "{m}");
     // A fifth write keeps only the newest two versions.
     d.bao(&["kv", "put", "-mount=secret", "team/a", "n=5"]).ok();
-    let m = d
-        .bao(&[
-            "kv",
-            "metadata",
-            "get",
-            "-format=json",
-            "-mount=secret",
-            "team/a",
-        ])
-        .ok();
+    let m = metadata();
     let versions = m.json()["data"]["versions"].as_object().unwrap().clone();
     let mut keys: Vec<u64> = versions.keys().map(|k| k.parse().unwrap()).collect();
     keys.sort();

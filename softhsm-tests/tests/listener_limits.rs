@@ -21,15 +21,8 @@ use softhsm_tests::{files_below, poll_until, reference_mode, Body, Daemon};
 /// server did not close the connection.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
 
-fn host_port(d: &Daemon) -> String {
-    d.addr
-        .trim_start_matches("http://")
-        .trim_start_matches("https://")
-        .to_string()
-}
-
 fn connect(d: &Daemon) -> TcpStream {
-    let s = TcpStream::connect(host_port(d)).expect("connect to the daemon");
+    let s = TcpStream::connect(d.host_port()).expect("connect to the daemon");
     s.set_read_timeout(Some(CLOSE_DEADLINE)).unwrap();
     s
 }
@@ -63,6 +56,14 @@ fn wait_for_close(s: &mut TcpStream) -> Ending {
 
 /// Reads one HTTP/1.1 response (head and a Content-Length body) off a kept-alive
 /// connection; returns the status and the body.
+/// Opens a connection, sends `request` and reads the answer; the connection stays open.
+fn send_raw(d: &Daemon, request: &[u8]) -> (TcpStream, u16, String) {
+    let mut s = connect(d);
+    s.write_all(request).unwrap();
+    let (status, body) = read_response(&mut s);
+    (s, status, body)
+}
+
 fn read_response(s: &mut TcpStream) -> (u16, String) {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -110,15 +111,22 @@ fn health_request(s: &mut TcpStream) -> (u16, String) {
     read_response(s)
 }
 
-#[test]
-fn a_slow_request_head_is_cut_by_the_header_timeout_not_the_idle_one() {
+/// A daemon with these header and idle timeouts, and a connection it has answered one
+/// health request on (kept alive).
+fn served_with_timeouts(header: &str, idle: &str) -> (Daemon, TcpStream) {
     let d = Daemon::config_with_listener(
         false,
-        "http_read_header_timeout = \"1s\"\nhttp_idle_timeout = \"120s\"",
+        &format!("http_read_header_timeout = \"{header}\"\nhttp_idle_timeout = \"{idle}\""),
     );
+    let mut s = connect(&d);
+    assert_eq!(health_request(&mut s).0, 200);
+    (d, s)
+}
+
+#[test]
+fn a_slow_request_head_is_cut_by_the_header_timeout_not_the_idle_one() {
     // A kept-alive connection, idle from here on.
-    let mut idle = connect(&d);
-    assert_eq!(health_request(&mut idle).0, 200);
+    let (d, mut idle) = served_with_timeouts("1s", "120s");
 
     // Half a request line, then silence.
     let mut slow = connect(&d);
@@ -138,13 +146,7 @@ fn a_slow_request_head_is_cut_by_the_header_timeout_not_the_idle_one() {
 
 #[test]
 fn an_idle_kept_alive_connection_is_closed_by_the_idle_timeout() {
-    let d = Daemon::config_with_listener(
-        false,
-        "http_read_header_timeout = \"120s\"\nhttp_idle_timeout = \"1s\"",
-    );
-    let mut s = connect(&d);
-    let (status, _) = health_request(&mut s);
-    assert_eq!(status, 200);
+    let (_d, mut s) = served_with_timeouts("120s", "1s");
     assert!(
         matches!(wait_for_close(&mut s), Ending::Closed(ref sent) if sent.is_empty()),
         "an idle connection stayed open past http_idle_timeout"
@@ -188,14 +190,12 @@ fn an_oversized_content_length_gets_413_before_the_body_is_sent() {
         return; // Vault reads the body up to the limit before it answers.
     }
     let d = Daemon::config_with_listener(false, "max_request_size = 1024");
-    let mut s = connect(&d);
     // The head announces 10 MB; not a byte of it follows. Waiting for the body would
     // hang this read until CLOSE_DEADLINE.
-    s.write_all(
+    let (_s, status, body) = send_raw(
+        &d,
         b"POST /v1/sys/init HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n",
-    )
-    .unwrap();
-    let (status, body) = read_response(&mut s);
+    );
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("request body too large"), "{body}");
 }
@@ -217,7 +217,7 @@ fn s_client(d: &Daemon, version_flag: &str) -> std::process::Output {
         .args([
             "s_client",
             "-connect",
-            &host_port(d),
+            &d.host_port(),
             version_flag,
             "-CAfile",
         ])
@@ -247,17 +247,11 @@ fn tls_min_version_tls13_refuses_a_tls12_client() {
 }
 
 fn cert_text(path: &std::path::Path) -> String {
-    let out = Command::new("openssl")
-        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
-        .arg(path)
-        .output()
-        .expect("run openssl x509");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+            .arg(path),
+    )
 }
 
 fn verifies(ca: &std::path::Path, cert: &std::path::Path) -> bool {
@@ -516,12 +510,10 @@ fn a_stalled_body_is_cut_by_the_read_timeout_and_huge_headers_are_refused() {
         return; // Go closes without an answer on a read timeout; the 408 is Ironseal's.
     }
     let d = Daemon::config_with_listener(false, "http_read_timeout = \"1s\"");
-    let mut s = connect(&d);
-    s.write_all(
+    let (mut s, status, body) = send_raw(
+        &d,
         b"POST /v1/sys/init HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"secret_sh",
-    )
-    .unwrap();
-    let (status, body) = read_response(&mut s);
+    );
     assert_eq!(status, 408, "{body}");
     assert!(body.contains("http_read_timeout"), "{body}");
     assert!(matches!(wait_for_close(&mut s), Ending::Closed(_)));

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use softhsm_tests::{reference_mode, Daemon, HttpResponse};
+use softhsm_tests::{reference_mode, Daemon};
 
 /// Concurrent sign batches: more than the cores, so every compute-pool thread is busy.
 const LOADERS: usize = 4;
@@ -26,24 +26,6 @@ const MIN_LOADED_SAMPLES: usize = 9;
 /// because the machine is shared and has two cores. Starved workers answer in seconds.
 const RATIO: u32 = 20;
 const NOISE_FLOOR: Duration = Duration::from_millis(50);
-
-fn ensure_transit(d: &Daemon) {
-    if d.get("/v1/sys/mounts/transit").status != 200 {
-        d.bao(&["secrets", "enable", "transit"]).ok();
-    }
-}
-
-fn post(d: &Daemon, path: &str, body: &Value) -> HttpResponse {
-    d.send_json("POST", path, &body.to_string())
-}
-
-/// `host:port` of a plain-HTTP daemon.
-fn host_port(d: &Daemon) -> String {
-    d.addr
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("the daemon is not plain HTTP: {}", d.addr))
-        .to_string()
-}
 
 /// One unauthenticated GET over a fresh connection, as a load balancer's probe does;
 /// returns its round-trip time after checking the status line.
@@ -86,10 +68,10 @@ type Window = (Instant, Instant);
 #[test]
 fn health_answers_while_rsa_batches_run() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
-    let r = post(&d, "/v1/transit/keys/load", &json!({ "type": "rsa-2048" }));
+    d.ensure_transit();
+    let r = d.post_json("/v1/transit/keys/load", &json!({ "type": "rsa-2048" }));
     assert!(r.status == 200 || r.status == 204, "{r}");
-    let addr = host_port(&d);
+    let addr = d.host_port();
 
     // Warm up (first connections, lazily built state), then the idle baseline.
     for _ in 0..5 {
@@ -204,20 +186,20 @@ fn batches_past_the_limit_are_refused_with_the_limit() {
         return;
     }
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
-    let r = post(&d, "/v1/transit/keys/aes", &json!({}));
+    d.ensure_transit();
+    let r = d.post_json("/v1/transit/keys/aes", &json!({}));
     assert!(r.status == 200 || r.status == 204, "{r}");
     let items = |n: usize| {
         json!({
             "batch_input": (0..n).map(|_| json!({ "plaintext": "aGk=" })).collect::<Vec<_>>()
         })
     };
-    let r = post(&d, "/v1/transit/encrypt/aes", &items(1000));
+    let r = d.post_json("/v1/transit/encrypt/aes", &items(1000));
     assert_eq!(r.status, 200, "{r}");
-    let r = post(&d, "/v1/transit/encrypt/aes", &items(1001));
+    let r = d.post_json("/v1/transit/encrypt/aes", &items(1001));
     r.assert_error(400, "limit of 1000");
     r.assert_error(400, "max_batch_items");
-    let sign_key = post(&d, "/v1/transit/keys/ed", &json!({ "type": "ed25519" }));
+    let sign_key = d.post_json("/v1/transit/keys/ed", &json!({ "type": "ed25519" }));
     assert!(
         sign_key.status == 200 || sign_key.status == 204,
         "{sign_key}"
@@ -225,15 +207,20 @@ fn batches_past_the_limit_are_refused_with_the_limit() {
     let sign = json!({
         "batch_input": (0..1001).map(|_| json!({ "input": "aGk=" })).collect::<Vec<_>>()
     });
-    post(&d, "/v1/transit/sign/ed", &sign).assert_error(400, "limit of 1000");
+    d.post_json("/v1/transit/sign/ed", &sign)
+        .assert_error(400, "limit of 1000");
 
     // The limit is the server's configuration (a top-level key beside the seal block).
     let mut c = Daemon::config_with_seal("seal \"shamir\" {}\nmax_batch_items = 2\n", &[]);
     c.init(1, 1);
     c.unseal();
-    ensure_transit(&c);
-    let r = post(&c, "/v1/transit/keys/aes", &json!({}));
+    c.ensure_transit();
+    let r = c.post_json("/v1/transit/keys/aes", &json!({}));
     assert!(r.status == 200 || r.status == 204, "{r}");
-    assert_eq!(post(&c, "/v1/transit/encrypt/aes", &items(2)).status, 200);
-    post(&c, "/v1/transit/encrypt/aes", &items(3)).assert_error(400, "limit of 2");
+    assert_eq!(
+        c.post_json("/v1/transit/encrypt/aes", &items(2)).status,
+        200
+    );
+    c.post_json("/v1/transit/encrypt/aes", &items(3))
+        .assert_error(400, "limit of 2");
 }

@@ -7,89 +7,16 @@
 //! `/api/v1` is Ironseal's own key API: OpenBao has no counterpart, so in reference mode
 //! (`IRONSEAL_REFERENCE=openbao`) these tests have nothing to compare and return at once.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use softhsm_tests::hardware::{SoftHsm, SOFTHSM_MODULE};
+use softhsm_tests::hardware::{SoftHsm, ROOT_KEY_LABEL};
 use softhsm_tests::{files_containing, poll_until, reference_mode, Body, Daemon};
 
-const KEY_LABEL: &str = "ironseal-root";
 const DEADLINE: Duration = Duration::from_secs(60);
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-struct Reply {
-    status: u16,
-    body: Value,
-    text: String,
-}
-
-impl std::fmt::Display for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.text)
-    }
-}
-
-fn api(d: &Daemon, method: &str, path: &str, token: &str, body: Option<Value>) -> Reply {
-    let text = body.map(|b| b.to_string());
-    let r = d.http(
-        method,
-        &format!("/api/v1/{path}"),
-        Some(token),
-        match &text {
-            Some(t) => Body::Json(t),
-            None => Body::None,
-        },
-    );
-    Reply {
-        status: r.status,
-        body: serde_json::from_str(&r.body).unwrap_or(Value::Null),
-        text: format!(
-            "{method} {path} -> {}",
-            r.body.chars().take(600).collect::<String>()
-        ),
-    }
-}
-
-#[track_caller]
-fn ok(r: Reply) -> Value {
-    assert!((200..300).contains(&r.status), "{r}");
-    r.body
-}
-
-/// Asserts a problem object with `status` and `code`.
-#[track_caller]
-fn problem(r: Reply, status: u16, code: &str) -> Value {
-    assert_eq!(r.status, status, "{r}");
-    assert_eq!(r.body["code"], code, "{r}");
-    assert_eq!(r.body["status"], status, "{r}");
-    assert!(
-        r.body["type"].is_string() && r.body["title"].is_string(),
-        "{r}"
-    );
-    assert!(!r.body["detail"].as_str().unwrap_or("").is_empty(), "{r}");
-    r.body
-}
-
-fn create(d: &Daemon, token: &str, name: &str, algorithm: &str) -> Value {
-    ok(api(
-        d,
-        "POST",
-        "keys",
-        token,
-        Some(json!({"name": name, "algorithm": algorithm, "labels": {"team": "t1"}})),
-    ))
-}
-
-fn sign(d: &Daemon, token: &str, id: &str, msg: &[u8], version: Option<u32>) -> Reply {
-    let mut body = json!({"message": B64.encode(msg)});
-    if let Some(v) = version {
-        body["version"] = v.into();
-    }
-    api(d, "POST", &format!("keys/{id}/sign"), token, Some(body))
-}
 
 /// `openssl dgst -sha256 -verify` of `sig` over `msg` with `pem`.
 fn openssl_verifies(pem: &str, msg: &[u8], sig: &[u8]) -> bool {
@@ -113,36 +40,9 @@ fn openssl_verifies(pem: &str, msg: &[u8], sig: &[u8]) -> bool {
     out.status.success()
 }
 
-fn hsm_daemon(hsm: &SoftHsm) -> Daemon {
-    let seal = hsm.seal_hcl(Path::new(SOFTHSM_MODULE), KEY_LABEL, false);
-    let conf = hsm.conf();
-    let mut d = Daemon::config_with_seal(&seal, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]);
-    let out = d
-        .bao_as(
-            None,
-            &[
-                "operator",
-                "init",
-                "-format=json",
-                "-recovery-shares=1",
-                "-recovery-threshold=1",
-            ],
-        )
-        .ok();
-    d.token = Some(out.json()["root_token"].as_str().unwrap().to_string());
-    wait_unsealed(&d);
-    d
-}
-
-fn wait_unsealed(d: &Daemon) {
-    poll_until(DEADLINE, "the daemon to unseal itself", || {
-        (d.seal_status()["sealed"] == false).then_some(())
-    });
-}
-
 fn sign_and_check(d: &Daemon, root: &str, key: &Value, msg: &[u8]) -> (Vec<u8>, u64) {
     let id = key["id"].as_str().unwrap();
-    let r = ok(sign(d, root, id, msg, None));
+    let r = d.kms_sign(root, id, msg, None).ok();
     let sig = B64.decode(r["signature"].as_str().unwrap()).unwrap();
     let pem = key["publicKeyPem"].as_str().unwrap();
     assert!(
@@ -159,10 +59,10 @@ fn managed_keys_live_in_softhsm_and_sign_for_openssl() {
         return;
     }
     let hsm = SoftHsm::new("managed");
-    let mut d = hsm_daemon(&hsm);
+    let mut d = hsm.unsealed_daemon(1, 1).0;
     let root = d.token.clone().unwrap();
-    let rsa = create(&d, &root, "app-rsa", "RSA_2048");
-    let ec = create(&d, &root, "app-ec", "EC_P256");
+    let rsa = d.kms_create_key(&root, "app-rsa", "RSA_2048");
+    let ec = d.kms_create_key(&root, "app-ec", "EC_P256");
     for k in [&rsa, &ec] {
         assert_eq!(k["protection"], "HSM", "{k}");
         assert_eq!(k["primaryVersion"], 1, "{k}");
@@ -185,7 +85,7 @@ fn managed_keys_live_in_softhsm_and_sign_for_openssl() {
     assert!(!objects.contains("Private Key Object"), "{objects}");
     assert!(!objects.contains("Public Key Object"), "{objects}");
     assert_eq!(objects.matches("Secret Key Object").count(), 1, "{objects}");
-    assert!(objects.contains(KEY_LABEL), "{objects}");
+    assert!(objects.contains(ROOT_KEY_LABEL), "{objects}");
     assert!(
         objects.contains("never extractable"),
         "the root key is extractable: {objects}"
@@ -207,27 +107,21 @@ fn managed_keys_live_in_softhsm_and_sign_for_openssl() {
 
     // After a restart (auto-unseal), the same keys sign, still verifying with openssl.
     d.restart_after_kill9();
-    wait_unsealed(&d);
+    d.wait_unsealed();
     sign_and_check(&d, &root, &rsa, msg);
     sign_and_check(&d, &root, &ec, msg);
 
     // Rotation: v2 signs, v1 still verifies.
     let rsa_id = rsa["id"].as_str().unwrap();
-    let rotated = ok(api(
-        &d,
-        "POST",
-        &format!("keys/{rsa_id}/rotate"),
-        &root,
-        None,
-    ));
+    let rotated = d
+        .kms("POST", &format!("keys/{rsa_id}/rotate"), &root, None)
+        .ok();
     assert_eq!(rotated["primaryVersion"], 2, "{rotated}");
     assert_eq!(rotated["versions"][1]["protection"], "HSM");
     let (_, v) = sign_and_check(&d, &root, &rotated, msg);
     assert_eq!(v, 2);
     let verify = |version: u32, sig: &[u8]| {
-        api(
-            &d,
-            "POST",
+        d.kms("POST",
             &format!("keys/{rsa_id}/verify"),
             &root,
             Some(
@@ -235,98 +129,79 @@ fn managed_keys_live_in_softhsm_and_sign_for_openssl() {
             ),
         )
     };
-    assert_eq!(ok(verify(1, &rsa_sig1))["valid"], true);
-    assert_eq!(ok(verify(2, &rsa_sig1))["valid"], false);
+    assert_eq!(verify(1, &rsa_sig1).ok()["valid"], true);
+    assert_eq!(verify(2, &rsa_sig1).ok()["valid"], false);
 
     // A disabled version refuses; enabled again, it works.
-    ok(api(
-        &d,
+    d.kms(
         "POST",
         &format!("keys/{rsa_id}/versions/1/disable"),
         &root,
         None,
-    ));
-    problem(
-        sign(&d, &root, rsa_id, msg, Some(1)),
-        409,
-        "KEY_VERSION_DISABLED",
-    );
-    problem(verify(1, &rsa_sig1), 409, "KEY_VERSION_DISABLED");
-    ok(sign(&d, &root, rsa_id, msg, Some(2)));
-    ok(api(
-        &d,
+    )
+    .ok();
+    d.kms_sign(&root, rsa_id, msg, Some(1))
+        .problem(409, "KEY_VERSION_DISABLED");
+    verify(1, &rsa_sig1).problem(409, "KEY_VERSION_DISABLED");
+    d.kms_sign(&root, rsa_id, msg, Some(2)).ok();
+    d.kms(
         "POST",
         &format!("keys/{rsa_id}/versions/1/enable"),
         &root,
         None,
-    ));
-    ok(sign(&d, &root, rsa_id, msg, Some(1)));
+    )
+    .ok();
+    d.kms_sign(&root, rsa_id, msg, Some(1)).ok();
 
     // AES inside the HSM.
-    let aes = create(&d, &root, "app-aes", "AES_256");
+    let aes = d.kms_create_key(&root, "app-aes", "AES_256");
     assert_eq!(aes["protection"], "HSM");
     let aes_id = aes["id"].as_str().unwrap();
-    let ct = ok(api(
-        &d,
-        "POST",
-        &format!("keys/{aes_id}/encrypt"),
-        &root,
-        Some(json!({"plaintext": B64.encode(b"secret bytes")})),
-    ));
-    let pt = ok(api(
-        &d,
-        "POST",
-        &format!("keys/{aes_id}/decrypt"),
-        &root,
-        Some(json!({"ciphertext": ct["ciphertext"]})),
-    ));
+    let ct = d.kms_encrypt(&root, aes_id, b"secret bytes").ok();
+    let pt = d.kms_decrypt(&root, aes_id, &ct["ciphertext"]).ok();
     assert_eq!(pt["plaintext"], B64.encode(b"secret bytes"));
 
     // Destruction: pending, cancellable, then gone after its window.
     let ec_id = ec["id"].as_str().unwrap();
-    let pending = ok(api(
-        &d,
-        "POST",
-        &format!("keys/{ec_id}/schedule-destruction"),
-        &root,
-        Some(json!({"pendingWindowSeconds": 3600})),
-    ));
+    let pending = d
+        .kms(
+            "POST",
+            &format!("keys/{ec_id}/schedule-destruction"),
+            &root,
+            Some(json!({"pendingWindowSeconds": 3600})),
+        )
+        .ok();
     assert_eq!(pending["state"], "PENDING_DESTRUCTION", "{pending}");
-    problem(
-        sign(&d, &root, ec_id, msg, None),
-        409,
-        "KEY_PENDING_DESTRUCTION",
-    );
-    ok(api(
-        &d,
+    d.kms_sign(&root, ec_id, msg, None)
+        .problem(409, "KEY_PENDING_DESTRUCTION");
+    d.kms(
         "POST",
         &format!("keys/{ec_id}/cancel-destruction"),
         &root,
         None,
-    ));
-    ok(sign(&d, &root, ec_id, msg, None));
-    ok(api(
-        &d,
+    )
+    .ok();
+    d.kms_sign(&root, ec_id, msg, None).ok();
+    d.kms(
         "POST",
         &format!("keys/{ec_id}/schedule-destruction"),
         &root,
         Some(json!({"pendingWindowSeconds": 1})),
-    ));
+    )
+    .ok();
     poll_until(DEADLINE, "the key to be destroyed", || {
-        (api(&d, "GET", &format!("keys/{ec_id}"), &root, None).status == 404).then_some(())
+        (d.kms("GET", &format!("keys/{ec_id}"), &root, None).status == 404).then_some(())
     });
-    problem(sign(&d, &root, ec_id, msg, None), 404, "KEY_NOT_FOUND");
-    let list = ok(api(&d, "GET", "keys", &root, None));
+    d.kms_sign(&root, ec_id, msg, None)
+        .problem(404, "KEY_NOT_FOUND");
+    let list = d.kms("GET", "keys", &root, None).ok();
     assert!(!list.to_string().contains(ec_id), "{list}");
     // And a restart does not bring it back.
     d.restart_after_kill9();
-    wait_unsealed(&d);
-    problem(
-        api(&d, "GET", &format!("keys/{ec_id}"), &root, None),
-        404,
-        "KEY_NOT_FOUND",
-    );
-    ok(sign(&d, &root, rsa_id, msg, None));
+    d.wait_unsealed();
+    d.kms("GET", &format!("keys/{ec_id}"), &root, None)
+        .problem(404, "KEY_NOT_FOUND");
+    d.kms_sign(&root, rsa_id, msg, None).ok();
 }
 
 fn token_with_scopes(d: &Daemon, root: &str, scopes: &[&str]) -> String {
@@ -360,28 +235,30 @@ fn managed_key_scopes_and_offline_attenuation() {
     }
     let d = Daemon::dev(&[]);
     let root = d.token.clone().unwrap();
-    let app = create(&d, &root, "app-signer", "EC_P256");
-    let db = create(&d, &root, "db-key", "EC_P256");
+    let app = d.kms_create_key(&root, "app-signer", "EC_P256");
+    let db = d.kms_create_key(&root, "db-key", "EC_P256");
     let (app_id, db_id) = (app["id"].as_str().unwrap(), db["id"].as_str().unwrap());
 
     // Read-only: lists and reads, cannot rotate or sign.
     let reader = token_with_scopes(&d, &root, &["keys:read"]);
-    let list = ok(api(&d, "GET", "keys", &reader, None));
+    let list = d.kms("GET", "keys", &reader, None).ok();
     assert_eq!(list["keys"].as_array().unwrap().len(), 2, "{list}");
-    ok(api(&d, "GET", &format!("keys/{db_id}"), &reader, None));
-    let p = problem(
-        api(&d, "POST", &format!("keys/{app_id}/rotate"), &reader, None),
-        403,
-        "MISSING_SCOPE",
-    );
+    d.kms("GET", &format!("keys/{db_id}"), &reader, None).ok();
+    let p = d
+        .kms("POST", &format!("keys/{app_id}/rotate"), &reader, None)
+        .problem(403, "MISSING_SCOPE");
     assert_eq!(p["scope"], "keys:write");
     assert!(p["detail"].as_str().unwrap().contains("keys:write"), "{p}");
-    let p = problem(sign(&d, &reader, app_id, b"m", None), 403, "MISSING_SCOPE");
+    let p = d
+        .kms_sign(&reader, app_id, b"m", None)
+        .problem(403, "MISSING_SCOPE");
     assert!(p["detail"].as_str().unwrap().contains("keys:use"), "{p}");
     // A token without any scope; and no token at all.
     let plain = token_with_scopes(&d, &root, &[]);
-    problem(api(&d, "GET", "keys", &plain, None), 403, "MISSING_SCOPE");
-    problem(api(&d, "GET", "keys", "", None), 401, "UNAUTHENTICATED");
+    d.kms("GET", "keys", &plain, None)
+        .problem(403, "MISSING_SCOPE");
+    d.kms("GET", "keys", "", None)
+        .problem(401, "UNAUTHENTICATED");
     // A child cannot get scopes its parent lacks (nor, with the default policy, any token).
     let r = d.http(
         "POST",
@@ -394,42 +271,30 @@ fn managed_key_scopes_and_offline_attenuation() {
     // Full scopes, attenuated offline to keys named app-*.
     let full = token_with_scopes(&d, &root, &["keys:read", "keys:write", "keys:use"]);
     let app_only = attenuate(&full, r#"check if key_name($n), $n.starts_with("app-");"#);
-    ok(sign(&d, &app_only, app_id, b"m", None));
-    ok(api(&d, "GET", &format!("keys/{app_id}"), &app_only, None));
-    problem(
-        sign(&d, &app_only, db_id, b"m", None),
-        403,
-        "ATTENUATION_DENIED",
-    );
-    problem(
-        api(&d, "GET", &format!("keys/{db_id}"), &app_only, None),
-        403,
-        "ATTENUATION_DENIED",
-    );
-    problem(
-        api(&d, "POST", &format!("keys/{db_id}/rotate"), &app_only, None),
-        403,
-        "ATTENUATION_DENIED",
-    );
-    problem(
-        api(
-            &d,
-            "POST",
-            "keys",
-            &app_only,
-            Some(json!({"name": "db-2", "algorithm": "AES_256"})),
-        ),
-        403,
-        "ATTENUATION_DENIED",
-    );
-    ok(api(
-        &d,
+    d.kms_sign(&app_only, app_id, b"m", None).ok();
+    d.kms("GET", &format!("keys/{app_id}"), &app_only, None)
+        .ok();
+    d.kms_sign(&app_only, db_id, b"m", None)
+        .problem(403, "ATTENUATION_DENIED");
+    d.kms("GET", &format!("keys/{db_id}"), &app_only, None)
+        .problem(403, "ATTENUATION_DENIED");
+    d.kms("POST", &format!("keys/{db_id}/rotate"), &app_only, None)
+        .problem(403, "ATTENUATION_DENIED");
+    d.kms(
+        "POST",
+        "keys",
+        &app_only,
+        Some(json!({"name": "db-2", "algorithm": "AES_256"})),
+    )
+    .problem(403, "ATTENUATION_DENIED");
+    d.kms(
         "POST",
         "keys",
         &app_only,
         Some(json!({"name": "app-2", "algorithm": "AES_256"})),
-    ));
-    let listed = ok(api(&d, "GET", "keys", &app_only, None));
+    )
+    .ok();
+    let listed = d.kms("GET", "keys", &app_only, None).ok();
     let names: Vec<&str> = listed["keys"]
         .as_array()
         .unwrap()
@@ -441,31 +306,23 @@ fn managed_key_scopes_and_offline_attenuation() {
         "{names:?}"
     );
     // The unattenuated token still reaches db-key.
-    ok(sign(&d, &full, db_id, b"m", None));
+    d.kms_sign(&full, db_id, b"m", None).ok();
 
     // Read-only attenuation.
     let read_only = attenuate(&full, r#"check if operation("read");"#);
-    ok(api(&d, "GET", &format!("keys/{db_id}"), &read_only, None));
-    problem(
-        sign(&d, &read_only, db_id, b"m", None),
-        403,
-        "ATTENUATION_DENIED",
-    );
+    d.kms("GET", &format!("keys/{db_id}"), &read_only, None)
+        .ok();
+    d.kms_sign(&read_only, db_id, b"m", None)
+        .problem(403, "ATTENUATION_DENIED");
 
     // Expiry: a future one works, a past one is refused.
     let later = attenuate(&full, r#"check if time($t), $t < 2999-01-01T00:00:00Z;"#);
-    ok(sign(&d, &later, app_id, b"m", None));
+    d.kms_sign(&later, app_id, b"m", None).ok();
     let expired = attenuate(&full, r#"check if time($t), $t < 2020-01-01T00:00:00Z;"#);
-    problem(
-        sign(&d, &expired, app_id, b"m", None),
-        403,
-        "ATTENUATION_DENIED",
-    );
-    problem(
-        api(&d, "GET", "keys", &expired, None),
-        403,
-        "ATTENUATION_DENIED",
-    );
+    d.kms_sign(&expired, app_id, b"m", None)
+        .problem(403, "ATTENUATION_DENIED");
+    d.kms("GET", "keys", &expired, None)
+        .problem(403, "ATTENUATION_DENIED");
 
     // Bearer works as well as X-Vault-Token.
     let r = d
@@ -486,141 +343,90 @@ fn managed_keys_reject_bad_input_clearly() {
     }
     let d = Daemon::dev(&[]);
     let root = d.token.clone().unwrap();
-    let p = problem(
-        api(
-            &d,
+    let p = d
+        .kms(
             "POST",
             "keys",
             &root,
             Some(json!({"name": "k", "algorithm": "RSA_1024"})),
-        ),
-        400,
-        "UNKNOWN_ALGORITHM",
-    );
+        )
+        .problem(400, "UNKNOWN_ALGORITHM");
     assert!(p["detail"].as_str().unwrap().contains("RSA_2048"), "{p}");
-    problem(
-        api(
-            &d,
-            "POST",
-            "keys",
-            &root,
-            Some(json!({"algorithm": "AES_256"})),
-        ),
-        400,
-        "MISSING_FIELD",
-    );
-    problem(
-        api(
-            &d,
-            "POST",
-            "keys",
-            &root,
-            Some(json!({"name": "bad name!", "algorithm": "AES_256"})),
-        ),
-        400,
-        "INVALID_NAME",
-    );
-    problem(
-        api(
-            &d,
-            "POST",
-            "keys",
-            &root,
-            Some(json!({"name": "k", "algorithm": "EC_P256", "usage": "ENCRYPT_DECRYPT"})),
-        ),
-        400,
-        "INVALID_USAGE",
-    );
+    d.kms("POST", "keys", &root, Some(json!({"algorithm": "AES_256"})))
+        .problem(400, "MISSING_FIELD");
+    d.kms(
+        "POST",
+        "keys",
+        &root,
+        Some(json!({"name": "bad name!", "algorithm": "AES_256"})),
+    )
+    .problem(400, "INVALID_NAME");
+    d.kms(
+        "POST",
+        "keys",
+        &root,
+        Some(json!({"name": "k", "algorithm": "EC_P256", "usage": "ENCRYPT_DECRYPT"})),
+    )
+    .problem(400, "INVALID_USAGE");
     let r = d.http("POST", "/api/v1/keys", Some(&root), Body::Json("{not json"));
     assert_eq!(r.status, 400, "{r}");
     assert_eq!(r.json()["code"], "MALFORMED_JSON", "{r}");
 
-    let ec = create(&d, &root, "ec", "EC_P256");
+    let ec = d.kms_create_key(&root, "ec", "EC_P256");
     let ec_id = ec["id"].as_str().unwrap();
-    problem(
-        api(
-            &d,
-            "POST",
-            "keys",
-            &root,
-            Some(json!({"name": "ec", "algorithm": "EC_P256"})),
-        ),
-        409,
-        "KEY_NAME_EXISTS",
-    );
-    let aes = create(&d, &root, "aes", "AES_256");
+    d.kms(
+        "POST",
+        "keys",
+        &root,
+        Some(json!({"name": "ec", "algorithm": "EC_P256"})),
+    )
+    .problem(409, "KEY_NAME_EXISTS");
+    let aes = d.kms_create_key(&root, "aes", "AES_256");
     let aes_id = aes["id"].as_str().unwrap();
     // Wrong key type for the operation.
-    let p = problem(
-        api(
-            &d,
+    let p = d
+        .kms(
             "POST",
             &format!("keys/{ec_id}/encrypt"),
             &root,
             Some(json!({"plaintext": "aGk="})),
-        ),
-        400,
-        "UNSUPPORTED_OPERATION",
-    );
+        )
+        .problem(400, "UNSUPPORTED_OPERATION");
     assert!(
         p["detail"].as_str().unwrap().contains("cannot encrypt"),
         "{p}"
     );
-    problem(
-        sign(&d, &root, aes_id, b"m", None),
-        400,
-        "UNSUPPORTED_OPERATION",
-    );
+    d.kms_sign(&root, aes_id, b"m", None)
+        .problem(400, "UNSUPPORTED_OPERATION");
     // Malformed base64, malformed ids, missing versions.
-    problem(
-        api(
-            &d,
-            "POST",
-            &format!("keys/{ec_id}/sign"),
-            &root,
-            Some(json!({"message": "***"})),
-        ),
-        400,
-        "INVALID_BASE64",
-    );
-    problem(
-        api(&d, "GET", "keys/not-a-uuid", &root, None),
-        400,
-        "INVALID_KEY_ID",
-    );
-    problem(
-        api(
-            &d,
-            "GET",
-            "keys/6f1c1b9e-0000-4000-8000-000000000000",
-            &root,
-            None,
-        ),
-        404,
-        "KEY_NOT_FOUND",
-    );
-    problem(
-        sign(&d, &root, ec_id, b"m", Some(9)),
-        404,
-        "KEY_VERSION_NOT_FOUND",
-    );
-    problem(
-        api(
-            &d,
-            "POST",
-            &format!("keys/{aes_id}/decrypt"),
-            &root,
-            Some(json!({"ciphertext": B64.encode([0u8; 40])})),
-        ),
-        400,
-        "DECRYPTION_FAILED",
-    );
+    d.kms(
+        "POST",
+        &format!("keys/{ec_id}/sign"),
+        &root,
+        Some(json!({"message": "***"})),
+    )
+    .problem(400, "INVALID_BASE64");
+    d.kms("GET", "keys/not-a-uuid", &root, None)
+        .problem(400, "INVALID_KEY_ID");
+    d.kms(
+        "GET",
+        "keys/6f1c1b9e-0000-4000-8000-000000000000",
+        &root,
+        None,
+    )
+    .problem(404, "KEY_NOT_FOUND");
+    d.kms_sign(&root, ec_id, b"m", Some(9))
+        .problem(404, "KEY_VERSION_NOT_FOUND");
+    d.kms(
+        "POST",
+        &format!("keys/{aes_id}/decrypt"),
+        &root,
+        Some(json!({"ciphertext": B64.encode([0u8; 40])})),
+    )
+    .problem(400, "DECRYPTION_FAILED");
     // Oversized: a 70 KB message, and a body over the 1 MiB limit.
-    problem(
-        sign(&d, &root, ec_id, &vec![7u8; 70_000], None),
-        413,
-        "PAYLOAD_TOO_LARGE",
-    );
+    d.kms_sign(&root, ec_id, &vec![7u8; 70_000], None)
+        .problem(413, "PAYLOAD_TOO_LARGE");
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.json");
     std::fs::write(&big, format!("{{\"message\":\"{}\"}}", "A".repeat(2 << 20))).unwrap();
@@ -632,22 +438,15 @@ fn managed_keys_reject_bad_input_clearly() {
     );
     assert_eq!(r.status, 413, "{r}");
     assert_eq!(r.json()["code"], "PAYLOAD_TOO_LARGE", "{r}");
-    problem(
-        api(&d, "GET", "keys?pageSize=0", &root, None),
-        400,
-        "INVALID_PAGE_SIZE",
-    );
-    problem(
-        api(
-            &d,
-            "POST",
-            &format!("keys/{ec_id}/schedule-destruction"),
-            &root,
-            Some(json!({"pendingWindowSeconds": 0})),
-        ),
-        400,
-        "INVALID_PENDING_WINDOW",
-    );
+    d.kms("GET", "keys?pageSize=0", &root, None)
+        .problem(400, "INVALID_PAGE_SIZE");
+    d.kms(
+        "POST",
+        &format!("keys/{ec_id}/schedule-destruction"),
+        &root,
+        Some(json!({"pendingWindowSeconds": 0})),
+    )
+    .problem(400, "INVALID_PENDING_WINDOW");
 }
 
 #[test]
@@ -659,15 +458,14 @@ fn managed_keys_in_shamir_dev_mode_are_software_keys() {
     let root = d.token.clone().unwrap();
     let msg = b"dev mode";
     for alg in ["RSA_2048", "EC_P256", "EC_P384"] {
-        let k = create(
-            &d,
+        let k = d.kms_create_key(
             &root,
             &format!("sw-{}", alg.to_lowercase().replace('_', "-")),
             alg,
         );
         assert_eq!(k["protection"], "SOFTWARE", "{k}");
         let id = k["id"].as_str().unwrap();
-        let r = ok(sign(&d, &root, id, msg, None));
+        let r = d.kms_sign(&root, id, msg, None).ok();
         let sig = B64.decode(r["signature"].as_str().unwrap()).unwrap();
         if alg != "EC_P384" {
             assert!(
@@ -675,82 +473,72 @@ fn managed_keys_in_shamir_dev_mode_are_software_keys() {
                 "{alg}"
             );
         }
-        let v = ok(api(
-            &d,
-            "POST",
-            &format!("keys/{id}/verify"),
-            &root,
-            Some(json!({"message": B64.encode(msg), "signature": r["signature"]})),
-        ));
+        let v = d
+            .kms(
+                "POST",
+                &format!("keys/{id}/verify"),
+                &root,
+                Some(json!({"message": B64.encode(msg), "signature": r["signature"]})),
+            )
+            .ok();
         assert_eq!(v["valid"], true, "{alg}");
     }
     // Post-quantum: never exportable; ML-DSA signs and verifies, ML-KEM round-trips.
-    let pq = create(&d, &root, "pq-sign", "ML_DSA_65");
+    let pq = d.kms_create_key(&root, "pq-sign", "ML_DSA_65");
     assert_eq!(pq["exportable"], false);
     assert!(
         pq["publicKey"].is_string() && pq.get("publicKeyPem").is_none(),
         "{pq}"
     );
     let id = pq["id"].as_str().unwrap();
-    let s = ok(sign(&d, &root, id, msg, None));
-    let v = ok(api(
-        &d,
-        "POST",
-        &format!("keys/{id}/verify"),
-        &root,
-        Some(json!({"message": B64.encode(msg), "signature": s["signature"]})),
-    ));
+    let s = d.kms_sign(&root, id, msg, None).ok();
+    let v = d
+        .kms(
+            "POST",
+            &format!("keys/{id}/verify"),
+            &root,
+            Some(json!({"message": B64.encode(msg), "signature": s["signature"]})),
+        )
+        .ok();
     assert_eq!(v["valid"], true);
-    let v = ok(api(
-        &d,
-        "POST",
-        &format!("keys/{id}/verify"),
-        &root,
-        Some(json!({"message": B64.encode(b"other"), "signature": s["signature"]})),
-    ));
+    let v = d
+        .kms(
+            "POST",
+            &format!("keys/{id}/verify"),
+            &root,
+            Some(json!({"message": B64.encode(b"other"), "signature": s["signature"]})),
+        )
+        .ok();
     assert_eq!(v["valid"], false);
     for alg in ["ML_KEM_768", "AES_256", "RSA_3072"] {
-        let k = ok(api(
-            &d,
-            "POST",
+        let k = d.kms("POST",
             "keys",
             &root,
             Some(
                 json!({"name": format!("enc-{}", alg.to_lowercase().replace('_', "-")), "algorithm": alg, "usage": "ENCRYPT_DECRYPT"}),
             ),
-        ));
+        ).ok();
         let id = k["id"].as_str().unwrap();
-        let ct = ok(api(
-            &d,
-            "POST",
-            &format!("keys/{id}/encrypt"),
-            &root,
-            Some(json!({"plaintext": B64.encode(b"pq secret")})),
-        ));
-        let pt = ok(api(
-            &d,
-            "POST",
-            &format!("keys/{id}/decrypt"),
-            &root,
-            Some(json!({"ciphertext": ct["ciphertext"]})),
-        ));
+        let ct = d.kms_encrypt(&root, id, b"pq secret").ok();
+        let pt = d.kms_decrypt(&root, id, &ct["ciphertext"]).ok();
         assert_eq!(pt["plaintext"], B64.encode(b"pq secret"), "{alg}");
     }
     // Pagination and filters.
-    let page = ok(api(&d, "GET", "keys?pageSize=2", &root, None));
+    let page = d.kms("GET", "keys?pageSize=2", &root, None).ok();
     assert_eq!(page["keys"].as_array().unwrap().len(), 2);
     let token = page["nextPageToken"].as_str().unwrap();
-    let next = ok(api(
-        &d,
-        "GET",
-        &format!("keys?pageSize=2&pageToken={token}"),
-        &root,
-        None,
-    ));
+    let next = d
+        .kms(
+            "GET",
+            &format!("keys?pageSize=2&pageToken={token}"),
+            &root,
+            None,
+        )
+        .ok();
     assert_eq!(next["keys"].as_array().unwrap().len(), 2);
     assert_ne!(page["keys"][0]["id"], next["keys"][0]["id"]);
-    let ec = ok(api(&d, "GET", "keys?algorithm=EC_P256", &root, None));
+    let ec = d.kms("GET", "keys?algorithm=EC_P256", &root, None).ok();
     assert_eq!(ec["keys"].as_array().unwrap().len(), 1, "{ec}");
-    let named = ok(api(&d, "GET", "keys?name=enc-", &root, None));
+    let named = d.kms("GET", "keys?name=enc-", &root, None).ok();
     assert_eq!(named["keys"].as_array().unwrap().len(), 3, "{named}");
 }

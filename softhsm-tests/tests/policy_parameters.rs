@@ -3,47 +3,19 @@
 //! needs (create or update) where Vault's existence check decides it. Everything here but
 //! the parts marked otherwise is what OpenBao does (`IRONSEAL_REFERENCE=openbao`).
 
-use serde_json::{json, Value};
+use serde_json::json;
 use softhsm_tests::{reference_mode, Body, Daemon, HttpResponse};
-
-/// Makes sure a transit engine is mounted at `transit/` (OpenBao's dev mode has none).
-fn ensure_transit(d: &Daemon) {
-    if d.get("/v1/sys/mounts/transit").status != 200 {
-        d.bao(&["secrets", "enable", "transit"]).ok();
-    }
-}
-
-fn write_policy(d: &Daemon, name: &str, hcl: &str) -> HttpResponse {
-    d.send_json(
-        "PUT",
-        &format!("/v1/sys/policies/acl/{name}"),
-        &json!({ "policy": hcl }).to_string(),
-    )
-}
 
 #[track_caller]
 fn put_policy(d: &Daemon, name: &str, hcl: &str) {
-    let r = write_policy(d, name, hcl);
+    let r = d.write_acl_policy(name, hcl);
     assert!(r.status == 204 || r.status == 200, "{r}");
 }
 
 /// A token holding `policies` (and `default`).
 #[track_caller]
 fn token(d: &Daemon, policies: &[&str]) -> String {
-    let r = d.send_json(
-        "POST",
-        "/v1/auth/token/create",
-        &json!({ "policies": policies }).to_string(),
-    );
-    assert_eq!(r.status, 200, "{r}");
-    r.json()["auth"]["client_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no client_token: {r}"))
-        .to_string()
-}
-
-fn post_as(d: &Daemon, token: &str, path: &str, body: Value) -> HttpResponse {
-    d.http("POST", path, Some(token), Body::Json(&body.to_string()))
+    d.create_token_http(&json!({ "policies": policies })).0
 }
 
 #[track_caller]
@@ -80,7 +52,7 @@ path "transit/keys/*" {
 #[test]
 fn a_denied_parameter_stops_an_exportable_transit_key() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
     put_policy(&d, "no-export", NO_EXPORT);
     let t = token(&d, &["no-export"]);
 
@@ -105,7 +77,7 @@ fn a_denied_parameter_stops_an_exportable_transit_key() {
         json!({"Exportable": true}),
         json!({"type": "aes256-gcm96", "exportable": true}),
     ] {
-        assert_denied(&post_as(&d, &t, "/v1/transit/keys/exp2", body));
+        assert_denied(&d.post_json_as(&t, "/v1/transit/keys/exp2", &body));
     }
     assert!(!key_exists(&d, "exp1"));
     assert!(!key_exists(&d, "exp2"));
@@ -117,13 +89,8 @@ fn a_denied_parameter_stops_an_exportable_transit_key() {
         r#"path "transit/keys/*" { capabilities = ["update", "read"] }"#,
     );
     let both = token(&d, &["no-export", "plain-keys"]);
-    assert_denied(&post_as(
-        &d,
-        &both,
-        "/v1/transit/keys/exp3",
-        json!({"exportable": true}),
-    ));
-    assert_written(&post_as(&d, &both, "/v1/transit/keys/plain2", json!({})));
+    assert_denied(&d.post_json_as(&both, "/v1/transit/keys/exp3", &json!({"exportable": true})));
+    assert_written(&d.post_json_as(&both, "/v1/transit/keys/plain2", &json!({})));
     // A more specific pattern governs alone, its parent's constraints included.
     put_policy(
         &d,
@@ -131,11 +98,10 @@ fn a_denied_parameter_stops_an_exportable_transit_key() {
         r#"path "transit/keys/exportable-ok" { capabilities = ["update"] }"#,
     );
     let special = token(&d, &["no-export", "one-exportable"]);
-    assert_written(&post_as(
-        &d,
+    assert_written(&d.post_json_as(
         &special,
         "/v1/transit/keys/exportable-ok",
-        json!({"exportable": true}),
+        &json!({"exportable": true}),
     ));
     assert!(key_exists(&d, "exportable-ok"));
 
@@ -165,7 +131,7 @@ fn a_denied_parameter_stops_an_exportable_transit_key() {
 #[test]
 fn a_denied_true_stops_every_spelling_of_true() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
     put_policy(
         &d,
         "no-true-export",
@@ -176,11 +142,10 @@ fn a_denied_true_stops_every_spelling_of_true() {
     );
     let t = token(&d, &["no-true-export"]);
 
-    assert_denied(&post_as(
-        &d,
+    assert_denied(&d.post_json_as(
         &t,
         "/v1/transit/keys/canonical",
-        json!({"exportable": "true"}),
+        &json!({"exportable": "true"}),
     ));
     assert!(!key_exists(&d, "canonical"));
     let out = d.bao_as(
@@ -190,11 +155,10 @@ fn a_denied_true_stops_every_spelling_of_true() {
     assert!(!out.success(), "{out}");
     assert!(out.stderr.contains("permission denied"), "{out}");
     assert!(!key_exists(&d, "cli-true"));
-    assert_written(&post_as(
-        &d,
+    assert_written(&d.post_json_as(
         &t,
         "/v1/transit/keys/not-exportable",
-        json!({"exportable": false}),
+        &json!({"exportable": false}),
     ));
     assert!(key_exists(&d, "not-exportable"));
 
@@ -223,7 +187,7 @@ fn a_denied_true_stops_every_spelling_of_true() {
     .enumerate()
     {
         let name = format!("spelling{i}");
-        assert_denied(&post_as(&d, &t, &format!("/v1/transit/keys/{name}"), body));
+        assert_denied(&d.post_json_as(&t, &format!("/v1/transit/keys/{name}"), &body));
         assert!(!key_exists(&d, &name));
     }
     assert!(!key_exists(&d, "cli-one"));
@@ -235,7 +199,7 @@ fn a_denied_true_stops_every_spelling_of_true() {
 #[test]
 fn allowed_values_globs_and_required_parameters() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
     d.ensure_secret_kv2();
     put_policy(
         &d,
@@ -282,7 +246,7 @@ path "secret/data/pinned" {
         ("a7", json!({"auto_rotate_period": "24h"}), false),
         ("a8", json!({}), false),
     ] {
-        let r = post_as(&d, &t, &format!("/v1/transit/keys/{name}"), body.clone());
+        let r = d.post_json_as(&t, &format!("/v1/transit/keys/{name}"), &body.clone());
         if ok {
             assert_written(&r);
         } else {
@@ -302,13 +266,12 @@ path "secret/data/pinned" {
     );
 
     // `"*" = []` denies every parameter, and a request carrying none passes.
-    assert_denied(&post_as(
-        &d,
+    assert_denied(&d.post_json_as(
         &t,
         "/v1/transit/keys/bare-1",
-        json!({"type": "aes256-gcm96"}),
+        &json!({"type": "aes256-gcm96"}),
     ));
-    assert_written(&post_as(&d, &t, "/v1/transit/keys/bare-2", json!({})));
+    assert_written(&d.post_json_as(&t, "/v1/transit/keys/bare-2", &json!({})));
     assert!(!key_exists(&d, "bare-1") && key_exists(&d, "bare-2"));
 
     // A read's parameters are its query.
@@ -328,62 +291,47 @@ path "secret/data/pinned" {
 #[test]
 fn create_or_update_follows_vaults_existence_checks() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
     d.ensure_secret_kv2();
-    put_policy(
-        &d,
-        "create-only",
-        r#"
-path "transit/keys/*" { capabilities = ["create"] }
-path "transit/encrypt/*" { capabilities = ["create"] }
-path "secret/data/*" { capabilities = ["create"] }
-"#,
-    );
-    put_policy(
-        &d,
-        "update-only",
-        r#"
-path "transit/keys/*" { capabilities = ["update"] }
-path "transit/encrypt/*" { capabilities = ["update"] }
-path "secret/data/*" { capabilities = ["update"] }
-"#,
-    );
+    for cap in ["create", "update"] {
+        put_policy(
+            &d,
+            &format!("{cap}-only"),
+            &format!(
+                r#"
+path "transit/keys/*" {{ capabilities = ["{cap}"] }}
+path "transit/encrypt/*" {{ capabilities = ["{cap}"] }}
+path "secret/data/*" {{ capabilities = ["{cap}"] }}
+"#
+            ),
+        );
+    }
     let create = token(&d, &["create-only"]);
     let update = token(&d, &["update-only"]);
     let plaintext = json!({"plaintext": "aGVsbG8="});
 
-    assert_denied(&post_as(&d, &create, "/v1/transit/keys/k1", json!({})));
+    assert_denied(&d.post_json_as(&create, "/v1/transit/keys/k1", &json!({})));
     assert!(!key_exists(&d, "k1"));
-    assert_written(&post_as(&d, &update, "/v1/transit/keys/k1", json!({})));
+    assert_written(&d.post_json_as(&update, "/v1/transit/keys/k1", &json!({})));
     assert!(key_exists(&d, "k1"));
 
     // Encrypting with a missing key creates it: create is needed, update is not enough.
-    assert_denied(&post_as(
-        &d,
-        &update,
-        "/v1/transit/encrypt/e1",
-        plaintext.clone(),
-    ));
+    assert_denied(&d.post_json_as(&update, "/v1/transit/encrypt/e1", &plaintext.clone()));
     assert!(!key_exists(&d, "e1"));
-    let r = post_as(&d, &create, "/v1/transit/encrypt/e1", plaintext.clone());
+    let r = d.post_json_as(&create, "/v1/transit/encrypt/e1", &plaintext.clone());
     assert_eq!(r.status, 200, "{r}");
     assert!(key_exists(&d, "e1"));
     // Once it exists, encrypting is an update.
-    assert_denied(&post_as(
-        &d,
-        &create,
-        "/v1/transit/encrypt/e1",
-        plaintext.clone(),
-    ));
-    let r = post_as(&d, &update, "/v1/transit/encrypt/e1", plaintext);
+    assert_denied(&d.post_json_as(&create, "/v1/transit/encrypt/e1", &plaintext.clone()));
+    let r = d.post_json_as(&update, "/v1/transit/encrypt/e1", &plaintext);
     assert_eq!(r.status, 200, "{r}");
 
     let secret = json!({"data": {"k": "v"}});
-    assert_denied(&post_as(&d, &update, "/v1/secret/data/s1", secret.clone()));
-    let r = post_as(&d, &create, "/v1/secret/data/s1", secret.clone());
+    assert_denied(&d.post_json_as(&update, "/v1/secret/data/s1", &secret.clone()));
+    let r = d.post_json_as(&create, "/v1/secret/data/s1", &secret.clone());
     assert_eq!(r.status, 200, "{r}");
-    assert_denied(&post_as(&d, &create, "/v1/secret/data/s1", secret.clone()));
-    let r = post_as(&d, &update, "/v1/secret/data/s1", secret);
+    assert_denied(&d.post_json_as(&create, "/v1/secret/data/s1", &secret.clone()));
+    let r = d.post_json_as(&update, "/v1/secret/data/s1", &secret);
     assert_eq!(r.status, 200, "{r}");
     assert_eq!(r.json()["data"]["version"], 2, "{r}");
 }
@@ -426,7 +374,7 @@ fn unenforceable_constraints_are_refused_at_write() {
         ),
     ] {
         let hcl = format!("path \"secret/*\" {{\n  capabilities = [\"read\"]\n  {block}\n}}\n");
-        let r = write_policy(&d, "bad", &hcl);
+        let r = d.write_acl_policy("bad", &hcl);
         r.assert_error(400, &format!("{key} cannot be enforced"));
         r.assert_error(400, needle);
         let r = d.get("/v1/sys/policies/acl/bad");

@@ -12,22 +12,6 @@ use softhsm_tests::{poll_until, reference_mode, Body, Daemon};
 /// Vault's system default and maximum lease TTL, 768h, in seconds.
 const SYSTEM_TTL: u64 = 768 * 3600;
 
-/// `bao token create ARGS -format=json` as `token` (None: the daemon's root token).
-fn create(d: &Daemon, token: Option<&str>, args: &[&str]) -> (String, serde_json::Value) {
-    let mut argv = vec!["token", "create", "-format=json"];
-    argv.extend_from_slice(args);
-    let out = match token {
-        Some(t) => d.bao_as(Some(t), &argv).ok(),
-        None => d.bao(&argv).ok(),
-    };
-    let v = out.json();
-    let t = v["auth"]["client_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no client_token: {out}"))
-        .to_string();
-    (t, v)
-}
-
 fn lease(v: &serde_json::Value) -> u64 {
     v["auth"]["lease_duration"]
         .as_u64()
@@ -108,16 +92,15 @@ fn invalid_large_tokens_do_not_grow_memory() {
 #[test]
 fn a_token_asked_for_ten_years_gets_the_system_maximum() {
     let d = Daemon::dev(&[]);
-    let (token, v) = create(&d, None, &["-policy=default", "-ttl=87600h"]);
+    let (token, v) = d.bao_token_create(None, &["-policy=default", "-ttl=87600h"]);
     assert_eq!(lease(&v), SYSTEM_TTL, "{v}");
-    let (_, v) = create(
-        &d,
+    let (_, v) = d.bao_token_create(
         None,
         &["-policy=default", "-ttl=87600h", "-explicit-max-ttl=87600h"],
     );
     assert_eq!(lease(&v), SYSTEM_TTL, "{v}");
     // Without a TTL: the default, 768h too.
-    let (_, v) = create(&d, None, &["-policy=default"]);
+    let (_, v) = d.bao_token_create(None, &["-policy=default"]);
     assert_eq!(lease(&v), SYSTEM_TTL, "{v}");
 
     // A renewal cannot go past creation + the maximum.
@@ -137,7 +120,7 @@ fn a_token_asked_for_ten_years_gets_the_system_maximum() {
     assert!(out.stdout.contains("Success"), "{out}");
     let tune = d.bao(&["read", "-format=json", "sys/auth/token/tune"]).ok();
     assert_eq!(tune.json()["data"]["max_lease_ttl"], 3600, "{tune}");
-    let (_, v) = create(&d, None, &["-policy=default", "-ttl=10h"]);
+    let (_, v) = d.bao_token_create(None, &["-policy=default", "-ttl=10h"]);
     assert_eq!(lease(&v), 3600, "{v}");
     let out = d
         .bao(&["token", "renew", "-format=json", "-increment=10h", &token])
@@ -151,7 +134,7 @@ fn a_token_asked_for_ten_years_gets_the_system_maximum() {
         .bao(&["read", "-format=json", "sys/mounts/auth/token/tune"])
         .ok();
     assert_eq!(tune.json()["data"]["max_lease_ttl"], 7200, "{tune}");
-    let (_, v) = create(&d, None, &["-policy=default", "-ttl=10h"]);
+    let (_, v) = d.bao_token_create(None, &["-policy=default", "-ttl=10h"]);
     assert_eq!(lease(&v), 7200, "{v}");
     // A default above the maximum is refused, and changes nothing.
     let bad = d.bao(&[
@@ -163,15 +146,15 @@ fn a_token_asked_for_ten_years_gets_the_system_maximum() {
     assert!(!bad.success(), "{bad}");
     d.bao(&["write", "sys/auth/token/tune", "max_lease_ttl=system"])
         .ok();
-    let (_, v) = create(&d, None, &["-policy=default", "-ttl=87600h"]);
+    let (_, v) = d.bao_token_create(None, &["-policy=default", "-ttl=87600h"]);
     assert_eq!(lease(&v), SYSTEM_TTL, "{v}");
 }
 
 #[test]
 fn a_child_dies_with_its_expiring_parent() {
     let d = Daemon::dev(&[]);
-    let (parent, _) = create(&d, None, &["-policy=root", "-ttl=4s"]);
-    let (child, v) = create(&d, Some(&parent), &["-ttl=1h"]);
+    let (parent, _) = d.bao_token_create(None, &["-policy=root", "-ttl=4s"]);
+    let (child, v) = d.bao_token_create(Some(&parent), &["-ttl=1h"]);
     // As in Vault, the child's own TTL is what it asked for...
     assert!(lease(&v) > 3000, "{v}");
     // ...but it is revoked with its parent when the parent expires.
@@ -219,7 +202,7 @@ fn lookup_of_a_bad_token_is_forbidden() {
         r#"{"token":"no-such-token"}"#,
     );
     r.assert_error(400, "token to revoke not found");
-    let (token, _) = create(&d, None, &["-policy=default"]);
+    let (token, _) = d.bao_token_create(None, &["-policy=default"]);
     d.bao(&["token", "revoke", &token]).ok();
     let r = d.send_json(
         "POST",
@@ -270,7 +253,7 @@ fn a_get_on_a_write_only_endpoint_never_acts() {
 
     // With the default policy (update on revoke-self and renew-self, no read) the ACL
     // refuses first: 403, and the token still works.
-    let (token, _) = create(&d, None, &["-policy=default"]);
+    let (token, _) = d.bao_token_create(None, &["-policy=default"]);
     for path in [
         "auth/token/revoke-self",
         "auth/token/renew-self",
@@ -345,7 +328,7 @@ fn attenuated_tokens_are_revoked_on_their_own() {
     let d = Daemon::dev(&[]);
     d.bao(&["kv", "put", "-mount=secret", "app/db", "password=hunter2"])
         .ok();
-    let (base, _) = create(&d, None, &["-policy=root"]);
+    let (base, _) = d.bao_token_create(None, &["-policy=root"]);
     let read = |t: &str| d.http("GET", "/v1/secret/data/app/db", Some(t), Body::None);
 
     // revoke-self with the attenuated token ends it, not its base token.
@@ -419,7 +402,7 @@ fn audit_entries_keep_an_attenuated_tokens_identity() {
     .ok();
     d.bao(&["kv", "put", "-mount=secret", "app/db", "password=hunter2"])
         .ok();
-    let (base, v) = create(&d, None, &["-policy=root"]);
+    let (base, v) = d.bao_token_create(None, &["-policy=root"]);
     let accessor = v["auth"]["accessor"].as_str().unwrap().to_string();
     let narrowed = attenuate(&base, APP_ONLY);
     let r = d.http("GET", "/v1/secret/data/app/db", Some(&narrowed), Body::None);
@@ -454,7 +437,7 @@ fn audit_entries_keep_an_attenuated_tokens_identity() {
 fn reading_seal_status_spends_no_token_use() {
     let d = Daemon::dev(&[]);
     for policy in ["-policy=root", "-policy=default"] {
-        let (t, _) = create(&d, None, &[policy, "-use-limit=2"]);
+        let (t, _) = d.bao_token_create(None, &[policy, "-use-limit=2"]);
         for _ in 0..3 {
             let out = d.bao_as(Some(&t), &["status"]);
             assert!(out.success(), "{out}");

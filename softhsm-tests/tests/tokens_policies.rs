@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use softhsm_tests::{poll_until, Body, Daemon, HttpResponse, Output};
+use softhsm_tests::{poll_until, Body, Daemon, HttpResponse};
 
 const APP_READ: &str = r#"
 # Read-only access to the application's secrets.
@@ -11,26 +11,6 @@ path "secret/data/app/*" {
   capabilities = ["read"]
 }
 "#;
-
-fn write_policy(d: &Daemon, name: &str, hcl: &str) -> Output {
-    let file = d.dir().join(format!("{name}.hcl"));
-    std::fs::write(&file, hcl).unwrap();
-    d.bao(&["policy", "write", name, file.to_str().unwrap()])
-        .ok()
-}
-
-/// `bao token create ARGS -format=json`, returning the token and the JSON answer.
-fn create_token(d: &Daemon, args: &[&str]) -> (String, serde_json::Value) {
-    let mut argv = vec!["token", "create", "-format=json"];
-    argv.extend_from_slice(args);
-    let out = d.bao(&argv).ok();
-    let v = out.json();
-    let token = v["auth"]["client_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no client_token: {out}"))
-        .to_string();
-    (token, v)
-}
 
 fn read_as(d: &Daemon, token: &str, path: &str) -> HttpResponse {
     d.http("GET", path, Some(token), Body::None)
@@ -43,7 +23,7 @@ fn setup() -> Daemon {
         .ok();
     d.bao(&["kv", "put", "-mount=secret", "other/x", "k=v"])
         .ok();
-    let out = write_policy(&d, "app-read", APP_READ);
+    let out = d.bao_policy_write("app-read", APP_READ);
     assert!(
         out.stdout.contains("Success! Uploaded policy: app-read"),
         "{out}"
@@ -54,7 +34,7 @@ fn setup() -> Daemon {
 #[test]
 fn policy_grants_read_on_app_and_denies_the_rest() {
     let d = setup();
-    let (token, created) = create_token(&d, &["-policy=app-read"]);
+    let (token, created) = d.bao_token_create(None, &["-policy=app-read"]);
     let policies = created["auth"]["policies"].as_array().unwrap().clone();
     assert!(policies.iter().any(|p| p == "app-read"), "{created}");
 
@@ -119,7 +99,7 @@ fn policy_grants_read_on_app_and_denies_the_rest() {
 #[test]
 fn capabilities_self_reports_what_the_policy_grants() {
     let d = setup();
-    let (token, _) = create_token(&d, &["-policy=app-read"]);
+    let (token, _) = d.bao_token_create(None, &["-policy=app-read"]);
     let caps = d
         .bao_as(
             Some(&token),
@@ -154,19 +134,10 @@ fn capabilities_self_reports_what_the_policy_grants() {
 #[test]
 fn token_lookup_self_and_lookup() {
     let d = setup();
-    let (token, _) = create_token(&d, &["-policy=app-read", "-ttl=1h"]);
-    let me = d
-        .bao_as(Some(&token), &["token", "lookup", "-format=json"])
-        .ok();
-    let data = &me.json()["data"];
-    assert!(
-        data["policies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p == "app-read"),
-        "{me}"
-    );
+    let (token, _) = d.bao_token_create(None, &["-policy=app-read", "-ttl=1h"]);
+    let me = d.bao_token_lookup(&token);
+    let data = &me.data;
+    assert!(me.has_policy("app-read"), "{me}");
     let ttl = data["ttl"].as_u64().unwrap_or_else(|| panic!("ttl: {me}"));
     assert!((3500..=3600).contains(&ttl), "ttl about an hour: {me}");
 
@@ -182,7 +153,7 @@ fn token_lookup_self_and_lookup() {
 #[test]
 fn revoked_token_is_refused() {
     let d = setup();
-    let (token, _) = create_token(&d, &["-policy=app-read"]);
+    let (token, _) = d.bao_token_create(None, &["-policy=app-read"]);
     assert_eq!(read_as(&d, &token, "/v1/secret/data/app/db").status, 200);
 
     let out = d.bao(&["token", "revoke", &token]).ok();
@@ -199,7 +170,7 @@ fn revoked_token_is_refused() {
     assert_eq!(cli.status, 2, "{cli}");
 
     // revoke-self.
-    let (token2, _) = create_token(&d, &["-policy=app-read"]);
+    let (token2, _) = d.bao_token_create(None, &["-policy=app-read"]);
     d.bao_as(Some(&token2), &["token", "revoke", "-self"]).ok();
     read_as(&d, &token2, "/v1/secret/data/app/db").assert_error(403, "permission denied");
 
@@ -213,22 +184,12 @@ fn revoked_token_is_refused() {
 #[test]
 fn revoking_a_parent_revokes_its_children() {
     let d = setup();
-    write_policy(
-        &d,
+    d.bao_policy_write(
         "creator",
         r#"path "auth/token/create" { capabilities = ["update"] }"#,
     );
-    let (parent, _) = create_token(&d, &["-policy=app-read", "-policy=creator"]);
-    let child_out = d
-        .bao_as(
-            Some(&parent),
-            &["token", "create", "-format=json", "-policy=app-read"],
-        )
-        .ok();
-    let child = child_out.json()["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (parent, _) = d.bao_token_create(None, &["-policy=app-read", "-policy=creator"]);
+    let (child, _) = d.bao_token_create(Some(&parent), &["-policy=app-read"]);
     assert_eq!(read_as(&d, &child, "/v1/secret/data/app/db").status, 200);
     d.bao(&["token", "revoke", &parent]).ok();
     read_as(&d, &child, "/v1/secret/data/app/db").assert_error(403, "permission denied");
@@ -238,7 +199,7 @@ fn revoking_a_parent_revokes_its_children() {
 fn expired_token_is_refused() {
     let d = setup();
     let t0 = Instant::now();
-    let (token, created) = create_token(&d, &["-policy=app-read", "-ttl=3s"]);
+    let (token, created) = d.bao_token_create(None, &["-policy=app-read", "-ttl=3s"]);
     let lease = created["auth"]["lease_duration"].as_u64().unwrap();
     assert!((1..=3).contains(&lease), "lease_duration 3s: {created}");
     let first = read_as(&d, &token, "/v1/secret/data/app/db");
@@ -256,7 +217,10 @@ fn expired_token_is_refused() {
     refused.assert_error(403, "permission denied");
 
     // explicit_max_ttl caps the ttl.
-    let (_, capped) = create_token(&d, &["-policy=app-read", "-ttl=1h", "-explicit-max-ttl=2s"]);
+    let (_, capped) = d.bao_token_create(
+        None,
+        &["-policy=app-read", "-ttl=1h", "-explicit-max-ttl=2s"],
+    );
     let lease = capped["auth"]["lease_duration"].as_u64().unwrap();
     assert!(lease <= 2, "explicit_max_ttl caps the lease: {capped}");
 }
@@ -264,7 +228,7 @@ fn expired_token_is_refused() {
 #[test]
 fn use_limited_token_runs_out() {
     let d = setup();
-    let (token, _) = create_token(&d, &["-policy=app-read", "-use-limit=2"]);
+    let (token, _) = d.bao_token_create(None, &["-policy=app-read", "-use-limit=2"]);
     assert_eq!(read_as(&d, &token, "/v1/secret/data/app/db").status, 200);
     assert_eq!(read_as(&d, &token, "/v1/secret/data/app/db").status, 200);
     read_as(&d, &token, "/v1/secret/data/app/db").assert_error(403, "permission denied");
@@ -273,7 +237,7 @@ fn use_limited_token_runs_out() {
 #[test]
 fn renew_self_extends_a_renewable_token() {
     let d = setup();
-    let (token, _) = create_token(&d, &["-policy=app-read", "-ttl=30m"]);
+    let (token, _) = d.bao_token_create(None, &["-policy=app-read", "-ttl=30m"]);
     let out = d
         .bao_as(
             Some(&token),
@@ -286,7 +250,8 @@ fn renew_self_extends_a_renewable_token() {
         "renewed to about 2h: {out}"
     );
 
-    let (fixed, _) = create_token(&d, &["-policy=app-read", "-ttl=30m", "-renewable=false"]);
+    let (fixed, _) =
+        d.bao_token_create(None, &["-policy=app-read", "-ttl=30m", "-renewable=false"]);
     let out = d.bao_as(Some(&fixed), &["token", "renew", "-increment=2h"]);
     assert_ne!(out.status, 0, "a non-renewable token cannot renew: {out}");
 }
@@ -294,8 +259,7 @@ fn renew_self_extends_a_renewable_token() {
 #[test]
 fn deny_and_plus_globs() {
     let d = setup();
-    write_policy(
-        &d,
+    d.bao_policy_write(
         "fine",
         r#"
 path "secret/data/app/*" { capabilities = ["read", "create", "update"] }
@@ -312,7 +276,7 @@ path "secret/metadata/app/*" { capabilities = ["list"] }
         .ok();
     d.bao(&["kv", "put", "-mount=secret", "team/blue/x/config", "k=v"])
         .ok();
-    let (token, _) = create_token(&d, &["-policy=fine"]);
+    let (token, _) = d.bao_token_create(None, &["-policy=fine"]);
 
     assert_eq!(read_as(&d, &token, "/v1/secret/data/app/db").status, 200);
     read_as(&d, &token, "/v1/secret/data/app/locked").assert_error(403, "permission denied");
@@ -348,18 +312,13 @@ path "secret/metadata/app/*" { capabilities = ["list"] }
 #[test]
 fn sudo_is_needed_for_root_protected_paths() {
     let d = setup();
-    write_policy(
-        &d,
-        "rot",
-        r#"path "sys/rotate" { capabilities = ["update"] }"#,
-    );
-    write_policy(
-        &d,
+    d.bao_policy_write("rot", r#"path "sys/rotate" { capabilities = ["update"] }"#);
+    d.bao_policy_write(
         "rot-sudo",
         r#"path "sys/rotate" { capabilities = ["update", "sudo"] }"#,
     );
-    let (plain, _) = create_token(&d, &["-policy=rot"]);
-    let (sudo, _) = create_token(&d, &["-policy=rot-sudo"]);
+    let (plain, _) = d.bao_token_create(None, &["-policy=rot"]);
+    let (sudo, _) = d.bao_token_create(None, &["-policy=rot-sudo"]);
     d.http("PUT", "/v1/sys/rotate", Some(&plain), Body::None)
         .assert_error(403, "permission denied");
     let r = d.http("PUT", "/v1/sys/rotate", Some(&sudo), Body::None);
@@ -369,7 +328,7 @@ fn sudo_is_needed_for_root_protected_paths() {
 #[test]
 fn policy_crud_and_effect_of_deleting_a_policy() {
     let d = setup();
-    let (token, _) = create_token(&d, &["-policy=app-read"]);
+    let (token, _) = d.bao_token_create(None, &["-policy=app-read"]);
     let list = d.bao(&["policy", "list", "-format=json"]).ok();
     let names: Vec<String> = serde_json::from_str(&list.stdout).unwrap();
     assert!(names.contains(&"app-read".to_string()), "{list}");

@@ -2,38 +2,14 @@
 //! restart with the data intact, sealed with a clear error while swtpm is down and
 //! unsealed once it is back (same process), and a fresh TPM cannot open the data dir.
 
-use std::time::Duration;
-
 use serde_json::Value;
 use softhsm_tests::hardware::Swtpm;
-use softhsm_tests::{poll_until, reference_mode, Daemon};
+use softhsm_tests::{reference_mode, Daemon};
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn wait_unsealed(d: &Daemon) -> Value {
-    poll_until(DEADLINE, "the daemon to unseal itself", || {
-        let s = d.seal_status();
-        (s["sealed"] == false).then_some(s)
+fn wait_seal_error(d: &Daemon, needle: &str) -> Value {
+    d.wait_seal_error(&format!("a seal error about {needle:?}"), |e| {
+        e.as_str().is_some_and(|e| e.contains(needle))
     })
-}
-
-fn wait_seal_error(d: &Daemon, needle: &str) -> String {
-    poll_until(DEADLINE, &format!("a seal error about {needle:?}"), || {
-        let s = d.seal_status();
-        assert_eq!(s["sealed"], true, "unexpectedly unsealed: {s}");
-        s["seal_error"]
-            .as_str()
-            .filter(|e| e.contains(needle))
-            .map(String::from)
-    })
-}
-
-fn get_secret(d: &Daemon, path: &str) -> String {
-    d.bao(&["kv", "get", "-mount=secret", "-field=value", path])
-        .ok()
-        .stdout
-        .trim()
-        .to_string()
 }
 
 #[test]
@@ -44,42 +20,17 @@ fn tpm2_seal_auto_unseals_survives_tpm_outage_and_refuses_another_tpm() {
     let mut tpm = Swtpm::start();
     let mut d = Daemon::config_with_seal(&tpm.seal_hcl(), &[]);
     assert_eq!(d.seal_status()["type"], "tpm2");
-    let out = d
-        .bao_as(
-            None,
-            &[
-                "operator",
-                "init",
-                "-format=json",
-                "-recovery-shares=3",
-                "-recovery-threshold=2",
-            ],
-        )
-        .ok();
-    let v = out.json();
-    assert_eq!(
-        v["recovery_keys_b64"].as_array().map(Vec::len),
-        Some(3),
-        "{out}"
-    );
-    d.token = Some(v["root_token"].as_str().unwrap().to_string());
-    let s = wait_unsealed(&d);
+    d.init_recovery(3, 2);
+    let s = d.wait_unsealed();
     assert_eq!(s["type"], "tpm2", "{s}");
     assert_eq!(s["recovery_seal"], true, "{s}");
     assert!(d.data_dir().join("tpm2-seal.json").exists());
     d.ensure_secret_kv2();
-    d.bao(&[
-        "kv",
-        "put",
-        "-mount=secret",
-        "t/one",
-        "value=sealed-to-the-tpm",
-    ])
-    .ok();
+    d.kv_put_value("t/one", "sealed-to-the-tpm");
 
     d.restart_after_kill9();
-    wait_unsealed(&d);
-    assert_eq!(get_secret(&d, "t/one"), "sealed-to-the-tpm");
+    d.wait_unsealed();
+    assert_eq!(d.kv_get_value("t/one"), "sealed-to-the-tpm");
 
     // swtpm down at start: sealed, says so, and unseals when the TPM is back.
     d.kill9();
@@ -90,9 +41,9 @@ fn tpm2_seal_auto_unseals_survives_tpm_outage_and_refuses_another_tpm() {
     assert!(d.logs().contains("cannot reach the TPM"), "{}", d.logs());
     let pid = d.pid();
     tpm.resume();
-    wait_unsealed(&d);
+    d.wait_unsealed();
     assert_eq!(d.pid(), pid);
-    assert_eq!(get_secret(&d, "t/one"), "sealed-to-the-tpm");
+    assert_eq!(d.kv_get_value("t/one"), "sealed-to-the-tpm");
 
     // The data dir next to a fresh TPM: cannot be unsealed, and the error says why.
     d.kill9();
@@ -107,33 +58,12 @@ fn tpm2_seal_auto_unseals_survives_tpm_outage_and_refuses_another_tpm() {
     );
 }
 
-fn pcr_extend(tpm: &Swtpm, pcr: u8, digest: &[u8; 32]) {
-    softhsm_tests::hardware::require_tool("tpm2_pcrextend");
-    let out = std::process::Command::new("tpm2_pcrextend")
-        .arg(format!("{pcr}:sha256={}", hex::encode(digest)))
-        .env("TPM2TOOLS_TCTI", tpm.tcti())
-        .output()
-        .expect("tpm2_pcrextend");
-    assert!(
-        out.status.success(),
-        "tpm2_pcrextend: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `ironseal operator ARGS` against the daemon, as root; its stdout as JSON.
 fn operator(d: &Daemon, args: &[&str]) -> Value {
-    let mut cmd = std::process::Command::new(softhsm_tests::ironseal_bin());
-    cmd.arg("operator").args(args);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().to_string();
-        if k.starts_with("VAULT_") || k.starts_with("BAO_") {
-            cmd.env_remove(&k);
-        }
-    }
-    let out = cmd
-        .env("VAULT_ADDR", &d.addr)
-        .env("VAULT_TOKEN", d.token.as_deref().unwrap())
+    let out = d
+        .client_command(&softhsm_tests::ironseal_bin(), d.token.as_deref())
+        .arg("operator")
+        .args(args)
         .output()
         .expect("ironseal operator");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -166,37 +96,11 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
         tpm.tcti()
     );
     let mut d = Daemon::config_with_seal(&seal, &[]);
-    let v = d
-        .bao_as(
-            None,
-            &[
-                "operator",
-                "init",
-                "-format=json",
-                "-recovery-shares=3",
-                "-recovery-threshold=2",
-            ],
-        )
-        .ok()
-        .json();
-    let recovery: Vec<String> = v["recovery_keys_b64"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap().to_string())
-        .collect();
-    d.token = Some(v["root_token"].as_str().unwrap().to_string());
-    wait_unsealed(&d);
+    let recovery = d.init_recovery(3, 2).keys_b64;
+    d.wait_unsealed();
     assert!(d.data_dir().join("tpm2-seal.json").exists());
     d.ensure_secret_kv2();
-    d.bao(&[
-        "kv",
-        "put",
-        "-mount=secret",
-        "fw/one",
-        "value=before-updates",
-    ])
-    .ok();
+    d.kv_put_value("fw/one", "before-updates");
 
     let p = seal_policy(&d);
     assert_eq!(p["signed_policy"], true, "{p}");
@@ -204,13 +108,7 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
     let before = hex::decode(p["current"]["16"].as_str().unwrap()).unwrap();
 
     // Only a sudo token may authorise platform states.
-    let plain = d
-        .bao(&["token", "create", "-format=json", "-policy=default"])
-        .ok()
-        .json()["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (plain, _) = d.bao_token_create(None, &["-policy=default"]);
     let denied = d.bao_as(Some(&plain), &["write", "-f", "sys/seal-policy/reseal"]);
     assert!(
         !denied.success() && denied.stderr.contains("403"),
@@ -279,15 +177,15 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
         "{out}"
     );
     d.kill9();
-    pcr_extend(&tpm, 16, &update);
+    tpm.pcr_extend(16, &update);
     d.start();
-    wait_unsealed(&d);
-    assert_eq!(get_secret(&d, "fw/one"), "before-updates");
+    d.wait_unsealed();
+    assert_eq!(d.kv_get_value("fw/one"), "before-updates");
     assert_eq!(seal_policy(&d)["current"]["16"], expected.as_str());
 
     // An update nobody authorised: sealed, with the category in seal-status.
     d.kill9();
-    pcr_extend(&tpm, 16, &[0x43u8; 32]);
+    tpm.pcr_extend(16, &[0x43u8; 32]);
     d.start();
     wait_seal_error(&d, "tpm_policy_mismatch");
     assert!(d.logs().contains("tpm_policy_mismatch"), "{}", d.logs());
@@ -299,14 +197,14 @@ fn tpm2_pcr_policy_authorised_update_unplanned_change_and_recovery_reseal() {
     assert_eq!(first.json()["sealed"], true, "{first}");
     d.bao_as(None, &["operator", "unseal", "-format=json", &recovery[2]])
         .ok();
-    wait_unsealed(&d);
-    assert_eq!(get_secret(&d, "fw/one"), "before-updates");
+    d.wait_unsealed();
+    assert_eq!(d.kv_get_value("fw/one"), "before-updates");
     assert_eq!(seal_policy(&d)["current_authorized"], false);
     let resealed = operator(&d, &["reseal"]);
     assert_eq!(resealed["current_authorized"], true, "{resealed}");
 
     // Restart: auto-unseal again, nothing lost.
     d.restart_after_kill9();
-    wait_unsealed(&d);
-    assert_eq!(get_secret(&d, "fw/one"), "before-updates");
+    d.wait_unsealed();
+    assert_eq!(d.kv_get_value("fw/one"), "before-updates");
 }

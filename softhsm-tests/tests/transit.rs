@@ -25,19 +25,6 @@ fn secret_b64() -> String {
     b64(b"my secret data\n")
 }
 
-/// Makes sure a transit engine is mounted at `transit/` (dev mode mounts one; OpenBao's
-/// dev mode, in reference runs, does not).
-fn ensure_transit(d: &Daemon) {
-    let r = d.get("/v1/sys/mounts/transit");
-    if r.status != 200 {
-        d.bao(&["secrets", "enable", "transit"]).ok();
-    }
-}
-
-fn post(d: &Daemon, path: &str, body: &Value) -> HttpResponse {
-    d.send_json("POST", path, &body.to_string())
-}
-
 /// The `data` of a 200 answer.
 #[track_caller]
 fn data(r: &HttpResponse) -> Value {
@@ -47,7 +34,7 @@ fn data(r: &HttpResponse) -> Value {
 
 #[track_caller]
 fn create_key(d: &Daemon, name: &str, body: Value) {
-    let r = post(d, &format!("/v1/transit/keys/{name}"), &body);
+    let r = d.post_json(&format!("/v1/transit/keys/{name}"), &body);
     assert!(r.status == 204 || r.status == 200, "{r}");
 }
 
@@ -56,8 +43,7 @@ fn read_key(d: &Daemon, name: &str) -> Value {
 }
 
 fn encrypt(d: &Daemon, key: &str, plaintext: &[u8]) -> String {
-    let r = post(
-        d,
+    let r = d.post_json(
         &format!("/v1/transit/encrypt/{key}"),
         &json!({ "plaintext": b64(plaintext) }),
     );
@@ -65,8 +51,7 @@ fn encrypt(d: &Daemon, key: &str, plaintext: &[u8]) -> String {
 }
 
 fn decrypt(d: &Daemon, key: &str, ciphertext: &str) -> HttpResponse {
-    post(
-        d,
+    d.post_json(
         &format!("/v1/transit/decrypt/{key}"),
         &json!({ "ciphertext": ciphertext }),
     )
@@ -140,7 +125,7 @@ fn sig_body(sig: &str) -> String {
 #[test]
 fn clever_kms_transit_transcript() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
 
     // vault write -f transit/keys/my-key
     let out = d.bao(&["write", "-f", "transit/keys/my-key"]).ok();
@@ -300,7 +285,7 @@ fn clever_kms_transit_transcript() {
 #[test]
 fn signatures_and_hmacs_verify_independently() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
     let hashes = [
         "sha1", "sha2-224", "sha2-256", "sha2-384", "sha2-512", "sha3-224", "sha3-256", "sha3-384",
         "sha3-512",
@@ -359,7 +344,7 @@ fn signatures_and_hmacs_verify_independently() {
         for (hash, extra) in variants {
             let mut body = extra.clone();
             body["input"] = json!(input);
-            let s = data(&post(&d, &format!("/v1/transit/sign/{kind}/{hash}"), &body));
+            let s = data(&d.post_json(&format!("/v1/transit/sign/{kind}/{hash}"), &body));
             let sig = s["signature"].as_str().unwrap().to_string();
             assert!(sig.starts_with("vault:v1:"), "{s}");
             assert_eq!(s["key_version"], 1);
@@ -368,18 +353,10 @@ fn signatures_and_hmacs_verify_independently() {
             let mut check = extra.clone();
             check["input"] = json!(input);
             check["signature"] = json!(sig);
-            let v = data(&post(
-                &d,
-                &format!("/v1/transit/verify/{kind}/{hash}"),
-                &check,
-            ));
+            let v = data(&d.post_json(&format!("/v1/transit/verify/{kind}/{hash}"), &check));
             assert_eq!(v["valid"], true, "{kind} {hash} {extra}");
             check["input"] = json!(b64(b"something else"));
-            let v = data(&post(
-                &d,
-                &format!("/v1/transit/verify/{kind}/{hash}"),
-                &check,
-            ));
+            let v = data(&d.post_json(&format!("/v1/transit/verify/{kind}/{hash}"), &check));
             assert_eq!(v["valid"], false, "{kind} {hash} {extra}");
 
             let family = if kind.starts_with("rsa") {
@@ -438,8 +415,7 @@ fn signatures_and_hmacs_verify_independently() {
         use sha2::Digest;
         sha2::Sha256::digest(message).to_vec()
     };
-    let s = data(&post(
-        &d,
+    let s = data(&d.post_json(
         "/v1/transit/sign/rsa-2048",
         &json!({ "input": b64(&digest), "prehashed": true, "signature_algorithm": "pkcs1v15" }),
     ));
@@ -466,15 +442,13 @@ fn signatures_and_hmacs_verify_independently() {
             assert_eq!(STANDARD.decode(&mac_key).unwrap().len(), 48);
         }
         for hash in hashes {
-            let h = data(&post(
-                &d,
+            let h = data(&d.post_json(
                 &format!("/v1/transit/hmac/{name}/{hash}"),
                 &json!({ "input": input }),
             ));
             let tag = h["hmac"].as_str().unwrap().to_string();
             assert!(tag.starts_with("vault:v1:"), "{h}");
-            let v = data(&post(
-                &d,
+            let v = data(&d.post_json(
                 &format!("/v1/transit/verify/{name}/{hash}"),
                 &json!({ "input": input, "hmac": tag }),
             ));
@@ -497,7 +471,7 @@ fn signatures_and_hmacs_verify_independently() {
 #[test]
 fn min_decryption_version_and_trim() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
     create_key(&d, "k", json!({}));
     let v1 = encrypt(&d, "k", b"one");
     d.bao(&["write", "-f", "transit/keys/k/rotate"]).ok();
@@ -506,8 +480,7 @@ fn min_decryption_version_and_trim() {
     assert!(v2.starts_with("vault:v2:"));
 
     // Refuse v1 ciphertexts, keep them in storage.
-    let key = data(&post(
-        &d,
+    let key = data(&d.post_json(
         "/v1/transit/keys/k/config",
         &json!({ "min_decryption_version": 2 }),
     ));
@@ -520,19 +493,16 @@ fn min_decryption_version_and_trim() {
     assert_eq!(data(&decrypt(&d, "k", &v2))["plaintext"], b64(b"two"));
 
     // Trim needs min_encryption_version; then version 1 is gone for good.
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/keys/k/trim",
         &json!({ "min_available_version": 2 }),
     );
     r.assert_error(400, "minimum encryption version is not set");
-    data(&post(
-        &d,
+    data(&d.post_json(
         "/v1/transit/keys/k/config",
         &json!({ "min_encryption_version": 2 }),
     ));
-    let key = data(&post(
-        &d,
+    let key = data(&d.post_json(
         "/v1/transit/keys/k/trim",
         &json!({ "min_available_version": 2 }),
     ));
@@ -540,22 +510,19 @@ fn min_decryption_version_and_trim() {
     let key = read_key(&d, "k");
     let versions: Vec<&String> = key["keys"].as_object().unwrap().keys().collect();
     assert_eq!(versions, vec!["2", "3"], "{key}");
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/keys/k/config",
         &json!({ "min_decryption_version": 1 }),
     );
     r.assert_error(400, "min available version");
     assert_eq!(decrypt(&d, "k", &v1).status, 400);
     // Encrypting with a version below min_encryption_version is refused.
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/encrypt/k",
         &json!({ "plaintext": b64(b"x"), "key_version": 1 }),
     );
     r.assert_error(400, "less than the minimum encryption key version");
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/keys/k/trim",
         &json!({ "min_available_version": 1 }),
     );
@@ -569,8 +536,7 @@ fn min_decryption_version_and_trim() {
         Body::None,
     );
     r.assert_error(400, "deletion is not allowed for this key");
-    data(&post(
-        &d,
+    data(&d.post_json(
         "/v1/transit/keys/k/config",
         &json!({ "deletion_allowed": true }),
     ));
@@ -587,7 +553,7 @@ fn min_decryption_version_and_trim() {
 #[test]
 fn batches_mix_valid_and_invalid_items() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
     // Encrypt creates the key; the bad items get errors, the good ones ciphertexts.
     // Items without a plaintext or with one of the wrong type are Ironseal's per-item
     // errors; OpenBao fails the whole batch with a 500 for those, so the reference run
@@ -603,8 +569,7 @@ fn batches_mix_valid_and_invalid_items() {
             json!({ "plaintext": 42, "reference": "d" }),
         )
     };
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/encrypt/batch",
         &json!({ "batch_input": [
             { "plaintext": b64(b"alpha"), "reference": "a" },
@@ -647,8 +612,7 @@ fn batches_mix_valid_and_invalid_items() {
     assert_eq!(results[0]["key_version"], 1);
 
     // With partial_failure_response_code the caller picks the status of partial success.
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/encrypt/batch",
         &json!({ "partial_failure_response_code": 200, "batch_input": [
             { "plaintext": b64(b"x") }, { "plaintext": "***" },
@@ -659,8 +623,7 @@ fn batches_mix_valid_and_invalid_items() {
     // Decrypt: good, tampered, malformed, missing; the good ones decrypt.
     let mut tampered = STANDARD.decode(a.trim_start_matches("vault:v1:")).unwrap();
     tampered[20] ^= 1;
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/decrypt/batch",
         &json!({ "batch_input": [
             { "ciphertext": a },
@@ -692,8 +655,7 @@ fn batches_mix_valid_and_invalid_items() {
         assert_eq!(results[3]["error"], "missing ciphertext to decrypt");
     }
     // Mixing items with and without context fails the whole request.
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/decrypt/batch",
         &json!({ "batch_input": [{ "ciphertext": a, "context": b64(b"c") }, { "ciphertext": e }] }),
     );
@@ -704,8 +666,7 @@ fn batches_mix_valid_and_invalid_items() {
 
     // Rewrap after a rotation: 200, per-item errors.
     d.bao(&["write", "-f", "transit/keys/batch/rotate"]).ok();
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/rewrap/batch",
         &json!({ "batch_input": [{ "ciphertext": a }, { "ciphertext": "nope" }] }),
     );
@@ -718,9 +679,7 @@ fn batches_mix_valid_and_invalid_items() {
 
     // Sign and HMAC batches answer 200 with per-item errors.
     create_key(&d, "signer", json!({ "type": "ed25519" }));
-    let r = post(
-        &d,
-        "/v1/transit/sign/signer",
+    let r = d.post_json("/v1/transit/sign/signer",
         &json!({ "batch_input": [{ "input": b64(b"m1") }, { "input": "@@" }, { "input": b64(b"m2") }] }),
     );
     let results = data(&r)["batch_results"].as_array().unwrap().clone();
@@ -740,11 +699,7 @@ fn batches_mix_valid_and_invalid_items() {
     .iter()
     .map(|(m, r)| json!({ "input": b64(m), "signature": r["signature"] }))
     .collect();
-    let r = post(
-        &d,
-        "/v1/transit/verify/signer",
-        &json!({ "batch_input": sigs }),
-    );
+    let r = d.post_json("/v1/transit/verify/signer", &json!({ "batch_input": sigs }));
     let valid: Vec<Value> = data(&r)["batch_results"]
         .as_array()
         .unwrap()
@@ -752,8 +707,7 @@ fn batches_mix_valid_and_invalid_items() {
         .map(|x| x["valid"].clone())
         .collect();
     assert_eq!(valid, vec![json!(true), json!(true), json!(false)]);
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/hmac/signer",
         &json!({ "batch_input": [{ "input": b64(b"x") }, { "input": "??" }] }),
     );
@@ -768,7 +722,7 @@ fn batches_mix_valid_and_invalid_items() {
 #[test]
 fn bad_input_is_a_clear_400_never_a_500() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
     create_key(&d, "aes", json!({}));
     create_key(&d, "ec", json!({ "type": "ecdsa-p256" }));
     let good = encrypt(&d, "aes", b"payload");
@@ -933,7 +887,7 @@ fn bad_input_is_a_clear_400_never_a_500() {
         ),
     ];
     for (path, body, message) in cases {
-        let r = post(&d, &format!("/v1/transit/{path}"), &body);
+        let r = d.post_json(&format!("/v1/transit/{path}"), &body);
         assert!(r.status < 500, "{r}");
         if reference_mode() {
             continue;
@@ -963,10 +917,9 @@ fn bad_input_is_a_clear_400_never_a_500() {
 #[test]
 fn datakey_random_hash_export_and_derived_keys() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
+    d.ensure_transit();
     create_key(&d, "wrap", json!({ "exportable": true }));
-    let dk = data(&post(
-        &d,
+    let dk = data(&d.post_json(
         "/v1/transit/datakey/plaintext/wrap",
         &json!({ "bits": 512 }),
     ));
@@ -974,17 +927,13 @@ fn datakey_random_hash_export_and_derived_keys() {
     assert_eq!(STANDARD.decode(plain).unwrap().len(), 64);
     let back = data(&decrypt(&d, "wrap", dk["ciphertext"].as_str().unwrap()));
     assert_eq!(back["plaintext"], plain);
-    let wrapped = data(&post(&d, "/v1/transit/datakey/wrapped/wrap", &json!({})));
+    let wrapped = data(&d.post_json("/v1/transit/datakey/wrapped/wrap", &json!({})));
     assert!(wrapped.get("plaintext").is_none(), "{wrapped}");
     assert_eq!(wrapped["key_version"], 1);
 
-    let r = data(&post(
-        &d,
-        "/v1/transit/random/24",
-        &json!({ "format": "hex" }),
-    ));
+    let r = data(&d.post_json("/v1/transit/random/24", &json!({ "format": "hex" })));
     assert_eq!(r["random_bytes"].as_str().unwrap().len(), 48);
-    let r = data(&post(&d, "/v1/transit/random", &json!({})));
+    let r = data(&d.post_json("/v1/transit/random", &json!({})));
     assert_eq!(
         STANDARD
             .decode(r["random_bytes"].as_str().unwrap())
@@ -1004,8 +953,7 @@ fn datakey_random_hash_export_and_derived_keys() {
         out.stdout.trim(),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
-    let r = data(&post(
-        &d,
+    let r = data(&d.post_json(
         "/v1/transit/hash",
         &json!({ "input": b64(b"abc"), "algorithm": "sha3-256", "format": "base64" }),
     ));
@@ -1038,8 +986,7 @@ fn datakey_random_hash_export_and_derived_keys() {
     assert_eq!(key["convergent_encryption"], true);
     assert_eq!(key["kdf"], "hkdf_sha256");
     let enc = |c: &str| {
-        data(&post(
-            &d,
+        data(&d.post_json(
             "/v1/transit/encrypt/conv",
             &json!({ "plaintext": b64(b"same"), "context": c }),
         ))["ciphertext"]
@@ -1049,8 +996,7 @@ fn datakey_random_hash_export_and_derived_keys() {
     };
     assert_eq!(enc(&ctx), enc(&ctx));
     assert_ne!(enc(&ctx), enc(&b64(b"tenant-43")));
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/decrypt/conv",
         &json!({ "ciphertext": enc(&ctx), "context": ctx }),
     );
@@ -1069,18 +1015,9 @@ path "transit/decrypt/app" {
 #[test]
 fn acl_policies_govern_transit_paths() {
     let d = Daemon::dev(&[]);
-    ensure_transit(&d);
-    let file = d.dir().join("app.hcl");
-    std::fs::write(&file, APP_POLICY).unwrap();
-    d.bao(&["policy", "write", "transit-app", file.to_str().unwrap()])
-        .ok();
-    let out = d
-        .bao(&["token", "create", "-format=json", "-policy=transit-app"])
-        .ok();
-    let token = out.json()["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    d.ensure_transit();
+    d.bao_policy_write("transit-app", APP_POLICY);
+    let (token, _) = d.bao_token_create(None, &["-policy=transit-app"]);
     let as_app =
         |path: &str, body: Value| d.http("POST", path, Some(&token), Body::Json(&body.to_string()));
 
@@ -1154,16 +1091,14 @@ fn scheduled_rotation_survives_a_restart() {
     assert_eq!(read_key(&d, "still")["latest_version"], 1);
 
     // Turning the period off stops it.
-    data(&post(
-        &d,
+    data(&d.post_json(
         "/v1/transit/keys/auto/config",
         &json!({ "auto_rotate_period": 0 }),
     ));
     let stopped = latest(&d);
     // Two housekeeping rounds later nothing moved: wait for them through the log.
     let logs_before = d.logs().matches("transit key rotated on schedule").count();
-    let r = post(
-        &d,
+    let r = d.post_json(
         "/v1/transit/keys/probe",
         &json!({ "auto_rotate_period": "1s" }),
     );

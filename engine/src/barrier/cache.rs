@@ -7,7 +7,9 @@
 //! Coherence: every write goes through the barrier, which invalidates the paths it
 //! touched after the storage commit, whether it succeeded or not (a failed commit may
 //! still have reached the disk); the epoch guard of [`BoundedCache`] keeps a value read
-//! just before a commit from being cached after that commit's invalidation.
+//! just before a commit from being cached after that commit's invalidation. Writes by
+//! another writer sharing the storage reach the cache as prefixes raised by the backend
+//! ([`crate::storage::Invalidations`]), which drop every entry below them the same way.
 
 use std::sync::Arc;
 

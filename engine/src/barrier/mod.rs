@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::bounded_cache::Cached;
 use crate::error::EngineError;
-use crate::storage::{Batch, Op, Storage};
+use crate::storage::{retry_on_conflict, Batch, IsConflict, Op, Storage, Transaction};
 use cache::{Plain, ReadCache};
 
 /// Where the wrapped keyring lives. It is the one value sealed by the root key rather
@@ -30,7 +30,7 @@ const NONCE_LEN: usize = 24;
 pub struct Barrier {
     storage: Arc<Storage>,
     keyring: RwLock<Option<Arc<Keyring>>>,
-    cache: ReadCache,
+    cache: Arc<ReadCache>,
 }
 
 /// Writes for one atomic commit, encrypted as they are added.
@@ -57,6 +57,57 @@ impl BarrierBatch {
 
     pub fn delete(&mut self, path: &str) -> &mut Self {
         self.batch.delete(path);
+        self
+    }
+}
+
+/// A storage transaction in plaintext: reads are decrypted, writes encrypted. Each
+/// value's ciphertext carries a fresh nonce, so the ciphertext read serves as its version:
+/// any rewrite by another writer, even of the same plaintext, fails the condition.
+pub struct BarrierTx<'s> {
+    keyring: Arc<Keyring>,
+    tx: Transaction<'s>,
+}
+
+impl BarrierTx<'_> {
+    /// Reads `path` from storage (not the plaintext cache: the condition needs the
+    /// ciphertext) and makes its current value a condition of the commit.
+    pub fn get(&mut self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, EngineError> {
+        match self.tx.get(path)? {
+            Some(sealed) => Ok(Some(open_value(&self.keyring, path, &sealed)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &str,
+    ) -> Result<Option<T>, EngineError> {
+        match self.get(path)? {
+            Some(plain) => serde_json::from_slice(&plain)
+                .map(Some)
+                .map_err(|_| EngineError::Corrupt(path.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put(&mut self, path: &str, plaintext: &[u8]) -> Result<&mut Self, EngineError> {
+        let sealed = seal_value(&self.keyring, path, plaintext)?;
+        self.tx.put(path, sealed);
+        Ok(self)
+    }
+
+    pub fn put_json<T: serde::Serialize>(
+        &mut self,
+        path: &str,
+        value: &T,
+    ) -> Result<&mut Self, EngineError> {
+        let plain = Zeroizing::new(serde_json::to_vec(value).map_err(EngineError::internal)?);
+        self.put(path, &plain)
+    }
+
+    pub fn delete(&mut self, path: &str) -> &mut Self {
+        self.tx.delete(path);
         self
     }
 }
@@ -116,10 +167,14 @@ fn open_value(
 
 impl Barrier {
     pub fn new(storage: Arc<Storage>) -> Self {
+        let cache = Arc::new(cache::read_cache());
+        storage
+            .invalidations()
+            .subscribe(&cache, |cache, prefix| cache.invalidate_prefix(prefix));
         Barrier {
             storage,
             keyring: RwLock::new(None),
-            cache: cache::read_cache(),
+            cache,
         }
     }
 
@@ -265,15 +320,47 @@ impl Barrier {
     }
 
     pub async fn commit(&self, batch: BarrierBatch) -> Result<(), EngineError> {
+        self.commit_sealed(batch.batch).await
+    }
+
+    /// Runs `f` in a transaction over plaintext and commits what it wrote, atomically and
+    /// only if nothing it read changed meanwhile; on such a conflict `f` runs again from
+    /// its reads, a bounded number of times, and the last conflict is returned. `f` may
+    /// run more than once, so it must not have effects outside the transaction.
+    pub async fn transact<T, E, F>(&self, mut f: F) -> Result<T, E>
+    where
+        F: FnMut(&mut BarrierTx<'_>) -> Result<T, E>,
+        E: From<EngineError> + IsConflict,
+    {
+        retry_on_conflict(|| {
+            let attempt = self.keyring().map(|keyring| {
+                let mut tx = BarrierTx {
+                    keyring,
+                    tx: self.storage.begin(),
+                };
+                let out = f(&mut tx);
+                (out, tx.tx.into_batch())
+            });
+            async move {
+                let (out, batch) = attempt?;
+                let out = out?;
+                self.commit_sealed(batch).await?;
+                Ok(out)
+            }
+        })
+        .await
+    }
+
+    /// Commits ciphertext, then drops the plaintext it replaces from the cache.
+    async fn commit_sealed(&self, batch: Batch) -> Result<(), EngineError> {
         let paths: Vec<String> = batch
-            .batch
             .ops
             .iter()
             .map(|op| match op {
                 Op::Put(path, _) | Op::Delete(path) => path.clone(),
             })
             .collect();
-        let result = self.storage.commit(batch.batch).await;
+        let result = self.storage.commit(batch).await;
         self.cache.invalidate_all(paths.iter().map(String::as_str));
         result?;
         Ok(())
@@ -345,6 +432,55 @@ mod tests {
         assert_eq!(b.get_json::<i32>("old").unwrap(), Some(1));
         assert_eq!(b.get_json::<i32>("new").unwrap(), Some(2));
         assert_eq!(b.key_status().unwrap().term, 2);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_over_plaintext_runs_again_after_another_writer() {
+        let (b, mem, root) = barrier();
+        b.initialize(&root).await.unwrap();
+        b.put_json("n", &1).await.unwrap();
+        let mut attempts = 0;
+        let written = b
+            .transact(|tx| {
+                attempts += 1;
+                let n: Option<i32> = tx.get_json("n")?;
+                if attempts == 1 {
+                    let mut other = Batch::new();
+                    other.delete("n");
+                    mem.write_as_other_node(&other);
+                }
+                let next = n.unwrap_or(0) + 10;
+                tx.put_json("n", &next)?.put_json("m", &next)?;
+                Ok::<_, EngineError>(next)
+            })
+            .await
+            .unwrap();
+        assert_eq!((attempts, written), (2, 10));
+        assert_eq!(b.get_json::<i32>("n").unwrap(), Some(10));
+        assert_eq!(b.get_json::<i32>("m").unwrap(), Some(10));
+        for v in mem.raw_values() {
+            assert!(!v.windows(2).any(|w| w == b"10"));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_plaintext_cache_drops_what_another_writer_changed() {
+        let (b, mem, root) = barrier();
+        b.initialize(&root).await.unwrap();
+        b.put_json("a/x", &1).await.unwrap();
+        b.put_json("b/y", &2).await.unwrap();
+        // Both now cached.
+        assert_eq!(b.get_json::<i32>("a/x").unwrap(), Some(1));
+        assert_eq!(b.get_json::<i32>("b/y").unwrap(), Some(2));
+        let mut other = Batch::new();
+        other.delete("a/x").delete("b/y");
+        // Only "a/x" is raised: "b/y" shows that the cache, not storage, answers.
+        crate::storage::Backend::apply(mem.as_ref(), &[other]).unwrap();
+        b.storage().invalidations().raise("a/");
+        assert_eq!(b.get_json::<i32>("a/x").unwrap(), None);
+        assert_eq!(b.get_json::<i32>("b/y").unwrap(), Some(2));
+        b.storage().invalidations().raise("b/y");
+        assert_eq!(b.get_json::<i32>("b/y").unwrap(), None);
     }
 
     #[tokio::test]

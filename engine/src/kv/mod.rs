@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::barrier::Barrier;
+use crate::barrier::{Barrier, BarrierTx};
 use crate::error::{EngineError, Result};
 
 /// Vault's default number of versions kept per key.
@@ -150,6 +150,12 @@ impl KvEngine {
         Ok(validate_path(path).is_ok() && self.metadata_opt(path)?.is_some())
     }
 
+    // Every read-modify-write below runs in a barrier transaction: what it read is a
+    // condition of its commit, so a concurrent writer that the per-path lock does not
+    // see (another node, another engine on the same storage) makes it run again rather
+    // than be overwritten. The lock only keeps this node's writers of one path from
+    // conflicting with each other.
+
     pub async fn write(
         &self,
         path: &str,
@@ -158,15 +164,24 @@ impl KvEngine {
     ) -> Result<(u64, VersionMeta, KeyMetadata)> {
         validate_path(path)?;
         let _guard = self.lock_for(path).lock().await;
-        let config = self.config()?;
-        let existing = self.metadata_opt(path)?;
-        self.write_locked(path, data, cas, &config, existing).await
+        self.barrier
+            .transact(|tx| {
+                let config = self.config_in(tx)?;
+                let existing = tx.get_json(&self.meta_key(path))?;
+                self.write_in(tx, path, &data, cas, &config, existing)
+            })
+            .await
     }
 
-    async fn write_locked(
+    fn config_in(&self, tx: &mut BarrierTx<'_>) -> Result<KvConfig> {
+        Ok(tx.get_json(&self.config_key())?.unwrap_or_default())
+    }
+
+    fn write_in(
         &self,
+        tx: &mut BarrierTx<'_>,
         path: &str,
-        data: Map<String, Value>,
+        data: &Map<String, Value>,
         cas: Option<u64>,
         config: &KvConfig,
         existing: Option<KeyMetadata>,
@@ -207,22 +222,32 @@ impl KvEngine {
         if meta.oldest_version == 0 {
             meta.oldest_version = version;
         }
-        let mut batch = self.barrier.batch()?;
-        batch.put_json(&self.version_key(path, version), &data)?;
+        tx.put_json(&self.version_key(path, version), data)?;
+        self.trim_in(tx, path, &mut meta, config)?;
+        Ok((version, vmeta, meta))
+    }
+
+    /// Drops the versions beyond the key's maximum and writes its metadata.
+    fn trim_in(
+        &self,
+        tx: &mut BarrierTx<'_>,
+        path: &str,
+        meta: &mut KeyMetadata,
+        config: &KvConfig,
+    ) -> Result<()> {
         let max = meta.effective_max_versions(config);
         while meta.versions.len() as u64 > max {
             let Some((&oldest, _)) = meta.versions.iter().next() else {
                 break;
             };
             meta.versions.remove(&oldest);
-            batch.delete(&self.version_key(path, oldest));
+            tx.delete(&self.version_key(path, oldest));
         }
         if let Some((&oldest, _)) = meta.versions.iter().next() {
             meta.oldest_version = oldest;
         }
-        batch.put_json(&self.meta_key(path), &meta)?;
-        self.barrier.commit(batch).await?;
-        Ok((version, vmeta, meta))
+        tx.put_json(&self.meta_key(path), meta)?;
+        Ok(())
     }
 
     /// JSON merge patch (RFC 7386) of the newest live version into a new version.
@@ -234,68 +259,80 @@ impl KvEngine {
     ) -> Result<(u64, VersionMeta, KeyMetadata)> {
         validate_path(path)?;
         let _guard = self.lock_for(path).lock().await;
-        let config = self.config()?;
-        let meta = self.metadata_opt(path)?.ok_or_else(|| not_found(path))?;
-        let now = OffsetDateTime::now_utc();
-        let current = meta.current_version;
-        let live = meta.versions.get(&current).is_some_and(|v| v.is_live(now));
-        if !live {
-            return Err(not_found(path));
-        }
-        let mut data: Map<String, Value> = self
-            .barrier
-            .get_json(&self.version_key(path, current))?
-            .ok_or_else(|| EngineError::Corrupt(format!("{path} version {current}")))?;
-        merge_patch(&mut data, patch);
-        self.write_locked(path, data, cas, &config, Some(meta))
+        self.barrier
+            .transact(|tx| {
+                let config = self.config_in(tx)?;
+                let meta: KeyMetadata = tx
+                    .get_json(&self.meta_key(path))?
+                    .ok_or_else(|| not_found(path))?;
+                let now = OffsetDateTime::now_utc();
+                let current = meta.current_version;
+                let live = meta.versions.get(&current).is_some_and(|v| v.is_live(now));
+                if !live {
+                    return Err(not_found(path));
+                }
+                let mut data: Map<String, Value> =
+                    tx.get_json(&self.version_key(path, current))?
+                        .ok_or_else(|| EngineError::Corrupt(format!("{path} version {current}")))?;
+                merge_patch(&mut data, patch.clone());
+                self.write_in(tx, path, &data, cas, &config, Some(meta))
+            })
             .await
     }
 
-    async fn update_versions<F>(&self, path: &str, versions: &[u64], mut f: F) -> Result<()>
+    /// Changes the metadata of the versions `pick` chooses (nothing is written when it
+    /// chooses `None`).
+    async fn update_versions<P, F>(&self, path: &str, pick: P, mut f: F) -> Result<()>
     where
-        F: FnMut(u64, &mut VersionMeta, &mut crate::barrier::BarrierBatch, OffsetDateTime),
+        P: Fn(&KeyMetadata, OffsetDateTime) -> Option<BTreeSet<u64>>,
+        F: FnMut(u64, &mut VersionMeta, &mut BarrierTx<'_>, OffsetDateTime),
     {
         validate_path(path)?;
         let _guard = self.lock_for(path).lock().await;
-        let Some(mut meta) = self.metadata_opt(path)? else {
-            return Ok(());
-        };
-        let now = OffsetDateTime::now_utc();
-        let mut batch = self.barrier.batch()?;
-        let wanted: BTreeSet<u64> = versions.iter().copied().collect();
-        for v in wanted {
-            if let Some(vm) = meta.versions.get_mut(&v) {
-                f(v, vm, &mut batch, now);
-            }
-        }
-        meta.updated_time = now;
-        batch.put_json(&self.meta_key(path), &meta)?;
-        self.barrier.commit(batch).await
+        self.barrier
+            .transact(|tx| {
+                let Some(mut meta) = tx.get_json::<KeyMetadata>(&self.meta_key(path))? else {
+                    return Ok(());
+                };
+                let now = OffsetDateTime::now_utc();
+                let Some(wanted) = pick(&meta, now) else {
+                    return Ok(());
+                };
+                for v in wanted {
+                    if let Some(vm) = meta.versions.get_mut(&v) {
+                        f(v, vm, tx, now);
+                    }
+                }
+                meta.updated_time = now;
+                tx.put_json(&self.meta_key(path), &meta)?;
+                Ok(())
+            })
+            .await
+    }
+
+    fn listed(
+        versions: &[u64],
+    ) -> impl Fn(&KeyMetadata, OffsetDateTime) -> Option<BTreeSet<u64>> + '_ {
+        |_, _| Some(versions.iter().copied().collect())
     }
 
     /// Soft-deletes the newest live version (see the module note).
     pub async fn delete_latest(&self, path: &str) -> Result<()> {
-        validate_path(path)?;
-        let Some(meta) = self.metadata_opt(path)? else {
-            return Ok(());
-        };
-        let Some(latest) = meta.latest_live(OffsetDateTime::now_utc()) else {
-            return Ok(());
-        };
-        self.delete_versions(path, &[latest]).await
-    }
-
-    pub async fn delete_versions(&self, path: &str, versions: &[u64]) -> Result<()> {
-        self.update_versions(path, versions, |_, vm, _, now| {
-            if !vm.destroyed && vm.deletion_time.is_none_or(|t| t > now) {
-                vm.deletion_time = Some(now);
-            }
-        })
+        self.update_versions(
+            path,
+            |meta, now| meta.latest_live(now).map(|v| BTreeSet::from([v])),
+            soft_delete,
+        )
         .await
     }
 
+    pub async fn delete_versions(&self, path: &str, versions: &[u64]) -> Result<()> {
+        self.update_versions(path, Self::listed(versions), soft_delete)
+            .await
+    }
+
     pub async fn undelete(&self, path: &str, versions: &[u64]) -> Result<()> {
-        self.update_versions(path, versions, |_, vm, _, _| {
+        self.update_versions(path, Self::listed(versions), |_, vm, _, _| {
             if !vm.destroyed {
                 vm.deletion_time = None;
             }
@@ -305,15 +342,9 @@ impl KvEngine {
 
     /// Removes the data of the given versions for good; their metadata stays, marked.
     pub async fn destroy(&self, path: &str, versions: &[u64]) -> Result<()> {
-        let keys: Vec<(u64, String)> = versions
-            .iter()
-            .map(|v| (*v, self.version_key(path, *v)))
-            .collect();
-        self.update_versions(path, versions, |v, vm, batch, _| {
+        self.update_versions(path, Self::listed(versions), |v, vm, tx, _| {
             vm.destroyed = true;
-            if let Some((_, k)) = keys.iter().find(|(kv, _)| *kv == v) {
-                batch.delete(k);
-            }
+            tx.delete(&self.version_key(path, v));
         })
         .await
     }
@@ -321,41 +352,35 @@ impl KvEngine {
     pub async fn write_metadata(&self, path: &str, update: MetadataUpdate) -> Result<()> {
         validate_path(path)?;
         let _guard = self.lock_for(path).lock().await;
-        let now = OffsetDateTime::now_utc();
-        let mut meta = self
-            .metadata_opt(path)?
-            .unwrap_or_else(|| KeyMetadata::new(now));
-        update.apply(&mut meta, now);
-        let config = self.config()?;
-        let mut batch = self.barrier.batch()?;
-        let max = meta.effective_max_versions(&config);
-        while meta.versions.len() as u64 > max {
-            let Some((&oldest, _)) = meta.versions.iter().next() else {
-                break;
-            };
-            meta.versions.remove(&oldest);
-            batch.delete(&self.version_key(path, oldest));
-        }
-        if let Some((&oldest, _)) = meta.versions.iter().next() {
-            meta.oldest_version = oldest;
-        }
-        batch.put_json(&self.meta_key(path), &meta)?;
-        self.barrier.commit(batch).await
+        self.barrier
+            .transact(|tx| {
+                let now = OffsetDateTime::now_utc();
+                let mut meta = tx
+                    .get_json(&self.meta_key(path))?
+                    .unwrap_or_else(|| KeyMetadata::new(now));
+                update.clone().apply(&mut meta, now);
+                let config = self.config_in(tx)?;
+                self.trim_in(tx, path, &mut meta, &config)
+            })
+            .await
     }
 
     /// Deletes the key, every version and its metadata.
     pub async fn delete_metadata(&self, path: &str) -> Result<()> {
         validate_path(path)?;
         let _guard = self.lock_for(path).lock().await;
-        let Some(meta) = self.metadata_opt(path)? else {
-            return Ok(());
-        };
-        let mut batch = self.barrier.batch()?;
-        for v in meta.versions.keys() {
-            batch.delete(&self.version_key(path, *v));
-        }
-        batch.delete(&self.meta_key(path));
-        self.barrier.commit(batch).await
+        self.barrier
+            .transact(|tx| {
+                let Some(meta) = tx.get_json::<KeyMetadata>(&self.meta_key(path))? else {
+                    return Ok(());
+                };
+                for v in meta.versions.keys() {
+                    tx.delete(&self.version_key(path, *v));
+                }
+                tx.delete(&self.meta_key(path));
+                Ok(())
+            })
+            .await
     }
 
     /// The keys and sub-folders (with a trailing "/") directly under `dir`.
@@ -373,6 +398,12 @@ impl KvEngine {
             };
         }
         Ok(out.into_iter().collect())
+    }
+}
+
+fn soft_delete(_: u64, vm: &mut VersionMeta, _: &mut BarrierTx<'_>, now: OffsetDateTime) {
+    if !vm.destroyed && vm.deletion_time.is_none_or(|t| t > now) {
+        vm.deletion_time = Some(now);
     }
 }
 

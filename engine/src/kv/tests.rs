@@ -77,3 +77,73 @@ async fn patch_merges_and_list_shows_folders() {
     assert_eq!(kv.list("app/").unwrap(), vec!["db"]);
     assert!(kv.patch("missing", Map::new(), None).await.is_err());
 }
+
+/// Two engines over one storage stand for two nodes: their per-path locks do not see
+/// each other, so only the storage condition keeps a check-and-set honest.
+async fn two_engines() -> (KvEngine, KvEngine) {
+    let storage = Storage::new(Arc::new(MemoryBackend::new()));
+    let barrier = Arc::new(Barrier::new(storage));
+    let (root, _) = ShamirRoot::generate(1, 1).unwrap();
+    barrier.initialize(&root).await.unwrap();
+    (
+        KvEngine::new(barrier.clone(), "logical/test/".into()),
+        KvEngine::new(barrier, "logical/test/".into()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_set_holds_across_writers_that_share_no_lock() {
+    let (a, b) = two_engines().await;
+    for round in 0..20 {
+        let path = format!("k{round}");
+        let (ra, rb) = tokio::join!(
+            a.write(&path, data(json!({"by": "a"})), Some(0)),
+            b.write(&path, data(json!({"by": "b"})), Some(0)),
+        );
+        let oks = [ra.is_ok(), rb.is_ok()];
+        assert_eq!(oks.iter().filter(|ok| **ok).count(), 1, "round {round}");
+        for r in [ra, rb] {
+            if let Err(e) = r {
+                assert!(matches!(e, EngineError::BadRequest(_)), "{e}");
+            }
+        }
+        let meta = a.metadata(&path).unwrap();
+        assert_eq!(meta.current_version, 1);
+        let winner = if oks[0] { "a" } else { "b" };
+        let read = b.read(&path, None).unwrap().data.unwrap();
+        assert_eq!(read["by"], json!(winner));
+    }
+}
+
+async fn write_ten(kv: &KvEngine, who: &str) {
+    for i in 0..10 {
+        kv.write("shared", data(json!({"by": who, "i": i})), None)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_that_share_no_lock_lose_no_version() {
+    let (a, b) = two_engines().await;
+    tokio::join!(write_ten(&a, "a"), write_ten(&b, "b"));
+    let meta = a.metadata("shared").unwrap();
+    assert_eq!(meta.current_version, 20);
+    assert_eq!(meta.versions.len() as u64, DEFAULT_MAX_VERSIONS);
+}
+
+#[tokio::test]
+async fn undelete_and_destroy_apply_to_what_storage_holds() {
+    let (a, b) = two_engines().await;
+    a.write("p", data(json!({"x": 1})), None).await.unwrap();
+    a.write("p", data(json!({"x": 2})), None).await.unwrap();
+    b.delete_versions("p", &[2]).await.unwrap();
+    a.destroy("p", &[1]).await.unwrap();
+    let meta = b.metadata("p").unwrap();
+    assert!(meta.versions[&1].destroyed);
+    assert!(meta.versions[&2].deletion_time.is_some());
+    b.undelete("p", &[2]).await.unwrap();
+    assert_eq!(a.read("p", None).unwrap().version, 2);
+    b.delete_metadata("p").await.unwrap();
+    assert!(a.metadata("p").is_err());
+}

@@ -8,25 +8,28 @@
 //! encrypts with OAEP, SHA-256 in software and SHA-1 inside the HSM (all SoftHSM2 can
 //! do, see DESIGN.md); AES-256 with GCM (`iv(12) || ct || tag`); ML-KEM-768 encapsulates
 //! a key that seals the plaintext with AES-256-GCM (`kem_ct(1088) || iv || ct || tag`).
+//! The RSA, ECDSA and AES-GCM code for software keys is `crate::crypto`, shared with
+//! transit.
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
+use ::rsa::pkcs8::DecodePublicKey;
+use ::rsa::signature::Verifier;
+use ::rsa::traits::PublicKeyParts;
+use ::rsa::{Oaep, Pkcs1v15Sign};
 use base64::Engine as _;
-use hsm_bridge::{RootOfTrust, WrappedKey};
+use hsm_bridge::{DecryptMechanism, EncryptMechanism, RootOfTrust, SignMechanism, WrappedKey};
 use ml_dsa::{EncodedSignature, EncodedVerifyingKey, Keypair, MlDsa65};
 use ml_kem::kem::{Decapsulate, Encapsulate};
 use ml_kem::{EncodedSizeUser, KemCore, MlKem768};
 use rand::rngs::OsRng;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256, Sha384};
 use zeroize::Zeroizing;
 
 use super::error::KeyError;
 use super::model::{Algorithm, Protection, StoredMaterial};
+use crate::crypto::aead::{Aead, AeadAlgorithm};
+use crate::crypto::ecdsa::{self, Curve, EcError, EcKey, EcPublicKey, SignatureFormat};
+use crate::crypto::rsa::{self, RsaKey};
 use crate::error::EngineError;
 
 type MlKemDk = <MlKem768 as KemCore>::DecapsulationKey;
@@ -41,9 +44,8 @@ const MLKEM_CT: usize = 1088;
 /// A version's private or secret key, ready to use.
 pub enum Loaded {
     Hsm(WrappedKey),
-    Rsa(Box<RsaPrivateKey>),
-    P256(p256::ecdsa::SigningKey),
-    P384(p384::ecdsa::SigningKey),
+    Rsa(Box<RsaKey>),
+    Ec(EcKey),
     Aes(Zeroizing<Vec<u8>>),
     MlDsa(Box<ml_dsa::SigningKey<MlDsa65>>),
     MlKem(Box<MlKemDk>),
@@ -55,6 +57,23 @@ fn internal<E: std::fmt::Display>(e: E) -> KeyError {
 
 fn corrupt() -> KeyError {
     KeyError::Engine(EngineError::Corrupt("keys/material".into()))
+}
+
+/// The curve of an EC algorithm.
+fn curve(algorithm: Algorithm) -> Option<Curve> {
+    match algorithm {
+        Algorithm::EcP256 => Some(Curve::P256),
+        Algorithm::EcP384 => Some(Curve::P384),
+        _ => None,
+    }
+}
+
+/// What an EC key signs: SHA-256 of the message on P-256, SHA-384 on P-384.
+fn ec_digest(curve: Curve, message: &[u8]) -> Vec<u8> {
+    match curve {
+        Curve::P256 => Sha256::digest(message).to_vec(),
+        Curve::P384 => Sha384::digest(message).to_vec(),
+    }
 }
 
 /// A new version: its stored material, public key and protection.
@@ -77,30 +96,17 @@ pub fn generate(
                 Algorithm::Rsa3072 => 3072,
                 _ => 4096,
             };
-            let key = RsaPrivateKey::new(&mut OsRng, bits).map_err(internal)?;
-            let der = key.to_pkcs8_der().map_err(internal)?;
-            let public = key
-                .to_public_key()
-                .to_public_key_der()
-                .map_err(internal)?
-                .into_vec();
-            (Zeroizing::new(der.as_bytes().to_vec()), Some(public))
+            let key = RsaKey::generate(bits).map_err(internal)?;
+            let public = rsa::public_to_der(&key.public).map_err(internal)?;
+            (key.to_pkcs8_der().map_err(internal)?, Some(public))
         }
-        Algorithm::EcP256 => {
-            let key = p256::SecretKey::random(&mut OsRng);
-            let public = key.public_key().to_public_key_der().map_err(internal)?;
-            (
-                Zeroizing::new(key.to_bytes().to_vec()),
-                Some(public.into_vec()),
-            )
-        }
-        Algorithm::EcP384 => {
-            let key = p384::SecretKey::random(&mut OsRng);
-            let public = key.public_key().to_public_key_der().map_err(internal)?;
-            (
-                Zeroizing::new(key.to_bytes().to_vec()),
-                Some(public.into_vec()),
-            )
+        Algorithm::EcP256 | Algorithm::EcP384 => {
+            let curve = curve(algorithm).ok_or_else(corrupt)?;
+            let scalar = EcKey::generate(curve);
+            let public = EcKey::from_scalar(curve, &scalar)
+                .and_then(|k| k.public_key().to_der())
+                .map_err(internal)?;
+            (scalar, Some(public))
         }
         Algorithm::Aes256 => {
             let mut k = Zeroizing::new(vec![0u8; 32]);
@@ -151,13 +157,11 @@ pub fn load(
     }
     Ok(match algorithm {
         Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => Loaded::Rsa(Box::new(
-            RsaPrivateKey::from_pkcs8_der(&bytes).map_err(|_| corrupt())?,
+            RsaKey::from_pkcs8_der(&bytes).map_err(|_| corrupt())?,
         )),
-        Algorithm::EcP256 => {
-            Loaded::P256(p256::ecdsa::SigningKey::from_slice(&bytes).map_err(|_| corrupt())?)
-        }
-        Algorithm::EcP384 => {
-            Loaded::P384(p384::ecdsa::SigningKey::from_slice(&bytes).map_err(|_| corrupt())?)
+        Algorithm::EcP256 | Algorithm::EcP384 => {
+            let curve = curve(algorithm).ok_or_else(corrupt)?;
+            Loaded::Ec(EcKey::from_scalar(curve, &bytes).map_err(|_| corrupt())?)
         }
         Algorithm::Aes256 => Loaded::Aes(bytes),
         Algorithm::MlDsa65 => Loaded::MlDsa(Box::new(ml_dsa_from_seed(&bytes)?)),
@@ -175,40 +179,20 @@ pub fn sign(
     message: &[u8],
 ) -> Result<Vec<u8>, KeyError> {
     Ok(match loaded {
-        Loaded::Hsm(k) => match algorithm {
-            Algorithm::EcP256 => {
-                let raw = root.sign(k, "ecdsa", &Sha256::digest(message))?;
-                p256::ecdsa::Signature::from_slice(&raw)
-                    .map_err(internal)?
-                    .to_der()
-                    .to_vec()
+        Loaded::Hsm(k) => match curve(algorithm) {
+            Some(curve) => {
+                let raw =
+                    root.sign(k, SignMechanism::EcdsaPrehashed, &ec_digest(curve, message))?;
+                ecdsa::fixed_to_der(curve, &raw).map_err(internal)?
             }
-            Algorithm::EcP384 => {
-                let raw = root.sign(k, "ecdsa", &Sha384::digest(message))?;
-                p384::ecdsa::Signature::from_slice(&raw)
-                    .map_err(internal)?
-                    .to_der()
-                    .to_vec()
-            }
-            _ => root.sign(k, "rsa-pkcs1-sha256", message)?,
+            None => root.sign(k, SignMechanism::RsaPkcs1Sha256, message)?,
         },
-        // Blinded (an rng is given): the timing of the private-key operation does not
-        // depend on the key and the message alone.
         Loaded::Rsa(k) => k
-            .sign_with_rng(
-                &mut OsRng,
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(message),
-            )
+            .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message))
             .map_err(internal)?,
-        Loaded::P256(k) => {
-            let s: p256::ecdsa::Signature = k.sign(message);
-            s.to_der().to_vec()
-        }
-        Loaded::P384(k) => {
-            let s: p384::ecdsa::Signature = k.sign(message);
-            s.to_der().to_vec()
-        }
+        Loaded::Ec(k) => k
+            .sign_prehash(&ec_digest(k.curve(), message), SignatureFormat::Der)
+            .map_err(internal)?,
         Loaded::MlDsa(k) => k
             .expanded_key()
             .sign_deterministic(message, &[])
@@ -233,29 +217,22 @@ pub fn verify(
 ) -> Result<bool, KeyError> {
     Ok(match algorithm {
         Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => {
-            let pk = RsaPublicKey::from_public_key_der(public).map_err(|_| corrupt())?;
-            let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature) else {
+            let pk = rsa::public_from_der(public).map_err(|_| corrupt())?;
+            let Ok(sig) = ::rsa::pkcs1v15::Signature::try_from(signature) else {
                 return Ok(false);
             };
-            rsa::pkcs1v15::VerifyingKey::<Sha256>::new(pk)
+            ::rsa::pkcs1v15::VerifyingKey::<Sha256>::new(pk)
                 .verify(message, &sig)
                 .is_ok()
         }
-        Algorithm::EcP256 => {
-            let vk =
-                p256::ecdsa::VerifyingKey::from_public_key_der(public).map_err(|_| corrupt())?;
-            let Ok(sig) = p256::ecdsa::Signature::from_der(signature) else {
-                return Ok(false);
-            };
-            vk.verify(message, &sig).is_ok()
-        }
-        Algorithm::EcP384 => {
-            let vk =
-                p384::ecdsa::VerifyingKey::from_public_key_der(public).map_err(|_| corrupt())?;
-            let Ok(sig) = p384::ecdsa::Signature::from_der(signature) else {
-                return Ok(false);
-            };
-            vk.verify(message, &sig).is_ok()
+        Algorithm::EcP256 | Algorithm::EcP384 => {
+            let curve = curve(algorithm).ok_or_else(corrupt)?;
+            let pk = EcPublicKey::from_spki(curve, public).map_err(|_| corrupt())?;
+            match pk.verify_prehash(&ec_digest(curve, message), signature, SignatureFormat::Der) {
+                Ok(valid) => valid,
+                Err(EcError::InvalidSignature) => false,
+                Err(e) => return Err(internal(e)),
+            }
         }
         Algorithm::MlDsa65 => {
             let enc = EncodedVerifyingKey::<MlDsa65>::try_from(public).map_err(|_| corrupt())?;
@@ -278,15 +255,10 @@ pub fn verify(
 }
 
 fn gcm_seal(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
-    let cipher = Aes256Gcm::new_from_slice(key).map_err(internal)?;
+    let cipher = Aead::new(AeadAlgorithm::Aes256Gcm, key).map_err(internal)?;
     let mut iv = [0u8; GCM_IV];
     hsm_bridge::fill_random(&mut iv);
-    let ct = cipher
-        .encrypt(Nonce::from_slice(&iv), plaintext)
-        .map_err(internal)?;
-    let mut out = iv.to_vec();
-    out.extend_from_slice(&ct);
-    Ok(out)
+    cipher.seal(&iv, &[], plaintext).map_err(internal)
 }
 
 fn gcm_open(key: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
@@ -296,16 +268,13 @@ fn gcm_open(key: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
             "the ciphertext is too short",
         ));
     }
-    let cipher = Aes256Gcm::new_from_slice(key).map_err(internal)?;
-    cipher
-        .decrypt(Nonce::from_slice(&data[..GCM_IV]), &data[GCM_IV..])
-        .map(Zeroizing::new)
-        .map_err(|_| {
-            KeyError::invalid(
-                "DECRYPTION_FAILED",
-                "the ciphertext does not decrypt under this key version",
-            )
-        })
+    let cipher = Aead::new(AeadAlgorithm::Aes256Gcm, key).map_err(internal)?;
+    cipher.open(data, &[]).map_err(|_| {
+        KeyError::invalid(
+            "DECRYPTION_FAILED",
+            "the ciphertext does not decrypt under this key version",
+        )
+    })
 }
 
 fn oaep(protection: Protection) -> Oaep {
@@ -340,13 +309,12 @@ pub fn encrypt(
 ) -> Result<Vec<u8>, KeyError> {
     match algorithm {
         Algorithm::Aes256 => match loaded {
-            Loaded::Hsm(k) => Ok(root.encrypt(k, "aes-256-gcm", plaintext)?),
+            Loaded::Hsm(k) => Ok(root.encrypt(k, EncryptMechanism::Aes256Gcm, plaintext)?),
             Loaded::Aes(k) => gcm_seal(k, plaintext),
             _ => Err(corrupt()),
         },
         Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => {
-            let pk = RsaPublicKey::from_public_key_der(public.ok_or_else(corrupt)?)
-                .map_err(|_| corrupt())?;
+            let pk = rsa::public_from_der(public.ok_or_else(corrupt)?).map_err(|_| corrupt())?;
             let hash_len = if protection == Protection::Hsm {
                 20
             } else {
@@ -359,8 +327,7 @@ pub fn encrypt(
                     algorithm.as_str()
                 )));
             }
-            pk.encrypt(&mut OsRng, oaep(protection), plaintext)
-                .map_err(internal)
+            rsa::encrypt(&pk, oaep(protection), plaintext).map_err(internal)
         }
         Algorithm::MlKem768 => {
             let enc = ml_kem::Encoded::<MlKemEk>::try_from(public.ok_or_else(corrupt)?)
@@ -392,12 +359,13 @@ pub fn decrypt(
         )
     };
     match (loaded, algorithm) {
-        (Loaded::Hsm(k), Algorithm::Aes256) => Ok(root.decrypt(k, "aes-256-gcm", ciphertext)?),
-        (Loaded::Hsm(k), _) => Ok(root.decrypt(k, "rsa-oaep-sha1", ciphertext)?),
+        (Loaded::Hsm(k), Algorithm::Aes256) => {
+            Ok(root.decrypt(k, DecryptMechanism::Aes256Gcm, ciphertext)?)
+        }
+        (Loaded::Hsm(k), _) => Ok(root.decrypt(k, DecryptMechanism::RsaOaepSha1, ciphertext)?),
         (Loaded::Aes(k), _) => gcm_open(k, ciphertext),
         (Loaded::Rsa(k), _) => k
-            .decrypt_blinded(&mut OsRng, oaep(protection), ciphertext)
-            .map(Zeroizing::new)
+            .decrypt(oaep(protection), ciphertext)
             .map_err(|_| failed()),
         (Loaded::MlKem(dk), _) => {
             if ciphertext.len() < MLKEM_CT + GCM_IV + GCM_TAG {
@@ -430,21 +398,14 @@ pub fn public_pem(algorithm: Algorithm, public: &[u8]) -> Option<String> {
     ) {
         return None;
     }
-    let b64 = B64.encode(public);
-    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(chunk));
-        pem.push('\n');
-    }
-    pem.push_str("-----END PUBLIC KEY-----\n");
-    Some(pem)
+    crate::crypto::pem("PUBLIC KEY", public).ok()
 }
 
 /// The public key as a JWK (RFC 7517/7518) for RSA and EC keys.
 pub fn public_jwk(algorithm: Algorithm, public: &[u8], kid: &str) -> Option<Value> {
     match algorithm {
         Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => {
-            let pk = RsaPublicKey::from_public_key_der(public).ok()?;
+            let pk = rsa::public_from_der(public).ok()?;
             Some(json!({
                 "kty": "RSA",
                 "kid": kid,
@@ -476,6 +437,7 @@ pub fn public_jwk(algorithm: Algorithm, public: &[u8], kid: &str) -> Option<Valu
 
 #[cfg(test)]
 mod tests {
+    use ::rsa::signature::SignatureEncoding;
     use hsm_bridge::ShamirRoot;
 
     use super::*;
@@ -501,8 +463,8 @@ mod tests {
         let Loaded::Rsa(k) = &loaded else {
             panic!("not an RSA key")
         };
-        let reference = rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone());
-        let expected = rsa::signature::Signer::sign(&reference, b"message").to_vec();
+        let reference = ::rsa::pkcs1v15::SigningKey::<Sha256>::new(k.private.clone());
+        let expected = ::rsa::signature::Signer::sign(&reference, b"message").to_vec();
         assert_eq!(sig, expected);
     }
 

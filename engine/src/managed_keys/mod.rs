@@ -29,7 +29,8 @@ pub use model::{
     StoredMaterial, Usage, VersionState, ALGORITHMS,
 };
 
-use crate::barrier::Barrier;
+use crate::barrier::{Barrier, BarrierTx};
+use crate::storage::IsConflict;
 use material::Loaded;
 
 const META_PREFIX: &str = "keys/meta/";
@@ -48,6 +49,12 @@ pub const MAX_NAME_LEN: usize = 128;
 pub const MAX_LABELS: usize = 64;
 
 type Result<T, E = KeyError> = std::result::Result<T, E>;
+
+impl IsConflict for KeyError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, KeyError::Engine(e) if e.is_conflict())
+    }
+}
 
 pub struct KeyStore {
     barrier: Arc<Barrier>,
@@ -207,11 +214,19 @@ impl KeyStore {
                 public_key: public,
             }],
         };
-        let mut batch = self.barrier.batch()?;
-        batch.put_json(&Self::meta_path(&key.id), &key)?;
-        batch.put_json(&Self::material_path(&key.id, 1), &stored)?;
-        batch.put(&name_path, key.id.to_string().as_bytes())?;
-        self.barrier.commit(batch).await?;
+        self.barrier
+            .transact(|tx| {
+                // The name's absence is a condition of the commit: two creates of one
+                // name, whichever node they reach, cannot both succeed.
+                if tx.get(&name_path)?.is_some() {
+                    return Err(KeyError::NameTaken(key.name.clone()));
+                }
+                tx.put_json(&Self::meta_path(&key.id), &key)?;
+                tx.put_json(&Self::material_path(&key.id, 1), &stored)?;
+                tx.put(&name_path, key.id.to_string().as_bytes())?;
+                Ok(())
+            })
+            .await?;
         tracing::info!(key_id = %key.id, algorithm = algorithm.as_str(), protection = ?protection, "managed key created");
         Ok(key)
     }
@@ -264,21 +279,25 @@ impl KeyStore {
         Self::usable(&key)?;
         let (stored, public, protection) = generate(key.algorithm, root).await?;
         let _w = self.write_lock.lock().await;
-        let mut key = self.get(id)?;
-        Self::usable(&key)?;
-        let version = key.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-        key.versions.push(KeyVersion {
-            version,
-            state: VersionState::Enabled,
-            create_time: now(),
-            protection,
-            public_key: public,
-        });
-        key.primary_version = version;
-        let mut batch = self.barrier.batch()?;
-        batch.put_json(&Self::meta_path(id), &key)?;
-        batch.put_json(&Self::material_path(id, version), &stored)?;
-        self.barrier.commit(batch).await?;
+        let (key, version) = self
+            .barrier
+            .transact(|tx| {
+                let mut key = Self::get_in(tx, id)?;
+                Self::usable(&key)?;
+                let version = key.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+                key.versions.push(KeyVersion {
+                    version,
+                    state: VersionState::Enabled,
+                    create_time: now(),
+                    protection,
+                    public_key: public.clone(),
+                });
+                key.primary_version = version;
+                tx.put_json(&Self::meta_path(id), &key)?;
+                tx.put_json(&Self::material_path(id, version), &stored)?;
+                Ok::<_, KeyError>((key, version))
+            })
+            .await?;
         tracing::info!(key_id = %id, version, "managed key rotated");
         Ok(key)
     }
@@ -290,11 +309,12 @@ impl KeyStore {
         state: VersionState,
     ) -> Result<ManagedKey> {
         let _w = self.write_lock.lock().await;
-        let mut key = self.get(id)?;
-        Self::usable(&key)?;
-        key.version_mut(version)?.state = state;
-        self.barrier.put_json(&Self::meta_path(id), &key).await?;
-        Ok(key)
+        self.update(id, |key| {
+            Self::usable(key)?;
+            key.version_mut(version)?.state = state;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn schedule_destruction(
@@ -311,12 +331,15 @@ impl KeyStore {
             ));
         }
         let _w = self.write_lock.lock().await;
-        let mut key = self.get(id)?;
-        Self::usable(&key)?;
-        key.state = KeyState::PendingDestruction;
         let due = now() + time::Duration::seconds(window_seconds as i64);
-        key.destroy_time = Some(due);
-        self.barrier.put_json(&Self::meta_path(id), &key).await?;
+        let key = self
+            .update(id, |key| {
+                Self::usable(key)?;
+                key.state = KeyState::PendingDestruction;
+                key.destroy_time = Some(due);
+                Ok(())
+            })
+            .await?;
         let mut next = self.next_due.lock();
         if let Some(known) = next.as_mut() {
             *known = Some(known.map_or(due, |t| t.min(due)));
@@ -327,13 +350,16 @@ impl KeyStore {
 
     pub async fn cancel_destruction(&self, id: &uuid::Uuid) -> Result<ManagedKey> {
         let _w = self.write_lock.lock().await;
-        let mut key = self.get(id)?;
-        if key.state != KeyState::PendingDestruction {
-            return Err(KeyError::NotPendingDestruction(key.name));
-        }
-        key.state = KeyState::Enabled;
-        key.destroy_time = None;
-        self.barrier.put_json(&Self::meta_path(id), &key).await?;
+        let key = self
+            .update(id, |key| {
+                if key.state != KeyState::PendingDestruction {
+                    return Err(KeyError::NotPendingDestruction(key.name.clone()));
+                }
+                key.state = KeyState::Enabled;
+                key.destroy_time = None;
+                Ok(())
+            })
+            .await?;
         tracing::info!(key_id = %id, "managed key destruction cancelled");
         Ok(key)
     }
@@ -378,19 +404,57 @@ impl KeyStore {
         if key.state != KeyState::PendingDestruction {
             return Ok(());
         }
-        let mut batch = self.barrier.batch()?;
-        for v in &key.versions {
-            if let (Some(root), Ok(Loaded::Hsm(w))) = (root, self.load(&key, v).as_deref()) {
-                root.forget_key(w);
+        if let Some(root) = root {
+            for v in &key.versions {
+                if let Ok(Loaded::Hsm(w)) = self.load(&key, v).as_deref() {
+                    root.forget_key(w);
+                }
             }
-            batch.delete(&Self::material_path(id, v.version));
         }
-        batch.delete(&format!("{NAME_PREFIX}{}", key.name));
-        batch.delete(&Self::meta_path(id));
-        self.barrier.commit(batch).await?;
+        let destroyed = self
+            .barrier
+            .transact(|tx| {
+                let key = Self::get_in(tx, id)?;
+                // Cancelled meanwhile (here or on another node): the condition on the
+                // record read here keeps a cancel from being overridden.
+                if key.state != KeyState::PendingDestruction {
+                    return Ok(false);
+                }
+                for v in &key.versions {
+                    tx.delete(&Self::material_path(id, v.version));
+                }
+                tx.delete(&format!("{NAME_PREFIX}{}", key.name));
+                tx.delete(&Self::meta_path(id));
+                Ok::<_, KeyError>(true)
+            })
+            .await?;
+        if !destroyed {
+            return Ok(());
+        }
         self.loaded.write().retain(|(k, _), _| k != id);
         tracing::info!(key_id = %id, "managed key destroyed");
         Ok(())
+    }
+
+    fn get_in(tx: &mut BarrierTx<'_>, id: &uuid::Uuid) -> Result<ManagedKey> {
+        tx.get_json::<ManagedKey>(&Self::meta_path(id))?
+            .ok_or_else(|| KeyError::NotFound(id.to_string()))
+    }
+
+    /// Changes a key's record in one transaction: `change` sees the stored record, and
+    /// the write happens only if nobody changed it meanwhile (else it runs again).
+    async fn update<F>(&self, id: &uuid::Uuid, mut change: F) -> Result<ManagedKey>
+    where
+        F: FnMut(&mut ManagedKey) -> Result<()>,
+    {
+        self.barrier
+            .transact(|tx| {
+                let mut key = Self::get_in(tx, id)?;
+                change(&mut key)?;
+                tx.put_json(&Self::meta_path(id), &key)?;
+                Ok(key)
+            })
+            .await
     }
 
     fn usable(key: &ManagedKey) -> Result<()> {

@@ -1,7 +1,8 @@
 //! Named ACL policies kept under the barrier, and the ACLs built from them, cached per
 //! set of policy names until a policy changes. Both caches are bounded in bytes and
 //! epoch-guarded: an ACL built from policies read just before a concurrent write or
-//! delete is never cached after that write cleared the cache.
+//! delete is never cached after that write cleared the cache. Policies another writer
+//! changed (raised by storage) are dropped the same way.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use crate::barrier::Barrier;
 use crate::bounded_cache::{BoundedCache, Cached};
 use crate::error::{EngineError, Result};
 use crate::policy::{validate_name, Acl, Policy, DEFAULT_POLICY};
+use crate::storage::within;
 
 const PREFIX: &str = "sys/policy/";
 /// Bytes each cache may hold (parsed policies; ACLs per set of names).
@@ -31,17 +33,30 @@ struct StoredPolicy {
 
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
-    policies: BoundedCache<Policy>,
-    acls: BoundedCache<Acl>,
+    policies: Arc<BoundedCache<Policy>>,
+    acls: Arc<BoundedCache<Acl>>,
     write_lock: tokio::sync::Mutex<()>,
 }
 
 impl PolicyStore {
     pub fn new(barrier: Arc<Barrier>) -> Self {
+        let policies = Arc::new(BoundedCache::new(POLICY_CACHE_BYTES));
+        let acls = Arc::new(BoundedCache::new(ACL_CACHE_BYTES));
+        let invalidations = barrier.storage().invalidations();
+        invalidations.subscribe(&policies, |cache, prefix| {
+            if let Some(names) = within(prefix, PREFIX) {
+                cache.invalidate_prefix(names);
+            }
+        });
+        invalidations.subscribe(&acls, |cache, prefix| {
+            if within(prefix, PREFIX).is_some() {
+                cache.clear();
+            }
+        });
         PolicyStore {
             barrier,
-            policies: BoundedCache::new(POLICY_CACHE_BYTES),
-            acls: BoundedCache::new(ACL_CACHE_BYTES),
+            policies,
+            acls,
             write_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -190,6 +205,41 @@ mod tests {
 
         let acl = s.acl_for(&names).unwrap();
         assert!(!acl.allows("secret/x", Operation::Read, &serde_json::Map::new()));
+    }
+
+    /// Another writer rewrites a policy in storage: once storage raises it, neither the
+    /// cached policy nor an ACL built from it is used again.
+    #[tokio::test]
+    async fn a_policy_another_writer_changed_is_read_again() {
+        let mem = Arc::new(MemoryBackend::new());
+        let storage = Storage::new(mem.clone());
+        let barrier = Arc::new(Barrier::new(storage));
+        let (root, _) = ShamirRoot::generate(1, 1).unwrap();
+        barrier.initialize(&root).await.unwrap();
+        let s = PolicyStore::new(barrier.clone());
+        s.put("app", READ).await.unwrap();
+        s.put("other", READ).await.unwrap();
+        let names = vec!["app".to_string()];
+        assert!(s.acl_for(&names).unwrap().allows(
+            "secret/x",
+            Operation::Read,
+            &serde_json::Map::new()
+        ));
+        s.get("other").unwrap().unwrap();
+        assert!(matches!(s.policies.get("other"), Cached::Hit(_)));
+
+        let mut other_node = crate::storage::Batch::new();
+        other_node.delete(format!("{PREFIX}app"));
+        mem.write_as_other_node(&other_node);
+
+        assert!(matches!(s.policies.get("app"), Cached::Miss(_)));
+        assert!(matches!(s.policies.get("other"), Cached::Hit(_)));
+        assert!(s.get("app").unwrap().is_none());
+        assert!(!s.acl_for(&names).unwrap().allows(
+            "secret/x",
+            Operation::Read,
+            &serde_json::Map::new()
+        ));
     }
 
     /// The same race on the policy cache against a rewrite of the policy.

@@ -177,7 +177,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Opens the root key an earlier init or migration made in a hardware seal.
 async fn open_existing(device: Arc<dyn SealDevice>) -> Result<Arc<dyn RootOfTrust>> {
-    blocking(move || device.open(false)).await
+    blocking(move || device.open(hsm_bridge::OpenMode::Existing)).await
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -7,15 +7,16 @@ use std::thread;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, Batch, StorageError};
+use super::{retry_on_conflict, Backend, Batch, Invalidations, IsConflict, Op, StorageError};
 
-type Job = (Batch, oneshot::Sender<Result<(), String>>);
+type Job = (Batch, oneshot::Sender<Result<(), StorageError>>);
 
 /// The storage handle the engine uses: reads go straight to the backend, writes through
 /// the group-commit thread.
 pub struct Storage {
     backend: Arc<dyn Backend>,
     tx: mpsc::UnboundedSender<Job>,
+    invalidations: Arc<Invalidations>,
 }
 
 /// Upper bound on batches folded into one transaction, so one commit stays short.
@@ -44,16 +45,39 @@ impl Storage {
             .spawn(move || {
                 while let Some(jobs) = next_group(&mut rx, MAX_GROUP) {
                     let (batches, waiters): (Vec<Batch>, Vec<_>) = jobs.into_iter().unzip();
-                    let result = writer.apply(&batches).map_err(|e| e.to_string());
-                    for w in waiters {
-                        let _ = w.send(result.clone());
+                    match writer.apply(&batches) {
+                        // A waiter whose batch has no answer sees `WriterGone`.
+                        Ok(applied) => {
+                            for (w, outcome) in waiters.into_iter().zip(applied) {
+                                let _ = w.send(
+                                    outcome.map_err(|c| StorageError::Conflict { key: c.key }),
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            let e = Arc::new(e);
+                            for w in waiters {
+                                let _ = w.send(Err(StorageError::Commit(e.clone())));
+                            }
+                        }
                     }
                 }
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the storage commit thread");
         }
-        Arc::new(Storage { backend, tx })
+        let invalidations = Arc::new(Invalidations::default());
+        backend.watch(invalidations.clone());
+        Arc::new(Storage {
+            backend,
+            tx,
+            invalidations,
+        })
+    }
+
+    /// Where caches register to hear about keys other writers changed.
+    pub fn invalidations(&self) -> &Invalidations {
+        &self.invalidations
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -72,7 +96,9 @@ impl Storage {
         self.backend.data_dir()
     }
 
-    /// Applies `batch` atomically; returns once it is durable.
+    /// Applies `batch` atomically if its conditions hold (else `Conflict`); returns
+    /// once it is durable. A batch that writes nothing commits nothing: its conditions
+    /// protect no write.
     pub async fn commit(&self, batch: Batch) -> Result<(), StorageError> {
         if batch.is_empty() {
             return Ok(());
@@ -81,8 +107,89 @@ impl Storage {
         self.tx
             .send((batch, done))
             .map_err(|_| StorageError::WriterGone)?;
-        wait.await
-            .map_err(|_| StorageError::WriterGone)?
-            .map_err(StorageError::Io)
+        wait.await.map_err(|_| StorageError::WriterGone)?
+    }
+
+    /// A transaction whose reads become the conditions of its writes.
+    pub fn begin(&self) -> Transaction<'_> {
+        Transaction {
+            storage: self,
+            batch: Batch::new(),
+        }
+    }
+
+    /// Runs `f` in a transaction and commits what it wrote; when a key it read changed
+    /// before the commit, runs it again (see [`retry_on_conflict`]). `f` may run more
+    /// than once, so it must not have effects outside the transaction.
+    pub async fn transact<T, E, F>(&self, mut f: F) -> Result<T, E>
+    where
+        F: FnMut(&mut Transaction<'_>) -> Result<T, E>,
+        E: From<StorageError> + IsConflict,
+    {
+        retry_on_conflict(|| {
+            let mut tx = self.begin();
+            let out = f(&mut tx);
+            let batch = tx.into_batch();
+            async move {
+                let out = out?;
+                self.commit(batch).await?;
+                Ok(out)
+            }
+        })
+        .await
+    }
+}
+
+/// Reads and writes that commit together, only if nothing they read changed meanwhile:
+/// each key's first read is recorded as a condition of the batch (as FoundationDB
+/// records a read conflict range). Reads see the transaction's own writes.
+pub struct Transaction<'s> {
+    storage: &'s Storage,
+    batch: Batch,
+}
+
+impl Transaction<'_> {
+    pub fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let written = self.batch.ops.iter().rev().find_map(|op| match op {
+            Op::Put(k, v) if k == key => Some(Some(v.clone())),
+            Op::Delete(k) if k == key => Some(None),
+            _ => None,
+        });
+        if let Some(value) = written {
+            return Ok(value);
+        }
+        if let Some(check) = self.batch.checks.iter().find(|c| c.key == key) {
+            return Ok(check.expected.clone());
+        }
+        let value = self.storage.get(key)?;
+        self.batch.check(key, value.clone());
+        Ok(value)
+    }
+
+    pub fn put(&mut self, key: impl Into<String>, value: Vec<u8>) -> &mut Self {
+        self.batch.put(key, value);
+        self
+    }
+
+    /// Writes `value` only if `key` holds `expected` (`None`: absent) at commit.
+    pub fn put_if(
+        &mut self,
+        key: impl Into<String>,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> &mut Self {
+        let key = key.into();
+        self.batch.check(key.clone(), expected);
+        self.batch.put(key, value);
+        self
+    }
+
+    pub fn delete(&mut self, key: impl Into<String>) -> &mut Self {
+        self.batch.delete(key);
+        self
+    }
+
+    pub fn into_batch(self) -> Batch {
+        self.batch
     }
 }

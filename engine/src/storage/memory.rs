@@ -1,13 +1,15 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::{Backend, Batch, Op, StorageError};
+use super::{Applied, Backend, Batch, Conflict, Invalidations, Op, StorageError};
 
 /// An in-memory backend for unit tests; nothing survives the process.
 #[derive(Default)]
 pub struct MemoryBackend {
     map: RwLock<BTreeMap<String, Vec<u8>>>,
+    invalidations: RwLock<Option<Arc<Invalidations>>>,
 }
 
 impl MemoryBackend {
@@ -18,6 +20,31 @@ impl MemoryBackend {
     /// Every stored value, for tests that look for plaintext where only ciphertext belongs.
     pub fn raw_values(&self) -> Vec<Vec<u8>> {
         self.map.read().values().cloned().collect()
+    }
+
+    /// Applies `batch` as another node sharing this keyspace would (unconditionally, not
+    /// through `Storage`), and raises each key it wrote, as a shared backend would.
+    pub fn write_as_other_node(&self, batch: &Batch) {
+        apply_ops(&mut self.map.write(), batch);
+        if let Some(hub) = self.invalidations.read().clone() {
+            for op in &batch.ops {
+                let (Op::Put(key, _) | Op::Delete(key)) = op;
+                hub.raise(key);
+            }
+        }
+    }
+}
+
+fn apply_ops(map: &mut BTreeMap<String, Vec<u8>>, batch: &Batch) {
+    for op in &batch.ops {
+        match op {
+            Op::Put(k, v) => {
+                map.insert(k.clone(), v.clone());
+            }
+            Op::Delete(k) => {
+                map.remove(k);
+            }
+        }
     }
 }
 
@@ -36,22 +63,29 @@ impl Backend for MemoryBackend {
             .collect())
     }
 
-    fn apply(&self, batches: &[Batch]) -> Result<(), StorageError> {
+    fn apply(&self, batches: &[Batch]) -> Result<Applied, StorageError> {
         let mut map = self.map.write();
-        for op in batches.iter().flat_map(|b| b.ops.iter()) {
-            match op {
-                Op::Put(k, v) => {
-                    map.insert(k.clone(), v.clone());
-                }
-                Op::Delete(k) => {
-                    map.remove(k);
+        let mut applied = Vec::with_capacity(batches.len());
+        for batch in batches {
+            // Batches are applied one after the other, so each sees the ones before it.
+            match batch.failed_check(|k| Ok(map.get(k).cloned()))? {
+                Some(key) => applied.push(Err(Conflict {
+                    key: key.to_string(),
+                })),
+                None => {
+                    apply_ops(&mut map, batch);
+                    applied.push(Ok(()));
                 }
             }
         }
-        Ok(())
+        Ok(applied)
     }
 
     fn kind(&self) -> &'static str {
         "inmem"
+    }
+
+    fn watch(&self, invalidations: Arc<Invalidations>) {
+        *self.invalidations.write() = Some(invalidations);
     }
 }

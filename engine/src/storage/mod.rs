@@ -1,24 +1,119 @@
 //! Where ciphertext lives: a key-value `Backend`, and `Storage`, which group-commits
 //! writes so that many concurrent acknowledged writes share one fsync.
+//!
+//! Read-modify-writes are transactions ([`Storage::transact`]): what a transaction reads
+//! becomes a condition of its batch, and the backend applies the batch only if every
+//! condition still holds, else answers [`StorageError::Conflict`]; the transaction is
+//! then run again from the start, a bounded number of times ([`retry_on_conflict`]).
+//!
+//! How other backends implement [`Backend::apply`]'s conditions:
+//! - FoundationDB: one optimistic transaction per batch; checking a condition is a read,
+//!   which adds a read conflict range on the key, so a write committed by another node
+//!   after that read makes the commit fail with `not_committed` (1020): map it to
+//!   `Conflict`. Batches of one group may share a transaction only if a conflict of one
+//!   does not fail the others, so the simplest mapping is one transaction per batch.
+//! - PostgreSQL: each batch in a `SERIALIZABLE` transaction (or `REPEATABLE READ` with
+//!   `SELECT ... FOR UPDATE` of the checked keys); a failed comparison or SQLSTATE
+//!   40001 (serialization failure) is a `Conflict`.
+//!
+//! Both can also raise [`Invalidations`] for what other nodes wrote (FoundationDB
+//! watches, PostgreSQL `LISTEN`/`NOTIFY`), so the caches above storage stay coherent.
 
 mod group_commit;
+mod invalidation;
 mod memory;
 mod redb;
 mod wal;
 
 pub(crate) use self::group_commit::next_group;
-pub use self::group_commit::Storage;
+pub use self::group_commit::{Storage, Transaction};
+pub use self::invalidation::{within, Invalidations};
 pub use self::memory::MemoryBackend;
 pub use self::redb::RedbBackend;
+
+use std::future::Future;
+use std::sync::Arc;
 
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StorageError {
-    #[error("storage I/O failed: {0}")]
-    Io(String),
+    #[error("storage I/O failed: {context}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the embedded database failed")]
+    Redb(#[source] Box<::redb::Error>),
+    /// A condition of the batch no longer held: another writer changed `key` since it
+    /// was read. Running the transaction again from its reads may succeed.
+    #[error("a concurrent write changed {key}")]
+    Conflict { key: String },
+    /// The write-ahead log and the database may disagree: writes are refused until the
+    /// log is replayed at the next start.
+    #[error("storage is inconsistent until restart")]
+    Inconsistent(#[source] Arc<StorageError>),
+    /// The group commit this write was part of failed.
+    #[error("the storage commit failed")]
+    Commit(#[source] Arc<StorageError>),
     #[error("the storage writer has stopped")]
     WriterGone,
+}
+
+impl StorageError {
+    pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> StorageError {
+        move |source| StorageError::Io { context, source }
+    }
+}
+
+impl From<::redb::Error> for StorageError {
+    fn from(e: ::redb::Error) -> Self {
+        StorageError::Redb(Box::new(e))
+    }
+}
+
+/// Errors that may say "another writer got there first; try again".
+pub trait IsConflict {
+    fn is_conflict(&self) -> bool;
+}
+
+impl IsConflict for StorageError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, StorageError::Conflict { .. })
+    }
+}
+
+impl IsConflict for crate::error::EngineError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, crate::error::EngineError::Storage(e) if e.is_conflict())
+    }
+}
+
+/// Attempts a transaction gets before its conflict is reported to the caller. Writers of
+/// one key on one node are serialised above storage, so a conflict means another node
+/// (or a rare unserialised writer) won the race; a few attempts suffice.
+pub const MAX_ATTEMPTS: usize = 16;
+
+/// Runs `attempt` again while it fails with a conflict, at most [`MAX_ATTEMPTS`] times
+/// in all; any other outcome is returned as it is. Each attempt must redo its reads.
+pub async fn retry_on_conflict<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
+where
+    E: IsConflict,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_conflict() && tries < MAX_ATTEMPTS => {
+                tries += 1;
+                // Let the writer that won commit and its waiters move on first.
+                tokio::task::yield_now().await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// One change to one key.
@@ -28,10 +123,19 @@ pub enum Op {
     Delete(String),
 }
 
-/// Changes that become visible together or not at all.
+/// A condition of a batch: `key` holds `expected` (`None`: the key is absent).
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub key: String,
+    pub expected: Option<Vec<u8>>,
+}
+
+/// Changes that become visible together or not at all, and the conditions under which
+/// they may: a batch whose conditions do not all hold is not applied at all.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub ops: Vec<Op>,
+    pub checks: Vec<Check>,
 }
 
 impl Batch {
@@ -49,13 +153,47 @@ impl Batch {
         self
     }
 
+    /// Applies the batch only if `key` still holds `expected` when it commits.
+    pub fn check(&mut self, key: impl Into<String>, expected: Option<Vec<u8>>) -> &mut Self {
+        self.checks.push(Check {
+            key: key.into(),
+            expected,
+        });
+        self
+    }
+
+    /// Writes nothing (whatever it checks).
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
 
     pub fn extend(&mut self, other: Batch) {
         self.ops.extend(other.ops);
+        self.checks.extend(other.checks);
     }
+
+    /// The first condition that does not hold, where `current` gives a key's value as
+    /// the batch would see it.
+    pub(crate) fn failed_check<F>(&self, mut current: F) -> Result<Option<&str>, StorageError>
+    where
+        F: FnMut(&str) -> Result<Option<Vec<u8>>, StorageError>,
+    {
+        for check in &self.checks {
+            if current(&check.key)? != check.expected {
+                return Ok(Some(&check.key));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Per batch of a group: applied, or the key whose condition failed.
+pub type Applied = Vec<Result<(), Conflict>>;
+
+/// A batch not applied because a condition on `key` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub key: String,
 }
 
 /// A durable key-value store. Only ciphertext (and the non-secret seal configuration)
@@ -66,8 +204,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Every key that starts with `prefix`, in order.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
 
-    /// Applies the batches in order, in one transaction, durable before it returns.
-    fn apply(&self, batches: &[Batch]) -> Result<(), StorageError>;
+    /// Applies the batches in order, in one transaction, durable before it returns. A
+    /// batch's conditions are checked against the committed state plus the batches
+    /// before it in `batches` that were applied; a batch whose conditions fail is left
+    /// out (its entry in the answer names the key) and does not fail the others. An
+    /// `Err` means nothing is known to be applied.
+    fn apply(&self, batches: &[Batch]) -> Result<Applied, StorageError>;
 
     /// A name for `sys/seal-status`'s `storage_type`.
     fn kind(&self) -> &'static str;
@@ -77,4 +219,12 @@ pub trait Backend: Send + Sync + 'static {
     fn data_dir(&self) -> Option<&std::path::Path> {
         None
     }
+
+    /// Where to raise the prefixes of keys that other writers changed. A single-node
+    /// backend sees only the writes made through it, which the caches above already
+    /// account for, so by default it raises nothing.
+    fn watch(&self, _invalidations: Arc<Invalidations>) {}
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,11 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use parking_lot::Mutex;
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::wal::Wal;
-use super::{Backend, Batch, Op, StorageError};
+use super::{Applied, Backend, Batch, Conflict, Op, StorageError};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("ironseal");
 /// Checkpoint limits: the log is replayed at start, so its size bounds start-up time;
@@ -34,11 +36,11 @@ struct Log {
     last_checkpoint: Instant,
     /// Set when the log or redb failed in a way that leaves their agreement unknown;
     /// every later write is refused rather than risk acknowledging a lost one.
-    broken: Option<String>,
+    broken: Option<Arc<StorageError>>,
 }
 
-fn io<E: std::fmt::Display>(e: E) -> StorageError {
-    StorageError::Io(e.to_string())
+fn db_err<E: Into<redb::Error>>(e: E) -> StorageError {
+    StorageError::from(e.into())
 }
 
 impl RedbBackend {
@@ -52,23 +54,27 @@ impl RedbBackend {
                 .truncate(false)
                 .mode(0o600)
                 .open(path)
-                .map_err(io)?;
+                .map_err(StorageError::io("creating the database file"))?;
         }
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(path)
-            .map_err(io)?;
-        let (mut wal, replay) = Wal::open(&wal_path(path)).map_err(io)?;
+            .map_err(db_err)?;
+        let (mut wal, replay) =
+            Wal::open(&wal_path(path)).map_err(StorageError::io("opening the write-ahead log"))?;
         // Create the table once so read transactions never meet a missing table, and put
         // back whatever the log holds beyond the last checkpoint.
-        let txn = db.begin_write().map_err(io)?;
+        let txn = db.begin_write().map_err(db_err)?;
         {
-            let mut table = txn.open_table(TABLE).map_err(io)?;
-            apply_ops(&mut table, &replay)?;
+            let mut table = txn.open_table(TABLE).map_err(db_err)?;
+            for batch in &replay {
+                apply_ops(&mut table, batch)?;
+            }
         }
-        txn.commit().map_err(io)?;
+        txn.commit().map_err(db_err)?;
         if !wal.is_empty() {
-            wal.reset().map_err(io)?;
+            wal.reset()
+                .map_err(StorageError::io("emptying the write-ahead log"))?;
         }
         let dir = std::fs::canonicalize(path)
             .ok()
@@ -87,9 +93,11 @@ impl RedbBackend {
 
 /// Makes everything redb holds durable, then empties the log.
 fn checkpoint(db: &Database, log: &mut Log) -> Result<(), StorageError> {
-    let txn = db.begin_write().map_err(io)?;
-    txn.commit().map_err(io)?;
-    log.wal.reset().map_err(io)?;
+    let txn = db.begin_write().map_err(db_err)?;
+    txn.commit().map_err(db_err)?;
+    log.wal
+        .reset()
+        .map_err(StorageError::io("emptying the write-ahead log"))?;
     log.last_checkpoint = Instant::now();
     Ok(())
 }
@@ -100,18 +108,44 @@ fn wal_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn apply_ops(table: &mut redb::Table<&str, &[u8]>, batches: &[Batch]) -> Result<(), StorageError> {
-    for op in batches.iter().flat_map(|b| b.ops.iter()) {
+fn apply_ops(table: &mut redb::Table<&str, &[u8]>, batch: &Batch) -> Result<(), StorageError> {
+    for op in &batch.ops {
         match op {
             Op::Put(k, v) => {
-                table.insert(k.as_str(), v.as_slice()).map_err(io)?;
+                table.insert(k.as_str(), v.as_slice()).map_err(db_err)?;
             }
             Op::Delete(k) => {
-                table.remove(k.as_str()).map_err(io)?;
+                table.remove(k.as_str()).map_err(db_err)?;
             }
         }
     }
     Ok(())
+}
+
+/// Applies, inside the open write transaction, each batch whose conditions hold. The
+/// transaction already holds the batches before it, so each is checked against the
+/// committed state plus the earlier batches of its group.
+fn apply_checked<'b>(
+    table: &mut redb::Table<&str, &[u8]>,
+    batches: &'b [Batch],
+) -> Result<(Applied, Vec<&'b Batch>), StorageError> {
+    let mut applied = Vec::with_capacity(batches.len());
+    let mut accepted = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let failed = batch
+            .failed_check(|k| Ok(table.get(k).map_err(db_err)?.map(|v| v.value().to_vec())))?;
+        match failed {
+            Some(key) => applied.push(Err(Conflict {
+                key: key.to_string(),
+            })),
+            None => {
+                apply_ops(table, batch)?;
+                applied.push(Ok(()));
+                accepted.push(batch);
+            }
+        }
+    }
+    Ok((applied, accepted))
 }
 
 impl Drop for RedbBackend {
@@ -128,17 +162,17 @@ impl Drop for RedbBackend {
 
 impl Backend for RedbBackend {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(TABLE).map_err(io)?;
-        Ok(table.get(key).map_err(io)?.map(|v| v.value().to_vec()))
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(TABLE).map_err(db_err)?;
+        Ok(table.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(TABLE).map_err(io)?;
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(TABLE).map_err(db_err)?;
         let mut out = Vec::new();
-        for item in table.range(prefix..).map_err(io)? {
-            let (k, _) = item.map_err(io)?;
+        for item in table.range(prefix..).map_err(db_err)? {
+            let (k, _) = item.map_err(db_err)?;
             let k = k.value();
             if !k.starts_with(prefix) {
                 break;
@@ -148,28 +182,46 @@ impl Backend for RedbBackend {
         Ok(out)
     }
 
-    fn apply(&self, batches: &[Batch]) -> Result<(), StorageError> {
+    fn apply(&self, batches: &[Batch]) -> Result<Applied, StorageError> {
         let mut log = self.log.lock();
         if let Some(why) = &log.broken {
-            return Err(StorageError::Io(why.clone()));
+            return Err(StorageError::Inconsistent(why.clone()));
+        }
+        // Holding the log lock makes this the only writer: the conditions checked in
+        // this transaction hold until it commits.
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        txn.set_durability(Durability::None).map_err(db_err)?;
+        let checked = {
+            let mut table = txn.open_table(TABLE).map_err(db_err)?;
+            apply_checked(&mut table, batches)
+        };
+        let (applied, accepted) = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                // Nothing logged, nothing committed: the write simply failed.
+                let _ = txn.abort();
+                return Err(e);
+            }
+        };
+        if accepted.is_empty() {
+            let _ = txn.abort();
+            return Ok(applied);
         }
         // A failed append was cut back (or has made the log refuse every later one):
-        // either way this write was not acknowledged.
-        log.wal.append(batches).map_err(io)?;
-        let applied = (|| {
-            let mut txn = self.db.begin_write().map_err(io)?;
-            txn.set_durability(Durability::None).map_err(io)?;
-            {
-                let mut table = txn.open_table(TABLE).map_err(io)?;
-                apply_ops(&mut table, batches)?;
-            }
-            txn.commit().map_err(io)
-        })();
-        if let Err(e) = applied {
+        // either way this write was not acknowledged, and redb drops it with the abort.
+        if let Err(e) = log.wal.append(&accepted) {
+            let _ = txn.abort();
+            return Err(StorageError::Io {
+                context: "appending to the write-ahead log",
+                source: e,
+            });
+        }
+        if let Err(e) = txn.commit() {
             // Logged but not in redb: the next start replays it. Until then readers
             // would not see it, so stop accepting writes.
-            log.broken = Some(format!("storage is inconsistent until restart: {e}"));
-            return Err(e);
+            let e = Arc::new(db_err(e));
+            log.broken = Some(e.clone());
+            return Err(StorageError::Inconsistent(e));
         }
         if log.wal.len() >= CHECKPOINT_BYTES || log.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             if let Err(e) = checkpoint(&self.db, &mut log) {
@@ -177,7 +229,7 @@ impl Backend for RedbBackend {
                 tracing::warn!(error = %e, "storage checkpoint failed; will retry");
             }
         }
-        Ok(())
+        Ok(applied)
     }
 
     fn kind(&self) -> &'static str {

@@ -9,7 +9,8 @@
 //! is short or fails its checksum: that is a write torn by a crash, never acknowledged,
 //! because a write is acknowledged only after the fsync of its whole record. Replaying
 //! records that a checkpoint already holds is harmless: they are blind puts and deletes
-//! applied in their original order.
+//! applied in their original order (a batch's conditions were checked before it was
+//! logged, and only batches whose conditions held are logged).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -81,7 +82,7 @@ impl Wal {
     /// Appends one record holding `batches` and returns once it is on disk. On failure
     /// the log is cut back to where it was; if even that fails, this and every later
     /// append fail.
-    pub fn append(&mut self, batches: &[Batch]) -> io::Result<()> {
+    pub fn append(&mut self, batches: &[&Batch]) -> io::Result<()> {
         if let Some(why) = &self.unusable {
             return Err(io::Error::other(why.clone()));
         }
@@ -129,7 +130,7 @@ fn len_u32(n: usize) -> io::Result<u32> {
     u32::try_from(n).map_err(|_| io::Error::other("write-ahead log record over 4 GiB"))
 }
 
-fn encode(batches: &[Batch]) -> io::Result<Vec<u8>> {
+fn encode(batches: &[&Batch]) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     out.extend_from_slice(&len_u32(batches.len())?.to_le_bytes());
     for batch in batches {
@@ -246,8 +247,8 @@ mod tests {
         let path = dir.path().join("wal");
         let (mut wal, replay) = Wal::open(&path).unwrap();
         assert!(replay.is_empty());
-        wal.append(&[batch("a", b"1"), batch("b", b"2")]).unwrap();
-        wal.append(&[batch("a", b"3")]).unwrap();
+        wal.append(&[&batch("a", b"1"), &batch("b", b"2")]).unwrap();
+        wal.append(&[&batch("a", b"3")]).unwrap();
         drop(wal);
         let (_, replay) = Wal::open(&path).unwrap();
         assert_eq!(
@@ -261,8 +262,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
         let (mut wal, _) = Wal::open(&path).unwrap();
-        wal.append(&[batch("a", b"1")]).unwrap();
-        wal.append(&[batch("b", b"2")]).unwrap();
+        wal.append(&[&batch("a", b"1")]).unwrap();
+        wal.append(&[&batch("b", b"2")]).unwrap();
         drop(wal);
         let full = std::fs::metadata(&path).unwrap().len();
         let f = OpenOptions::new().write(true).open(&path).unwrap();
@@ -270,7 +271,7 @@ mod tests {
         drop(f);
         let (mut wal, replay) = Wal::open(&path).unwrap();
         assert_eq!(keys(&replay), ["a=1", "-gone"]);
-        wal.append(&[batch("c", b"3")]).unwrap();
+        wal.append(&[&batch("c", b"3")]).unwrap();
         drop(wal);
         let (_, replay) = Wal::open(&path).unwrap();
         assert_eq!(keys(&replay), ["a=1", "-gone", "c=3", "-gone"]);
@@ -281,9 +282,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
         let (mut wal, _) = Wal::open(&path).unwrap();
-        wal.append(&[batch("a", b"1")]).unwrap();
+        wal.append(&[&batch("a", b"1")]).unwrap();
         let first = wal.len() as usize;
-        wal.append(&[batch("b", b"2")]).unwrap();
+        wal.append(&[&batch("b", b"2")]).unwrap();
         drop(wal);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[first + HEADER + 6] ^= 1;
@@ -297,7 +298,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
         let (mut wal, _) = Wal::open(&path).unwrap();
-        wal.append(&[batch("a", b"1")]).unwrap();
+        wal.append(&[&batch("a", b"1")]).unwrap();
         wal.reset().unwrap();
         assert!(wal.is_empty());
         drop(wal);

@@ -25,6 +25,7 @@ use crate::barrier::Barrier;
 use crate::bounded_cache::{BoundedCache, Cached};
 use crate::error::{EngineError, Result};
 use crate::policy::Operation;
+use crate::storage::within;
 
 const SALT_PATH: &str = "sys/token/salt";
 const ID_PREFIX: &str = "sys/token/id/";
@@ -110,9 +111,9 @@ struct Unsealed {
 pub struct TokenStore {
     barrier: Arc<Barrier>,
     unsealed: RwLock<Option<Arc<Unsealed>>>,
-    entries: BoundedCache<TokenEntry>,
+    entries: Arc<BoundedCache<TokenEntry>>,
     /// Token strings (by SHA-256) already checked: genuine, and naming a stored entry.
-    verified: BoundedCache<VerifiedBiscuit>,
+    verified: Arc<BoundedCache<VerifiedBiscuit>>,
     system_ttls: LeaseTtls,
     mount_ttls: RwLock<MountTtls>,
     /// Serialises read-modify-write of entries (use counts, renewals, revocation trees).
@@ -135,11 +136,27 @@ impl TokenStore {
     }
 
     pub fn with_ttls(barrier: Arc<Barrier>, system_ttls: LeaseTtls) -> Self {
+        let entries = Arc::new(BoundedCache::new(ENTRY_CACHE_BYTES));
+        let verified = Arc::new(BoundedCache::new(VERIFIED_CACHE_BYTES));
+        // Entries another writer changed are read again. A verified string is looked up
+        // again only when revoked blocks change: on a hit its entry is still loaded
+        // through `entries`, so a token another writer revoked is refused anyway.
+        let invalidations = barrier.storage().invalidations();
+        invalidations.subscribe(&entries, |cache, prefix| {
+            if let Some(keys) = within(prefix, ID_PREFIX) {
+                cache.invalidate_prefix(keys);
+            }
+        });
+        invalidations.subscribe(&verified, |cache, prefix| {
+            if within(prefix, REVOKED_BLOCK_PREFIX).is_some() {
+                cache.clear();
+            }
+        });
         TokenStore {
             barrier,
             unsealed: RwLock::new(None),
-            entries: BoundedCache::new(ENTRY_CACHE_BYTES),
-            verified: BoundedCache::new(VERIFIED_CACHE_BYTES),
+            entries,
+            verified,
             system_ttls,
             mount_ttls: RwLock::new(MountTtls::default()),
             write_lock: tokio::sync::Mutex::new(()),

@@ -433,3 +433,32 @@ async fn attenuated_tokens_are_revoked_alone_and_cannot_mint() {
     s.tidy().await.unwrap();
     assert!(s.barrier.list(REVOKED_BLOCK_PREFIX).unwrap().is_empty());
 }
+
+/// Another node revokes a token by deleting its entry: once storage raises it, the
+/// cached entry is dropped and the token string, though verified before, is refused.
+#[tokio::test]
+async fn an_entry_another_writer_deleted_is_dropped() {
+    let mem = Arc::new(MemoryBackend::new());
+    let barrier = Arc::new(Barrier::new(Storage::new(mem.clone())));
+    let (root_key, _) = ShamirRoot::generate(1, 1).unwrap();
+    barrier.initialize(&root_key).await.unwrap();
+    let s = TokenStore::new(barrier);
+    s.load().await.unwrap();
+    let (_, root) = root(&s).await;
+    let minted = s.create(Some(&root), req(&["app"])).await.unwrap();
+    let caller = s
+        .authenticate(&minted.token, "p", Operation::Read)
+        .await
+        .unwrap();
+    assert!(matches!(s.entries.get(&caller.key), Cached::Hit(_)));
+
+    let mut other_node = crate::storage::Batch::new();
+    other_node.delete(format!("{ID_PREFIX}{}", caller.key));
+    mem.write_as_other_node(&other_node);
+
+    assert!(matches!(s.entries.get(&caller.key), Cached::Miss(_)));
+    assert!(matches!(
+        s.authenticate(&minted.token, "p", Operation::Read).await,
+        Err(EngineError::PermissionDenied)
+    ));
+}

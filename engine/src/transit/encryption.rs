@@ -8,11 +8,10 @@
 
 use std::sync::OnceLock;
 
+use ::rsa::Oaep;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::rngs::OsRng;
-use rsa::Oaep;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -20,7 +19,9 @@ use super::decode_base64;
 use super::error::{TransitError, TransitResult};
 use super::key_policy::{Key, Version};
 use super::keytype::KeyType;
-use super::material::{hkdf_derive, Aead, Material, SecretBytes, TAG_LEN};
+use super::material::{aead, hkdf_derive, Aead, Material, SecretBytes, TAG_LEN};
+use crate::crypto::aead::AeadAlgorithm;
+use crate::crypto::rsa;
 
 /// Every key type's ciphertext is at least a 12-byte nonce and a 16-byte tag. Shorter
 /// input is refused before the key is looked at, so the answer says nothing about it.
@@ -64,7 +65,7 @@ fn decoy() -> &'static Aead {
     static DECOY: OnceLock<Aead> = OnceLock::new();
     DECOY.get_or_init(|| {
         let key = SecretBytes::random(32);
-        Aead::new(KeyType::Aes256Gcm96, key.as_slice())
+        Aead::new(AeadAlgorithm::Aes256Gcm, key.as_slice())
             .unwrap_or_else(|_| unreachable!("a 32-byte key fits AES-256"))
     })
 }
@@ -104,7 +105,7 @@ impl Key {
                     0
                 };
                 let okm = hkdf_derive(version.secret.as_slice(), context, enc_len + extra)?;
-                let cipher = Aead::new(self.config.kind, &okm[..enc_len])?;
+                let cipher = aead(self.config.kind, &okm[..enc_len])?;
                 let nonce_key = self
                     .config
                     .convergent_encryption
@@ -149,14 +150,15 @@ impl Key {
                     }
                     None => random_nonce(cipher.nonce_len()),
                 };
-                cipher.seal(&nonce, associated_data, plaintext)?
+                cipher
+                    .seal(&nonce, associated_data, plaintext)
+                    .map_err(TransitError::internal)?
             }
-            Material::Rsa(k) => k
-                .public
-                .encrypt(&mut OsRng, Oaep::new::<Sha256>(), plaintext)
-                .map_err(|e| {
+            Material::Rsa(k) => {
+                rsa::encrypt(&k.public, Oaep::new::<Sha256>(), plaintext).map_err(|e| {
                     TransitError::invalid(format!("failed to RSA encrypt the plaintext: {e}"))
-                })?,
+                })?
+            }
             _ => return Err(TransitError::internal("unexpected material for encryption")),
         };
         Ok((format_versioned(v.number, &bytes), v.number))
@@ -223,9 +225,7 @@ impl Key {
                     .map_err(|_| TransitError::DecryptFailed)
             }
             Material::Rsa(k) => k
-                .private
-                .decrypt_blinded(&mut OsRng, Oaep::new::<Sha256>(), payload)
-                .map(Zeroizing::new)
+                .decrypt(Oaep::new::<Sha256>(), payload)
                 .map_err(|_| TransitError::DecryptFailed),
             _ => Err(TransitError::DecryptFailed),
         }

@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use ::rsa::pkcs1::EncodeRsaPrivateKey;
+use ::rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use zeroize::Zeroizing;
 
 use super::error::{TransitError, TransitResult};
 use super::key_policy::{Key, Version};
 use super::material::{Material, SecretBytes};
+use crate::crypto::rsa;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportType {
@@ -75,8 +76,7 @@ enum PemEnd {
 }
 
 fn pem(label: &str, der: &[u8], end: PemEnd) -> TransitResult<Zeroizing<String>> {
-    let s = rsa::pkcs8::der::pem::encode_string(label, LineEnding::LF, der)
-        .map_err(TransitError::internal)?;
+    let s = crate::crypto::pem(label, der).map_err(TransitError::internal)?;
     let s = Zeroizing::new(s);
     Ok(match end {
         PemEnd::Newline => s,
@@ -182,14 +182,12 @@ impl Key {
                         .to_pkcs1_pem(LineEnding::LF)
                         .map(|s| Zeroizing::new(s.to_string()))
                         .map_err(TransitError::internal),
-                    Der => {
-                        let der = k.private.to_pkcs8_der().map_err(TransitError::internal)?;
-                        Ok(b64(der.as_bytes()))
-                    }
-                    Pem => {
-                        let der = k.private.to_pkcs8_der().map_err(TransitError::internal)?;
-                        pem("PRIVATE KEY", der.as_bytes(), PemEnd::Newline)
-                    }
+                    Der => Ok(b64(&k.to_pkcs8_der().map_err(TransitError::internal)?)),
+                    Pem => pem(
+                        "PRIVATE KEY",
+                        &k.to_pkcs8_der().map_err(TransitError::internal)?,
+                        PemEnd::Newline,
+                    ),
                     Raw => Err(unsupported()),
                 }
             }
@@ -211,19 +209,16 @@ impl Key {
                 }
             },
             (ExportType::PublicKey, Material::Rsa(k)) => {
-                let der = k
-                    .public
-                    .to_public_key_der()
-                    .map_err(TransitError::internal)?;
+                let der = rsa::public_to_der(&k.public).map_err(TransitError::internal)?;
                 match format {
-                    Default | Pem => pem("PUBLIC KEY", der.as_bytes(), PemEnd::Newline),
-                    Der => Ok(b64(der.as_bytes())),
+                    Default | Pem => pem("PUBLIC KEY", &der, PemEnd::Newline),
+                    Der => Ok(b64(&der)),
                     Raw => Err(unsupported()),
                 }
             }
             (ExportType::PublicKey, Material::Ec(k)) => match format {
-                Default | Pem => pem("PUBLIC KEY", &k.public_der()?, PemEnd::Trimmed),
-                Der => Ok(b64(&k.public_der()?)),
+                Default | Pem => pem("PUBLIC KEY", &k.public_key().to_der()?, PemEnd::Trimmed),
+                Der => Ok(b64(&k.public_key().to_der()?)),
                 Raw => Err(unsupported()),
             },
             (ExportType::PublicKey, Material::Ed25519(k)) => {

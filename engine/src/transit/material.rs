@@ -3,23 +3,20 @@
 //! precomputed CRT values, EC and Ed25519 signing keys), so that an operation never
 //! parses key material.
 
-use aes_gcm::aead::generic_array::GenericArray;
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use hkdf::Hkdf;
-use rand::rngs::OsRng;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::error::{TransitError, TransitResult};
 use super::keytype::KeyType;
-
-pub const TAG_LEN: usize = 16;
+use crate::crypto::aead::AeadAlgorithm;
+pub use crate::crypto::aead::{Aead, TAG_LEN};
+pub use crate::crypto::ecdsa::EcKey;
+use crate::crypto::ecdsa::{Curve, EcError, SignatureFormat};
+use crate::crypto::rsa;
+pub use crate::crypto::rsa::RsaKey;
 
 /// Secret bytes, wiped when dropped. Stored as standard base64 inside the barrier.
 #[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
@@ -81,114 +78,29 @@ impl<'de> serde::Deserialize<'de> for SecretBytes {
     }
 }
 
-/// A ready AEAD cipher.
-pub enum Aead {
-    Aes128(Box<Aes128Gcm>),
-    Aes256(Box<Aes256Gcm>),
-    ChaCha(Box<ChaCha20Poly1305>),
-    XChaCha(Box<XChaCha20Poly1305>),
+/// The cipher of an AEAD key type, its key schedule made.
+pub fn aead(kind: KeyType, key: &[u8]) -> TransitResult<Aead> {
+    let algorithm = match kind {
+        KeyType::Aes128Gcm96 => AeadAlgorithm::Aes128Gcm,
+        KeyType::Aes256Gcm96 => AeadAlgorithm::Aes256Gcm,
+        KeyType::ChaCha20Poly1305 => AeadAlgorithm::ChaCha20Poly1305,
+        KeyType::XChaCha20Poly1305 => AeadAlgorithm::XChaCha20Poly1305,
+        other => {
+            return Err(TransitError::internal(format!(
+                "{other} is not an AEAD key type"
+            )))
+        }
+    };
+    Aead::new(algorithm, key).map_err(TransitError::internal)
 }
 
-impl Aead {
-    pub fn new(kind: KeyType, key: &[u8]) -> TransitResult<Aead> {
-        let bad = |_| TransitError::internal("AEAD key has the wrong length");
-        Ok(match kind {
-            KeyType::Aes128Gcm96 => {
-                Aead::Aes128(Box::new(Aes128Gcm::new_from_slice(key).map_err(bad)?))
-            }
-            KeyType::Aes256Gcm96 => {
-                Aead::Aes256(Box::new(Aes256Gcm::new_from_slice(key).map_err(bad)?))
-            }
-            KeyType::ChaCha20Poly1305 => Aead::ChaCha(Box::new(
-                ChaCha20Poly1305::new_from_slice(key).map_err(bad)?,
-            )),
-            KeyType::XChaCha20Poly1305 => Aead::XChaCha(Box::new(
-                XChaCha20Poly1305::new_from_slice(key).map_err(bad)?,
-            )),
-            other => {
-                return Err(TransitError::internal(format!(
-                    "{other} is not an AEAD key type"
-                )))
-            }
-        })
+/// The curve of an ECDSA key type.
+fn curve(kind: KeyType) -> TransitResult<Curve> {
+    match kind {
+        KeyType::EcdsaP256 => Ok(Curve::P256),
+        KeyType::EcdsaP384 => Ok(Curve::P384),
+        other => Err(TransitError::internal(format!("{other} is not an EC type"))),
     }
-
-    pub fn nonce_len(&self) -> usize {
-        match self {
-            Aead::XChaCha(_) => 24,
-            _ => 12,
-        }
-    }
-
-    /// `nonce || ciphertext || tag`. `nonce` must be `nonce_len()` bytes.
-    pub fn seal(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> TransitResult<Vec<u8>> {
-        if nonce.len() != self.nonce_len() {
-            return Err(TransitError::internal("nonce has the wrong length"));
-        }
-        let n = nonce.len();
-        let mut out = Vec::with_capacity(n + plaintext.len() + TAG_LEN);
-        out.extend_from_slice(nonce);
-        out.extend_from_slice(plaintext);
-        let buf = &mut out[n..];
-        let tag = match self {
-            Aead::Aes128(c) => {
-                c.encrypt_in_place_detached(GenericArray::from_slice(nonce), aad, buf)
-            }
-            Aead::Aes256(c) => {
-                c.encrypt_in_place_detached(GenericArray::from_slice(nonce), aad, buf)
-            }
-            Aead::ChaCha(c) => {
-                c.encrypt_in_place_detached(GenericArray::from_slice(nonce), aad, buf)
-            }
-            Aead::XChaCha(c) => {
-                c.encrypt_in_place_detached(GenericArray::from_slice(nonce), aad, buf)
-            }
-        }
-        .map_err(|_| TransitError::internal("AEAD encryption failed"))?;
-        out.extend_from_slice(&tag);
-        Ok(out)
-    }
-
-    /// Opens `nonce || ciphertext || tag`; `Err(())` when it is too short or does not
-    /// authenticate.
-    pub fn open(&self, data: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, ()> {
-        let n = self.nonce_len();
-        if data.len() < n + TAG_LEN {
-            return Err(());
-        }
-        let (nonce, rest) = data.split_at(n);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut buf = Zeroizing::new(ct.to_vec());
-        let tag = GenericArray::from_slice(tag);
-        match self {
-            Aead::Aes128(c) => {
-                c.decrypt_in_place_detached(GenericArray::from_slice(nonce), aad, &mut buf, tag)
-            }
-            Aead::Aes256(c) => {
-                c.decrypt_in_place_detached(GenericArray::from_slice(nonce), aad, &mut buf, tag)
-            }
-            Aead::ChaCha(c) => {
-                c.decrypt_in_place_detached(GenericArray::from_slice(nonce), aad, &mut buf, tag)
-            }
-            Aead::XChaCha(c) => {
-                c.decrypt_in_place_detached(GenericArray::from_slice(nonce), aad, &mut buf, tag)
-            }
-        }
-        .map_err(|_| ())?;
-        Ok(buf)
-    }
-}
-
-/// An RSA key pair with its CRT values precomputed.
-pub struct RsaKey {
-    pub private: RsaPrivateKey,
-    pub public: RsaPublicKey,
-}
-
-/// An ECDSA signing key on one of the supported curves.
-pub enum EcKey {
-    P256(Box<p256::ecdsa::SigningKey>),
-    P384(Box<p384::ecdsa::SigningKey>),
 }
 
 /// How an ECDSA signature is written: DER (X.509, OpenSSL) or `r || s` (JWS).
@@ -210,138 +122,21 @@ impl Marshaling {
     }
 }
 
-/// Left-pads a digest shorter than the curve's field to the field's length. The padded
-/// value is the same integer, which is what FIPS 186 takes from a short hash; RustCrypto
-/// refuses digests shorter than half the field (SHA-1 on P-384) otherwise.
-fn field_prehash(digest: &[u8], field_len: usize) -> std::borrow::Cow<'_, [u8]> {
-    if digest.len() >= field_len {
-        std::borrow::Cow::Borrowed(digest)
-    } else {
-        let mut v = vec![0u8; field_len - digest.len()];
-        v.extend_from_slice(digest);
-        std::borrow::Cow::Owned(v)
+impl From<Marshaling> for SignatureFormat {
+    fn from(m: Marshaling) -> SignatureFormat {
+        match m {
+            Marshaling::Asn1 => SignatureFormat::Der,
+            Marshaling::Jws => SignatureFormat::Fixed,
+        }
     }
 }
 
-macro_rules! ec_dispatch {
-    ($key:expr, $k:ident, $curve:ident => $body:expr) => {
-        match $key {
-            EcKey::P256($k) => {
-                #[allow(unused_imports)]
-                use p256 as $curve;
-                $body
-            }
-            EcKey::P384($k) => {
-                #[allow(unused_imports)]
-                use p384 as $curve;
-                $body
-            }
+impl From<EcError> for TransitError {
+    fn from(e: EcError) -> TransitError {
+        match e {
+            EcError::InvalidSignature | EcError::Sign => TransitError::invalid(e.to_string()),
+            EcError::InvalidKey | EcError::Encoding(_) => TransitError::internal(e),
         }
-    };
-}
-
-impl EcKey {
-    pub fn generate(kind: KeyType) -> TransitResult<SecretBytes> {
-        Ok(match kind {
-            KeyType::EcdsaP256 => SecretBytes::new(
-                p256::ecdsa::SigningKey::random(&mut OsRng)
-                    .to_bytes()
-                    .to_vec(),
-            ),
-            KeyType::EcdsaP384 => SecretBytes::new(
-                p384::ecdsa::SigningKey::random(&mut OsRng)
-                    .to_bytes()
-                    .to_vec(),
-            ),
-            other => return Err(TransitError::internal(format!("{other} is not an EC type"))),
-        })
-    }
-
-    pub fn from_scalar(kind: KeyType, scalar: &[u8]) -> TransitResult<EcKey> {
-        let bad = |_| TransitError::internal("stored EC key is invalid");
-        Ok(match kind {
-            KeyType::EcdsaP256 => EcKey::P256(Box::new(
-                p256::ecdsa::SigningKey::from_slice(scalar).map_err(bad)?,
-            )),
-            KeyType::EcdsaP384 => EcKey::P384(Box::new(
-                p384::ecdsa::SigningKey::from_slice(scalar).map_err(bad)?,
-            )),
-            other => return Err(TransitError::internal(format!("{other} is not an EC type"))),
-        })
-    }
-
-    fn field_len(&self) -> usize {
-        match self {
-            EcKey::P256(_) => 32,
-            EcKey::P384(_) => 48,
-        }
-    }
-
-    pub fn sign_prehash(&self, digest: &[u8], marshaling: Marshaling) -> TransitResult<Vec<u8>> {
-        use ecdsa::signature::hazmat::PrehashSigner;
-        let digest = field_prehash(digest, self.field_len());
-        ec_dispatch!(self, k, curve => {
-            let sig: curve::ecdsa::Signature = k
-                .sign_prehash(&digest)
-                .map_err(|_| TransitError::invalid("the input cannot be signed"))?;
-            Ok(match marshaling {
-                Marshaling::Asn1 => sig.to_der().as_bytes().to_vec(),
-                Marshaling::Jws => sig.to_bytes().to_vec(),
-            })
-        })
-    }
-
-    pub fn verify_prehash(
-        &self,
-        digest: &[u8],
-        sig: &[u8],
-        marshaling: Marshaling,
-    ) -> TransitResult<bool> {
-        use ecdsa::signature::hazmat::PrehashVerifier;
-        let digest = field_prehash(digest, self.field_len());
-        ec_dispatch!(self, k, curve => {
-            let parsed = match marshaling {
-                Marshaling::Asn1 => curve::ecdsa::Signature::from_der(sig),
-                Marshaling::Jws => curve::ecdsa::Signature::from_slice(sig),
-            }
-            .map_err(|_| TransitError::invalid("supplied signature is invalid"))?;
-            Ok(k.verifying_key().verify_prehash(&digest, &parsed).is_ok())
-        })
-    }
-
-    /// SubjectPublicKeyInfo, PEM, with Go's trailing newline.
-    pub fn public_pem(&self) -> TransitResult<String> {
-        ec_dispatch!(self, k, _curve => k
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(TransitError::internal))
-    }
-
-    pub fn public_der(&self) -> TransitResult<Vec<u8>> {
-        ec_dispatch!(self, k, _curve => k
-            .verifying_key()
-            .to_public_key_der()
-            .map(|d| d.as_bytes().to_vec())
-            .map_err(TransitError::internal))
-    }
-
-    /// SEC 1 `EC PRIVATE KEY` PEM, as Go's `x509.MarshalECPrivateKey`.
-    pub fn private_sec1_pem(&self) -> TransitResult<Zeroizing<String>> {
-        ec_dispatch!(self, k, curve => {
-            let sk = curve::SecretKey::from(k.as_nonzero_scalar());
-            sk.to_sec1_pem(LineEnding::LF)
-                .map(|s| Zeroizing::new(s.to_string()))
-                .map_err(TransitError::internal)
-        })
-    }
-
-    pub fn private_pkcs8_der(&self) -> TransitResult<Zeroizing<Vec<u8>>> {
-        ec_dispatch!(self, k, curve => {
-            let sk = curve::SecretKey::from(k.as_nonzero_scalar());
-            sk.to_pkcs8_der()
-                .map(|d| Zeroizing::new(d.as_bytes().to_vec()))
-                .map_err(TransitError::internal)
-        })
     }
 }
 
@@ -390,12 +185,10 @@ pub fn generate_secret(kind: KeyType, hmac_key_size: usize) -> TransitResult<Sec
         k if k.is_aead() => SecretBytes::random(k.aead_key_len()),
         KeyType::Hmac => SecretBytes::random(hmac_key_size),
         KeyType::Ed25519 => SecretBytes::random(32),
-        k if k.is_ecdsa() => EcKey::generate(k)?,
+        k if k.is_ecdsa() => SecretBytes::new(EcKey::generate(curve(k)?).to_vec()),
         k if k.is_rsa() => {
-            let key =
-                RsaPrivateKey::new(&mut OsRng, k.rsa_bits()).map_err(TransitError::internal)?;
-            let der = key.to_pkcs8_der().map_err(TransitError::internal)?;
-            SecretBytes::new(der.as_bytes().to_vec())
+            let key = RsaKey::generate(k.rsa_bits()).map_err(TransitError::internal)?;
+            SecretBytes::new(key.to_pkcs8_der().map_err(TransitError::internal)?.to_vec())
         }
         other => return Err(TransitError::internal(format!("cannot generate {other}"))),
     })
@@ -413,7 +206,7 @@ pub fn parse_material(
             let cipher = if derived {
                 None
             } else {
-                Some(Aead::new(k, secret.as_slice())?)
+                Some(aead(k, secret.as_slice())?)
             };
             (Material::Aead(cipher), String::new())
         }
@@ -430,18 +223,15 @@ pub fn parse_material(
             (Material::Ed25519(Box::new(Ed25519Key { signing })), public)
         }
         k if k.is_ecdsa() => {
-            let ec = EcKey::from_scalar(k, secret.as_slice())?;
-            let public = ec.public_pem()?;
+            let ec = EcKey::from_scalar(curve(k)?, secret.as_slice())?;
+            let public = ec.public_key().to_pem()?;
             (Material::Ec(ec), public)
         }
         k if k.is_rsa() => {
-            let private = RsaPrivateKey::from_pkcs8_der(secret.as_slice())
+            let key = RsaKey::from_pkcs8_der(secret.as_slice())
                 .map_err(|_| TransitError::internal("stored RSA key is invalid"))?;
-            let public = RsaPublicKey::from(&private);
-            let pem = public
-                .to_public_key_pem(LineEnding::LF)
-                .map_err(TransitError::internal)?;
-            (Material::Rsa(Box::new(RsaKey { private, public })), pem)
+            let pem = rsa::public_to_pem(&key.public).map_err(TransitError::internal)?;
+            (Material::Rsa(Box::new(key)), pem)
         }
         other => return Err(TransitError::internal(format!("cannot parse {other}"))),
     })

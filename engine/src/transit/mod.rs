@@ -56,6 +56,7 @@ use self::cache::{KeyCache, Lookup};
 use self::material::generate_secret;
 use self::storage::KeyStore;
 use crate::barrier::Barrier;
+use crate::storage::{retry_on_conflict, IsConflict};
 
 const LOCK_STRIPES: usize = 64;
 
@@ -125,7 +126,7 @@ impl Default for TransitSettings {
 pub struct TransitEngine {
     store: KeyStore,
     settings: TransitSettings,
-    cache: KeyCache,
+    cache: Arc<KeyCache>,
     locks: Vec<tokio::sync::Mutex<()>>,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -174,10 +175,13 @@ fn phantom() -> Arc<Key> {
 
 impl TransitEngine {
     pub fn new(barrier: Arc<Barrier>, storage_prefix: String, settings: TransitSettings) -> Self {
+        let store = KeyStore::new(barrier, storage_prefix);
+        let cache = Arc::new(KeyCache::default());
+        store.watch(&cache);
         TransitEngine {
-            store: KeyStore::new(barrier, storage_prefix),
+            store,
             settings,
-            cache: KeyCache::default(),
+            cache,
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -195,9 +199,9 @@ impl TransitEngine {
     }
 
     fn ensure_index(&self) -> TransitResult<()> {
-        if !self.cache.is_indexed() {
+        if let Some(generation) = self.cache.needs_index() {
             let names = self.store.names()?;
-            self.cache.index(names);
+            self.cache.index(generation, names);
         }
         Ok(())
     }
@@ -208,8 +212,8 @@ impl TransitEngine {
         match self.cache.lookup(name) {
             Lookup::Missing => Ok(None),
             Lookup::Loaded(k) => Ok(Some(k)),
-            Lookup::Unloaded => match self.store.load(name)? {
-                Some(key) => Ok(self.cache.fill(Arc::new(key))),
+            Lookup::Unloaded(generation) => match self.store.load(name)? {
+                Some(key) => Ok(self.cache.fill(generation, Arc::new(key))),
                 None => Ok(None),
             },
         }
@@ -255,18 +259,24 @@ impl TransitEngine {
         }
         let config = req.into_config(name, self.settings.min_auto_rotate_period)?;
         let _w = self.lock_for(name).lock().await;
-        if let Some(existing) = self.get(name)? {
-            return Ok((existing, false));
+        let config = &config;
+        let (key, created) = retry_on_conflict(|| async move {
+            if let Some(existing) = self.get(name)? {
+                return Ok((existing, false));
+            }
+            let first = Self::new_version(config, 1).await?;
+            let empty = Key {
+                config: config.clone(),
+                versions: BTreeMap::new(),
+                phantom: false,
+            };
+            let key = self.persist(None, empty.with_version(first)).await?;
+            Ok::<_, TransitError>((key, true))
+        })
+        .await?;
+        if !created {
+            return Ok((key, false));
         }
-        let first = Self::new_version(&config, 1).await?;
-        let empty = Key {
-            config,
-            versions: BTreeMap::new(),
-            phantom: false,
-        };
-        let key = Arc::new(empty.with_version(first));
-        self.store.persist(&key).await?;
-        self.cache.put(key.clone());
         tracing::info!(key = %name, kind = %key.kind(), "transit key created");
         Ok((key, true))
     }
@@ -278,19 +288,39 @@ impl TransitEngine {
             .checked_add(1)
             .ok_or_else(|| TransitError::invalid("the key has no versions left"))?;
         let version = Self::new_version(&current.config, next_number).await?;
-        let next = Arc::new(current.with_version(version));
-        self.store.persist(&next).await?;
-        self.cache.put(next.clone());
-        Ok(next)
+        self.persist(Some(current), current.with_version(version))
+            .await
+    }
+
+    /// Writes `next` if storage still holds `expected` (what it was derived from), then
+    /// caches it. On a conflict the cached key was stale: it is dropped, so that the
+    /// caller's next attempt reloads it.
+    async fn persist(&self, expected: Option<&Key>, next: Key) -> TransitResult<Arc<Key>> {
+        match self.store.persist(expected, &next).await {
+            Ok(()) => {
+                let next = Arc::new(next);
+                self.cache.put(next.clone());
+                Ok(next)
+            }
+            Err(e) => {
+                if e.is_conflict() {
+                    self.cache.invalidate(next.name());
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Adds a version and makes it the latest.
     pub async fn rotate(&self, name: &str) -> TransitResult<Arc<Key>> {
         let _w = self.lock_for(name).lock().await;
-        let current = self
-            .get(name)?
-            .ok_or_else(|| TransitError::invalid("key not found"))?;
-        let next = self.rotate_locked(&current).await?;
+        let next = retry_on_conflict(|| async move {
+            let current = self
+                .get(name)?
+                .ok_or_else(|| TransitError::invalid("key not found"))?;
+            self.rotate_locked(&current).await
+        })
+        .await?;
         tracing::info!(key = %name, version = next.config.latest_version, "transit key rotated");
         Ok(next)
     }
@@ -302,51 +332,64 @@ impl TransitEngine {
         update: ConfigUpdate,
     ) -> TransitResult<(Arc<Key>, Option<String>)> {
         let _w = self.lock_for(name).lock().await;
-        let current = self.get(name)?.ok_or_else(|| {
-            TransitError::invalid(format!("no existing key named {name} could be found"))
-        })?;
-        let (config, warning) =
-            update.apply(&current.config, self.settings.min_auto_rotate_period)?;
-        if config == current.config {
-            return Ok((current, warning));
-        }
-        let next = Arc::new(current.with_config(config));
-        self.store.persist(&next).await?;
-        self.cache.put(next.clone());
-        Ok((next, warning))
+        let update = &update;
+        retry_on_conflict(|| async move {
+            let current = self.get(name)?.ok_or_else(|| {
+                TransitError::invalid(format!("no existing key named {name} could be found"))
+            })?;
+            let (config, warning) =
+                update.apply(&current.config, self.settings.min_auto_rotate_period)?;
+            if config == current.config {
+                return Ok((current, warning));
+            }
+            let next = self
+                .persist(Some(&current), current.with_config(config))
+                .await?;
+            Ok((next, warning))
+        })
+        .await
     }
 
     /// `keys/:name/trim`: deletes every version below `min_available_version` for good.
     pub async fn trim(&self, name: &str, min_available_version: i64) -> TransitResult<Arc<Key>> {
         let _w = self.lock_for(name).lock().await;
-        let current = self
-            .get(name)?
-            .ok_or_else(|| TransitError::invalid("invalid key name"))?;
-        let min = key_policy::check_trim(&current.config, min_available_version)?;
-        let mut config = current.config.clone();
-        config.min_available_version = min;
-        let next = Arc::new(current.with_config(config));
-        self.store.persist(&next).await?;
-        self.cache.put(next.clone());
-        Ok(next)
+        retry_on_conflict(|| async move {
+            let current = self
+                .get(name)?
+                .ok_or_else(|| TransitError::invalid("invalid key name"))?;
+            let min = key_policy::check_trim(&current.config, min_available_version)?;
+            let mut config = current.config.clone();
+            config.min_available_version = min;
+            self.persist(Some(&current), current.with_config(config))
+                .await
+        })
+        .await
     }
 
     /// Deletes a key whose config allows it; its material leaves memory with the last
     /// request still using it.
     pub async fn delete(&self, name: &str) -> TransitResult<()> {
         let _w = self.lock_for(name).lock().await;
-        let Some(current) = self.get(name)? else {
-            return Err(TransitError::invalid(format!(
-                "error deleting policy {name}: could not delete key; not found"
-            )));
-        };
-        if !current.config.deletion_allowed {
-            return Err(TransitError::invalid(format!(
-                "error deleting policy {name}: deletion is not allowed for this key"
-            )));
-        }
-        self.store.delete(name).await?;
-        self.cache.remove(name);
+        retry_on_conflict(|| async move {
+            let Some(current) = self.get(name)? else {
+                return Err(TransitError::invalid(format!(
+                    "error deleting policy {name}: could not delete key; not found"
+                )));
+            };
+            if !current.config.deletion_allowed {
+                return Err(TransitError::invalid(format!(
+                    "error deleting policy {name}: deletion is not allowed for this key"
+                )));
+            }
+            let deleted = self.store.delete(&current).await;
+            match &deleted {
+                Ok(()) => self.cache.remove(name),
+                Err(e) if e.is_conflict() => self.cache.invalidate(name),
+                Err(_) => {}
+            }
+            deleted
+        })
+        .await?;
         tracing::info!(key = %name, "transit key deleted");
         Ok(())
     }

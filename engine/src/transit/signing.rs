@@ -4,7 +4,6 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use ed25519_dalek::{Signer, Verifier};
-use rand::rngs::OsRng;
 use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
 
 use super::decode_base64;
@@ -158,7 +157,7 @@ impl Key {
         let data = self.signing_input(input, opts);
         let mut public_key = None;
         let sig = match &v.material {
-            Material::Ec(k) => k.sign_prehash(&data, opts.marshaling)?,
+            Material::Ec(k) => k.sign_prehash(&data, opts.marshaling.into())?,
             Material::Ed25519(k) => {
                 if self.config.derived {
                     if context.is_empty() {
@@ -191,13 +190,9 @@ impl Key {
                                 )))
                             }
                         };
-                        k.private
-                            .sign_with_rng(&mut OsRng, pss_scheme(opts.hash, salt)?, &data)
+                        k.sign(pss_scheme(opts.hash, salt)?, &data)
                     }
-                    RsaScheme::Pkcs1v15 => {
-                        k.private
-                            .sign_with_rng(&mut OsRng, pkcs1v15_scheme(opts.hash), &data)
-                    }
+                    RsaScheme::Pkcs1v15 => k.sign(pkcs1v15_scheme(opts.hash), &data),
                 };
                 result.map_err(|e| TransitError::invalid(format!("unable to sign: {e}")))?
             }
@@ -236,7 +231,10 @@ impl Key {
             .map_err(|_| TransitError::invalid("invalid base64 signature value"))?;
         let data = self.signing_input(input, opts);
         match &v.material {
-            Material::Ec(k) => k.verify_prehash(&data, &sig, opts.marshaling),
+            Material::Ec(k) => {
+                Ok(k.public_key()
+                    .verify_prehash(&data, &sig, opts.marshaling.into())?)
+            }
             Material::Ed25519(k) => {
                 let Ok(sig) = ed25519_dalek::Signature::from_slice(&sig) else {
                     return Ok(false);

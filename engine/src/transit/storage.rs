@@ -14,11 +14,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::cache::KeyCache;
 use super::error::{TransitError, TransitResult};
 use super::key_policy::{Key, KeyConfig, Version};
 use super::material::SecretBytes;
-use crate::barrier::Barrier;
+use crate::barrier::{Barrier, BarrierTx};
 use crate::error::EngineError;
+use crate::storage::{within, IsConflict, StorageError};
 
 const POLICY_DIR: &str = "policy/";
 const AUTO_ROTATE_DIR: &str = "auto-rotate/";
@@ -41,6 +43,26 @@ struct StoredVersionOut<'a> {
 struct StoredKeyIn {
     config: KeyConfig,
     versions: BTreeMap<u32, StoredVersionIn>,
+}
+
+impl StoredKeyIn {
+    /// Whether this is the stored form of `key`: every change (rotate, config, trim)
+    /// changes the configuration or the versions.
+    fn is(&self, key: &Key) -> bool {
+        self.config == key.config
+            && self.versions.len() == key.versions.len()
+            && self
+                .versions
+                .iter()
+                .zip(&key.versions)
+                .all(|((n, v), (kn, kv))| n == kn && v.created == kv.created)
+    }
+}
+
+impl IsConflict for TransitError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, TransitError::Engine(e) if e.is_conflict())
+    }
 }
 
 #[derive(Deserialize)]
@@ -100,9 +122,44 @@ impl KeyStore {
         }))
     }
 
-    /// Writes a key and its auto-rotation index entry in one atomic batch; returns once
-    /// the write is durable.
-    pub async fn persist(&self, key: &Key) -> TransitResult<()> {
+    /// Tells `cache` about keys of this mount that another writer changed.
+    pub fn watch(&self, cache: &Arc<KeyCache>) {
+        let dir = format!("{}{POLICY_DIR}", self.prefix);
+        self.barrier
+            .storage()
+            .invalidations()
+            .subscribe(cache, move |cache, prefix| {
+                if let Some(names) = within(prefix, &dir) {
+                    cache.invalidate(names);
+                }
+            });
+    }
+
+    /// Whether storage holds `expected` for `name` (`None`: no key), read in `tx`.
+    fn holds(
+        &self,
+        tx: &mut BarrierTx<'_>,
+        name: &str,
+        expected: Option<&Key>,
+    ) -> TransitResult<bool> {
+        let stored: Option<StoredKeyIn> = tx.get_json(&self.policy_path(name))?;
+        Ok(match (stored, expected) {
+            (None, None) => true,
+            (Some(stored), Some(key)) => stored.is(key),
+            _ => false,
+        })
+    }
+
+    fn conflict(&self, name: &str) -> TransitError {
+        TransitError::Engine(EngineError::Storage(StorageError::Conflict {
+            key: self.policy_path(name),
+        }))
+    }
+
+    /// Writes a key and its auto-rotation index entry in one atomic batch, if storage
+    /// still holds `expected` (the key it was derived from; `None` for a new key), else
+    /// fails with a conflict; returns once the write is durable.
+    pub async fn persist(&self, expected: Option<&Key>, key: &Key) -> TransitResult<()> {
         let name = key.name();
         let stored = StoredKeyOut {
             config: &key.config,
@@ -121,27 +178,123 @@ impl KeyStore {
                 })
                 .collect(),
         };
-        let mut batch = self.barrier.batch()?;
-        batch.put_json(&self.policy_path(name), &stored)?;
-        if key.config.auto_rotate_period > 0 {
-            batch.put(&self.rotate_path(name), b"")?;
+        let written = self
+            .barrier
+            .transact(|tx| {
+                if !self.holds(tx, name, expected)? {
+                    return Ok(false);
+                }
+                tx.put_json(&self.policy_path(name), &stored)?;
+                if key.config.auto_rotate_period > 0 {
+                    tx.put(&self.rotate_path(name), b"")?;
+                } else {
+                    tx.delete(&self.rotate_path(name));
+                }
+                Ok::<_, TransitError>(true)
+            })
+            .await?;
+        if written {
+            Ok(())
         } else {
-            batch.delete(&self.rotate_path(name));
+            Err(self.conflict(name))
         }
-        self.barrier.commit(batch).await?;
-        Ok(())
     }
 
-    pub async fn delete(&self, name: &str) -> TransitResult<()> {
-        let mut batch = self.barrier.batch()?;
-        batch.delete(&self.policy_path(name));
-        batch.delete(&self.rotate_path(name));
-        self.barrier.commit(batch).await?;
-        Ok(())
+    /// Deletes `expected` if storage still holds it, else fails with a conflict.
+    pub async fn delete(&self, expected: &Key) -> TransitResult<()> {
+        let name = expected.name();
+        let deleted = self
+            .barrier
+            .transact(|tx| {
+                if !self.holds(tx, name, Some(expected))? {
+                    return Ok(false);
+                }
+                tx.delete(&self.policy_path(name));
+                tx.delete(&self.rotate_path(name));
+                Ok::<_, TransitError>(true)
+            })
+            .await?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(self.conflict(name))
+        }
     }
 
-    /// Drops a stale auto-rotation index entry (its key is gone or no longer rotates).
+    /// Drops a stale auto-rotation index entry (its key is gone or no longer rotates),
+    /// unless the key was meanwhile given a rotation period.
     pub async fn forget_rotation(&self, name: &str) -> TransitResult<()> {
-        Ok(self.barrier.delete(&self.rotate_path(name)).await?)
+        self.barrier
+            .transact(|tx| {
+                let stored: Option<StoredKeyIn> = tx.get_json(&self.policy_path(name))?;
+                if stored.is_none_or(|k| k.config.auto_rotate_period == 0) {
+                    tx.delete(&self.rotate_path(name));
+                }
+                Ok(())
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hsm_bridge::ShamirRoot;
+
+    use super::*;
+    use crate::storage::{MemoryBackend, Storage};
+    use crate::transit::{CreateKey, KeyType, TransitEngine, TransitSettings};
+
+    const PREFIX: &str = "logical/transit-test/";
+
+    /// Two engines over one barrier stand for two nodes sharing storage.
+    async fn two_engines() -> (Arc<Barrier>, TransitEngine, TransitEngine) {
+        let barrier = Arc::new(Barrier::new(Storage::new(Arc::new(MemoryBackend::new()))));
+        let (root, _) = ShamirRoot::generate(1, 1).unwrap();
+        barrier.initialize(&root).await.unwrap();
+        let engine =
+            || TransitEngine::new(barrier.clone(), PREFIX.into(), TransitSettings::default());
+        (barrier.clone(), engine(), engine())
+    }
+
+    fn aes() -> CreateKey {
+        CreateKey {
+            kind: KeyType::Aes256Gcm96,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotation_from_a_stale_cache_reloads_instead_of_overwriting() {
+        let (_, a, b) = two_engines().await;
+        a.create("k", aes()).await.unwrap();
+        assert_eq!(a.get("k").unwrap().unwrap().config.latest_version, 1);
+        assert_eq!(b.rotate("k").await.unwrap().config.latest_version, 2);
+        // `a` still caches version 1: its write conflicts, it reloads and rotates again.
+        assert_eq!(a.rotate("k").await.unwrap().config.latest_version, 3);
+        let stored = a.store.load("k").unwrap().unwrap();
+        assert_eq!(
+            stored.versions.keys().copied().collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_key_cache_drops_what_another_writer_changed() {
+        let (barrier, a, b) = two_engines().await;
+        a.create("k", aes()).await.unwrap();
+        assert!(!a.exists("new").unwrap());
+        b.rotate("k").await.unwrap();
+        b.create("new", aes()).await.unwrap();
+        // Not raised yet: `a` answers from its cache.
+        assert_eq!(a.get("k").unwrap().unwrap().config.latest_version, 1);
+        assert!(!a.exists("new").unwrap());
+        let invalidations = barrier.storage().invalidations();
+        invalidations.raise(&format!("{PREFIX}{POLICY_DIR}k"));
+        assert_eq!(a.get("k").unwrap().unwrap().config.latest_version, 2);
+        invalidations.raise(&format!("{PREFIX}{POLICY_DIR}"));
+        assert!(a.exists("new").unwrap());
+        // Another mount's keys are not this cache's business.
+        invalidations.raise("logical/other/policy/k");
+        assert!(a.exists("k").unwrap());
     }
 }

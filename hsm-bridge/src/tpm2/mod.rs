@@ -46,7 +46,7 @@ use zeroize::Zeroizing;
 
 use crate::random::mix_hardware_entropy;
 use crate::{
-    BridgeError, Capabilities, PcrTarget, RootOfTrust, SealBinding, SealDevice, SealKind,
+    BridgeError, Capabilities, OpenMode, PcrTarget, RootOfTrust, SealBinding, SealDevice, SealKind,
     SealPolicyReport,
 };
 use session::Protect;
@@ -622,12 +622,13 @@ impl SealDevice for Tpm2Device {
         SealKind::Tpm2
     }
 
-    /// `create` without a binding can only make an object without PCR policy; the engine
+    /// Creating without a binding can only make an object without PCR policy; the engine
     /// uses [`SealDevice::create`].
-    fn open(&self, create: bool) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
+    fn open(&self, mode: OpenMode) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
         match self.open_route(Route::Auto) {
             Err(BridgeError::Unavailable { .. })
-                if create && matches!(read_stored(&self.config.dir), Ok(Stored::Missing)) =>
+                if mode == OpenMode::CreateIfMissing
+                    && matches!(read_stored(&self.config.dir), Ok(Stored::Missing)) =>
             {
                 self.create_new(None)
             }

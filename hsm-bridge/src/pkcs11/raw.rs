@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use cryptoki::object::ObjectHandle;
 use cryptoki_sys::{
     CKA_CLASS, CKA_DECRYPT, CKA_ENCRYPT, CKA_EXTRACTABLE, CKA_ID, CKA_KEY_TYPE, CKA_LABEL,
     CKA_MODIFIABLE, CKA_PRIVATE, CKA_SENSITIVE, CKA_TOKEN, CKA_UNWRAP, CKA_UNWRAP_TEMPLATE,
@@ -16,7 +17,7 @@ use cryptoki_sys::{
 
 /// Why a raw call did not give an answer.
 #[derive(Debug)]
-pub(crate) enum RawError {
+pub(super) enum RawError {
     /// The module could not be opened again or lacks the function.
     Load(String),
     /// The function answered this `CKR_*` value.
@@ -47,16 +48,16 @@ fn attr<T>(kind: CK_ATTRIBUTE_TYPE, value: &T) -> CK_ATTRIBUTE {
 }
 
 /// The attributes forced on every key unwrapped with the root key.
-pub(crate) const FORCED_ON_UNWRAP: [(CK_ATTRIBUTE_TYPE, bool); 2] =
+pub(super) const FORCED_ON_UNWRAP: [(CK_ATTRIBUTE_TYPE, bool); 2] =
     [(CKA_SENSITIVE, true), (CKA_EXTRACTABLE, false)];
 
 /// Generates the AES-256 root key (the same attributes as the cryptoki path) with
 /// `CKA_UNWRAP_TEMPLATE = { CKA_SENSITIVE = true, CKA_EXTRACTABLE = false }`.
-pub(crate) fn generate_root_with_unwrap_template(
+pub(super) fn generate_root_with_unwrap_template(
     lib: &Path,
     session: CK_SESSION_HANDLE,
     label: &[u8],
-) -> Result<CK_OBJECT_HANDLE, RawError> {
+) -> Result<ObjectHandle, RawError> {
     let pkcs11 = library(lib)?;
     let generate = pkcs11
         .C_GenerateKey
@@ -123,7 +124,8 @@ pub(crate) fn generate_root_with_unwrap_template(
         )
     };
     if rv == CKR_OK {
-        Ok(handle)
+        // SAFETY: `handle` is the object C_GenerateKey just made on this session.
+        Ok(unsafe { ObjectHandle::new_from_raw(handle) })
     } else {
         Err(RawError::Rv(rv))
     }
@@ -131,7 +133,7 @@ pub(crate) fn generate_root_with_unwrap_template(
 
 /// The boolean attributes in `key`'s `CKA_UNWRAP_TEMPLATE`; `None` when the key has none
 /// (or the token does not keep the attribute).
-pub(crate) fn unwrap_template(
+pub(super) fn unwrap_template(
     lib: &Path,
     session: CK_SESSION_HANDLE,
     key: CK_OBJECT_HANDLE,

@@ -1,0 +1,422 @@
+//! The PKCS#11 root of trust (cryptoki): an AES-256 key generated inside the token,
+//! `CKA_SENSITIVE`, not extractable, kept on the token (`CKA_TOKEN`). The keyring is
+//! encrypted and decrypted by the token with `CKM_AES_GCM` (SoftHSM2 2.6 has it; its
+//! measured gaps are in wrapping mechanisms, see DESIGN.md), so the root key's value never
+//! exists outside the device.
+//!
+//! Blob format: `0x01 || iv (12) || ciphertext || tag (16)`, the caller's AAD bound in.
+//!
+//! The PIN is read at each open (`config`); sessions are pooled and a lost one is replaced
+//! (`session`); the root key is checked before use (`root_key`); managed keys live in
+//! the token only as blobs wrapped by the root key (`managed`).
+//!
+//! What a stolen user PIN can do: the root key is `CKA_EXTRACTABLE=false`, so no wrap
+//! (under a key of the thief's choosing or any other) moves it out of the token; it is
+//! `CKA_MODIFIABLE=false`, so that cannot be flipped. With the PIN *and* a copy of the data
+//! dir, the thief can ask the token to decrypt the keyring, as the appliance itself does
+//! at every start: protecting against that needs the PIN kept off the data disk (pin_file
+//! on a separate, root-only mount, or `VAULT_HSM_PIN` from a secret store). Managed keys
+//! are extractable only as the short-lived generation objects, because the wrap under
+//! the root key needs it; a stored blob unwraps into a sensitive, non-extractable session
+//! object, and the root key's `CKA_UNWRAP_TEMPLATE` forces that on every unwrap, whoever
+//! asks (SoftHSM2 2.6 keeps and enforces it, answering CKR_TEMPLATE_INCONSISTENT to a
+//! request for an extractable copy: measured in tests/pkcs11_softhsm.rs). A token that
+//! refuses the template gets a root key without it and a logged capability.
+//! `CKA_WRAP_WITH_TRUSTED` is not used: SoftHSM2 would then refuse the wrap by the root
+//! key too, unless the security officer marks the root key `CKA_TRUSTED`.
+
+mod config;
+mod error;
+mod managed;
+#[allow(unsafe_code)]
+mod raw;
+mod root_key;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::ObjectHandle;
+use cryptoki::session::Session;
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use parking_lot::Mutex;
+use zeroize::Zeroizing;
+
+pub use config::{Pkcs11Config, PIN_ENV};
+
+use self::config::login;
+use self::error::{describe, device, unavailable, unsupported};
+use crate::random::mix_hardware_entropy;
+use crate::{
+    BridgeError, Capabilities, DecryptMechanism, EncryptMechanism, KeySpec, OpenMode, RootOfTrust,
+    SealDevice, SealKind, SignMechanism, WrappedKey,
+};
+
+const BLOB_VERSION: u8 = 1;
+const IV_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// The configured PKCS#11 seal; `open` loads the module and finds the root key.
+pub struct Pkcs11Device {
+    config: Pkcs11Config,
+    /// The open context: only one per module may be initialised in a process, so a
+    /// reopen first drops (and finalises) the previous one.
+    current: Mutex<Option<Arc<Pkcs11Root>>>,
+}
+
+impl Pkcs11Device {
+    pub fn new(config: Pkcs11Config) -> Self {
+        Pkcs11Device {
+            config,
+            current: Mutex::new(None),
+        }
+    }
+}
+
+impl SealDevice for Pkcs11Device {
+    fn kind(&self) -> SealKind {
+        SealKind::Pkcs11
+    }
+
+    fn open(&self, mode: OpenMode) -> Result<Arc<dyn RootOfTrust>, BridgeError> {
+        let mut current = self.current.lock();
+        if let Some(root) = current.as_ref() {
+            if root.healthy() {
+                return Ok(root.clone());
+            }
+        }
+        if let Some(old) = current.take() {
+            old.shutdown();
+        }
+        let root = Arc::new(Pkcs11Root::open(&self.config, mode)?);
+        *current = Some(root.clone());
+        Ok(root)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "module {}, {}, key {:?}",
+            self.config.lib.display(),
+            match (&self.config.token_label, self.config.slot) {
+                (Some(l), _) => format!("token {l:?}"),
+                (None, Some(s)) => format!("slot {s}"),
+                (None, None) => "first token".into(),
+            },
+            self.config.key_label
+        )
+    }
+}
+
+/// An open token holding the root key.
+pub struct Pkcs11Root {
+    ctx: Pkcs11,
+    slot: Slot,
+    pin: AuthPin,
+    key_label: String,
+    token_label: String,
+    key: Mutex<ObjectHandle>,
+    pool: Mutex<Vec<Session>>,
+    failed: AtomicBool,
+    /// Managed keys unwrapped for use: session objects (non-extractable) owned by
+    /// `holder`, a session kept open for them, keyed by the wrapped blob.
+    holder: Mutex<Option<Session>>,
+    unwrapped: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
+}
+
+impl Pkcs11Root {
+    fn open(config: &Pkcs11Config, mode: OpenMode) -> Result<Self, BridgeError> {
+        if !config.lib.exists() {
+            return Err(unavailable(format!(
+                "the PKCS#11 module {} does not exist: check `lib` in the seal \"pkcs11\" block",
+                config.lib.display()
+            )));
+        }
+        let pin = config.read_pin()?;
+        let ctx = Pkcs11::new(&config.lib).map_err(|e| {
+            unavailable(format!(
+                "cannot load the PKCS#11 module {}: {}",
+                config.lib.display(),
+                describe(&e)
+            ))
+        })?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "C_Initialize failed on {}: {}",
+                    config.lib.display(),
+                    describe(&e)
+                )))
+            }
+        }
+        // From here on a failure must finalise the module so the next attempt starts clean.
+        let result = Self::find_slot_and_key(&ctx, config, pin, mode);
+        if result.is_err() {
+            let _ = ctx.clone().finalize();
+        }
+        result.map(|(slot, token_label, pin, key, session)| {
+            let root = Pkcs11Root {
+                ctx,
+                slot,
+                pin,
+                key_label: config.key_label.clone(),
+                token_label,
+                key: Mutex::new(key),
+                pool: Mutex::new(vec![session]),
+                failed: AtomicBool::new(false),
+                holder: Mutex::new(None),
+                unwrapped: Mutex::new(HashMap::new()),
+            };
+            let mut hw = Zeroizing::new([0u8; 32]);
+            if root
+                .with_session(|s| s.generate_random_slice(hw.as_mut()))
+                .is_ok()
+            {
+                mix_hardware_entropy(&hw);
+            }
+            root
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn find_slot_and_key(
+        ctx: &Pkcs11,
+        config: &Pkcs11Config,
+        pin: AuthPin,
+        mode: OpenMode,
+    ) -> Result<(Slot, String, AuthPin, ObjectHandle, Session), BridgeError> {
+        let slots = ctx
+            .get_slots_with_token()
+            .map_err(|e| unavailable(format!("C_GetSlotList failed: {}", describe(&e))))?;
+        let mut chosen = None;
+        for slot in slots {
+            let Ok(info) = ctx.get_token_info(slot) else {
+                continue;
+            };
+            let label = info.label().trim_end().to_string();
+            let matches = match (&config.token_label, config.slot) {
+                (Some(want), _) => *want == label,
+                (None, Some(id)) => slot.id() == id,
+                (None, None) => info.token_initialized(),
+            };
+            if matches {
+                chosen = Some((slot, label));
+                break;
+            }
+        }
+        let (slot, token_label) = chosen.ok_or_else(|| {
+            unavailable(match (&config.token_label, config.slot) {
+                (Some(l), _) => format!("no token labelled {l:?} in {}", config.lib.display()),
+                (None, Some(s)) => format!("no token in slot {s} of {}", config.lib.display()),
+                (None, None) => format!("no initialised token in {}", config.lib.display()),
+            })
+        })?;
+        let session = ctx
+            .open_rw_session(slot)
+            .map_err(|e| unavailable(format!("C_OpenSession failed: {}", describe(&e))))?;
+        login(&session, &pin, &token_label)?;
+        let key = root_key::find_or_create(&session, config, &token_label, mode)?;
+        Ok((slot, token_label, pin, key, session))
+    }
+
+    fn shutdown(&self) {
+        self.forget_all();
+        self.pool.lock().clear();
+        let _ = self.ctx.clone().finalize();
+    }
+
+    pub fn token_label(&self) -> &str {
+        &self.token_label
+    }
+}
+
+impl Drop for Pkcs11Root {
+    fn drop(&mut self) {
+        self.forget_all();
+        self.pool.lock().clear();
+    }
+}
+
+impl RootOfTrust for Pkcs11Root {
+    fn kind(&self) -> SealKind {
+        SealKind::Pkcs11
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            hardware: true,
+            in_boundary_keys: true,
+            hardware_rng: true,
+        }
+    }
+
+    fn wrap(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, BridgeError> {
+        let mut iv = [0u8; IV_LEN];
+        crate::fill_random(&mut iv);
+        let ct = self
+            .with_session(|s| {
+                let mut iv = iv;
+                let params = GcmParams::new(&mut iv, aad, (TAG_LEN as u64 * 8).into())?;
+                let key = *self.key.lock();
+                s.encrypt(&Mechanism::AesGcm(params), key, plaintext)
+            })
+            .map_err(|e| device("C_Encrypt (AES-GCM)", e))?;
+        let mut out = Vec::with_capacity(1 + IV_LEN + ct.len());
+        out.push(BLOB_VERSION);
+        out.extend_from_slice(&iv);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn unwrap(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
+        if blob.len() < 1 + IV_LEN + TAG_LEN || blob[0] != BLOB_VERSION {
+            return Err(BridgeError::ForeignKeyring(SealKind::Pkcs11));
+        }
+        let mut iv = [0u8; IV_LEN];
+        iv.copy_from_slice(&blob[1..1 + IV_LEN]);
+        let ct = &blob[1 + IV_LEN..];
+        match self.with_session(|s| {
+            let mut iv = iv;
+            let params = GcmParams::new(&mut iv, aad, (TAG_LEN as u64 * 8).into())?;
+            let key = *self.key.lock();
+            s.decrypt(&Mechanism::AesGcm(params), key, ct)
+        }) {
+            Ok(plain) => Ok(Zeroizing::new(plain)),
+            // A GCM tag mismatch: SoftHSM2 (OpenSSL backend) reports it as
+            // CKR_GENERAL_ERROR, conformant tokens as CKR_ENCRYPTED_DATA_INVALID.
+            Err(CkError::Pkcs11(
+                RvError::EncryptedDataInvalid
+                | RvError::EncryptedDataLenRange
+                | RvError::GeneralError,
+                _,
+            )) => Err(BridgeError::ForeignKeyring(SealKind::Pkcs11)),
+            Err(e) => Err(device("C_Decrypt (AES-GCM)", e)),
+        }
+    }
+
+    fn generate_key(&self, spec: KeySpec) -> Result<WrappedKey, BridgeError> {
+        self.generate_managed(spec)
+    }
+
+    fn sign(
+        &self,
+        key: &WrappedKey,
+        mechanism: SignMechanism,
+        data: &[u8],
+    ) -> Result<Vec<u8>, BridgeError> {
+        let mech = match (mechanism, key.spec) {
+            (SignMechanism::RsaPkcs1Sha256, KeySpec::Rsa(_)) => Mechanism::Sha256RsaPkcs,
+            (SignMechanism::EcdsaPrehashed, KeySpec::EcP256 | KeySpec::EcP384) => Mechanism::Ecdsa,
+            (
+                SignMechanism::RsaPkcs1Sha256,
+                KeySpec::Aes256 | KeySpec::EcP256 | KeySpec::EcP384,
+            )
+            | (SignMechanism::EcdsaPrehashed, KeySpec::Aes256 | KeySpec::Rsa(_)) => {
+                return Err(unsupported("sign"))
+            }
+        };
+        self.with_key(key, |s, h| s.sign(&mech, h, data))
+            .map_err(|e| device("C_Sign", e))
+    }
+
+    fn encrypt(
+        &self,
+        key: &WrappedKey,
+        mechanism: EncryptMechanism,
+        data: &[u8],
+    ) -> Result<Vec<u8>, BridgeError> {
+        match (mechanism, key.spec) {
+            (EncryptMechanism::Aes256Gcm, KeySpec::Aes256) => {}
+            (EncryptMechanism::Aes256Gcm, KeySpec::Rsa(_) | KeySpec::EcP256 | KeySpec::EcP384) => {
+                return Err(unsupported("encrypt"))
+            }
+        }
+        let mut iv = [0u8; IV_LEN];
+        crate::fill_random(&mut iv);
+        let ct = self
+            .with_key(key, |s, h| {
+                let mut iv = iv;
+                let params = GcmParams::new(&mut iv, &[], (TAG_LEN as u64 * 8).into())?;
+                s.encrypt(&Mechanism::AesGcm(params), h, data)
+            })
+            .map_err(|e| device("C_Encrypt (AES-GCM)", e))?;
+        let mut out = Vec::with_capacity(IV_LEN + ct.len());
+        out.extend_from_slice(&iv);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn decrypt(
+        &self,
+        key: &WrappedKey,
+        mechanism: DecryptMechanism,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
+        let out = match (mechanism, key.spec) {
+            (DecryptMechanism::Aes256Gcm, KeySpec::Aes256) => {
+                if data.len() < IV_LEN + TAG_LEN {
+                    return Err(BridgeError::BadInput("ciphertext too short"));
+                }
+                let mut iv = [0u8; IV_LEN];
+                iv.copy_from_slice(&data[..IV_LEN]);
+                self.with_key(key, |s, h| {
+                    let mut iv = iv;
+                    let params = GcmParams::new(&mut iv, &[], (TAG_LEN as u64 * 8).into())?;
+                    s.decrypt(&Mechanism::AesGcm(params), h, &data[IV_LEN..])
+                })
+            }
+            (DecryptMechanism::RsaOaepSha1, KeySpec::Rsa(_)) => self.with_key(key, |s, h| {
+                let params = PkcsOaepParams::new(
+                    MechanismType::SHA1,
+                    PkcsMgfType::MGF1_SHA1,
+                    PkcsOaepSource::empty(),
+                );
+                s.decrypt(&Mechanism::RsaPkcsOaep(params), h, data)
+            }),
+            (DecryptMechanism::Aes256Gcm, KeySpec::Rsa(_) | KeySpec::EcP256 | KeySpec::EcP384)
+            | (
+                DecryptMechanism::RsaOaepSha1,
+                KeySpec::Aes256 | KeySpec::EcP256 | KeySpec::EcP384,
+            ) => return Err(unsupported("decrypt")),
+        };
+        match out {
+            Ok(p) => Ok(Zeroizing::new(p)),
+            Err(CkError::Pkcs11(
+                RvError::EncryptedDataInvalid
+                | RvError::EncryptedDataLenRange
+                | RvError::GeneralError
+                | RvError::DataLenRange
+                | RvError::DataInvalid,
+                _,
+            )) => Err(BridgeError::BadInput(
+                "the ciphertext does not decrypt under this key version",
+            )),
+            Err(e) => Err(device("C_Decrypt", e)),
+        }
+    }
+
+    fn forget_key(&self, key: &WrappedKey) {
+        let handle = self.unwrapped.lock().remove(&key.blob);
+        if let (Some(h), Some(s)) = (handle, self.holder.lock().as_ref()) {
+            let _ = s.destroy_object(h);
+        }
+    }
+
+    fn random(&self, buf: &mut [u8]) -> Result<(), BridgeError> {
+        crate::fill_random(buf);
+        let mut hw = Zeroizing::new(vec![0u8; buf.len()]);
+        self.with_session(|s| s.generate_random_slice(&mut hw))
+            .map_err(|e| device("C_GenerateRandom", e))?;
+        for (b, h) in buf.iter_mut().zip(hw.iter()) {
+            *b ^= h;
+        }
+        Ok(())
+    }
+}
