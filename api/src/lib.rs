@@ -2,7 +2,6 @@
 //! under `v1/`, a thin handler that parses the request, calls the engine and shapes the
 //! answer as Vault does. Status codes are decided here and nowhere else.
 
-mod audit;
 pub mod budget;
 mod conn;
 mod error;
