@@ -6,6 +6,9 @@
 //! that do not depend on the key, then the key (its id, its existence, the attenuation),
 //! then the fields of the payload.
 
+#[cfg(test)]
+mod tests;
+
 use std::cell::Cell;
 
 use zeroize::Zeroizing;
