@@ -5,7 +5,6 @@
 
 #![forbid(unsafe_code)]
 
-mod audit;
 pub mod budget;
 mod conn;
 mod error;

@@ -9,52 +9,101 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
+use engine::ops::managed_keys::{KeyDecrypt, KeyEncrypt, KeySign, KeyVerify};
 use engine::Core;
-use hyper::Method;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{authorize, load_key, unsupported_method, ApiReply, ApiRequest, ApiResult};
+use super::{apply, ApiReply, ApiRequest, ApiResult};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-pub async fn handle(core: &Arc<Core>, req: &ApiRequest, id: &str, op: &str) -> ApiResult {
-    if req.method != Method::POST {
-        return Err(unsupported_method(req));
+/// What the request does with the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Sign,
+    Verify,
+    Encrypt,
+    Decrypt,
+}
+
+impl Use {
+    /// The use a path's last segment names.
+    pub fn from_segment(segment: &str) -> Option<Self> {
+        match segment {
+            "sign" => Some(Use::Sign),
+            "verify" => Some(Use::Verify),
+            "encrypt" => Some(Use::Encrypt),
+            "decrypt" => Some(Use::Decrypt),
+            _ => None,
+        }
     }
-    let auth = authorize(core, req, "keys:use", "use").await?;
-    let version = req.version_field()?;
-    let key = load_key(core, &auth, id)?;
-    let keys = &core.keys;
-    let body = match op {
-        "sign" => {
-            let out = keys
-                .sign(&key, version, req.b64_field("message")?, core.root()?)
-                .await?;
-            json!({ "signature": B64.encode(out.data), "version": out.version, "keyId": key.id })
+}
+
+pub async fn handle(core: &Arc<Core>, req: &ApiRequest, id: &str, op: Use) -> ApiResult {
+    let key = id.to_string();
+    let version = req.version_field();
+    match op {
+        Use::Sign => {
+            let op = KeySign {
+                key,
+                version,
+                message: req.b64_field("message"),
+            };
+            apply(core, req, op, |out| {
+                Ok(ApiReply::ok(json!({
+                    "signature": B64.encode(&out.value),
+                    "version": out.version,
+                    "keyId": out.key_id,
+                })))
+            })
+            .await
         }
-        "verify" => {
-            let (valid, v) = keys
-                .verify(
-                    &key,
-                    version,
-                    req.b64_field("message")?,
-                    req.b64_field("signature")?,
-                )
-                .await?;
-            json!({ "valid": valid, "version": v, "keyId": key.id })
+        Use::Verify => {
+            let op = KeyVerify {
+                key,
+                version,
+                message: req.b64_field("message"),
+                signature: req.b64_field("signature"),
+            };
+            apply(core, req, op, |out| {
+                Ok(ApiReply::ok(json!({
+                    "valid": out.value,
+                    "version": out.version,
+                    "keyId": out.key_id,
+                })))
+            })
+            .await
         }
-        "encrypt" => {
-            let plaintext = Zeroizing::new(req.b64_field("plaintext")?);
-            let out = keys.encrypt(&key, version, plaintext, core.root()?).await?;
-            json!({ "ciphertext": B64.encode(out.data), "version": out.version, "keyId": key.id })
+        Use::Encrypt => {
+            let op = KeyEncrypt {
+                key,
+                version,
+                plaintext: req.b64_field("plaintext").map(Zeroizing::new),
+            };
+            apply(core, req, op, |out| {
+                Ok(ApiReply::ok(json!({
+                    "ciphertext": B64.encode(&out.value),
+                    "version": out.version,
+                    "keyId": out.key_id,
+                })))
+            })
+            .await
         }
-        _ => {
-            let (plain, v) = keys
-                .decrypt(&key, version, req.b64_field("ciphertext")?, core.root()?)
-                .await?;
-            json!({ "plaintext": B64.encode(&*plain), "version": v, "keyId": key.id })
+        Use::Decrypt => {
+            let op = KeyDecrypt {
+                key,
+                version,
+                ciphertext: req.b64_field("ciphertext"),
+            };
+            apply(core, req, op, |out| {
+                Ok(ApiReply::ok(json!({
+                    "plaintext": B64.encode(&*out.value),
+                    "version": out.version,
+                    "keyId": out.key_id,
+                })))
+            })
+            .await
         }
-    };
-    Ok(ApiReply::ok(body))
+    }
 }

@@ -1,16 +1,17 @@
 //! `/api/v1/keys` (create, list) and `/api/v1/keys/{keyId}` (get; DELETE schedules
-//! destruction with the default window).
+//! destruction with the default window, in `destruction.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use engine::managed_keys::{material, Algorithm, CreateKey, ListKeys, ManagedKey, Usage};
+use engine::ops::managed_keys::{KeyCreate, KeyGet, KeyList};
+use engine::ops::Decoded;
 use engine::Core;
-use hyper::Method;
 use serde_json::{json, Value};
 
-use super::{authorize, load_key, unsupported_method, ApiReply, ApiRequest, ApiResult, Problem};
+use super::{apply, invalid, ApiReply, ApiRequest, ApiResult};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 1000;
@@ -80,16 +81,14 @@ pub fn key_json(key: &ManagedKey) -> Value {
     out
 }
 
-pub async fn collection(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
-    match req.method {
-        Method::GET => list(core, req).await,
-        Method::POST => create(core, req).await,
-        _ => Err(unsupported_method(req)),
-    }
+pub async fn create(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
+    let op = KeyCreate {
+        request: create_request(req),
+    };
+    apply(core, req, op, |key| Ok(ApiReply::created(key_json(&key)))).await
 }
 
-async fn create(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
-    let auth = authorize(core, req, "keys:write", "write").await?;
+fn create_request(req: &ApiRequest) -> Decoded<CreateKey> {
     let name = req.required_str("name")?;
     let algorithm = Algorithm::parse(req.required_str("algorithm")?)?;
     let usage = req.str_field("usage")?.map(Usage::parse).transpose()?;
@@ -99,43 +98,47 @@ async fn create(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(Problem::bad(
+                _ => Err(invalid(
                     "INVALID_LABELS",
                     format!("label {k:?} must have a string value"),
                 )),
             })
-            .collect::<Result<_, _>>()?,
+            .collect::<Decoded<_>>()?,
         Some(_) => {
-            return Err(Problem::bad(
+            return Err(invalid(
                 "INVALID_LABELS",
                 "\"labels\" must be an object of strings",
             ))
         }
     };
-    auth.check(Some(name), None)?;
-    let key = core
-        .keys
-        .create(
-            CreateKey {
-                name: name.to_string(),
-                algorithm,
-                usage,
-                labels,
-            },
-            core.root()?,
-        )
-        .await?;
-    Ok(ApiReply::created(key_json(&key)))
+    Ok(CreateKey {
+        name: name.to_string(),
+        algorithm,
+        usage,
+        labels,
+    })
 }
 
-async fn list(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
-    let auth = authorize(core, req, "keys:read", "read").await?;
+pub async fn list(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
+    let op = KeyList {
+        query: list_query(req),
+    };
+    apply(core, req, op, |page| {
+        Ok(ApiReply::ok(json!({
+            "keys": page.keys.iter().map(key_json).collect::<Vec<_>>(),
+            "nextPageToken": page.next_page_token,
+        })))
+    })
+    .await
+}
+
+fn list_query(req: &ApiRequest) -> Decoded<ListKeys> {
     let page_size = match req.query.get("pageSize") {
         None => DEFAULT_PAGE_SIZE,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
             _ => {
-                return Err(Problem::bad(
+                return Err(invalid(
                     "INVALID_PAGE_SIZE",
                     format!("pageSize must be between 1 and {MAX_PAGE_SIZE}"),
                 ))
@@ -151,51 +154,21 @@ async fn list(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
         None => None,
         Some(t) => Some(
             uuid::Uuid::parse_str(t)
-                .map_err(|_| {
-                    Problem::bad("INVALID_PAGE_TOKEN", "pageToken is not one this API issued")
-                })?
+                .map_err(|_| invalid("INVALID_PAGE_TOKEN", "pageToken is not one this API issued"))?
                 .to_string(),
         ),
     };
-    // A token whose attenuation does not hold for the listing as such (a key-name
-    // restriction) sees the keys it may name; one that holds for none of them (expired)
-    // is refused.
-    let unrestricted = auth.check(None, None);
-    let denied = std::cell::Cell::new(0usize);
-    let page = core.keys.list(
-        &ListKeys {
-            page_size,
-            page_token,
-            name_prefix: req.query.get("name").cloned(),
-            algorithm,
-        },
-        |k| {
-            let ok = unrestricted.is_ok() || auth.allows(k);
-            if !ok {
-                denied.set(denied.get() + 1);
-            }
-            ok
-        },
-    )?;
-    if let Err(p) = unrestricted {
-        if page.keys.is_empty() && denied.get() > 0 {
-            return Err(p);
-        }
-    }
-    Ok(ApiReply::ok(json!({
-        "keys": page.keys.iter().map(key_json).collect::<Vec<_>>(),
-        "nextPageToken": page.next_page_token,
-    })))
+    Ok(ListKeys {
+        page_size,
+        page_token,
+        name_prefix: req.query.get("name").cloned(),
+        algorithm,
+    })
 }
 
-pub async fn item(core: &Arc<Core>, req: &ApiRequest, id: &str) -> ApiResult {
-    match req.method {
-        Method::GET => {
-            let auth = authorize(core, req, "keys:read", "read").await?;
-            let key = load_key(core, &auth, id)?;
-            Ok(ApiReply::ok(key_json(&key)))
-        }
-        Method::DELETE => super::destruction::schedule(core, req, id).await,
-        _ => Err(unsupported_method(req)),
-    }
+pub async fn get(core: &Arc<Core>, req: &ApiRequest, id: &str) -> ApiResult {
+    let op = KeyGet {
+        key: id.to_string(),
+    };
+    apply(core, req, op, |key| Ok(ApiReply::ok(key_json(&key)))).await
 }

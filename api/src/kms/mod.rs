@@ -6,6 +6,10 @@
 //! decrypt). Scopes are facts in the token (root tokens hold all). A holder may attenuate
 //! a Biscuit token offline; its checks see `operation` ("read", "write", "use"),
 //! `required_scope`, `path`, `time`, and `key_name`/`key_id` for requests on one key.
+//!
+//! Each handler decodes its request into an engine operation (`engine::ops::managed_keys`)
+//! and encodes the outcome; the scope, the attenuation checks and the audit lines are the
+//! engine's (`Core::apply`). Fields are decoded before, but reported after, authorization.
 
 mod crypto;
 mod destruction;
@@ -18,9 +22,10 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use engine::managed_keys::{KeyStore, ManagedKey};
-use engine::token::{Caller, KeyRequestFacts, VerifiedBiscuit};
-use engine::Core;
+use engine::managed_keys::{KeyError, VersionState};
+use engine::ops::{Access, Audited, AuditedResponse, Decoded, Op, Refuse, Request};
+use engine::policy::Operation;
+use engine::{Core, EngineError};
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value};
 
@@ -107,26 +112,26 @@ impl ApiRequest {
         })
     }
 
-    pub fn str_field(&self, name: &str) -> Result<Option<&str>, Problem> {
+    pub fn str_field(&self, name: &str) -> Decoded<Option<&str>> {
         match self.body.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(Problem::bad(
+            Some(_) => Err(invalid(
                 "INVALID_FIELD",
                 format!("field {name:?} must be a string"),
             )),
         }
     }
 
-    pub fn required_str(&self, name: &str) -> Result<&str, Problem> {
+    pub fn required_str(&self, name: &str) -> Decoded<&str> {
         self.str_field(name)?
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| Problem::bad("MISSING_FIELD", format!("field {name:?} is required")))
+            .ok_or_else(|| invalid("MISSING_FIELD", format!("field {name:?} is required")))
     }
 
-    pub fn u64_field(&self, name: &str) -> Result<Option<u64>, Problem> {
+    pub fn u64_field(&self, name: &str) -> Decoded<Option<u64>> {
         let bad = || {
-            Problem::bad(
+            invalid(
                 "INVALID_FIELD",
                 format!("field {name:?} must be a non-negative integer"),
             )
@@ -142,9 +147,9 @@ impl ApiRequest {
     }
 
     /// A base64 field (standard alphabet, padding optional; URL-safe accepted).
-    pub fn b64_field(&self, name: &str) -> Result<Vec<u8>, Problem> {
+    pub fn b64_field(&self, name: &str) -> Decoded<Vec<u8>> {
         let s = self.str_field(name)?.ok_or_else(|| {
-            Problem::bad(
+            invalid(
                 "MISSING_FIELD",
                 format!("field {name:?} (base64) is required"),
             )
@@ -153,102 +158,119 @@ impl ApiRequest {
         base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(cleaned)
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cleaned))
-            .map_err(|_| Problem::bad("INVALID_BASE64", format!("field {name:?} must be base64")))
+            .map_err(|_| invalid("INVALID_BASE64", format!("field {name:?} must be base64")))
     }
 
-    pub fn version_field(&self) -> Result<Option<u32>, Problem> {
+    pub fn version_field(&self) -> Decoded<Option<u32>> {
         match self.u64_field("version")? {
             None => Ok(None),
             Some(v) => u32::try_from(v)
                 .map(Some)
-                .map_err(|_| Problem::bad("INVALID_FIELD", "field \"version\" is too large")),
+                .map_err(|_| invalid("INVALID_FIELD", "field \"version\" is too large")),
         }
     }
 }
 
-/// An authenticated caller whose attenuations are checked per key.
-pub struct Auth {
-    /// Who is calling (for the audit log).
-    #[allow(dead_code)]
-    pub caller: Caller,
-    verified: Arc<VerifiedBiscuit>,
-    scope: &'static str,
-    operation: &'static str,
-    path: String,
+/// A field the request got wrong: a 400 problem with its own `code`, reported once the
+/// caller is authorised.
+pub fn invalid(code: &'static str, detail: impl Into<String>) -> EngineError {
+    KeyError::invalid(code, detail).into()
 }
 
-impl Auth {
-    /// Checks the holder's attenuations against this request on `key_name` (None: a
-    /// request not about one key).
-    pub fn check(&self, key_name: Option<&str>, key_id: Option<&str>) -> Result<(), Problem> {
-        self.verified
-            .authorize_key_request(&KeyRequestFacts {
-                path: &self.path,
-                operation: self.operation,
-                scope: self.scope,
-                key_name,
-                key_id,
-            })
-            .map_err(|_| {
-                Problem::new(
-                    StatusCode::FORBIDDEN,
-                    "ATTENUATION_DENIED",
-                    match key_name {
-                        Some(n) => format!(
-                            "this token's attenuation does not allow {} on key {n:?}",
-                            self.operation
-                        ),
-                        None => format!(
-                            "this token's attenuation does not allow {} here",
-                            self.operation
-                        ),
-                    },
-                )
-            })
-    }
+/// A key-API answer as the audit log records it: the problem's detail as the error.
+struct Answer(ApiResult);
 
-    pub fn check_key(&self, key: &ManagedKey) -> Result<(), Problem> {
-        self.check(Some(&key.name), Some(&key.id.to_string()))
-    }
-
-    /// Whether the caller may see `key` (for listings).
-    pub fn allows(&self, key: &ManagedKey) -> bool {
-        self.check_key(key).is_ok()
+impl Audited for Answer {
+    fn audited(&self) -> AuditedResponse<'_> {
+        match &self.0 {
+            Ok(reply) => AuditedResponse {
+                status: reply.status.as_u16(),
+                body: reply.body.as_ref(),
+                error: None,
+            },
+            Err(p) => AuditedResponse {
+                status: p.status.as_u16(),
+                body: None,
+                error: Some(p.detail.as_str().into()),
+            },
+        }
     }
 }
 
-/// Authenticates the token and checks it holds `scope`.
-pub async fn authorize(
+/// The request as the engine's entry point sees it: the path `api/v1/<segments>`, the
+/// verb from the method, the body as the audited parameters.
+fn apply_request<'a>(req: &'a ApiRequest, path: &'a str) -> Request<'a> {
+    Request {
+        token: &req.token,
+        remote: req.remote_address,
+        path,
+        operation: match req.method {
+            Method::GET | Method::HEAD => Operation::Read,
+            Method::DELETE => Operation::Delete,
+            _ => Operation::Update,
+        },
+        params: &req.body,
+    }
+}
+
+fn path(req: &ApiRequest) -> String {
+    format!("api/v1/{}", req.segments.join("/"))
+}
+
+/// Runs `op` for `req` through the engine's entry point; `ok` encodes the outcome.
+async fn apply<O: Op>(
     core: &Arc<Core>,
     req: &ApiRequest,
-    scope: &'static str,
-    operation: &'static str,
-) -> Result<Auth, Problem> {
-    if core.is_sealed() {
-        return Err(engine::EngineError::Sealed.into());
-    }
-    let (caller, verified) = core.tokens.authenticate_deferred(&req.token).await?;
-    if !caller.has_scope(scope) {
-        return Err(Problem::missing_scope(scope));
-    }
-    Ok(Auth {
-        caller,
-        verified,
-        scope,
-        operation,
-        path: format!("api/v1/{}", req.segments.join("/")),
+    op: O,
+    ok: impl Fn(O::Output) -> ApiResult,
+) -> ApiResult {
+    let path = path(req);
+    core.apply(&apply_request(req, &path), op, |r| {
+        Answer(r.map_err(Problem::from).and_then(&ok))
     })
+    .await
+    .0
 }
 
-/// Loads the key `id` once the caller is authorised to name it.
-pub fn load_key(core: &Core, auth: &Auth, id: &str) -> Result<ManagedKey, Problem> {
-    let uuid = KeyStore::parse_id(id)?;
-    let key = core.keys.get(&uuid)?;
-    auth.check_key(&key)?;
-    Ok(key)
+/// Answers `problem` (no route, a method the route does not take) to anyone, without
+/// authorization, and in the audit log like any request.
+async fn refuse(core: &Arc<Core>, req: &ApiRequest, problem: Problem) -> ApiResult {
+    let path = path(req);
+    let op = Refuse {
+        access: Access::Nobody,
+        error: EngineError::UnsupportedOperation,
+    };
+    core.apply(&apply_request(req, &path), op, |r| {
+        Answer(match r {
+            Ok(never) => match never {},
+            Err(EngineError::AuditFailed) => Err(EngineError::AuditFailed.into()),
+            // Sealed too: a refusal needs nothing the seal guards, and no audit device
+            // is loaded while sealed.
+            Err(_) => Err(problem.clone()),
+        })
+    })
+    .await
+    .0
 }
 
-pub fn unsupported_method(req: &ApiRequest) -> Problem {
+/// What a request on `/api/v1` asks for, decided from its method and path alone.
+#[derive(Debug, PartialEq, Eq)]
+enum Endpoint<'a> {
+    ListKeys,
+    CreateKey,
+    GetKey(&'a str),
+    Rotate(&'a str),
+    VersionState {
+        key: &'a str,
+        version: &'a str,
+        state: VersionState,
+    },
+    ScheduleDestruction(&'a str),
+    CancelDestruction(&'a str),
+    Crypto(&'a str, crypto::Use),
+}
+
+fn unsupported_method(req: &ApiRequest) -> Problem {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
@@ -260,7 +282,7 @@ pub fn unsupported_method(req: &ApiRequest) -> Problem {
     )
 }
 
-pub fn not_found(req: &ApiRequest) -> Problem {
+fn not_found(req: &ApiRequest) -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
@@ -268,68 +290,244 @@ pub fn not_found(req: &ApiRequest) -> Problem {
     )
 }
 
-pub async fn handle(core: &Arc<Core>, req: ApiRequest) -> ApiResult {
-    if core.audit.is_active() {
-        return audited(core, &req).await;
-    }
-    dispatch(core, &req).await
-}
-
-/// Audited as on `/v1` (`crate::audit`).
-async fn audited(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
-    let path = format!("api/v1/{}", req.segments.join("/"));
-    let audited = crate::audit::Request {
-        operation: match req.method.as_str() {
-            "GET" | "HEAD" => "read",
-            "DELETE" => "delete",
-            _ => "update",
-        },
-        path: &path,
-        body: &req.body,
-        token: &req.token,
-        remote: req.remote_address,
-    };
-    crate::audit::around(core, audited, dispatch(core, req), |r| match r {
-        Ok(reply) => crate::audit::Outcome {
-            status: reply.status.as_u16(),
-            body: reply.body.clone(),
-            error: None,
-        },
-        Err(p) => crate::audit::Outcome {
-            status: p.status.as_u16(),
-            body: None,
-            error: Some(p.detail.clone()),
-        },
-    })
-    .await
-    .map_err(|_| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "AUDIT_FAILED",
-            "the request could not be audited",
-        )
-    })?
-}
-
-async fn dispatch(core: &Arc<Core>, req: &ApiRequest) -> ApiResult {
+fn route(req: &ApiRequest) -> Result<Endpoint<'_>, Problem> {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let post = |endpoint| match req.method {
+        Method::POST => Ok(endpoint),
+        _ => Err(unsupported_method(req)),
+    };
     match segs.as_slice() {
-        ["keys"] => keys::collection(core, req).await,
-        ["keys", id] => keys::item(core, req, id).await,
-        ["keys", id, "rotate"] => versions::rotate(core, req, id).await,
+        ["keys"] => match req.method {
+            Method::GET => Ok(Endpoint::ListKeys),
+            Method::POST => Ok(Endpoint::CreateKey),
+            _ => Err(unsupported_method(req)),
+        },
+        ["keys", id] => match req.method {
+            Method::GET => Ok(Endpoint::GetKey(id)),
+            Method::DELETE => Ok(Endpoint::ScheduleDestruction(id)),
+            _ => Err(unsupported_method(req)),
+        },
+        ["keys", id, "rotate"] => post(Endpoint::Rotate(id)),
         ["keys", id, "versions", v, action @ ("enable" | "disable")] => {
-            versions::set_state(core, req, id, v, action).await
+            post(Endpoint::VersionState {
+                key: id,
+                version: v,
+                state: if *action == "enable" {
+                    VersionState::Enabled
+                } else {
+                    VersionState::Disabled
+                },
+            })
         }
-        ["keys", id, "schedule-destruction"] => destruction::schedule(core, req, id).await,
-        ["keys", id, "cancel-destruction"] => destruction::cancel(core, req, id).await,
-        ["keys", id, op @ ("sign" | "verify" | "encrypt" | "decrypt")] => {
-            crypto::handle(core, req, id, op).await
-        }
+        ["keys", id, "schedule-destruction"] => match req.method {
+            Method::POST | Method::DELETE => Ok(Endpoint::ScheduleDestruction(id)),
+            _ => Err(unsupported_method(req)),
+        },
+        ["keys", id, "cancel-destruction"] => post(Endpoint::CancelDestruction(id)),
         ["keys", _, "cloud-exports", ..] => Err(Problem::new(
             StatusCode::NOT_IMPLEMENTED,
             "NOT_IMPLEMENTED",
             "cloud exports are not available on this appliance yet",
         )),
+        ["keys", id, op] => match crypto::Use::from_segment(op) {
+            Some(op) => post(Endpoint::Crypto(id, op)),
+            None => Err(not_found(req)),
+        },
         _ => Err(not_found(req)),
+    }
+}
+
+pub async fn handle(core: &Arc<Core>, req: ApiRequest) -> ApiResult {
+    let endpoint = match route(&req) {
+        Ok(endpoint) => endpoint,
+        Err(problem) => return refuse(core, &req, problem).await,
+    };
+    match endpoint {
+        Endpoint::ListKeys => keys::list(core, &req).await,
+        Endpoint::CreateKey => keys::create(core, &req).await,
+        Endpoint::GetKey(id) => keys::get(core, &req, id).await,
+        Endpoint::Rotate(id) => versions::rotate(core, &req, id).await,
+        Endpoint::VersionState {
+            key,
+            version,
+            state,
+        } => versions::set_state(core, &req, key, version, state).await,
+        Endpoint::ScheduleDestruction(id) => destruction::schedule(core, &req, id).await,
+        Endpoint::CancelDestruction(id) => destruction::cancel(core, &req, id).await,
+        Endpoint::Crypto(id, op) => crypto::handle(core, &req, id, op).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, path: &str) -> ApiRequest {
+        ApiRequest::parse(
+            method,
+            path,
+            HashMap::new(),
+            &HeaderMap::new(),
+            &Bytes::new(),
+        )
+        .unwrap_or_else(|p| panic!("{}", p.detail))
+    }
+
+    fn routed(method: Method, path: &str) -> Result<String, (u16, &'static str, String)> {
+        route(&request(method, path))
+            .map(|e| format!("{e:?}"))
+            .map_err(|p| (p.status.as_u16(), p.code, p.detail))
+    }
+
+    #[test]
+    fn each_method_and_path_reaches_its_operation() {
+        let id = "0b7e2c9e-4c1f-4d3e-9a7b-2f1e0c9d8a7b";
+        let table = [
+            (Method::GET, "keys".to_string(), "ListKeys".to_string()),
+            (Method::POST, "/keys/".into(), "CreateKey".into()),
+            (Method::GET, format!("keys/{id}"), format!("GetKey({id:?})")),
+            (
+                Method::DELETE,
+                format!("keys/{id}"),
+                format!("ScheduleDestruction({id:?})"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/schedule-destruction"),
+                format!("ScheduleDestruction({id:?})"),
+            ),
+            (
+                Method::DELETE,
+                format!("keys/{id}/schedule-destruction"),
+                format!("ScheduleDestruction({id:?})"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/cancel-destruction"),
+                format!("CancelDestruction({id:?})"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/rotate"),
+                format!("Rotate({id:?})"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/versions/2/disable"),
+                format!("VersionState {{ key: {id:?}, version: \"2\", state: Disabled }}"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/versions/x/enable"),
+                format!("VersionState {{ key: {id:?}, version: \"x\", state: Enabled }}"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/sign"),
+                format!("Crypto({id:?}, Sign)"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/verify"),
+                format!("Crypto({id:?}, Verify)"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/encrypt"),
+                format!("Crypto({id:?}, Encrypt)"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/decrypt"),
+                format!("Crypto({id:?}, Decrypt)"),
+            ),
+        ];
+        for (method, path, endpoint) in table {
+            assert_eq!(
+                routed(method.clone(), &path),
+                Ok(endpoint),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_method_the_route_does_not_take_is_405() {
+        for (method, path) in [
+            (Method::PUT, "keys"),
+            (Method::DELETE, "keys"),
+            (Method::HEAD, "keys"),
+            (Method::POST, "keys/k"),
+            (Method::GET, "keys/k/rotate"),
+            (Method::DELETE, "keys/k/versions/1/enable"),
+            (Method::GET, "keys/k/schedule-destruction"),
+            (Method::DELETE, "keys/k/cancel-destruction"),
+            (Method::GET, "keys/k/sign"),
+            (Method::PUT, "keys/k/decrypt"),
+        ] {
+            assert_eq!(
+                routed(method.clone(), path),
+                Err((
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    format!("{method} is not allowed on /api/v1/{path}")
+                )),
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_cloud_exports_501() {
+        for path in [
+            "",
+            "nope",
+            "keys/k/versions/1",
+            "keys/k/versions/1/destroy",
+            "keys/k/wrap",
+            "keys/k/sign/extra",
+        ] {
+            assert_eq!(
+                routed(Method::POST, path),
+                Err((
+                    404,
+                    "NOT_FOUND",
+                    format!("no such endpoint: /api/v1/{path}")
+                )),
+            );
+        }
+        let (status, code, _) = routed(Method::GET, "keys/k/cloud-exports/aws")
+            .err()
+            .unwrap_or_default();
+        assert_eq!((status, code), (501, "NOT_IMPLEMENTED"));
+    }
+
+    #[test]
+    fn the_audit_log_names_the_request_as_before() {
+        let req = request(Method::DELETE, "/keys/k/");
+        let path = path(&req);
+        let r = apply_request(&req, &path);
+        assert_eq!((r.path, r.operation), ("api/v1/keys/k", Operation::Delete));
+        for (method, verb) in [
+            (Method::GET, Operation::Read),
+            (Method::HEAD, Operation::Read),
+            (Method::POST, Operation::Update),
+            (Method::PUT, Operation::Update),
+        ] {
+            let req = request(method, "keys");
+            assert_eq!(apply_request(&req, "").operation, verb);
+        }
+    }
+
+    #[test]
+    fn the_audit_response_line_records_the_problem_detail() {
+        let answer = Answer(Err(not_found(&request(Method::GET, "x"))));
+        let a = answer.audited();
+        assert_eq!(a.status, 404);
+        assert!(a.body.is_none());
+        assert_eq!(a.error.as_deref(), Some("no such endpoint: /api/v1/x"));
+        let body = serde_json::json!({ "id": "k" });
+        let answer = Answer(Ok(ApiReply::created(body.clone())));
+        let a = answer.audited();
+        assert_eq!((a.status, a.body, a.error), (201, Some(&body), None));
     }
 }

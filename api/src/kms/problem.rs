@@ -5,7 +5,7 @@ use engine::{EngineError, ErrorKind, SealError};
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Problem {
     pub status: StatusCode,
     pub code: &'static str,

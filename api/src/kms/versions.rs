@@ -4,20 +4,17 @@
 use std::sync::Arc;
 
 use engine::managed_keys::VersionState;
+use engine::ops::managed_keys::{KeyRotate, KeyVersionState};
 use engine::Core;
-use hyper::Method;
 
 use super::keys::key_json;
-use super::{authorize, load_key, unsupported_method, ApiReply, ApiRequest, ApiResult, Problem};
+use super::{apply, invalid, ApiReply, ApiRequest, ApiResult};
 
 pub async fn rotate(core: &Arc<Core>, req: &ApiRequest, id: &str) -> ApiResult {
-    if req.method != Method::POST {
-        return Err(unsupported_method(req));
-    }
-    let auth = authorize(core, req, "keys:write", "write").await?;
-    let key = load_key(core, &auth, id)?;
-    let key = core.keys.rotate(&key.id, core.root()?).await?;
-    Ok(ApiReply::ok(key_json(&key)))
+    let op = KeyRotate {
+        key: id.to_string(),
+    };
+    apply(core, req, op, |key| Ok(ApiReply::ok(key_json(&key)))).await
 }
 
 pub async fn set_state(
@@ -25,24 +22,17 @@ pub async fn set_state(
     req: &ApiRequest,
     id: &str,
     version: &str,
-    action: &str,
+    state: VersionState,
 ) -> ApiResult {
-    if req.method != Method::POST {
-        return Err(unsupported_method(req));
-    }
-    let auth = authorize(core, req, "keys:write", "write").await?;
-    let version: u32 = version.parse().map_err(|_| {
-        Problem::bad(
-            "INVALID_VERSION",
-            format!("{version:?} is not a version number"),
-        )
-    })?;
-    let key = load_key(core, &auth, id)?;
-    let state = if action == "enable" {
-        VersionState::Enabled
-    } else {
-        VersionState::Disabled
+    let op = KeyVersionState {
+        key: id.to_string(),
+        version: version.parse().map_err(|_| {
+            invalid(
+                "INVALID_VERSION",
+                format!("{version:?} is not a version number"),
+            )
+        }),
+        state,
     };
-    let key = core.keys.set_version_state(&key.id, version, state).await?;
-    Ok(ApiReply::ok(key_json(&key)))
+    apply(core, req, op, |key| Ok(ApiReply::ok(key_json(&key)))).await
 }

@@ -12,6 +12,7 @@
 //! including Vault's existence check that turns an `update` into a `create`.
 
 pub mod kv;
+pub mod managed_keys;
 #[cfg(test)]
 mod tests;
 
