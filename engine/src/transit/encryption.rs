@@ -18,7 +18,6 @@ use zeroize::Zeroizing;
 use super::decode_base64;
 use super::error::{TransitError, TransitResult};
 use super::key_policy::{Key, Version};
-use super::keytype::KeyType;
 use super::material::{aead, hkdf_derive, Aead, Material, SecretBytes, TAG_LEN};
 use crate::crypto::aead::AeadAlgorithm;
 use crate::crypto::rsa;
