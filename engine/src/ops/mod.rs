@@ -332,15 +332,12 @@ impl Core {
         Ok(caller)
     }
 
-    fn run<'a, O: Op>(
+    fn run<'a, O: Op + 'a>(
         self: &'a Arc<Self>,
         req: &'a Request<'a>,
         op: O,
         granted: &'a Granted,
-    ) -> impl Future<Output = Result<O::Output>> + Send + 'a
-    where
-        O: 'a,
-    {
+    ) -> impl Future<Output = Result<O::Output>> + Send + 'a {
         op.run(Context {
             core: self,
             caller: granted.caller.as_ref(),

@@ -459,6 +459,6 @@ async fn an_entry_another_writer_deleted_is_dropped() {
     assert!(matches!(s.entries.get(&caller.key), Cached::Miss(_)));
     assert!(matches!(
         s.authenticate(&minted.token, "p", Operation::Read).await,
-        Err(EngineError::PermissionDenied)
+        Err(EngineError::Unauthenticated)
     ));
 }
