@@ -24,6 +24,8 @@ mod migration;
 mod pcr_policy;
 pub mod report;
 mod unseal;
+#[cfg(test)]
+mod tests;
 
 pub use init::{InitRequest, InitResult};
 pub use lifecycle::SealStatus;

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use engine::storage::{Batch, MemoryBackend, Storage};
-use engine::{Core, UnsealStep};
+use crate::storage::{Batch, MemoryBackend, Storage};
+use crate::{Core, UnsealStep};
 
 /// Storage as a killed init leaves it: values at init's paths, sealed by a keyring
 /// (and unseal keys) that are gone, and no seal configuration.

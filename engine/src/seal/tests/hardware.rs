@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::storage::{MemoryBackend, Storage};
-use engine::{Core, InitRequest, Migration, Seals, UnsealStep};
+use crate::storage::{MemoryBackend, Storage};
+use crate::{Core, InitRequest, Migration, Seals, UnsealStep};
 use hsm_bridge::{BridgeError, OpenMode, RootOfTrust, SealDevice, SealKind, ShamirRoot};
 use zeroize::Zeroizing;
 
