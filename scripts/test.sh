@@ -37,3 +37,10 @@ else
     step "cargo test $*"
     cargo test --no-fail-fast "$@"
 fi
+
+# compile_fail doctests: no crate outside the engine reaches a store but through
+# `Core::apply` (engine/src/ops/mod.rs). nextest does not run doctests.
+if [[ "$*" == "--workspace" ]]; then
+    step "cargo test --doc -p ironseal-engine"
+    cargo test --doc -p ironseal-engine
+fi

@@ -10,6 +10,59 @@
 //! the root key or a sub-store except through an operation, so none can forget
 //! authorization or audit. Each operation declares what it needs once ([`Access`]),
 //! including Vault's existence check that turns an `update` into a `create`.
+//!
+//! The compiler holds every door to it (`cargo test --doc -p ironseal-engine`, run by the
+//! test command): none of these compiles outside the engine.
+//!
+//! ```compile_fail
+//! fn bypass(core: &engine::Core) { let _ = &core.tokens; }
+//! ```
+//! ```compile_fail
+//! fn bypass(core: &engine::Core) { let _ = &core.keys; }
+//! ```
+//! ```compile_fail
+//! fn bypass(core: &engine::Core) { let _ = &core.mounts; }
+//! ```
+//! ```compile_fail
+//! fn bypass(core: &engine::Core) { let _ = &core.policies; }
+//! ```
+//! ```compile_fail
+//! fn bypass(core: &engine::Core) { let _ = &core.audit; }
+//! ```
+//! ```compile_fail
+//! fn bypass(core: &engine::Core) { let _ = core.root(); }
+//! ```
+//! ```compile_fail
+//! fn bypass(core: &engine::Core) { let _ = core.barrier(); }
+//! ```
+//! ```compile_fail
+//! async fn bypass(core: &engine::Core) { core.seal().await; }
+//! ```
+//! ```compile_fail
+//! async fn bypass(core: &engine::Core) { let _ = core.rotate_keyring().await; }
+//! ```
+//! ```compile_fail
+//! fn bypass(m: &engine::mounts::MountRef) { let _ = m.kv(); }
+//! ```
+//!
+//! And this, the one way in, does:
+//!
+//! ```
+//! use engine::ops::kv::KvRead;
+//! use engine::ops::Request;
+//! async fn door(core: std::sync::Arc<engine::Core>, req: Request<'_>) {
+//!     if let Some((mount, rest)) = core.route(req.path) {
+//!         let op = KvRead { mount, path: rest, version: Ok(None) };
+//!         let _read = core.apply(&req, op, |r| Door(r.is_ok())).await;
+//!     }
+//! }
+//! struct Door(bool);
+//! impl engine::ops::Audited for Door {
+//!     fn audited(&self) -> engine::ops::AuditedResponse<'_> {
+//!         engine::ops::AuditedResponse { status: if self.0 { 200 } else { 400 }, body: None, error: None }
+//!     }
+//! }
+//! ```
 
 pub mod kv;
 pub mod managed_keys;
