@@ -12,8 +12,10 @@
 //! including Vault's existence check that turns an `update` into a `create`.
 
 pub mod kv;
+pub mod sys;
 #[cfg(test)]
 mod tests;
+pub mod token;
 
 use std::borrow::Cow;
 use std::future::Future;
