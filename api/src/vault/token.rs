@@ -7,7 +7,7 @@ use engine::ops::token::{
     TokenRenew, TokenRenewAccessor, TokenRenewSelf, TokenRevoke, TokenRevokeAccessor,
     TokenRevokeOrphan, TokenRevokeSelf,
 };
-use engine::ops::{Access, Op, Refuse};
+use engine::ops::{Access, Refuse};
 use engine::policy::Operation;
 use engine::token::{CreateRequest, TokenEntry};
 use engine::{Core, EngineError};
@@ -138,7 +138,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
                 EngineError::NoRoute(_) => EngineError::NoRoute(req.path.clone()),
                 e => e,
             };
-            return run(
+            return apply_at(
                 core,
                 req,
                 &path,
@@ -154,7 +154,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
     match endpoint {
         Endpoint::Create(create_path) => {
             let op = create(req, create_path);
-            run(core, req, &path, op, |created| match created {
+            apply_at(core, req, &path, op, |created| match created {
                 Created::Issued(issued) => {
                     Ok(Reply::auth(auth_block(&issued.token, &issued.entry)))
                 }
@@ -166,7 +166,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
             .await
         }
         Endpoint::LookupSelf => {
-            run(core, req, &path, TokenLookupSelf { verb: req.op }, lookup).await
+            apply_at(core, req, &path, TokenLookupSelf { verb: req.op }, lookup).await
         }
         Endpoint::Lookup => {
             let token = req
@@ -176,65 +176,54 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
                 verb: req.op,
                 token: token.map_err(Into::into),
             };
-            run(core, req, &path, op, lookup).await
+            apply_at(core, req, &path, op, lookup).await
         }
         Endpoint::LookupAccessor => {
             let op = TokenLookupAccessor {
                 accessor: required(req, "accessor"),
             };
-            run(core, req, &path, op, lookup).await
+            apply_at(core, req, &path, op, lookup).await
         }
         Endpoint::RenewSelf => {
             let op = TokenRenewSelf {
                 increment: increment(req),
             };
-            run(core, req, &path, op, auth).await
+            apply_at(core, req, &path, op, auth).await
         }
         Endpoint::Renew => {
             let op = TokenRenew {
                 token: required(req, "token"),
                 increment: increment(req),
             };
-            run(core, req, &path, op, auth).await
+            apply_at(core, req, &path, op, auth).await
         }
         Endpoint::RenewAccessor => {
             let op = TokenRenewAccessor {
                 accessor: required(req, "accessor"),
                 increment: increment(req),
             };
-            run(core, req, &path, op, auth).await
+            apply_at(core, req, &path, op, auth).await
         }
-        Endpoint::RevokeSelf => run(core, req, &path, TokenRevokeSelf, done).await,
+        Endpoint::RevokeSelf => apply_at(core, req, &path, TokenRevokeSelf, done).await,
         Endpoint::Revoke => {
             let op = TokenRevoke {
                 token: required(req, "token"),
             };
-            run(core, req, &path, op, done).await
+            apply_at(core, req, &path, op, done).await
         }
         Endpoint::RevokeOrphan => {
             let op = TokenRevokeOrphan {
                 token: required(req, "token"),
             };
-            run(core, req, &path, op, done).await
+            apply_at(core, req, &path, op, done).await
         }
         Endpoint::RevokeAccessor => {
             let op = TokenRevokeAccessor {
                 accessor: required(req, "accessor"),
             };
-            run(core, req, &path, op, done).await
+            apply_at(core, req, &path, op, done).await
         }
     }
-}
-
-/// Token endpoints are named without their trailing slash.
-async fn run<O: Op>(
-    core: &Arc<Core>,
-    req: &VaultRequest,
-    path: &str,
-    op: O,
-    ok: impl Fn(O::Output) -> Result<Reply, ApiError>,
-) -> Result<Reply, ApiError> {
-    apply_at(core, req, path, op, ok).await
 }
 
 fn required(req: &VaultRequest, name: &str) -> Result<String, EngineError> {

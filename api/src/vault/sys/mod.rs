@@ -12,6 +12,8 @@ mod mounts;
 mod policies;
 mod seal;
 mod seal_policy;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -145,6 +147,3 @@ fn with_data(body: Value) -> Reply {
 fn to_json<T: serde::Serialize>(value: T) -> Result<Value, ApiError> {
     serde_json::to_value(value).map_err(|e| EngineError::internal(e).into())
 }
-
-#[cfg(test)]
-mod tests;

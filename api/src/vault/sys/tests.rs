@@ -282,9 +282,38 @@ async fn token_paths_reach_their_operations() {
         let (status, body) = call(&core, &root, op, path, Value::Null).await;
         assert_eq!(status, want, "{op:?} {path}: {body}");
     }
-    let (status, body) = call(
+    // The ACL first: the default policy does not grant create.
+    let (status, _) = call(
         &core,
         &token,
+        Operation::Update,
+        "auth/token/create",
+        json!({"no_parent": "not a bool"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &core,
+        &root,
+        Operation::Update,
+        "sys/policies/acl/creator",
+        json!({"policy": r#"path "auth/token/create" { capabilities = ["update"] }"#}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, body) = call(
+        &core,
+        &root,
+        Operation::Update,
+        "auth/token/create",
+        json!({"policies": ["creator"]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let creator = body["auth"]["client_token"].as_str().unwrap_or_default();
+    let (status, body) = call(
+        &core,
+        creator,
         Operation::Update,
         "auth/token/create",
         json!({"no_parent": true}),
