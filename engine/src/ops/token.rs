@@ -32,7 +32,7 @@ pub struct TokenCreate {
 
 /// What a create came to.
 pub enum Created {
-    Issued(IssuedToken),
+    Issued(Box<IssuedToken>),
     /// The caller's token is an attenuated Biscuit: its checks cannot be carried over
     /// to a child, so it creates none.
     AttenuatedParent,
@@ -73,9 +73,9 @@ impl Op for TokenCreate {
                 "root or sudo privileges required to specify token id",
             ));
         }
-        Ok(Created::Issued(
+        Ok(Created::Issued(Box::new(
             cx.core.tokens.create(Some(caller), request).await?,
-        ))
+        )))
     }
 }
 
