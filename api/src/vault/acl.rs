@@ -34,7 +34,8 @@ pub(crate) fn parameters(req: &VaultRequest) -> Cow<'_, Map<String, Value>> {
 }
 
 /// Checks the caller for `op` on `path` (not always the request's own path), with the
-/// request's parameters.
+/// request's parameters. Only transit's handlers still call it: it goes once they run as
+/// engine operations.
 pub(crate) async fn authorize(
     core: &Arc<Core>,
     req: &VaultRequest,

@@ -2,14 +2,21 @@
 
 use std::sync::Arc;
 
+use engine::ops::token::{
+    CreatePath, Created, Found, TokenCreate, TokenLookup, TokenLookupAccessor, TokenLookupSelf,
+    TokenRenew, TokenRenewAccessor, TokenRenewSelf, TokenRevoke, TokenRevokeAccessor,
+    TokenRevokeOrphan, TokenRevokeSelf,
+};
+use engine::ops::{Access, Refuse};
 use engine::policy::Operation;
-use engine::token::{Caller, CreateRequest, TokenEntry};
-use engine::Core;
+use engine::token::{CreateRequest, TokenEntry};
+use engine::{Core, EngineError};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
+use crate::vault::apply_at;
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -71,176 +78,272 @@ fn auth_block(token: &str, entry: &TokenEntry) -> Value {
     })
 }
 
+/// An `auth/token/` endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Create(CreatePath),
+    LookupSelf,
+    Lookup,
+    LookupAccessor,
+    RenewSelf,
+    Renew,
+    RenewAccessor,
+    RevokeSelf,
+    Revoke,
+    RevokeOrphan,
+    RevokeAccessor,
+}
+
+/// Which endpoint `rest` (below `auth/token/`, without trailing slash) names for `op`,
+/// or the refusal to answer once `access` is checked. Vault's token store registers
+/// every path for update, and `lookup` and `lookup-self` for read too. A read elsewhere
+/// is checked against the ACL as a read (so a token without read there gets 403, as in
+/// Vault) and then refused: it must never act.
+fn route(rest: &str, op: Operation) -> Result<Endpoint, (Access, EngineError)> {
+    let endpoint = match rest {
+        "create" => Some(Endpoint::Create(CreatePath::Create)),
+        "create-orphan" => Some(Endpoint::Create(CreatePath::CreateOrphan)),
+        "lookup-self" => Some(Endpoint::LookupSelf),
+        "lookup" => Some(Endpoint::Lookup),
+        "lookup-accessor" => Some(Endpoint::LookupAccessor),
+        "renew-self" => Some(Endpoint::RenewSelf),
+        "renew" => Some(Endpoint::Renew),
+        "renew-accessor" => Some(Endpoint::RenewAccessor),
+        "revoke-self" => Some(Endpoint::RevokeSelf),
+        "revoke" => Some(Endpoint::Revoke),
+        "revoke-orphan" => Some(Endpoint::RevokeOrphan),
+        "revoke-accessor" => Some(Endpoint::RevokeAccessor),
+        _ => None,
+    };
+    match (op, endpoint) {
+        (Operation::Read | Operation::Update, None) => Err((
+            Access::Acl(op),
+            EngineError::NoRoute(format!("auth/token/{rest}")),
+        )),
+        (Operation::Update, Some(e))
+        | (Operation::Read, Some(e @ (Endpoint::LookupSelf | Endpoint::Lookup))) => Ok(e),
+        (Operation::Read, Some(_)) => Err((Access::Acl(op), EngineError::UnsupportedOperation)),
+        _ => Err((Access::Nobody, EngineError::UnsupportedOperation)),
+    }
+}
+
 pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<Reply, ApiError> {
     let rest = rest.trim_end_matches('/');
     let path = format!("auth/token/{rest}");
-    // Vault's token store registers every path for update, and `lookup` and
-    // `lookup-self` for read too. A read elsewhere is checked against the ACL as a read
-    // (so a token without read there gets 403, as in Vault) and then refused: it must
-    // never act.
-    let op = match req.op {
-        Operation::Read | Operation::Update => req.op,
-        _ => return Err(ApiError::unsupported_operation()),
+    let endpoint = match route(rest, req.op) {
+        Ok(e) => e,
+        Err((access, error)) => {
+            // A path nothing serves is named as requested.
+            let error = match error {
+                EngineError::NoRoute(_) => EngineError::NoRoute(req.path.clone()),
+                e => e,
+            };
+            return apply_at(
+                core,
+                req,
+                &path,
+                Refuse { access, error },
+                |never| match never {},
+            )
+            .await;
+        }
     };
-    let caller = crate::vault::acl::authorize(core, req, &path, op).await?;
-    if op == Operation::Read && rest != "lookup-self" && rest != "lookup" {
-        return Err(match rest {
-            "create" | "create-orphan" | "lookup-accessor" | "renew-self" | "renew"
-            | "renew-accessor" | "revoke-self" | "revoke" | "revoke-orphan" | "revoke-accessor" => {
-                ApiError::unsupported_operation()
-            }
-            _ => ApiError::unsupported_path(&req.path),
-        });
-    }
-    match rest {
-        "create" | "create-orphan" => create(core, req, &caller, rest == "create-orphan").await,
-        "lookup-self" => Ok(Reply::data(lookup_data(&caller.entry, &req.token))),
-        "lookup" => {
-            let token = req.str_field("token")?.unwrap_or_else(|| req.token.clone());
-            let (_, entry) = core.tokens.lookup(&token)?;
-            Ok(Reply::data(lookup_data(&entry, &token)))
+    let auth = |found: Found| Ok(Reply::auth(auth_block(&found.id, &found.entry)));
+    let lookup = |found: Found| Ok(Reply::data(lookup_data(&found.entry, &found.id)));
+    let done = |()| Ok(Reply::no_content());
+    match endpoint {
+        Endpoint::Create(create_path) => {
+            let op = create(req, create_path);
+            apply_at(core, req, &path, op, |created| match created {
+                Created::Issued(issued) => {
+                    Ok(Reply::auth(auth_block(&issued.token, &issued.entry)))
+                }
+                Created::AttenuatedParent => Err(ApiError::new(
+                    hyper::StatusCode::FORBIDDEN,
+                    "permission denied: an attenuated token cannot create tokens (its Biscuit checks cannot be carried over to a child); create it with the base token",
+                )),
+            })
+            .await
         }
-        "lookup-accessor" => {
-            let accessor = required(req, "accessor")?;
-            let (_, entry) = core.tokens.lookup_accessor(&accessor)?;
-            Ok(Reply::data(lookup_data(&entry, "")))
+        Endpoint::LookupSelf => {
+            apply_at(core, req, &path, TokenLookupSelf { verb: req.op }, lookup).await
         }
-        "renew-self" => {
-            let entry = core
-                .tokens
-                .renew(&caller.key, req.duration_field("increment")?)
-                .await?;
-            Ok(Reply::auth(auth_block(&req.token, &entry)))
+        Endpoint::Lookup => {
+            let token = req
+                .str_field("token")
+                .map(|t| t.unwrap_or_else(|| req.token.clone()));
+            let op = TokenLookup {
+                verb: req.op,
+                token: token.map_err(Into::into),
+            };
+            apply_at(core, req, &path, op, lookup).await
         }
-        "renew" => {
-            let token = required(req, "token")?;
-            let (key, _) = subject(core, &token, "token not found")?;
-            let entry = core
-                .tokens
-                .renew(&key, req.duration_field("increment")?)
-                .await?;
-            Ok(Reply::auth(auth_block(&token, &entry)))
+        Endpoint::LookupAccessor => {
+            let op = TokenLookupAccessor {
+                accessor: required(req, "accessor"),
+            };
+            apply_at(core, req, &path, op, lookup).await
         }
-        "renew-accessor" => {
-            let accessor = required(req, "accessor")?;
-            let (key, _) = core.tokens.lookup_accessor(&accessor)?;
-            let entry = core
-                .tokens
-                .renew(&key, req.duration_field("increment")?)
-                .await?;
-            Ok(Reply::auth(auth_block("", &entry)))
+        Endpoint::RenewSelf => {
+            let op = TokenRenewSelf {
+                increment: increment(req),
+            };
+            apply_at(core, req, &path, op, auth).await
         }
-        "revoke-self" => {
-            // An attenuated Biscuit revokes itself alone, never its base token.
-            core.tokens.revoke_caller(&caller).await?;
-            Ok(Reply::no_content())
+        Endpoint::Renew => {
+            let op = TokenRenew {
+                token: required(req, "token"),
+                increment: increment(req),
+            };
+            apply_at(core, req, &path, op, auth).await
         }
-        "revoke" => {
-            let token = required(req, "token")?;
-            // A string naming no live token leaves nothing to revoke: 204, as in Vault.
-            // Everything else is revoked or the call fails; nothing answers 204 and
-            // stays usable.
-            core.tokens.revoke_token(&token).await?;
-            Ok(Reply::no_content())
+        Endpoint::RenewAccessor => {
+            let op = TokenRenewAccessor {
+                accessor: required(req, "accessor"),
+                increment: increment(req),
+            };
+            apply_at(core, req, &path, op, auth).await
         }
-        "revoke-orphan" => {
-            if !core.acl(&caller)?.has_sudo(&path) {
-                return Err(ApiError::permission_denied());
-            }
-            let token = required(req, "token")?;
-            let (key, _) = subject(core, &token, "token to revoke not found")?;
-            let (_, attenuation) = core.tokens.identify(&token)?;
-            if attenuation.is_some() {
-                // An attenuated token has no children: revoke it alone.
-                core.tokens.revoke_token(&token).await?;
-            } else {
-                core.tokens.revoke_orphan(&key).await?;
-            }
-            Ok(Reply::no_content())
+        Endpoint::RevokeSelf => apply_at(core, req, &path, TokenRevokeSelf, done).await,
+        Endpoint::Revoke => {
+            let op = TokenRevoke {
+                token: required(req, "token"),
+            };
+            apply_at(core, req, &path, op, done).await
         }
-        "revoke-accessor" => {
-            let accessor = required(req, "accessor")?;
-            let key = core.tokens.key_for_accessor(&accessor)?;
-            core.tokens.revoke(&key).await?;
-            Ok(Reply::no_content())
+        Endpoint::RevokeOrphan => {
+            let op = TokenRevokeOrphan {
+                token: required(req, "token"),
+            };
+            apply_at(core, req, &path, op, done).await
         }
-        _ => Err(ApiError::unsupported_path(&req.path)),
+        Endpoint::RevokeAccessor => {
+            let op = TokenRevokeAccessor {
+                accessor: required(req, "accessor"),
+            };
+            apply_at(core, req, &path, op, done).await
+        }
     }
 }
 
-/// The token a request names, for `renew` and `revoke-orphan`: Vault answers 400 with
-/// `missing` when it names no live token (only `lookup` answers 403).
-fn subject(
-    core: &Arc<Core>,
-    token: &str,
-    missing: &str,
-) -> Result<(String, Arc<TokenEntry>), ApiError> {
-    core.tokens.lookup(token).map_err(|e| match e {
-        engine::EngineError::Unauthenticated => ApiError::bad(missing),
-        e => e.into(),
-    })
-}
-
-fn required(req: &VaultRequest, name: &str) -> Result<String, ApiError> {
+fn required(req: &VaultRequest, name: &str) -> Result<String, EngineError> {
     req.str_field(name)?
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::bad(format!("missing {name}")))
+        .ok_or_else(|| EngineError::bad(format!("missing {name}")))
 }
 
-async fn create(
-    core: &Arc<Core>,
-    req: &VaultRequest,
-    caller: &Caller,
-    orphan: bool,
-) -> Result<Reply, ApiError> {
-    if caller.is_attenuated() {
-        return Err(ApiError::new(
-            hyper::StatusCode::FORBIDDEN,
-            "permission denied: an attenuated token cannot create tokens (its Biscuit checks cannot be carried over to a child); create it with the base token",
-        ));
+fn increment(req: &VaultRequest) -> Result<Option<u64>, EngineError> {
+    Ok(req.duration_field("increment")?)
+}
+
+fn create(req: &VaultRequest, path: CreatePath) -> TokenCreate {
+    let no_parent = match path {
+        CreatePath::CreateOrphan => Ok(true),
+        CreatePath::Create => req.bool_field("no_parent").map(|b| b.unwrap_or(false)),
+    };
+    let token_type = req.str_field("type").and_then(|t| match t {
+        Some(t) if t != "service" && t != "default" => Err(ApiError::bad(format!(
+            "unsupported token type {t:?}: this appliance issues service tokens"
+        ))),
+        _ => Ok(()),
+    });
+    TokenCreate {
+        path,
+        no_parent: no_parent.map_err(Into::into),
+        token_type: token_type.map_err(Into::into),
+        period: req.duration_field("period").map_err(Into::into),
+        request: create_request(req).map_err(Into::into),
     }
-    let acl = core.acl(caller)?;
-    let privileged = caller.is_root() || acl.has_sudo("auth/token/create");
-    let no_parent = orphan || req.bool_field("no_parent")?.unwrap_or(false);
-    if no_parent && !orphan && !privileged {
-        return Err(ApiError::bad(
-            "root or sudo privileges required to create orphan token",
-        ));
-    }
-    if let Some(t) = req.str_field("type")? {
-        if t != "service" && t != "default" {
-            return Err(ApiError::bad(format!(
-                "unsupported token type {t:?}: this appliance issues service tokens"
-            )));
-        }
-    }
-    let period = req.duration_field("period")?;
-    if period.is_some_and(|p| p > 0) && !privileged {
-        return Err(ApiError::bad(
-            "root or sudo privileges required to create periodic token",
-        ));
-    }
+}
+
+/// The fields of a create besides `no_parent`, `type` and `period`.
+fn create_request(req: &VaultRequest) -> Result<CreateRequest, ApiError> {
     let num_uses = req.u64_field("num_uses")?.unwrap_or(0);
-    let request = CreateRequest {
+    Ok(CreateRequest {
         id: req.str_field("id")?.filter(|s| !s.is_empty()),
         policies: req.list_field("policies")?.unwrap_or_default(),
         meta: req.string_map_field("meta")?,
-        no_parent,
+        no_parent: false,
         no_default_policy: req.bool_field("no_default_policy")?.unwrap_or(false),
         renewable: req.bool_field("renewable")?,
         ttl: req.duration_field("ttl")?,
         explicit_max_ttl: req.duration_field("explicit_max_ttl")?,
-        period,
+        period: None,
         display_name: req.str_field("display_name")?,
         num_uses: u32::try_from(num_uses).map_err(|_| ApiError::bad("num_uses is too large"))?,
         scopes: req.list_field("scopes")?.unwrap_or_default(),
         path: "auth/token/create".into(),
-    };
-    if request.id.is_some() && !privileged {
-        return Err(ApiError::bad(
-            "root or sudo privileges required to specify token id",
-        ));
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routed(rest: &str, op: Operation) -> Result<Endpoint, (Access, String)> {
+        route(rest, op).map_err(|(a, e)| (a, ApiError::from(e).status.to_string()))
     }
-    let issued = core.tokens.create(Some(caller), request).await?;
-    Ok(Reply::auth(auth_block(&issued.token, &issued.entry)))
+
+    #[test]
+    fn every_endpoint_takes_update() {
+        for (rest, endpoint) in [
+            ("create", Endpoint::Create(CreatePath::Create)),
+            ("create-orphan", Endpoint::Create(CreatePath::CreateOrphan)),
+            ("lookup-self", Endpoint::LookupSelf),
+            ("lookup", Endpoint::Lookup),
+            ("lookup-accessor", Endpoint::LookupAccessor),
+            ("renew-self", Endpoint::RenewSelf),
+            ("renew", Endpoint::Renew),
+            ("renew-accessor", Endpoint::RenewAccessor),
+            ("revoke-self", Endpoint::RevokeSelf),
+            ("revoke", Endpoint::Revoke),
+            ("revoke-orphan", Endpoint::RevokeOrphan),
+            ("revoke-accessor", Endpoint::RevokeAccessor),
+        ] {
+            assert_eq!(routed(rest, Operation::Update), Ok(endpoint), "{rest}");
+        }
+    }
+
+    #[test]
+    fn only_lookups_take_read() {
+        assert_eq!(
+            routed("lookup-self", Operation::Read),
+            Ok(Endpoint::LookupSelf)
+        );
+        assert_eq!(routed("lookup", Operation::Read), Ok(Endpoint::Lookup));
+        // Checked against the ACL as a read, then 405.
+        for rest in ["create", "lookup-accessor", "renew-self", "revoke-orphan"] {
+            assert_eq!(
+                routed(rest, Operation::Read),
+                Err((
+                    Access::Acl(Operation::Read),
+                    "405 Method Not Allowed".into()
+                )),
+                "{rest}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404_after_the_acl() {
+        for op in [Operation::Read, Operation::Update] {
+            assert_eq!(
+                routed("nope", op),
+                Err((Access::Acl(op), "404 Not Found".into()))
+            );
+        }
+    }
+
+    #[test]
+    fn other_verbs_are_405_before_the_acl() {
+        for op in [Operation::List, Operation::Delete, Operation::Patch] {
+            for rest in ["create", "lookup", "nope"] {
+                assert_eq!(
+                    routed(rest, op),
+                    Err((Access::Nobody, "405 Method Not Allowed".into())),
+                    "{rest} {op:?}"
+                );
+            }
+        }
+    }
 }

@@ -66,8 +66,10 @@
 
 pub mod kv;
 pub mod managed_keys;
+pub mod sys;
 #[cfg(test)]
 mod tests;
+pub mod token;
 
 use std::borrow::Cow;
 use std::future::Future;

@@ -23,9 +23,9 @@ mod lifecycle;
 mod migration;
 mod pcr_policy;
 pub mod report;
-mod unseal;
 #[cfg(test)]
 mod tests;
+mod unseal;
 
 pub use init::{InitRequest, InitResult};
 pub use lifecycle::SealStatus;

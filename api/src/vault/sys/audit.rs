@@ -9,10 +9,13 @@
 use std::sync::Arc;
 
 use engine::audit::DeviceConfig;
+use engine::ops::sys::audit::{AuditDisable, AuditEnable, AuditHash, AuditList, AuditVerify};
+use engine::ops::Access;
 use engine::policy::Operation;
 use engine::Core;
 use serde_json::{json, Map, Value};
 
+use super::{apply, not_allowed, to_json, unsupported, with_data};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
@@ -27,69 +30,76 @@ fn shape(d: &DeviceConfig) -> Value {
     })
 }
 
+fn device(req: &VaultRequest, path: &str) -> Result<DeviceConfig, ApiError> {
+    let kind = req
+        .str_field("type")?
+        .ok_or_else(|| ApiError::bad("type is required"))?;
+    Ok(DeviceConfig {
+        path: path.to_string(),
+        kind,
+        description: req.str_field("description")?.unwrap_or_default(),
+        options: req.string_map_field("options")?.unwrap_or_default(),
+        local: req.bool_field("local")?.unwrap_or(false),
+    })
+}
+
 pub async fn handle(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<Reply, ApiError> {
     if tail.is_empty() {
         if req.op != Operation::Read {
-            return Err(ApiError::unsupported_operation());
+            return not_allowed(core, req).await;
         }
-        super::authorize_sudo(core, req, Operation::Read).await?;
-        let mut map = Map::new();
-        for d in core.audit.list()? {
-            map.insert(d.path.clone(), shape(&d));
-        }
-        let data = Value::Object(map);
-        let mut body = data.clone();
-        body["data"] = data;
-        return Ok(Reply::raw(body));
+        return apply(core, req, AuditList, |devices| {
+            let mut map = Map::new();
+            for d in &devices {
+                map.insert(d.path.clone(), shape(d));
+            }
+            Ok(with_data(Value::Object(map)))
+        })
+        .await;
     }
     match req.op {
         Operation::Update | Operation::Create => {
-            super::authorize_sudo(core, req, Operation::Update).await?;
-            let kind = req
-                .str_field("type")?
-                .ok_or_else(|| ApiError::bad("type is required"))?;
-            core.audit
-                .enable(DeviceConfig {
-                    path: tail.to_string(),
-                    kind,
-                    description: req.str_field("description")?.unwrap_or_default(),
-                    options: req.string_map_field("options")?.unwrap_or_default(),
-                    local: req.bool_field("local")?.unwrap_or(false),
-                })
-                .await?;
-            tracing::info!(device = tail, "audit device enabled");
-            Ok(Reply::no_content())
+            let op = AuditEnable {
+                device: device(req, tail).map_err(Into::into),
+            };
+            apply(core, req, op, |()| Ok(Reply::no_content())).await
         }
         Operation::Delete => {
-            super::authorize_sudo(core, req, Operation::Delete).await?;
-            if core.audit.disable(tail).await? {
-                tracing::info!(device = tail, "audit device disabled");
-            }
-            Ok(Reply::no_content())
+            let op = AuditDisable {
+                path: tail.to_string(),
+            };
+            apply(core, req, op, |()| Ok(Reply::no_content())).await
         }
-        _ => Err(super::unsupported(core, req, true).await),
+        _ => unsupported(core, req, Access::AclSudo).await,
     }
 }
 
 pub async fn hash(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<Reply, ApiError> {
     if req.op != Operation::Update {
-        return Err(super::unsupported(core, req, true).await);
+        return unsupported(core, req, Access::AclSudo).await;
     }
-    super::authorize_sudo(core, req, Operation::Update).await?;
     let input = req
-        .str_field("input")?
-        .ok_or_else(|| ApiError::bad("input is required"))?;
-    let hash = core.audit.hash(tail, &input)?;
-    Ok(Reply::raw(json!({"hash": hash, "data": {"hash": hash}})))
+        .str_field("input")
+        .and_then(|i| i.ok_or_else(|| ApiError::bad("input is required")));
+    let op = AuditHash {
+        device: tail.to_string(),
+        input: input.map_err(Into::into),
+    };
+    apply(core, req, op, |hash| {
+        Ok(Reply::raw(json!({"hash": hash, "data": {"hash": hash}})))
+    })
+    .await
 }
 
 pub async fn verify(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<Reply, ApiError> {
     if req.op != Operation::Read {
-        return Err(ApiError::unsupported_operation());
+        return not_allowed(core, req).await;
     }
-    super::authorize_sudo(core, req, Operation::Read).await?;
-    let report = core.audit.verify(tail).await?;
-    let data = serde_json::to_value(&report)
-        .map_err(|e| ApiError::from(engine::EngineError::internal(e)))?;
-    Ok(Reply::raw(json!({"data": data})))
+    let op = AuditVerify {
+        device: tail.to_string(),
+    };
+    apply(core, req, op, |report| {
+        Ok(Reply::raw(json!({"data": to_json(&report)?})))
+    })
+    .await
 }

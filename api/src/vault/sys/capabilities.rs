@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
-use engine::policy::{Acl, Operation};
+use engine::ops::sys::capabilities::{Capabilities, PathCapabilities, Subject};
+use engine::ops::Access;
+use engine::policy::Operation;
 use engine::Core;
 use serde_json::{Map, Value};
 
+use super::{apply, unsupported, with_data};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
@@ -21,66 +24,48 @@ fn paths(req: &VaultRequest) -> Result<Vec<String>, ApiError> {
     Ok(paths)
 }
 
-fn answer(acl: &Acl, paths: Vec<String>) -> Reply {
+fn answer(paths: Vec<PathCapabilities>) -> Result<Reply, ApiError> {
     let mut body = Map::new();
     let mut all: Vec<String> = Vec::new();
     for p in paths {
-        let p = p.trim_start_matches('/').to_string();
-        let mut caps: Vec<String> = acl
-            .capabilities(&p)
-            .names()
-            .into_iter()
-            .map(String::from)
-            .collect();
-        if caps.is_empty() {
-            caps.push("deny".into());
-        }
-        caps.sort();
-        all.extend(caps.iter().cloned());
-        body.insert(p, Value::from(caps));
+        all.extend(p.capabilities.iter().cloned());
+        body.insert(p.path, Value::from(p.capabilities));
     }
     all.sort();
     all.dedup();
     body.insert("capabilities".into(), Value::from(all));
-    let data = Value::Object(body.clone());
-    let mut reply = Value::Object(body);
-    reply["data"] = data;
-    Reply::raw(reply)
+    Ok(with_data(Value::Object(body)))
+}
+
+async fn capabilities(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    subject: Subject,
+) -> Result<Reply, ApiError> {
+    if req.op != Operation::Update {
+        return unsupported(core, req, Access::Acl).await;
+    }
+    let op = Capabilities {
+        subject,
+        paths: paths(req).map_err(Into::into),
+    };
+    apply(core, req, op, answer).await
 }
 
 pub async fn self_(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
-    if req.op != Operation::Update {
-        return Err(super::unsupported(core, req, false).await);
-    }
-    let caller = super::authorize(core, req, Operation::Update).await?;
-    let acl = core.acl(&caller)?;
-    Ok(answer(&acl, paths(req)?))
+    capabilities(core, req, Subject::Caller).await
 }
 
 pub async fn of_token(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
-    if req.op != Operation::Update {
-        return Err(super::unsupported(core, req, false).await);
-    }
-    super::authorize(core, req, Operation::Update).await?;
     let token = req
-        .str_field("token")?
-        .ok_or_else(|| ApiError::bad("missing token"))?;
-    let (key, entry) = core.tokens.lookup(&token)?;
-    let caller = engine::token::Caller::new(key, entry);
-    let acl = core.acl(&caller)?;
-    Ok(answer(&acl, paths(req)?))
+        .str_field("token")
+        .and_then(|t| t.ok_or_else(|| ApiError::bad("missing token")));
+    capabilities(core, req, Subject::Token(token.map_err(Into::into))).await
 }
 
 pub async fn of_accessor(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
-    if req.op != Operation::Update {
-        return Err(super::unsupported(core, req, false).await);
-    }
-    super::authorize(core, req, Operation::Update).await?;
     let accessor = req
-        .str_field("accessor")?
-        .ok_or_else(|| ApiError::bad("missing accessor"))?;
-    let (key, entry) = core.tokens.lookup_accessor(&accessor)?;
-    let caller = engine::token::Caller::new(key, entry);
-    let acl = core.acl(&caller)?;
-    Ok(answer(&acl, paths(req)?))
+        .str_field("accessor")
+        .and_then(|a| a.ok_or_else(|| ApiError::bad("missing accessor")));
+    capabilities(core, req, Subject::Accessor(accessor.map_err(Into::into))).await
 }

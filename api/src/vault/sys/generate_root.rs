@@ -11,9 +11,14 @@
 
 use std::sync::Arc;
 
+use engine::generate_root::GenerateRootStatus;
+use engine::ops::sys::generate_root::{
+    GenerateRootCancel, GenerateRootKey, GenerateRootRead, GenerateRootStart, GenerateRootUpdate,
+};
 use engine::policy::Operation;
 use engine::Core;
 
+use super::{apply, to_json};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
@@ -25,44 +30,56 @@ pub enum Shape {
     Data,
 }
 
-fn reply(
-    shape: Shape,
-    status: engine::generate_root::GenerateRootStatus,
-) -> Result<Reply, ApiError> {
-    let value = serde_json::to_value(status)
-        .map_err(|_| ApiError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?;
-    Ok(match shape {
-        Shape::Flat => Reply::raw(value),
-        Shape::Data => Reply::data(value),
-    })
+impl Shape {
+    fn reply(self, status: GenerateRootStatus) -> Result<Reply, ApiError> {
+        let value = to_json(status)?;
+        Ok(match self {
+            Shape::Flat => Reply::raw(value),
+            Shape::Data => Reply::data(value),
+        })
+    }
 }
 
-pub fn attempt(core: &Arc<Core>, req: &VaultRequest, shape: Shape) -> Result<Reply, ApiError> {
+pub async fn attempt(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    shape: Shape,
+) -> Result<Reply, ApiError> {
     match req.op {
-        Operation::Read => reply(shape, core.generate_root_status()?),
+        Operation::Read => apply(core, req, GenerateRootRead, |s| shape.reply(s)).await,
         Operation::Update | Operation::Create => {
-            let otp = req.str_field("otp")?;
-            let pgp = req.str_field("pgp_key")?;
-            reply(shape, core.generate_root_init(otp, pgp)?)
+            let op = GenerateRootStart {
+                otp: req.str_field("otp").map_err(Into::into),
+                pgp_key: req.str_field("pgp_key").map_err(Into::into),
+            };
+            apply(core, req, op, |s| shape.reply(s)).await
         }
         Operation::Delete => {
-            core.generate_root_cancel();
-            Ok(Reply::no_content())
+            apply(core, req, GenerateRootCancel, |()| Ok(Reply::no_content())).await
         }
         _ => Err(ApiError::unsupported_operation()),
     }
 }
 
-pub async fn update(core: &Arc<Core>, req: &VaultRequest, shape: Shape) -> Result<Reply, ApiError> {
-    if !matches!(req.op, Operation::Update | Operation::Create) {
-        return Err(ApiError::unsupported_operation());
-    }
+fn key(req: &VaultRequest) -> Result<GenerateRootKey, ApiError> {
     let key = req
         .str_field("key")?
         .ok_or_else(|| ApiError::bad("'key' must be specified in request body as JSON"))?;
     let nonce = req
         .str_field("nonce")?
         .ok_or_else(|| ApiError::bad("'nonce' must be specified in request body as JSON"))?;
-    let share = super::seal::decode_key(&key)?;
-    reply(shape, core.generate_root_update(share, &nonce).await?)
+    Ok(GenerateRootKey {
+        share: super::seal::decode_key(&key)?,
+        nonce,
+    })
+}
+
+pub async fn update(core: &Arc<Core>, req: &VaultRequest, shape: Shape) -> Result<Reply, ApiError> {
+    if !matches!(req.op, Operation::Update | Operation::Create) {
+        return Err(ApiError::unsupported_operation());
+    }
+    let op = GenerateRootUpdate {
+        key: key(req).map_err(Into::into),
+    };
+    apply(core, req, op, |s| shape.reply(s)).await
 }

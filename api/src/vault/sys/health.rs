@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use engine::ops::sys::health::{Health, Leader};
 use engine::policy::Operation;
 use engine::Core;
 use hyper::StatusCode;
 use serde_json::json;
 
+use super::apply;
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
@@ -16,53 +18,54 @@ fn code(req: &VaultRequest, name: &str, default: u16) -> Result<StatusCode, ApiE
     StatusCode::from_u16(code).map_err(|_| ApiError::bad(format!("invalid {name}: {code}")))
 }
 
-pub fn health(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+pub async fn health(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Read {
         return Err(ApiError::unsupported_operation());
     }
-    let initialized = core.is_initialized()?;
-    let sealed = core.is_sealed();
-    // This appliance is always the active node: standby codes never apply.
-    let status = if !initialized {
-        code(req, "uninitcode", 501)?
-    } else if sealed {
-        code(req, "sealedcode", 503)?
-    } else {
-        code(req, "activecode", 200)?
-    };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    Ok(Reply::raw(json!({
-        "initialized": initialized,
-        "sealed": sealed,
-        "standby": false,
-        "performance_standby": false,
-        "replication_performance_mode": "disabled",
-        "replication_dr_mode": "disabled",
-        "server_time_utc": now,
-        "version": engine::core::VERSION,
-        "enterprise": false,
-        "cluster_name": "ironseal",
-        "cluster_id": "",
-        "echo_duration_ms": 0,
-        "clock_skew_ms": 0,
-    }))
-    .with_status(status))
+    apply(core, req, Health, |h| {
+        // This appliance is always the active node: standby codes never apply.
+        let status = if !h.initialized {
+            code(req, "uninitcode", 501)?
+        } else if h.sealed {
+            code(req, "sealedcode", 503)?
+        } else {
+            code(req, "activecode", 200)?
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        Ok(Reply::raw(json!({
+            "initialized": h.initialized,
+            "sealed": h.sealed,
+            "standby": false,
+            "performance_standby": false,
+            "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled",
+            "server_time_utc": now,
+            "version": engine::core::VERSION,
+            "enterprise": false,
+            "cluster_name": "ironseal",
+            "cluster_id": "",
+            "echo_duration_ms": 0,
+            "clock_skew_ms": 0,
+        }))
+        .with_status(status))
+    })
+    .await
 }
 
-pub fn leader(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+pub async fn leader(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
     if req.op != Operation::Read {
         return Err(ApiError::unsupported_operation());
     }
-    if core.is_sealed() {
-        return Err(engine::EngineError::Sealed.into());
-    }
-    Ok(Reply::raw(json!({
-        "ha_enabled": false,
-        "is_self": false,
-        "active_time": "0001-01-01T00:00:00Z",
-        "leader_address": "",
-        "leader_cluster_address": "",
-        "performance_standby": false,
-        "performance_standby_last_remote_wal": 0,
-    })))
+    apply(core, req, Leader, |()| {
+        Ok(Reply::raw(json!({
+            "ha_enabled": false,
+            "is_self": false,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        })))
+    })
+    .await
 }

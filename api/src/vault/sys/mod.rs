@@ -1,7 +1,8 @@
-//! The built-in `sys/` backend.
+//! The built-in `sys/` backend. `sys/` paths are named without their trailing slash, in
+//! the ACL as in the audit log, as Vault's are.
 
 mod audit;
-mod auth_tune;
+mod auth;
 mod capabilities;
 mod generate_root;
 mod health;
@@ -11,11 +12,14 @@ mod mounts;
 mod policies;
 mod seal;
 mod seal_policy;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
-use engine::policy::Operation;
-use engine::Core;
+use engine::ops::{Access, Op, Refuse};
+use engine::{Core, EngineError};
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::request::VaultRequest;
@@ -26,24 +30,24 @@ pub async fn unauthenticated(
     core: &Arc<Core>,
     req: &VaultRequest,
 ) -> Option<Result<Reply, ApiError>> {
-    Some(match req.path.trim_end_matches('/') {
+    Some(match path(req) {
         "sys/init" => init::handle(core, req).await,
         "sys/seal-status" => seal::status(core, req).await,
         "sys/unseal" => seal::unseal(core, req).await,
-        "sys/health" => health::health(core, req),
+        "sys/health" => health::health(core, req).await,
         "sys/generate-root/attempt" => {
-            generate_root::attempt(core, req, generate_root::Shape::Flat)
+            generate_root::attempt(core, req, generate_root::Shape::Flat).await
         }
         "sys/generate-root/update" => {
             generate_root::update(core, req, generate_root::Shape::Flat).await
         }
         "sys/generate-root-token/attempt" => {
-            generate_root::attempt(core, req, generate_root::Shape::Data)
+            generate_root::attempt(core, req, generate_root::Shape::Data).await
         }
         "sys/generate-root-token/update" => {
             generate_root::update(core, req, generate_root::Shape::Data).await
         }
-        "sys/leader" => health::leader(core, req),
+        "sys/leader" => health::leader(core, req).await,
         _ => return None,
     })
 }
@@ -76,75 +80,70 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("audit", t) => audit::handle(core, req, t).await,
         ("audit-hash", t) if !t.is_empty() => audit::hash(core, req, t).await,
         ("audit-verify", t) if !t.is_empty() => audit::verify(core, req, t).await,
-        ("auth", "") => auth_list(core, req).await,
-        ("auth", "token/tune") => auth_tune::handle(core, req, auth_tune::Door::Auth).await,
-        _ => Err(ApiError::unsupported_path(&req.path)),
-    }
-}
-
-/// Checks the caller for `op` on the request's own path, as most `sys/` endpoints need.
-pub(crate) async fn authorize(
-    core: &Arc<Core>,
-    req: &VaultRequest,
-    op: Operation,
-) -> Result<engine::token::Caller, ApiError> {
-    crate::vault::acl::authorize(core, req, req.path.trim_end_matches('/'), op).await
-}
-
-/// The answer to an operation a path does not declare. Vault's request handling asks
-/// the ACL first, so a token without that capability there gets 403 and anyone else
-/// 405; either way nothing runs. `sudo`: the path is one of Vault's root paths.
-pub(crate) async fn unsupported(core: &Arc<Core>, req: &VaultRequest, sudo: bool) -> ApiError {
-    let checked = if sudo {
-        authorize_sudo(core, req, req.op).await
-    } else {
-        authorize(core, req, req.op).await
-    };
-    match checked {
-        Err(e) => e,
-        Ok(_) => ApiError::unsupported_operation(),
-    }
-}
-
-/// Endpoints Vault marks as needing `sudo` on top of the usual capability.
-pub(crate) async fn authorize_sudo(
-    core: &Arc<Core>,
-    req: &VaultRequest,
-    op: Operation,
-) -> Result<engine::token::Caller, ApiError> {
-    let caller = authorize(core, req, op).await?;
-    let acl = core.acl(&caller)?;
-    if !acl.has_sudo(req.path.trim_end_matches('/')) {
-        return Err(ApiError::permission_denied());
-    }
-    Ok(caller)
-}
-
-/// `sys/auth`: the token store is the one auth method.
-async fn auth_list(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
-    if req.op != Operation::Read {
-        return Err(ApiError::bad(
-            "only the token auth method is available on this appliance",
-        ));
-    }
-    authorize(core, req, Operation::Read).await?;
-    let token = serde_json::json!({
-        "token/": {
-            "type": "token",
-            "description": "token based credentials",
-            "accessor": "auth_token_ironseal",
-            "config": {
-                "default_lease_ttl": core.tokens.mount_ttls().default_lease_ttl,
-                "max_lease_ttl": core.tokens.mount_ttls().max_lease_ttl,
-                "token_type": "default-service",
-            },
-            "local": false,
-            "seal_wrap": false,
-            "options": null,
-            "uuid": "",
+        ("auth", "") => auth::list(core, req).await,
+        ("auth", "token/tune") => auth::tune(core, req, auth::TuneVia::Auth).await,
+        _ => {
+            refuse(
+                core,
+                req,
+                Access::Nobody,
+                EngineError::NoRoute(req.path.clone()),
+            )
+            .await
         }
-    });
-    let mut body = token.clone();
-    body["data"] = token;
-    Ok(Reply::raw(body))
+    }
+}
+
+/// The request's path as `sys/` names it.
+fn path(req: &VaultRequest) -> &str {
+    req.path.trim_end_matches('/')
+}
+
+/// [`crate::vault::apply`] on the `sys/` path.
+async fn apply<O: Op>(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    op: O,
+    ok: impl Fn(O::Output) -> Result<Reply, ApiError>,
+) -> Result<Reply, ApiError> {
+    crate::vault::apply_at(core, req, path(req), op, ok).await
+}
+
+/// Answers `error` once `access` is checked on the `sys/` path.
+async fn refuse(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    access: Access,
+    error: EngineError,
+) -> Result<Reply, ApiError> {
+    apply(core, req, Refuse { access, error }, |never| match never {}).await
+}
+
+/// An operation the path does not declare. Vault's request handling asks the ACL first
+/// (`access`: the request's capability there, with `sudo` on a root path), so a token
+/// without it gets 403 and anyone else 405; either way nothing runs.
+async fn unsupported(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    access: fn(engine::policy::Operation) -> Access,
+) -> Result<Reply, ApiError> {
+    refuse(core, req, access(req.op), EngineError::UnsupportedOperation).await
+}
+
+/// An operation the path does not take, answered 405 to anyone (audited, nothing runs).
+async fn not_allowed(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+    refuse(core, req, Access::Nobody, EngineError::UnsupportedOperation).await
+}
+
+/// Vault's older `sys/` answers carry their fields both at the top level and under
+/// `data`.
+fn with_data(body: Value) -> Reply {
+    let mut reply = body.clone();
+    reply["data"] = body;
+    Reply::raw(reply)
+}
+
+/// A status the engine typed, as JSON.
+fn to_json<T: serde::Serialize>(value: T) -> Result<Value, ApiError> {
+    serde_json::to_value(value).map_err(|e| EngineError::internal(e).into())
 }

@@ -5,10 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use engine::mounts::{normalize_mount_path, MountConfig, MountEntry};
+use engine::ops::sys::auth::TuneVia;
+use engine::ops::sys::mounts::{
+    MountDisable, MountEnable, MountOf, MountRead, MountSpec, MountTune, MountTuneRead,
+    MountTuneSpec, MountsList,
+};
 use engine::policy::Operation;
 use engine::Core;
 use serde_json::{json, Map, Value};
 
+use super::{apply, not_allowed, with_data};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
@@ -51,49 +57,46 @@ fn system_mount() -> Value {
     })
 }
 
-fn with_data(body: Value) -> Reply {
-    let mut reply = body.clone();
-    reply["data"] = body;
-    Reply::raw(reply)
-}
-
 pub async fn handle(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<Reply, ApiError> {
     if tail.is_empty() {
         if req.op != Operation::Read {
-            return Err(ApiError::unsupported_operation());
+            return not_allowed(core, req).await;
         }
-        super::authorize(core, req, Operation::Read).await?;
-        let mut all = Map::new();
-        for m in core.mounts.list() {
-            all.insert(m.entry.path.clone(), mount_json(&m.entry));
-        }
-        all.insert("sys/".into(), system_mount());
-        return Ok(with_data(Value::Object(all)));
+        return apply(core, req, MountsList, |mounts| {
+            let mut all = Map::new();
+            for m in &mounts {
+                all.insert(m.path.clone(), mount_json(m));
+            }
+            all.insert("sys/".into(), system_mount());
+            Ok(with_data(Value::Object(all)))
+        })
+        .await;
     }
     if let Some(path) = tail.strip_suffix("/tune") {
         return tune(core, req, path).await;
     }
+    let path = tail.to_string();
     match req.op {
-        Operation::Update => enable(core, req, tail).await,
+        Operation::Update => {
+            let op = MountEnable {
+                path,
+                spec: spec(req).map_err(Into::into),
+            };
+            apply(core, req, op, |()| Ok(Reply::no_content())).await
+        }
         Operation::Read => {
-            super::authorize(core, req, Operation::Read).await?;
-            let path = normalize_mount_path(tail)?;
-            let m = core
-                .mounts
-                .get(&path)
-                .ok_or_else(|| ApiError::bad(format!("no mount at {path:?}")))?;
-            Ok(with_data(mount_json(&m.entry)))
+            apply(core, req, MountRead { path }, |m| {
+                Ok(with_data(mount_json(&m)))
+            })
+            .await
         }
         Operation::Delete => {
-            super::authorize(core, req, Operation::Delete).await?;
-            let path = normalize_mount_path(tail)?;
-            if core.mounts.get(&path).is_some() {
-                core.mounts.unmount(&path).await?;
-                tracing::info!(path = %path, "secrets engine disabled");
-            }
-            Ok(Reply::no_content())
+            apply(core, req, MountDisable { path }, |()| {
+                Ok(Reply::no_content())
+            })
+            .await
         }
-        _ => Err(ApiError::unsupported_operation()),
+        _ => not_allowed(core, req).await,
     }
 }
 
@@ -117,98 +120,78 @@ fn config_ttls(req: &VaultRequest, config: &mut MountConfig) -> Result<(), ApiEr
     Ok(())
 }
 
-async fn enable(core: &Arc<Core>, req: &VaultRequest, path: &str) -> Result<Reply, ApiError> {
-    super::authorize(core, req, Operation::Update).await?;
+fn spec(req: &VaultRequest) -> Result<MountSpec, ApiError> {
     let kind = req
         .str_field("type")?
         .ok_or_else(|| ApiError::bad("missing type"))?;
     let mut config = MountConfig::default();
     config_ttls(req, &mut config)?;
-    let entry = core
-        .mounts
-        .mount(
-            path,
-            &kind,
-            req.str_field("description")?.unwrap_or_default(),
-            string_options(req)?,
-            config,
-        )
-        .await?;
-    tracing::info!(path = %entry.path, kind = entry.kind.as_str(), "secrets engine enabled");
-    Ok(Reply::no_content())
+    Ok(MountSpec {
+        kind,
+        description: req.str_field("description")?.unwrap_or_default(),
+        options: string_options(req)?,
+        config,
+    })
+}
+
+fn tune_spec(req: &VaultRequest) -> Result<MountTuneSpec, ApiError> {
+    let ttl = |name: &str| -> Result<Option<u64>, ApiError> {
+        req.body
+            .get(name)
+            .map(engine::duration::duration_from_json)
+            .transpose()
+            .map_err(Into::into)
+    };
+    Ok(MountTuneSpec {
+        default_lease_ttl: ttl("default_lease_ttl")?,
+        max_lease_ttl: ttl("max_lease_ttl")?,
+        description: req.str_field("description")?,
+        options: string_options(req)?,
+    })
 }
 
 async fn tune(core: &Arc<Core>, req: &VaultRequest, path: &str) -> Result<Reply, ApiError> {
     let path = normalize_mount_path(path)?;
     if path == "auth/token/" {
-        return super::auth_tune::handle(core, req, super::auth_tune::Door::Mounts).await;
+        return super::auth::tune(core, req, TuneVia::Mounts).await;
     }
     match req.op {
         Operation::Read => {
-            super::authorize(core, req, Operation::Read).await?;
-            let m = core
-                .mounts
-                .get(&path)
-                .ok_or_else(|| ApiError::bad(format!("no mount at {path:?}")))?;
-            let e = &m.entry;
-            Ok(with_data(json!({
-                "default_lease_ttl": e.config.default_lease_ttl,
-                "max_lease_ttl": e.config.max_lease_ttl,
-                "force_no_cache": e.config.force_no_cache,
-                "description": e.description,
-                "options": e.options,
-            })))
+            apply(core, req, MountTuneRead { path }, |e| {
+                Ok(with_data(json!({
+                    "default_lease_ttl": e.config.default_lease_ttl,
+                    "max_lease_ttl": e.config.max_lease_ttl,
+                    "force_no_cache": e.config.force_no_cache,
+                    "description": e.description,
+                    "options": e.options,
+                })))
+            })
+            .await
         }
         Operation::Update => {
-            super::authorize(core, req, Operation::Update).await?;
-            let mut ttls = MountConfig::default();
-            let has_default = req.body.contains_key("default_lease_ttl");
-            let has_max = req.body.contains_key("max_lease_ttl");
-            if let Some(v) = req.body.get("default_lease_ttl") {
-                ttls.default_lease_ttl = engine::duration::duration_from_json(v)?;
-            }
-            if let Some(v) = req.body.get("max_lease_ttl") {
-                ttls.max_lease_ttl = engine::duration::duration_from_json(v)?;
-            }
-            core.mounts
-                .tune(
-                    &path,
-                    req.str_field("description")?,
-                    |c| {
-                        if has_default {
-                            c.default_lease_ttl = ttls.default_lease_ttl;
-                        }
-                        if has_max {
-                            c.max_lease_ttl = ttls.max_lease_ttl;
-                        }
-                    },
-                    string_options(req)?,
-                )
-                .await?;
-            Ok(Reply::no_content())
+            let op = MountTune {
+                path,
+                spec: tune_spec(req).map_err(Into::into),
+            };
+            apply(core, req, op, |()| Ok(Reply::no_content())).await
         }
-        _ => Err(ApiError::unsupported_operation()),
+        _ => not_allowed(core, req).await,
     }
 }
 
 /// Any valid token may learn which engine serves a path; the answer reveals no data.
 pub async fn ui_mount(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<Reply, ApiError> {
     if req.op != Operation::Read {
-        return Err(ApiError::unsupported_operation());
+        return not_allowed(core, req).await;
     }
-    core.authenticate(&req.token, &req.path, Operation::Read)
-        .await?;
     let target = tail.trim_start_matches("ui/mounts").trim_start_matches('/');
-    let probe = if target.ends_with('/') {
-        target.to_string()
-    } else {
-        format!("{target}/")
+    let op = MountOf {
+        target: target.to_string(),
     };
-    let (m, _) = core
-        .mounts
-        .route(&probe)
-        .ok_or_else(|| ApiError::bad(format!("no mount at {target:?}")))?;
-    let mut body = mount_json(&m.entry);
-    body["path"] = Value::from(m.entry.path.clone());
-    Ok(Reply::data(body))
+    apply(core, req, op, |m| {
+        let mut body = mount_json(&m);
+        body["path"] = Value::from(m.path.clone());
+        Ok(Reply::data(body))
+    })
+    .await
 }

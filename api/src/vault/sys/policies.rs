@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
+use engine::ops::sys::policies::{PolicyDelete, PolicyList, PolicyRead, PolicyWrite};
 use engine::policy::Operation;
 use engine::Core;
 use serde_json::json;
 
+use super::{apply, not_allowed, with_data};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
+use crate::vault::apply_at;
 
 fn policy_text(req: &VaultRequest) -> Result<String, ApiError> {
     req.str_field("policy")?
@@ -19,59 +22,65 @@ fn policy_text(req: &VaultRequest) -> Result<String, ApiError> {
 pub async fn handle(core: &Arc<Core>, req: &VaultRequest, name: &str) -> Result<Reply, ApiError> {
     if name.is_empty() {
         if !matches!(req.op, Operation::List | Operation::Read) {
-            return Err(ApiError::unsupported_operation());
+            return not_allowed(core, req).await;
         }
-        crate::vault::acl::authorize(core, req, "sys/policies/acl", Operation::List).await?;
-        return Ok(Reply::data(json!({ "keys": core.policies.list()? })));
+        let op = PolicyList {
+            verb: Operation::List,
+        };
+        return apply_at(core, req, "sys/policies/acl", op, |names| {
+            Ok(Reply::data(json!({ "keys": names })))
+        })
+        .await;
     }
+    let name = name.to_string();
     match req.op {
         Operation::Read => {
-            super::authorize(core, req, Operation::Read).await?;
-            let raw = core
-                .policies
-                .read_raw(name)?
-                .ok_or_else(ApiError::not_found_empty)?;
-            Ok(Reply::data(
-                json!({ "name": name.to_lowercase(), "policy": raw }),
-            ))
+            let shown = name.to_lowercase();
+            apply(core, req, PolicyRead { name }, |raw| {
+                Ok(Reply::data(json!({ "name": shown, "policy": raw })))
+            })
+            .await
         }
         Operation::Update => {
-            super::authorize(core, req, Operation::Update).await?;
-            core.policies.put(name, &policy_text(req)?).await?;
-            Ok(Reply::no_content())
+            let op = PolicyWrite {
+                name,
+                text: policy_text(req).map_err(Into::into),
+            };
+            apply(core, req, op, |()| Ok(Reply::no_content())).await
         }
         Operation::Delete => {
-            super::authorize(core, req, Operation::Delete).await?;
-            core.policies.delete(name).await?;
-            Ok(Reply::no_content())
+            apply(core, req, PolicyDelete { name }, |()| {
+                Ok(Reply::no_content())
+            })
+            .await
         }
-        _ => Err(ApiError::unsupported_operation()),
+        _ => not_allowed(core, req).await,
     }
 }
 
 /// `sys/policy[/name]`: the same store, in the older response shapes.
 pub async fn legacy(core: &Arc<Core>, req: &VaultRequest, name: &str) -> Result<Reply, ApiError> {
     if name.is_empty() {
-        crate::vault::acl::authorize(core, req, "sys/policy", Operation::Read).await?;
-        let names = core.policies.list()?;
-        let body = json!({ "policies": names, "keys": names });
-        let mut reply = body.clone();
-        reply["data"] = body;
-        return Ok(Reply::raw(reply));
+        let op = PolicyList {
+            verb: Operation::Read,
+        };
+        return apply_at(core, req, "sys/policy", op, |names| {
+            Ok(with_data(json!({ "policies": names, "keys": names })))
+        })
+        .await;
     }
     match req.op {
         Operation::Read => {
-            super::authorize(core, req, Operation::Read).await?;
-            let raw = core
-                .policies
-                .read_raw(name)?
-                .ok_or_else(ApiError::not_found_empty)?;
-            let body = json!({ "name": name.to_lowercase(), "rules": raw });
-            let mut reply = body.clone();
-            reply["data"] = body;
-            Ok(Reply::raw(reply))
+            let shown = name.to_lowercase();
+            let op = PolicyRead {
+                name: name.to_string(),
+            };
+            apply(core, req, op, |raw| {
+                Ok(with_data(json!({ "name": shown, "rules": raw })))
+            })
+            .await
         }
         Operation::Update | Operation::Delete => handle(core, req, name).await,
-        _ => Err(ApiError::unsupported_operation()),
+        _ => not_allowed(core, req).await,
     }
 }

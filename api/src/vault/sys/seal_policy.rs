@@ -12,11 +12,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use engine::ops::sys::seal_policy::{AuthorizePcrs, Reseal, SealPolicyRead};
+use engine::ops::Access;
 use engine::policy::Operation;
-use engine::Core;
+use engine::{Core, EngineError};
 use engine::{PcrTarget, SealPolicyReport};
 use serde_json::{json, Value};
 
+use super::{apply, not_allowed, refuse};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
@@ -24,42 +27,60 @@ use crate::response::Reply;
 pub async fn handle(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<Reply, ApiError> {
     match (tail, req.op) {
         ("", Operation::Read) => {
-            super::authorize_sudo(core, req, Operation::Read).await?;
-            req.refuse_unknown(&[])?;
-            Ok(reply(core.seal_policy().await?))
+            let op = SealPolicyRead {
+                params: req.refuse_unknown(&[]).map_err(Into::into),
+            };
+            apply(core, req, op, reply).await
         }
         ("authorize-pcrs", Operation::Update) => {
-            super::authorize_sudo(core, req, Operation::Update).await?;
-            req.refuse_unknown(&["pcrs", "extend"])?;
-            let mut targets = BTreeMap::new();
-            for (pcr, value) in entries(req.field("pcrs"), "pcrs")? {
-                if targets.insert(pcr, PcrTarget::Value(value)).is_some() {
-                    return Err(ApiError::bad(format!("pcrs names PCR {pcr} twice")));
-                }
-            }
-            for (pcr, digest) in entries(req.field("extend"), "extend")? {
-                match targets
-                    .entry(pcr)
-                    .or_insert_with(|| PcrTarget::Extend(Vec::new()))
-                {
-                    PcrTarget::Extend(list) => list.push(digest),
-                    PcrTarget::Value(_) => {
-                        return Err(ApiError::bad(format!(
-                            "PCR {pcr} is in both pcrs and extend: give one or the other"
-                        )))
-                    }
-                }
-            }
-            Ok(reply(core.authorize_pcrs(targets).await?))
+            let op = AuthorizePcrs {
+                targets: targets(req).map_err(Into::into),
+            };
+            apply(core, req, op, reply).await
         }
         ("reseal", Operation::Update) => {
-            super::authorize_sudo(core, req, Operation::Update).await?;
-            req.refuse_unknown(&[])?;
-            Ok(reply(core.reseal().await?))
+            let op = Reseal {
+                params: req.refuse_unknown(&[]).map_err(Into::into),
+            };
+            apply(core, req, op, reply).await
         }
-        ("" | "authorize-pcrs" | "reseal", _) => Err(ApiError::unsupported_operation()),
-        _ => Err(ApiError::unsupported_path(&req.path)),
+        ("" | "authorize-pcrs" | "reseal", _) => not_allowed(core, req).await,
+        _ => {
+            refuse(
+                core,
+                req,
+                Access::Nobody,
+                EngineError::NoRoute(req.path.clone()),
+            )
+            .await
+        }
     }
+}
+
+/// The PCR values to sign: `pcrs` gives them, `extend` digests to extend into the
+/// current values.
+fn targets(req: &VaultRequest) -> Result<BTreeMap<u8, PcrTarget>, ApiError> {
+    req.refuse_unknown(&["pcrs", "extend"])?;
+    let mut targets = BTreeMap::new();
+    for (pcr, value) in entries(req.field("pcrs"), "pcrs")? {
+        if targets.insert(pcr, PcrTarget::Value(value)).is_some() {
+            return Err(ApiError::bad(format!("pcrs names PCR {pcr} twice")));
+        }
+    }
+    for (pcr, digest) in entries(req.field("extend"), "extend")? {
+        match targets
+            .entry(pcr)
+            .or_insert_with(|| PcrTarget::Extend(Vec::new()))
+        {
+            PcrTarget::Extend(list) => list.push(digest),
+            PcrTarget::Value(_) => {
+                return Err(ApiError::bad(format!(
+                    "PCR {pcr} is in both pcrs and extend: give one or the other"
+                )))
+            }
+        }
+    }
+    Ok(targets)
 }
 
 /// `(pcr, sha256 digest)` pairs in the order given.
@@ -125,12 +146,12 @@ fn entries(field: Option<Value>, name: &str) -> Result<Vec<(u8, Vec<u8>)>, ApiEr
         .collect()
 }
 
-fn reply(r: SealPolicyReport) -> Reply {
-    Reply::data(json!({
+fn reply(r: SealPolicyReport) -> Result<Reply, ApiError> {
+    Ok(Reply::data(json!({
         "pcrs": r.pcrs,
         "signed_policy": r.signed_policy,
         "current": r.current,
         "current_authorized": r.current_authorized,
         "authorized": r.authorized,
-    }))
+    })))
 }

@@ -1,0 +1,301 @@
+//! `auth/token/*`: create, look up, renew and revoke tokens. Vault's token store
+//! registers every path for `update`, and `lookup` and `lookup-self` for `read` too; each
+//! checks the ACL on its own path (the default policy grants the `-self` ones).
+
+use std::sync::Arc;
+
+use crate::error::{EngineError, Result};
+use crate::ops::{Access, Context, Decoded, Op};
+use crate::policy::Operation;
+use crate::token::{CreateRequest, IssuedToken, TokenEntry};
+
+/// Which of the two create paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatePath {
+    Create,
+    /// `create-orphan`: no parent, without the privilege `no_parent` needs.
+    CreateOrphan,
+}
+
+/// A new token, child of the caller unless orphaned. Each field is decoded apart so
+/// that its error comes in Vault's order among the privilege checks.
+pub struct TokenCreate {
+    pub path: CreatePath,
+    /// `no_parent` (true on `create-orphan`).
+    pub no_parent: Decoded<bool>,
+    /// Whether `type` names a type this appliance issues.
+    pub token_type: Decoded<()>,
+    pub period: Decoded<Option<u64>>,
+    /// The other fields; `no_parent` and `period` are set from the fields above.
+    pub request: Decoded<CreateRequest>,
+}
+
+/// What a create came to.
+pub enum Created {
+    Issued(Box<IssuedToken>),
+    /// The caller's token is an attenuated Biscuit: its checks cannot be carried over
+    /// to a child, so it creates none.
+    AttenuatedParent,
+}
+
+impl Op for TokenCreate {
+    type Output = Created;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Update)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Created> {
+        let caller = cx.caller()?;
+        if caller.is_attenuated() {
+            return Ok(Created::AttenuatedParent);
+        }
+        let privileged = caller.is_root() || cx.core.acl(caller)?.has_sudo("auth/token/create");
+        let orphan = self.path == CreatePath::CreateOrphan;
+        let no_parent = orphan || self.no_parent?;
+        if no_parent && !orphan && !privileged {
+            return Err(EngineError::bad(
+                "root or sudo privileges required to create orphan token",
+            ));
+        }
+        self.token_type?;
+        let period = self.period?;
+        if period.is_some_and(|p| p > 0) && !privileged {
+            return Err(EngineError::bad(
+                "root or sudo privileges required to create periodic token",
+            ));
+        }
+        let mut request = self.request?;
+        request.no_parent = no_parent;
+        request.period = period;
+        if request.id.is_some() && !privileged {
+            return Err(EngineError::bad(
+                "root or sudo privileges required to specify token id",
+            ));
+        }
+        Ok(Created::Issued(Box::new(
+            cx.core.tokens.create(Some(caller), request).await?,
+        )))
+    }
+}
+
+/// A token's entry and the token as the answer may show it (empty when the caller
+/// named it by accessor).
+pub struct Found {
+    pub id: String,
+    pub entry: Arc<TokenEntry>,
+}
+
+/// `lookup-self`, by `read` or `update`.
+pub struct TokenLookupSelf {
+    pub verb: Operation,
+}
+
+impl Op for TokenLookupSelf {
+    type Output = Found;
+
+    fn access(&self) -> Access {
+        Access::Acl(self.verb)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Found> {
+        Ok(Found {
+            id: cx.request.token.to_string(),
+            entry: cx.caller()?.entry.clone(),
+        })
+    }
+}
+
+/// `lookup`, by `read` or `update`.
+pub struct TokenLookup {
+    pub verb: Operation,
+    pub token: Decoded<String>,
+}
+
+impl Op for TokenLookup {
+    type Output = Found;
+
+    fn access(&self) -> Access {
+        Access::Acl(self.verb)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Found> {
+        let token = self.token?;
+        let (_, entry) = cx.core.tokens.lookup(&token)?;
+        Ok(Found { id: token, entry })
+    }
+}
+
+pub struct TokenLookupAccessor {
+    pub accessor: Decoded<String>,
+}
+
+impl Op for TokenLookupAccessor {
+    type Output = Found;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Update)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Found> {
+        let (_, entry) = cx.core.tokens.lookup_accessor(&self.accessor?)?;
+        Ok(Found {
+            id: String::new(),
+            entry,
+        })
+    }
+}
+
+/// The token a request names, for `renew` and `revoke-orphan`: Vault answers 400 with
+/// `missing` when it names no live token (only `lookup` answers 403).
+fn subject(cx: &Context<'_>, token: &str, missing: &str) -> Result<String> {
+    match cx.core.tokens.lookup(token) {
+        Ok((key, _)) => Ok(key),
+        Err(EngineError::Unauthenticated) => Err(EngineError::bad(missing)),
+        Err(e) => Err(e),
+    }
+}
+
+pub struct TokenRenewSelf {
+    pub increment: Decoded<Option<u64>>,
+}
+
+impl Op for TokenRenewSelf {
+    type Output = Found;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Update)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Found> {
+        let caller = cx.caller()?;
+        let entry = cx.core.tokens.renew(&caller.key, self.increment?).await?;
+        Ok(Found {
+            id: cx.request.token.to_string(),
+            entry: Arc::new(entry),
+        })
+    }
+}
+
+pub struct TokenRenew {
+    pub token: Decoded<String>,
+    pub increment: Decoded<Option<u64>>,
+}
+
+impl Op for TokenRenew {
+    type Output = Found;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Update)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Found> {
+        let token = self.token?;
+        let key = subject(&cx, &token, "token not found")?;
+        let entry = cx.core.tokens.renew(&key, self.increment?).await?;
+        Ok(Found {
+            id: token,
+            entry: Arc::new(entry),
+        })
+    }
+}
+
+pub struct TokenRenewAccessor {
+    pub accessor: Decoded<String>,
+    pub increment: Decoded<Option<u64>>,
+}
+
+impl Op for TokenRenewAccessor {
+    type Output = Found;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Update)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Found> {
+        let (key, _) = cx.core.tokens.lookup_accessor(&self.accessor?)?;
+        let entry = cx.core.tokens.renew(&key, self.increment?).await?;
+        Ok(Found {
+            id: String::new(),
+            entry: Arc::new(entry),
+        })
+    }
+}
+
+/// An attenuated Biscuit revokes itself alone, never its base token.
+pub struct TokenRevokeSelf;
+
+impl Op for TokenRevokeSelf {
+    type Output = ();
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Update)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<()> {
+        cx.core.tokens.revoke_caller(cx.caller()?).await?;
+        Ok(())
+    }
+}
+
+/// A string naming no live token leaves nothing to revoke (Vault answers 204);
+/// everything else is revoked or the call fails: nothing succeeds and stays usable.
+pub struct TokenRevoke {
+    pub token: Decoded<String>,
+}
+
+impl Op for TokenRevoke {
+    type Output = ();
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Update)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<()> {
+        cx.core.tokens.revoke_token(&self.token?).await?;
+        Ok(())
+    }
+}
+
+/// Revokes a token and leaves its children as orphans: a root path.
+pub struct TokenRevokeOrphan {
+    pub token: Decoded<String>,
+}
+
+impl Op for TokenRevokeOrphan {
+    type Output = ();
+
+    fn access(&self) -> Access {
+        Access::AclSudo(Operation::Update)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<()> {
+        let token = self.token?;
+        let key = subject(&cx, &token, "token to revoke not found")?;
+        let (_, attenuation) = cx.core.tokens.identify(&token)?;
+        if attenuation.is_some() {
+            // An attenuated token has no children: revoke it alone.
+            cx.core.tokens.revoke_token(&token).await?;
+        } else {
+            cx.core.tokens.revoke_orphan(&key).await?;
+        }
+        Ok(())
+    }
+}
+
+pub struct TokenRevokeAccessor {
+    pub accessor: Decoded<String>,
+}
+
+impl Op for TokenRevokeAccessor {
+    type Output = ();
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Update)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<()> {
+        let key = cx.core.tokens.key_for_accessor(&self.accessor?)?;
+        cx.core.tokens.revoke(&key).await
+    }
+}
