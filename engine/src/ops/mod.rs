@@ -14,6 +14,7 @@
 pub mod kv;
 #[cfg(test)]
 mod tests;
+pub mod transit;
 
 use std::borrow::Cow;
 use std::future::Future;
