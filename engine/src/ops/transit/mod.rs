@@ -24,49 +24,6 @@ pub use self::sign::{
     HmacRequest, SignRequest, TransitHmac, TransitSign, TransitVerify, VerifyRequest,
 };
 
-/// An operation on a request's items with the named key of a transit mount: decrypt,
-/// rewrap, sign, verify, hmac. `R` is what the request asks besides its items.
-pub struct OnItems<R: ItemsRequest> {
-    pub mount: MountRef,
-    pub key: String,
-    pub request: Decoded<Asked<R>>,
-}
-
-/// A request on items: what it asks, and its items.
-pub struct Asked<R: ItemsRequest> {
-    pub what: R,
-    pub items: Items<R::Item>,
-}
-
-/// What a request on items asks of the transit engine: one outcome per item, in order.
-pub trait ItemsRequest: Send + Sync {
-    type Item: Referenced + Send + Sync;
-    type Answer: Send;
-
-    fn run(
-        &self,
-        transit: &TransitEngine,
-        key: &str,
-        items: &[Self::Item],
-    ) -> impl Future<Output = TransitResult<Vec<ItemResult<Self::Answer>>>> + Send;
-}
-
-impl<R: ItemsRequest> Op for OnItems<R> {
-    type Output = Answered<R::Answer>;
-
-    fn access(&self) -> Access {
-        Access::Acl(Operation::Update)
-    }
-
-    async fn run(self, _cx: Context<'_>) -> Result<Self::Output> {
-        let Asked { what, items } = self.request?;
-        let results = what
-            .run(self.mount.transit()?, &self.key, &items.items)
-            .await?;
-        items.answered(results)
-    }
-}
-
 use std::future::Future;
 
 use base64::engine::general_purpose::STANDARD;
@@ -133,6 +90,49 @@ impl<I: Referenced> Items<I> {
                 })
                 .collect(),
         ))
+    }
+}
+
+/// An operation on a request's items with the named key of a transit mount: decrypt,
+/// rewrap, sign, verify, hmac. `R` is what the request asks besides its items.
+pub struct OnItems<R: ItemsRequest> {
+    pub mount: MountRef,
+    pub key: String,
+    pub request: Decoded<Asked<R>>,
+}
+
+/// A request on items: what it asks, and its items.
+pub struct Asked<R: ItemsRequest> {
+    pub what: R,
+    pub items: Items<R::Item>,
+}
+
+/// What a request on items asks of the transit engine: one outcome per item, in order.
+pub trait ItemsRequest: Send + Sync {
+    type Item: Referenced + Send + Sync;
+    type Answer: Send;
+
+    fn run(
+        &self,
+        transit: &TransitEngine,
+        key: &str,
+        items: &[Self::Item],
+    ) -> impl Future<Output = TransitResult<Vec<ItemResult<Self::Answer>>>> + Send;
+}
+
+impl<R: ItemsRequest> Op for OnItems<R> {
+    type Output = Answered<R::Answer>;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Update)
+    }
+
+    async fn run(self, _cx: Context<'_>) -> Result<Self::Output> {
+        let Asked { what, items } = self.request?;
+        let results = what
+            .run(self.mount.transit()?, &self.key, &items.items)
+            .await?;
+        items.answered(results)
     }
 }
 
