@@ -26,11 +26,10 @@ fn request(req: &VaultRequest, url_algorithm: Option<&str>) -> Result<HashReques
             base64_error(&e)
         ))
     })?;
-    let encoding = encoding(&format, &format)?;
     Ok(HashRequest {
+        encoding: encoding(&format, &format)?,
         algorithm,
         input,
-        encoding,
     })
 }
 
