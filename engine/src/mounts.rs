@@ -128,12 +128,6 @@ impl MountRef {
         }
     }
 
-    /// Transitional: the `/v1` transit handlers still call the engine directly until
-    /// they are operations.
-    pub fn transit_engine(&self) -> Result<&Arc<TransitEngine>> {
-        self.transit()
-    }
-
     pub(crate) fn transit(&self) -> Result<&Arc<TransitEngine>> {
         match &self.0.backend {
             Backend::Transit(t) => Ok(t),

@@ -32,17 +32,3 @@ pub(crate) fn parameters(req: &VaultRequest) -> Cow<'_, Map<String, Value>> {
     }
     Cow::Owned(data)
 }
-
-/// Checks the caller for `op` on `path` (not always the request's own path), with the
-/// request's parameters. Only transit's handlers still call it: it goes once they run as
-/// engine operations.
-pub(crate) async fn authorize(
-    core: &Arc<Core>,
-    req: &VaultRequest,
-    path: &str,
-    op: Operation,
-) -> Result<Caller, ApiError> {
-    Ok(core
-        .authorize(&req.token, path, op, &parameters(req))
-        .await?)
-}

@@ -70,6 +70,7 @@ pub mod sys;
 #[cfg(test)]
 mod tests;
 pub mod token;
+pub mod transit;
 
 use std::borrow::Cow;
 use std::future::Future;

@@ -1,13 +1,13 @@
-//! `batch_input` as Vault reads it, and the status of a batch answer.
+//! `batch_input` as Vault reads it.
 
-use engine::transit::{CipherItem, InputItem, TransitError};
-use hyper::StatusCode;
+use engine::ops::transit::Items;
+use engine::transit::{CipherItem, InputItem};
+use engine::EngineError;
 use serde_json::{Map, Value};
 
 use super::i64_field;
 use crate::error::ApiError;
 use crate::request::VaultRequest;
-use crate::response::Reply;
 
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -100,8 +100,8 @@ impl<'a> ItemReader<'a> {
 }
 
 /// The items of an encrypt, decrypt or rewrap request: its `batch_input`, or one item
-/// made of the request's own fields. True when it was a batch.
-pub(super) fn cipher_items(req: &VaultRequest) -> Result<(Vec<CipherItem>, bool), ApiError> {
+/// made of the request's own fields.
+pub(super) fn cipher_items(req: &VaultRequest) -> Result<Items<CipherItem>, ApiError> {
     let Some(raw) = batch_array(req)? else {
         let item = CipherItem {
             plaintext: req.str_field("plaintext")?,
@@ -113,7 +113,10 @@ pub(super) fn cipher_items(req: &VaultRequest) -> Result<(Vec<CipherItem>, bool)
             reference: String::new(),
             malformed: None,
         };
-        return Ok((vec![item], false));
+        return Ok(Items {
+            items: vec![item],
+            batch: false,
+        });
     };
     let items = raw
         .iter()
@@ -136,11 +139,11 @@ pub(super) fn cipher_items(req: &VaultRequest) -> Result<(Vec<CipherItem>, bool)
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok((items, true))
+    Ok(Items { items, batch: true })
 }
 
 /// The items of a sign, verify or hmac request.
-pub(super) fn input_items(req: &VaultRequest) -> Result<(Vec<InputItem>, bool), ApiError> {
+pub(super) fn input_items(req: &VaultRequest) -> Result<Items<InputItem>, ApiError> {
     let Some(raw) = batch_array(req)? else {
         let item = InputItem {
             input: req.str_field("input")?,
@@ -150,7 +153,10 @@ pub(super) fn input_items(req: &VaultRequest) -> Result<(Vec<InputItem>, bool), 
             reference: String::new(),
             malformed: None,
         };
-        return Ok((vec![item], false));
+        return Ok(Items {
+            items: vec![item],
+            batch: false,
+        });
     };
     let items = raw
         .iter()
@@ -171,69 +177,16 @@ pub(super) fn input_items(req: &VaultRequest) -> Result<(Vec<InputItem>, bool), 
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok((items, true))
+    Ok(Items { items, batch: true })
 }
 
-/// How the items of a batch fared.
-#[derive(Default)]
-pub(super) struct Tally {
-    pub successes: bool,
-    pub user_errors: bool,
-    pub internal_errors: bool,
-}
-
-impl Tally {
-    /// The `error` text of a failed item, counted as the caller's or the appliance's.
-    pub fn failed(&mut self, e: &TransitError) -> String {
-        if e.is_user_error() {
-            self.user_errors = true;
-        } else {
-            self.internal_errors = true;
-        }
-        e.item_message()
+/// The items of a decrypt or rewrap request; a request without `batch_input` needs a
+/// ciphertext.
+pub(super) fn ciphertexts(req: &VaultRequest) -> Result<Items<CipherItem>, EngineError> {
+    let items = cipher_items(req)?;
+    let missing = |i: &CipherItem| i.ciphertext.as_deref().unwrap_or("").is_empty();
+    if !items.batch && items.items.iter().any(missing) {
+        return Err(ApiError::bad("missing ciphertext to decrypt").into());
     }
-}
-
-/// Vault's status for an encrypt or decrypt batch: 400 if any item was the caller's
-/// mistake (500 if the appliance failed one), unless some items succeeded and
-/// `partial_failure_response_code` asks for another code.
-pub(super) fn batch_reply(
-    req: &VaultRequest,
-    data: Value,
-    tally: &Tally,
-) -> Result<Reply, ApiError> {
-    let mut reply = Reply::data(data);
-    if !(tally.user_errors || tally.internal_errors) {
-        return Ok(reply);
-    }
-    let mut code = if tally.user_errors {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    if tally.successes {
-        if let Some(raw) = i64_field(req, "partial_failure_response_code")? {
-            match u16::try_from(raw)
-                .ok()
-                .filter(|c| (1..=599).contains(c))
-                .and_then(|c| StatusCode::from_u16(c).ok())
-            {
-                Some(c) => code = c,
-                None => {
-                    if let Some(body) = reply.body.as_mut() {
-                        body["warnings"] = Value::from(vec![format!(
-                            "invalid HTTP response code override from partial_failure_response_code, reverting to {}",
-                            code.as_u16()
-                        )]);
-                    }
-                }
-            }
-        }
-    }
-    Ok(reply.with_status(code))
-}
-
-/// The `reference` of each item, echoed in batch results.
-pub(super) fn reference(s: &str) -> Value {
-    Value::String(s.to_string())
+    Ok(items)
 }

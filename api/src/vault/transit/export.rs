@@ -3,41 +3,46 @@
 
 use std::sync::Arc;
 
-use engine::policy::Operation;
-use engine::transit::{ExportFormat, ExportType, TransitEngine};
+use engine::mounts::MountRef;
+use engine::ops::transit::TransitExport;
+use engine::transit::{ExportFormat, ExportType};
 use engine::Core;
 use serde_json::{json, Map, Value};
 
-use super::{authorize, string_or_empty};
+use super::string_or_empty;
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
+use crate::vault::apply;
 
 pub async fn handle(
     core: &Arc<Core>,
     req: &VaultRequest,
-    transit: &TransitEngine,
+    mount: MountRef,
     kind: &str,
     name: &str,
     version: Option<&str>,
 ) -> Result<Reply, ApiError> {
-    if req.op != Operation::Read {
-        return Err(ApiError::unsupported_operation());
-    }
-    authorize(core, req, Operation::Read).await?;
-    let what = ExportType::parse(kind)?;
-    let format = ExportFormat::parse(&string_or_empty(req, "format")?)?;
-    let Some(key) = transit.get(name)? else {
-        return Err(ApiError::not_found_empty());
+    let op = TransitExport {
+        mount,
+        key: name.to_string(),
+        what: ExportType::parse(kind).map_err(Into::into),
+        format: string_or_empty(req, "format")
+            .map_err(Into::into)
+            .and_then(|f| Ok(ExportFormat::parse(&f)?)),
+        version: version.map(str::to_string),
     };
-    let exported = key.export(what, format, version)?;
-    let keys: Map<String, Value> = exported
-        .iter()
-        .map(|(n, material)| (n.to_string(), json!(material.as_str())))
-        .collect();
-    Ok(Reply::data(json!({
-        "name": key.name(),
-        "type": key.kind().as_str(),
-        "keys": keys,
-    })))
+    apply(core, req, op, |exported| {
+        let keys: Map<String, Value> = exported
+            .keys
+            .iter()
+            .map(|(n, material)| (n.to_string(), json!(material.as_str())))
+            .collect();
+        Ok(Reply::data(json!({
+            "name": exported.name,
+            "type": exported.kind.as_str(),
+            "keys": keys,
+        })))
+    })
+    .await
 }

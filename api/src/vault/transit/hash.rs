@@ -2,53 +2,45 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use engine::transit::{decode_base64, hash};
-use engine::Core;
+use engine::ops::transit::{HashRequest, TransitHash};
+use engine::transit::{base64_error, decode_base64};
+use engine::{Core, EngineError};
 use serde_json::json;
 
-use super::authorize_update;
+use super::hmac::algorithm;
+use super::{encoding, str_or};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
+use crate::vault::apply;
+
+fn request(req: &VaultRequest, url_algorithm: Option<&str>) -> Result<HashRequest, EngineError> {
+    let Some(input) = req.str_field("input")? else {
+        return Err(ApiError::bad("input missing").into());
+    };
+    let algorithm = algorithm(req, url_algorithm)?;
+    let format = str_or(req, "format", "hex")?;
+    let input = decode_base64(&input).map_err(|e| {
+        ApiError::bad(format!(
+            "unable to decode input as base64: {}",
+            base64_error(&e)
+        ))
+    })?;
+    Ok(HashRequest {
+        encoding: encoding(&format, &format)?,
+        algorithm,
+        input,
+    })
+}
 
 pub async fn handle(
     core: &Arc<Core>,
     req: &VaultRequest,
     url_algorithm: Option<&str>,
 ) -> Result<Reply, ApiError> {
-    authorize_update(core, req).await?;
-    let Some(input) = req.str_field("input")? else {
-        return Err(ApiError::bad("input missing"));
-    };
-    let algorithm = match url_algorithm.filter(|a| !a.is_empty()) {
-        Some(a) => a.to_string(),
-        None => req
-            .str_field("algorithm")?
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| "sha2-256".into()),
-    };
-    let format = req
-        .str_field("format")?
-        .filter(|f| !f.is_empty())
-        .unwrap_or_else(|| "hex".into());
-    let input = decode_base64(&input).map_err(|e| {
-        ApiError::bad(format!(
-            "unable to decode input as base64: {}",
-            engine::transit::base64_error(&e)
-        ))
-    })?;
-    if format != "hex" && format != "base64" {
-        return Err(ApiError::bad(format!(
-            "unsupported encoding format {format}; must be \"hex\" or \"base64\""
-        )));
-    }
-    let sum = hash::hash(&algorithm, &input)?;
-    let sum = if format == "hex" {
-        hex::encode(sum)
-    } else {
-        STANDARD.encode(sum)
-    };
-    Ok(Reply::data(json!({ "sum": sum })))
+    let request = request(req, url_algorithm);
+    apply(core, req, TransitHash { request }, |sum| {
+        Ok(Reply::data(json!({ "sum": sum })))
+    })
+    .await
 }

@@ -4,131 +4,165 @@
 
 use std::sync::Arc;
 
-use engine::policy::Operation;
-use engine::transit::{decode_base64, ConfigUpdate, CreateKey, Key, KeyType, TransitEngine};
-use engine::Core;
+use engine::mounts::MountRef;
+use engine::ops::transit::{
+    KeyDescription, TransitKeyConfig, TransitKeyCreate, TransitKeyDelete, TransitKeyList,
+    TransitKeyRead, TransitKeyRotate, TransitKeyTrim,
+};
+use engine::transit::{decode_base64, ConfigUpdate, CreateKey, KeyType};
+use engine::{Core, EngineError};
 use serde_json::{json, Map, Value};
 
-use super::{authorize, authorize_update, data_with_warnings, i64_field};
+use super::{i64_field, with_warnings};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::{rfc3339, Reply};
+use crate::vault::apply;
+
+fn no_content(_: ()) -> Result<Reply, ApiError> {
+    Ok(Reply::no_content())
+}
 
 pub async fn list(
     core: &Arc<Core>,
     req: &VaultRequest,
-    transit: &TransitEngine,
+    mount: MountRef,
 ) -> Result<Reply, ApiError> {
-    if req.op != Operation::List {
-        return Err(ApiError::unsupported_operation());
-    }
-    authorize(core, req, Operation::List).await?;
-    let keys = transit.list()?;
-    if keys.is_empty() {
-        return Err(ApiError::not_found_empty());
-    }
-    Ok(Reply::data(json!({ "keys": keys })))
+    apply(core, req, TransitKeyList { mount }, |keys| {
+        if keys.is_empty() {
+            return Err(ApiError::not_found_empty());
+        }
+        Ok(Reply::data(json!({ "keys": keys })))
+    })
+    .await
 }
 
-pub async fn handle(
-    core: &Arc<Core>,
-    req: &VaultRequest,
-    transit: &TransitEngine,
-    name: &str,
-) -> Result<Reply, ApiError> {
-    match req.op {
-        Operation::Read => {
-            authorize(core, req, Operation::Read).await?;
-            let Some(key) = transit.get(name)? else {
-                return Err(ApiError::not_found_empty());
-            };
-            let context = match req.str_field("context")?.filter(|c| !c.is_empty()) {
-                Some(c) => decode_base64(&c)
-                    .map_err(|_| ApiError::bad("failed to base64-decode context"))?,
-                None => Vec::new(),
-            };
-            Ok(Reply::data(key_json(&key, &context)?))
+fn context(req: &VaultRequest) -> Result<Vec<u8>, EngineError> {
+    match req.str_field("context")?.filter(|c| !c.is_empty()) {
+        Some(c) => {
+            decode_base64(&c).map_err(|_| ApiError::bad("failed to base64-decode context").into())
         }
-        Operation::Update => {
-            authorize(core, req, Operation::Update).await?;
-            let kind = match req.str_field("type")?.filter(|t| !t.is_empty()) {
-                Some(t) => KeyType::parse(&t)?,
-                None => KeyType::Aes256Gcm96,
-            };
-            let key_size = match i64_field(req, "key_size")? {
-                Some(s) if s < 0 => return Err(ApiError::bad(format!("invalid key_size {s}"))),
-                s => s.map(|s| s as usize),
-            };
-            let spec = CreateKey {
-                kind,
-                derived: req.bool_field("derived")?.unwrap_or(false),
-                convergent_encryption: req.bool_field("convergent_encryption")?.unwrap_or(false),
-                exportable: req.bool_field("exportable")?.unwrap_or(false),
-                allow_plaintext_backup: req.bool_field("allow_plaintext_backup")?.unwrap_or(false),
-                auto_rotate_period: req.duration_field("auto_rotate_period")?.unwrap_or(0),
-                key_size,
-            };
-            transit.create(name, spec).await?;
-            Ok(Reply::no_content())
-        }
-        Operation::Delete => {
-            authorize(core, req, Operation::Delete).await?;
-            transit.delete(name).await?;
-            Ok(Reply::no_content())
-        }
-        _ => Err(ApiError::unsupported_operation()),
+        None => Ok(Vec::new()),
     }
 }
 
-pub async fn config(
+pub async fn read(
     core: &Arc<Core>,
     req: &VaultRequest,
-    transit: &TransitEngine,
+    mount: MountRef,
     name: &str,
 ) -> Result<Reply, ApiError> {
-    authorize_update(core, req).await?;
-    let update = ConfigUpdate {
+    let (key, context) = (name.to_string(), context(req));
+    apply(
+        core,
+        req,
+        TransitKeyRead {
+            mount,
+            key,
+            context,
+        },
+        |d| Ok(Reply::data(key_json(&d))),
+    )
+    .await
+}
+
+fn spec(req: &VaultRequest) -> Result<CreateKey, EngineError> {
+    let kind = match req.str_field("type")?.filter(|t| !t.is_empty()) {
+        Some(t) => KeyType::parse(&t)?,
+        None => KeyType::Aes256Gcm96,
+    };
+    let key_size = match i64_field(req, "key_size")? {
+        Some(s) if s < 0 => return Err(ApiError::bad(format!("invalid key_size {s}")).into()),
+        s => s.map(|s| s as usize),
+    };
+    Ok(CreateKey {
+        kind,
+        derived: req.bool_field("derived")?.unwrap_or(false),
+        convergent_encryption: req.bool_field("convergent_encryption")?.unwrap_or(false),
+        exportable: req.bool_field("exportable")?.unwrap_or(false),
+        allow_plaintext_backup: req.bool_field("allow_plaintext_backup")?.unwrap_or(false),
+        auto_rotate_period: req.duration_field("auto_rotate_period")?.unwrap_or(0),
+        key_size,
+    })
+}
+
+pub async fn create(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    mount: MountRef,
+    name: &str,
+) -> Result<Reply, ApiError> {
+    let (key, spec) = (name.to_string(), spec(req));
+    apply(core, req, TransitKeyCreate { mount, key, spec }, no_content).await
+}
+
+pub async fn delete(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    mount: MountRef,
+    name: &str,
+) -> Result<Reply, ApiError> {
+    let key = name.to_string();
+    apply(core, req, TransitKeyDelete { mount, key }, no_content).await
+}
+
+fn config_update(req: &VaultRequest) -> Result<ConfigUpdate, EngineError> {
+    Ok(ConfigUpdate {
         min_decryption_version: i64_field(req, "min_decryption_version")?,
         min_encryption_version: i64_field(req, "min_encryption_version")?,
         deletion_allowed: req.bool_field("deletion_allowed")?,
         exportable: req.bool_field("exportable")?,
         allow_plaintext_backup: req.bool_field("allow_plaintext_backup")?,
         auto_rotate_period: req.duration_field("auto_rotate_period")?,
-    };
-    let (key, warning) = transit.configure(name, update).await?;
-    Ok(data_with_warnings(
-        key_json(&key, &[])?,
-        warning.into_iter().collect(),
-    ))
+    })
+}
+
+pub async fn config(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    mount: MountRef,
+    name: &str,
+) -> Result<Reply, ApiError> {
+    let (key, update) = (name.to_string(), config_update(req));
+    apply(core, req, TransitKeyConfig { mount, key, update }, |d| {
+        let warnings = d.warning.iter().cloned().collect();
+        Ok(with_warnings(Reply::data(key_json(&d)), warnings))
+    })
+    .await
 }
 
 pub async fn rotate(
     core: &Arc<Core>,
     req: &VaultRequest,
-    transit: &TransitEngine,
+    mount: MountRef,
     name: &str,
 ) -> Result<Reply, ApiError> {
-    authorize_update(core, req).await?;
-    transit.rotate(name).await?;
-    Ok(Reply::no_content())
+    let key = name.to_string();
+    apply(core, req, TransitKeyRotate { mount, key }, no_content).await
+}
+
+fn min_available_version(req: &VaultRequest) -> Result<i64, EngineError> {
+    i64_field(req, "min_available_version")?
+        .ok_or_else(|| ApiError::bad("missing min_available_version").into())
 }
 
 pub async fn trim(
     core: &Arc<Core>,
     req: &VaultRequest,
-    transit: &TransitEngine,
+    mount: MountRef,
     name: &str,
 ) -> Result<Reply, ApiError> {
-    authorize_update(core, req).await?;
-    let Some(min) = i64_field(req, "min_available_version")? else {
-        return Err(ApiError::bad("missing min_available_version"));
+    let op = TransitKeyTrim {
+        mount,
+        key: name.to_string(),
+        min_available_version: min_available_version(req),
     };
-    let key = transit.trim(name, min).await?;
-    Ok(Reply::data(key_json(&key, &[])?))
+    apply(core, req, op, |d| Ok(Reply::data(key_json(&d)))).await
 }
 
 /// A key as Vault's read shows it.
-fn key_json(key: &Key, context: &[u8]) -> Result<Value, ApiError> {
+fn key_json(d: &KeyDescription) -> Value {
+    let key = &d.key;
     let c = &key.config;
     let kind = c.kind;
     let mut data = json!({
@@ -168,19 +202,19 @@ fn key_json(key: &Key, context: &[u8]) -> Result<Value, ApiError> {
             .collect();
         data["keys"] = Value::Object(keys);
     } else if kind.is_asymmetric() {
-        let mut keys = Map::new();
-        for v in key.versions() {
-            keys.insert(
-                v.number.to_string(),
-                json!({
+        let keys: Map<String, Value> = key
+            .versions()
+            .map(|v| {
+                let shown = json!({
                     "name": key.public_key_name(),
-                    "public_key": key.shown_public_key(v, context)?,
+                    "public_key": d.public_keys.get(&v.number),
                     "certificate_chain": "",
                     "creation_time": rfc3339(Some(v.created)),
-                }),
-            );
-        }
+                });
+                (v.number.to_string(), shown)
+            })
+            .collect();
         data["keys"] = Value::Object(keys);
     }
-    Ok(data)
+    data
 }

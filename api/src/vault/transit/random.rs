@@ -2,29 +2,27 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use engine::transit::random::{random_bytes, Source};
-use engine::Core;
+use engine::ops::transit::{RandomRequest, TransitRandom};
+use engine::transit::random::Source;
+use engine::{Core, EngineError};
 use serde_json::json;
 
-use super::{authorize_update, data_with_warnings, i64_field};
+use super::{encoding, i64_field, str_or, with_warnings};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
+use crate::vault::apply;
 
 fn url_bytes(s: &str) -> Result<i64, ApiError> {
     s.parse()
         .map_err(|e| ApiError::bad(format!("error parsing url-set byte count: {e}")))
 }
 
-pub async fn handle(
-    core: &Arc<Core>,
+fn request(
     req: &VaultRequest,
     first: Option<&str>,
     second: Option<&str>,
-) -> Result<Reply, ApiError> {
-    authorize_update(core, req).await?;
+) -> Result<RandomRequest, EngineError> {
     let field_bytes = || Ok::<_, ApiError>(i64_field(req, "bytes")?.unwrap_or(32));
     // As Vault: one segment is a source if it names one, else a byte count.
     let (source, bytes) = match (first, second) {
@@ -42,23 +40,26 @@ pub async fn handle(
             (source, url_bytes(b)?)
         }
     };
-    let format = req
-        .str_field("format")?
-        .filter(|f| !f.is_empty())
-        .unwrap_or_else(|| "base64".into());
-    if format != "base64" && format != "hex" {
-        return Err(ApiError::bad(format!(
-            "unsupported encoding format {format:?}; must be \"hex\" or \"base64\""
-        )));
-    }
-    let (bytes, warning) = random_bytes(bytes, source)?;
-    let encoded = if format == "hex" {
-        hex::encode(&*bytes)
-    } else {
-        STANDARD.encode(&*bytes)
-    };
-    Ok(data_with_warnings(
-        json!({ "random_bytes": encoded }),
-        warning.into_iter().map(String::from).collect(),
-    ))
+    let format = str_or(req, "format", "base64")?;
+    let encoding = encoding(&format, &format!("{format:?}"))?;
+    Ok(RandomRequest {
+        source,
+        bytes,
+        encoding,
+    })
+}
+
+pub async fn handle(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    first: Option<&str>,
+    second: Option<&str>,
+) -> Result<Reply, ApiError> {
+    let request = request(req, first, second);
+    apply(core, req, TransitRandom { request }, |r| {
+        let warnings = r.warning.into_iter().map(String::from).collect();
+        let data = json!({ "random_bytes": r.encoded });
+        Ok(with_warnings(Reply::data(data), warnings))
+    })
+    .await
 }
