@@ -1,16 +1,11 @@
-//! The one way `/v1` handlers reach the ACL: with the request's parameters, so that
-//! `allowed_parameters`, `denied_parameters` and `required_parameters` apply to every
-//! request that carries any.
+//! What the ACL sees of a `/v1` request: its parameters, so that `allowed_parameters`,
+//! `denied_parameters` and `required_parameters` apply to every request that carries any.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use engine::policy::Operation;
-use engine::token::Caller;
-use engine::Core;
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
 use crate::request::VaultRequest;
 
 /// The parameters the ACL checks. Vault takes the body of a write and the query of a
