@@ -369,7 +369,7 @@ async fn reopen_audit_on_hangup(core: Arc<Core>) {
         return;
     };
     while hup.recv().await.is_some() {
-        let failures = core.audit.reopen();
+        let failures = core.reopen_audit();
         if failures.is_empty() {
             tracing::info!("audit devices reopened");
         }

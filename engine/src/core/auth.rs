@@ -1,5 +1,5 @@
-//! Who may act: a caller's token and the ACL its policies make, the root token, and the
-//! `-dev` set-up.
+//! Who may act: the ACL a caller's policies make (checked per request by `ops`), the root
+//! token, and the `-dev` set-up.
 
 use std::sync::Arc;
 
@@ -8,41 +8,12 @@ use zeroize::Zeroizing;
 use super::Core;
 use crate::error::{EngineError, Result};
 use crate::mounts::MountConfig;
-use crate::policy::{Acl, Operation};
+use crate::policy::Acl;
 use crate::seal::{InitResult, UnsealStep};
 use crate::token::{Caller, CreateRequest};
 
 impl Core {
-    /// Checks a caller's token and ACL for `op` on `path`, `data` being the parameters the
-    /// request carries (its body, or the query of a read), which the ACL's
-    /// `allowed/denied/required_parameters` constrain.
-    pub async fn authorize(
-        &self,
-        token: &str,
-        path: &str,
-        op: Operation,
-        data: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Caller> {
-        if self.is_sealed() {
-            return Err(EngineError::Sealed);
-        }
-        let caller = self.tokens.authenticate(token, path, op).await?;
-        let acl = self.policies.acl_for(&caller.entry.policies)?;
-        if !acl.allows(path, op, data) {
-            return Err(EngineError::Forbidden);
-        }
-        Ok(caller)
-    }
-
-    /// Checks a token without a path, for endpoints every valid token may call.
-    pub async fn authenticate(&self, token: &str, path: &str, op: Operation) -> Result<Caller> {
-        if self.is_sealed() {
-            return Err(EngineError::Sealed);
-        }
-        self.tokens.authenticate(token, path, op).await
-    }
-
-    pub fn acl(&self, caller: &Caller) -> Result<Arc<Acl>> {
+    pub(crate) fn acl(&self, caller: &Caller) -> Result<Arc<Acl>> {
         self.policies.acl_for(&caller.entry.policies)
     }
 

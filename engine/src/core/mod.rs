@@ -47,11 +47,11 @@ pub struct Settings {
 pub struct Core {
     pub(crate) storage: Arc<Storage>,
     pub(crate) barrier: Arc<Barrier>,
-    pub tokens: TokenStore,
-    pub mounts: Mounts,
-    pub policies: PolicyStore,
-    pub audit: AuditBroker,
-    pub keys: KeyStore,
+    pub(crate) tokens: TokenStore,
+    pub(crate) mounts: Mounts,
+    pub(crate) policies: PolicyStore,
+    pub(crate) audit: AuditBroker,
+    pub(crate) keys: KeyStore,
     pub(crate) progress: Mutex<UnsealProgress>,
     pub(crate) root: RwLock<Option<Arc<dyn RootOfTrust>>>,
     /// Serialises init, unseal and seal against each other.
@@ -115,16 +115,12 @@ impl Core {
         })
     }
 
-    pub fn barrier(&self) -> &Arc<Barrier> {
-        &self.barrier
-    }
-
     /// The open root of trust (for managed-key operations inside the boundary).
-    pub fn root(&self) -> Result<Arc<dyn RootOfTrust>> {
+    pub(crate) fn root(&self) -> Result<Arc<dyn RootOfTrust>> {
         self.root.read().clone().ok_or(EngineError::Sealed)
     }
 
-    pub async fn rotate_keyring(&self) -> Result<KeyStatus> {
+    pub(crate) async fn rotate_keyring(&self) -> Result<KeyStatus> {
         let _l = self.lifecycle.lock().await;
         let root = self.root()?;
         let status = self.barrier.rotate(root.as_ref()).await?;
@@ -133,11 +129,17 @@ impl Core {
         Ok(status)
     }
 
-    pub fn key_status(&self) -> Result<KeyStatus> {
+    pub(crate) fn key_status(&self) -> Result<KeyStatus> {
         self.barrier.key_status()
     }
 
     /// Where subsystems register their periodic work.
+    /// Reopens every audit device's file (after log rotation, on SIGHUP); the paths
+    /// that could not be reopened.
+    pub fn reopen_audit(&self) -> Vec<String> {
+        self.audit.reopen()
+    }
+
     pub fn periodic(&self) -> &PeriodicTasks {
         &self.periodic
     }

@@ -117,13 +117,13 @@ impl Core {
         })
     }
 
-    pub fn generate_root_status(&self) -> Result<GenerateRootStatus> {
+    pub(crate) fn generate_root_status(&self) -> Result<GenerateRootStatus> {
         let attempt = self.generate_root.lock();
         self.generate_root_view(attempt.as_ref())
     }
 
     /// Starts an attempt. Without an OTP one is generated and returned (once).
-    pub fn generate_root_init(
+    pub(crate) fn generate_root_init(
         &self,
         otp: Option<String>,
         pgp_key: Option<String>,
@@ -163,12 +163,12 @@ impl Core {
         Ok(view)
     }
 
-    pub fn generate_root_cancel(&self) {
+    pub(crate) fn generate_root_cancel(&self) {
         self.generate_root.lock().take();
     }
 
     /// Adds one key; at the threshold checks the keys and mints the root token.
-    pub async fn generate_root_update(
+    pub(crate) async fn generate_root_update(
         &self,
         share: UnsealShare,
         nonce: &str,

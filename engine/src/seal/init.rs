@@ -46,7 +46,7 @@ impl Core {
     /// Makes the root key and the first keyring, the root token and the built-in policy.
     /// With Shamir the appliance is left sealed, as Vault leaves it after init; with a
     /// hardware seal it unseals itself and the answer carries recovery keys.
-    pub async fn init(&self, shares: u8, threshold: u8) -> Result<InitResult> {
+    pub(crate) async fn init(&self, shares: u8, threshold: u8) -> Result<InitResult> {
         self.init_with(InitRequest {
             secret_shares: shares,
             secret_threshold: threshold,
@@ -56,7 +56,7 @@ impl Core {
         .await
     }
 
-    pub async fn init_with(&self, req: InitRequest) -> Result<InitResult> {
+    pub(crate) async fn init_with(&self, req: InitRequest) -> Result<InitResult> {
         let hardware = self.seals.device.clone();
         let (shares, threshold) = if hardware.is_some() {
             (req.recovery_shares, req.recovery_threshold)

@@ -118,7 +118,7 @@ impl Core {
     /// `sys/seal-status` for an operator whose token holds `sudo` on it: adds the full
     /// current seal error, or else the last one seen (the appliance is unsealed when a
     /// token can be checked, so this is usually what kept it sealed before).
-    pub fn seal_status_detailed(&self) -> Result<SealStatus> {
+    pub(crate) fn seal_status_detailed(&self) -> Result<SealStatus> {
         let mut status = self.seal_status()?;
         let config = self.seal_config()?;
         status.seal_error_detail = match self.current_seal_error(config.as_ref())? {
@@ -152,7 +152,7 @@ impl Core {
         Ok(())
     }
 
-    pub async fn seal(&self) {
+    pub(crate) async fn seal(&self) {
         let _l = self.lifecycle.lock().await;
         self.seal_locked();
         if self.seals.device.is_some() {

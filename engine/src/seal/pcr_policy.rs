@@ -58,14 +58,14 @@ impl Core {
     }
 
     /// The platform states the hardware seal accepts now.
-    pub async fn seal_policy(&self) -> Result<SealPolicyReport> {
+    pub(crate) async fn seal_policy(&self) -> Result<SealPolicyReport> {
         let root = self.root()?;
         blocking(move || root.seal_policy()).await
     }
 
     /// Signs the PCR values the next boot will have, so auto-unseal keeps working after
     /// a planned firmware, boot loader or Secure Boot update.
-    pub async fn authorize_pcrs(
+    pub(crate) async fn authorize_pcrs(
         &self,
         targets: BTreeMap<u8, PcrTarget>,
     ) -> Result<SealPolicyReport> {
@@ -87,7 +87,7 @@ impl Core {
     /// Re-creates the sealed root key for the current platform state (same root key, so
     /// the keyring and all data stay as they are), with the recovery branch and a policy
     /// key (made now if the appliance predates them).
-    pub async fn reseal(&self) -> Result<SealPolicyReport> {
+    pub(crate) async fn reseal(&self) -> Result<SealPolicyReport> {
         let _l = self.lifecycle.lock().await;
         let root = self.root()?;
         let device = self.hardware()?.clone();

@@ -48,12 +48,16 @@ impl Core {
     /// Adds one unseal key (or, with a hardware seal, recovery key), or starts over. At
     /// the threshold the keys are combined; if they do not open the keyring, progress
     /// resets and the appliance stays sealed.
-    pub async fn unseal(&self, step: UnsealStep) -> Result<SealStatus> {
+    pub(crate) async fn unseal(&self, step: UnsealStep) -> Result<SealStatus> {
         self.unseal_with(step, Migration::None).await
     }
 
     /// [`Core::unseal`], completing a pending seal migration with [`Migration::Migrate`].
-    pub async fn unseal_with(&self, step: UnsealStep, migration: Migration) -> Result<SealStatus> {
+    pub(crate) async fn unseal_with(
+        &self,
+        step: UnsealStep,
+        migration: Migration,
+    ) -> Result<SealStatus> {
         let _l = self.lifecycle.lock().await;
         let config = self.seal_config()?.ok_or(EngineError::NotInitialized)?;
         let share = match step {

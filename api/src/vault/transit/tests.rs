@@ -276,10 +276,15 @@ async fn appliance() -> Appliance {
         ),
         ("read", r#"path "transit/*" { capabilities = ["read"] }"#),
     ];
+    let appliance = Appliance(core, root.to_string());
     for (name, hcl) in policies {
-        core.policies.put(name, hcl).await.expect("policy");
+        let path = format!("sys/policies/acl/{name}");
+        let written = appliance
+            .call(Update, &path, &appliance.1, json!({ "policy": hcl }))
+            .await;
+        assert_eq!(written.0, 204, "{}", written.1);
     }
-    Appliance(core, root.to_string())
+    appliance
 }
 
 impl Appliance {
