@@ -99,11 +99,17 @@ impl<'a> ItemReader<'a> {
     }
 }
 
-/// The items of an encrypt, decrypt or rewrap request: its `batch_input`, or one item
-/// made of the request's own fields.
-pub(super) fn cipher_items(req: &VaultRequest) -> Result<Items<CipherItem>, ApiError> {
-    let Some(raw) = batch_array(req)? else {
-        let item = CipherItem {
+/// A transit item as read from the request's own fields or from one `batch_input` entry.
+trait Item: Sized {
+    fn from_request(req: &VaultRequest) -> Result<Self, ApiError>;
+    /// Reads the entry's fields; a field of the wrong type is recorded by the reader.
+    fn from_entry(r: &mut ItemReader) -> Self;
+    fn set_malformed(&mut self, malformed: Option<String>);
+}
+
+impl Item for CipherItem {
+    fn from_request(req: &VaultRequest) -> Result<Self, ApiError> {
+        Ok(CipherItem {
             plaintext: req.str_field("plaintext")?,
             ciphertext: req.str_field("ciphertext")?,
             context: req.str_field("context")?,
@@ -112,49 +118,60 @@ pub(super) fn cipher_items(req: &VaultRequest) -> Result<Items<CipherItem>, ApiE
             nonce: req.str_field("nonce")?,
             reference: String::new(),
             malformed: None,
-        };
-        return Ok(Items {
-            items: vec![item],
-            batch: false,
-        });
-    };
-    let items = raw
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let mut r = ItemReader::new(i, v)?;
-            let item = CipherItem {
-                plaintext: r.string("plaintext"),
-                ciphertext: r.string("ciphertext"),
-                context: r.string("context"),
-                key_version: r.int("key_version"),
-                associated_data: r.string("associated_data"),
-                nonce: r.string("nonce"),
-                reference: r.string("reference").unwrap_or_default(),
-                malformed: None,
-            };
-            Ok(CipherItem {
-                malformed: r.malformed,
-                ..item
-            })
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Items { items, batch: true })
+    }
+
+    fn from_entry(r: &mut ItemReader) -> Self {
+        CipherItem {
+            plaintext: r.string("plaintext"),
+            ciphertext: r.string("ciphertext"),
+            context: r.string("context"),
+            key_version: r.int("key_version"),
+            associated_data: r.string("associated_data"),
+            nonce: r.string("nonce"),
+            reference: r.string("reference").unwrap_or_default(),
+            malformed: None,
+        }
+    }
+
+    fn set_malformed(&mut self, malformed: Option<String>) {
+        self.malformed = malformed;
+    }
 }
 
-/// The items of a sign, verify or hmac request.
-pub(super) fn input_items(req: &VaultRequest) -> Result<Items<InputItem>, ApiError> {
-    let Some(raw) = batch_array(req)? else {
-        let item = InputItem {
+impl Item for InputItem {
+    fn from_request(req: &VaultRequest) -> Result<Self, ApiError> {
+        Ok(InputItem {
             input: req.str_field("input")?,
             context: req.str_field("context")?,
             signature: req.str_field("signature")?,
             hmac: req.str_field("hmac")?,
             reference: String::new(),
             malformed: None,
-        };
+        })
+    }
+
+    fn from_entry(r: &mut ItemReader) -> Self {
+        InputItem {
+            input: r.string("input"),
+            context: r.string("context"),
+            signature: r.string("signature"),
+            hmac: r.string("hmac"),
+            reference: r.string("reference").unwrap_or_default(),
+            malformed: None,
+        }
+    }
+
+    fn set_malformed(&mut self, malformed: Option<String>) {
+        self.malformed = malformed;
+    }
+}
+
+/// The request's `batch_input`, or one item made of the request's own fields.
+fn items<T: Item>(req: &VaultRequest) -> Result<Items<T>, ApiError> {
+    let Some(raw) = batch_array(req)? else {
         return Ok(Items {
-            items: vec![item],
+            items: vec![T::from_request(req)?],
             batch: false,
         });
     };
@@ -163,21 +180,22 @@ pub(super) fn input_items(req: &VaultRequest) -> Result<Items<InputItem>, ApiErr
         .enumerate()
         .map(|(i, v)| {
             let mut r = ItemReader::new(i, v)?;
-            let item = InputItem {
-                input: r.string("input"),
-                context: r.string("context"),
-                signature: r.string("signature"),
-                hmac: r.string("hmac"),
-                reference: r.string("reference").unwrap_or_default(),
-                malformed: None,
-            };
-            Ok(InputItem {
-                malformed: r.malformed,
-                ..item
-            })
+            let mut item = T::from_entry(&mut r);
+            item.set_malformed(r.malformed);
+            Ok(item)
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(Items { items, batch: true })
+}
+
+/// The items of an encrypt, decrypt or rewrap request.
+pub(super) fn cipher_items(req: &VaultRequest) -> Result<Items<CipherItem>, ApiError> {
+    items(req)
+}
+
+/// The items of a sign, verify or hmac request.
+pub(super) fn input_items(req: &VaultRequest) -> Result<Items<InputItem>, ApiError> {
+    items(req)
 }
 
 /// The items of a decrypt or rewrap request; a request without `batch_input` needs a
