@@ -126,6 +126,8 @@ impl EngineError {
                 }
                 B::Device { .. } | B::Random => ErrorKind::Internal,
             },
+            // A conditional write that kept losing to other writers.
+            EngineError::Storage(StorageError::Conflict { .. }) => ErrorKind::Conflict,
             EngineError::Corrupt(_)
             | EngineError::Storage(_)
             | EngineError::AuditFailed

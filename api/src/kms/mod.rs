@@ -183,16 +183,8 @@ struct Answer(ApiResult);
 impl Audited for Answer {
     fn audited(&self) -> AuditedResponse<'_> {
         match &self.0 {
-            Ok(reply) => AuditedResponse {
-                status: reply.status.as_u16(),
-                body: reply.body.as_ref(),
-                error: None,
-            },
-            Err(p) => AuditedResponse {
-                status: p.status.as_u16(),
-                body: None,
-                error: Some(p.detail.as_str().into()),
-            },
+            Ok(reply) => AuditedResponse::answered(reply.status.as_u16(), reply.body.as_ref()),
+            Err(p) => AuditedResponse::failed(p.status.as_u16(), p.detail.as_str()),
         }
     }
 }

@@ -43,15 +43,7 @@ async fn dispatch(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiErro
             EngineKind::Kv => kv::handle(core, req, mount, &rest).await,
             EngineKind::Transit => transit::handle(core, req, mount, &rest).await,
         },
-        None => {
-            refuse(
-                core,
-                req,
-                Access::Nobody,
-                EngineError::NoRoute(req.path.clone()),
-            )
-            .await
-        }
+        None => no_route(core, req).await,
     }
 }
 
@@ -61,16 +53,8 @@ pub(crate) struct Answer(pub Result<Reply, ApiError>);
 impl Audited for Answer {
     fn audited(&self) -> AuditedResponse<'_> {
         match &self.0 {
-            Ok(reply) => AuditedResponse {
-                status: reply.status.as_u16(),
-                body: reply.body.as_ref(),
-                error: None,
-            },
-            Err(e) => AuditedResponse {
-                status: e.status.as_u16(),
-                body: None,
-                error: Some(e.errors.join("; ").into()),
-            },
+            Ok(reply) => AuditedResponse::answered(reply.status.as_u16(), reply.body.as_ref()),
+            Err(e) => AuditedResponse::failed(e.status.as_u16(), e.errors.join("; ")),
         }
     }
 }
@@ -119,6 +103,17 @@ pub(crate) async fn refuse(
     error: EngineError,
 ) -> Result<Reply, ApiError> {
     apply(core, req, Refuse { access, error }, |never| match never {}).await
+}
+
+/// The answer to a path nothing serves, audited like any request.
+pub(crate) async fn no_route(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+    refuse(
+        core,
+        req,
+        Access::Nobody,
+        EngineError::NoRoute(req.path.clone()),
+    )
+    .await
 }
 
 /// The answer to an operation a path does not declare: 403 for a token without that

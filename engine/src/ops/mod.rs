@@ -247,6 +247,24 @@ pub struct AuditedResponse<'a> {
     pub error: Option<Cow<'a, str>>,
 }
 
+impl<'a> AuditedResponse<'a> {
+    pub fn answered(status: u16, body: Option<&'a Value>) -> Self {
+        AuditedResponse {
+            status,
+            body,
+            error: None,
+        }
+    }
+
+    pub fn failed(status: u16, error: impl Into<Cow<'a, str>>) -> Self {
+        AuditedResponse {
+            status,
+            body: None,
+            error: Some(error.into()),
+        }
+    }
+}
+
 /// A front door's encoded answer, as the audit log sees it.
 pub trait Audited {
     fn audited(&self) -> AuditedResponse<'_>;

@@ -9,8 +9,7 @@ mod versions;
 use std::sync::Arc;
 
 use engine::mounts::MountRef;
-use engine::ops::Access;
-use engine::{Core, EngineError};
+use engine::Core;
 
 use crate::error::ApiError;
 use crate::request::VaultRequest;
@@ -31,14 +30,6 @@ pub async fn handle(
         "metadata" => metadata::handle(core, req, mount, path).await,
         "delete" | "undelete" | "destroy" => versions::handle(core, req, mount, path, family).await,
         "config" if path.is_empty() => config::handle(core, req, mount).await,
-        _ => {
-            super::refuse(
-                core,
-                req,
-                Access::Nobody,
-                EngineError::NoRoute(req.path.clone()),
-            )
-            .await
-        }
+        _ => super::no_route(core, req).await,
     }
 }

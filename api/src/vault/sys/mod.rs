@@ -82,15 +82,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("audit-verify", t) if !t.is_empty() => audit::verify(core, req, t).await,
         ("auth", "") => auth::list(core, req).await,
         ("auth", "token/tune") => auth::tune(core, req, auth::TuneVia::Auth).await,
-        _ => {
-            refuse(
-                core,
-                req,
-                Access::Nobody,
-                EngineError::NoRoute(req.path.clone()),
-            )
-            .await
-        }
+        _ => crate::vault::no_route(core, req).await,
     }
 }
 

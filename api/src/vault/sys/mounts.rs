@@ -151,7 +151,11 @@ fn tune_spec(req: &VaultRequest) -> Result<MountTuneSpec, ApiError> {
 }
 
 async fn tune(core: &Arc<Core>, req: &VaultRequest, path: &str) -> Result<Reply, ApiError> {
-    let path = normalize_mount_path(path)?;
+    let path = match normalize_mount_path(path) {
+        Ok(p) => p,
+        // Refused once the ACL is checked, and audited, as any malformed request.
+        Err(e) => return super::refuse(core, req, engine::ops::Access::Acl(req.op), e).await,
+    };
     if path == "auth/token/" {
         return super::auth::tune(core, req, TuneVia::Mounts).await;
     }

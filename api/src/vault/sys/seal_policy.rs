@@ -13,13 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use engine::ops::sys::seal_policy::{AuthorizePcrs, Reseal, SealPolicyRead};
-use engine::ops::Access;
 use engine::policy::Operation;
-use engine::{Core, EngineError};
+use engine::Core;
 use engine::{PcrTarget, SealPolicyReport};
 use serde_json::{json, Value};
 
-use super::{apply, not_allowed, refuse};
+use super::{apply, not_allowed};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
@@ -45,15 +44,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, tail: &str) -> Result<
             apply(core, req, op, reply).await
         }
         ("" | "authorize-pcrs" | "reseal", _) => not_allowed(core, req).await,
-        _ => {
-            refuse(
-                core,
-                req,
-                Access::Nobody,
-                EngineError::NoRoute(req.path.clone()),
-            )
-            .await
-        }
+        _ => crate::vault::no_route(core, req).await,
     }
 }
 
