@@ -51,8 +51,7 @@ impl BarrierBatch {
         path: &str,
         value: &T,
     ) -> Result<&mut Self, EngineError> {
-        let plain = Zeroizing::new(serde_json::to_vec(value).map_err(EngineError::internal)?);
-        self.put(path, &plain)
+        self.put(path, &json_plaintext(value)?)
     }
 
     pub fn delete(&mut self, path: &str) -> &mut Self {
@@ -102,14 +101,20 @@ impl BarrierTx<'_> {
         path: &str,
         value: &T,
     ) -> Result<&mut Self, EngineError> {
-        let plain = Zeroizing::new(serde_json::to_vec(value).map_err(EngineError::internal)?);
-        self.put(path, &plain)
+        self.put(path, &json_plaintext(value)?)
     }
 
     pub fn delete(&mut self, path: &str) -> &mut Self {
         self.tx.delete(path);
         self
     }
+}
+
+/// A value's JSON, zeroed when dropped: it may hold secrets.
+fn json_plaintext<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, EngineError> {
+    Ok(Zeroizing::new(
+        serde_json::to_vec(value).map_err(EngineError::internal)?,
+    ))
 }
 
 fn aad(path: &str, term: u32) -> Vec<u8> {
