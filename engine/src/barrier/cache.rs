@@ -24,7 +24,21 @@ const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
 
 pub type Plain = Arc<Zeroizing<Vec<u8>>>;
 
-pub(super) type ReadCache = BoundedCache<Zeroizing<Vec<u8>>>;
+/// A value as stored and as read. The ciphertext lets a transaction take the cached value
+/// as its read condition (each ciphertext has a fresh nonce, so it names one write)
+/// without reading storage again.
+pub(super) struct Entry {
+    pub(super) sealed: Vec<u8>,
+    pub(super) plain: Plain,
+}
+
+impl Entry {
+    pub(super) fn size(&self) -> usize {
+        self.sealed.len() + self.plain.len()
+    }
+}
+
+pub(super) type ReadCache = BoundedCache<Entry>;
 
 pub(super) fn read_cache() -> ReadCache {
     BoundedCache::with_max_value(CAPACITY_BYTES, MAX_ENTRY_BYTES)
@@ -35,12 +49,15 @@ mod tests {
     use super::*;
     use crate::bounded_cache::Cached;
 
-    fn plain(v: &[u8]) -> Plain {
-        Arc::new(Zeroizing::new(v.to_vec()))
+    fn plain(v: &[u8]) -> Arc<Entry> {
+        Arc::new(Entry {
+            sealed: Vec::new(),
+            plain: Arc::new(Zeroizing::new(v.to_vec())),
+        })
     }
 
-    fn insert(c: &ReadCache, epoch: u64, path: &str, value: Plain) {
-        let len = value.len();
+    fn insert(c: &ReadCache, epoch: u64, path: &str, value: Arc<Entry>) {
+        let len = value.size();
         c.insert(epoch, path, value, len);
     }
 
@@ -62,7 +79,7 @@ mod tests {
             panic!("empty cache hit")
         };
         insert(&c, epoch, "a", plain(b"v1"));
-        assert!(matches!(c.get("a"), Cached::Hit(v) if v.as_slice() == b"v1"));
+        assert!(matches!(c.get("a"), Cached::Hit(v) if v.plain.as_slice() == b"v1"));
         c.invalidate_all(["a"]);
         assert!(matches!(c.get("a"), Cached::Miss(_)));
     }

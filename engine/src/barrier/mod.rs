@@ -18,8 +18,10 @@ use zeroize::Zeroizing;
 
 use crate::bounded_cache::Cached;
 use crate::error::EngineError;
-use crate::storage::{retry_on_conflict, Batch, IsConflict, Op, Storage, Transaction};
-use cache::{Plain, ReadCache};
+use crate::storage::{
+    retry_on_conflict, Batch, IsConflict, Op, Storage, StorageError, Transaction,
+};
+use cache::{Entry, Plain, ReadCache};
 
 /// Where the wrapped keyring lives. It is the one value sealed by the root key rather
 /// than by the keyring itself.
@@ -66,12 +68,20 @@ impl BarrierBatch {
 pub struct BarrierTx<'s> {
     keyring: Arc<Keyring>,
     tx: Transaction<'s>,
+    cache: &'s ReadCache,
 }
 
 impl BarrierTx<'_> {
-    /// Reads `path` from storage (not the plaintext cache: the condition needs the
-    /// ciphertext) and makes its current value a condition of the commit.
+    /// Reads `path` and makes its current value a condition of the commit. A cached value
+    /// carries its ciphertext, which serves as the condition without a storage read; a
+    /// stale one fails the commit, which drops it and runs the transaction again.
     pub fn get(&mut self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, EngineError> {
+        if !self.tx.has_seen(path) {
+            if let Cached::Hit(entry) = self.cache.get(path) {
+                self.tx.assume(path, Some(entry.sealed.clone()));
+                return Ok(Some(Zeroizing::new(entry.plain.to_vec())));
+            }
+        }
         match self.tx.get(path)? {
             Some(sealed) => Ok(Some(open_value(&self.keyring, path, &sealed)?)),
             None => Ok(None),
@@ -281,13 +291,18 @@ impl Barrier {
     fn get_shared(&self, path: &str) -> Result<Option<Plain>, EngineError> {
         let keyring = self.keyring()?;
         let epoch = match self.cache.get(path) {
-            Cached::Hit(plain) => return Ok(Some(plain)),
+            Cached::Hit(entry) => return Ok(Some(entry.plain.clone())),
             Cached::Miss(epoch) => epoch,
         };
         match self.storage.get(path)? {
             Some(sealed) => {
                 let plain = Arc::new(open_value(&keyring, path, &sealed)?);
-                self.cache.insert(epoch, path, plain.clone(), plain.len());
+                let entry = Arc::new(Entry {
+                    sealed,
+                    plain: plain.clone(),
+                });
+                let size = entry.size();
+                self.cache.insert(epoch, path, entry, size);
                 Ok(Some(plain))
             }
             None => Ok(None),
@@ -342,6 +357,7 @@ impl Barrier {
                 let mut tx = BarrierTx {
                     keyring,
                     tx: self.storage.begin(),
+                    cache: &self.cache,
                 };
                 let out = f(&mut tx);
                 (out, tx.tx.into_batch())
@@ -367,6 +383,11 @@ impl Barrier {
             .collect();
         let result = self.storage.commit(batch).await;
         self.cache.invalidate_all(paths.iter().map(String::as_str));
+        // A condition taken from the cache that no longer holds: drop the stale value so
+        // the retry reads storage.
+        if let Err(StorageError::Conflict { key }) = &result {
+            self.cache.invalidate_all([key.as_str()]);
+        }
         result?;
         Ok(())
     }
@@ -466,6 +487,36 @@ mod tests {
         for v in mem.raw_values() {
             assert!(!v.windows(2).any(|w| w == b"10"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_reads_through_the_cache_and_a_stale_entry_costs_one_retry() {
+        use crate::storage::Backend;
+        let (b, mem, root) = barrier();
+        b.initialize(&root).await.unwrap();
+        b.put_json("n", &1).await.unwrap();
+        let first = mem.get("n").unwrap().unwrap();
+        b.put_json("n", &2).await.unwrap();
+        assert_eq!(b.get_json::<i32>("n").unwrap(), Some(2), "now cached");
+        // Another writer puts the first value back and its notification is lost: the
+        // cache holds 2, storage 1.
+        let mut restore = Batch::new();
+        restore.put("n", first);
+        mem.apply(&[restore]).unwrap();
+        let mut seen = Vec::new();
+        let written = b
+            .transact(|tx| {
+                let n: i32 = tx.get_json("n")?.unwrap_or(0);
+                seen.push(n);
+                tx.put_json("n", &(n + 10))?;
+                Ok::<_, EngineError>(n + 10)
+            })
+            .await
+            .unwrap();
+        // The cached 2 failed its condition; the retry read storage's 1.
+        assert_eq!(seen, vec![2, 1]);
+        assert_eq!(written, 11);
+        assert_eq!(b.get_json::<i32>("n").unwrap(), Some(11));
     }
 
     #[tokio::test]

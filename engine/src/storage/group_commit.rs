@@ -166,6 +166,24 @@ impl Transaction<'_> {
         Ok(value)
     }
 
+    /// Whether the transaction already read or wrote `key`: its answer for it is settled.
+    pub fn has_seen(&self, key: &str) -> bool {
+        self.batch.checks.iter().any(|c| c.key == key)
+            || self.batch.ops.iter().any(|op| match op {
+                Op::Put(k, _) | Op::Delete(k) => k == key,
+            })
+    }
+
+    /// Records `value` as what `key` holds, as a read would, without reading it: for a
+    /// caller that knows the stored value already (a cache of it). A stale value only
+    /// fails the commit with a conflict.
+    pub fn assume(&mut self, key: &str, value: Option<Vec<u8>>) -> &mut Self {
+        if !self.has_seen(key) {
+            self.batch.check(key, value);
+        }
+        self
+    }
+
     pub fn put(&mut self, key: impl Into<String>, value: Vec<u8>) -> &mut Self {
         self.batch.put(key, value);
         self
