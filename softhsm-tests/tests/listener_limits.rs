@@ -553,8 +553,10 @@ fn request_bodies_past_the_global_budget_get_503_until_one_finishes() {
     let _b = start_post(&d, 4096);
     // Once the server reads them (it takes their bytes from the budget before the
     // first byte), a third is refused. Until then a third may be accepted and wait for
-    // its body: such a probe is dropped, giving its share back, and tried again.
-    let (status, body) = poll_until(Duration::from_secs(20), "the budget to fill", || {
+    // its body: such a probe is dropped, giving its share back, and tried again. Each
+    // probe that wins that race costs two seconds, and on a loaded machine several can
+    // in a row: the deadline leaves room for that.
+    let (status, body) = poll_until(Duration::from_secs(60), "the budget to fill", || {
         answered(start_post(&d, 4096)).filter(|(status, _)| *status == 503)
     });
     assert_eq!(status, 503);
