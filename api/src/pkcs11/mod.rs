@@ -2,6 +2,7 @@
 //! operations as the HTTP doors do; what it answers for an engine error is decided here
 //! and only here.
 
+pub mod dispatch;
 mod rv;
 
 pub use rv::return_value;

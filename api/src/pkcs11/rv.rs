@@ -3,9 +3,9 @@
 
 use engine::managed_keys::KeyError;
 use engine::{EngineError, ErrorKind};
-use pkcs11_wire::rv::*;
+use pkcs11_wire::ck::*;
 
-pub fn return_value(e: &EngineError) -> u32 {
+pub fn return_value(e: &EngineError) -> CK_RV {
     if let EngineError::Key(k) = e {
         match k.as_ref() {
             KeyError::WrongKeyType(_) => return CKR_KEY_TYPE_INCONSISTENT,
