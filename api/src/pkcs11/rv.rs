@@ -17,6 +17,7 @@ pub fn return_value(e: &EngineError) -> CK_RV {
                 ..
             } => return CKR_ENCRYPTED_DATA_INVALID,
             KeyError::TooLarge(_) => return CKR_DATA_LEN_RANGE,
+            KeyError::Unsupported(_) => return CKR_MECHANISM_INVALID,
             _ => {}
         }
     }

@@ -25,6 +25,9 @@ pub enum KeyError {
     NotPendingDestruction(String),
     #[error("{0}")]
     TooLarge(String),
+    /// The scheme (mechanism) is not one this key, or this boundary, can use.
+    #[error("{0}")]
+    Unsupported(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -53,7 +56,9 @@ impl KeyError {
             | KeyError::VersionDisabled { .. }
             | KeyError::PendingDestruction(_)
             | KeyError::NotPendingDestruction(_) => ErrorKind::Conflict,
-            KeyError::Invalid { .. } | KeyError::WrongKeyType(_) => ErrorKind::InvalidInput,
+            KeyError::Invalid { .. } | KeyError::WrongKeyType(_) | KeyError::Unsupported(_) => {
+                ErrorKind::InvalidInput
+            }
             KeyError::TooLarge(_) => ErrorKind::LimitExceeded,
             KeyError::Engine(e) => e.kind(),
         }
@@ -71,6 +76,7 @@ impl KeyError {
             KeyError::PendingDestruction(_) => "KEY_PENDING_DESTRUCTION",
             KeyError::NotPendingDestruction(_) => "KEY_NOT_PENDING_DESTRUCTION",
             KeyError::TooLarge(_) => "PAYLOAD_TOO_LARGE",
+            KeyError::Unsupported(_) => "UNSUPPORTED_ALGORITHM",
             KeyError::Engine(EngineError::Sealed) => "SEALED",
             KeyError::Engine(_) => "INTERNAL",
         }

@@ -14,6 +14,7 @@
 pub mod error;
 pub mod material;
 pub mod model;
+pub mod scheme;
 
 use std::collections::HashMap;
 use std::sync::Arc;
