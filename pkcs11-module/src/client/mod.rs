@@ -1,0 +1,130 @@
+//! The library's side of the wire: configuration, connections, and a pool so calls from
+//! many threads run in parallel.
+
+pub mod config;
+mod transport;
+
+use parking_lot::Mutex;
+use pkcs11_wire::{ck, frame, Call, FrameError, Reply, TokenInfo};
+use zeroize::Zeroizing;
+
+pub use config::{Config, ConfigError, Target};
+use transport::{Dialer, Stream};
+
+/// Idle connections kept for reuse; more may be open while calls are in flight.
+const MAX_IDLE: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No connection could be made, or the daemon dropped one before the call was sent.
+    #[error("daemon unreachable: {0}")]
+    Unreachable(String),
+    /// The call was sent but no reply came back: it may or may not have run.
+    #[error("connection lost after the call was sent: {0}")]
+    Lost(String),
+    #[error("the daemon refused the connection: {0}")]
+    Refused(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+impl ClientError {
+    fn unreachable(e: FrameError) -> ClientError {
+        ClientError::Unreachable(e.to_string())
+    }
+
+    /// What the application sees.
+    pub fn rv(&self) -> ck::CK_RV {
+        match self {
+            ClientError::Unreachable(_) | ClientError::Tls(_) => ck::CKR_DEVICE_REMOVED,
+            ClientError::Lost(_) | ClientError::Refused(_) | ClientError::Protocol(_) => {
+                ck::CKR_DEVICE_ERROR
+            }
+        }
+    }
+}
+
+/// Connections of one library instance (one `C_Initialize`).
+pub struct Client {
+    dialer: Dialer,
+    idle: Mutex<Vec<Stream>>,
+    /// The token facts of the latest `Welcome`.
+    welcomed: Mutex<Option<TokenInfo>>,
+}
+
+impl Client {
+    pub fn new(target: Target, instance: [u8; 16]) -> Result<Client, ClientError> {
+        Ok(Client {
+            dialer: Dialer::new(target, instance)?,
+            idle: Mutex::new(Vec::new()),
+            welcomed: Mutex::new(None),
+        })
+    }
+
+    /// The token facts a daemon sent when a connection was last opened.
+    pub fn welcomed(&self) -> Option<TokenInfo> {
+        self.welcomed.lock().clone()
+    }
+
+    /// Sends one call and waits for its reply. A connection that turns out dead before
+    /// the call is written is replaced once; once written, a failure is final, since
+    /// the daemon may have acted on it.
+    pub fn call(&self, call: &Call) -> Result<Reply, ClientError> {
+        let bytes =
+            Zeroizing::new(frame::encode(call).map_err(|e| ClientError::Protocol(e.to_string()))?);
+        let (mut stream, reused) = self.checkout()?;
+        let stream = match write_all(&mut stream, &bytes) {
+            Ok(()) => stream,
+            Err(e) if reused => {
+                drop(e);
+                let mut fresh = self.open()?;
+                write_all(&mut fresh, &bytes)
+                    .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+                fresh
+            }
+            Err(e) => return Err(ClientError::Unreachable(e.to_string())),
+        };
+        let mut stream = stream;
+        let reply = frame::read::<Reply>(&mut stream).map_err(|e| match e {
+            FrameError::Io(e) => ClientError::Lost(e.to_string()),
+            other => ClientError::Protocol(other.to_string()),
+        })?;
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(stream);
+        }
+        Ok(reply)
+    }
+
+    /// An idle connection that still looks alive, else a new one.
+    fn checkout(&self) -> Result<(Stream, bool), ClientError> {
+        loop {
+            let candidate = self.idle.lock().pop();
+            match candidate {
+                Some(stream) if !stream.is_stale() => return Ok((stream, true)),
+                Some(_) => continue,
+                None => return Ok((self.open()?, false)),
+            }
+        }
+    }
+
+    fn open(&self) -> Result<Stream, ClientError> {
+        let (stream, token) = self.dialer.dial()?;
+        *self.welcomed.lock() = Some(token);
+        Ok(stream)
+    }
+
+    /// Leaves the connections to whoever owns them: a forked child must neither close
+    /// nor write to its parent's.
+    pub fn abandon(self) {
+        std::mem::forget(self);
+    }
+}
+
+fn write_all(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    stream.write_all(bytes)?;
+    stream.flush()
+}
