@@ -75,10 +75,9 @@ impl Client {
         let bytes =
             Zeroizing::new(frame::encode(call).map_err(|e| ClientError::Protocol(e.to_string()))?);
         let (mut stream, reused) = self.checkout()?;
-        let stream = match write_all(&mut stream, &bytes) {
+        let mut stream = match write_all(&mut stream, &bytes) {
             Ok(()) => stream,
-            Err(e) if reused => {
-                drop(e);
+            Err(_) if reused => {
                 let mut fresh = self.open()?;
                 write_all(&mut fresh, &bytes)
                     .map_err(|e| ClientError::Unreachable(e.to_string()))?;
@@ -86,7 +85,6 @@ impl Client {
             }
             Err(e) => return Err(ClientError::Unreachable(e.to_string())),
         };
-        let mut stream = stream;
         let reply = frame::read::<Reply>(&mut stream).map_err(|e| match e {
             FrameError::Io(e) => ClientError::Lost(e.to_string()),
             other => ClientError::Protocol(other.to_string()),
@@ -114,12 +112,6 @@ impl Client {
         let (stream, token) = self.dialer.dial()?;
         *self.welcomed.lock() = Some(token);
         Ok(stream)
-    }
-
-    /// Leaves the connections to whoever owns them: a forked child must neither close
-    /// nor write to its parent's.
-    pub fn abandon(self) {
-        std::mem::forget(self);
     }
 }
 
