@@ -85,10 +85,7 @@ impl Client {
             }
             Err(e) => return Err(ClientError::Unreachable(e.to_string())),
         };
-        let reply = frame::read::<Reply>(&mut stream).map_err(|e| match e {
-            FrameError::Io(e) => ClientError::Lost(e.to_string()),
-            other => ClientError::Protocol(other.to_string()),
-        })?;
+        let reply = read_reply(&mut stream)?;
         let mut idle = self.idle.lock();
         if idle.len() < MAX_IDLE {
             idle.push(stream);
@@ -113,6 +110,18 @@ impl Client {
         *self.welcomed.lock() = Some(token);
         Ok(stream)
     }
+}
+
+/// The reply, read into a buffer that is zeroized afterwards (it may hold plaintext).
+fn read_reply(stream: &mut Stream) -> Result<Reply, ClientError> {
+    use std::io::Read;
+    let lost = |e: std::io::Error| ClientError::Lost(e.to_string());
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix).map_err(lost)?;
+    let len = frame::body_len(prefix).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let mut body = Zeroizing::new(vec![0u8; len]);
+    stream.read_exact(&mut body).map_err(lost)?;
+    frame::decode(&body).map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
 fn write_all(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {

@@ -63,6 +63,11 @@ impl Dialer {
                 return Err(ClientError::Tls("TLS is not configured".to_string()))
             }
         };
+        // The TLS handshake and the greeting get the connect timeout, calls the longer
+        // reply timeout.
+        stream
+            .set_timeouts(CONNECT_TIMEOUT)
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
         // Nothing the application asked for is on this connection yet: a failure here
         // is the daemon being unreachable.
         frame::write(&mut stream, &self.hello).map_err(ClientError::unreachable)?;
@@ -90,18 +95,16 @@ impl Dialer {
                 welcome.version
             )));
         }
+        stream
+            .set_timeouts(REPLY_TIMEOUT)
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
         Ok((stream, welcome.token))
     }
 }
 
 fn connect_unix(path: &Path) -> Result<UnixStream, ClientError> {
-    let stream = UnixStream::connect(path)
-        .map_err(|e| ClientError::Unreachable(format!("{}: {e}", path.display())))?;
-    stream
-        .set_read_timeout(Some(REPLY_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
-        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-    Ok(stream)
+    sys::connect_unix(path, CONNECT_TIMEOUT)
+        .map_err(|e| ClientError::Unreachable(format!("{}: {e}", path.display())))
 }
 
 fn connect_tcp(address: &str) -> Result<TcpStream, ClientError> {
@@ -113,9 +116,7 @@ fn connect_tcp(address: &str) -> Result<TcpStream, ClientError> {
         match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
             Ok(stream) => {
                 stream
-                    .set_read_timeout(Some(REPLY_TIMEOUT))
-                    .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
-                    .and_then(|()| stream.set_nodelay(true))
+                    .set_nodelay(true)
                     .map_err(|e| ClientError::Unreachable(e.to_string()))?;
                 return Ok(stream);
             }
@@ -174,6 +175,19 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.as_fd(),
             Stream::Tls(s) => s.sock.as_fd(),
+        }
+    }
+
+    fn set_timeouts(&self, timeout: Duration) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => {
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))
+            }
+            Stream::Tls(s) => {
+                s.sock.set_read_timeout(Some(timeout))?;
+                s.sock.set_write_timeout(Some(timeout))
+            }
         }
     }
 
