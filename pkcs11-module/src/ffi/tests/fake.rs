@@ -35,6 +35,8 @@ pub struct Counters {
     pub signs: AtomicUsize,
     pub connections: AtomicUsize,
     pub released: Mutex<Vec<u64>>,
+    /// The instance id of every greeting.
+    pub instances: Mutex<Vec<[u8; 16]>>,
 }
 
 pub struct FakeDaemon {
@@ -168,6 +170,7 @@ fn serve(mut stream: UnixStream, counters: &Counters) {
         return;
     };
     assert_eq!(hello.version, PROTOCOL_VERSION);
+    counters.instances.lock().unwrap().push(hello.instance);
     let welcome = Welcome {
         version: PROTOCOL_VERSION,
         token: token(),

@@ -918,3 +918,101 @@ fn the_private_key_handle_is_stable() {
     assert_eq!(public.len(), 1);
     assert!(public[0] != key && public[0] != 0);
 }
+
+#[test]
+fn a_daemon_that_never_answers_is_an_error_in_bounded_time() {
+    let fixture = Fixture::new();
+    let path = fixture.dir.path().join("hung.sock");
+    // Bound but never accepting: connecting succeeds, the greeting is never answered.
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::env::set_var("IRONSEAL_PKCS11_SOCKET", &path);
+    initialize();
+    let started = Instant::now();
+    let mut session = 0;
+    // SAFETY: the output is a valid local.
+    let rv = unsafe { C_OpenSession(0, CKF_SERIAL_SESSION, null_mut(), None, &mut session) };
+    assert_eq!(rv, CKR_DEVICE_REMOVED);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// What the child of `fork` checks, as an exit code (it must not unwind into the test
+/// harness).
+fn child_after_fork(inherited: CK_SESSION_HANDLE) -> i32 {
+    // SAFETY: valid outputs throughout.
+    unsafe {
+        let mut info: CK_INFO = std::mem::zeroed();
+        if C_GetInfo(&mut info) != CKR_CRYPTOKI_NOT_INITIALIZED {
+            return 1;
+        }
+        if C_CloseSession(inherited) != CKR_CRYPTOKI_NOT_INITIALIZED {
+            return 2;
+        }
+        if C_Initialize(null_mut()) != CKR_OK {
+            return 3;
+        }
+        let mut session = 0;
+        if C_OpenSession(0, CKF_SERIAL_SESSION, null_mut(), None, &mut session) != CKR_OK {
+            return 4;
+        }
+        if login(session, CKU_USER, USER_PIN) != CKR_OK {
+            return 5;
+        }
+        if C_Finalize(null_mut()) != CKR_OK {
+            return 6;
+        }
+    }
+    0
+}
+
+#[test]
+fn a_forked_child_initializes_afresh() {
+    let fixture = Fixture::new();
+    let (session, key) = user_session();
+    // SAFETY: the child only calls the library and then `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = child_after_fork(session);
+        // SAFETY: ends the child without running the parent's destructors or harness.
+        unsafe { libc::_exit(code) };
+    }
+    let started = Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: `pid` is our child and `status` a valid output.
+        let waited = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if waited == pid {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            // SAFETY: `pid` is our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the forked child hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(libc::WIFEXITED(status), "the child crashed: {status:#x}");
+    assert_eq!(libc::WEXITSTATUS(status), 0, "child check failed");
+    let instances = fixture.daemon().counters.instances.lock().unwrap().clone();
+    assert!(instances.len() >= 2);
+    assert!(
+        instances.iter().any(|i| *i != instances[0]),
+        "the child is its own instance"
+    );
+    // The parent's connection and login are untouched.
+    let mut mech = mechanism(CKM_SHA256_RSA_PKCS);
+    let mut signature = vec![0u8; SIGNATURE_LEN];
+    let mut len = SIGNATURE_LEN as CK_ULONG;
+    // SAFETY: valid buffers and lengths.
+    unsafe {
+        assert_eq!(C_SignInit(session, &mut mech, key), CKR_OK);
+        let rv = C_Sign(
+            session,
+            b"x".as_ptr() as *mut u8,
+            1,
+            signature.as_mut_ptr(),
+            &mut len,
+        );
+        assert_eq!(rv, CKR_OK);
+    }
+}
