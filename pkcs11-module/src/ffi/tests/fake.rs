@@ -2,6 +2,7 @@
 //! one RSA key pair, a user PIN and an SO PIN, and counters of what it was asked.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -165,7 +166,8 @@ impl Drop for FakeDaemon {
     }
 }
 
-fn serve(mut stream: UnixStream, counters: &Counters) {
+/// One connection: the greeting, then a reply for each call.
+pub fn serve(mut stream: impl Read + Write, counters: &Counters) {
     let Ok(hello) = frame::read::<Hello>(&mut stream) else {
         return;
     };

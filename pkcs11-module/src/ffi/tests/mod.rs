@@ -1,6 +1,7 @@
 //! The library through its exported entry points, against a fake daemon.
 
 mod fake;
+mod tls;
 
 use std::ptr::null_mut;
 use std::sync::{Mutex, MutexGuard};
@@ -1015,4 +1016,63 @@ fn a_forked_child_initializes_afresh() {
         );
         assert_eq!(rv, CKR_OK);
     }
+}
+
+#[test]
+fn mutual_tls_reaches_the_daemon_and_refuses_a_stranger() {
+    let fixture = Fixture::new();
+    let dir = fixture.dir.path();
+    let pki = tls::Pki::new();
+    let address = tls::start(&pki, std::sync::Arc::new(fake::Counters::default()));
+    pki.write_ca(&dir.join("ca.pem"));
+    let (cert, key) = pki.leaf("client", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    std::fs::write(dir.join("client.pem"), cert).unwrap();
+    std::fs::write(dir.join("client.key"), key).unwrap();
+    let stranger = tls::Pki::new();
+    let (cert, key) = stranger.leaf("client", rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+    std::fs::write(dir.join("stranger.pem"), cert).unwrap();
+    std::fs::write(dir.join("stranger.key"), key).unwrap();
+    let conf = dir.join("pkcs11.conf");
+    let write_conf = |who: &str| {
+        let text = format!(
+            "address = {address}\nserver_name = localhost\nca_file = {ca}\ncert_file = {cert}\nkey_file = {key}\ntoken_label = Over TLS\n",
+            ca = dir.join("ca.pem").display(),
+            cert = dir.join(format!("{who}.pem")).display(),
+            key = dir.join(format!("{who}.key")).display(),
+        );
+        std::fs::write(&conf, text).unwrap();
+    };
+    std::env::set_var("IRONSEAL_PKCS11_CONF", &conf);
+
+    write_conf("client");
+    let (session, key) = user_session();
+    let mut token: CK_TOKEN_INFO;
+    let mut mech = mechanism(CKM_SHA256_RSA_PKCS);
+    let mut signature = vec![0u8; SIGNATURE_LEN];
+    let mut len = SIGNATURE_LEN as CK_ULONG;
+    // SAFETY: valid buffers and outputs throughout.
+    unsafe {
+        token = std::mem::zeroed();
+        assert_eq!(C_GetTokenInfo(0, &mut token), CKR_OK);
+        assert_eq!(&token.label[..9], b"Over TLS ");
+        assert_eq!(C_SignInit(session, &mut mech, key), CKR_OK);
+        let rv = C_Sign(
+            session,
+            b"tls".as_ptr() as *mut u8,
+            3,
+            signature.as_mut_ptr(),
+            &mut len,
+        );
+        assert_eq!(rv, CKR_OK);
+        assert_eq!(C_Finalize(null_mut()), CKR_OK);
+    }
+    assert_eq!(&signature[..3], b"tls");
+
+    write_conf("stranger");
+    initialize();
+    let mut session = 0;
+    // SAFETY: the output is a valid local.
+    let rv = unsafe { C_OpenSession(0, CKF_SERIAL_SESSION, null_mut(), None, &mut session) };
+    std::env::remove_var("IRONSEAL_PKCS11_CONF");
+    assert_eq!(rv, CKR_DEVICE_REMOVED);
 }
