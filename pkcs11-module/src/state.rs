@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use pkcs11_wire::{
     ck, Call, Function, Mechanism, MechanismInfo, ObjectRef, Op, Reply, TokenInfo, UserType,
 };
@@ -61,7 +61,7 @@ pub struct Library {
     pid: u32,
     pub client: Client,
     pub config: Config,
-    pub sessions: RwLock<HashMap<ck::CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    pub sessions: RwLock<HashMap<ck::CK_SESSION_HANDLE, Arc<SessionEntry>>>,
     next_session: AtomicU64,
     pub login: RwLock<Option<Login>>,
     pub handles: Mutex<Handles>,
@@ -154,7 +154,7 @@ impl Library {
             .ok_or(ck::CKR_MECHANISM_INVALID)
     }
 
-    pub fn session(&self, handle: ck::CK_SESSION_HANDLE) -> CkResult<Arc<Mutex<Session>>> {
+    pub fn session(&self, handle: ck::CK_SESSION_HANDLE) -> CkResult<Arc<SessionEntry>> {
         self.sessions
             .read()
             .get(&handle)
@@ -164,9 +164,13 @@ impl Library {
 
     pub fn add_session(&self, rw: bool) -> ck::CK_SESSION_HANDLE {
         let handle = self.next_session.fetch_add(1, Ordering::Relaxed);
-        self.sessions
-            .write()
-            .insert(handle, Arc::new(Mutex::new(Session::new(rw))));
+        self.sessions.write().insert(
+            handle,
+            Arc::new(SessionEntry {
+                rw,
+                state: Mutex::new(Session::new()),
+            }),
+        );
         handle
     }
 
@@ -248,8 +252,19 @@ pub struct Encapsulated {
     pub new_key: ck::CK_OBJECT_HANDLE,
 }
 
-pub struct Session {
+/// A session: its fixed kind, and its state behind a lock held for one call at a time.
+pub struct SessionEntry {
     pub rw: bool,
+    state: Mutex<Session>,
+}
+
+impl SessionEntry {
+    pub fn lock(&self) -> MutexGuard<'_, Session> {
+        self.state.lock()
+    }
+}
+
+pub struct Session {
     pub find: Option<Vec<ck::CK_OBJECT_HANDLE>>,
     pub encrypt: Option<Operation>,
     pub decrypt: Option<Operation>,
@@ -262,9 +277,8 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(rw: bool) -> Session {
+    fn new() -> Session {
         Session {
-            rw,
             find: None,
             encrypt: None,
             decrypt: None,

@@ -26,8 +26,8 @@ pub fn digest_update(session: ck::CK_SESSION_HANDLE, data: &[u8]) -> CkResult<()
 /// failed one does.
 pub fn digest_key(session: ck::CK_SESSION_HANDLE, key: ck::CK_OBJECT_HANDLE) -> CkResult<()> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     if session.digest.is_none() {
         return Err(ck::CKR_OPERATION_NOT_INITIALIZED);
     }

@@ -19,12 +19,12 @@ pub fn encapsulate_key(
     capacity: Option<usize>,
 ) -> CkResult<(Out, Option<ck::CK_OBJECT_HANDLE>)> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     lib.mechanism(Function::C_EncapsulateKey, &mechanism, ck::CKF_ENCAPSULATE)?;
     let key = lib.object(public, ck::CKR_KEY_HANDLE_INVALID)?;
     require_login(&lib)?;
-    if wants_token(&template) && !session.rw {
+    if wants_token(&template) && !entry.rw {
         return Err(ck::CKR_SESSION_READ_ONLY);
     }
     let done = match session.encapsulated.take() {
@@ -66,13 +66,13 @@ pub fn decapsulate_key(
     ciphertext: &[u8],
 ) -> CkResult<ck::CK_OBJECT_HANDLE> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     lib.mechanism(Function::C_DecapsulateKey, &mechanism, ck::CKF_DECAPSULATE)?;
     let key = lib.object(private, ck::CKR_KEY_HANDLE_INVALID)?;
     require_login(&lib)?;
     require_user_for(&lib, &key)?;
-    if wants_token(&template) && !session.rw {
+    if wants_token(&template) && !entry.rw {
         return Err(ck::CKR_SESSION_READ_ONLY);
     }
     match lib.call(

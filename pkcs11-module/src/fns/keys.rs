@@ -14,11 +14,11 @@ pub fn generate_key(
     template: Vec<Attribute>,
 ) -> CkResult<ck::CK_OBJECT_HANDLE> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     lib.mechanism(Function::C_GenerateKey, &mechanism, ck::CKF_GENERATE)?;
     require_login(&lib)?;
-    if wants_token(&template) && !session.rw {
+    if wants_token(&template) && !entry.rw {
         return Err(ck::CKR_SESSION_READ_ONLY);
     }
     let key = single_object(lib.call(
@@ -39,15 +39,15 @@ pub fn generate_key_pair(
     private: Vec<Attribute>,
 ) -> CkResult<(ck::CK_OBJECT_HANDLE, ck::CK_OBJECT_HANDLE)> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     lib.mechanism(
         Function::C_GenerateKeyPair,
         &mechanism,
         ck::CKF_GENERATE_KEY_PAIR,
     )?;
     require_login(&lib)?;
-    if (wants_token(&public) || wants_token(&private)) && !session.rw {
+    if (wants_token(&public) || wants_token(&private)) && !entry.rw {
         return Err(ck::CKR_SESSION_READ_ONLY);
     }
     match lib.call(
@@ -102,13 +102,13 @@ pub fn unwrap_key(
     template: Vec<Attribute>,
 ) -> CkResult<ck::CK_OBJECT_HANDLE> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     lib.mechanism(Function::C_UnwrapKey, &mechanism, ck::CKF_UNWRAP)?;
     let unwrapping = lib.object(unwrapping, ck::CKR_UNWRAPPING_KEY_HANDLE_INVALID)?;
     require_login(&lib)?;
     require_user_for(&lib, &unwrapping)?;
-    if wants_token(&template) && !session.rw {
+    if wants_token(&template) && !entry.rw {
         return Err(ck::CKR_SESSION_READ_ONLY);
     }
     let key = single_object(lib.call(

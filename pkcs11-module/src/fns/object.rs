@@ -18,8 +18,8 @@ pub enum AttrOut {
 
 pub fn find_objects_init(session: ck::CK_SESSION_HANDLE, template: Vec<Attribute>) -> CkResult<()> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     if session.find.is_some() {
         return Err(ck::CKR_OPERATION_ACTIVE);
     }
@@ -42,8 +42,8 @@ pub fn find_objects(
     max: usize,
 ) -> CkResult<Vec<ck::CK_OBJECT_HANDLE>> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     let pending = session
         .find
         .as_mut()
@@ -56,8 +56,8 @@ pub fn find_objects(
 
 pub fn find_objects_final(session: ck::CK_SESSION_HANDLE) -> CkResult<()> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     session
         .find
         .take()
@@ -144,7 +144,7 @@ pub fn set_attribute_value(
 ) -> CkResult<()> {
     let lib = library()?;
     let session = lib.session(session)?;
-    let rw = session.lock().rw;
+    let rw = session.rw;
     let object = lib.object(object, ck::CKR_OBJECT_HANDLE_INVALID)?;
     require_login(&lib)?;
     if is_token_object(&object) && !rw {
@@ -161,10 +161,10 @@ pub fn create_object(
     template: Vec<Attribute>,
 ) -> CkResult<ck::CK_OBJECT_HANDLE> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     require_login(&lib)?;
-    if wants_token(&template) && !session.rw {
+    if wants_token(&template) && !entry.rw {
         return Err(ck::CKR_SESSION_READ_ONLY);
     }
     let object = single_object(lib.call(Function::C_CreateObject, Op::CreateObject { template })?)?;
@@ -178,11 +178,11 @@ pub fn copy_object(
     template: Vec<Attribute>,
 ) -> CkResult<ck::CK_OBJECT_HANDLE> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     let object = lib.object(object, ck::CKR_OBJECT_HANDLE_INVALID)?;
     require_login(&lib)?;
-    if wants_token(&template) && !session.rw {
+    if wants_token(&template) && !entry.rw {
         return Err(ck::CKR_SESSION_READ_ONLY);
     }
     let copy =
@@ -196,11 +196,11 @@ pub fn destroy_object(
     object: ck::CK_OBJECT_HANDLE,
 ) -> CkResult<()> {
     let lib = library()?;
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     let object = lib.object(object, ck::CKR_OBJECT_HANDLE_INVALID)?;
     require_login(&lib)?;
-    if is_token_object(&object) && !session.rw {
+    if is_token_object(&object) && !entry.rw {
         return Err(ck::CKR_SESSION_READ_ONLY);
     }
     expect_ok(lib.call(Function::C_DestroyObject, Op::DestroyObject { object })?)?;

@@ -40,6 +40,24 @@ impl Kind {
         }
     }
 
+    /// A public key neither signs nor decrypts, a private key neither verifies nor
+    /// encrypts (their `CKA_SIGN`, `CKA_DECRYPT`, ... are false); stored and session
+    /// objects are left to the daemon.
+    fn check_key_class(self, key: &ObjectRef) -> CkResult<()> {
+        let ObjectRef::Key { class, .. } = key else {
+            return Ok(());
+        };
+        let refused = match self {
+            Kind::Sign | Kind::Decrypt => *class == KeyClass::Public,
+            Kind::Verify | Kind::Encrypt => *class == KeyClass::Private,
+            Kind::Digest => false,
+        };
+        if refused {
+            return Err(ck::CKR_KEY_FUNCTION_NOT_PERMITTED);
+        }
+        Ok(())
+    }
+
     fn init_function(self) -> Function {
         match self {
             Kind::Encrypt => Function::C_EncryptInit,
@@ -59,8 +77,8 @@ pub fn init(
     mechanism: Option<Mechanism>,
     key: Option<ck::CK_OBJECT_HANDLE>,
 ) -> CkResult<()> {
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     let slot = kind.slot(&mut session);
     let Some(mechanism) = mechanism else {
         *slot = None;
@@ -73,6 +91,7 @@ pub fn init(
     let key = match key {
         Some(handle) => {
             let key = lib.object(handle, ck::CKR_KEY_HANDLE_INVALID)?;
+            kind.check_key_class(&key)?;
             require_user_for(lib, &key)?;
             Some(key)
         }
@@ -104,8 +123,8 @@ pub fn update(
     kind: Kind,
     data: &[u8],
 ) -> CkResult<()> {
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     let slot = kind.slot(&mut session);
     let op = slot.as_mut().ok_or(ck::CKR_OPERATION_NOT_INITIALIZED)?;
     if op.output.is_some() {
@@ -130,8 +149,8 @@ pub fn finish(
     capacity: Option<usize>,
     run: impl FnOnce(&Operation, Zeroizing<Vec<u8>>) -> CkResult<Zeroizing<Vec<u8>>>,
 ) -> CkResult<Out> {
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     let slot = kind.slot(&mut session);
     let op = slot.as_mut().ok_or(ck::CKR_OPERATION_NOT_INITIALIZED)?;
     let output = match op.output.take() {
@@ -170,8 +189,8 @@ pub fn verify(
     data: Option<&[u8]>,
     run: impl FnOnce(&Operation, Vec<u8>) -> CkResult<()>,
 ) -> CkResult<()> {
-    let session = lib.session(session)?;
-    let mut session = session.lock();
+    let entry = lib.session(session)?;
+    let mut session = entry.lock();
     let op = session
         .verify
         .take()

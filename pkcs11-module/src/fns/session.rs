@@ -85,7 +85,7 @@ pub struct SessionInfo {
 
 pub fn get_session_info(session: ck::CK_SESSION_HANDLE) -> CkResult<SessionInfo> {
     let lib = library()?;
-    let rw = lib.session(session)?.lock().rw;
+    let rw = lib.session(session)?.rw;
     let state = match (lib.user(), rw) {
         (None, false) => ck::CKS_RO_PUBLIC_SESSION,
         (None, true) => ck::CKS_RW_PUBLIC_SESSION,
@@ -136,7 +136,7 @@ pub fn login(session: ck::CK_SESSION_HANDLE, user: ck::CK_USER_TYPE, pin: &[u8])
 
 fn any_read_only(lib: &Library) -> bool {
     let sessions: Vec<_> = lib.sessions.read().values().cloned().collect();
-    sessions.iter().any(|s| !s.lock().rw)
+    sessions.iter().any(|s| !s.rw)
 }
 
 pub fn logout(session: ck::CK_SESSION_HANDLE) -> CkResult<()> {

@@ -40,9 +40,15 @@ fn present_token(function: Function) -> CkResult<Option<TokenInfo>> {
     }
 }
 
+/// The slot's token; the slot exists whatever the daemon answers, so any failure to
+/// ask it means no token.
+fn slot_token() -> Option<TokenInfo> {
+    present_token(Function::C_GetSlotInfo).ok().flatten()
+}
+
 pub fn get_slot_list(token_present: bool) -> CkResult<Vec<ck::CK_SLOT_ID>> {
     library()?;
-    if token_present && present_token(Function::C_GetSlotInfo)?.is_none() {
+    if token_present && slot_token().is_none() {
         return Ok(Vec::new());
     }
     Ok(vec![SLOT_ID])
@@ -51,7 +57,7 @@ pub fn get_slot_list(token_present: bool) -> CkResult<Vec<ck::CK_SLOT_ID>> {
 pub fn get_slot_info(slot: ck::CK_SLOT_ID) -> CkResult<ck::CK_SLOT_INFO> {
     library()?;
     check_slot(slot)?;
-    let token = present_token(Function::C_GetSlotInfo)?;
+    let token = slot_token();
     let firmware = token.as_ref().map_or((0, 0), |t| t.firmware);
     Ok(ck::CK_SLOT_INFO {
         slotDescription: padded("Ironseal appliance"),
@@ -77,7 +83,7 @@ pub fn get_token_info(slot: ck::CK_SLOT_ID) -> CkResult<ck::CK_TOKEN_INFO> {
     let token = present_token(Function::C_GetTokenInfo)?.ok_or(ck::CKR_TOKEN_NOT_PRESENT)?;
     let (sessions, rw_sessions) = {
         let sessions: Vec<_> = lib.sessions.read().values().cloned().collect();
-        let rw = sessions.iter().filter(|s| s.lock().rw).count();
+        let rw = sessions.iter().filter(|s| s.rw).count();
         (sessions.len(), rw)
     };
     let label = lib.config.token_label.as_deref().unwrap_or(&token.label);

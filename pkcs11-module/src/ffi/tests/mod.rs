@@ -333,6 +333,7 @@ fn a_size_query_then_a_sign_makes_one_call() {
 fn multi_part_sign_and_verify() {
     let _fixture = Fixture::new();
     let (session, key) = user_session();
+    let public = find(session, CKO_PUBLIC_KEY)[0];
     let mut mech = mechanism(CKM_SHA256_RSA_PKCS);
     // SAFETY: valid buffers and lengths throughout.
     unsafe {
@@ -350,7 +351,7 @@ fn multi_part_sign_and_verify() {
             CKR_OK
         );
         assert_eq!(&signature[..6], b"abcdef");
-        assert_eq!(C_VerifyInit(session, &mut mech, key), CKR_OK);
+        assert_eq!(C_VerifyInit(session, &mut mech, public), CKR_OK);
         let rv = C_Verify(
             session,
             b"abcdef".as_ptr() as *mut u8,
@@ -359,7 +360,7 @@ fn multi_part_sign_and_verify() {
             len,
         );
         assert_eq!(rv, CKR_OK);
-        assert_eq!(C_VerifyInit(session, &mut mech, key), CKR_OK);
+        assert_eq!(C_VerifyInit(session, &mut mech, public), CKR_OK);
         let rv = C_Verify(
             session,
             b"abcdeX".as_ptr() as *mut u8,
