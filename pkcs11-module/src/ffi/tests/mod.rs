@@ -1077,3 +1077,66 @@ fn mutual_tls_reaches_the_daemon_and_refuses_a_stranger() {
     std::env::remove_var("IRONSEAL_PKCS11_CONF");
     assert_eq!(rv, CKR_DEVICE_REMOVED);
 }
+
+/// The `libironseal_pkcs11.so` the last `cargo build` made, beside the test binary's
+/// `deps/` directory (`cargo test` itself builds only the rlib).
+fn built_module() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let module = exe.parent()?.parent()?.join("libironseal_pkcs11.so");
+    module.exists().then_some(module)
+}
+
+#[test]
+fn pkcs11_tool_lists_and_signs_through_the_shared_library() {
+    let fixture = Fixture::new();
+    let (Some(module), Ok(_)) = (
+        built_module(),
+        std::process::Command::new("pkcs11-tool")
+            .arg("--help")
+            .output(),
+    ) else {
+        eprintln!("pkcs11-tool or the built module is missing: skipped");
+        return;
+    };
+    let tool = |args: &[&str]| {
+        let out = std::process::Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(&module)
+            .args(args)
+            .env("IRONSEAL_PKCS11_SOCKET", &fixture.daemon().path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = tool(&["--list-slots"]);
+    assert!(ok && text.contains("fake appliance"), "{text}");
+    let (ok, text) = tool(&["--list-mechanisms"]);
+    assert!(ok && text.contains("SHA256-RSA-PKCS"), "{text}");
+    let (ok, text) = tool(&["--login", "--pin", USER_PIN, "--list-objects"]);
+    assert!(ok && text.contains("signer"), "{text}");
+    let input = fixture.dir.path().join("in");
+    let output = fixture.dir.path().join("out");
+    std::fs::write(&input, b"sign me").unwrap();
+    let (ok, text) = tool(&[
+        "--login",
+        "--pin",
+        USER_PIN,
+        "--sign",
+        "--mechanism",
+        "SHA256-RSA-PKCS",
+        "--id",
+        "01",
+        "--input-file",
+        input.to_str().unwrap(),
+        "--output-file",
+        output.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let signature = std::fs::read(&output).unwrap();
+    assert_eq!(
+        (&signature[..7], signature.len()),
+        (&b"sign me"[..], SIGNATURE_LEN)
+    );
+}
