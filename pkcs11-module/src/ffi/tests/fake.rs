@@ -256,6 +256,15 @@ fn answer(call: Call, counters: &Counters, session_objects: &mut HashMap<u64, Ob
                 error(ck::CKR_SIGNATURE_INVALID)
             }
         }
+        // A stand-in cipher the tests can check: encryption reverses the bytes.
+        Op::Encrypt { key, mut data, .. } if key == PUBLIC => {
+            data.reverse();
+            Reply::Bytes(data.to_vec())
+        }
+        Op::Decrypt { key, mut data, .. } if key == PRIVATE && user => {
+            data.reverse();
+            Reply::Secret(data.into())
+        }
         Op::ReleaseSessionObjects { objects } => {
             for id in &objects {
                 session_objects.remove(id);

@@ -1140,3 +1140,186 @@ fn pkcs11_tool_lists_and_signs_through_the_shared_library() {
         (&b"sign me"[..], SIGNATURE_LEN)
     );
 }
+
+#[test]
+fn encrypt_and_decrypt_single_and_multi_part() {
+    let _fixture = Fixture::new();
+    let (session, private) = user_session();
+    let public = find(session, CKO_PUBLIC_KEY)[0];
+    let mut label = *b"context";
+    let mut params = CK_RSA_PKCS_OAEP_PARAMS {
+        hashAlg: CKM_SHA256,
+        mgf: CKG_MGF1_SHA256,
+        source: CKZ_DATA_SPECIFIED,
+        pSourceData: label.as_mut_ptr().cast(),
+        ulSourceDataLen: label.len() as CK_ULONG,
+    };
+    let mut mech = CK_MECHANISM {
+        mechanism: CKM_RSA_PKCS_OAEP,
+        pParameter: (&mut params as *mut CK_RSA_PKCS_OAEP_PARAMS).cast(),
+        ulParameterLen: std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>() as CK_ULONG,
+    };
+    let mut out = [0u8; 64];
+    // SAFETY: valid buffers, lengths and mechanism throughout.
+    unsafe {
+        assert_eq!(
+            C_EncryptInit(session, &mut mech, private),
+            CKR_KEY_FUNCTION_NOT_PERMITTED
+        );
+        assert_eq!(C_EncryptInit(session, &mut mech, public), CKR_OK);
+        let mut len = 0;
+        assert_eq!(
+            C_EncryptUpdate(
+                session,
+                b"abc".as_ptr() as *mut u8,
+                3,
+                out.as_mut_ptr(),
+                &mut len
+            ),
+            CKR_OK
+        );
+        assert_eq!(len, 0, "parts are gathered until the final call");
+        len = 64;
+        assert_eq!(
+            C_EncryptUpdate(
+                session,
+                b"def".as_ptr() as *mut u8,
+                3,
+                out.as_mut_ptr(),
+                &mut len
+            ),
+            CKR_OK
+        );
+        len = 64;
+        assert_eq!(C_EncryptFinal(session, out.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(&out[..len as usize], b"fedcba");
+
+        assert_eq!(C_DecryptInit(session, &mut mech, private), CKR_OK);
+        len = 0;
+        assert_eq!(
+            C_Decrypt(
+                session,
+                b"fedcba".as_ptr() as *mut u8,
+                6,
+                null_mut(),
+                &mut len
+            ),
+            CKR_OK
+        );
+        assert_eq!(len, 6);
+        len = 64;
+        assert_eq!(
+            C_Decrypt(
+                session,
+                b"fedcba".as_ptr() as *mut u8,
+                6,
+                out.as_mut_ptr(),
+                &mut len
+            ),
+            CKR_OK
+        );
+        assert_eq!(&out[..6], b"abcdef");
+        assert_eq!(
+            C_DecryptFinal(session, out.as_mut_ptr(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+
+        params.source = 7;
+        assert_eq!(
+            C_DecryptInit(session, &mut mech, private),
+            CKR_MECHANISM_PARAM_INVALID
+        );
+        assert_eq!(C_Logout(session), CKR_OK);
+        params.source = CKZ_DATA_SPECIFIED;
+        assert_eq!(
+            C_DecryptInit(session, &mut mech, private),
+            CKR_USER_NOT_LOGGED_IN
+        );
+    }
+}
+
+#[test]
+fn mechanism_parameters_are_decoded_by_type() {
+    use pkcs11_wire::{Mechanism, Params};
+    let decode = |mech: &CK_MECHANISM| {
+        // SAFETY: every mechanism below points to live, correctly sized parameters.
+        unsafe { super::decode::mechanism(mech) }
+    };
+    let mut iv = [9u8; 12];
+    let mut aad = *b"header";
+    let mut gcm = CK_GCM_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: 12,
+        ulIvBits: 96,
+        pAAD: aad.as_mut_ptr(),
+        ulAADLen: 6,
+        ulTagBits: 128,
+    };
+    let mut mech = CK_MECHANISM {
+        mechanism: CKM_AES_GCM,
+        pParameter: (&mut gcm as *mut CK_GCM_PARAMS).cast(),
+        ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG,
+    };
+    assert_eq!(
+        decode(&mech),
+        Ok(Mechanism {
+            kind: CKM_AES_GCM,
+            params: Params::Gcm {
+                iv: vec![9; 12],
+                aad: b"header".to_vec(),
+                tag_bits: 128
+            }
+        })
+    );
+    mech.ulParameterLen -= 8;
+    assert_eq!(decode(&mech), Err(CKR_MECHANISM_PARAM_INVALID));
+
+    let mut cbc_iv = [1u8; 16];
+    let cbc = CK_MECHANISM {
+        mechanism: CKM_AES_CBC_PAD,
+        pParameter: cbc_iv.as_mut_ptr().cast(),
+        ulParameterLen: 16,
+    };
+    assert_eq!(decode(&cbc).map(|m| m.params), Ok(Params::Iv(vec![1; 16])));
+
+    let mut context = *b"ctx";
+    let mut sign_context = CK_SIGN_ADDITIONAL_CONTEXT {
+        hedgeVariant: CKH_DETERMINISTIC_REQUIRED,
+        pContext: context.as_mut_ptr(),
+        ulContextLen: 3,
+    };
+    let ml_dsa = CK_MECHANISM {
+        mechanism: CKM_ML_DSA,
+        pParameter: (&mut sign_context as *mut CK_SIGN_ADDITIONAL_CONTEXT).cast(),
+        ulParameterLen: std::mem::size_of::<CK_SIGN_ADDITIONAL_CONTEXT>() as CK_ULONG,
+    };
+    assert_eq!(
+        decode(&ml_dsa).map(|m| m.params),
+        Ok(Params::SignContext {
+            hedge: CKH_DETERMINISTIC_REQUIRED,
+            context: b"ctx".to_vec()
+        })
+    );
+    assert_eq!(
+        decode(&mechanism(CKM_ML_DSA)).map(|m| m.params),
+        Ok(Params::None)
+    );
+
+    let mut junk = [0u8; 4];
+    let ecdsa = CK_MECHANISM {
+        mechanism: CKM_ECDSA,
+        pParameter: junk.as_mut_ptr().cast(),
+        ulParameterLen: 4,
+    };
+    assert_eq!(decode(&ecdsa), Err(CKR_MECHANISM_PARAM_INVALID));
+    let unknown = CK_MECHANISM {
+        mechanism: CKM_VENDOR_DEFINED | 1,
+        ..ecdsa
+    };
+    assert_eq!(decode(&unknown), Err(CKR_MECHANISM_INVALID));
+    let pss_without_params = mechanism(CKM_SHA256_RSA_PKCS_PSS);
+    assert_eq!(
+        decode(&pss_without_params),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+}
