@@ -1224,13 +1224,14 @@ fn encrypt_and_decrypt_single_and_multi_part() {
             CKR_OPERATION_NOT_INITIALIZED
         );
 
-        params.source = 7;
+        let params = mech.pParameter.cast::<CK_RSA_PKCS_OAEP_PARAMS>();
+        (*params).source = 7;
         assert_eq!(
             C_DecryptInit(session, &mut mech, private),
             CKR_MECHANISM_PARAM_INVALID
         );
         assert_eq!(C_Logout(session), CKR_OK);
-        params.source = CKZ_DATA_SPECIFIED;
+        (*params).source = CKZ_DATA_SPECIFIED;
         assert_eq!(
             C_DecryptInit(session, &mut mech, private),
             CKR_USER_NOT_LOGGED_IN
