@@ -290,14 +290,6 @@ impl Session {
         }
     }
 
-    pub fn any_operation(&self) -> bool {
-        self.encrypt.is_some()
-            || self.decrypt.is_some()
-            || self.sign.is_some()
-            || self.verify.is_some()
-            || self.digest.is_some()
-    }
-
     /// Ends the operations that used a key (logout makes private keys unusable).
     pub fn end_key_operations(&mut self) {
         self.encrypt = None;

@@ -101,7 +101,7 @@ pub fn get_session_info(session: ck::CK_SESSION_HANDLE) -> CkResult<SessionInfo>
 /// sent with every later call.
 pub fn login(session: ck::CK_SESSION_HANDLE, user: ck::CK_USER_TYPE, pin: &[u8]) -> CkResult<()> {
     let lib = library()?;
-    let this = lib.session(session)?;
+    lib.session(session)?;
     let user = match user {
         ck::CKU_USER => UserType::User,
         ck::CKU_SO => UserType::SecurityOfficer,
@@ -110,7 +110,6 @@ pub fn login(session: ck::CK_SESSION_HANDLE, user: ck::CK_USER_TYPE, pin: &[u8])
         ck::CKU_CONTEXT_SPECIFIC => return Err(ck::CKR_OPERATION_NOT_INITIALIZED),
         _ => return Err(ck::CKR_USER_TYPE_INVALID),
     };
-    drop(this);
     match lib.user() {
         Some(current) if current == user => return Err(ck::CKR_USER_ALREADY_LOGGED_IN),
         Some(_) => return Err(ck::CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
@@ -135,8 +134,7 @@ pub fn login(session: ck::CK_SESSION_HANDLE, user: ck::CK_USER_TYPE, pin: &[u8])
 }
 
 fn any_read_only(lib: &Library) -> bool {
-    let sessions: Vec<_> = lib.sessions.read().values().cloned().collect();
-    sessions.iter().any(|s| !s.rw)
+    lib.sessions.read().values().any(|s| !s.rw)
 }
 
 pub fn logout(session: ck::CK_SESSION_HANDLE) -> CkResult<()> {

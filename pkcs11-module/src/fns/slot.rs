@@ -82,9 +82,8 @@ pub fn get_token_info(slot: ck::CK_SLOT_ID) -> CkResult<ck::CK_TOKEN_INFO> {
     check_slot(slot)?;
     let token = present_token(Function::C_GetTokenInfo)?.ok_or(ck::CKR_TOKEN_NOT_PRESENT)?;
     let (sessions, rw_sessions) = {
-        let sessions: Vec<_> = lib.sessions.read().values().cloned().collect();
-        let rw = sessions.iter().filter(|s| s.rw).count();
-        (sessions.len(), rw)
+        let sessions = lib.sessions.read();
+        (sessions.len(), sessions.values().filter(|s| s.rw).count())
     };
     let label = lib.config.token_label.as_deref().unwrap_or(&token.label);
     Ok(ck::CK_TOKEN_INFO {
