@@ -132,8 +132,8 @@ unsafe fn params(raw: &ck::CK_MECHANISM) -> CkResult<Params> {
             // SAFETY: see above.
             let p: CK_RSA_PKCS_OAEP_PARAMS = unsafe { param_struct(raw) }?;
             let label = match p.source {
-                // SAFETY: see above.
                 CKZ_DATA_SPECIFIED => {
+                    // SAFETY: see above.
                     unsafe { param_bytes(p.pSourceData.cast(), p.ulSourceDataLen) }?
                 }
                 0 if p.ulSourceDataLen == 0 => Vec::new(),

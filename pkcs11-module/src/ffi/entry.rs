@@ -419,12 +419,13 @@ pub unsafe extern "C" fn C_FindObjects(
         }
         let max = usize::try_from(ulMaxObjectCount).unwrap_or(usize::MAX);
         let found = object::find_objects(hSession, max)?;
-        // SAFETY: both pointers are non-null (checked above) and phObject has room for
-        // ulMaxObjectCount >= found.len() handles, per C_FindObjects.
-        unsafe {
-            std::ptr::copy_nonoverlapping(found.as_ptr(), phObject, found.len());
-            write(pulObjectCount, found.len() as CK_ULONG)
+        if !found.is_empty() {
+            // SAFETY: phObject is non-null (found is non-empty, so max > 0) and has room
+            // for ulMaxObjectCount >= found.len() handles, per C_FindObjects.
+            unsafe { std::ptr::copy_nonoverlapping(found.as_ptr(), phObject, found.len()) };
         }
+        // SAFETY: pulObjectCount is non-null (checked above) and writable.
+        unsafe { write(pulObjectCount, found.len() as CK_ULONG) }
     })
 }
 
@@ -947,9 +948,11 @@ pub unsafe extern "C" fn C_GenerateRandom(
             return Err(CKR_ARGUMENTS_BAD);
         }
         let random = random::generate_random(hSession, len)?;
-        // SAFETY: RandomData is non-null (or len is 0) and writable for ulRandomLen
-        // bytes, per C_GenerateRandom; `random` holds exactly len bytes.
-        unsafe { std::ptr::copy_nonoverlapping(random.as_ptr(), RandomData, random.len()) };
+        if !random.is_empty() {
+            // SAFETY: RandomData is non-null (checked above as len > 0) and writable
+            // for ulRandomLen bytes, per C_GenerateRandom; `random` holds len bytes.
+            unsafe { std::ptr::copy_nonoverlapping(random.as_ptr(), RandomData, random.len()) };
+        }
         Ok(())
     })
 }
