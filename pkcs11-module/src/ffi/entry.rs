@@ -947,12 +947,14 @@ pub unsafe extern "C" fn C_GenerateRandom(
         if RandomData.is_null() && len > 0 {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let random = random::generate_random(hSession, len)?;
-        if !random.is_empty() {
-            // SAFETY: RandomData is non-null (checked above as len > 0) and writable
-            // for ulRandomLen bytes, per C_GenerateRandom; `random` holds len bytes.
-            unsafe { std::ptr::copy_nonoverlapping(random.as_ptr(), RandomData, random.len()) };
-        }
+        random::generate_random(hSession, len, |offset, part| {
+            // SAFETY: RandomData is non-null (len > 0 whenever a part arrives) and
+            // writable for ulRandomLen bytes, per C_GenerateRandom; the parts cover
+            // offsets below len only.
+            unsafe {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), RandomData.add(offset), part.len())
+            };
+        })?;
         Ok(())
     })
 }

@@ -2,18 +2,22 @@
 //! appliance's mixed RNG; no login needed.
 
 use pkcs11_wire::{ck, Function, Op};
-use zeroize::Zeroizing;
 
 use super::{bytes, CkResult, MAX_DATA};
 use crate::state::library;
 
-/// The random bytes, asked for in calls of at most 64 KiB.
-pub fn generate_random(session: ck::CK_SESSION_HANDLE, len: usize) -> CkResult<Zeroizing<Vec<u8>>> {
+/// `len` random bytes, asked for in calls of at most 64 KiB, each handed to `sink` with
+/// its offset as it arrives (so no request size needs a buffer of its own).
+pub fn generate_random(
+    session: ck::CK_SESSION_HANDLE,
+    len: usize,
+    mut sink: impl FnMut(usize, &[u8]),
+) -> CkResult<()> {
     let lib = library()?;
     lib.session(session)?;
-    let mut out = Zeroizing::new(Vec::with_capacity(len));
-    while out.len() < len {
-        let chunk = (len - out.len()).min(MAX_DATA);
+    let mut done = 0;
+    while done < len {
+        let chunk = (len - done).min(MAX_DATA);
         let part = bytes(lib.call(
             Function::C_GenerateRandom,
             Op::Random {
@@ -23,9 +27,10 @@ pub fn generate_random(session: ck::CK_SESSION_HANDLE, len: usize) -> CkResult<Z
         if part.len() != chunk {
             return Err(ck::CKR_DEVICE_ERROR);
         }
-        out.extend_from_slice(&part);
+        sink(done, &part);
+        done += chunk;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The appliance's RNG takes no seed from applications.
