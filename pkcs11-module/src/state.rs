@@ -142,16 +142,19 @@ impl Library {
         mechanism: &Mechanism,
         flag: ck::CK_FLAGS,
     ) -> CkResult<MechanismInfo> {
-        let token = self.known_token(function)?;
-        if !token.present {
-            return Err(ck::CKR_TOKEN_NOT_PRESENT);
-        }
-        token
-            .mechanisms
-            .iter()
-            .find(|m| m.kind == mechanism.kind && m.flags & flag == flag)
-            .copied()
-            .ok_or(ck::CKR_MECHANISM_INVALID)
+        let find = |token: &TokenInfo| {
+            if !token.present {
+                return Err(ck::CKR_TOKEN_NOT_PRESENT);
+            }
+            token
+                .mechanisms
+                .iter()
+                .find(|m| m.kind == mechanism.kind && m.flags & flag == flag)
+                .copied()
+                .ok_or(ck::CKR_MECHANISM_INVALID)
+        };
+        // The facts last seen may predate an unseal or an upgrade: a miss asks again.
+        find(&self.known_token(function)?).or_else(|_| find(&self.token_info(function)?))
     }
 
     pub fn session(&self, handle: ck::CK_SESSION_HANDLE) -> CkResult<Arc<SessionEntry>> {

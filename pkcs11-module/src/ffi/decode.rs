@@ -4,11 +4,11 @@
 use std::mem::size_of;
 
 use pkcs11_wire::types::{attribute_kind, AttrKind};
-use pkcs11_wire::{ck, AttrValue, Attribute, Mechanism, Params};
+use pkcs11_wire::{ck, AttrValue, Attribute, Mechanism, Params, MAX_FRAME};
 
 use super::mem::{bytes, items};
 use crate::fns::general::InitArgs;
-use crate::fns::CkResult;
+use crate::fns::{CkResult, MAX_DATA};
 
 /// A template's attributes, each typed by what PKCS#11 says the attribute holds.
 ///
@@ -24,6 +24,10 @@ pub unsafe fn template(
         .iter()
         .map(|a| {
             let kind = attribute_kind(a.type_).ok_or(ck::CKR_ATTRIBUTE_TYPE_INVALID)?;
+            // A value that could not fit in one frame to the daemon.
+            if usize::try_from(a.ulValueLen).map_or(true, |len| len > MAX_FRAME) {
+                return Err(ck::CKR_ATTRIBUTE_VALUE_INVALID);
+            }
             let invalid = |_| ck::CKR_ATTRIBUTE_VALUE_INVALID;
             // SAFETY: the attribute's own pointer and length, per this function's contract.
             let value = unsafe { bytes(a.pValue.cast::<u8>(), a.ulValueLen) }.map_err(invalid)?;
@@ -100,6 +104,10 @@ unsafe fn param_struct<T>(raw: &ck::CK_MECHANISM) -> CkResult<T> {
 ///
 /// Safety: a non-null `ptr` is readable for `len` bytes.
 unsafe fn param_bytes(ptr: *const u8, len: ck::CK_ULONG) -> CkResult<Vec<u8>> {
+    // No parameter the appliance takes (IVs, labels, contexts) is anywhere near this.
+    if usize::try_from(len).map_or(true, |len| len > MAX_DATA) {
+        return Err(ck::CKR_MECHANISM_PARAM_INVALID);
+    }
     // SAFETY: forwarded from this function's contract.
     unsafe { bytes(ptr, len) }
         .map(<[u8]>::to_vec)
