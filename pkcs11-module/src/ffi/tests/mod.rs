@@ -1324,3 +1324,32 @@ fn mechanism_parameters_are_decoded_by_type() {
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
 }
+
+#[test]
+fn closing_every_session_logs_out() {
+    let _fixture = Fixture::new();
+    let (first, _) = user_session();
+    let second = open_session(CKF_SERIAL_SESSION | CKF_RW_SESSION);
+    let mut info: CK_SESSION_INFO;
+    // SAFETY: valid outputs and handles throughout.
+    unsafe {
+        info = std::mem::zeroed();
+        assert_eq!(C_CloseSession(first), CKR_OK);
+        assert_eq!(C_GetSessionInfo(second, &mut info), CKR_OK);
+        assert_eq!(
+            info.state, CKS_RW_USER_FUNCTIONS,
+            "one session left: still logged in"
+        );
+        assert_eq!(C_CloseAllSessions(1), CKR_SLOT_ID_INVALID);
+        assert_eq!(C_CloseAllSessions(0), CKR_OK);
+        assert_eq!(
+            C_GetSessionInfo(second, &mut info),
+            CKR_SESSION_HANDLE_INVALID
+        );
+        let third = open_session(CKF_SERIAL_SESSION);
+        assert_eq!(C_GetSessionInfo(third, &mut info), CKR_OK);
+        assert_eq!(info.state, CKS_RO_PUBLIC_SESSION);
+        assert_eq!(C_Finalize(null_mut()), CKR_OK);
+        assert_eq!(C_CloseSession(third), CKR_CRYPTOKI_NOT_INITIALIZED);
+    }
+}
