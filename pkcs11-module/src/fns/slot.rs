@@ -1,7 +1,7 @@
 //! Slot and token management (PKCS#11 "Slot and token management functions"): one slot,
 //! id 0, whose token is the appliance while it is reachable and unsealed.
 
-use pkcs11_wire::{ck, Function, TokenInfo};
+use pkcs11_wire::{ck, Function, Mechanism, Params, TokenInfo};
 
 use super::CkResult;
 use crate::state::library;
@@ -125,16 +125,23 @@ pub fn get_mechanism_list(slot: ck::CK_SLOT_ID) -> CkResult<Vec<ck::CK_MECHANISM
     Ok(token.mechanisms.iter().map(|m| m.kind).collect())
 }
 
+/// From the token facts already known (a listing asks for each mechanism in turn).
 pub fn get_mechanism_info(
     slot: ck::CK_SLOT_ID,
     kind: ck::CK_MECHANISM_TYPE,
 ) -> CkResult<ck::CK_MECHANISM_INFO> {
-    let token = token(slot, Function::C_GetTokenInfo)?;
-    let info = token
-        .mechanisms
-        .iter()
-        .find(|m| m.kind == kind)
-        .ok_or(ck::CKR_MECHANISM_INVALID)?;
+    let lib = library()?;
+    check_slot(slot)?;
+    let mechanism = Mechanism {
+        kind,
+        params: Params::None,
+    };
+    let info = lib
+        .mechanism(Function::C_GetTokenInfo, &mechanism, 0)
+        .map_err(|rv| match rv {
+            ck::CKR_DEVICE_REMOVED | ck::CKR_DEVICE_ERROR => ck::CKR_TOKEN_NOT_PRESENT,
+            rv => rv,
+        })?;
     Ok(ck::CK_MECHANISM_INFO {
         ulMinKeySize: info.min_key_size,
         ulMaxKeySize: info.max_key_size,
