@@ -1078,8 +1078,7 @@ fn mutual_tls_reaches_the_daemon_and_refuses_a_stranger() {
     assert_eq!(rv, CKR_DEVICE_REMOVED);
 }
 
-/// The `libironseal_pkcs11.so` the last `cargo build` made, beside the test binary's
-/// `deps/` directory (`cargo test` itself builds only the rlib).
+/// The built `libironseal_pkcs11.so`, beside the test binary's `deps/` directory.
 fn built_module() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let module = exe.parent()?.parent()?.join("libironseal_pkcs11.so");
