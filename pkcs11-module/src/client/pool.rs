@@ -64,8 +64,11 @@ impl Client {
         loop {
             let candidate = self.idle.lock().pop();
             match candidate {
-                Some(stream) if !stream.is_stale() => return Ok((stream, true)),
-                Some(_) => continue,
+                Some(mut stream) => {
+                    if !stream.is_stale() {
+                        return Ok((stream, true));
+                    }
+                }
                 None => return Ok((self.open()?, false)),
             }
         }

@@ -193,7 +193,15 @@ impl Stream {
 
     /// Whether the daemon closed this idle connection (it restarted, or timed us out):
     /// anything readable on a connection with no call outstanding means it is unusable.
-    pub fn is_stale(&self) -> bool {
+    pub fn is_stale(&mut self) -> bool {
+        if let Stream::Tls(tls) = self {
+            // Records rustls already took off the socket (a close_notify that came with
+            // the last reply) are no longer visible on it.
+            match tls.conn.process_new_packets() {
+                Ok(state) if !state.peer_has_closed() && state.plaintext_bytes_to_read() == 0 => {}
+                _ => return true,
+            }
+        }
         sys::readable_or_closed(self.fd())
     }
 }
