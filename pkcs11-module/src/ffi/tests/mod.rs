@@ -1138,6 +1138,21 @@ fn pkcs11_tool_lists_and_signs_through_the_shared_library() {
         (&signature[..7], signature.len()),
         (&b"sign me"[..], SIGNATURE_LEN)
     );
+
+    // GnuTLS's p11tool loads it through p11-kit.
+    if let Ok(out) = std::process::Command::new("p11tool")
+        .arg("--provider")
+        .arg(&module)
+        .arg("--list-tokens")
+        .env("IRONSEAL_PKCS11_SOCKET", &fixture.daemon().path)
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("fake appliance"),
+            "{text}"
+        );
+    }
 }
 
 #[test]
