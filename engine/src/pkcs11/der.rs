@@ -32,8 +32,18 @@ pub(crate) fn spki(oid: &[u8], key: &[u8]) -> Vec<u8> {
     tlv(SEQUENCE, &body)
 }
 
-/// One element at the start of `input`: (tag, whole encoding, content, rest).
-pub(crate) fn next(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One element read from the start of some DER.
+pub(crate) struct Element<'a> {
+    pub tag: u8,
+    /// Tag, length and content.
+    pub whole: &'a [u8],
+    pub content: &'a [u8],
+    /// What follows the element.
+    pub rest: &'a [u8],
+}
+
+/// The element at the start of `input`.
+pub(crate) fn next(input: &[u8]) -> Option<Element<'_>> {
     let tag = *input.first()?;
     let first = *input.get(1)?;
     let (len, header) = if first < 0x80 {
@@ -51,15 +61,18 @@ pub(crate) fn next(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
     };
     let end = header.checked_add(len)?;
     let whole = input.get(..end)?;
-    Some((tag, whole, &whole[header..], &input[end..]))
+    Some(Element {
+        tag,
+        whole,
+        content: &whole[header..],
+        rest: &input[end..],
+    })
 }
 
 /// The content of an OCTET STRING that is the whole of `input`.
 pub(crate) fn octet_string(input: &[u8]) -> Option<&[u8]> {
-    match next(input)? {
-        (OCTET_STRING, _, content, []) => Some(content),
-        _ => None,
-    }
+    let e = next(input)?;
+    (e.tag == OCTET_STRING && e.rest.is_empty()).then_some(e.content)
 }
 
 /// What PKCS#11 stores beside an X.509 certificate, read from its DER.
@@ -73,31 +86,22 @@ pub(crate) struct CertificateFields<'a> {
 /// Reads `Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
 /// serialNumber, signature, issuer, validity, subject, ... }, ... }`.
 pub(crate) fn certificate(der: &[u8]) -> Option<CertificateFields<'_>> {
-    let (SEQUENCE, _, cert, []) = next(der)? else {
-        return None;
-    };
-    let (SEQUENCE, _, tbs, _) = next(cert)? else {
-        return None;
-    };
-    let mut rest = tbs;
+    let cert = next(der).filter(|e| e.tag == SEQUENCE && e.rest.is_empty())?;
+    let tbs = next(cert.content).filter(|e| e.tag == SEQUENCE)?;
+    let mut rest = tbs.content;
     if rest.first() == Some(&0xa0) {
-        rest = next(rest)?.3;
+        rest = next(rest)?.rest;
     }
-    let (0x02, serial, _, rest) = next(rest)? else {
-        return None;
+    let mut field = |tag: u8| {
+        let e = next(rest).filter(|e| e.tag == tag)?;
+        rest = e.rest;
+        Some(e.whole)
     };
-    let (SEQUENCE, _, _, rest) = next(rest)? else {
-        return None;
-    };
-    let (SEQUENCE, issuer, _, rest) = next(rest)? else {
-        return None;
-    };
-    let (SEQUENCE, _, _, rest) = next(rest)? else {
-        return None;
-    };
-    let (SEQUENCE, subject, _, _) = next(rest)? else {
-        return None;
-    };
+    let serial = field(0x02)?;
+    field(SEQUENCE)?;
+    let issuer = field(SEQUENCE)?;
+    field(SEQUENCE)?;
+    let subject = field(SEQUENCE)?;
     Some(CertificateFields {
         subject,
         issuer,
