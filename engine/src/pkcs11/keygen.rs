@@ -13,7 +13,8 @@
 //!   an RSA pair asked to sign (`CKA_SIGN`/`CKA_VERIFY` true) is a signing key, one asked
 //!   only to encrypt, decrypt, wrap or unwrap is an encryption key, and other key types
 //!   have their one usage. A flag set true that the key cannot honour (pkcs11-tool and
-//!   python-pkcs11 ask for every capability by default) shows false on the object; a flag
+//!   python-pkcs11 ask for every capability by default, `CKA_DERIVE` on EC keys
+//!   included) shows false on the object; a flag
 //!   set false that the key would carry true is `CKR_TEMPLATE_INCONSISTENT`.
 //! - Every other attribute the object will carry may be given with the value it will
 //!   have (`CKA_TOKEN` true, `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false, ...); another
@@ -75,7 +76,6 @@ fn fixed(class: KeyClass) -> Vec<Attr> {
         Attr::bool(CKA_MODIFIABLE, false),
         Attr::bool(CKA_COPYABLE, false),
         Attr::bool(CKA_DESTROYABLE, class != KeyClass::Public),
-        Attr::bool(CKA_DERIVE, false),
         Attr::bool(CKA_LOCAL, true),
     ];
     match class {
@@ -97,6 +97,7 @@ fn fixed(class: KeyClass) -> Vec<Attr> {
 }
 
 const USAGE_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_DERIVE,
     CKA_SIGN,
     CKA_VERIFY,
     CKA_ENCRYPT,

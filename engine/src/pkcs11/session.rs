@@ -24,7 +24,6 @@ impl Drop for Held {
 
 #[derive(Default)]
 struct Instance {
-    next: u64,
     objects: BTreeMap<u64, Held>,
 }
 
@@ -32,6 +31,9 @@ struct Instance {
 struct Inner {
     instances: HashMap<[u8; 16], Instance>,
     total: usize,
+    /// The last id handed out: ids are never reused while the daemon runs, so a library
+    /// that still maps a released or forgotten id never reaches another object with it.
+    last: u64,
 }
 
 #[derive(Default)]
@@ -68,10 +70,14 @@ impl SessionObjects {
                 ),
             ));
         }
-        let slot = inner.instances.entry(*instance).or_default();
-        slot.next += 1;
-        let id = slot.next;
-        slot.objects.insert(id, Held(attributes));
+        inner.last += 1;
+        let id = inner.last;
+        inner
+            .instances
+            .entry(*instance)
+            .or_default()
+            .objects
+            .insert(id, Held(attributes));
         inner.total += 1;
         Ok(id)
     }
@@ -116,12 +122,13 @@ impl SessionObjects {
         let Some(slot) = inner.instances.get_mut(instance) else {
             return 0;
         };
-        // The instance stays, with its counter: a released id is never handed out again
-        // to the same instance, whose library may still map it.
         let removed = ids
             .iter()
             .filter(|id| slot.objects.remove(id).is_some())
             .count();
+        if slot.objects.is_empty() {
+            inner.instances.remove(instance);
+        }
         inner.total -= removed;
         removed
     }
