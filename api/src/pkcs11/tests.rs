@@ -294,7 +294,7 @@ async fn generated_pairs_are_found_by_id_and_sign_through_the_scheme() {
         .await;
     assert_eq!(rv(&wrong), CKR_MECHANISM_INVALID);
 
-    // Signing goes to the managed-key scheme seam (stubbed until the mechanisms land).
+    // Raw r || s, as PKCS#11 encodes ECDSA; verified with the public object.
     let signed = a
         .call(
             Function::C_Sign,
@@ -305,7 +305,24 @@ async fn generated_pairs_are_found_by_id_and_sign_through_the_scheme() {
             },
         )
         .await;
-    assert_eq!(rv(&signed), CKR_MECHANISM_INVALID, "{signed:?}");
+    let Reply::Bytes(signature) = signed else {
+        panic!("sign: {signed:?}")
+    };
+    assert_eq!(signature.len(), 64);
+    let verify = |data: &[u8], signature: &[u8]| Op::Verify {
+        key: public.handle,
+        mechanism: mechanism(CKM_ECDSA_SHA256),
+        data: data.to_vec(),
+        signature: signature.to_vec(),
+    };
+    let valid = a
+        .call(Function::C_Verify, verify(b"message", &signature))
+        .await;
+    assert_eq!(rv(&valid), CKR_OK);
+    let forged = a
+        .call(Function::C_Verify, verify(b"messagE", &signature))
+        .await;
+    assert_eq!(rv(&forged), CKR_SIGNATURE_INVALID);
     let with_public = a
         .call(
             Function::C_Sign,
@@ -415,6 +432,120 @@ async fn generated_pairs_are_found_by_id_and_sign_through_the_scheme() {
         .find(&a.peer, vec![bytes(CKA_ID, &[0x01])])
         .await
         .is_empty());
+}
+
+#[tokio::test]
+async fn aes_and_ml_dsa_keys_work_through_their_mechanisms() {
+    let a = appliance().await;
+    let aes = a
+        .call(
+            Function::C_GenerateKey,
+            Op::GenerateKey {
+                mechanism: mechanism(CKM_AES_KEY_GEN),
+                template: vec![
+                    u(CKA_CLASS, CKO_SECRET_KEY),
+                    u(CKA_VALUE_LEN, 32),
+                    b(CKA_ENCRYPT, true),
+                    b(CKA_DECRYPT, true),
+                    b(CKA_SIGN, true),
+                ],
+            },
+        )
+        .await;
+    let Reply::Object(aes) = aes else {
+        panic!("aes: {aes:?}")
+    };
+    let gcm = Mechanism {
+        kind: CKM_AES_GCM,
+        params: Params::Gcm {
+            iv: vec![7; 12],
+            aad: b"header".to_vec(),
+            tag_bits: 128,
+        },
+    };
+    let sealed = a
+        .call(
+            Function::C_Encrypt,
+            Op::Encrypt {
+                key: aes.handle,
+                mechanism: gcm.clone(),
+                data: b"plaintext".to_vec().into(),
+            },
+        )
+        .await;
+    let Reply::Bytes(sealed) = sealed else {
+        panic!("encrypt: {sealed:?}")
+    };
+    assert_eq!(sealed.len(), 9 + 16);
+    let opened = a
+        .call(
+            Function::C_Decrypt,
+            Op::Decrypt {
+                key: aes.handle,
+                mechanism: gcm,
+                data: sealed,
+            },
+        )
+        .await;
+    assert!(matches!(opened, Reply::Secret(p) if p.as_slice() == b"plaintext"));
+
+    let pair = a
+        .call(
+            Function::C_GenerateKeyPair,
+            Op::GenerateKeyPair {
+                mechanism: mechanism(CKM_ML_DSA_KEY_PAIR_GEN),
+                public: vec![u(CKA_PARAMETER_SET, CKP_ML_DSA_65)],
+                private: vec![b(CKA_SIGN, true)],
+            },
+        )
+        .await;
+    let Reply::KeyPair { public, private } = pair else {
+        panic!("ml-dsa: {pair:?}")
+    };
+    let context = Mechanism {
+        kind: CKM_ML_DSA,
+        params: Params::SignContext {
+            hedge: CKH_DETERMINISTIC_REQUIRED,
+            context: b"ctx".to_vec(),
+        },
+    };
+    let signed = a
+        .call(
+            Function::C_Sign,
+            Op::Sign {
+                key: private.handle,
+                mechanism: context.clone(),
+                data: b"message".to_vec(),
+            },
+        )
+        .await;
+    let Reply::Bytes(signature) = signed else {
+        panic!("sign: {signed:?}")
+    };
+    let verified = a
+        .call(
+            Function::C_Verify,
+            Op::Verify {
+                key: public.handle,
+                mechanism: context,
+                data: b"message".to_vec(),
+                signature: signature.clone(),
+            },
+        )
+        .await;
+    assert_eq!(rv(&verified), CKR_OK);
+    let other_context = a
+        .call(
+            Function::C_Verify,
+            Op::Verify {
+                key: public.handle,
+                mechanism: mechanism(CKM_ML_DSA),
+                data: b"message".to_vec(),
+                signature,
+            },
+        )
+        .await;
+    assert_eq!(rv(&other_context), CKR_SIGNATURE_INVALID);
 }
 
 #[tokio::test]
@@ -685,13 +816,25 @@ async fn digests_random_and_token_facts_need_no_login() {
     ] {
         assert!(info.mechanisms.iter().any(|m| m.kind == kind), "{kind:#x}");
     }
-    let rsa = info
-        .mechanisms
-        .iter()
-        .find(|m| m.kind == CKM_RSA_PKCS_KEY_PAIR_GEN)
-        .expect("rsa");
+    let mechanism = |kind| {
+        *info
+            .mechanisms
+            .iter()
+            .find(|m| m.kind == kind)
+            .unwrap_or_else(|| panic!("{kind:#x} listed"))
+    };
+    let rsa = mechanism(CKM_RSA_PKCS_KEY_PAIR_GEN);
     assert_eq!((rsa.min_key_size, rsa.max_key_size), (2048, 4096));
     assert_eq!(rsa.flags, CKF_GENERATE_KEY_PAIR);
+    let ecdsa = mechanism(CKM_ECDSA_SHA256);
+    assert_eq!((ecdsa.min_key_size, ecdsa.max_key_size), (256, 384));
+    assert_eq!(ecdsa.flags & (CKF_SIGN | CKF_VERIFY), CKF_SIGN | CKF_VERIFY);
+    assert_eq!(mechanism(CKM_ML_DSA).flags & CKF_SIGN, CKF_SIGN);
+    let gcm = mechanism(CKM_AES_GCM);
+    assert_eq!(
+        gcm.flags & (CKF_ENCRYPT | CKF_DECRYPT),
+        CKF_ENCRYPT | CKF_DECRYPT
+    );
     let answered = a
         .call_as(&a.peer, None, Function::C_GetTokenInfo, Op::TokenInfo)
         .await;

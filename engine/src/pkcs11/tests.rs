@@ -544,7 +544,10 @@ fn session_objects_are_bounded_per_instance_and_forgotten_with_it() {
         .insert(&b, data())
         .expect("another instance has room");
     assert!(sessions.get(&b, id).is_ok());
-    assert!(sessions.get(&a, id).is_err(), "no instance sees another's objects");
+    assert!(
+        sessions.get(&a, id).is_err(),
+        "no instance sees another's objects"
+    );
     assert_eq!(sessions.list(&b).len(), 1);
     assert_eq!(sessions.remove(&b, &[id]), 1);
     let next = sessions.insert(&b, data()).expect("room");
