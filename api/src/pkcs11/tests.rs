@@ -83,7 +83,7 @@ fn rv(reply: &Reply) -> CK_RV {
     }
 }
 
-fn get<'a>(o: &'a Object, kind: CK_ATTRIBUTE_TYPE) -> Option<&'a AttrValue> {
+fn get(o: &Object, kind: CK_ATTRIBUTE_TYPE) -> Option<&AttrValue> {
     o.attributes
         .iter()
         .find(|a| a.kind == kind)
