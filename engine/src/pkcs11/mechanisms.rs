@@ -205,16 +205,15 @@ pub fn mechanisms(capabilities: &Capabilities) -> Vec<MechanismInfo> {
                 deterministic: false,
             }),
         ),
-        sized(
-            CKM_RSA_PKCS_OAEP,
-            RSA,
-            cipher,
-            ciphers(CipherScheme::RsaOaep {
-                hash: Hash::Sha1,
-                mgf: Hash::Sha1,
-                label: Vec::new(),
-            }),
-        ),
+        sized(CKM_RSA_PKCS_OAEP, RSA, cipher, |a| {
+            [Hash::Sha1, Hash::Sha256].into_iter().any(|h| {
+                ciphers(CipherScheme::RsaOaep {
+                    hash: h,
+                    mgf: h,
+                    label: Vec::new(),
+                })(a)
+            })
+        }),
         sized(
             CKM_AES_GCM,
             &[Algorithm::Aes256],
