@@ -259,7 +259,7 @@ pub fn verify_public(
 }
 
 /// Encrypts to a public key that is not a managed key's (RSA only; ML-KEM is
-/// [`encapsulate_public`]).
+/// [`encapsulate_public`]); `Default` is OAEP with SHA-256.
 pub fn encrypt_public(
     algorithm: Algorithm,
     public: &[u8],
@@ -441,11 +441,23 @@ impl KeyStore {
             WrapScheme::AesKeyWrapPad => true,
         };
         Self::check_usage(key, Usage::EncryptDecrypt, "unwrap")?;
+        Self::check_aes_kek(key)?;
         Self::check_ciphertext_size(&wrapped)?;
         let v = Self::pick(key, version)?;
         let loaded = self.load(key, &v)?;
         let plain = blocking(move || cipher::aes_unwrap(&loaded, &wrapped, padded)).await?;
         Ok((plain, v.version))
+    }
+
+    fn check_aes_kek(key: &ManagedKey) -> Result<(), KeyError> {
+        if key.algorithm != Algorithm::Aes256 {
+            return Err(KeyError::WrongKeyType(format!(
+                "AES key wrapping needs an AES key; {:?} is a {} key",
+                key.name,
+                key.algorithm.as_str()
+            )));
+        }
+        Ok(())
     }
 
     /// The inverse of [`KeyStore::unwrap_secret`]: `secret` wrapped under this version.
@@ -470,6 +482,7 @@ impl KeyStore {
             WrapScheme::AesKeyWrapPad => true,
         };
         Self::check_usage(key, Usage::EncryptDecrypt, "wrap")?;
+        Self::check_aes_kek(key)?;
         Self::check_size("key to wrap", &secret)?;
         let v = Self::pick(key, version)?;
         let loaded = self.load(key, &v)?;
