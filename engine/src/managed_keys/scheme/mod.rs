@@ -179,6 +179,22 @@ pub enum WrapScheme {
     RsaOaep { hash: Hash, mgf: Hash },
 }
 
+impl WrapScheme {
+    /// For AES key wrapping, whether it pads (RFC 5649); RSA-OAEP is a decryption (or
+    /// encryption) with that scheme instead.
+    fn aes_padding(self) -> Result<bool, CipherScheme> {
+        match self {
+            WrapScheme::AesKeyWrap => Ok(false),
+            WrapScheme::AesKeyWrapPad => Ok(true),
+            WrapScheme::RsaOaep { hash, mgf } => Err(CipherScheme::RsaOaep {
+                hash,
+                mgf,
+                label: Vec::new(),
+            }),
+        }
+    }
+}
+
 /// Whether a version of `algorithm` held as `protection` on a boundary with
 /// `capabilities` can sign with `scheme` (what `C_GetMechanismInfo` tells the truth
 /// from). Software versions can use every scheme their key type allows.
@@ -224,20 +240,9 @@ pub fn can_wrap(
     capabilities: &hsm_bridge::Capabilities,
     scheme: WrapScheme,
 ) -> bool {
-    match scheme {
-        WrapScheme::AesKeyWrap | WrapScheme::AesKeyWrapPad => {
-            algorithm == Algorithm::Aes256 && protection == Protection::Software
-        }
-        WrapScheme::RsaOaep { hash, mgf } => can_cipher(
-            algorithm,
-            protection,
-            capabilities,
-            &CipherScheme::RsaOaep {
-                hash,
-                mgf,
-                label: Vec::new(),
-            },
-        ),
+    match scheme.aes_padding() {
+        Ok(_) => algorithm == Algorithm::Aes256 && protection == Protection::Software,
+        Err(oaep) => can_cipher(algorithm, protection, capabilities, &oaep),
     }
 }
 
@@ -259,7 +264,7 @@ pub fn verify_public(
 }
 
 /// Encrypts to a public key that is not a managed key's (RSA only; ML-KEM is
-/// [`encapsulate_public`]).
+/// [`encapsulate_public`]); `Default` is OAEP with SHA-256.
 pub fn encrypt_public(
     algorithm: Algorithm,
     public: &[u8],
@@ -428,24 +433,34 @@ impl KeyStore {
         wrapped: Vec<u8>,
         root: Arc<dyn RootOfTrust>,
     ) -> Result<Plain, KeyError> {
-        let padded = match scheme {
-            WrapScheme::RsaOaep { hash, mgf } => {
-                let scheme = CipherScheme::RsaOaep {
-                    hash,
-                    mgf,
-                    label: Vec::new(),
-                };
-                return self.decrypt_with(key, version, scheme, wrapped, root).await;
-            }
-            WrapScheme::AesKeyWrap => false,
-            WrapScheme::AesKeyWrapPad => true,
+        let padded = match scheme.aes_padding() {
+            Ok(padded) => padded,
+            Err(oaep) => return self.decrypt_with(key, version, oaep, wrapped, root).await,
         };
-        Self::check_usage(key, Usage::EncryptDecrypt, "unwrap")?;
         Self::check_ciphertext_size(&wrapped)?;
-        let v = Self::pick(key, version)?;
-        let loaded = self.load(key, &v)?;
+        let (v, loaded) = self.aes_kek(key, version, "unwrap")?;
         let plain = blocking(move || cipher::aes_unwrap(&loaded, &wrapped, padded)).await?;
         Ok((plain, v.version))
+    }
+
+    /// The version and loaded key an AES key wrap or unwrap uses.
+    fn aes_kek(
+        &self,
+        key: &ManagedKey,
+        version: Option<u32>,
+        op: &str,
+    ) -> Result<(super::KeyVersion, Arc<Loaded>), KeyError> {
+        Self::check_usage(key, Usage::EncryptDecrypt, op)?;
+        if key.algorithm != Algorithm::Aes256 {
+            return Err(KeyError::WrongKeyType(format!(
+                "AES key wrapping needs an AES key; {:?} is a {} key",
+                key.name,
+                key.algorithm.as_str()
+            )));
+        }
+        let v = Self::pick(key, version)?;
+        let loaded = self.load(key, &v)?;
+        Ok((v, loaded))
     }
 
     /// The inverse of [`KeyStore::unwrap_secret`]: `secret` wrapped under this version.
@@ -457,22 +472,12 @@ impl KeyStore {
         secret: Zeroizing<Vec<u8>>,
         root: Arc<dyn RootOfTrust>,
     ) -> Result<Output, KeyError> {
-        let padded = match scheme {
-            WrapScheme::RsaOaep { hash, mgf } => {
-                let scheme = CipherScheme::RsaOaep {
-                    hash,
-                    mgf,
-                    label: Vec::new(),
-                };
-                return self.encrypt_with(key, version, scheme, secret, root).await;
-            }
-            WrapScheme::AesKeyWrap => false,
-            WrapScheme::AesKeyWrapPad => true,
+        let padded = match scheme.aes_padding() {
+            Ok(padded) => padded,
+            Err(oaep) => return self.encrypt_with(key, version, oaep, secret, root).await,
         };
-        Self::check_usage(key, Usage::EncryptDecrypt, "wrap")?;
         Self::check_size("key to wrap", &secret)?;
-        let v = Self::pick(key, version)?;
-        let loaded = self.load(key, &v)?;
+        let (v, loaded) = self.aes_kek(key, version, "wrap")?;
         let data = blocking(move || cipher::aes_wrap(&loaded, &secret, padded)).await?;
         Ok(Output {
             data,
