@@ -3,6 +3,11 @@
 //! and only here.
 
 pub mod dispatch;
+pub mod listener;
+mod login_limit;
 mod rv;
+pub mod socket;
+pub mod tls;
 
+pub use listener::{serve, Options, Pkcs11Listener};
 pub use rv::return_value;
