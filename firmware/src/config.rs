@@ -204,7 +204,7 @@ impl Source<'_> {
     }
 
     /// The same file, searched from where `block` opens.
-    fn from_block(&self, block: &str) -> Source<'_> {
+    fn within_block(&self, block: &str) -> Source<'_> {
         Source {
             file: self.file,
             text: self.text,
@@ -377,7 +377,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                         "the pkcs11 listener block takes no label: pkcs11 { socket = \"...\" } (the HSM seal is seal \"pkcs11\")",
                     ));
                 }
-                pkcs11 = Some(parse_pkcs11(&src.from_block(kind), block.body())?);
+                pkcs11 = Some(parse_pkcs11(&src.within_block(kind), block.body())?);
             }
             "telemetry" => {
                 return Err(src.err(kind, "the telemetry block is not supported: remove it"))
