@@ -356,10 +356,9 @@ impl Shared {
                 Err(wait) => return locked_out(ck::CKR_PIN_INCORRECT, wait),
             };
             let reply = dispatch(&self.core, peer, call).await;
-            let outcome = match pin_verdict(&reply) {
-                Outcome::Refused => Outcome::Refused,
-                _ if matches!(reply, Reply::Ok) => Outcome::Accepted,
-                _ => Outcome::Other,
+            let outcome = match &reply {
+                Reply::Ok => Outcome::Accepted,
+                other => pin_verdict(other),
             };
             attempt.finish(outcome, Instant::now());
             reply
