@@ -565,13 +565,6 @@ fn parse_pkcs11(src: &Source, body: &Body) -> Result<Pkcs11Block, ConfigError> {
     let mut token_label = None;
     let mut max_connections = api::pkcs11::listener::DEFAULT_MAX_CONNECTIONS;
     let mut max_connections_per_peer = api::pkcs11::listener::DEFAULT_MAX_CONNECTIONS_PER_PEER;
-    let at_least_one = |k: &str, e: &Expression| -> Result<usize, ConfigError> {
-        let n = integer(src, k, e)?;
-        if n < 1 {
-            return Err(src.err(k, format!("`{k}` must be at least 1")));
-        }
-        usize::try_from(n).map_err(|_| src.err(k, format!("`{k}` is too large")))
-    };
     for attr in body.attributes() {
         let k = attr.key();
         let e = attr.expr();
@@ -609,8 +602,8 @@ fn parse_pkcs11(src: &Source, body: &Body) -> Result<Pkcs11Block, ConfigError> {
                 }
                 token_label = Some(v);
             }
-            "max_connections" => max_connections = at_least_one(k, e)?,
-            "max_connections_per_peer" => max_connections_per_peer = at_least_one(k, e)?,
+            "max_connections" => max_connections = count(src, k, e)?,
+            "max_connections_per_peer" => max_connections_per_peer = count(src, k, e)?,
             other => {
                 return Err(src.err(
                     other,
@@ -638,11 +631,7 @@ fn parse_pkcs11(src: &Source, body: &Body) -> Result<Pkcs11Block, ConfigError> {
         }
         None => {
             let tls_key = ["tls_cert_file", "tls_key_file", "tls_client_ca_file"];
-            if let Some(k) = body
-                .attributes()
-                .map(|a| a.key())
-                .find(|k| tls_key.contains(k))
-            {
+            if let Some(k) = first_key(body, &tls_key) {
                 return Err(src.err(
                     k,
                     format!("pkcs11 `{k}` is for TCP: set `address` too, or remove it"),
@@ -732,11 +721,7 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
             "tls_max_version",
             "tls_san",
         ];
-        if let Some(k) = body
-            .attributes()
-            .map(|a| a.key())
-            .find(|k| TLS_KEYS.contains(k))
-        {
+        if let Some(k) = first_key(body, &TLS_KEYS) {
             return Err(src.err(
                 k,
                 format!("`{k}` has no effect with `tls_disable = true`: remove one of them"),
@@ -852,28 +837,30 @@ fn listener_limit_key(
                     .map_err(|_| src.err(k, "`max_request_size` is too large"))?;
             }
         }
-        "max_connections" => {
-            let n = integer(src, k, e)?;
-            if n < 1 {
-                return Err(src.err(k, "`max_connections` must be at least 1"));
-            }
-            l.limits.max_connections =
-                usize::try_from(n).map_err(|_| src.err(k, "`max_connections` is too large"))?;
-        }
-        "max_request_bytes_in_flight" => {
-            let n = integer(src, k, e)?;
-            if n < 1 {
-                return Err(src.err(k, "`max_request_bytes_in_flight` must be at least 1"));
-            }
-            l.limits.max_request_bytes_in_flight = usize::try_from(n)
-                .map_err(|_| src.err(k, "`max_request_bytes_in_flight` is too large"))?;
-        }
+        "max_connections" => l.limits.max_connections = count(src, k, e)?,
+        "max_request_bytes_in_flight" => l.limits.max_request_bytes_in_flight = count(src, k, e)?,
         "tls_min_version" => l.tls_min_version = tls_version(src, k, e)?,
         "tls_max_version" => l.tls_max_version = tls_version(src, k, e)?,
         "tls_san" => l.tls_san = tls_names(src, k, e)?,
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// A count that must be at least 1.
+fn count(src: &Source, key: &str, e: &Expression) -> Result<usize, ConfigError> {
+    let n = integer(src, key, e)?;
+    if n < 1 {
+        return Err(src.err(key, format!("`{key}` must be at least 1")));
+    }
+    usize::try_from(n).map_err(|_| src.err(key, format!("`{key}` is too large")))
+}
+
+/// The first of `keys` that `body` sets.
+fn first_key<'b>(body: &'b Body, keys: &[&str]) -> Option<&'b str> {
+    body.attributes()
+        .map(|a| a.key())
+        .find(|k| keys.contains(k))
 }
 
 fn integer(src: &Source, key: &str, e: &Expression) -> Result<i64, ConfigError> {
