@@ -18,6 +18,7 @@ pub mod managed_keys;
 pub mod mounts;
 pub mod ops;
 pub mod periodic;
+pub mod pkcs11;
 pub mod policy;
 pub mod request_values;
 pub mod seal;

@@ -151,31 +151,210 @@ pub struct Capabilities {
     pub in_boundary_keys: bool,
     /// The device has an RNG that `random` mixes in.
     pub hardware_rng: bool,
+    /// The mechanisms the device runs on the keys it holds, as the backend found them.
+    pub mechanisms: Mechanisms,
+}
+
+impl Capabilities {
+    /// Whether a key of `spec` held inside the boundary signs with `mechanism`.
+    pub fn can_sign(&self, spec: KeySpec, mechanism: &SignMechanism) -> bool {
+        self.in_boundary_keys && self.mechanisms.contains(Mechanisms::sign(spec, mechanism))
+    }
+
+    /// Whether a key of `spec` held inside the boundary encrypts with `mechanism`.
+    pub fn can_encrypt(&self, spec: KeySpec, mechanism: &EncryptMechanism<'_>) -> bool {
+        self.in_boundary_keys
+            && self
+                .mechanisms
+                .contains(Mechanisms::encrypt(spec, mechanism))
+    }
+
+    /// Whether a key of `spec` held inside the boundary decrypts with `mechanism`.
+    pub fn can_decrypt(&self, spec: KeySpec, mechanism: &DecryptMechanism<'_>) -> bool {
+        self.in_boundary_keys
+            && self
+                .mechanisms
+                .contains(Mechanisms::decrypt(spec, mechanism))
+    }
+}
+
+/// A set of in-boundary mechanisms (a bit each), small enough for [`Capabilities`] to
+/// stay `Copy`. Parameters that a device checks separately (the OAEP hash, an OAEP
+/// label) have bits of their own, because tokens differ there: SoftHSM2 refuses OAEP
+/// with anything but SHA-1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mechanisms(u64);
+
+impl Mechanisms {
+    pub const RSA_PKCS_SIGN: Mechanisms = Mechanisms(1 << 0);
+    /// PKCS#1 v1.5 with the device hashing, by [`HashAlg::index`].
+    const RSA_PKCS_HASH_SIGN: u64 = 1 << 1;
+    pub const RSA_PSS_SIGN: Mechanisms = Mechanisms(1 << 6);
+    pub const ECDSA_SIGN: Mechanisms = Mechanisms(1 << 7);
+    pub const RSA_PKCS_DECRYPT: Mechanisms = Mechanisms(1 << 8);
+    /// OAEP decryption with MGF1 of the same hash and no label, by [`HashAlg::index`].
+    const RSA_OAEP_DECRYPT: u64 = 1 << 9;
+    pub const RSA_OAEP_LABEL: Mechanisms = Mechanisms(1 << 14);
+    pub const AES_GCM: Mechanisms = Mechanisms(1 << 15);
+    pub const AES_CBC_PAD: Mechanisms = Mechanisms(1 << 16);
+    /// Asked for by a combination no device does (ECDSA with an AES key).
+    pub const IMPOSSIBLE: Mechanisms = Mechanisms(1 << 63);
+
+    pub const fn empty() -> Mechanisms {
+        Mechanisms(0)
+    }
+
+    pub fn rsa_pkcs_hash_sign(hash: HashAlg) -> Mechanisms {
+        Mechanisms(Self::RSA_PKCS_HASH_SIGN << hash.index())
+    }
+
+    pub fn rsa_oaep_decrypt(hash: HashAlg) -> Mechanisms {
+        Mechanisms(Self::RSA_OAEP_DECRYPT << hash.index())
+    }
+
+    #[must_use]
+    pub fn with(self, other: Mechanisms) -> Mechanisms {
+        Mechanisms(self.0 | other.0)
+    }
+
+    pub fn contains(self, other: Mechanisms) -> bool {
+        other.0 != 0 && self.0 & other.0 == other.0
+    }
+
+    /// What a device must have to sign with `mechanism` using a key of `spec`.
+    pub fn sign(spec: KeySpec, mechanism: &SignMechanism) -> Mechanisms {
+        match (spec, mechanism) {
+            (KeySpec::Rsa(_), SignMechanism::RsaPkcs1 { hash: None }) => Self::RSA_PKCS_SIGN,
+            (KeySpec::Rsa(_), SignMechanism::RsaPkcs1 { hash: Some(h) }) => {
+                Self::rsa_pkcs_hash_sign(*h)
+            }
+            (KeySpec::Rsa(_), SignMechanism::RsaPss { digest, mgf, .. }) if digest == mgf => {
+                Self::RSA_PSS_SIGN
+            }
+            (KeySpec::EcP256 | KeySpec::EcP384, SignMechanism::EcdsaPrehashed) => Self::ECDSA_SIGN,
+            _ => Self::IMPOSSIBLE,
+        }
+    }
+
+    /// What a device must have to encrypt with `mechanism` using a key of `spec`.
+    pub fn encrypt(spec: KeySpec, mechanism: &EncryptMechanism<'_>) -> Mechanisms {
+        match (spec, mechanism) {
+            (KeySpec::Aes256, EncryptMechanism::AesGcm { .. }) => Self::AES_GCM,
+            (KeySpec::Aes256, EncryptMechanism::AesCbcPad { .. }) => Self::AES_CBC_PAD,
+            _ => Self::IMPOSSIBLE,
+        }
+    }
+
+    /// What a device must have to decrypt with `mechanism` using a key of `spec`.
+    pub fn decrypt(spec: KeySpec, mechanism: &DecryptMechanism<'_>) -> Mechanisms {
+        match (spec, mechanism) {
+            (KeySpec::Aes256, DecryptMechanism::AesGcm { .. }) => Self::AES_GCM,
+            (KeySpec::Aes256, DecryptMechanism::AesCbcPad { .. }) => Self::AES_CBC_PAD,
+            (KeySpec::Rsa(_), DecryptMechanism::RsaPkcs1) => Self::RSA_PKCS_DECRYPT,
+            (KeySpec::Rsa(_), DecryptMechanism::RsaOaep { hash, mgf, label }) if hash == mgf => {
+                let needed = Self::rsa_oaep_decrypt(*hash);
+                if label.is_empty() {
+                    needed
+                } else {
+                    needed.with(Self::RSA_OAEP_LABEL)
+                }
+            }
+            _ => Self::IMPOSSIBLE,
+        }
+    }
+}
+
+/// The hash functions in-boundary mechanisms name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlg {
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl HashAlg {
+    pub const ALL: [HashAlg; 5] = [
+        HashAlg::Sha1,
+        HashAlg::Sha224,
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+    ];
+
+    fn index(self) -> u32 {
+        match self {
+            HashAlg::Sha1 => 0,
+            HashAlg::Sha224 => 1,
+            HashAlg::Sha256 => 2,
+            HashAlg::Sha384 => 3,
+            HashAlg::Sha512 => 4,
+        }
+    }
+
+    /// The digest's length in bytes.
+    pub fn digest_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha224 => 28,
+            HashAlg::Sha256 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 => 64,
+        }
+    }
 }
 
 /// How a key inside the boundary signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignMechanism {
-    /// RSA PKCS#1 v1.5 with SHA-256; the device hashes the message it is given.
-    RsaPkcs1Sha256,
+    /// RSA PKCS#1 v1.5. With a hash the device hashes `data` and signs its DigestInfo
+    /// (`CKM_SHA256_RSA_PKCS`…); without, `data` is what is padded and signed
+    /// (`CKM_RSA_PKCS`: a DigestInfo the caller built).
+    RsaPkcs1 { hash: Option<HashAlg> },
+    /// RSA-PSS over a digest the caller computed (`CKM_RSA_PKCS_PSS`).
+    RsaPss {
+        digest: HashAlg,
+        mgf: HashAlg,
+        salt_len: usize,
+    },
     /// ECDSA over a digest the caller computed; the answer is the raw `r || s`.
     EcdsaPrehashed,
 }
 
 /// How a key inside the boundary encrypts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EncryptMechanism {
-    /// AES-256-GCM with a random IV and no AAD, answering `iv (12) || ciphertext || tag (16)`.
-    Aes256Gcm,
+pub enum EncryptMechanism<'a> {
+    /// AES-GCM with the caller's IV and AAD, answering `ciphertext || tag`.
+    AesGcm {
+        iv: &'a [u8],
+        aad: &'a [u8],
+        tag_len: usize,
+    },
+    /// AES-CBC with PKCS#7 padding.
+    AesCbcPad { iv: [u8; 16] },
 }
 
 /// How a key inside the boundary decrypts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecryptMechanism {
-    /// The inverse of [`EncryptMechanism::Aes256Gcm`].
-    Aes256Gcm,
-    /// RSA-OAEP with SHA-1 and MGF1-SHA1, the only OAEP SoftHSM2 does (see DESIGN.md).
-    RsaOaepSha1,
+pub enum DecryptMechanism<'a> {
+    /// The inverse of [`EncryptMechanism::AesGcm`]: `data` is `ciphertext || tag`.
+    AesGcm {
+        iv: &'a [u8],
+        aad: &'a [u8],
+        tag_len: usize,
+    },
+    /// The inverse of [`EncryptMechanism::AesCbcPad`].
+    AesCbcPad { iv: [u8; 16] },
+    /// RSA PKCS#1 v1.5 decryption.
+    RsaPkcs1,
+    /// RSA-OAEP; SoftHSM2 does only SHA-1 with MGF1-SHA1 (see DESIGN.md), which
+    /// [`Capabilities`] tells.
+    RsaOaep {
+        hash: HashAlg,
+        mgf: HashAlg,
+        label: &'a [u8],
+    },
 }
 
 /// How a managed key is wrapped for export under an outside RSA public key (BYOK).
@@ -251,7 +430,7 @@ pub trait RootOfTrust: Send + Sync {
     fn encrypt(
         &self,
         _key: &WrappedKey,
-        _mechanism: EncryptMechanism,
+        _mechanism: EncryptMechanism<'_>,
         _data: &[u8],
     ) -> Result<Vec<u8>, BridgeError> {
         Err(BridgeError::Unsupported {
@@ -267,7 +446,7 @@ pub trait RootOfTrust: Send + Sync {
     fn decrypt(
         &self,
         _key: &WrappedKey,
-        _mechanism: DecryptMechanism,
+        _mechanism: DecryptMechanism<'_>,
         _data: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
         Err(BridgeError::Unsupported {

@@ -9,8 +9,8 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use hsm_bridge::pkcs11::{Pkcs11Config, Pkcs11Device};
 use hsm_bridge::{
-    BridgeError, DecryptMechanism, EncryptMechanism, KeySpec, OpenMode, SealDevice, SealFault,
-    SignMechanism,
+    BridgeError, DecryptMechanism, EncryptMechanism, HashAlg, KeySpec, Mechanisms, OpenMode,
+    SealDevice, SealFault, SignMechanism,
 };
 use softhsm_tests::hardware::{write_private, SoftHsm, SOFTHSM_MODULE as MODULE, USER_PIN};
 
@@ -109,7 +109,12 @@ fn managed_keys_are_generated_wrapped_and_used_inside_the_token() {
         let k = root.generate_key(spec).unwrap();
         assert!(k.public.as_ref().is_some_and(|p| p[0] == 0x30), "{spec:?}");
         let (mech, data): (SignMechanism, &[u8]) = match spec {
-            KeySpec::Rsa(_) => (SignMechanism::RsaPkcs1Sha256, b"hello"),
+            KeySpec::Rsa(_) => (
+                SignMechanism::RsaPkcs1 {
+                    hash: Some(HashAlg::Sha256),
+                },
+                b"hello",
+            ),
             _ => (SignMechanism::EcdsaPrehashed, &[7u8; 32]),
         };
         let sig = root.sign(&k, mech, data).unwrap();
@@ -121,19 +126,210 @@ fn managed_keys_are_generated_wrapped_and_used_inside_the_token() {
     }
     let aes = root.generate_key(KeySpec::Aes256).unwrap();
     let ct = root
-        .encrypt(&aes, EncryptMechanism::Aes256Gcm, b"secret")
+        .encrypt(&aes, gcm_encrypt(&[3; 12]), b"secret")
         .unwrap();
     assert_eq!(
-        &*root
-            .decrypt(&aes, DecryptMechanism::Aes256Gcm, &ct)
-            .unwrap(),
+        &*root.decrypt(&aes, gcm_decrypt(&[3; 12], b""), &ct).unwrap(),
         b"secret"
     );
     let mut bad = ct.clone();
-    bad[14] ^= 1;
+    bad[2] ^= 1;
     assert!(root
-        .decrypt(&aes, DecryptMechanism::Aes256Gcm, &bad)
+        .decrypt(&aes, gcm_decrypt(&[3; 12], b""), &bad)
         .is_err());
+}
+
+fn gcm_encrypt(iv: &[u8]) -> EncryptMechanism<'_> {
+    EncryptMechanism::AesGcm {
+        iv,
+        aad: b"",
+        tag_len: 16,
+    }
+}
+
+fn gcm_decrypt<'a>(iv: &'a [u8], aad: &'a [u8]) -> DecryptMechanism<'a> {
+    DecryptMechanism::AesGcm {
+        iv,
+        aad,
+        tag_len: 16,
+    }
+}
+
+/// Each in-boundary mechanism against an independent computation: signatures verified
+/// by RustCrypto with the token's public key, ciphertexts made by RustCrypto decrypted
+/// by the token, and the capabilities the backend measured (SoftHSM2 2.6: OAEP with
+/// SHA-1 only).
+#[test]
+fn in_boundary_mechanisms_agree_with_software() {
+    use p256::ecdsa::signature::Verifier as _;
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::{Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign, Pss, RsaPublicKey};
+    use sha2::{Digest, Sha256, Sha384, Sha512};
+
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Pkcs11Device::new(config("root-mechanisms"))
+        .open(OpenMode::CreateIfMissing)
+        .unwrap();
+    let found = root.capabilities().mechanisms;
+    for (m, what) in [
+        (Mechanisms::RSA_PKCS_SIGN, "CKM_RSA_PKCS sign"),
+        (
+            Mechanisms::rsa_pkcs_hash_sign(HashAlg::Sha256),
+            "SHA256_RSA_PKCS",
+        ),
+        (
+            Mechanisms::rsa_pkcs_hash_sign(HashAlg::Sha512),
+            "SHA512_RSA_PKCS",
+        ),
+        (Mechanisms::RSA_PSS_SIGN, "RSA_PKCS_PSS"),
+        (Mechanisms::ECDSA_SIGN, "ECDSA"),
+        (Mechanisms::RSA_PKCS_DECRYPT, "CKM_RSA_PKCS decrypt"),
+        (Mechanisms::rsa_oaep_decrypt(HashAlg::Sha1), "OAEP SHA-1"),
+        (Mechanisms::AES_GCM, "AES_GCM"),
+        (Mechanisms::AES_CBC_PAD, "AES_CBC_PAD"),
+    ] {
+        assert!(found.contains(m), "{what} missing from {found:?}");
+    }
+    for hash in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+        assert!(
+            !found.contains(Mechanisms::rsa_oaep_decrypt(hash)),
+            "SoftHSM2 answered OAEP {hash:?}: update DESIGN.md"
+        );
+    }
+
+    let rsa = root.generate_key(KeySpec::Rsa(2048)).unwrap();
+    let pk = RsaPublicKey::from_public_key_der(rsa.public.as_deref().unwrap()).unwrap();
+    let digest = Sha256::digest(b"message");
+    // CKM_RSA_PKCS over a DigestInfo built here.
+    let mut info = hex::decode("3031300d060960864801650304020105000420").unwrap();
+    info.extend_from_slice(&digest);
+    let sig = root
+        .sign(&rsa, SignMechanism::RsaPkcs1 { hash: None }, &info)
+        .unwrap();
+    pk.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
+        .unwrap();
+    let sig = root
+        .sign(
+            &rsa,
+            SignMechanism::RsaPkcs1 {
+                hash: Some(HashAlg::Sha384),
+            },
+            b"message",
+        )
+        .unwrap();
+    pk.verify(
+        Pkcs1v15Sign::new::<Sha384>(),
+        &Sha384::digest(b"message"),
+        &sig,
+    )
+    .unwrap();
+    let sig = root
+        .sign(
+            &rsa,
+            SignMechanism::RsaPkcs1 {
+                hash: Some(HashAlg::Sha512),
+            },
+            b"message",
+        )
+        .unwrap();
+    pk.verify(
+        Pkcs1v15Sign::new::<Sha512>(),
+        &Sha512::digest(b"message"),
+        &sig,
+    )
+    .unwrap();
+    let pss = SignMechanism::RsaPss {
+        digest: HashAlg::Sha256,
+        mgf: HashAlg::Sha256,
+        salt_len: 32,
+    };
+    let sig = root.sign(&rsa, pss, &digest).unwrap();
+    pk.verify(Pss::new_with_salt::<Sha256>(32), &digest, &sig)
+        .unwrap();
+    // Too long for CKM_RSA_PKCS (k - 11 bytes at most): SoftHSM2 answers
+    // CKR_GENERAL_ERROR, not CKR_DATA_LEN_RANGE, so the engine checks lengths first.
+    assert!(root
+        .sign(&rsa, SignMechanism::RsaPkcs1 { hash: None }, &[1; 250])
+        .is_err());
+
+    let mut rng = rand::rngs::OsRng;
+    let ct = pk.encrypt(&mut rng, Pkcs1v15Encrypt, b"secret").unwrap();
+    assert_eq!(
+        &*root.decrypt(&rsa, DecryptMechanism::RsaPkcs1, &ct).unwrap(),
+        b"secret"
+    );
+    let ct = pk
+        .encrypt(&mut rng, Oaep::new::<sha1::Sha1>(), b"secret")
+        .unwrap();
+    let oaep = DecryptMechanism::RsaOaep {
+        hash: HashAlg::Sha1,
+        mgf: HashAlg::Sha1,
+        label: b"",
+    };
+    assert_eq!(&*root.decrypt(&rsa, oaep, &ct).unwrap(), b"secret");
+    assert!(matches!(
+        root.decrypt(&rsa, oaep, &ct[1..]),
+        Err(BridgeError::BadInput(_))
+    ));
+
+    let ec = root.generate_key(KeySpec::EcP256).unwrap();
+    let raw = root
+        .sign(&ec, SignMechanism::EcdsaPrehashed, &digest)
+        .unwrap();
+    assert_eq!(raw.len(), 64);
+    let vk = p256::ecdsa::VerifyingKey::from_public_key_der(ec.public.as_deref().unwrap()).unwrap();
+    vk.verify(
+        b"message",
+        &p256::ecdsa::Signature::from_slice(&raw).unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(
+        root.sign(&ec, SignMechanism::RsaPkcs1 { hash: None }, &digest),
+        Err(BridgeError::Unsupported { .. })
+    ));
+
+    let aes = root.generate_key(KeySpec::Aes256).unwrap();
+    let iv = [5u8; 12];
+    let gcm = EncryptMechanism::AesGcm {
+        iv: &iv,
+        aad: b"header",
+        tag_len: 16,
+    };
+    let ct = root.encrypt(&aes, gcm, b"secret").unwrap();
+    assert_eq!(ct.len(), 6 + 16);
+    assert_eq!(
+        &*root
+            .decrypt(&aes, gcm_decrypt(&iv, b"header"), &ct)
+            .unwrap(),
+        b"secret"
+    );
+    assert!(matches!(
+        root.decrypt(&aes, gcm_decrypt(&iv, b"other"), &ct),
+        Err(BridgeError::BadInput(_))
+    ));
+    for len in [0usize, 5, 16, 40] {
+        let plain = vec![0x42u8; len];
+        let ct = root
+            .encrypt(&aes, EncryptMechanism::AesCbcPad { iv: [1; 16] }, &plain)
+            .unwrap();
+        assert_eq!(ct.len(), (len / 16 + 1) * 16);
+        assert_eq!(
+            &*root
+                .decrypt(&aes, DecryptMechanism::AesCbcPad { iv: [1; 16] }, &ct)
+                .unwrap(),
+            &plain[..]
+        );
+        // Another IV changes the first block only; a changed last-but-one block
+        // spoils the padding.
+        if len >= 16 {
+            let mut bad = ct.clone();
+            let at = ct.len() - 17;
+            bad[at] ^= 0x01;
+            assert!(root
+                .decrypt(&aes, DecryptMechanism::AesCbcPad { iv: [1; 16] }, &bad)
+                .is_err());
+        }
+    }
 }
 
 /// A session of the test's own on the shared token, logged in as the user: what someone
@@ -213,10 +409,16 @@ fn unwrapped_managed_keys_are_sensitive_and_not_extractable() {
         .open(OpenMode::CreateIfMissing)
         .unwrap();
     let rsa = root.generate_key(KeySpec::Rsa(2048)).unwrap();
-    root.sign(&rsa, SignMechanism::RsaPkcs1Sha256, b"hello")
-        .unwrap();
+    root.sign(
+        &rsa,
+        SignMechanism::RsaPkcs1 {
+            hash: Some(HashAlg::Sha256),
+        },
+        b"hello",
+    )
+    .unwrap();
     let aes = root.generate_key(KeySpec::Aes256).unwrap();
-    root.encrypt(&aes, EncryptMechanism::Aes256Gcm, b"secret")
+    root.encrypt(&aes, gcm_encrypt(&[3; 12]), b"secret")
         .unwrap();
 
     // The objects the appliance unwrapped for use: session objects of this process.

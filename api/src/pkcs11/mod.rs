@@ -2,11 +2,15 @@
 //! operations as the HTTP doors do; what it answers for an engine error is decided here
 //! and only here.
 
+mod decode;
 pub mod dispatch;
+mod encode;
 pub mod listener;
 mod login_limit;
 mod rv;
 pub mod socket;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 pub use listener::{serve, Options, Pkcs11Listener};

@@ -2,12 +2,49 @@
 //! error, the third edge beside Vault's status codes and the key API's problems.
 
 use engine::managed_keys::KeyError;
+use engine::pkcs11::code;
 use engine::{EngineError, ErrorKind};
 use pkcs11_wire::ck::*;
 
+/// The return value a refusal of the PKCS#11 object model names.
+fn coded(name: &str) -> Option<CK_RV> {
+    Some(match name {
+        code::ATTRIBUTE_TYPE_INVALID => CKR_ATTRIBUTE_TYPE_INVALID,
+        // A label that is not a valid key name, or a name another key has.
+        code::ATTRIBUTE_VALUE_INVALID | "INVALID_NAME" | "INVALID_LABELS" => {
+            CKR_ATTRIBUTE_VALUE_INVALID
+        }
+        code::ATTRIBUTE_READ_ONLY => CKR_ATTRIBUTE_READ_ONLY,
+        code::TEMPLATE_INCOMPLETE => CKR_TEMPLATE_INCOMPLETE,
+        code::TEMPLATE_INCONSISTENT => CKR_TEMPLATE_INCONSISTENT,
+        code::MECHANISM_INVALID => CKR_MECHANISM_INVALID,
+        code::MECHANISM_PARAM_INVALID => CKR_MECHANISM_PARAM_INVALID,
+        code::KEY_TYPE_INCONSISTENT => CKR_KEY_TYPE_INCONSISTENT,
+        code::KEY_FUNCTION_NOT_PERMITTED => CKR_KEY_FUNCTION_NOT_PERMITTED,
+        code::KEY_UNEXTRACTABLE => CKR_KEY_UNEXTRACTABLE,
+        code::KEY_NOT_WRAPPABLE => CKR_KEY_NOT_WRAPPABLE,
+        code::KEY_SIZE_RANGE => CKR_KEY_SIZE_RANGE,
+        code::ACTION_PROHIBITED => CKR_ACTION_PROHIBITED,
+        code::DATA_LEN_RANGE => CKR_DATA_LEN_RANGE,
+        code::PIN_INCORRECT => CKR_PIN_INCORRECT,
+        code::FUNCTION_NOT_SUPPORTED => CKR_FUNCTION_NOT_SUPPORTED,
+        _ => return None,
+    })
+}
+
 pub fn return_value(e: &EngineError) -> CK_RV {
+    if matches!(e, EngineError::UnsupportedOperation) {
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
     if let EngineError::Key(k) = e {
+        if let Some(rv) = match k.as_ref() {
+            KeyError::Invalid { code, .. } => coded(code),
+            _ => None,
+        } {
+            return rv;
+        }
         match k.as_ref() {
+            KeyError::NameTaken(_) => return CKR_ATTRIBUTE_VALUE_INVALID,
             KeyError::WrongKeyType(_) => return CKR_KEY_TYPE_INCONSISTENT,
             KeyError::VersionDisabled { .. } | KeyError::PendingDestruction(_) => {
                 return CKR_KEY_FUNCTION_NOT_PERMITTED
@@ -77,6 +114,28 @@ mod tests {
                 "no"
             ))),
             CKR_ENCRYPTED_DATA_INVALID
+        );
+    }
+
+    #[test]
+    fn the_object_model_refusals_keep_their_names() {
+        let r = |c| return_value(&engine::pkcs11::refuse(c, "x"));
+        assert_eq!(r(code::TEMPLATE_INCOMPLETE), CKR_TEMPLATE_INCOMPLETE);
+        assert_eq!(r(code::TEMPLATE_INCONSISTENT), CKR_TEMPLATE_INCONSISTENT);
+        assert_eq!(r(code::ATTRIBUTE_TYPE_INVALID), CKR_ATTRIBUTE_TYPE_INVALID);
+        assert_eq!(
+            r(code::ATTRIBUTE_VALUE_INVALID),
+            CKR_ATTRIBUTE_VALUE_INVALID
+        );
+        assert_eq!(r(code::MECHANISM_INVALID), CKR_MECHANISM_INVALID);
+        assert_eq!(
+            r(code::MECHANISM_PARAM_INVALID),
+            CKR_MECHANISM_PARAM_INVALID
+        );
+        assert_eq!(r(code::KEY_UNEXTRACTABLE), CKR_KEY_UNEXTRACTABLE);
+        assert_eq!(
+            return_value(&EngineError::from(KeyError::NameTaken("k".into()))),
+            CKR_ATTRIBUTE_VALUE_INVALID
         );
     }
 }

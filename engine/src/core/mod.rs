@@ -67,6 +67,8 @@ pub struct Core {
     /// Wakes the auto-unseal loop (after init, or a manual unseal attempt).
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) generate_root: Mutex<Option<Attempt>>,
+    /// PKCS#11 session objects, per library instance; never stored.
+    pub(crate) pkcs11_sessions: crate::pkcs11::session::SessionObjects,
     /// What `tick` runs: each subsystem's periodic work.
     periodic: PeriodicTasks,
 }
@@ -111,6 +113,7 @@ impl Core {
             manually_sealed: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             generate_root: Mutex::new(None),
+            pkcs11_sessions: Default::default(),
             periodic,
         })
     }

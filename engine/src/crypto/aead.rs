@@ -67,14 +67,37 @@ impl Aead {
 
     /// `nonce || ciphertext || tag`. `nonce` must be `nonce_len()` bytes.
     pub fn seal(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
-        if nonce.len() != self.nonce_len() {
-            return Err(AeadError::NonceLength);
-        }
         let n = nonce.len();
         let mut out = Vec::with_capacity(n + plaintext.len() + TAG_LEN);
         out.extend_from_slice(nonce);
         out.extend_from_slice(plaintext);
-        let buf = &mut out[n..];
+        self.seal_from(nonce, aad, out, n)
+    }
+
+    /// `ciphertext || tag` under the caller's nonce (PKCS#11's `CKM_AES_GCM` output).
+    pub fn encrypt(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, AeadError> {
+        let mut out = Vec::with_capacity(plaintext.len() + TAG_LEN);
+        out.extend_from_slice(plaintext);
+        self.seal_from(nonce, aad, out, 0)
+    }
+
+    /// Encrypts `out[start..]` in place and appends the tag.
+    fn seal_from(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        mut out: Vec<u8>,
+        start: usize,
+    ) -> Result<Vec<u8>, AeadError> {
+        if nonce.len() != self.nonce_len() {
+            return Err(AeadError::NonceLength);
+        }
+        let buf = &mut out[start..];
         let tag = match self {
             Aead::Aes128(c) => {
                 c.encrypt_in_place_detached(GenericArray::from_slice(nonce), aad, buf)
@@ -101,7 +124,23 @@ impl Aead {
             return Err(AeadError::Open);
         }
         let (nonce, rest) = data.split_at(n);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        self.decrypt(nonce, aad, rest)
+    }
+
+    /// Opens `ciphertext || tag` under the caller's nonce.
+    pub fn decrypt(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, AeadError> {
+        if nonce.len() != self.nonce_len() {
+            return Err(AeadError::NonceLength);
+        }
+        if data.len() < TAG_LEN {
+            return Err(AeadError::Open);
+        }
+        let (ct, tag) = data.split_at(data.len() - TAG_LEN);
         let mut buf = Zeroizing::new(ct.to_vec());
         let tag = GenericArray::from_slice(tag);
         match self {

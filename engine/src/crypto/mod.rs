@@ -1,9 +1,10 @@
-//! One crypto stack for software keys: the RSA, ECDSA and AEAD code that transit keys
+//! One crypto stack for software keys: the RSA, ECDSA, AEAD and AES code that transit keys
 //! and software-protected managed keys share, so the same operation writes the same
 //! bytes whichever of them asks. Formats and algorithm choices (which hash, which
 //! padding, which wire encoding) stay with the callers.
 
 pub mod aead;
+pub mod aes;
 pub mod ecdsa;
 pub mod rsa;
 

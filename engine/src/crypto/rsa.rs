@@ -6,8 +6,8 @@ use rand::rngs::OsRng;
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
-use rsa::traits::SignatureScheme;
-use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+use rsa::traits::{PaddingScheme, SignatureScheme};
+use rsa::{RsaPrivateKey, RsaPublicKey};
 use zeroize::Zeroizing;
 
 pub use rsa::Error as RsaError;
@@ -47,10 +47,10 @@ impl RsaKey {
         self.private.sign_with_rng(&mut OsRng, scheme, digest)
     }
 
-    /// RSA-OAEP decryption, blinded.
+    /// Decryption (OAEP or PKCS#1 v1.5), blinded.
     pub fn decrypt(
         &self,
-        padding: Oaep,
+        padding: impl PaddingScheme,
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, RsaError> {
         self.private
@@ -79,10 +79,10 @@ pub fn public_to_pem(public: &RsaPublicKey) -> Result<String, RsaError> {
         .map_err(|e| RsaError::Pkcs8(e.into()))
 }
 
-/// RSA-OAEP encryption under a public key.
+/// Encryption (OAEP or PKCS#1 v1.5) under a public key.
 pub fn encrypt(
     public: &RsaPublicKey,
-    padding: Oaep,
+    padding: impl PaddingScheme,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, RsaError> {
     public.encrypt(&mut OsRng, padding, plaintext)

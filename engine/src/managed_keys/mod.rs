@@ -33,6 +33,7 @@ pub use model::{
 use crate::barrier::{Barrier, BarrierTx};
 use crate::storage::IsConflict;
 use material::Loaded;
+use scheme::{CipherScheme, SignScheme};
 
 const META_PREFIX: &str = "keys/meta/";
 const MATERIAL_PREFIX: &str = "keys/material/";
@@ -522,6 +523,19 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Largest ciphertext to decrypt: the largest plaintext and room for any framing.
+    fn check_ciphertext_size(ciphertext: &[u8]) -> Result<()> {
+        if ciphertext.len() > MAX_MESSAGE + 2048 {
+            return Err(KeyError::TooLarge(format!(
+                "the ciphertext is {} bytes; the limit is {}",
+                ciphertext.len(),
+                MAX_MESSAGE + 2048
+            )));
+        }
+        Ok(())
+    }
+
+    /// Signs in the key's own format ([`SignScheme::Default`]).
     pub async fn sign(
         &self,
         key: &ManagedKey,
@@ -529,17 +543,8 @@ impl KeyStore {
         message: Vec<u8>,
         root: Arc<dyn RootOfTrust>,
     ) -> Result<Output> {
-        Self::check_usage(key, Usage::SignVerify, "sign")?;
-        Self::check_size("message", &message)?;
-        let v = Self::pick(key, version)?;
-        let loaded = self.load(key, &v)?;
-        let algorithm = key.algorithm;
-        let data =
-            blocking(move || material::sign(&loaded, algorithm, root.as_ref(), &message)).await?;
-        Ok(Output {
-            data,
-            version: v.version,
-        })
+        self.sign_with(key, version, SignScheme::Default, message, root)
+            .await
     }
 
     pub async fn verify(
@@ -549,21 +554,11 @@ impl KeyStore {
         message: Vec<u8>,
         signature: Vec<u8>,
     ) -> Result<(bool, u32)> {
-        Self::check_usage(key, Usage::SignVerify, "verify")?;
-        Self::check_size("message", &message)?;
-        let v = Self::pick(key, version)?;
-        let public = v.public_key.clone().ok_or_else(|| {
-            KeyError::WrongKeyType(format!(
-                "{} keys have no public key",
-                key.algorithm.as_str()
-            ))
-        })?;
-        let algorithm = key.algorithm;
-        let ok =
-            blocking(move || material::verify(algorithm, &public, &message, &signature)).await?;
-        Ok((ok, v.version))
+        self.verify_with(key, version, SignScheme::Default, message, signature)
+            .await
     }
 
+    /// Encrypts in the key's own format ([`CipherScheme::Default`]).
     pub async fn encrypt(
         &self,
         key: &ManagedKey,
@@ -571,33 +566,8 @@ impl KeyStore {
         plaintext: Zeroizing<Vec<u8>>,
         root: Arc<dyn RootOfTrust>,
     ) -> Result<Output> {
-        Self::check_usage(key, Usage::EncryptDecrypt, "encrypt")?;
-        Self::check_size("plaintext", &plaintext)?;
-        let v = Self::pick(key, version)?;
-        let loaded = if key.algorithm == Algorithm::Aes256 {
-            Some(self.load(key, &v)?)
-        } else {
-            None
-        };
-        let algorithm = key.algorithm;
-        let protection = v.protection;
-        let public = v.public_key.clone();
-        let data = blocking(move || {
-            let none = Loaded::Aes(Zeroizing::new(Vec::new()));
-            material::encrypt(
-                loaded.as_deref().unwrap_or(&none),
-                algorithm,
-                protection,
-                public.as_deref(),
-                root.as_ref(),
-                &plaintext,
-            )
-        })
-        .await?;
-        Ok(Output {
-            data,
-            version: v.version,
-        })
+        self.encrypt_with(key, version, CipherScheme::Default, plaintext, root)
+            .await
     }
 
     pub async fn decrypt(
@@ -607,23 +577,8 @@ impl KeyStore {
         ciphertext: Vec<u8>,
         root: Arc<dyn RootOfTrust>,
     ) -> Result<(Zeroizing<Vec<u8>>, u32)> {
-        Self::check_usage(key, Usage::EncryptDecrypt, "decrypt")?;
-        if ciphertext.len() > MAX_MESSAGE + 2048 {
-            return Err(KeyError::TooLarge(format!(
-                "the ciphertext is {} bytes; the limit is {}",
-                ciphertext.len(),
-                MAX_MESSAGE + 2048
-            )));
-        }
-        let v = Self::pick(key, version)?;
-        let loaded = self.load(key, &v)?;
-        let algorithm = key.algorithm;
-        let protection = v.protection;
-        let plain = blocking(move || {
-            material::decrypt(&loaded, algorithm, protection, root.as_ref(), &ciphertext)
-        })
-        .await?;
-        Ok((plain, v.version))
+        self.decrypt_with(key, version, CipherScheme::Default, ciphertext, root)
+            .await
     }
 }
 

@@ -66,6 +66,7 @@
 
 pub mod kv;
 pub mod managed_keys;
+pub mod pkcs11;
 pub mod sys;
 #[cfg(test)]
 mod tests;

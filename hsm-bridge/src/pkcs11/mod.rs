@@ -28,6 +28,7 @@
 mod config;
 mod error;
 mod managed;
+mod mechanisms;
 #[allow(unsafe_code)]
 mod raw;
 mod root_key;
@@ -35,13 +36,13 @@ mod session;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::rsa::PkcsPssParams;
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
@@ -55,8 +56,8 @@ use self::config::login;
 use self::error::{describe, device, unavailable, unsupported};
 use crate::random::mix_hardware_entropy;
 use crate::{
-    BridgeError, Capabilities, DecryptMechanism, EncryptMechanism, KeySpec, OpenMode, RootOfTrust,
-    SealDevice, SealKind, SignMechanism, WrappedKey,
+    BridgeError, Capabilities, DecryptMechanism, EncryptMechanism, KeySpec, Mechanisms, OpenMode,
+    RootOfTrust, SealDevice, SealKind, SignMechanism, WrappedKey,
 };
 
 const BLOB_VERSION: u8 = 1;
@@ -128,6 +129,8 @@ pub struct Pkcs11Root {
     /// `holder`, a session kept open for them, keyed by the wrapped blob.
     holder: Mutex<Option<Session>>,
     unwrapped: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
+    /// What the token does with managed keys (`mechanisms`), found out on first use.
+    mechanisms: OnceLock<Mechanisms>,
 }
 
 impl Pkcs11Root {
@@ -173,6 +176,7 @@ impl Pkcs11Root {
                 failed: AtomicBool::new(false),
                 holder: Mutex::new(None),
                 unwrapped: Mutex::new(HashMap::new()),
+                mechanisms: OnceLock::new(),
             };
             let mut hw = Zeroizing::new([0u8; 32]);
             if root
@@ -254,6 +258,7 @@ impl RootOfTrust for Pkcs11Root {
             hardware: true,
             in_boundary_keys: true,
             hardware_rng: true,
+            mechanisms: self.mechanisms(),
         }
     }
 
@@ -311,81 +316,75 @@ impl RootOfTrust for Pkcs11Root {
         mechanism: SignMechanism,
         data: &[u8],
     ) -> Result<Vec<u8>, BridgeError> {
-        let mech = match (mechanism, key.spec) {
-            (SignMechanism::RsaPkcs1Sha256, KeySpec::Rsa(_)) => Mechanism::Sha256RsaPkcs,
-            (SignMechanism::EcdsaPrehashed, KeySpec::EcP256 | KeySpec::EcP384) => Mechanism::Ecdsa,
-            (
-                SignMechanism::RsaPkcs1Sha256,
-                KeySpec::Aes256 | KeySpec::EcP256 | KeySpec::EcP384,
-            )
-            | (SignMechanism::EcdsaPrehashed, KeySpec::Aes256 | KeySpec::Rsa(_)) => {
-                return Err(unsupported("sign"))
-            }
+        if Mechanisms::sign(key.spec, &mechanism) == Mechanisms::IMPOSSIBLE {
+            return Err(unsupported("sign"));
+        }
+        let mech = match mechanism {
+            SignMechanism::RsaPkcs1 { hash: None } => Mechanism::RsaPkcs,
+            SignMechanism::RsaPkcs1 { hash: Some(h) } => mechanisms::rsa_pkcs_with(h),
+            SignMechanism::RsaPss {
+                digest,
+                mgf,
+                salt_len,
+            } => Mechanism::RsaPkcsPss(PkcsPssParams {
+                hash_alg: mechanisms::hash_type(digest),
+                mgf: mechanisms::mgf_type(mgf),
+                s_len: (salt_len as u64).into(),
+            }),
+            SignMechanism::EcdsaPrehashed => Mechanism::Ecdsa,
         };
         self.with_key(key, |s, h| s.sign(&mech, h, data))
-            .map_err(|e| device("C_Sign", e))
+            .map_err(|e| match e {
+                CkError::Pkcs11(RvError::DataLenRange | RvError::DataInvalid, _) => {
+                    BridgeError::BadInput("the data does not fit the mechanism and key")
+                }
+                e => device("C_Sign", e),
+            })
     }
 
     fn encrypt(
         &self,
         key: &WrappedKey,
-        mechanism: EncryptMechanism,
+        mechanism: EncryptMechanism<'_>,
         data: &[u8],
     ) -> Result<Vec<u8>, BridgeError> {
-        match (mechanism, key.spec) {
-            (EncryptMechanism::Aes256Gcm, KeySpec::Aes256) => {}
-            (EncryptMechanism::Aes256Gcm, KeySpec::Rsa(_) | KeySpec::EcP256 | KeySpec::EcP384) => {
-                return Err(unsupported("encrypt"))
-            }
+        if Mechanisms::encrypt(key.spec, &mechanism) == Mechanisms::IMPOSSIBLE {
+            return Err(unsupported("encrypt"));
         }
-        let mut iv = [0u8; IV_LEN];
-        crate::fill_random(&mut iv);
-        let ct = self
-            .with_key(key, |s, h| {
-                let mut iv = iv;
-                let params = GcmParams::new(&mut iv, &[], (TAG_LEN as u64 * 8).into())?;
+        self.with_key(key, |s, h| match mechanism {
+            EncryptMechanism::AesGcm { iv, aad, tag_len } => {
+                // cryptoki wants the IV mutable (PKCS#11 lets a token write a generated IV
+                // back); this one is the caller's and stays as given.
+                let mut iv = iv.to_vec();
+                let params = GcmParams::new(&mut iv, aad, (tag_len as u64 * 8).into())?;
                 s.encrypt(&Mechanism::AesGcm(params), h, data)
-            })
-            .map_err(|e| device("C_Encrypt (AES-GCM)", e))?;
-        let mut out = Vec::with_capacity(IV_LEN + ct.len());
-        out.extend_from_slice(&iv);
-        out.extend_from_slice(&ct);
-        Ok(out)
+            }
+            EncryptMechanism::AesCbcPad { iv } => s.encrypt(&Mechanism::AesCbcPad(iv), h, data),
+        })
+        .map_err(|e| device("C_Encrypt", e))
     }
 
     fn decrypt(
         &self,
         key: &WrappedKey,
-        mechanism: DecryptMechanism,
+        mechanism: DecryptMechanism<'_>,
         data: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
-        let out = match (mechanism, key.spec) {
-            (DecryptMechanism::Aes256Gcm, KeySpec::Aes256) => {
-                if data.len() < IV_LEN + TAG_LEN {
-                    return Err(BridgeError::BadInput("ciphertext too short"));
-                }
-                let mut iv = [0u8; IV_LEN];
-                iv.copy_from_slice(&data[..IV_LEN]);
-                self.with_key(key, |s, h| {
-                    let mut iv = iv;
-                    let params = GcmParams::new(&mut iv, &[], (TAG_LEN as u64 * 8).into())?;
-                    s.decrypt(&Mechanism::AesGcm(params), h, &data[IV_LEN..])
-                })
+        if Mechanisms::decrypt(key.spec, &mechanism) == Mechanisms::IMPOSSIBLE {
+            return Err(unsupported("decrypt"));
+        }
+        let out = self.with_key(key, |s, h| match mechanism {
+            DecryptMechanism::AesGcm { iv, aad, tag_len } => {
+                let mut iv = iv.to_vec();
+                let params = GcmParams::new(&mut iv, aad, (tag_len as u64 * 8).into())?;
+                s.decrypt(&Mechanism::AesGcm(params), h, data)
             }
-            (DecryptMechanism::RsaOaepSha1, KeySpec::Rsa(_)) => self.with_key(key, |s, h| {
-                let params = PkcsOaepParams::new(
-                    MechanismType::SHA1,
-                    PkcsMgfType::MGF1_SHA1,
-                    PkcsOaepSource::empty(),
-                );
-                s.decrypt(&Mechanism::RsaPkcsOaep(params), h, data)
-            }),
-            (DecryptMechanism::Aes256Gcm, KeySpec::Rsa(_) | KeySpec::EcP256 | KeySpec::EcP384)
-            | (
-                DecryptMechanism::RsaOaepSha1,
-                KeySpec::Aes256 | KeySpec::EcP256 | KeySpec::EcP384,
-            ) => return Err(unsupported("decrypt")),
-        };
+            DecryptMechanism::AesCbcPad { iv } => s.decrypt(&Mechanism::AesCbcPad(iv), h, data),
+            DecryptMechanism::RsaPkcs1 => s.decrypt(&Mechanism::RsaPkcs, h, data),
+            DecryptMechanism::RsaOaep { hash, mgf, label } => {
+                s.decrypt(&mechanisms::oaep(hash, mgf, label), h, data)
+            }
+        });
         match out {
             Ok(p) => Ok(Zeroizing::new(p)),
             Err(CkError::Pkcs11(

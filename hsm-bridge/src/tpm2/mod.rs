@@ -707,6 +707,7 @@ impl RootOfTrust for Tpm2Root {
             hardware: true,
             in_boundary_keys: false,
             hardware_rng: true,
+            ..Capabilities::default()
         }
     }
 

@@ -265,7 +265,7 @@ fn login(pin: &str) -> Call {
 }
 
 #[tokio::test]
-#[ignore = "needs the dispatch of Op::Login (the PKCS#11 door), which answers a wrong PIN with CKR_PIN_INCORRECT"]
+
 async fn failed_logins_lock_the_peer_out_and_the_engine_is_not_asked() {
     let r = start_default().await;
     let (mut s, _) = welcomed(&r, 1).await;

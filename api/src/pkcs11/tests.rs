@@ -1,0 +1,842 @@
+//! The door on a dev appliance: calls as the library sends them, replies as it reads
+//! them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use engine::policy::Operation;
+use engine::storage::{MemoryBackend, Storage};
+use engine::Core;
+use pkcs11_wire::ck::*;
+use pkcs11_wire::{
+    AttrValue, Attribute, Call, Function, KeyClass, Mechanism, Object, ObjectRef, Op, Params,
+    Reply, UserType,
+};
+use serde_json::{json, Map, Value};
+
+use super::dispatch::{dispatch, forget_instance, token_info, Peer};
+use crate::request::VaultRequest;
+
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+struct Appliance {
+    core: Arc<Core>,
+    root: String,
+    peer: Peer,
+}
+
+async fn appliance() -> Appliance {
+    let core = Core::new(Storage::new(Arc::new(MemoryBackend::new())));
+    let root = core
+        .dev_setup(None)
+        .await
+        .expect("dev setup")
+        .root_token
+        .to_string();
+    Appliance {
+        core,
+        root,
+        peer: peer(1),
+    }
+}
+
+fn peer(n: u8) -> Peer {
+    Peer {
+        uid: Some(1000),
+        remote: None,
+        instance: [n; 16],
+    }
+}
+
+fn b(kind: CK_ATTRIBUTE_TYPE, v: bool) -> Attribute {
+    Attribute {
+        kind,
+        value: AttrValue::Bool(v),
+    }
+}
+
+fn u(kind: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> Attribute {
+    Attribute {
+        kind,
+        value: AttrValue::Ulong(v),
+    }
+}
+
+fn bytes(kind: CK_ATTRIBUTE_TYPE, v: &[u8]) -> Attribute {
+    Attribute {
+        kind,
+        value: AttrValue::Bytes(v.to_vec()),
+    }
+}
+
+fn mechanism(kind: CK_MECHANISM_TYPE) -> Mechanism {
+    Mechanism {
+        kind,
+        params: Params::None,
+    }
+}
+
+fn rv(reply: &Reply) -> CK_RV {
+    match reply {
+        Reply::Error { rv, .. } => *rv,
+        _ => CKR_OK,
+    }
+}
+
+fn get(o: &Object, kind: CK_ATTRIBUTE_TYPE) -> Option<&AttrValue> {
+    o.attributes
+        .iter()
+        .find(|a| a.kind == kind)
+        .map(|a| &a.value)
+}
+
+impl Appliance {
+    async fn call_as(&self, peer: &Peer, pin: Option<&str>, function: Function, op: Op) -> Reply {
+        let call = Call {
+            function,
+            pin: pin.map(|p| p.to_string().into()),
+            op,
+        };
+        dispatch(&self.core, peer, call).await
+    }
+
+    async fn call(&self, function: Function, op: Op) -> Reply {
+        self.call_as(&self.peer, Some(&self.root), function, op)
+            .await
+    }
+
+    async fn vault(&self, op: Operation, path: &str, body: Value) -> Value {
+        let body = match body {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let req = VaultRequest {
+            op,
+            path: path.into(),
+            query: HashMap::new(),
+            body,
+            token: self.root.clone(),
+            remote_address: None,
+        };
+        match crate::vault::handle(&self.core, req).await {
+            Ok(reply) => reply.body.unwrap_or(Value::Null),
+            Err(e) => panic!("{path}: {}", e.body_json()),
+        }
+    }
+
+    async fn token(&self, scopes: &[&str]) -> String {
+        let body = self
+            .vault(
+                Operation::Update,
+                "auth/token/create",
+                json!({"scopes": scopes, "policies": ["default"]}),
+            )
+            .await;
+        body["auth"]["client_token"]
+            .as_str()
+            .expect("a token")
+            .to_string()
+    }
+
+    async fn find(&self, peer: &Peer, template: Vec<Attribute>) -> Vec<Object> {
+        match self
+            .call_as(
+                peer,
+                Some(&self.root),
+                Function::C_FindObjectsInit,
+                Op::FindObjects { template },
+            )
+            .await
+        {
+            Reply::Objects(found) => found,
+            other => panic!("find: {other:?}"),
+        }
+    }
+
+    async fn ec_pair(&self, label: &str, id: &[u8]) -> (Object, Object) {
+        let op = Op::GenerateKeyPair {
+            mechanism: mechanism(CKM_EC_KEY_PAIR_GEN),
+            public: vec![
+                b(CKA_TOKEN, true),
+                bytes(CKA_EC_PARAMS, P256),
+                b(CKA_VERIFY, true),
+                bytes(CKA_LABEL, label.as_bytes()),
+                bytes(CKA_ID, id),
+            ],
+            private: vec![
+                b(CKA_TOKEN, true),
+                b(CKA_PRIVATE, true),
+                b(CKA_SENSITIVE, true),
+                b(CKA_SIGN, true),
+                b(CKA_DERIVE, true),
+                bytes(CKA_LABEL, label.as_bytes()),
+                bytes(CKA_ID, id),
+            ],
+        };
+        match self.call(Function::C_GenerateKeyPair, op).await {
+            Reply::KeyPair { public, private } => (public, private),
+            other => panic!("generate: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_takes_a_token_and_the_so_needs_keys_write() {
+    let a = appliance().await;
+    let login = |pin: Option<String>, user| {
+        let a = &a;
+        async move {
+            rv(&a
+                .call_as(
+                    &a.peer,
+                    pin.as_deref(),
+                    Function::C_Login,
+                    Op::Login { user },
+                )
+                .await)
+        }
+    };
+    assert_eq!(login(Some(a.root.clone()), UserType::User).await, CKR_OK);
+    assert_eq!(
+        login(Some(a.root.clone()), UserType::SecurityOfficer).await,
+        CKR_OK
+    );
+    assert_eq!(
+        login(Some("not-a-token".into()), UserType::User).await,
+        CKR_PIN_INCORRECT
+    );
+    assert_eq!(login(None, UserType::User).await, CKR_PIN_INCORRECT);
+    let reader = a.token(&["keys:read"]).await;
+    assert_eq!(login(Some(reader.clone()), UserType::User).await, CKR_OK);
+    assert_eq!(
+        login(Some(reader), UserType::SecurityOfficer).await,
+        CKR_PIN_INCORRECT
+    );
+    let writer = a.token(&["keys:write"]).await;
+    assert_eq!(login(Some(writer), UserType::SecurityOfficer).await, CKR_OK);
+}
+
+#[tokio::test]
+async fn generated_pairs_are_found_by_id_and_sign_through_the_scheme() {
+    let a = appliance().await;
+    let (public, private) = a.ec_pair("p11-ec", &[0x01]).await;
+    assert_eq!(
+        get(&public, CKA_CLASS),
+        Some(&AttrValue::Ulong(CKO_PUBLIC_KEY))
+    );
+    assert_eq!(
+        get(&public, CKA_LABEL),
+        Some(&AttrValue::Bytes(b"p11-ec".to_vec()))
+    );
+    assert!(matches!(get(&public, CKA_EC_POINT), Some(AttrValue::Bytes(p)) if p.len() == 67));
+    assert_eq!(get(&private, CKA_DERIVE), Some(&AttrValue::Bool(false)));
+    assert_eq!(private.sensitive, vec![CKA_VALUE]);
+    assert!(matches!(
+        private.handle,
+        ObjectRef::Key {
+            version: 1,
+            class: KeyClass::Private,
+            ..
+        }
+    ));
+
+    let found = a.find(&a.peer, vec![bytes(CKA_ID, &[0x01])]).await;
+    assert_eq!(found.len(), 2);
+    let found = a
+        .find(
+            &a.peer,
+            vec![u(CKA_CLASS, CKO_PRIVATE_KEY), bytes(CKA_ID, &[0x01])],
+        )
+        .await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].handle, private.handle);
+    let got = a
+        .call(
+            Function::C_GetAttributeValue,
+            Op::GetObject {
+                object: public.handle,
+            },
+        )
+        .await;
+    assert!(matches!(got, Reply::Object(o) if o == public));
+
+    // The same label is the same key name: refused.
+    let again = a
+        .call(
+            Function::C_GenerateKeyPair,
+            Op::GenerateKeyPair {
+                mechanism: mechanism(CKM_EC_KEY_PAIR_GEN),
+                public: vec![bytes(CKA_EC_PARAMS, P256), bytes(CKA_LABEL, b"p11-ec")],
+                private: Vec::new(),
+            },
+        )
+        .await;
+    assert_eq!(rv(&again), CKR_ATTRIBUTE_VALUE_INVALID);
+    let incomplete = a
+        .call(
+            Function::C_GenerateKeyPair,
+            Op::GenerateKeyPair {
+                mechanism: mechanism(CKM_RSA_PKCS_KEY_PAIR_GEN),
+                public: Vec::new(),
+                private: Vec::new(),
+            },
+        )
+        .await;
+    assert_eq!(rv(&incomplete), CKR_TEMPLATE_INCOMPLETE);
+    let wrong = a
+        .call(
+            Function::C_GenerateKey,
+            Op::GenerateKey {
+                mechanism: mechanism(CKM_EC_KEY_PAIR_GEN),
+                template: Vec::new(),
+            },
+        )
+        .await;
+    assert_eq!(rv(&wrong), CKR_MECHANISM_INVALID);
+
+    // Raw r || s, as PKCS#11 encodes ECDSA; verified with the public object.
+    let signed = a
+        .call(
+            Function::C_Sign,
+            Op::Sign {
+                key: private.handle,
+                mechanism: mechanism(CKM_ECDSA_SHA256),
+                data: b"message".to_vec(),
+            },
+        )
+        .await;
+    let Reply::Bytes(signature) = signed else {
+        panic!("sign: {signed:?}")
+    };
+    assert_eq!(signature.len(), 64);
+    let verify = |data: &[u8], signature: &[u8]| Op::Verify {
+        key: public.handle,
+        mechanism: mechanism(CKM_ECDSA_SHA256),
+        data: data.to_vec(),
+        signature: signature.to_vec(),
+    };
+    let valid = a
+        .call(Function::C_Verify, verify(b"message", &signature))
+        .await;
+    assert_eq!(rv(&valid), CKR_OK);
+    let forged = a
+        .call(Function::C_Verify, verify(b"messagE", &signature))
+        .await;
+    assert_eq!(rv(&forged), CKR_SIGNATURE_INVALID);
+    let with_public = a
+        .call(
+            Function::C_Sign,
+            Op::Sign {
+                key: public.handle,
+                mechanism: mechanism(CKM_ECDSA_SHA256),
+                data: b"message".to_vec(),
+            },
+        )
+        .await;
+    assert_eq!(rv(&with_public), CKR_KEY_FUNCTION_NOT_PERMITTED);
+    let rsa_mechanism = a
+        .call(
+            Function::C_Sign,
+            Op::Sign {
+                key: private.handle,
+                mechanism: mechanism(CKM_SHA256_RSA_PKCS),
+                data: b"message".to_vec(),
+            },
+        )
+        .await;
+    assert_eq!(rv(&rsa_mechanism), CKR_KEY_TYPE_INCONSISTENT);
+    let bad_param = a
+        .call(
+            Function::C_Sign,
+            Op::Sign {
+                key: private.handle,
+                mechanism: Mechanism {
+                    kind: CKM_ECDSA,
+                    params: Params::Iv(vec![0; 16]),
+                },
+                data: vec![0; 32],
+            },
+        )
+        .await;
+    assert_eq!(rv(&bad_param), CKR_MECHANISM_PARAM_INVALID);
+    let too_long = a
+        .call(
+            Function::C_Sign,
+            Op::Sign {
+                key: private.handle,
+                mechanism: mechanism(CKM_ECDSA_SHA256),
+                data: vec![0; 64 * 1024 + 1],
+            },
+        )
+        .await;
+    assert_eq!(rv(&too_long), CKR_DATA_LEN_RANGE);
+
+    // Never extractable; no other instance's handles, no unknown keys.
+    let aes = a
+        .call(
+            Function::C_GenerateKey,
+            Op::GenerateKey {
+                mechanism: mechanism(CKM_AES_KEY_GEN),
+                template: vec![u(CKA_VALUE_LEN, 32), bytes(CKA_LABEL, b"kek")],
+            },
+        )
+        .await;
+    let Reply::Object(aes) = aes else {
+        panic!("aes: {aes:?}")
+    };
+    let wrapped = a
+        .call(
+            Function::C_WrapKey,
+            Op::WrapKey {
+                mechanism: mechanism(CKM_AES_KEY_WRAP_KWP),
+                wrapping: aes.handle,
+                key: private.handle,
+            },
+        )
+        .await;
+    assert_eq!(rv(&wrapped), CKR_KEY_UNEXTRACTABLE);
+    let unknown = a
+        .call(
+            Function::C_GetAttributeValue,
+            Op::GetObject {
+                object: ObjectRef::Key {
+                    key: [9; 16],
+                    version: 1,
+                    class: KeyClass::Private,
+                },
+            },
+        )
+        .await;
+    assert_eq!(rv(&unknown), CKR_OBJECT_HANDLE_INVALID);
+
+    // Destroying the private object takes the key away (after its pending window).
+    let refused = a
+        .call(
+            Function::C_DestroyObject,
+            Op::DestroyObject {
+                object: public.handle,
+            },
+        )
+        .await;
+    assert_eq!(rv(&refused), CKR_ACTION_PROHIBITED);
+    let destroyed = a
+        .call(
+            Function::C_DestroyObject,
+            Op::DestroyObject {
+                object: private.handle,
+            },
+        )
+        .await;
+    assert_eq!(rv(&destroyed), CKR_OK);
+    assert!(a
+        .find(&a.peer, vec![bytes(CKA_ID, &[0x01])])
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn aes_and_ml_dsa_keys_work_through_their_mechanisms() {
+    let a = appliance().await;
+    let aes = a
+        .call(
+            Function::C_GenerateKey,
+            Op::GenerateKey {
+                mechanism: mechanism(CKM_AES_KEY_GEN),
+                template: vec![
+                    u(CKA_CLASS, CKO_SECRET_KEY),
+                    u(CKA_VALUE_LEN, 32),
+                    b(CKA_ENCRYPT, true),
+                    b(CKA_DECRYPT, true),
+                    b(CKA_SIGN, true),
+                ],
+            },
+        )
+        .await;
+    let Reply::Object(aes) = aes else {
+        panic!("aes: {aes:?}")
+    };
+    let gcm = Mechanism {
+        kind: CKM_AES_GCM,
+        params: Params::Gcm {
+            iv: vec![7; 12],
+            aad: b"header".to_vec(),
+            tag_bits: 128,
+        },
+    };
+    let sealed = a
+        .call(
+            Function::C_Encrypt,
+            Op::Encrypt {
+                key: aes.handle,
+                mechanism: gcm.clone(),
+                data: b"plaintext".to_vec().into(),
+            },
+        )
+        .await;
+    let Reply::Bytes(sealed) = sealed else {
+        panic!("encrypt: {sealed:?}")
+    };
+    assert_eq!(sealed.len(), 9 + 16);
+    let opened = a
+        .call(
+            Function::C_Decrypt,
+            Op::Decrypt {
+                key: aes.handle,
+                mechanism: gcm,
+                data: sealed,
+            },
+        )
+        .await;
+    assert!(matches!(opened, Reply::Secret(p) if p.as_slice() == b"plaintext"));
+
+    let pair = a
+        .call(
+            Function::C_GenerateKeyPair,
+            Op::GenerateKeyPair {
+                mechanism: mechanism(CKM_ML_DSA_KEY_PAIR_GEN),
+                public: vec![u(CKA_PARAMETER_SET, CKP_ML_DSA_65)],
+                private: vec![b(CKA_SIGN, true)],
+            },
+        )
+        .await;
+    let Reply::KeyPair { public, private } = pair else {
+        panic!("ml-dsa: {pair:?}")
+    };
+    let context = Mechanism {
+        kind: CKM_ML_DSA,
+        params: Params::SignContext {
+            hedge: CKH_DETERMINISTIC_REQUIRED,
+            context: b"ctx".to_vec(),
+        },
+    };
+    let signed = a
+        .call(
+            Function::C_Sign,
+            Op::Sign {
+                key: private.handle,
+                mechanism: context.clone(),
+                data: b"message".to_vec(),
+            },
+        )
+        .await;
+    let Reply::Bytes(signature) = signed else {
+        panic!("sign: {signed:?}")
+    };
+    let verified = a
+        .call(
+            Function::C_Verify,
+            Op::Verify {
+                key: public.handle,
+                mechanism: context,
+                data: b"message".to_vec(),
+                signature: signature.clone(),
+            },
+        )
+        .await;
+    assert_eq!(rv(&verified), CKR_OK);
+    let other_context = a
+        .call(
+            Function::C_Verify,
+            Op::Verify {
+                key: public.handle,
+                mechanism: mechanism(CKM_ML_DSA),
+                data: b"message".to_vec(),
+                signature,
+            },
+        )
+        .await;
+    assert_eq!(rv(&other_context), CKR_SIGNATURE_INVALID);
+}
+
+#[tokio::test]
+async fn certificates_are_stored_found_and_destroyed() {
+    let a = appliance().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["signer.example".into()])
+        .expect("certificate")
+        .cert
+        .der()
+        .to_vec();
+    let created = a
+        .call(
+            Function::C_CreateObject,
+            Op::CreateObject {
+                template: vec![
+                    u(CKA_CLASS, CKO_CERTIFICATE),
+                    u(CKA_CERTIFICATE_TYPE, CKC_X_509),
+                    b(CKA_TOKEN, true),
+                    b(CKA_PRIVATE, false),
+                    bytes(CKA_VALUE, &cert),
+                    bytes(CKA_ID, &[0x01]),
+                    bytes(CKA_LABEL, b"signer"),
+                ],
+            },
+        )
+        .await;
+    let Reply::Object(created) = created else {
+        panic!("create: {created:?}")
+    };
+    assert!(matches!(created.handle, ObjectRef::Stored { .. }));
+    assert!(matches!(get(&created, CKA_SUBJECT), Some(AttrValue::Bytes(s)) if !s.is_empty()));
+
+    // Stored objects are token objects: every instance of the library finds them.
+    let found = a.find(&peer(7), vec![u(CKA_CLASS, CKO_CERTIFICATE)]).await;
+    assert_eq!(found, vec![created.clone()]);
+    let renamed = a
+        .call(
+            Function::C_SetAttributeValue,
+            Op::SetAttributes {
+                object: created.handle,
+                template: vec![bytes(CKA_LABEL, b"renamed")],
+            },
+        )
+        .await;
+    assert!(
+        matches!(renamed, Reply::Object(o) if get(&o, CKA_LABEL) == Some(&AttrValue::Bytes(b"renamed".to_vec())))
+    );
+    let read_only = a
+        .call(
+            Function::C_SetAttributeValue,
+            Op::SetAttributes {
+                object: created.handle,
+                template: vec![bytes(CKA_VALUE, b"x")],
+            },
+        )
+        .await;
+    assert_eq!(rv(&read_only), CKR_ATTRIBUTE_READ_ONLY);
+
+    let destroyed = a
+        .call(
+            Function::C_DestroyObject,
+            Op::DestroyObject {
+                object: created.handle,
+            },
+        )
+        .await;
+    assert_eq!(rv(&destroyed), CKR_OK);
+    assert!(a
+        .find(&a.peer, vec![u(CKA_CLASS, CKO_CERTIFICATE)])
+        .await
+        .is_empty());
+    let again = a
+        .call(
+            Function::C_DestroyObject,
+            Op::DestroyObject {
+                object: created.handle,
+            },
+        )
+        .await;
+    assert_eq!(rv(&again), CKR_OBJECT_HANDLE_INVALID);
+
+    let unknown = a
+        .call(
+            Function::C_CreateObject,
+            Op::CreateObject {
+                template: vec![u(CKA_CLASS, CKO_DATA), b(CKA_SIGN, true)],
+            },
+        )
+        .await;
+    assert_eq!(rv(&unknown), CKR_ATTRIBUTE_TYPE_INVALID);
+}
+
+#[tokio::test]
+async fn session_objects_belong_to_their_instance_until_it_is_forgotten() {
+    let a = appliance().await;
+    let data = |token: bool| Op::CreateObject {
+        template: vec![
+            u(CKA_CLASS, CKO_DATA),
+            b(CKA_TOKEN, token),
+            bytes(CKA_VALUE, b"secret note"),
+            bytes(CKA_LABEL, b"note"),
+        ],
+    };
+    let created = a.call(Function::C_CreateObject, data(false)).await;
+    let Reply::Object(created) = created else {
+        panic!("create: {created:?}")
+    };
+    let ObjectRef::Session { id } = created.handle else {
+        panic!("not a session object: {:?}", created.handle)
+    };
+    let template = vec![u(CKA_CLASS, CKO_DATA)];
+    assert_eq!(a.find(&a.peer, template.clone()).await.len(), 1);
+    assert!(a.find(&peer(2), template.clone()).await.is_empty());
+    let elsewhere = a
+        .call_as(
+            &peer(2),
+            Some(&a.root),
+            Function::C_GetAttributeValue,
+            Op::GetObject {
+                object: created.handle,
+            },
+        )
+        .await;
+    assert_eq!(rv(&elsewhere), CKR_OBJECT_HANDLE_INVALID);
+
+    forget_instance(&a.core, &a.peer.instance);
+    assert!(a.find(&a.peer, template.clone()).await.is_empty());
+
+    // Released by the library when its session closes, without a login.
+    let created = a.call(Function::C_CreateObject, data(false)).await;
+    let Reply::Object(created) = created else {
+        panic!("create: {created:?}")
+    };
+    let ObjectRef::Session { id: second } = created.handle else {
+        panic!("not a session object")
+    };
+    assert_ne!(second, id);
+    let released = a
+        .call_as(
+            &a.peer,
+            None,
+            Function::C_CloseSession,
+            Op::ReleaseSessionObjects {
+                objects: vec![second],
+            },
+        )
+        .await;
+    assert_eq!(rv(&released), CKR_OK);
+    assert!(a.find(&a.peer, template).await.is_empty());
+}
+
+#[tokio::test]
+async fn unauthorised_calls_are_refused_and_audited_by_function_name() {
+    let a = appliance().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    a.vault(
+        Operation::Update,
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": log.to_string_lossy()}}),
+    )
+    .await;
+    let reader = a.token(&["keys:read"]).await;
+    let op = || Op::GenerateKeyPair {
+        mechanism: mechanism(CKM_EC_KEY_PAIR_GEN),
+        public: vec![bytes(CKA_EC_PARAMS, P256)],
+        private: Vec::new(),
+    };
+    let refused = a
+        .call_as(&a.peer, Some(&reader), Function::C_GenerateKeyPair, op())
+        .await;
+    assert_eq!(rv(&refused), CKR_ACTION_PROHIBITED);
+    let no_pin = a
+        .call_as(&a.peer, None, Function::C_GenerateKeyPair, op())
+        .await;
+    assert_eq!(rv(&no_pin), CKR_USER_NOT_LOGGED_IN);
+    let find = a
+        .call_as(
+            &a.peer,
+            None,
+            Function::C_FindObjectsInit,
+            Op::FindObjects {
+                template: Vec::new(),
+            },
+        )
+        .await;
+    assert_eq!(rv(&find), CKR_USER_NOT_LOGGED_IN);
+
+    let text = std::fs::read_to_string(&log).expect("audit log");
+    let entries: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let named: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["request"]["path"] == "pkcs11/C_GenerateKeyPair")
+        .collect();
+    assert!(
+        named.iter().any(|e| e["type"] == "response"
+            && e["error"]
+                .as_str()
+                .is_some_and(|s| s.contains("keys:write"))),
+        "{text}"
+    );
+    assert!(
+        named.len() >= 4,
+        "request and response of both calls: {text}"
+    );
+}
+
+#[tokio::test]
+async fn digests_random_and_token_facts_need_no_login() {
+    let a = appliance().await;
+    let digest = a
+        .call_as(
+            &a.peer,
+            None,
+            Function::C_Digest,
+            Op::Digest {
+                mechanism: mechanism(CKM_SHA256),
+                data: b"abc".to_vec(),
+            },
+        )
+        .await;
+    let expected = hex::decode("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        .expect("hex");
+    assert!(matches!(digest, Reply::Bytes(d) if d == expected));
+    let unknown = a
+        .call_as(
+            &a.peer,
+            None,
+            Function::C_Digest,
+            Op::Digest {
+                mechanism: mechanism(CKM_MD5),
+                data: b"abc".to_vec(),
+            },
+        )
+        .await;
+    assert_eq!(rv(&unknown), CKR_MECHANISM_INVALID);
+    let random = a
+        .call_as(
+            &a.peer,
+            None,
+            Function::C_GenerateRandom,
+            Op::Random { len: 48 },
+        )
+        .await;
+    assert!(matches!(random, Reply::Secret(r) if r.len() == 48));
+    let too_much = a
+        .call_as(
+            &a.peer,
+            None,
+            Function::C_GenerateRandom,
+            Op::Random { len: 64 * 1024 + 1 },
+        )
+        .await;
+    assert_eq!(rv(&too_much), CKR_DATA_LEN_RANGE);
+
+    let info = token_info(&a.core);
+    assert!(info.present);
+    for kind in [
+        CKM_RSA_PKCS_KEY_PAIR_GEN,
+        CKM_EC_KEY_PAIR_GEN,
+        CKM_AES_KEY_GEN,
+        CKM_ML_DSA_KEY_PAIR_GEN,
+        CKM_ML_KEM_KEY_PAIR_GEN,
+        CKM_SHA256,
+    ] {
+        assert!(info.mechanisms.iter().any(|m| m.kind == kind), "{kind:#x}");
+    }
+    let mechanism = |kind| {
+        *info
+            .mechanisms
+            .iter()
+            .find(|m| m.kind == kind)
+            .unwrap_or_else(|| panic!("{kind:#x} listed"))
+    };
+    let rsa = mechanism(CKM_RSA_PKCS_KEY_PAIR_GEN);
+    assert_eq!((rsa.min_key_size, rsa.max_key_size), (2048, 4096));
+    assert_eq!(rsa.flags, CKF_GENERATE_KEY_PAIR);
+    let ecdsa = mechanism(CKM_ECDSA_SHA256);
+    assert_eq!((ecdsa.min_key_size, ecdsa.max_key_size), (256, 384));
+    assert_eq!(ecdsa.flags & (CKF_SIGN | CKF_VERIFY), CKF_SIGN | CKF_VERIFY);
+    assert_eq!(mechanism(CKM_ML_DSA).flags & CKF_SIGN, CKF_SIGN);
+    let gcm = mechanism(CKM_AES_GCM);
+    assert_eq!(
+        gcm.flags & (CKF_ENCRYPT | CKF_DECRYPT),
+        CKF_ENCRYPT | CKF_DECRYPT
+    );
+    let answered = a
+        .call_as(&a.peer, None, Function::C_GetTokenInfo, Op::TokenInfo)
+        .await;
+    assert!(matches!(answered, Reply::Token(t) if t == info));
+}

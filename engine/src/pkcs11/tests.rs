@@ -1,0 +1,558 @@
+//! The object model without a door: attributes of each key type, the `CKA_ID` scheme
+//! across rotation, template matching, key-generation templates, created objects.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+
+use super::der;
+use super::keygen::{self, Family};
+use super::keys::{self, ID_LABEL, P256_OID};
+use super::objects;
+use super::session::{SessionObjects, MAX_PER_INSTANCE};
+use super::{code, Attr, Handle, KeyClass, Object, Value};
+use crate::core::Core;
+use crate::error::EngineError;
+use crate::managed_keys::{Algorithm, CreateKey, KeyError, ManagedKey, Usage};
+use crate::storage::{MemoryBackend, Storage};
+
+async fn core() -> Arc<Core> {
+    let core = Core::new(Storage::new(Arc::new(MemoryBackend::new())));
+    core.dev_setup(None).await.expect("dev setup");
+    core
+}
+
+async fn create(
+    core: &Arc<Core>,
+    name: &str,
+    algorithm: Algorithm,
+    id: Option<&str>,
+) -> ManagedKey {
+    let mut labels = BTreeMap::new();
+    if let Some(id) = id {
+        labels.insert(ID_LABEL.to_string(), id.to_string());
+    }
+    let request = CreateKey {
+        name: name.into(),
+        algorithm,
+        usage: None,
+        labels,
+    };
+    core.keys
+        .create(request, core.root().expect("root"))
+        .await
+        .expect("create")
+}
+
+fn of_class(objects: &[Object], class: KeyClass) -> &Object {
+    objects
+        .iter()
+        .find(|o| matches!(o.handle, Handle::Key { class: c, .. } if c == class))
+        .expect("object of class")
+}
+
+fn refused_with(r: Result<impl std::fmt::Debug, EngineError>, expected: &str) {
+    match r {
+        Err(EngineError::Key(k)) => match *k {
+            KeyError::Invalid { code, .. } => assert_eq!(code, expected),
+            other => panic!("expected {expected}, got {other:?}"),
+        },
+        other => panic!("expected {expected}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ec_and_aes_objects_carry_what_applications_look_for() {
+    let core = core().await;
+    let ec = create(&core, "ec", Algorithm::EcP256, None).await;
+    let all = keys::key_objects(&ec).expect("objects");
+    assert_eq!(all.len(), 2);
+    let public = of_class(&all, KeyClass::Public);
+    let private = of_class(&all, KeyClass::Private);
+    assert_eq!(public.get_ulong(CKA_CLASS), Some(CKO_PUBLIC_KEY));
+    assert_eq!(public.get_ulong(CKA_KEY_TYPE), Some(CKK_EC));
+    assert_eq!(public.get_bytes(CKA_EC_PARAMS), Some(P256_OID));
+    let point = public.get_bytes(CKA_EC_POINT).expect("point");
+    assert_eq!(
+        &point[..3],
+        &[0x04, 65, 0x04],
+        "DER OCTET STRING of an uncompressed point"
+    );
+    assert_eq!(der::octet_string(point).map(<[u8]>::len), Some(65));
+    assert!(public.get_bool(CKA_VERIFY) && !public.get_bool(CKA_ENCRYPT));
+    assert_eq!(public.get_bytes(CKA_ID), Some(&ec.id.as_bytes()[..]));
+    assert_eq!(public.get_bytes(CKA_LABEL), Some(&b"ec"[..]));
+    assert!(public.sensitive.is_empty());
+    assert!(public.get_bytes(CKA_PUBLIC_KEY_INFO).is_some());
+    for (kind, expected) in [
+        (CKA_SIGN, true),
+        (CKA_DECRYPT, false),
+        (CKA_SENSITIVE, true),
+        (CKA_ALWAYS_SENSITIVE, true),
+        (CKA_EXTRACTABLE, false),
+        (CKA_NEVER_EXTRACTABLE, true),
+        (CKA_LOCAL, true),
+        (CKA_TOKEN, true),
+        (CKA_PRIVATE, true),
+        (CKA_MODIFIABLE, false),
+        (CKA_DESTROYABLE, true),
+    ] {
+        assert_eq!(private.get(kind), Some(&Value::Bool(expected)), "{kind:#x}");
+    }
+    assert_eq!(
+        private.get_ulong(CKA_KEY_GEN_MECHANISM),
+        Some(CKM_EC_KEY_PAIR_GEN)
+    );
+    assert_eq!(private.sensitive, vec![CKA_VALUE]);
+    assert!(private.get(CKA_VALUE).is_none());
+    let start = private.get_bytes(CKA_START_DATE).expect("date");
+    assert!(start.len() == 8 && start.iter().all(u8::is_ascii_digit));
+    assert_eq!(private.get_bytes(CKA_END_DATE), Some(&[][..]));
+
+    let aes = create(&core, "aes", Algorithm::Aes256, None).await;
+    let all = keys::key_objects(&aes).expect("objects");
+    assert_eq!(all.len(), 1);
+    let secret = of_class(&all, KeyClass::Secret);
+    assert_eq!(secret.get_ulong(CKA_CLASS), Some(CKO_SECRET_KEY));
+    assert_eq!(secret.get_ulong(CKA_KEY_TYPE), Some(CKK_AES));
+    assert_eq!(secret.get_ulong(CKA_VALUE_LEN), Some(32));
+    assert!(secret.get_bool(CKA_ENCRYPT) && secret.get_bool(CKA_DECRYPT));
+    assert!(!secret.get_bool(CKA_SIGN) && !secret.get_bool(CKA_EXTRACTABLE));
+    assert_eq!(secret.sensitive, vec![CKA_VALUE]);
+}
+
+#[tokio::test]
+async fn rsa_and_post_quantum_objects_show_their_public_parts() {
+    let core = core().await;
+    let rsa = create(&core, "rsa", Algorithm::Rsa2048, None).await;
+    let all = keys::key_objects(&rsa).expect("objects");
+    let public = of_class(&all, KeyClass::Public);
+    assert_eq!(public.get_ulong(CKA_KEY_TYPE), Some(CKK_RSA));
+    assert_eq!(public.get_ulong(CKA_MODULUS_BITS), Some(2048));
+    assert_eq!(public.get_bytes(CKA_MODULUS).map(<[u8]>::len), Some(256));
+    assert_eq!(
+        public.get_bytes(CKA_PUBLIC_EXPONENT),
+        Some(&[1u8, 0, 1][..])
+    );
+    let private = of_class(&all, KeyClass::Private);
+    assert_eq!(
+        private.get_bytes(CKA_MODULUS),
+        public.get_bytes(CKA_MODULUS)
+    );
+    assert!(private.sensitive.contains(&CKA_PRIVATE_EXPONENT));
+    assert!(private.sensitive.contains(&CKA_PRIME_1));
+    assert_eq!(
+        private.get_ulong(CKA_KEY_GEN_MECHANISM),
+        Some(CKM_RSA_PKCS_KEY_PAIR_GEN)
+    );
+
+    let dsa = create(&core, "dsa", Algorithm::MlDsa65, None).await;
+    let all = keys::key_objects(&dsa).expect("objects");
+    let public = of_class(&all, KeyClass::Public);
+    assert_eq!(public.get_ulong(CKA_KEY_TYPE), Some(CKK_ML_DSA));
+    assert_eq!(public.get_ulong(CKA_PARAMETER_SET), Some(CKP_ML_DSA_65));
+    assert_eq!(public.get_bytes(CKA_VALUE).map(<[u8]>::len), Some(1952));
+    let info = public.get_bytes(CKA_PUBLIC_KEY_INFO).expect("spki");
+    assert_eq!(der::next(info).map(|e| e.tag), Some(der::SEQUENCE));
+    let private = of_class(&all, KeyClass::Private);
+    assert!(private.get(CKA_VALUE).is_none());
+    assert!(private.sensitive.contains(&CKA_VALUE));
+
+    let kem = create(&core, "kem", Algorithm::MlKem768, None).await;
+    let all = keys::key_objects(&kem).expect("objects");
+    let public = of_class(&all, KeyClass::Public);
+    assert_eq!(public.get_ulong(CKA_KEY_TYPE), Some(CKK_ML_KEM));
+    assert_eq!(public.get_ulong(CKA_PARAMETER_SET), Some(CKP_ML_KEM_768));
+    assert_eq!(public.get_bytes(CKA_VALUE).map(<[u8]>::len), Some(1184));
+    assert!(public.get_bool(CKA_ENCAPSULATE) && !public.get_bool(CKA_ENCRYPT));
+    assert!(of_class(&all, KeyClass::Private).get_bool(CKA_DECAPSULATE));
+}
+
+#[tokio::test]
+async fn the_primary_has_the_base_id_and_older_versions_a_suffixed_one() {
+    let core = core().await;
+    let key = create(&core, "signer", Algorithm::EcP256, Some("01")).await;
+    let key = core
+        .keys
+        .rotate(&key.id, core.root().expect("root"))
+        .await
+        .expect("rotate");
+    assert_eq!(key.primary_version, 2);
+    let all = keys::key_objects(&key).expect("objects");
+    assert_eq!(all.len(), 4);
+    let primary: Vec<_> = all
+        .iter()
+        .filter(|o| o.matches(&[Attr::bytes(CKA_ID, vec![0x01])]))
+        .collect();
+    assert_eq!(primary.len(), 2, "--id 01 finds exactly the primary");
+    assert!(primary
+        .iter()
+        .all(|o| matches!(o.handle, Handle::Key { version: 2, .. })));
+    assert!(primary
+        .iter()
+        .all(|o| o.get_bytes(CKA_LABEL) == Some(&b"signer"[..])));
+    let older: Vec<_> = all
+        .iter()
+        .filter(|o| o.matches(&[Attr::bytes(CKA_ID, b"\x01#1".to_vec())]))
+        .collect();
+    assert_eq!(older.len(), 2);
+    assert!(older
+        .iter()
+        .all(|o| o.get_bytes(CKA_LABEL) == Some(&b"signer#1"[..])));
+    let private_v1 = all.iter().find(|o| {
+        o.matches(&[
+            Attr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
+            Attr::bytes(CKA_LABEL, b"signer#1".to_vec()),
+        ])
+    });
+    assert!(matches!(
+        private_v1.map(|o| o.handle),
+        Some(Handle::Key {
+            version: 1,
+            class: KeyClass::Private,
+            ..
+        })
+    ));
+    // A sensitive attribute never matches, even by value.
+    assert!(!all
+        .iter()
+        .any(|o| o.matches(&[Attr::bytes(CKA_VALUE, Vec::new())])));
+    // A key pending destruction has no objects.
+    let pending = core
+        .keys
+        .schedule_destruction(&key.id, 60)
+        .await
+        .expect("schedule");
+    assert!(keys::key_objects(&pending).expect("objects").is_empty());
+    assert!(keys::key_object(&pending, 2, KeyClass::Private).is_err());
+}
+
+fn rsa_public(bits: CK_ULONG) -> Vec<Attr> {
+    vec![
+        Attr::ulong(CKA_CLASS, CKO_PUBLIC_KEY),
+        Attr::bool(CKA_TOKEN, true),
+        Attr::ulong(CKA_MODULUS_BITS, bits),
+        Attr::bytes(CKA_PUBLIC_EXPONENT, vec![1, 0, 1]),
+        Attr::bool(CKA_VERIFY, true),
+        Attr::bool(CKA_ENCRYPT, true),
+    ]
+}
+
+fn rsa_private() -> Vec<Attr> {
+    vec![
+        Attr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
+        Attr::bool(CKA_TOKEN, true),
+        Attr::bool(CKA_PRIVATE, true),
+        Attr::bool(CKA_SENSITIVE, true),
+        Attr::bytes(CKA_LABEL, b"app-rsa".to_vec()),
+        Attr::bytes(CKA_ID, vec![0xab, 0x01]),
+        Attr::bool(CKA_SIGN, true),
+        Attr::bool(CKA_DECRYPT, true),
+    ]
+}
+
+fn with(mut template: Vec<Attr>, attr: Attr) -> Vec<Attr> {
+    template.retain(|a| a.kind != attr.kind);
+    template.push(attr);
+    template
+}
+
+#[test]
+fn key_generation_templates_follow_the_contract() {
+    let key = keygen::parse(Family::Rsa, &rsa_public(3072), &rsa_private()).expect("valid");
+    assert_eq!(key.create.name, "app-rsa");
+    assert_eq!(key.create.algorithm, Algorithm::Rsa3072);
+    // pkcs11-tool asks for every capability: a key that can sign signs.
+    assert_eq!(key.create.usage, Some(Usage::SignVerify));
+    assert_eq!(
+        key.create.labels.get(ID_LABEL).map(String::as_str),
+        Some("ab01")
+    );
+
+    let decrypt_only = with(
+        with(rsa_private(), Attr::bool(CKA_SIGN, false)),
+        Attr::bool(CKA_DECRYPT, true),
+    );
+    let public = with(rsa_public(2048), Attr::bool(CKA_VERIFY, false));
+    let key = keygen::parse(Family::Rsa, &public, &decrypt_only).expect("valid");
+    assert_eq!(key.create.usage, Some(Usage::EncryptDecrypt));
+
+    let unnamed = keygen::parse(
+        Family::Aes,
+        &[],
+        &[
+            Attr::ulong(CKA_VALUE_LEN, 32),
+            Attr::bytes(CKA_LABEL, Vec::new()),
+            Attr::bytes(CKA_ID, Vec::new()),
+        ],
+    )
+    .expect("valid");
+    assert!(unnamed.create.name.starts_with("pkcs11-"));
+    assert!(unnamed.create.labels.is_empty());
+
+    let rsa = |public: Vec<Attr>, private: Vec<Attr>| keygen::parse(Family::Rsa, &public, &private);
+    let no_bits: Vec<Attr> = rsa_public(2048)
+        .into_iter()
+        .filter(|a| a.kind != CKA_MODULUS_BITS)
+        .collect();
+    refused_with(rsa(no_bits, rsa_private()), code::TEMPLATE_INCOMPLETE);
+    refused_with(
+        rsa(rsa_public(1024), rsa_private()),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    refused_with(
+        rsa(
+            with(rsa_public(2048), Attr::bytes(CKA_PUBLIC_EXPONENT, vec![3])),
+            rsa_private(),
+        ),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    refused_with(
+        rsa(
+            rsa_public(2048),
+            with(rsa_private(), Attr::bool(CKA_SENSITIVE, false)),
+        ),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    refused_with(
+        rsa(
+            rsa_public(2048),
+            with(rsa_private(), Attr::bool(CKA_EXTRACTABLE, true)),
+        ),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    refused_with(
+        rsa(
+            rsa_public(2048),
+            with(rsa_private(), Attr::bool(CKA_TOKEN, false)),
+        ),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    refused_with(
+        rsa(
+            rsa_public(2048),
+            with(rsa_private(), Attr::bytes(CKA_MODULUS, vec![1])),
+        ),
+        code::ATTRIBUTE_TYPE_INVALID,
+    );
+    refused_with(
+        rsa(
+            rsa_public(2048),
+            with(rsa_private(), Attr::ulong(CKA_CLASS, CKO_SECRET_KEY)),
+        ),
+        code::TEMPLATE_INCONSISTENT,
+    );
+    refused_with(
+        rsa(
+            with(rsa_public(2048), Attr::bytes(CKA_LABEL, b"other".to_vec())),
+            rsa_private(),
+        ),
+        code::TEMPLATE_INCONSISTENT,
+    );
+    refused_with(
+        rsa(
+            rsa_public(2048),
+            with(rsa_private(), Attr::ulong(CKA_KEY_TYPE, CKK_EC)),
+        ),
+        code::TEMPLATE_INCONSISTENT,
+    );
+
+    let ec = |params: &[u8], private: Vec<Attr>| {
+        keygen::parse(
+            Family::Ec,
+            &[Attr::bytes(CKA_EC_PARAMS, params.to_vec())],
+            &private,
+        )
+    };
+    assert_eq!(
+        ec(P256_OID, vec![Attr::bool(CKA_DERIVE, false)])
+            .expect("valid")
+            .create
+            .algorithm,
+        Algorithm::EcP256
+    );
+    refused_with(
+        ec(&[0x06, 0x01, 0x00], Vec::new()),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    refused_with(
+        ec(P256_OID, vec![Attr::bool(CKA_SIGN, false)]),
+        code::TEMPLATE_INCONSISTENT,
+    );
+    refused_with(
+        keygen::parse(Family::Ec, &[], &[]),
+        code::TEMPLATE_INCOMPLETE,
+    );
+    refused_with(
+        keygen::parse(Family::Aes, &[], &[Attr::ulong(CKA_VALUE_LEN, 16)]),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    refused_with(
+        keygen::parse(
+            Family::MlDsa,
+            &[Attr::ulong(CKA_PARAMETER_SET, CKP_ML_DSA_44)],
+            &[],
+        ),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    let kem = keygen::parse(
+        Family::MlKem,
+        &[Attr::ulong(CKA_PARAMETER_SET, CKP_ML_KEM_768)],
+        &[Attr::bool(CKA_DECAPSULATE, true)],
+    )
+    .expect("valid");
+    assert_eq!(kem.create.algorithm, Algorithm::MlKem768);
+    refused_with(
+        keygen::parse(
+            Family::Aes,
+            &[],
+            &[
+                Attr::ulong(CKA_VALUE_LEN, 32),
+                Attr::bytes(CKA_ID, vec![0; 128]),
+            ],
+        ),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+}
+
+/// A certificate with just the fields PKCS#11 reads (no valid signature needed).
+fn certificate() -> Vec<u8> {
+    let name = |cn: &[u8]| der::tlv(der::SEQUENCE, &der::tlv(0x31, &der::tlv(der::SEQUENCE, cn)));
+    let mut tbs = der::tlv(0xa0, &der::tlv(0x02, &[2]));
+    tbs.extend(der::tlv(0x02, &[0x01, 0x23]));
+    tbs.extend(der::tlv(der::SEQUENCE, &[0x06, 0x01, 0x2a]));
+    tbs.extend(name(b"issuer"));
+    tbs.extend(der::tlv(der::SEQUENCE, b""));
+    tbs.extend(name(b"subject"));
+    let mut cert = der::tlv(der::SEQUENCE, &tbs);
+    cert.extend(der::tlv(der::SEQUENCE, &[0x06, 0x01, 0x2a]));
+    cert.extend(der::tlv(0x03, &[0]));
+    der::tlv(der::SEQUENCE, &cert)
+}
+
+#[test]
+fn created_objects_are_read_from_their_templates() {
+    let cert = certificate();
+    let new = objects::new_object(&[
+        Attr::ulong(CKA_CLASS, CKO_CERTIFICATE),
+        Attr::ulong(CKA_CERTIFICATE_TYPE, CKC_X_509),
+        Attr::bool(CKA_TOKEN, true),
+        Attr::bool(CKA_PRIVATE, false),
+        Attr::bytes(CKA_VALUE, cert.clone()),
+        Attr::bytes(CKA_ID, vec![1]),
+    ])
+    .expect("certificate");
+    assert!(new.token);
+    let o = Object {
+        handle: Handle::Session(1),
+        attributes: new.attributes,
+        sensitive: Vec::new(),
+    };
+    assert!(o.get_bool(CKA_PRIVATE));
+    assert_eq!(
+        o.get_bytes(CKA_SERIAL_NUMBER),
+        Some(&[0x02, 0x02, 0x01, 0x23][..])
+    );
+    assert!(o
+        .get_bytes(CKA_SUBJECT)
+        .is_some_and(|s| s.ends_with(b"subject")));
+    assert!(o
+        .get_bytes(CKA_ISSUER)
+        .is_some_and(|s| s.ends_with(b"issuer")));
+    assert!(o.matches(&[
+        Attr::ulong(CKA_CLASS, CKO_CERTIFICATE),
+        Attr::bytes(CKA_ID, vec![1])
+    ]));
+
+    refused_with(
+        objects::new_object(&[
+            Attr::ulong(CKA_CLASS, CKO_CERTIFICATE),
+            Attr::ulong(CKA_CERTIFICATE_TYPE, CKC_X_509),
+            Attr::bytes(CKA_VALUE, b"not der".to_vec()),
+        ]),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    refused_with(
+        objects::new_object(&[Attr::bytes(CKA_VALUE, cert)]),
+        code::TEMPLATE_INCOMPLETE,
+    );
+    refused_with(
+        objects::new_object(&[
+            Attr::ulong(CKA_CLASS, CKO_DATA),
+            Attr::bytes(CKA_MODULUS, vec![1]),
+        ]),
+        code::ATTRIBUTE_TYPE_INVALID,
+    );
+    refused_with(
+        objects::new_object(&[
+            Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+            Attr::bytes(CKA_VALUE, vec![0; 32]),
+        ]),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+
+    // A public key given as a bare point is kept as PKCS#11's DER OCTET STRING.
+    let point = {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        secret
+            .public_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec()
+    };
+    let new = objects::new_object(&[
+        Attr::ulong(CKA_CLASS, CKO_PUBLIC_KEY),
+        Attr::ulong(CKA_KEY_TYPE, CKK_EC),
+        Attr::bytes(CKA_EC_PARAMS, P256_OID.to_vec()),
+        Attr::bytes(CKA_EC_POINT, point.clone()),
+    ])
+    .expect("public key");
+    assert!(!new.token);
+    let o = Object {
+        handle: Handle::Session(2),
+        attributes: new.attributes,
+        sensitive: Vec::new(),
+    };
+    assert_eq!(
+        o.get_bytes(CKA_EC_POINT),
+        Some(&der::tlv(der::OCTET_STRING, &point)[..])
+    );
+    let (algorithm, _spki) = objects::public_key(&o).expect("usable");
+    assert_eq!(algorithm, Algorithm::EcP256);
+
+    // Only the label, id and dates change; a read-only attribute says so.
+    let changed = objects::set(&o, &[Attr::bytes(CKA_LABEL, b"peer".to_vec())]).expect("set");
+    assert!(changed.contains(&Attr::bytes(CKA_LABEL, b"peer".to_vec())));
+    refused_with(
+        objects::set(&o, &[Attr::bool(CKA_VERIFY, false)]),
+        code::ATTRIBUTE_READ_ONLY,
+    );
+}
+
+#[test]
+fn session_objects_are_bounded_per_instance_and_forgotten_with_it() {
+    let sessions = SessionObjects::default();
+    let (a, b) = ([1u8; 16], [2u8; 16]);
+    let data = || vec![Attr::ulong(CKA_CLASS, CKO_DATA)];
+    for _ in 0..MAX_PER_INSTANCE {
+        sessions.insert(&a, data()).expect("room");
+    }
+    refused_with(sessions.insert(&a, data()), code::ACTION_PROHIBITED);
+    let id = sessions
+        .insert(&b, data())
+        .expect("another instance has room");
+    assert!(sessions.get(&b, id).is_ok());
+    assert!(
+        sessions.get(&a, id).is_err(),
+        "no instance sees another's objects"
+    );
+    assert_eq!(sessions.list(&b).len(), 1);
+    assert_eq!(sessions.remove(&b, &[id]), 1);
+    let next = sessions.insert(&b, data()).expect("room");
+    assert_ne!(next, id, "a released id is not handed out again");
+    sessions.forget(&a);
+    assert!(sessions.list(&a).is_empty());
+    assert!(sessions.insert(&a, data()).is_ok());
+}
