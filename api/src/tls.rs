@@ -189,6 +189,46 @@ impl TlsVersion {
     }
 }
 
+/// The certificates of a PEM file, refused when it holds none.
+pub(crate) fn certificates(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+        .filter_map(|c| c.ok())
+        .collect();
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            path: path.to_path_buf(),
+            what: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+/// A certificate chain and its private key, from PEM files.
+pub(crate) fn certified_key(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    TlsError,
+> {
+    let certs = certificates(cert_path)?;
+    let key_pem = read(key_path)?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .ok()
+        .flatten()
+        .ok_or_else(|| TlsError::Pem {
+            path: key_path.to_path_buf(),
+            what: "private key",
+        })?;
+    Ok((certs, key))
+}
+
 /// A rustls server configuration from PEM files, offering HTTP/2 and HTTP/1.1 over the
 /// TLS versions from `min` to `max`.
 pub fn server_config(
@@ -210,24 +250,7 @@ pub fn server_config(
     .filter(|(v, _)| (min..=max).contains(v))
     .map(|(_, p)| p)
     .collect();
-    let cert_pem = read(cert_path)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .filter_map(|c| c.ok())
-        .collect();
-    if certs.is_empty() {
-        return Err(TlsError::Pem {
-            path: cert_path.to_path_buf(),
-            what: "certificate",
-        });
-    }
-    let key_pem = read(key_path)?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .ok()
-        .flatten()
-        .ok_or_else(|| TlsError::Pem {
-            path: key_path.to_path_buf(),
-            what: "private key",
-        })?;
+    let (certs, key) = certified_key(cert_path, key_path)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)

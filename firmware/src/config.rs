@@ -27,6 +27,16 @@
 //! # }
 //! # Seal migration (Vault's flow): keep the old seal with `disabled = "true"` next to the
 //! # new one (none for Shamir), then `bao operator unseal -migrate`.
+//! # pkcs11 {                             # the listener for libironseal_pkcs11.so
+//! #   socket       = "/run/ironseal/pkcs11.sock"   # the default; mode 0660
+//! #   allowed_uids = [1000, 1001]        # peers' uids (SO_PEERCRED); default: the daemon's
+//! #   address            = "0.0.0.0:5696"   # TCP with mutual TLS, all three files needed
+//! #   tls_cert_file      = "/etc/ironseal/pkcs11/cert.pem"
+//! #   tls_key_file       = "/etc/ironseal/pkcs11/key.pem"
+//! #   tls_client_ca_file = "/etc/ironseal/pkcs11/clients-ca.pem"
+//! #   token_label  = "ironseal"          # C_GetTokenInfo's label, at most 32 bytes
+//! #   # max_connections (default 256), max_connections_per_peer (uid or IP, default 64)
+//! # }
 //! log_level     = "info"
 //! disable_mlock = false
 //! default_lease_ttl = "768h"   # token lifetimes, as Vault's (768h each by default);
@@ -60,6 +70,32 @@ pub struct ListenerConfig {
     /// `default_max_request_duration`, then to Vault's 90 s.
     max_request_duration: Option<Duration>,
 }
+
+/// The `pkcs11` block: the listener for `libironseal_pkcs11.so`.
+#[derive(Debug, Clone)]
+pub struct Pkcs11Block {
+    /// The Unix socket; None when only `address` is set.
+    pub socket: Option<PathBuf>,
+    /// Uids admitted on the socket; None: the daemon's own only.
+    pub allowed_uids: Option<Vec<u32>>,
+    /// TCP with mutual TLS.
+    pub tcp: Option<Pkcs11Tcp>,
+    pub token_label: Option<String>,
+    pub max_connections: usize,
+    pub max_connections_per_peer: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pkcs11Tcp {
+    pub address: SocketAddr,
+    pub tls_cert_file: PathBuf,
+    pub tls_key_file: PathBuf,
+    /// The CA whose client certificates are admitted.
+    pub tls_client_ca_file: PathBuf,
+}
+
+/// Where the library looks when nothing else is configured.
+pub const DEFAULT_PKCS11_SOCKET: &str = "/run/ironseal/pkcs11.sock";
 
 /// One `seal` block.
 #[derive(Debug, Clone)]
@@ -108,6 +144,8 @@ pub struct Config {
     pub max_batch_items: Option<usize>,
     /// Top-level keys about serving (see `server_key`).
     pub server: ServerOptions,
+    /// The PKCS#11 listener, if the `pkcs11` block is present.
+    pub pkcs11: Option<Pkcs11Block>,
 }
 
 /// Top-level keys about serving requests and logging.
@@ -140,6 +178,9 @@ pub struct ConfigError {
 struct Source<'a> {
     file: &'a Path,
     text: &'a str,
+    /// Lines before this one are not searched: a block's keys are found in the block,
+    /// not under the same name in an earlier one.
+    from: usize,
 }
 
 impl Source<'_> {
@@ -155,9 +196,20 @@ impl Source<'_> {
         };
         self.text
             .lines()
-            .position(|l| l.match_indices(key).any(|(at, _)| is_key_at(l, at)))
-            .map(|i| i + 1)
+            .enumerate()
+            .skip(self.from)
+            .find(|(_, l)| l.match_indices(key).any(|(at, _)| is_key_at(l, at)))
+            .map(|(i, _)| i + 1)
             .unwrap_or(1)
+    }
+
+    /// The same file, searched from where `block` opens.
+    fn within_block(&self, block: &str) -> Source<'_> {
+        Source {
+            file: self.file,
+            text: self.text,
+            from: self.line_of(block) - 1,
+        }
     }
 
     fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
@@ -208,7 +260,11 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
 }
 
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let src = Source { file, text };
+    let src = Source {
+        file,
+        text,
+        from: 0,
+    };
     let body: Body = hcl::parse(text).map_err(|e| ConfigError {
         file: file.display().to_string(),
         line: match &e {
@@ -226,6 +282,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut disable_mlock = false;
     let mut leases = engine::token::LeaseTtls::default();
     let mut max_batch_items = None;
+    let mut pkcs11 = None;
 
     let mut server = ServerOptions::default();
     for attr in body.attributes() {
@@ -310,6 +367,18 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 }
                 *slot = Some(parsed);
             }
+            "pkcs11" => {
+                if pkcs11.is_some() {
+                    return Err(src.err(kind, "only one pkcs11 block is allowed"));
+                }
+                if !block.labels().is_empty() {
+                    return Err(src.err(
+                        kind,
+                        "the pkcs11 listener block takes no label: pkcs11 { socket = \"...\" } (the HSM seal is seal \"pkcs11\")",
+                    ));
+                }
+                pkcs11 = Some(parse_pkcs11(&src.within_block(kind), block.body())?);
+            }
             "telemetry" => {
                 return Err(src.err(kind, "the telemetry block is not supported: remove it"))
             }
@@ -357,6 +426,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         leases,
         max_batch_items,
         server,
+        pkcs11,
     })
 }
 
@@ -485,6 +555,111 @@ fn parse_pcrs(src: &Source, key: &str, e: &Expression) -> Result<Vec<u8>, Config
         .collect()
 }
 
+fn parse_pkcs11(src: &Source, body: &Body) -> Result<Pkcs11Block, ConfigError> {
+    let mut socket = None;
+    let mut allowed_uids = None;
+    let mut address = None;
+    let mut cert = None;
+    let mut key = None;
+    let mut client_ca = None;
+    let mut token_label = None;
+    let mut max_connections = api::pkcs11::listener::DEFAULT_MAX_CONNECTIONS;
+    let mut max_connections_per_peer = api::pkcs11::listener::DEFAULT_MAX_CONNECTIONS_PER_PEER;
+    for attr in body.attributes() {
+        let k = attr.key();
+        let e = attr.expr();
+        match k {
+            "socket" => socket = Some(PathBuf::from(as_string(src, k, e)?)),
+            "allowed_uids" => {
+                let uids = match e {
+                    Expression::Array(items) => items
+                        .iter()
+                        .map(|x| {
+                            let v = as_string(src, k, x)?;
+                            v.trim().parse::<u32>().map_err(|_| {
+                                src.err(k, format!("`allowed_uids`: {v:?} is not a numeric uid"))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    _ => return Err(src.err(k, "`allowed_uids` must be a list of uids, e.g. [1000, 1001]")),
+                };
+                allowed_uids = Some(uids);
+            }
+            "address" => {
+                let v = as_string(src, k, e)?;
+                address = Some(v.parse::<SocketAddr>().map_err(|_| {
+                    src.err(k, format!("`address` {v:?} is not an IP:port"))
+                })?);
+            }
+            "tls_cert_file" => cert = Some(PathBuf::from(as_string(src, k, e)?)),
+            "tls_key_file" => key = Some(PathBuf::from(as_string(src, k, e)?)),
+            "tls_client_ca_file" => client_ca = Some(PathBuf::from(as_string(src, k, e)?)),
+            "token_label" => {
+                let v = as_string(src, k, e)?;
+                // CK_TOKEN_INFO's label is 32 bytes, blank-padded.
+                if v.trim().is_empty() || v.len() > 32 {
+                    return Err(src.err(k, "`token_label` must be 1 to 32 bytes"));
+                }
+                token_label = Some(v);
+            }
+            "max_connections" => max_connections = count(src, k, e)?,
+            "max_connections_per_peer" => max_connections_per_peer = count(src, k, e)?,
+            other => {
+                return Err(src.err(
+                    other,
+                    format!("unknown key `{other}` in pkcs11 (known: socket, allowed_uids, address, tls_cert_file, tls_key_file, tls_client_ca_file, token_label, max_connections, max_connections_per_peer)"),
+                ))
+            }
+        }
+    }
+    let tcp = match address {
+        Some(address) => {
+            let need = |v: Option<PathBuf>, k: &str| {
+                v.ok_or_else(|| {
+                    src.err(
+                        "address",
+                        format!("pkcs11 `address` serves mutual TLS and needs `{k}`"),
+                    )
+                })
+            };
+            Some(Pkcs11Tcp {
+                address,
+                tls_cert_file: need(cert, "tls_cert_file")?,
+                tls_key_file: need(key, "tls_key_file")?,
+                tls_client_ca_file: need(client_ca, "tls_client_ca_file")?,
+            })
+        }
+        None => {
+            let tls_key = ["tls_cert_file", "tls_key_file", "tls_client_ca_file"];
+            if let Some(k) = first_key(body, &tls_key) {
+                return Err(src.err(
+                    k,
+                    format!("pkcs11 `{k}` is for TCP: set `address` too, or remove it"),
+                ));
+            }
+            None
+        }
+    };
+    // With neither, the socket the library looks for by default.
+    if socket.is_none() && tcp.is_none() {
+        socket = Some(PathBuf::from(DEFAULT_PKCS11_SOCKET));
+    }
+    if socket.is_none() && allowed_uids.is_some() {
+        return Err(src.err(
+            "allowed_uids",
+            "pkcs11 `allowed_uids` admits peers on the Unix socket: set `socket` too, or remove it",
+        ));
+    }
+    Ok(Pkcs11Block {
+        socket,
+        allowed_uids,
+        tcp,
+        token_label,
+        max_connections,
+        max_connections_per_peer,
+    })
+}
+
 fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigError> {
     let mut address = "127.0.0.1:8200".to_string();
     let mut tls_disable = false;
@@ -546,11 +721,7 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
             "tls_max_version",
             "tls_san",
         ];
-        if let Some(k) = body
-            .attributes()
-            .map(|a| a.key())
-            .find(|k| TLS_KEYS.contains(k))
-        {
+        if let Some(k) = first_key(body, &TLS_KEYS) {
             return Err(src.err(
                 k,
                 format!("`{k}` has no effect with `tls_disable = true`: remove one of them"),
@@ -666,28 +837,30 @@ fn listener_limit_key(
                     .map_err(|_| src.err(k, "`max_request_size` is too large"))?;
             }
         }
-        "max_connections" => {
-            let n = integer(src, k, e)?;
-            if n < 1 {
-                return Err(src.err(k, "`max_connections` must be at least 1"));
-            }
-            l.limits.max_connections =
-                usize::try_from(n).map_err(|_| src.err(k, "`max_connections` is too large"))?;
-        }
-        "max_request_bytes_in_flight" => {
-            let n = integer(src, k, e)?;
-            if n < 1 {
-                return Err(src.err(k, "`max_request_bytes_in_flight` must be at least 1"));
-            }
-            l.limits.max_request_bytes_in_flight = usize::try_from(n)
-                .map_err(|_| src.err(k, "`max_request_bytes_in_flight` is too large"))?;
-        }
+        "max_connections" => l.limits.max_connections = count(src, k, e)?,
+        "max_request_bytes_in_flight" => l.limits.max_request_bytes_in_flight = count(src, k, e)?,
         "tls_min_version" => l.tls_min_version = tls_version(src, k, e)?,
         "tls_max_version" => l.tls_max_version = tls_version(src, k, e)?,
         "tls_san" => l.tls_san = tls_names(src, k, e)?,
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// A count that must be at least 1.
+fn count(src: &Source, key: &str, e: &Expression) -> Result<usize, ConfigError> {
+    let n = integer(src, key, e)?;
+    if n < 1 {
+        return Err(src.err(key, format!("`{key}` must be at least 1")));
+    }
+    usize::try_from(n).map_err(|_| src.err(key, format!("`{key}` is too large")))
+}
+
+/// The first of `keys` that `body` sets.
+fn first_key<'b>(body: &'b Body, keys: &[&str]) -> Option<&'b str> {
+    body.attributes()
+        .map(|a| a.key())
+        .find(|k| keys.contains(k))
 }
 
 fn integer(src: &Source, key: &str, e: &Expression) -> Result<i64, ConfigError> {
@@ -961,6 +1134,73 @@ log_level = "debug"
         ))
         .unwrap();
         assert_eq!(c.server.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_pkcs11_block_configures_socket_and_mutual_tls() {
+        let listener = "listener \"tcp\" {\n  address = \"127.0.0.1:1\"\n}\n";
+        assert!(p(&format!("{BASE}{listener}")).unwrap().pkcs11.is_none());
+        let c = p(&format!("{BASE}{listener}pkcs11 {{}}\n")).unwrap();
+        let b = c.pkcs11.unwrap();
+        assert_eq!(b.socket.as_deref(), Some(Path::new(DEFAULT_PKCS11_SOCKET)));
+        assert_eq!(b.allowed_uids, None);
+        assert!(b.tcp.is_none());
+        let c = p(&format!(
+            "{BASE}{listener}pkcs11 {{\n  socket = \"/run/x/p.sock\"\n  allowed_uids = [0, 1000]\n  token_label = \"hsm\"\n  max_connections_per_peer = 8\n}}\n"
+        ))
+        .unwrap();
+        let b = c.pkcs11.unwrap();
+        assert_eq!(b.socket.as_deref(), Some(Path::new("/run/x/p.sock")));
+        assert_eq!(b.allowed_uids, Some(vec![0, 1000]));
+        assert_eq!(b.token_label.as_deref(), Some("hsm"));
+        assert_eq!(b.max_connections_per_peer, 8);
+        // TCP only: no socket unless asked for.
+        let c = p(&format!(
+            "{BASE}{listener}pkcs11 {{\n  address = \"127.0.0.1:5696\"\n  tls_cert_file = \"/c\"\n  tls_key_file = \"/k\"\n  tls_client_ca_file = \"/ca\"\n}}\n"
+        ))
+        .unwrap();
+        let b = c.pkcs11.unwrap();
+        assert!(b.socket.is_none());
+        assert_eq!(b.tcp.unwrap().address.port(), 5696);
+    }
+
+    #[test]
+    fn the_pkcs11_block_refuses_what_it_cannot_honour() {
+        let listener = "listener \"tcp\" {\n  address = \"127.0.0.1:1\"\n}\n";
+        for (body, line, needle) in [
+            ("  sockt = \"/x\"", 8, "unknown key `sockt` in pkcs11"),
+            ("  allowed_uids = [\"alice\"]", 8, "not a numeric uid"),
+            ("  allowed_uids = 1000", 8, "list of uids"),
+            (
+                "  address = \"127.0.0.1:5696\"\n  tls_cert_file = \"/c\"\n  tls_key_file = \"/k\"",
+                8,
+                "tls_client_ca_file",
+            ),
+            ("  tls_client_ca_file = \"/ca\"", 8, "set `address` too"),
+            (
+                "  token_label = \"a label far longer than thirty-two bytes\"",
+                8,
+                "1 to 32 bytes",
+            ),
+            ("  max_connections = 0", 8, "at least 1"),
+            ("  address = \"nope\"", 8, "not an IP:port"),
+        ] {
+            refused(
+                &format!("{BASE}{listener}pkcs11 {{\n{body}\n}}\n"),
+                line,
+                needle,
+            );
+        }
+        refused(
+            &format!("{BASE}{listener}pkcs11 \"x\" {{\n}}\n"),
+            7,
+            "takes no label",
+        );
+        refused(
+            &format!("{BASE}{listener}pkcs11 {{\n}}\npkcs11 {{\n}}\n"),
+            7,
+            "only one pkcs11 block",
+        );
     }
 
     #[test]

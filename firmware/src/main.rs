@@ -31,6 +31,9 @@ Dev server flags (as `vault server -dev`):
     -dev-listen-address=ADDR   default 127.0.0.1:8200
     -dev-root-token-id=ID      use ID as the root token
     -dev-data-dir=DIR          keep data in DIR instead of a temporary directory
+    -dev-pkcs11-socket=PATH    serve PKCS#11 (libironseal_pkcs11.so; the user PIN is the
+                               root token) on PATH; default $XDG_RUNTIME_DIR/ironseal-pkcs11.sock,
+                               else /tmp/ironseal-<uid>/pkcs11.sock
     -log-level=LEVEL           trace, debug, info, warn, error";
 
 fn main() -> ExitCode {

@@ -1,17 +1,19 @@
 //! `ironseal server`: start-up, in dev mode or from a config file, and shutdown.
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use api::pkcs11::Pkcs11Listener;
 use api::Listener;
 use base64::Engine;
 use engine::storage::{RedbBackend, Storage};
 use engine::Core;
 
 use crate::cli::Flags;
-use crate::config::{self, Config, LogFormat, SealBlock};
+use crate::config::{self, Config, LogFormat, Pkcs11Block, SealBlock};
 use crate::hardening;
 
 const BOOLEANS: &[&str] = &["dev", "dev-no-store-token", "dev-tls"];
@@ -21,6 +23,7 @@ const VALUED: &[&str] = &[
     "dev-listen-address",
     "dev-root-token-id",
     "dev-data-dir",
+    "dev-pkcs11-socket",
     "log-level",
 ];
 
@@ -192,6 +195,16 @@ async fn dev(flags: &Flags) -> anyhow::Result<()> {
     };
     let listener = bind(addr, tls_config, api::Limits::default()).await?;
     let bound = listener.tcp.local_addr()?;
+    let socket = match flags.get("dev-pkcs11-socket") {
+        Some(p) => PathBuf::from(p),
+        None => default_dev_socket(
+            std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
+            api::pkcs11::socket::own_uid(),
+        ),
+    };
+    let pkcs11 = Pkcs11Listener::new(api::pkcs11::Options::default())
+        .with_socket(&socket, vec![api::pkcs11::socket::own_uid()])
+        .map_err(|e| anyhow::anyhow!("{e} (-dev-pkcs11-socket=PATH serves it elsewhere)"))?;
     let unseal_key = init
         .keys
         .first()
@@ -200,24 +213,65 @@ async fn dev(flags: &Flags) -> anyhow::Result<()> {
     println!(
         "==> Ironseal server configuration:\n\n\
          \x20            Api Address: {scheme}://{bound}\n\
+         \x20         PKCS#11 Socket: {socket}\n\
          \x20                 Storage: redb ({})\n\
          \x20                 Version: Ironseal v{}\n\n\
          WARNING! dev mode is enabled! In this mode, Ironseal runs entirely unsealed\n\
          with a single unseal key.\n\n\
          You may need to set the following environment variables:\n\n\
-         \x20   $ export VAULT_ADDR='{scheme}://{bound}'\n\n\
+         \x20   $ export VAULT_ADDR='{scheme}://{bound}'\n\
+         \x20   $ export IRONSEAL_PKCS11_SOCKET='{socket}'\n\n\
          {tls_lines}\
          The unseal key and root token are displayed below in case you want to\n\
          seal/unseal the Vault or re-authenticate.\n\n\
          Unseal Key: {unseal_key}\n\
          Root Token: {}\n\n\
+         The PKCS#11 token's user PIN is the root token.\n\n\
          Development mode should NOT be used in production installations!\n",
         storage_path.display(),
         engine::core::VERSION,
         init.root_token.as_str(),
+        socket = socket.display(),
     );
     drop(init);
-    serve_until_signal(core, listener).await
+    serve_until_signal(core, listener, Some(pkcs11)).await
+}
+
+/// `-dev-pkcs11-socket`'s default: in the user's runtime directory, else in a directory
+/// of the user's own under /tmp (made 0700; refused if someone else made it).
+fn default_dev_socket(runtime_dir: Option<&OsStr>, uid: u32) -> PathBuf {
+    match runtime_dir.filter(|d| !d.is_empty()) {
+        Some(dir) => Path::new(dir).join("ironseal-pkcs11.sock"),
+        None => PathBuf::from(format!("/tmp/ironseal-{uid}/pkcs11.sock")),
+    }
+}
+
+/// The PKCS#11 listener the `pkcs11` block describes, bound.
+async fn bind_pkcs11(block: &Pkcs11Block) -> anyhow::Result<Pkcs11Listener> {
+    let mut listener = Pkcs11Listener::new(api::pkcs11::Options {
+        token_label: block.token_label.clone(),
+        max_connections: block.max_connections,
+        max_connections_per_peer: block.max_connections_per_peer,
+    });
+    if let Some(path) = &block.socket {
+        let allowed = block
+            .allowed_uids
+            .clone()
+            .unwrap_or_else(|| vec![api::pkcs11::socket::own_uid()]);
+        listener = listener.with_socket(path, allowed)?;
+    }
+    if let Some(tcp) = &block.tcp {
+        let tls = api::pkcs11::tls::server_config(
+            &tcp.tls_cert_file,
+            &tcp.tls_key_file,
+            &tcp.tls_client_ca_file,
+        )?;
+        listener = listener
+            .with_tcp(tcp.address, tls)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for PKCS#11 on {}: {e}", tcp.address))?;
+    }
+    Ok(listener)
 }
 
 async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
@@ -296,9 +350,21 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = bind(config.listener.address, tls, config.listener.limits.clone()).await?;
     let bound = listener.tcp.local_addr()?;
+    let pkcs11 = match &config.pkcs11 {
+        Some(block) => Some(bind_pkcs11(block).await?),
+        None => None,
+    };
     tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal.name(), "ironseal started");
     println!("==> Ironseal server started! Api Address: {scheme}://{bound}");
-    serve_until_signal(core, listener).await
+    if let Some(p) = &pkcs11 {
+        if let Some(path) = p.socket_path() {
+            println!("==> PKCS#11 socket: {}", path.display());
+        }
+        if let Some(addr) = p.tcp_address() {
+            println!("==> PKCS#11 address (mutual TLS): {addr}");
+        }
+    }
+    serve_until_signal(core, listener, pkcs11).await
 }
 
 /// The hardware behind a seal block (None for Shamir).
@@ -340,15 +406,27 @@ fn seal_device(
     })
 }
 
-async fn serve_until_signal(core: Arc<Core>, listener: Listener) -> anyhow::Result<()> {
+async fn serve_until_signal(
+    core: Arc<Core>,
+    listener: Listener,
+    pkcs11: Option<Pkcs11Listener>,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let housekeeping = tokio::spawn(housekeeping(core.clone()));
     let auto_unseal = tokio::spawn(core.clone().run_auto_unseal());
     let reopen = tokio::spawn(reopen_audit_on_hangup(core.clone()));
+    let pkcs11 = async {
+        match pkcs11 {
+            Some(l) => api::pkcs11::serve(core.clone(), l).await,
+            None => std::future::pending().await,
+        }
+    };
+    // Leaving the select drops the PKCS#11 listener, which removes its socket file.
     tokio::select! {
         r = api::serve(core.clone(), listener) => r?,
+        () = pkcs11 => {},
         _ = term.recv() => {},
         _ = int.recv() => {},
     }
@@ -427,5 +505,26 @@ async fn housekeeping(core: Arc<Core>) {
     loop {
         every.tick().await;
         core.tick().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dev_socket_lives_in_the_runtime_dir_else_in_a_private_tmp_dir() {
+        assert_eq!(
+            default_dev_socket(Some(OsStr::new("/run/user/1000")), 1000),
+            Path::new("/run/user/1000/ironseal-pkcs11.sock")
+        );
+        assert_eq!(
+            default_dev_socket(None, 1000),
+            Path::new("/tmp/ironseal-1000/pkcs11.sock")
+        );
+        assert_eq!(
+            default_dev_socket(Some(OsStr::new("")), 7),
+            Path::new("/tmp/ironseal-7/pkcs11.sock")
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! <tmp>/logs/            the daemon's stdout and stderr, appended across restarts
 //! <tmp>/home/            HOME of every bao run, so no ~/.vault-token leaks between tests
 //! <tmp>/ironseal.hcl     the config file (config mode)
+//! <tmp>/pkcs11.sock      the PKCS#11 socket (dev mode, unless the test names another)
 //! ```
 
 use std::fs::{self, OpenOptions};
@@ -81,6 +82,8 @@ pub struct Daemon {
     pub token: Option<String>,
     /// The unseal key dev mode printed.
     pub dev_unseal_key: Option<String>,
+    /// The PKCS#11 socket dev mode printed.
+    dev_pkcs11_socket: Option<PathBuf>,
     /// Set by [`Daemon::init`].
     pub init: Option<Init>,
 }
@@ -193,6 +196,7 @@ impl Daemon {
             addr: String::new(),
             token: None,
             dev_unseal_key: None,
+            dev_pkcs11_socket: None,
             init: None,
         };
         d.start();
@@ -228,6 +232,12 @@ impl Daemon {
     pub fn cacert(&self) -> Option<PathBuf> {
         self.is_tls()
             .then(|| self.data_dir().join("tls").join("ca.pem"))
+    }
+
+    /// The PKCS#11 socket a dev-mode daemon serves (as it printed it at start); None in
+    /// config mode and against OpenBao, which has no PKCS#11 door.
+    pub fn pkcs11_socket(&self) -> Option<PathBuf> {
+        self.dev_pkcs11_socket.clone()
     }
 
     /// Everything the daemon printed, over all its runs.
@@ -276,6 +286,17 @@ impl Daemon {
                 }
                 if !explicit_listen {
                     cmd.arg(format!("-dev-listen-address={listen}"));
+                }
+                // One socket per daemon, so tests running at once do not meet on the
+                // default path.
+                let names_socket = args
+                    .iter()
+                    .any(|a| a.trim_start_matches('-').starts_with("dev-pkcs11-socket"));
+                if !reference_mode() && !names_socket {
+                    cmd.arg(format!(
+                        "-dev-pkcs11-socket={}",
+                        self.dir().join("pkcs11.sock").display()
+                    ));
                 }
                 cmd.args(args);
                 self.addr = format!("http://{listen}");
@@ -361,6 +382,9 @@ impl Daemon {
             }
             if let Some(k) = line.strip_prefix("Unseal Key:") {
                 self.dev_unseal_key = Some(k.trim().to_string());
+            }
+            if let Some(p) = line.strip_prefix("PKCS#11 Socket:") {
+                self.dev_pkcs11_socket = Some(PathBuf::from(p.trim()));
             }
         }
         self.token.is_some() && self.dev_unseal_key.is_some()

@@ -5,8 +5,13 @@
 mod decode;
 pub mod dispatch;
 mod encode;
+pub mod listener;
+mod login_limit;
 mod rv;
+pub mod socket;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
+pub use listener::{serve, Options, Pkcs11Listener};
 pub use rv::return_value;
