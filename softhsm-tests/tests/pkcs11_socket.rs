@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
 
-use pkcs11_wire::{frame, Hello, Welcome, PROTOCOL_VERSION};
+use pkcs11_wire::{frame, Hello, Reply, Welcome, PROTOCOL_VERSION};
 use softhsm_tests::{poll_until, reference_mode, Daemon};
 
 fn hello_is_welcomed(socket: &std::path::Path) -> Welcome {
@@ -19,7 +19,10 @@ fn hello_is_welcomed(socket: &std::path::Path) -> Welcome {
         library: "softhsm-tests".into(),
     };
     frame::write(&mut s, &hello).expect("send the Hello");
-    frame::read(&mut s).expect("a Welcome")
+    match frame::read(&mut s).expect("an answer to the Hello") {
+        Reply::Welcome(welcome) => welcome,
+        other => panic!("not a Welcome: {other:?}"),
+    }
 }
 
 #[test]

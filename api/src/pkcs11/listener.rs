@@ -441,7 +441,7 @@ where
         version: PROTOCOL_VERSION,
         token: shared.token_info(),
     };
-    if let Err(e) = send(&mut stream, &welcome).await {
+    if let Err(e) = send(&mut stream, &Reply::Welcome(welcome)).await {
         tracing::debug!(peer = %who, error = %e, "PKCS#11 connection lost before its Welcome");
         return;
     }

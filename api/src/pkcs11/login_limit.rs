@@ -3,18 +3,17 @@
 //!
 //! A sliding window: a peer that has failed [`MAX_FAILURES`] times within [`WINDOW`] gets
 //! `CKR_PIN_INCORRECT` for its next `C_Login` without the engine being asked, until the
-//! oldest of those failures is older than the window. A successful login forgets the
-//! peer's failures. Logins in flight count as failures until they are answered, so a peer
+//! oldest of those failures is older than the window. A successful login does not forget
+//! them: otherwise a peer holding one valid PIN could guess others between its own
+//! logins. Logins in flight count as failures until they are answered, so a peer
 //! cannot pass the bound by sending many logins at once over its pooled connections.
 //!
 //! Every call after a login carries the PIN too, so any call could test one: a call with
 //! a PIN answered "wrong PIN" or "not logged in" counts as a failure as well, and while a
 //! peer is locked out its calls carrying a PIN are refused with `CKR_USER_NOT_LOGGED_IN`
 //! (only logins are reserved in flight: an application's own threads send many calls
-//! with the right PIN at once, and only a login's success resets the count). A peer is a
-//! principal (a uid, or a client certificate), so the lock-out falls on whoever guesses.
-//! A peer that holds one valid PIN can reset its count by logging in with it; the bound
-//! is on guessing without one.
+//! with the right PIN at once). A peer is a principal (a uid, or a client certificate),
+//! so the lock-out falls on whoever guesses.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -154,17 +153,12 @@ impl LoginLimiter {
 
     fn note(peers: &mut HashMap<PeerKey, Record>, key: &PeerKey, outcome: Outcome, now: Instant) {
         match outcome {
-            Outcome::Accepted => {
-                if let Some(record) = peers.get_mut(key) {
-                    record.failures.clear();
-                }
-            }
+            Outcome::Accepted | Outcome::Other => {}
             Outcome::Refused => {
                 let record = peers.entry(key.clone()).or_default();
                 record.forget_before(now);
                 record.failures.push_back(now);
             }
-            Outcome::Other => {}
         }
         if peers.get(key).is_some_and(Record::is_empty) {
             peers.remove(key);
@@ -224,17 +218,16 @@ mod tests {
     }
 
     #[test]
-    fn a_success_forgets_the_failures() {
+    fn a_success_does_not_forget_the_failures() {
         let l = LoginLimiter::default();
         let me = PeerKey::Certificate([7; 32]);
         let t = Instant::now();
         for _ in 0..MAX_FAILURES - 1 {
             fail(&l, &me, t);
         }
+        // A peer holding one valid PIN cannot use it to buy more guesses.
         l.begin_login(&me, t).unwrap().finish(Outcome::Accepted, t);
-        for _ in 0..MAX_FAILURES {
-            fail(&l, &me, t);
-        }
+        fail(&l, &me, t);
         assert!(l.begin_login(&me, t).is_err());
         assert_eq!(l.peers(), 1);
     }

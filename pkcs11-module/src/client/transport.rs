@@ -80,14 +80,11 @@ impl Dialer {
         stream
             .read_exact(&mut body)
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        let welcome: Welcome = match frame::decode(&body) {
-            Ok(welcome) => welcome,
-            Err(e) => {
-                return Err(match frame::decode::<Reply>(&body) {
-                    Ok(Reply::Error { message, .. }) => ClientError::Refused(message),
-                    _ => ClientError::Protocol(e.to_string()),
-                })
-            }
+        let welcome: Welcome = match frame::decode::<Reply>(&body) {
+            Ok(Reply::Welcome(welcome)) => welcome,
+            Ok(Reply::Error { message, .. }) => return Err(ClientError::Refused(message)),
+            Ok(other) => return Err(ClientError::Protocol(format!("answer to Hello: {other:?}"))),
+            Err(e) => return Err(ClientError::Protocol(e.to_string())),
         };
         if welcome.version != PROTOCOL_VERSION {
             return Err(ClientError::Refused(format!(

@@ -17,7 +17,7 @@ pub struct Hello {
     pub library: String,
 }
 
-/// The daemon's answer to a [`Hello`] it accepts.
+/// What the daemon tells a library it accepts, in [`Reply::Welcome`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Welcome {
     pub version: u16,
@@ -193,6 +193,8 @@ pub enum Op {
     },
 }
 
+/// The answer to a [`Hello`] (`Welcome` or `Error`) and to every [`Call`]: one tagged type,
+/// so a refusal can never be read as an acceptance.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
     Ok,
@@ -216,4 +218,5 @@ pub enum Reply {
         ciphertext: Vec<u8>,
         key: Object,
     },
+    Welcome(Welcome),
 }

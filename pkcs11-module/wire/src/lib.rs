@@ -2,7 +2,7 @@
 //!
 //! Kept in its own small crate so the PKCS#11 library depends on nothing else of the
 //! appliance. A connection carries length-prefixed `postcard` frames: the library opens
-//! with a [`Hello`], the daemon answers a [`Welcome`], then every [`Call`] gets exactly
+//! with a [`Hello`], the daemon answers [`Reply::Welcome`] (or an error), then every [`Call`] gets exactly
 //! one [`Reply`], in order. Calls are self-contained (each carries the PIN the
 //! application logged in with), so any connection of a library instance can carry any
 //! call, a lost connection is simply reopened, and the daemon keeps no login state.

@@ -102,7 +102,9 @@ async fn connect(r: &Running) -> UnixStream {
 async fn welcomed(r: &Running, instance: u8) -> (UnixStream, Welcome) {
     let mut s = connect(r).await;
     put(&mut s, &hello(PROTOCOL_VERSION, instance)).await;
-    let welcome: Welcome = get(&mut s).await;
+    let Reply::Welcome(welcome) = get::<Reply>(&mut s).await else {
+        panic!("no Welcome");
+    };
     (s, welcome)
 }
 
@@ -370,7 +372,9 @@ mod mtls {
             .await
             .expect("handshake with a certificate");
         put(&mut s, &hello(PROTOCOL_VERSION, 1)).await;
-        let welcome: Welcome = get(&mut s).await;
+        let Reply::Welcome(welcome) = get::<Reply>(&mut s).await else {
+            panic!("no Welcome");
+        };
         assert_eq!(welcome.version, PROTOCOL_VERSION);
 
         // Without a certificate: TLS 1.3 lets the client finish its side of the

@@ -177,7 +177,7 @@ pub fn serve(mut stream: impl Read + Write, counters: &Counters) {
         version: PROTOCOL_VERSION,
         token: token(),
     };
-    if frame::write(&mut stream, &welcome).is_err() {
+    if frame::write(&mut stream, &Reply::Welcome(welcome)).is_err() {
         return;
     }
     let mut session_objects: HashMap<u64, Object> = HashMap::new();
