@@ -8,8 +8,9 @@ application will not call it from several threads at once; SoftHSM2 then turns i
 locking off. The appliance's library is thread safe whatever it is told, but the
 reference needs `--take-turns`: the threads then hold one lock around each round.
 
-The token holds an RSA-2048 pair with CKA_ID 01 and a P-256 pair with CKA_ID 02 (made by
-the calling test). The main thread imports a known AES-256 key by RSA-OAEP unwrap; then
+The token holds an RSA-2048 signing pair with CKA_ID 01, a P-256 pair with CKA_ID 02 and
+an RSA-2048 decryption pair with CKA_ID 03 (made by the calling test: an appliance key
+has one usage). The main thread imports a known AES-256 key by RSA-OAEP unwrap; then
 each thread, in its own session, finds objects, signs (RSA PKCS#1 v1.5 SHA-256, ECDSA on a
 SHA-256 digest), verifies, encrypts and decrypts (RSA-OAEP, AES-GCM), ROUNDS times.
 Prints "ok N" with the number of checked operations, or a traceback and exits 1.
@@ -34,6 +35,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 THREADS = 8
+SIGN_ID = b"\x01"
+DECRYPT_ID = b"\x03"
 ROUNDS = 4
 OAEP_SHA1 = (Mechanism.SHA_1, MGF.SHA1, None)
 
@@ -45,8 +48,8 @@ def one(session, attrs):
     return found[0]
 
 
-def rsa_public(session):
-    key = one(session, {Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: b"\x01"})
+def rsa_public(session, key_id):
+    key = one(session, {Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: key_id})
     n = int.from_bytes(key[Attribute.MODULUS], "big")
     e = int.from_bytes(key[Attribute.PUBLIC_EXPONENT], "big")
     return key, rsa.RSAPublicNumbers(e, n).public_key()
@@ -66,12 +69,14 @@ def one_round(s, aes_id, index, round_):
     done = 0
     msg = f"thread {index} round {round_}".encode()
     # find objects
-    priv = one(s, {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: b"\x01"})
-    pub, rsa_pub = rsa_public(s)
+    priv = one(s, {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: SIGN_ID})
+    pub, rsa_pub = rsa_public(s, SIGN_ID)
+    dec = one(s, {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: DECRYPT_ID})
+    enc, rsa_enc = rsa_public(s, DECRYPT_ID)
     ec_priv = one(s, {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: b"\x02"})
     ec_pub, ec_key = ec_public(s)
     aes = one(s, {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: aes_id})
-    done += 5
+    done += 7
 
     # RSA sign, verify through the token and with cryptography
     sig = priv.sign(msg, mechanism=Mechanism.SHA256_RSA_PKCS)
@@ -94,18 +99,18 @@ def one_round(s, aes_id, index, round_):
     done += 2
 
     # RSA-OAEP: cryptography encrypts, the token decrypts; and both ways on the token
-    ct = rsa_pub.encrypt(
+    ct = rsa_enc.encrypt(
         msg,
         padding.OAEP(
             mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None
         ),
     )
-    assert priv.decrypt(ct, mechanism=Mechanism.RSA_PKCS_OAEP,
-                        mechanism_param=OAEP_SHA1) == msg
-    ct = pub.encrypt(msg, mechanism=Mechanism.RSA_PKCS_OAEP,
+    assert dec.decrypt(ct, mechanism=Mechanism.RSA_PKCS_OAEP,
+                       mechanism_param=OAEP_SHA1) == msg
+    ct = enc.encrypt(msg, mechanism=Mechanism.RSA_PKCS_OAEP,
                      mechanism_param=OAEP_SHA1)
-    assert priv.decrypt(ct, mechanism=Mechanism.RSA_PKCS_OAEP,
-                        mechanism_param=OAEP_SHA1) == msg
+    assert dec.decrypt(ct, mechanism=Mechanism.RSA_PKCS_OAEP,
+                       mechanism_param=OAEP_SHA1) == msg
     done += 2
 
     # AES-GCM with the imported key: token -> cryptography and back
@@ -151,13 +156,13 @@ def main():
     token = lib.get_token(token_label=label)
     aes_id = b"\x07"
     with token.open(user_pin=pin, rw=True) as s:
-        priv = one(s, {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: b"\x01"})
-        _, rsa_pub = rsa_public(s)
-        wrapped = rsa_pub.encrypt(
+        dec = one(s, {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: DECRYPT_ID})
+        _, rsa_enc = rsa_public(s, DECRYPT_ID)
+        wrapped = rsa_enc.encrypt(
             AES_KEY,
             padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None),
         )
-        priv.unwrap_key(
+        dec.unwrap_key(
             ObjectClass.SECRET_KEY,
             KeyType.AES,
             wrapped,

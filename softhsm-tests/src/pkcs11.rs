@@ -234,7 +234,9 @@ impl Token {
         run(&mut cmd)
     }
 
-    /// `openssl ARGS` with an `openssl.cnf` that loads the PKCS#11 engine on this module.
+    /// `openssl ARGS` with an `openssl.cnf` that loads the PKCS#11 engine on this module,
+    /// with the PIN there: libp11 refuses a `pin-value` longer than 32 characters in a URI,
+    /// and appliance tokens are longer.
     pub fn openssl_engine(&self, args: &[&str]) -> Output {
         assert!(
             Path::new(PKCS11_ENGINE).exists(),
@@ -247,8 +249,9 @@ impl Token {
                 "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n\
                  [engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\n\
                  engine_id = pkcs11\ndynamic_path = {PKCS11_ENGINE}\nMODULE_PATH = {}\n\
-                 init = 0\n[req]\ndistinguished_name = dn\n[dn]\n",
-                self.module.display()
+                 PIN = {}\ninit = 0\n[req]\ndistinguished_name = dn\n[dn]\n",
+                self.module.display(),
+                self.pin
             ),
         )
         .unwrap();
@@ -267,24 +270,38 @@ impl Token {
     }
 
     /// Generates a key pair (`key_type` as pkcs11-tool spells it: `rsa:2048`,
-    /// `EC:prime256v1`) with CKA_ID `id` (hex) and CKA_LABEL `label`.
+    /// `EC:prime256v1`) with CKA_ID `id` (hex) and CKA_LABEL `label`, for tests about
+    /// something else. pkcs11-tool asks for a public key with CKA_PRIVATE false unless
+    /// told `--private`, which the appliance refuses (all its objects are private); the
+    /// plain invocation is the key-generation tests' own subject.
     pub fn keypair(&self, key_type: &str, id: &str, label: &str) -> Output {
-        self.pkcs11_tool_login(&[
+        self.keypair_for(key_type, id, label, &[])
+    }
+
+    /// [`Self::keypair`] with pkcs11-tool usage flags (`--usage-decrypt`, ...): an
+    /// appliance key has one usage, and pkcs11-tool asks for signing unless told otherwise.
+    pub fn keypair_for(&self, key_type: &str, id: &str, label: &str, usage: &[&str]) -> Output {
+        let mut args = vec![
             "--keypairgen",
+            "--private",
             "--key-type",
             key_type,
             "--id",
             id,
             "--label",
             label,
-        ])
-        .ok()
+        ];
+        args.extend_from_slice(usage);
+        self.pkcs11_tool_login(&args).ok()
     }
 
-    /// Generates an AES-256 key with CKA_ID `id` and CKA_LABEL `label`.
+    /// Generates an AES-256 key with CKA_ID `id` and CKA_LABEL `label`, sensitive and
+    /// private (pkcs11-tool asks for neither unless told, see [`Self::keypair`]).
     pub fn aes_key(&self, id: &str, label: &str) -> Output {
         self.pkcs11_tool_login(&[
             "--keygen",
+            "--sensitive",
+            "--private",
             "--key-type",
             "AES:32",
             "--id",

@@ -10,11 +10,7 @@ use softhsm_tests::pkcs11::{openssl, skip, Token};
 /// engine and checks both with plain openssl, and that they carry the token's public
 /// key; the certificate's path.
 fn csr_and_certificate(t: &Token, id: &str, label: &str) -> String {
-    let key = format!(
-        "{};pin-value={}",
-        t.uri(&[("object", label), ("type", "private")]),
-        t.pin
-    );
+    let key = t.uri(&[("object", label), ("type", "private")]);
     let csr = t.path(&format!("{label}.csr"));
     let crt = t.path(&format!("{label}.crt"));
     let subject = format!("/CN={label}");
@@ -75,6 +71,7 @@ fn store_and_find(t: &Token, id: &str, crt: &str) {
         der.to_str().unwrap(),
         "--type",
         "cert",
+        "--private",
         "--id",
         id,
         "--label",

@@ -13,6 +13,12 @@ fn eight_threads_sign_verify_encrypt_decrypt_find() {
     }
     let t = Token::start();
     t.keypair("rsa:2048", "01", "py-rsa");
+    t.keypair_for(
+        "rsa:2048",
+        "03",
+        "py-rsa-enc",
+        &["--usage-decrypt", "--usage-wrap"],
+    );
     t.keypair("EC:prime256v1", "02", "py-ec");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("pkcs11/threads.py");
     let mut cmd = t.command(python());
@@ -24,6 +30,6 @@ fn eight_threads_sign_verify_encrypt_decrypt_find() {
     }
     let out = run(&mut cmd);
     assert!(out.success(), "{out}");
-    // 8 threads x 4 rounds x 14 checked operations each.
-    assert_eq!(out.stdout.trim(), "ok 448", "{out}");
+    // 8 threads x 4 rounds x 16 checked operations each.
+    assert_eq!(out.stdout.trim(), "ok 512", "{out}");
 }

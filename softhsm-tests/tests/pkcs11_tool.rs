@@ -30,6 +30,18 @@ fn rsa_token() -> Token {
     t
 }
 
+/// An RSA pair for decryption and unwrapping (an appliance key has one usage).
+fn rsa_decrypt_token() -> Token {
+    let t = Token::start();
+    t.keypair_for(
+        "rsa:2048",
+        "01",
+        "rsa-key",
+        &["--usage-decrypt", "--usage-wrap"],
+    );
+    t
+}
+
 fn ec_token() -> Token {
     let t = Token::start();
     t.keypair("EC:prime256v1", "02", "ec-key");
@@ -115,7 +127,18 @@ fn keypairgen_rsa_2048() {
         return;
     }
     let t = Token::start();
-    let out = t.keypair("rsa:2048", "01", "rsa-key");
+    // As the acceptance names it: no `--private` (see `Token::keypair`).
+    let out = t
+        .pkcs11_tool_login(&[
+            "--keypairgen",
+            "--key-type",
+            "rsa:2048",
+            "--id",
+            "01",
+            "--label",
+            "rsa-key",
+        ])
+        .ok();
     assert!(out.stdout.contains("Private Key Object; RSA"), "{out}");
     assert!(out.stdout.contains("RSA 2048 bits"), "{out}");
     let private = out
@@ -140,7 +163,17 @@ fn keypairgen_ec_p256() {
         return;
     }
     let t = Token::start();
-    let out = t.keypair("EC:prime256v1", "02", "ec-key");
+    let out = t
+        .pkcs11_tool_login(&[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "02",
+            "--label",
+            "ec-key",
+        ])
+        .ok();
     assert!(out.stdout.contains("Private Key Object; EC"), "{out}");
     let pem = t.public_key_pem("02");
     let text = openssl(&["pkey", "-pubin", "-in", pem.to_str().unwrap(), "-text"]).ok();
@@ -362,7 +395,7 @@ fn decrypt_rsa_pkcs_oaep_sha1() {
     if skip(false) {
         return;
     }
-    oaep_decrypt(&rsa_token(), "sha1", "SHA-1", "MGF1-SHA1");
+    oaep_decrypt(&rsa_decrypt_token(), "sha1", "SHA-1", "MGF1-SHA1");
 }
 
 /// SoftHSM2 2.6 answers CKR_ARGUMENTS_BAD to OAEP with SHA-256: appliance only.
@@ -371,7 +404,7 @@ fn decrypt_rsa_pkcs_oaep_sha256() {
     if skip(true) {
         return;
     }
-    oaep_decrypt(&rsa_token(), "sha256", "SHA256", "MGF1-SHA256");
+    oaep_decrypt(&rsa_decrypt_token(), "sha256", "SHA256", "MGF1-SHA256");
 }
 
 #[test]
@@ -406,7 +439,7 @@ fn unwrap_an_aes_key_wrapped_outside() {
     if skip(false) {
         return;
     }
-    let t = rsa_token();
+    let t = rsa_decrypt_token();
     let kek: Vec<u8> = (0u8..32).collect();
     let data_key: Vec<u8> = (0u8..32).map(|b| b.wrapping_mul(7) ^ 0x5a).collect();
     let pem = t.public_key_pem("01");
@@ -479,6 +512,8 @@ fn unwrap_an_aes_key_wrapped_outside() {
     let out = t
         .pkcs11_tool_login(&[
             "--unwrap",
+            "--sensitive",
+            "--private",
             "-m",
             "AES-KEY-WRAP",
             "--id",
@@ -558,6 +593,8 @@ fn wrap_of_a_token_key_is_refused() {
     t.aes_key("03", "aes-key");
     t.pkcs11_tool_login(&[
         "--keygen",
+        "--sensitive",
+        "--private",
         "--key-type",
         "AES:32",
         "--id",
