@@ -16,6 +16,8 @@
 //!   python-pkcs11 ask for every capability by default, `CKA_DERIVE` on EC keys
 //!   included) shows false on the object; a flag
 //!   set false that the key would carry true is `CKR_TEMPLATE_INCONSISTENT`.
+//! - `CKA_PRIVATE` false on a public key is accepted and shows true: every object of this
+//!   token needs a login to be seen.
 //! - Every other attribute the object will carry may be given with the value it will
 //!   have (`CKA_TOKEN` true, `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false, ...); another
 //!   value is `CKR_ATTRIBUTE_VALUE_INVALID` (keys are never extractable, never session
@@ -204,6 +206,14 @@ fn read(family: Family, class: KeyClass, template: &[Attr], into: &mut Read) -> 
                     )));
                 }
             }
+            // pkcs11-tool asks for a public (`CKA_PRIVATE` false) public key unless told
+            // `--private`. Every object of this token needs a login to be seen, which is
+            // stricter than asked, so the request is honoured by being exceeded, as for
+            // created objects; the object reports true.
+            CKA_PRIVATE if class == KeyClass::Public => match a.value {
+                Value::Bool(_) => {}
+                _ => return Err(invalid("CKA_PRIVATE must be a CK_BBOOL")),
+            },
             kind if USAGE_FLAGS.contains(&kind) => match a.value {
                 Value::Bool(v) => into.flags.push((kind, v)),
                 _ => return Err(invalid(format!("attribute {kind:#x} must be a CK_BBOOL"))),

@@ -292,6 +292,20 @@ fn key_generation_templates_follow_the_contract() {
     assert!(unnamed.create.labels.is_empty());
 
     let rsa = |public: Vec<Attr>, private: Vec<Attr>| keygen::parse(Family::Rsa, &public, &private);
+    // pkcs11-tool's public key template without `--private`: stricter than asked is fine;
+    // a private key asked to be public is not.
+    rsa(
+        with(rsa_public(2048), Attr::bool(CKA_PRIVATE, false)),
+        rsa_private(),
+    )
+    .expect("a public key asked to be public is generated private");
+    refused_with(
+        rsa(
+            rsa_public(2048),
+            with(rsa_private(), Attr::bool(CKA_PRIVATE, false)),
+        ),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
     let no_bits: Vec<Attr> = rsa_public(2048)
         .into_iter()
         .filter(|a| a.kind != CKA_MODULUS_BITS)
