@@ -1071,6 +1071,33 @@ async fn aes_key_wrap_and_kwp_unwrap_into_session_keys_that_encrypt() {
             )
             .await;
         assert!(matches!(opened, Reply::Secret(p) if p.as_slice() == b"cbc"));
+
+        // A new label keeps the value; a copy would hold it twice and is refused.
+        let renamed = a
+            .call(
+                Function::C_SetAttributeValue,
+                Op::SetAttributes {
+                    object: key.handle,
+                    template: vec![bytes(CKA_LABEL, b"renamed")],
+                },
+            )
+            .await;
+        assert!(
+            matches!(&renamed, Reply::Object(o) if o.sensitive == vec![CKA_VALUE]),
+            "{renamed:?}"
+        );
+        let sealed = a.encrypt_as(&a.peer, key.handle, 2, b"still").await;
+        assert_eq!(open_outside(&SECRET, 2, &sealed), b"still");
+        let copied = a
+            .call(
+                Function::C_CopyObject,
+                Op::CopyObject {
+                    object: key.handle,
+                    template: Vec::new(),
+                },
+            )
+            .await;
+        assert_eq!(rv(&copied), CKR_ACTION_PROHIBITED);
     }
 
     let mut tampered = outside.wrap_vec(&SECRET).expect("RFC 3394");

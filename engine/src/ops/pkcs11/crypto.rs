@@ -23,7 +23,7 @@ fn too_large(what: &str, len: usize) -> crate::error::EngineError {
     .into()
 }
 
-fn not_permitted(what: &str) -> crate::error::EngineError {
+pub(super) fn not_permitted(what: &str) -> crate::error::EngineError {
     refuse(
         code::KEY_FUNCTION_NOT_PERMITTED,
         format!("this object cannot {what}"),
@@ -54,7 +54,7 @@ fn cipher_fits(a: Algorithm, s: &CipherScheme) -> bool {
     }
 }
 
-fn inconsistent() -> crate::error::EngineError {
+pub(super) fn inconsistent() -> crate::error::EngineError {
     refuse(
         code::KEY_TYPE_INCONSISTENT,
         "the mechanism does not take this type of key",

@@ -4,7 +4,7 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::crypto::is_rsa;
+use super::crypto::{inconsistent, is_rsa, not_permitted};
 use super::{key, object, Instance};
 use crate::error::{EngineError, Result};
 use crate::managed_keys::scheme::WrapScheme;
@@ -71,21 +71,23 @@ impl Op for WrapKey {
     }
 }
 
-/// The managed key and version a handle names, for a function its object's `flag`
-/// allows (`CKA_UNWRAP`, `CKA_ENCAPSULATE`, `CKA_DECAPSULATE`).
-fn key_for(
+/// What a call making a key from a received secret checks before it uses a key: its
+/// template, the right to make a managed key if it asks for one (`keys:write`, beside the
+/// `keys:use` every such call needs), and the managed key and version `handle` names,
+/// whose object's `flag` (`CKA_UNWRAP`, `CKA_ENCAPSULATE`, `CKA_DECAPSULATE`) allows it.
+fn receiving(
     cx: &Context<'_>,
     instance: &Instance,
     handle: Handle,
+    template: Decoded<NewSecret>,
     flag: CK_ATTRIBUTE_TYPE,
     what: &str,
-) -> Result<(ManagedKey, u32)> {
-    let not_permitted = || {
-        refuse(
-            code::KEY_FUNCTION_NOT_PERMITTED,
-            format!("this object cannot {what}"),
-        )
-    };
+) -> Result<(NewSecret, ManagedKey, u32)> {
+    let new = template?;
+    let write = Scope::Write.fact();
+    if new.token && !cx.caller()?.has_scope(write) {
+        return Err(EngineError::MissingScope(write));
+    }
     let Handle::Key {
         key: id,
         version,
@@ -93,26 +95,13 @@ fn key_for(
     } = handle
     else {
         object(cx, instance, handle)?;
-        return Err(not_permitted());
+        return Err(not_permitted(what));
     };
     let k = key(cx, &id)?;
     if !key_objects::key_object(&k, version, class)?.get_bool(flag) {
-        return Err(not_permitted());
+        return Err(not_permitted(what));
     }
-    Ok((k, version))
-}
-
-fn inconsistent(what: &str) -> EngineError {
-    refuse(code::KEY_TYPE_INCONSISTENT, format!("the mechanism {what}"))
-}
-
-/// A managed key is made only by a caller who may write keys, whatever the key it uses.
-fn may_create(cx: &Context<'_>, new: &NewSecret) -> Result<()> {
-    let write = Scope::Write.fact();
-    if new.token && !cx.caller()?.has_scope(write) {
-        return Err(EngineError::MissingScope(write));
-    }
-    Ok(())
+    Ok((new, k, version))
 }
 
 /// The key a received secret becomes: a managed key (`CKA_TOKEN` true) or a session
@@ -169,15 +158,20 @@ impl Op for UnwrapKey {
 
     async fn run(self, cx: Context<'_>) -> Result<Object> {
         let scheme = self.scheme?;
-        let new = self.template?;
-        may_create(&cx, &new)?;
-        let (k, version) = key_for(&cx, &self.instance, self.key, CKA_UNWRAP, "unwrap")?;
+        let (new, k, version) = receiving(
+            &cx,
+            &self.instance,
+            self.key,
+            self.template,
+            CKA_UNWRAP,
+            "unwrap",
+        )?;
         let fits = match scheme {
             WrapScheme::AesKeyWrap | WrapScheme::AesKeyWrapPad => k.algorithm == Algorithm::Aes256,
             WrapScheme::RsaOaep { .. } => is_rsa(k.algorithm),
         };
         if !fits {
-            return Err(inconsistent("does not take this type of key"));
+            return Err(inconsistent());
         }
         let (secret, _) = cx
             .core
@@ -216,12 +210,11 @@ impl Op for Encapsulate {
 
     async fn run(self, cx: Context<'_>) -> Result<Self::Output> {
         self.mechanism?;
-        let new = self.template?;
-        may_create(&cx, &new)?;
-        let (k, version) = key_for(
+        let (new, k, version) = receiving(
             &cx,
             &self.instance,
             self.key,
+            self.template,
             CKA_ENCAPSULATE,
             "encapsulate",
         )?;
@@ -250,12 +243,11 @@ impl Op for Decapsulate {
 
     async fn run(self, cx: Context<'_>) -> Result<Object> {
         self.mechanism?;
-        let new = self.template?;
-        may_create(&cx, &new)?;
-        let (k, version) = key_for(
+        let (new, k, version) = receiving(
             &cx,
             &self.instance,
             self.key,
+            self.template,
             CKA_DECAPSULATE,
             "decapsulate",
         )?;
