@@ -1243,6 +1243,8 @@ async fn oaep_unwraps_into_a_token_key_found_by_label_from_another_instance() {
         Some(&AttrValue::Ulong(CK_UNAVAILABLE_INFORMATION))
     );
 
+    // A token key outlives the library instance that made it.
+    forget_instance(&a.core, &a.peer.instance);
     let other = peer(9);
     let found = a
         .find(
