@@ -33,6 +33,7 @@ pub fn key_json(key: &ManagedKey) -> Value {
                 "state": v.state,
                 "createTime": rfc3339(v.create_time),
                 "protection": v.protection,
+                "origin": v.origin,
             });
             if let Some(e) = material::encryption_algorithm(key.algorithm, v.protection)
                 .filter(|_| key.usage == Usage::EncryptDecrypt)

@@ -12,6 +12,8 @@
 //!   OAEP's encoding parameter.
 //! - GCM: the tag is 96 to 128 bits in whole bytes; the IV is not empty.
 //! - CBC-PAD: the IV is 16 bytes.
+//! - AES-KW/KWP: no parameter, or the RFC's default initial value; OAEP as a wrapping
+//!   mechanism takes no label.
 //! - ML-DSA: no parameter is hedged signing with an empty context; with
 //!   `CK_SIGN_ADDITIONAL_CONTEXT`, `CKH_DETERMINISTIC_REQUIRED` is FIPS 204's
 //!   deterministic variant, `CKH_HEDGE_PREFERRED`/`CKH_HEDGE_REQUIRED` hedged, the context
@@ -19,10 +21,12 @@
 
 use std::borrow::Cow;
 
-use engine::managed_keys::scheme::{CipherScheme, Hash, SignScheme};
+use engine::managed_keys::scheme::{CipherScheme, Hash, SignScheme, WrapScheme};
 use engine::ops::Decoded;
 use engine::pkcs11::keygen::{self, Family};
-use engine::pkcs11::{code, objects, refuse, Attr, Handle, KeyClass, NewKey, NewObject, Value};
+use engine::pkcs11::{
+    code, objects, refuse, Attr, Handle, KeyClass, NewKey, NewObject, NewSecret, Value,
+};
 use pkcs11_wire::ck::*;
 use pkcs11_wire::{AttrValue, Attribute, KeyClass as WireClass, Mechanism, ObjectRef, Params};
 
@@ -247,15 +251,52 @@ pub fn digest(m: &Mechanism) -> Decoded<Hash> {
 }
 
 /// A wrapping mechanism (`C_WrapKey`, `C_UnwrapKey`).
-pub fn wrapping(m: &Mechanism) -> Decoded<()> {
+pub fn wrapping(m: &Mechanism) -> Decoded<WrapScheme> {
+    // RFC 3394's and RFC 5649's default initial values, the only ones used here.
+    const KW_IV: &[u8] = &[0xa6; 8];
+    const KWP_IV: &[u8] = &[0xa6, 0x59, 0x59, 0xa6];
+    let default_iv = |iv: &[u8], default: &[u8]| {
+        if iv.is_empty() || iv == default {
+            Ok(())
+        } else {
+            Err(param_invalid(m, "only the default initial value is used"))
+        }
+    };
     match (m.kind, &m.params) {
-        (CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP, Params::None | Params::Iv(_)) => Ok(()),
-        (CKM_RSA_PKCS_OAEP, Params::Oaep { .. }) => Ok(()),
+        (CKM_AES_KEY_WRAP, Params::None) => Ok(WrapScheme::AesKeyWrap),
+        (CKM_AES_KEY_WRAP, Params::Iv(iv)) => {
+            default_iv(iv, KW_IV).map(|()| WrapScheme::AesKeyWrap)
+        }
+        (CKM_AES_KEY_WRAP_KWP, Params::None) => Ok(WrapScheme::AesKeyWrapPad),
+        (CKM_AES_KEY_WRAP_KWP, Params::Iv(iv)) => {
+            default_iv(iv, KWP_IV).map(|()| WrapScheme::AesKeyWrapPad)
+        }
+        (
+            CKM_RSA_PKCS_OAEP,
+            Params::Oaep {
+                hash: h,
+                mgf: g,
+                label,
+            },
+        ) => {
+            if !label.is_empty() {
+                return Err(param_invalid(m, "keys are unwrapped without an OAEP label"));
+            }
+            Ok(WrapScheme::RsaOaep {
+                hash: hash(*h).ok_or_else(|| param_invalid(m, "unknown hash"))?,
+                mgf: mgf(*g).ok_or_else(|| param_invalid(m, "unknown MGF"))?,
+            })
+        }
         (CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP | CKM_RSA_PKCS_OAEP, _) => {
             Err(param_invalid(m, "wrong parameter for this mechanism"))
         }
         _ => Err(mechanism_invalid(m, "wrap or unwrap")),
     }
+}
+
+/// The key a secret received by `C_UnwrapKey` (`kem` false) or a KEM becomes.
+pub fn secret_template(template: &[Attribute], kem: bool) -> Decoded<NewSecret> {
+    keygen::parse_secret(&attributes(template), kem)
 }
 
 /// A key-encapsulation mechanism.

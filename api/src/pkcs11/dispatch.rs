@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use engine::ops::pkcs11::crypto::{Decrypt, Digest, Encrypt, Random, Sign, Verify};
-use engine::ops::pkcs11::keys::{GenerateKey, NewSecretKey, WrapKey};
+use engine::ops::pkcs11::keys::{Decapsulate, Encapsulate, GenerateKey, UnwrapKey, WrapKey};
 use engine::ops::pkcs11::objects::{
     CopyObject, CreateObject, DestroyObject, FindObjects, GetObject, Login, ReleaseSessionObjects,
     SetAttributes, User,
@@ -391,7 +391,7 @@ pub async fn dispatch(core: &Arc<Core>, peer: &Peer, call: Call) -> Reply {
                 instance,
                 wrapping: decode::handle(wrapping),
                 key: decode::handle(key),
-                mechanism: decode::wrapping(&mechanism),
+                mechanism: decode::wrapping(&mechanism).map(|_| ()),
             };
             ask.object("wrapping", wrapping)
                 .object("key", key)
@@ -402,27 +402,58 @@ pub async fn dispatch(core: &Arc<Core>, peer: &Peer, call: Call) -> Reply {
         WireOp::UnwrapKey {
             mechanism,
             unwrapping,
-            ..
+            wrapped,
+            template,
         } => {
-            let op = NewSecretKey {
+            let op = UnwrapKey {
                 instance,
                 key: decode::handle(unwrapping),
-                mechanism: decode::wrapping(&mechanism),
+                scheme: decode::wrapping(&mechanism),
+                wrapped,
+                template: decode::secret_template(&template, false),
             };
             ask.object("key", unwrapping)
                 .mechanism(&mechanism)
-                .run(Operation::Update, op, |never| match never {})
+                .run(Operation::Update, op, object)
                 .await
         }
-        WireOp::Encapsulate { mechanism, key, .. } | WireOp::Decapsulate { mechanism, key, .. } => {
-            let op = NewSecretKey {
+        WireOp::Encapsulate {
+            mechanism,
+            key,
+            template,
+        } => {
+            let op = Encapsulate {
                 instance,
                 key: decode::handle(key),
                 mechanism: decode::encapsulation(&mechanism),
+                template: decode::secret_template(&template, true),
             };
             ask.object("key", key)
                 .mechanism(&mechanism)
-                .run(Operation::Update, op, |never| match never {})
+                .run(Operation::Update, op, |(ciphertext, key)| {
+                    Reply::Encapsulated {
+                        ciphertext,
+                        key: encode::object(key),
+                    }
+                })
+                .await
+        }
+        WireOp::Decapsulate {
+            mechanism,
+            key,
+            ciphertext,
+            template,
+        } => {
+            let op = Decapsulate {
+                instance,
+                key: decode::handle(key),
+                mechanism: decode::encapsulation(&mechanism),
+                ciphertext,
+                template: decode::secret_template(&template, true),
+            };
+            ask.object("key", key)
+                .mechanism(&mechanism)
+                .run(Operation::Update, op, object)
                 .await
         }
         WireOp::Random { len } => {

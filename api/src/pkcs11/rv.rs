@@ -28,6 +28,20 @@ fn coded(name: &str) -> Option<CK_RV> {
         code::DATA_LEN_RANGE => CKR_DATA_LEN_RANGE,
         code::PIN_INCORRECT => CKR_PIN_INCORRECT,
         code::FUNCTION_NOT_SUPPORTED => CKR_FUNCTION_NOT_SUPPORTED,
+        code::WRAPPED_KEY_INVALID => CKR_WRAPPED_KEY_INVALID,
+        code::WRAPPED_KEY_LEN_RANGE => CKR_WRAPPED_KEY_LEN_RANGE,
+        // What the managed keys' scheme code answers for input that does not fit the
+        // mechanism.
+        "DATA_TOO_LONG" | "INVALID_DIGEST_LENGTH" => CKR_DATA_LEN_RANGE,
+        "INVALID_MECHANISM_PARAMETERS" | "INVALID_IV" | "INVALID_CONTEXT" => {
+            CKR_MECHANISM_PARAM_INVALID
+        }
+        // Raised for ciphertexts too short or of a length the mechanism cannot have;
+        // a ciphertext that fails to decrypt is DECRYPTION_FAILED.
+        "INVALID_CIPHERTEXT" => CKR_ENCRYPTED_DATA_LEN_RANGE,
+        // The public key of the object used is not one the mechanism can use: the
+        // object's fault, not the call's arguments.
+        "INVALID_PUBLIC_KEY" => CKR_KEY_TYPE_INCONSISTENT,
         _ => return None,
     })
 }
@@ -115,6 +129,61 @@ mod tests {
             ))),
             CKR_ENCRYPTED_DATA_INVALID
         );
+    }
+
+    fn scheme_error(code: &'static str) -> CK_RV {
+        return_value(&EngineError::from(KeyError::invalid(code, "x")))
+    }
+
+    #[test]
+    fn data_too_long_is_data_len_range() {
+        assert_eq!(scheme_error("DATA_TOO_LONG"), CKR_DATA_LEN_RANGE);
+    }
+
+    #[test]
+    fn a_digest_of_the_wrong_length_is_data_len_range() {
+        assert_eq!(scheme_error("INVALID_DIGEST_LENGTH"), CKR_DATA_LEN_RANGE);
+    }
+
+    #[test]
+    fn invalid_mechanism_parameters_are_mechanism_param_invalid() {
+        assert_eq!(
+            scheme_error("INVALID_MECHANISM_PARAMETERS"),
+            CKR_MECHANISM_PARAM_INVALID
+        );
+    }
+
+    #[test]
+    fn an_invalid_iv_is_mechanism_param_invalid() {
+        assert_eq!(scheme_error("INVALID_IV"), CKR_MECHANISM_PARAM_INVALID);
+    }
+
+    #[test]
+    fn an_invalid_context_is_mechanism_param_invalid() {
+        assert_eq!(scheme_error("INVALID_CONTEXT"), CKR_MECHANISM_PARAM_INVALID);
+    }
+
+    #[test]
+    fn an_invalid_ciphertext_is_encrypted_data_len_range() {
+        assert_eq!(
+            scheme_error("INVALID_CIPHERTEXT"),
+            CKR_ENCRYPTED_DATA_LEN_RANGE
+        );
+    }
+
+    #[test]
+    fn an_invalid_public_key_is_key_type_inconsistent() {
+        assert_eq!(
+            scheme_error("INVALID_PUBLIC_KEY"),
+            CKR_KEY_TYPE_INCONSISTENT
+        );
+    }
+
+    #[test]
+    fn wrapped_key_refusals_keep_their_names() {
+        let r = |c| return_value(&engine::pkcs11::refuse(c, "x"));
+        assert_eq!(r(code::WRAPPED_KEY_INVALID), CKR_WRAPPED_KEY_INVALID);
+        assert_eq!(r(code::WRAPPED_KEY_LEN_RANGE), CKR_WRAPPED_KEY_LEN_RANGE);
     }
 
     #[test]

@@ -840,3 +840,577 @@ async fn digests_random_and_token_facts_need_no_login() {
         .await;
     assert!(matches!(answered, Reply::Token(t) if t == info));
 }
+
+/// A secret known outside the appliance, as unwrapped or encapsulated keys are.
+const SECRET: [u8; 32] = [0x5c; 32];
+
+fn gcm(iv: u8) -> Mechanism {
+    Mechanism {
+        kind: CKM_AES_GCM,
+        params: Params::Gcm {
+            iv: vec![iv; 12],
+            aad: b"aad".to_vec(),
+            tag_bits: 128,
+        },
+    }
+}
+
+fn oaep() -> Mechanism {
+    Mechanism {
+        kind: CKM_RSA_PKCS_OAEP,
+        params: Params::Oaep {
+            hash: CKM_SHA256,
+            mgf: CKG_MGF1_SHA256,
+            label: Vec::new(),
+        },
+    }
+}
+
+/// Opens what the appliance sealed with `gcm(iv)` under `key`.
+fn open_outside(key: &[u8], iv: u8, sealed: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).expect("AES-256 key");
+    cipher
+        .decrypt(
+            aes_gcm::Nonce::from_slice(&[iv; 12]),
+            Payload {
+                msg: sealed,
+                aad: b"aad",
+            },
+        )
+        .expect("the appliance's ciphertext opens outside it")
+}
+
+fn secret_template(token: bool, label: &[u8]) -> Vec<Attribute> {
+    vec![
+        u(CKA_CLASS, CKO_SECRET_KEY),
+        u(CKA_KEY_TYPE, CKK_AES),
+        b(CKA_TOKEN, token),
+        b(CKA_ENCRYPT, true),
+        b(CKA_DECRYPT, true),
+        bytes(CKA_LABEL, label),
+    ]
+}
+
+impl Appliance {
+    async fn unwrap_as(
+        &self,
+        peer: &Peer,
+        pin: &str,
+        mechanism: Mechanism,
+        unwrapping: ObjectRef,
+        wrapped: Vec<u8>,
+        template: Vec<Attribute>,
+    ) -> Reply {
+        self.call_as(
+            peer,
+            Some(pin),
+            Function::C_UnwrapKey,
+            Op::UnwrapKey {
+                mechanism,
+                unwrapping,
+                wrapped,
+                template,
+            },
+        )
+        .await
+    }
+
+    async fn unwrap(
+        &self,
+        mechanism: Mechanism,
+        unwrapping: ObjectRef,
+        wrapped: Vec<u8>,
+        template: Vec<Attribute>,
+    ) -> Reply {
+        self.unwrap_as(
+            &self.peer, &self.root, mechanism, unwrapping, wrapped, template,
+        )
+        .await
+    }
+
+    async fn encrypt_as(&self, peer: &Peer, key: ObjectRef, iv: u8, data: &[u8]) -> Vec<u8> {
+        let sealed = self
+            .call_as(
+                peer,
+                Some(&self.root),
+                Function::C_Encrypt,
+                Op::Encrypt {
+                    key,
+                    mechanism: gcm(iv),
+                    data: data.to_vec().into(),
+                },
+            )
+            .await;
+        match sealed {
+            Reply::Bytes(b) => b,
+            other => panic!("encrypt: {other:?}"),
+        }
+    }
+
+    /// An RSA encryption key pair, and its public key for use outside.
+    async fn rsa_pair(&self) -> (rsa::RsaPublicKey, Object) {
+        let pair = self
+            .call(
+                Function::C_GenerateKeyPair,
+                Op::GenerateKeyPair {
+                    mechanism: mechanism(CKM_RSA_PKCS_KEY_PAIR_GEN),
+                    public: vec![u(CKA_MODULUS_BITS, 2048), b(CKA_ENCRYPT, true)],
+                    private: vec![b(CKA_DECRYPT, true), b(CKA_UNWRAP, true)],
+                },
+            )
+            .await;
+        let Reply::KeyPair { public, private } = pair else {
+            panic!("rsa: {pair:?}")
+        };
+        let int = |kind| match get(&public, kind) {
+            Some(AttrValue::Bytes(v)) => rsa::BigUint::from_bytes_be(v),
+            other => panic!("{kind:#x}: {other:?}"),
+        };
+        let pk = rsa::RsaPublicKey::new(int(CKA_MODULUS), int(CKA_PUBLIC_EXPONENT))
+            .expect("RSA public key");
+        (pk, private)
+    }
+
+    /// An appliance AES key whose value is known outside (imported by RSA-OAEP), to wrap
+    /// secrets under with the aes-kw crate.
+    async fn known_kek(&self) -> (Object, [u8; 32]) {
+        let kek = [0x4b; 32];
+        let (pk, private) = self.rsa_pair().await;
+        let wrapped = pk
+            .encrypt(
+                &mut rand::rngs::OsRng,
+                rsa::Oaep::new::<sha2::Sha256>(),
+                &kek,
+            )
+            .expect("OAEP");
+        let mut template = secret_template(true, b"kek");
+        template.push(b(CKA_UNWRAP, true));
+        let imported = self.unwrap(oaep(), private.handle, wrapped, template).await;
+        match imported {
+            Reply::Object(o) => (o, kek),
+            other => panic!("import the KEK: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn aes_key_wrap_and_kwp_unwrap_into_session_keys_that_encrypt() {
+    let a = appliance().await;
+    let (kek, kek_value) = a.known_kek().await;
+    let outside = aes_kw::KekAes256::from(kek_value);
+    for (kind, wrapped) in [
+        (
+            CKM_AES_KEY_WRAP,
+            outside.wrap_vec(&SECRET).expect("RFC 3394"),
+        ),
+        (
+            CKM_AES_KEY_WRAP_KWP,
+            outside.wrap_with_padding_vec(&SECRET).expect("RFC 5649"),
+        ),
+    ] {
+        let unwrapped = a
+            .unwrap(
+                mechanism(kind),
+                kek.handle,
+                wrapped,
+                secret_template(false, b"session"),
+            )
+            .await;
+        let Reply::Object(key) = unwrapped else {
+            panic!("{kind:#x}: {unwrapped:?}")
+        };
+        assert!(matches!(key.handle, ObjectRef::Session { .. }));
+        assert_eq!(key.sensitive, vec![CKA_VALUE]);
+        assert_eq!(get(&key, CKA_VALUE), None, "the value is never shown");
+        assert_eq!(get(&key, CKA_LOCAL), Some(&AttrValue::Bool(false)));
+        assert_eq!(
+            get(&key, CKA_NEVER_EXTRACTABLE),
+            Some(&AttrValue::Bool(false))
+        );
+        assert_eq!(get(&key, CKA_VALUE_LEN), Some(&AttrValue::Ulong(32)));
+        let sealed = a.encrypt_as(&a.peer, key.handle, 1, b"for outside").await;
+        assert_eq!(open_outside(&SECRET, 1, &sealed), b"for outside");
+        let opened = a
+            .call(
+                Function::C_Decrypt,
+                Op::Decrypt {
+                    key: key.handle,
+                    mechanism: gcm(1),
+                    data: sealed,
+                },
+            )
+            .await;
+        assert!(matches!(opened, Reply::Secret(p) if p.as_slice() == b"for outside"));
+        let cbc = Mechanism {
+            kind: CKM_AES_CBC_PAD,
+            params: Params::Iv(vec![9; 16]),
+        };
+        let sealed = a
+            .call(
+                Function::C_Encrypt,
+                Op::Encrypt {
+                    key: key.handle,
+                    mechanism: cbc.clone(),
+                    data: b"cbc".to_vec().into(),
+                },
+            )
+            .await;
+        let Reply::Bytes(sealed) = sealed else {
+            panic!("cbc: {sealed:?}")
+        };
+        assert_eq!(sealed.len(), 16);
+        let opened = a
+            .call(
+                Function::C_Decrypt,
+                Op::Decrypt {
+                    key: key.handle,
+                    mechanism: cbc,
+                    data: sealed,
+                },
+            )
+            .await;
+        assert!(matches!(opened, Reply::Secret(p) if p.as_slice() == b"cbc"));
+
+        // A new label keeps the value; a copy would hold it twice and is refused.
+        let renamed = a
+            .call(
+                Function::C_SetAttributeValue,
+                Op::SetAttributes {
+                    object: key.handle,
+                    template: vec![bytes(CKA_LABEL, b"renamed")],
+                },
+            )
+            .await;
+        assert!(
+            matches!(&renamed, Reply::Object(o) if o.sensitive == vec![CKA_VALUE]),
+            "{renamed:?}"
+        );
+        let sealed = a.encrypt_as(&a.peer, key.handle, 2, b"still").await;
+        assert_eq!(open_outside(&SECRET, 2, &sealed), b"still");
+        let copied = a
+            .call(
+                Function::C_CopyObject,
+                Op::CopyObject {
+                    object: key.handle,
+                    template: Vec::new(),
+                },
+            )
+            .await;
+        assert_eq!(rv(&copied), CKR_ACTION_PROHIBITED);
+    }
+
+    let mut tampered = outside.wrap_vec(&SECRET).expect("RFC 3394");
+    tampered[5] ^= 1;
+    let wrong = a
+        .unwrap(
+            mechanism(CKM_AES_KEY_WRAP),
+            kek.handle,
+            tampered,
+            secret_template(false, b""),
+        )
+        .await;
+    assert_eq!(rv(&wrong), CKR_WRAPPED_KEY_INVALID);
+    let short = a
+        .unwrap(
+            mechanism(CKM_AES_KEY_WRAP),
+            kek.handle,
+            vec![0; 20],
+            secret_template(false, b""),
+        )
+        .await;
+    assert_eq!(rv(&short), CKR_WRAPPED_KEY_LEN_RANGE);
+    let aes128 = a
+        .unwrap(
+            mechanism(CKM_AES_KEY_WRAP_KWP),
+            kek.handle,
+            outside.wrap_with_padding_vec(&[1; 16]).expect("RFC 5649"),
+            secret_template(false, b""),
+        )
+        .await;
+    assert_eq!(rv(&aes128), CKR_WRAPPED_KEY_INVALID);
+    let mut rsa_template = secret_template(false, b"");
+    rsa_template[1] = u(CKA_KEY_TYPE, CKK_RSA);
+    let not_aes = a
+        .unwrap(
+            mechanism(CKM_AES_KEY_WRAP),
+            kek.handle,
+            outside.wrap_vec(&SECRET).expect("RFC 3394"),
+            rsa_template,
+        )
+        .await;
+    assert_eq!(rv(&not_aes), CKR_TEMPLATE_INCONSISTENT);
+    let mut short_template = secret_template(false, b"");
+    short_template.push(u(CKA_VALUE_LEN, 16));
+    let not_256 = a
+        .unwrap(
+            mechanism(CKM_AES_KEY_WRAP),
+            kek.handle,
+            outside.wrap_vec(&SECRET).expect("RFC 3394"),
+            short_template,
+        )
+        .await;
+    assert_eq!(rv(&not_256), CKR_TEMPLATE_INCONSISTENT);
+}
+
+#[tokio::test]
+async fn oaep_unwraps_into_a_token_key_found_by_label_from_another_instance() {
+    let a = appliance().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    a.vault(
+        Operation::Update,
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": log.to_string_lossy()}}),
+    )
+    .await;
+    let (pk, private) = a.rsa_pair().await;
+    let wrapped = pk
+        .encrypt(
+            &mut rand::rngs::OsRng,
+            rsa::Oaep::new::<sha2::Sha256>(),
+            &SECRET,
+        )
+        .expect("OAEP");
+
+    let user = a.token(&["keys:use"]).await;
+    let refused = a
+        .unwrap_as(
+            &a.peer,
+            &user,
+            oaep(),
+            private.handle,
+            wrapped.clone(),
+            secret_template(true, b"imported"),
+        )
+        .await;
+    assert_eq!(rv(&refused), CKR_ACTION_PROHIBITED, "keys:write is needed");
+    let reader = a.token(&["keys:read", "keys:write"]).await;
+    let refused = a
+        .unwrap_as(
+            &a.peer,
+            &reader,
+            oaep(),
+            private.handle,
+            wrapped.clone(),
+            secret_template(true, b"imported"),
+        )
+        .await;
+    assert_eq!(rv(&refused), CKR_ACTION_PROHIBITED, "keys:use is needed");
+    let session = a
+        .unwrap_as(
+            &a.peer,
+            &user,
+            oaep(),
+            private.handle,
+            wrapped.clone(),
+            secret_template(false, b"session"),
+        )
+        .await;
+    assert!(matches!(session, Reply::Object(_)), "{session:?}");
+
+    let writer = a.token(&["keys:use", "keys:write"]).await;
+    let imported = a
+        .unwrap_as(
+            &a.peer,
+            &writer,
+            oaep(),
+            private.handle,
+            wrapped,
+            secret_template(true, b"imported"),
+        )
+        .await;
+    let Reply::Object(imported) = imported else {
+        panic!("unwrap: {imported:?}")
+    };
+    assert!(matches!(imported.handle, ObjectRef::Key { .. }));
+    for (kind, value) in [
+        (CKA_TOKEN, true),
+        (CKA_SENSITIVE, true),
+        (CKA_EXTRACTABLE, false),
+        (CKA_LOCAL, false),
+        (CKA_ALWAYS_SENSITIVE, false),
+        (CKA_NEVER_EXTRACTABLE, false),
+    ] {
+        assert_eq!(
+            get(&imported, kind),
+            Some(&AttrValue::Bool(value)),
+            "{kind:#x}"
+        );
+    }
+    assert_eq!(
+        get(&imported, CKA_KEY_GEN_MECHANISM),
+        Some(&AttrValue::Ulong(CK_UNAVAILABLE_INFORMATION))
+    );
+
+    // A token key outlives the library instance that made it.
+    forget_instance(&a.core, &a.peer.instance);
+    let other = peer(9);
+    let found = a
+        .find(
+            &other,
+            vec![u(CKA_CLASS, CKO_SECRET_KEY), bytes(CKA_LABEL, b"imported")],
+        )
+        .await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].handle, imported.handle);
+    let sealed = a.encrypt_as(&other, found[0].handle, 3, b"kept").await;
+    assert_eq!(open_outside(&SECRET, 3, &sealed), b"kept");
+
+    let text = std::fs::read_to_string(&log).expect("audit log");
+    assert!(
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|e| e["request"]["path"] == "pkcs11/C_UnwrapKey" && e["type"] == "response"),
+        "{text}"
+    );
+}
+
+/// The encoded ML-KEM-768 public key of an appliance key pair, and the pair.
+async fn ml_kem_pair(a: &Appliance) -> (Vec<u8>, Object, Object) {
+    let pair = a
+        .call(
+            Function::C_GenerateKeyPair,
+            Op::GenerateKeyPair {
+                mechanism: mechanism(CKM_ML_KEM_KEY_PAIR_GEN),
+                public: vec![u(CKA_PARAMETER_SET, CKP_ML_KEM_768)],
+                private: Vec::new(),
+            },
+        )
+        .await;
+    let Reply::KeyPair { public, private } = pair else {
+        panic!("ml-kem: {pair:?}")
+    };
+    let Some(AttrValue::Bytes(value)) = get(&public, CKA_VALUE) else {
+        panic!("no CKA_VALUE on the public key")
+    };
+    (value.clone(), public, private)
+}
+
+fn kem_template(token: bool) -> Vec<Attribute> {
+    vec![
+        u(CKA_CLASS, CKO_SECRET_KEY),
+        u(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+        u(CKA_VALUE_LEN, 32),
+        b(CKA_TOKEN, token),
+    ]
+}
+
+#[tokio::test]
+async fn ml_kem_decapsulates_a_secret_encapsulated_outside() {
+    use ml_kem::kem::Encapsulate;
+    use ml_kem::{EncodedSizeUser, KemCore, MlKem768};
+    type Ek = <MlKem768 as KemCore>::EncapsulationKey;
+
+    let a = appliance().await;
+    let (public_value, _, private) = ml_kem_pair(&a).await;
+    let encoded = ml_kem::Encoded::<Ek>::try_from(public_value.as_slice()).expect("1184 bytes");
+    let (ct, shared) = Ek::from_bytes(&encoded)
+        .encapsulate(&mut rand::rngs::OsRng)
+        .expect("encapsulate");
+    let decapsulated = a
+        .call(
+            Function::C_DecapsulateKey,
+            Op::Decapsulate {
+                mechanism: mechanism(CKM_ML_KEM),
+                key: private.handle,
+                ciphertext: ct.to_vec(),
+                template: kem_template(false),
+            },
+        )
+        .await;
+    let Reply::Object(key) = decapsulated else {
+        panic!("decapsulate: {decapsulated:?}")
+    };
+    assert!(matches!(key.handle, ObjectRef::Session { .. }));
+    let sealed = a.encrypt_as(&a.peer, key.handle, 5, b"post-quantum").await;
+    assert_eq!(open_outside(&shared, 5, &sealed), b"post-quantum");
+
+    let short = a
+        .call(
+            Function::C_DecapsulateKey,
+            Op::Decapsulate {
+                mechanism: mechanism(CKM_ML_KEM),
+                key: private.handle,
+                ciphertext: vec![0; 100],
+                template: kem_template(false),
+            },
+        )
+        .await;
+    assert_eq!(rv(&short), CKR_ENCRYPTED_DATA_LEN_RANGE);
+}
+
+#[tokio::test]
+async fn ml_kem_encapsulates_to_an_appliance_key() {
+    let a = appliance().await;
+    let (_, public, private) = ml_kem_pair(&a).await;
+    let encapsulated = a
+        .call(
+            Function::C_EncapsulateKey,
+            Op::Encapsulate {
+                mechanism: mechanism(CKM_ML_KEM),
+                key: public.handle,
+                template: kem_template(false),
+            },
+        )
+        .await;
+    let Reply::Encapsulated { ciphertext, key } = encapsulated else {
+        panic!("encapsulate: {encapsulated:?}")
+    };
+    assert_eq!(ciphertext.len(), 1088);
+    // The private key never leaves the appliance: the receiving side decapsulates there
+    // too, into a token key, and what one key seals the other opens.
+    let decapsulated = a
+        .call(
+            Function::C_DecapsulateKey,
+            Op::Decapsulate {
+                mechanism: mechanism(CKM_ML_KEM),
+                key: private.handle,
+                ciphertext,
+                template: kem_template(true),
+            },
+        )
+        .await;
+    let Reply::Object(received) = decapsulated else {
+        panic!("decapsulate: {decapsulated:?}")
+    };
+    assert!(matches!(received.handle, ObjectRef::Key { .. }));
+    let sealed = a.encrypt_as(&a.peer, key.handle, 7, b"both sides").await;
+    let opened = a
+        .call(
+            Function::C_Decrypt,
+            Op::Decrypt {
+                key: received.handle,
+                mechanism: gcm(7),
+                data: sealed,
+            },
+        )
+        .await;
+    assert!(matches!(opened, Reply::Secret(p) if p.as_slice() == b"both sides"));
+
+    let wrong_object = a
+        .call(
+            Function::C_EncapsulateKey,
+            Op::Encapsulate {
+                mechanism: mechanism(CKM_ML_KEM),
+                key: private.handle,
+                template: kem_template(false),
+            },
+        )
+        .await;
+    assert_eq!(rv(&wrong_object), CKR_KEY_FUNCTION_NOT_PERMITTED);
+
+    let info = token_info(&a.core);
+    let flags = |kind| {
+        info.mechanisms
+            .iter()
+            .find(|m| m.kind == kind)
+            .map(|m| m.flags)
+            .unwrap_or_else(|| panic!("{kind:#x} listed"))
+    };
+    assert_eq!(flags(CKM_ML_KEM), CKF_ENCAPSULATE | CKF_DECAPSULATE);
+    for kind in [CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_KWP, CKM_RSA_PKCS_OAEP] {
+        assert_eq!(flags(kind) & CKF_UNWRAP, CKF_UNWRAP, "{kind:#x}");
+        assert_eq!(flags(kind) & CKF_WRAP, 0, "{kind:#x}");
+    }
+}

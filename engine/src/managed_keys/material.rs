@@ -115,6 +115,27 @@ pub fn generate(
     Ok((stored, public, Protection::Software))
 }
 
+/// The stored material of a secret brought in from outside: a software version, even
+/// with an HSM root of trust (see `KeyStore::import`).
+pub fn import(algorithm: Algorithm, secret: &[u8]) -> Result<StoredMaterial, KeyError> {
+    if algorithm != Algorithm::Aes256 {
+        return Err(KeyError::Unsupported(format!(
+            "only AES-256 keys are imported, not {}",
+            algorithm.as_str()
+        )));
+    }
+    if secret.len() != 32 {
+        return Err(KeyError::invalid(
+            "INVALID_KEY_MATERIAL",
+            format!("an AES-256 key is 32 bytes, not {}", secret.len()),
+        ));
+    }
+    Ok(StoredMaterial {
+        kind: "software".into(),
+        material: B64.encode(secret),
+    })
+}
+
 fn ml_dsa_from_seed(seed: &[u8]) -> Result<ml_dsa::SigningKey<MlDsa65>, KeyError> {
     let seed = ml_dsa::B32::try_from(seed).map_err(|_| corrupt())?;
     Ok(ml_dsa::SigningKey::<MlDsa65>::from_seed(&seed))

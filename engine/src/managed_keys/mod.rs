@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 
 pub use error::KeyError;
 pub use model::{
-    Algorithm, CreateKey, KeyPage, KeyState, KeyVersion, ListKeys, ManagedKey, Protection,
+    Algorithm, CreateKey, KeyPage, KeyState, KeyVersion, ListKeys, ManagedKey, Origin, Protection,
     StoredMaterial, Usage, VersionState, ALGORITHMS,
 };
 
@@ -161,6 +161,33 @@ impl KeyStore {
     }
 
     pub async fn create(&self, req: CreateKey, root: Arc<dyn RootOfTrust>) -> Result<ManagedKey> {
+        let usage = self.check_create(&req)?;
+        let (stored, public, protection) = generate(req.algorithm, root).await?;
+        self.insert(req, usage, stored, public, protection, Origin::Generated)
+            .await
+    }
+
+    /// A new key whose first version is `secret`, brought in from outside (unwrapped or
+    /// decapsulated): AES-256 only. It is stored under the barrier as a software version
+    /// whatever the root of trust; importing it into an HSM that holds the other keys
+    /// would need the HSM to unwrap it, which is not done yet.
+    pub async fn import(&self, req: CreateKey, secret: Zeroizing<Vec<u8>>) -> Result<ManagedKey> {
+        let usage = self.check_create(&req)?;
+        let stored = material::import(req.algorithm, &secret)?;
+        self.insert(
+            req,
+            usage,
+            stored,
+            None,
+            Protection::Software,
+            Origin::Imported,
+        )
+        .await
+    }
+
+    /// Checks a creation's name (valid, not taken) and labels; the usage it asks for, or
+    /// the default.
+    fn check_create(&self, req: &CreateKey) -> Result<Usage> {
         validate_name(&req.name)?;
         if req.labels.len() > MAX_LABELS
             || req
@@ -187,12 +214,29 @@ impl KeyStore {
             Some(u) => u,
             None => req.algorithm.usages()[0],
         };
-        let name_path = format!("{NAME_PREFIX}{}", req.name);
-        if self.barrier.get(&name_path)?.is_some() {
-            return Err(KeyError::NameTaken(req.name));
+        // Checked again when stored; here so that a taken name costs no key generation.
+        if self
+            .barrier
+            .get(&format!("{NAME_PREFIX}{}", req.name))?
+            .is_some()
+        {
+            return Err(KeyError::NameTaken(req.name.clone()));
         }
+        Ok(usage)
+    }
+
+    /// Stores a new key with its first version.
+    async fn insert(
+        &self,
+        req: CreateKey,
+        usage: Usage,
+        stored: StoredMaterial,
+        public: Option<Vec<u8>>,
+        protection: Protection,
+        origin: Origin,
+    ) -> Result<ManagedKey> {
+        let name_path = format!("{NAME_PREFIX}{}", req.name);
         let algorithm = req.algorithm;
-        let (stored, public, protection) = generate(algorithm, root).await?;
         let _w = self.write_lock.lock().await;
         if self.barrier.get(&name_path)?.is_some() {
             return Err(KeyError::NameTaken(req.name));
@@ -213,6 +257,7 @@ impl KeyStore {
                 state: VersionState::Enabled,
                 create_time: created,
                 protection,
+                origin,
                 public_key: public,
             }],
         };
@@ -229,7 +274,7 @@ impl KeyStore {
                 Ok(())
             })
             .await?;
-        tracing::info!(key_id = %key.id, algorithm = algorithm.as_str(), protection = ?protection, "managed key created");
+        tracing::info!(key_id = %key.id, algorithm = algorithm.as_str(), protection = ?protection, origin = ?origin, "managed key created");
         Ok(key)
     }
 
@@ -292,6 +337,7 @@ impl KeyStore {
                     state: VersionState::Enabled,
                     create_time: now(),
                     protection,
+                    origin: Origin::Generated,
                     public_key: public.clone(),
                 });
                 key.primary_version = version;

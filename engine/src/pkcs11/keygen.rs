@@ -363,3 +363,123 @@ pub fn parse(family: Family, public: &[Attr], private: &[Attr]) -> Result<NewKey
         },
     })
 }
+
+/// A secret key made from a secret a call receives (`C_UnwrapKey`, `C_DecapsulateKey`,
+/// `C_EncapsulateKey`), read from its template.
+///
+/// The key is AES-256 whatever the call: `CKA_CLASS` `CKO_SECRET_KEY`, `CKA_KEY_TYPE`
+/// `CKK_AES` (or `CKK_GENERIC_SECRET` for a KEM's shared secret, which the appliance
+/// keeps as an AES-256 key), `CKA_VALUE_LEN` 32 or absent; another class, type or length
+/// is `CKR_TEMPLATE_INCONSISTENT`. `CKA_TOKEN` true makes a managed key, read as
+/// [`parse`] reads an AES key's template (its label the key's name); false, the PKCS#11
+/// default, a session object. Such a key is not `CKA_LOCAL`, not `CKA_ALWAYS_SENSITIVE`
+/// and not `CKA_NEVER_EXTRACTABLE`: the template may say so, not the contrary.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    pub token: bool,
+    pub key: NewKey,
+    pub label: Vec<u8>,
+    pub id: Vec<u8>,
+}
+
+fn flag(a: &Attr) -> Result<bool> {
+    match a.value {
+        Value::Bool(b) => Ok(b),
+        _ => Err(invalid(format!(
+            "attribute {:#x} must be a CK_BBOOL",
+            a.kind
+        ))),
+    }
+}
+
+/// The key a template asks a received secret to become; `kem` for a shared secret.
+pub fn parse_secret(template: &[Attr], kem: bool) -> Result<NewSecret> {
+    let mut token = false;
+    let mut rest = Vec::with_capacity(template.len() + 1);
+    for a in template {
+        match a.kind {
+            CKA_TOKEN => token = flag(a)?,
+            CKA_LOCAL | CKA_ALWAYS_SENSITIVE | CKA_NEVER_EXTRACTABLE => {
+                if flag(a)? {
+                    return Err(invalid(format!(
+                        "attribute {:#x} is false on a key made from a received secret",
+                        a.kind
+                    )));
+                }
+            }
+            CKA_KEY_GEN_MECHANISM => {
+                if ulong(a)? != CK_UNAVAILABLE_INFORMATION {
+                    return Err(invalid(
+                        "a key made from a received secret has no generation mechanism",
+                    ));
+                }
+            }
+            CKA_KEY_TYPE => match ulong(a)? {
+                CKK_AES => {}
+                CKK_GENERIC_SECRET if kem => {}
+                _ => return Err(inconsistent("the key made here is AES-256 (CKK_AES)")),
+            },
+            CKA_VALUE_LEN => {
+                if ulong(a)? != 32 {
+                    return Err(inconsistent(
+                        "the key made here is AES-256: CKA_VALUE_LEN 32",
+                    ));
+                }
+            }
+            _ => rest.push(a.clone()),
+        }
+    }
+    rest.push(Attr::ulong(CKA_VALUE_LEN, 32));
+    let key = parse(Family::Aes, &[], &rest)?;
+    let given = |kind| {
+        template
+            .iter()
+            .find(|a| a.kind == kind)
+            .map(bytes)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    Ok(NewSecret {
+        token,
+        key,
+        label: given(CKA_LABEL)?,
+        id: given(CKA_ID)?,
+    })
+}
+
+/// The attributes of a session secret key made from a received secret: AES-256, for
+/// encryption and decryption only.
+pub fn session_secret(new: &NewSecret) -> Vec<Attr> {
+    vec![
+        Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        Attr::ulong(CKA_KEY_TYPE, CKK_AES),
+        Attr::bytes(CKA_ID, new.id.clone()),
+        Attr::bytes(CKA_LABEL, new.label.clone()),
+        Attr::bool(CKA_TOKEN, false),
+        Attr::bool(CKA_PRIVATE, true),
+        Attr::bool(CKA_MODIFIABLE, true),
+        // A copy would hold the secret again; C_CopyObject does not take secret keys.
+        Attr::bool(CKA_COPYABLE, false),
+        Attr::bool(CKA_DESTROYABLE, true),
+        Attr::bytes(CKA_START_DATE, Vec::new()),
+        Attr::bytes(CKA_END_DATE, Vec::new()),
+        Attr::bool(CKA_DERIVE, false),
+        Attr::bool(CKA_LOCAL, false),
+        Attr::ulong(CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION),
+        Attr::bool(CKA_ENCRYPT, true),
+        Attr::bool(CKA_DECRYPT, true),
+        Attr::bool(CKA_WRAP, false),
+        Attr::bool(CKA_UNWRAP, false),
+        Attr::bool(CKA_SIGN, false),
+        Attr::bool(CKA_VERIFY, false),
+        Attr::bool(CKA_SIGN_RECOVER, false),
+        Attr::bool(CKA_TRUSTED, false),
+        Attr::bool(CKA_WRAP_WITH_TRUSTED, false),
+        Attr::bool(CKA_ALWAYS_AUTHENTICATE, false),
+        Attr::bool(CKA_SENSITIVE, true),
+        Attr::bool(CKA_ALWAYS_SENSITIVE, false),
+        Attr::bool(CKA_EXTRACTABLE, false),
+        Attr::bool(CKA_NEVER_EXTRACTABLE, false),
+        Attr::ulong(CKA_VALUE_LEN, 32),
+    ]
+}

@@ -14,7 +14,7 @@ use cryptoki_sys::*;
 use super::der;
 use super::{date, Attr, Handle, KeyClass, Object};
 use crate::error::{EngineError, Result};
-use crate::managed_keys::{Algorithm, KeyState, KeyVersion, ManagedKey, Usage};
+use crate::managed_keys::{Algorithm, KeyState, KeyVersion, ManagedKey, Origin, Usage};
 
 /// The label holding the `CKA_ID` an application gave at generation.
 pub const ID_LABEL: &str = "pkcs11.id";
@@ -179,6 +179,13 @@ fn version_object(key: &ManagedKey, v: &KeyVersion, class: KeyClass) -> Result<O
         KeyClass::Private => CKO_PRIVATE_KEY,
         KeyClass::Secret => CKO_SECRET_KEY,
     };
+    // An imported secret existed in the clear outside the appliance.
+    let local = v.origin == Origin::Generated;
+    let generated_by = if local {
+        generation_mechanism(key.algorithm)
+    } else {
+        CK_UNAVAILABLE_INFORMATION
+    };
     let end = match (key.state, key.destroy_time) {
         (KeyState::PendingDestruction, Some(t)) => date(t),
         _ => Vec::new(),
@@ -198,8 +205,8 @@ fn version_object(key: &ManagedKey, v: &KeyVersion, class: KeyClass) -> Result<O
         Attr::bytes(CKA_START_DATE, date(v.create_time)),
         Attr::bytes(CKA_END_DATE, end),
         Attr::bool(CKA_DERIVE, false),
-        Attr::bool(CKA_LOCAL, true),
-        Attr::ulong(CKA_KEY_GEN_MECHANISM, generation_mechanism(key.algorithm)),
+        Attr::bool(CKA_LOCAL, local),
+        Attr::ulong(CKA_KEY_GEN_MECHANISM, generated_by),
     ];
     let signs = key.usage == Usage::SignVerify;
     let ciphers = key.usage == Usage::EncryptDecrypt && key.algorithm != Algorithm::MlKem768;
@@ -221,9 +228,9 @@ fn version_object(key: &ManagedKey, v: &KeyVersion, class: KeyClass) -> Result<O
             Attr::bool(CKA_UNWRAP, ciphers),
             Attr::bool(CKA_DECAPSULATE, kem),
             Attr::bool(CKA_SENSITIVE, true),
-            Attr::bool(CKA_ALWAYS_SENSITIVE, true),
+            Attr::bool(CKA_ALWAYS_SENSITIVE, local),
             Attr::bool(CKA_EXTRACTABLE, false),
-            Attr::bool(CKA_NEVER_EXTRACTABLE, true),
+            Attr::bool(CKA_NEVER_EXTRACTABLE, local),
             Attr::bool(CKA_WRAP_WITH_TRUSTED, false),
             Attr::bool(CKA_ALWAYS_AUTHENTICATE, false),
         ]),

@@ -11,7 +11,9 @@ use cryptoki_sys::*;
 use hsm_bridge::Capabilities;
 
 use crate::core::Core;
-use crate::managed_keys::scheme::{can_cipher, can_sign, CipherScheme, Hash, SignScheme};
+use crate::managed_keys::scheme::{
+    can_cipher, can_sign, can_wrap, CipherScheme, Hash, SignScheme, WrapScheme,
+};
 use crate::managed_keys::{Algorithm, Protection};
 
 /// One mechanism, as `C_GetMechanismInfo` reports it.
@@ -92,6 +94,9 @@ pub fn mechanisms(capabilities: &Capabilities) -> Vec<MechanismInfo> {
     };
     let ciphers = |scheme: CipherScheme| {
         move |a: Algorithm| can_cipher(a, protection(a, capabilities), capabilities, &scheme)
+    };
+    let wraps = |scheme: WrapScheme| {
+        move |a: Algorithm| can_wrap(a, protection(a, capabilities), capabilities, scheme)
     };
     let sign = CKF_SIGN | CKF_VERIFY;
     let cipher = CKF_ENCRYPT | CKF_DECRYPT;
@@ -205,7 +210,8 @@ pub fn mechanisms(capabilities: &Capabilities) -> Vec<MechanismInfo> {
                 deterministic: false,
             }),
         ),
-        sized(CKM_RSA_PKCS_OAEP, RSA, cipher, |a| {
+        // Unwrapping with OAEP is decrypting the secret: the same boundary check.
+        sized(CKM_RSA_PKCS_OAEP, RSA, cipher | CKF_UNWRAP, |a| {
             [Hash::Sha1, Hash::Sha256].into_iter().any(|h| {
                 ciphers(CipherScheme::RsaOaep {
                     hash: h,
@@ -214,6 +220,26 @@ pub fn mechanisms(capabilities: &Capabilities) -> Vec<MechanismInfo> {
                 })(a)
             })
         }),
+        // Never CKF_WRAP: no appliance key is extractable.
+        sized(
+            CKM_AES_KEY_WRAP,
+            &[Algorithm::Aes256],
+            CKF_UNWRAP,
+            wraps(WrapScheme::AesKeyWrap),
+        ),
+        sized(
+            CKM_AES_KEY_WRAP_KWP,
+            &[Algorithm::Aes256],
+            CKF_UNWRAP,
+            wraps(WrapScheme::AesKeyWrapPad),
+        ),
+        // ML-KEM keys are always held in software.
+        sized(
+            CKM_ML_KEM,
+            &[Algorithm::MlKem768],
+            CKF_ENCAPSULATE | CKF_DECAPSULATE,
+            |_| true,
+        ),
         sized(
             CKM_AES_GCM,
             &[Algorithm::Aes256],

@@ -24,7 +24,7 @@ use zeroize::Zeroize;
 use crate::error::EngineError;
 use crate::managed_keys::KeyError;
 
-pub use keygen::NewKey;
+pub use keygen::{NewKey, NewSecret};
 pub use objects::NewObject;
 
 /// An attribute value, typed as PKCS#11 types the attribute.
@@ -152,6 +152,8 @@ pub mod code {
     pub const DATA_LEN_RANGE: &str = "DATA_LEN_RANGE";
     pub const PIN_INCORRECT: &str = "PIN_INCORRECT";
     pub const FUNCTION_NOT_SUPPORTED: &str = "FUNCTION_NOT_SUPPORTED";
+    pub const WRAPPED_KEY_INVALID: &str = "WRAPPED_KEY_INVALID";
+    pub const WRAPPED_KEY_LEN_RANGE: &str = "WRAPPED_KEY_LEN_RANGE";
 }
 
 /// A refusal with one of the [`code`]s.

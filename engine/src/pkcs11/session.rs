@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use cryptoki_sys::CKA_VALUE;
 use parking_lot::Mutex;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{code, refuse, Attr, Handle, Object};
 use crate::error::{EngineError, Result};
@@ -14,7 +15,9 @@ pub const MAX_PER_INSTANCE: usize = 256;
 /// Session objects all instances together may hold.
 pub const MAX_TOTAL: usize = 16 * 1024;
 
-struct Held(Vec<Attr>);
+/// An object's attributes and, for a secret key, its value: never shown
+/// (`CKA_VALUE` is sensitive), only used.
+struct Held(Vec<Attr>, Option<Zeroizing<Vec<u8>>>);
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -45,7 +48,11 @@ fn object(id: u64, held: &Held) -> Object {
     Object {
         handle: Handle::Session(id),
         attributes: held.0.clone(),
-        sensitive: Vec::new(),
+        sensitive: if held.1.is_some() {
+            vec![CKA_VALUE]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -55,6 +62,20 @@ fn gone(id: u64) -> EngineError {
 
 impl SessionObjects {
     pub(crate) fn insert(&self, instance: &[u8; 16], attributes: Vec<Attr>) -> Result<u64> {
+        self.insert_held(instance, Held(attributes, None))
+    }
+
+    /// A secret key: its attributes, and its value, which is only ever used.
+    pub(crate) fn insert_secret(
+        &self,
+        instance: &[u8; 16],
+        attributes: Vec<Attr>,
+        secret: Zeroizing<Vec<u8>>,
+    ) -> Result<u64> {
+        self.insert_held(instance, Held(attributes, Some(secret)))
+    }
+
+    fn insert_held(&self, instance: &[u8; 16], held: Held) -> Result<u64> {
         let mut inner = self.inner.lock();
         let full = inner.total >= MAX_TOTAL
             || inner
@@ -77,7 +98,7 @@ impl SessionObjects {
             .entry(*instance)
             .or_default()
             .objects
-            .insert(id, Held(attributes));
+            .insert(id, held);
         inner.total += 1;
         Ok(id)
     }
@@ -89,6 +110,21 @@ impl SessionObjects {
             .get(instance)
             .and_then(|i| i.objects.get(&id))
             .map(|h| object(id, h))
+            .ok_or_else(|| gone(id))
+    }
+
+    /// The object and the value of a secret key; `None` for other objects.
+    pub(crate) fn secret(
+        &self,
+        instance: &[u8; 16],
+        id: u64,
+    ) -> Result<(Object, Option<Zeroizing<Vec<u8>>>)> {
+        let inner = self.inner.lock();
+        inner
+            .instances
+            .get(instance)
+            .and_then(|i| i.objects.get(&id))
+            .map(|h| (object(id, h), h.1.clone()))
             .ok_or_else(|| gone(id))
     }
 
@@ -113,7 +149,8 @@ impl SessionObjects {
             .get_mut(instance)
             .and_then(|i| i.objects.get_mut(&id))
             .ok_or_else(|| gone(id))?;
-        *held = Held(attributes);
+        let secret = held.1.take();
+        *held = Held(attributes, secret);
         Ok(object(id, held))
     }
 

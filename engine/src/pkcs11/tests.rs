@@ -14,7 +14,7 @@ use super::session::{SessionObjects, MAX_PER_INSTANCE};
 use super::{code, Attr, Handle, KeyClass, Object, Value};
 use crate::core::Core;
 use crate::error::EngineError;
-use crate::managed_keys::{Algorithm, CreateKey, KeyError, ManagedKey, Usage};
+use crate::managed_keys::{Algorithm, CreateKey, KeyError, ManagedKey, Origin, Protection, Usage};
 use crate::storage::{MemoryBackend, Storage};
 
 async fn core() -> Arc<Core> {
@@ -569,4 +569,130 @@ fn session_objects_are_bounded_per_instance_and_forgotten_with_it() {
     sessions.forget(&a);
     assert!(sessions.list(&a).is_empty());
     assert!(sessions.insert(&a, data()).is_ok());
+}
+
+#[tokio::test]
+async fn imported_keys_are_neither_local_nor_always_sensitive() {
+    let core = core().await;
+    let generated = create(&core, "made-here", Algorithm::Aes256, None).await;
+    let request = CreateKey {
+        name: "brought-in".into(),
+        algorithm: Algorithm::Aes256,
+        usage: None,
+        labels: BTreeMap::new(),
+    };
+    let imported = core
+        .keys
+        .import(request.clone(), zeroize::Zeroizing::new(vec![7; 32]))
+        .await
+        .expect("import");
+    assert_eq!(imported.versions[0].origin, Origin::Imported);
+    assert_eq!(imported.versions[0].protection, Protection::Software);
+    let local = |k: &ManagedKey| {
+        let o = keys::key_object(k, 1, KeyClass::Secret).expect("object");
+        (
+            o.get_bool(CKA_LOCAL),
+            o.get_bool(CKA_ALWAYS_SENSITIVE),
+            o.get_bool(CKA_NEVER_EXTRACTABLE),
+            o.get_ulong(CKA_KEY_GEN_MECHANISM),
+        )
+    };
+    assert_eq!(local(&generated), (true, true, true, Some(CKM_AES_KEY_GEN)));
+    assert_eq!(
+        local(&imported),
+        (false, false, false, Some(CK_UNAVAILABLE_INFORMATION))
+    );
+    let short = CreateKey {
+        name: "too-short".into(),
+        ..request.clone()
+    };
+    assert!(core
+        .keys
+        .import(short, zeroize::Zeroizing::new(vec![7; 16]))
+        .await
+        .is_err());
+    let rsa = CreateKey {
+        name: "not-aes".into(),
+        algorithm: Algorithm::Rsa2048,
+        ..request
+    };
+    assert!(matches!(
+        core.keys
+            .import(rsa, zeroize::Zeroizing::new(vec![7; 32]))
+            .await,
+        Err(KeyError::Unsupported(_))
+    ));
+
+    // Records stored before versions had an origin were all generated here.
+    let mut stored = serde_json::to_value(&generated).expect("json");
+    let version = stored["versions"][0].as_object_mut().expect("a version");
+    assert_eq!(version.remove("origin"), Some("GENERATED".into()));
+    let read: ManagedKey = serde_json::from_value(stored).expect("an older record");
+    assert_eq!(read.versions[0].origin, Origin::Generated);
+}
+
+#[test]
+fn received_secrets_are_read_as_aes_256_keys() {
+    let base = || {
+        vec![
+            Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+            Attr::ulong(CKA_KEY_TYPE, CKK_AES),
+        ]
+    };
+    let session = keygen::parse_secret(&base(), false).expect("session key");
+    assert!(!session.token);
+    assert!(session.label.is_empty());
+    let token = keygen::parse_secret(
+        &with(
+            with(base(), Attr::bool(CKA_TOKEN, true)),
+            Attr::bytes(CKA_LABEL, b"received".to_vec()),
+        ),
+        false,
+    )
+    .expect("token key");
+    assert!(token.token);
+    assert_eq!(token.key.create.name, "received");
+    assert_eq!(token.key.create.algorithm, Algorithm::Aes256);
+    assert!(keygen::parse_secret(
+        &with(base(), Attr::bool(CKA_NEVER_EXTRACTABLE, false)),
+        false
+    )
+    .is_ok());
+
+    let generic = vec![
+        Attr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        Attr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+        Attr::ulong(CKA_VALUE_LEN, 32),
+    ];
+    assert!(keygen::parse_secret(&generic, true).is_ok());
+    refused_with(
+        keygen::parse_secret(&generic, false),
+        code::TEMPLATE_INCONSISTENT,
+    );
+    refused_with(
+        keygen::parse_secret(&with(base(), Attr::ulong(CKA_VALUE_LEN, 16)), false),
+        code::TEMPLATE_INCONSISTENT,
+    );
+    refused_with(
+        keygen::parse_secret(&[Attr::ulong(CKA_CLASS, CKO_PRIVATE_KEY)], false),
+        code::TEMPLATE_INCONSISTENT,
+    );
+    refused_with(
+        keygen::parse_secret(&with(base(), Attr::bool(CKA_LOCAL, true)), false),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+    refused_with(
+        keygen::parse_secret(&with(base(), Attr::bool(CKA_EXTRACTABLE, true)), false),
+        code::ATTRIBUTE_VALUE_INVALID,
+    );
+
+    let attributes = keygen::session_secret(&session);
+    let object = Object {
+        handle: Handle::Session(1),
+        attributes,
+        sensitive: vec![CKA_VALUE],
+    };
+    assert!(object.get_bool(CKA_ENCRYPT) && object.get_bool(CKA_SENSITIVE));
+    assert!(!object.get_bool(CKA_TOKEN) && !object.get_bool(CKA_COPYABLE));
+    assert_eq!(object.get(CKA_VALUE), None);
 }

@@ -281,6 +281,46 @@ pub fn encrypt_public(
     cipher::rsa_encrypt(public, Protection::Software, scheme, plaintext)
 }
 
+/// Encrypts with an AES-256 secret that is not a managed key's (a PKCS#11 session key
+/// made from an unwrapped or decapsulated secret), as a software version would.
+pub fn encrypt_secret(
+    secret: &[u8],
+    root: &dyn RootOfTrust,
+    scheme: &CipherScheme,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, KeyError> {
+    cipher::check(Algorithm::Aes256, scheme)?;
+    let loaded = Loaded::Aes(Zeroizing::new(secret.to_vec()));
+    cipher::encrypt(
+        Some(&loaded),
+        Algorithm::Aes256,
+        Protection::Software,
+        None,
+        root,
+        scheme,
+        plaintext,
+    )
+}
+
+/// The inverse of [`encrypt_secret`].
+pub fn decrypt_secret(
+    secret: &[u8],
+    root: &dyn RootOfTrust,
+    scheme: &CipherScheme,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    cipher::check(Algorithm::Aes256, scheme)?;
+    let loaded = Loaded::Aes(Zeroizing::new(secret.to_vec()));
+    cipher::decrypt(
+        &loaded,
+        Algorithm::Aes256,
+        Protection::Software,
+        root,
+        scheme,
+        ciphertext,
+    )
+}
+
 impl KeyStore {
     /// [`KeyStore::sign`] with a caller-chosen scheme.
     pub async fn sign_with(
@@ -399,6 +439,29 @@ impl KeyStore {
         })
         .await?;
         Ok((plain, v.version))
+    }
+
+    /// ML-KEM-768 encapsulation (`CKM_ML_KEM`) to this version's public key: the
+    /// ciphertext and the new 32-byte shared secret.
+    pub fn encapsulate(
+        &self,
+        key: &ManagedKey,
+        version: Option<u32>,
+    ) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), KeyError> {
+        Self::check_usage(key, Usage::EncryptDecrypt, "encapsulate")?;
+        if key.algorithm != Algorithm::MlKem768 {
+            return Err(KeyError::WrongKeyType(format!(
+                "only ML-KEM keys encapsulate; {:?} is a {} key",
+                key.name,
+                key.algorithm.as_str()
+            )));
+        }
+        let v = Self::pick(key, version)?;
+        encapsulate_public(
+            v.public_key
+                .as_deref()
+                .ok_or_else(super::material::corrupt)?,
+        )
     }
 
     /// ML-KEM-768 decapsulation (`CKM_ML_KEM`): the 32-byte shared secret of a

@@ -23,14 +23,14 @@ fn too_large(what: &str, len: usize) -> crate::error::EngineError {
     .into()
 }
 
-fn not_permitted(what: &str) -> crate::error::EngineError {
+pub(super) fn not_permitted(what: &str) -> crate::error::EngineError {
     refuse(
         code::KEY_FUNCTION_NOT_PERMITTED,
         format!("this object cannot {what}"),
     )
 }
 
-fn is_rsa(a: Algorithm) -> bool {
+pub(super) fn is_rsa(a: Algorithm) -> bool {
     matches!(
         a,
         Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096
@@ -54,7 +54,7 @@ fn cipher_fits(a: Algorithm, s: &CipherScheme) -> bool {
     }
 }
 
-fn inconsistent() -> crate::error::EngineError {
+pub(super) fn inconsistent() -> crate::error::EngineError {
     refuse(
         code::KEY_TYPE_INCONSISTENT,
         "the mechanism does not take this type of key",
@@ -83,6 +83,25 @@ fn usable(
         return Err(not_permitted(what));
     }
     Ok((k, version))
+}
+
+/// The value of a session secret key (made from an unwrapped or decapsulated secret)
+/// whose `flag` is set; `None` if `handle` names no session secret key.
+fn session_secret(
+    cx: &Context<'_>,
+    instance: &Instance,
+    handle: Handle,
+    flag: CK_ATTRIBUTE_TYPE,
+    what: &str,
+) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    let Handle::Session(id) = handle else {
+        return Ok(None);
+    };
+    let (o, secret) = cx.core.pkcs11_sessions.secret(instance, id)?;
+    if secret.is_some() && !o.get_bool(flag) {
+        return Err(not_permitted(what));
+    }
+    Ok(secret)
 }
 
 /// A stored or session public key whose `flag` is set.
@@ -230,6 +249,19 @@ impl Op for Encrypt {
                 .await?;
             return Ok(out.data);
         }
+        if let Some(secret) = session_secret(&cx, &self.instance, self.key, CKA_ENCRYPT, "encrypt")?
+        {
+            if !cipher_fits(Algorithm::Aes256, &scheme) {
+                return Err(inconsistent());
+            }
+            let root = cx.core.root()?;
+            return Ok(scheme::encrypt_secret(
+                &secret,
+                root.as_ref(),
+                &scheme,
+                &self.data,
+            )?);
+        }
         let (algorithm, public) =
             outside_public(&cx, &self.instance, self.key, CKA_ENCRYPT, "encrypt")?;
         if !cipher_fits(algorithm, &scheme) {
@@ -257,6 +289,22 @@ impl Op for Decrypt {
 
     async fn run(self, cx: Context<'_>) -> Result<Zeroizing<Vec<u8>>> {
         let scheme = self.scheme?;
+        if let Some(secret) = session_secret(&cx, &self.instance, self.key, CKA_DECRYPT, "decrypt")?
+        {
+            if !cipher_fits(Algorithm::Aes256, &scheme) {
+                return Err(inconsistent());
+            }
+            if self.data.len() > MAX_MESSAGE + 2048 {
+                return Err(too_large("data", self.data.len()));
+            }
+            let root = cx.core.root()?;
+            return Ok(scheme::decrypt_secret(
+                &secret,
+                root.as_ref(),
+                &scheme,
+                &self.data,
+            )?);
+        }
         let (k, version) = usable(
             &cx,
             self.key,
