@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use pkcs11_wire::{
-    ck, Call, Function, Mechanism, MechanismInfo, ObjectRef, Op, Reply, TokenInfo, UserType,
+    ck, AttrValue, Call, Function, KeyClass, Mechanism, MechanismInfo, Object, ObjectRef, Op,
+    Reply, TokenInfo, UserType,
 };
 use zeroize::Zeroizing;
 
@@ -184,11 +185,51 @@ impl Library {
     /// The object a handle names, or `invalid` (`CKR_OBJECT_HANDLE_INVALID` or
     /// `CKR_KEY_HANDLE_INVALID`, as the function calls it).
     pub fn object(&self, handle: ck::CK_OBJECT_HANDLE, invalid: ck::CK_RV) -> CkResult<ObjectRef> {
-        self.handles.lock().object(handle).ok_or(invalid)
+        self.known(handle, invalid).map(|known| known.object)
     }
 
-    pub fn handle(&self, object: ObjectRef) -> ck::CK_OBJECT_HANDLE {
+    /// The object a handle names with what the library knows of it, or `invalid`.
+    pub fn known(&self, handle: ck::CK_OBJECT_HANDLE, invalid: ck::CK_RV) -> CkResult<Known> {
+        self.handles.lock().known(handle).ok_or(invalid)
+    }
+
+    pub fn handle(&self, object: &Object) -> ck::CK_OBJECT_HANDLE {
         self.handles.lock().handle(object)
+    }
+}
+
+/// An object as the library keeps it behind a handle: the daemon's reference, and the
+/// class and key type the daemon reported when the handle was made (neither changes),
+/// so `*Init` can check a key against a mechanism without a round trip. `None` where the
+/// daemon did not say; the daemon checks again in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    pub object: ObjectRef,
+    pub class: Option<ck::CK_OBJECT_CLASS>,
+    pub key_type: Option<ck::CK_KEY_TYPE>,
+}
+
+impl Known {
+    pub fn of(object: &Object) -> Known {
+        let ulong = |kind| {
+            object.attributes.iter().find_map(|a| match a.value {
+                AttrValue::Ulong(value) if a.kind == kind => Some(value),
+                _ => None,
+            })
+        };
+        let class = ulong(ck::CKA_CLASS).or(match object.handle {
+            ObjectRef::Key { class, .. } => Some(match class {
+                KeyClass::Public => ck::CKO_PUBLIC_KEY,
+                KeyClass::Private => ck::CKO_PRIVATE_KEY,
+                KeyClass::Secret => ck::CKO_SECRET_KEY,
+            }),
+            _ => None,
+        });
+        Known {
+            object: object.handle,
+            class,
+            key_type: ulong(ck::CKA_KEY_TYPE),
+        }
     }
 }
 
@@ -197,22 +238,26 @@ impl Library {
 #[derive(Default)]
 pub struct Handles {
     by_object: HashMap<ObjectRef, ck::CK_OBJECT_HANDLE>,
-    by_handle: HashMap<ck::CK_OBJECT_HANDLE, ObjectRef>,
+    by_handle: HashMap<ck::CK_OBJECT_HANDLE, Known>,
     last: ck::CK_OBJECT_HANDLE,
 }
 
 impl Handles {
-    pub fn handle(&mut self, object: ObjectRef) -> ck::CK_OBJECT_HANDLE {
-        if let Some(handle) = self.by_object.get(&object) {
-            return *handle;
-        }
-        self.last += 1;
-        self.by_object.insert(object, self.last);
-        self.by_handle.insert(self.last, object);
-        self.last
+    pub fn handle(&mut self, object: &Object) -> ck::CK_OBJECT_HANDLE {
+        let known = Known::of(object);
+        let handle = match self.by_object.get(&object.handle) {
+            Some(handle) => *handle,
+            None => {
+                self.last += 1;
+                self.by_object.insert(object.handle, self.last);
+                self.last
+            }
+        };
+        self.by_handle.insert(handle, known);
+        handle
     }
 
-    pub fn object(&self, handle: ck::CK_OBJECT_HANDLE) -> Option<ObjectRef> {
+    pub fn known(&self, handle: ck::CK_OBJECT_HANDLE) -> Option<Known> {
         self.by_handle.get(&handle).copied()
     }
 

@@ -42,7 +42,7 @@ pub fn encapsulate_key(
                 Encapsulated {
                     key: public,
                     ciphertext,
-                    new_key: lib.handle(key.handle),
+                    new_key: lib.handle(&key),
                 }
             }
             _ => return Err(ck::CKR_DEVICE_ERROR),
@@ -86,7 +86,7 @@ pub fn decapsulate_key(
     )? {
         Reply::Object(object) => {
             session.owns(&object.handle);
-            Ok(lib.handle(object.handle))
+            Ok(lib.handle(&object))
         }
         _ => Err(ck::CKR_DEVICE_ERROR),
     }

@@ -28,8 +28,8 @@ pub fn generate_key(
             template,
         },
     )?)?;
-    session.owns(&key);
-    Ok(lib.handle(key))
+    session.owns(&key.handle);
+    Ok(lib.handle(&key))
 }
 
 pub fn generate_key_pair(
@@ -61,7 +61,7 @@ pub fn generate_key_pair(
         Reply::KeyPair { public, private } => {
             session.owns(&public.handle);
             session.owns(&private.handle);
-            Ok((lib.handle(public.handle), lib.handle(private.handle)))
+            Ok((lib.handle(&public), lib.handle(&private)))
         }
         _ => Err(ck::CKR_DEVICE_ERROR),
     }
@@ -120,6 +120,6 @@ pub fn unwrap_key(
             template,
         },
     )?)?;
-    session.owns(&key);
-    Ok(lib.handle(key))
+    session.owns(&key.handle);
+    Ok(lib.handle(&key))
 }

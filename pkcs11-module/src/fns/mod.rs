@@ -8,6 +8,7 @@ pub mod encrypt;
 pub mod general;
 pub mod kem;
 pub mod keys;
+pub mod mechanism_rules;
 pub mod object;
 pub mod operation;
 pub mod random;

@@ -28,7 +28,7 @@ pub fn find_objects_init(session: ck::CK_SESSION_HANDLE, template: Vec<Attribute
         Vec::new()
     } else {
         match lib.call(Function::C_FindObjectsInit, Op::FindObjects { template })? {
-            Reply::Objects(objects) => objects.iter().map(|o| lib.handle(o.handle)).collect(),
+            Reply::Objects(objects) => objects.iter().map(|o| lib.handle(o)).collect(),
             _ => return Err(ck::CKR_DEVICE_ERROR),
         }
     };
@@ -168,8 +168,8 @@ pub fn create_object(
         return Err(ck::CKR_SESSION_READ_ONLY);
     }
     let object = single_object(lib.call(Function::C_CreateObject, Op::CreateObject { template })?)?;
-    session.owns(&object);
-    Ok(lib.handle(object))
+    session.owns(&object.handle);
+    Ok(lib.handle(&object))
 }
 
 pub fn copy_object(
@@ -187,8 +187,8 @@ pub fn copy_object(
     }
     let copy =
         single_object(lib.call(Function::C_CopyObject, Op::CopyObject { object, template })?)?;
-    session.owns(&copy);
-    Ok(lib.handle(copy))
+    session.owns(&copy.handle);
+    Ok(lib.handle(&copy))
 }
 
 pub fn destroy_object(
@@ -237,9 +237,9 @@ fn is_token_object(object: &ObjectRef) -> bool {
     !matches!(object, ObjectRef::Session { .. })
 }
 
-pub fn single_object(reply: Reply) -> CkResult<ObjectRef> {
+pub fn single_object(reply: Reply) -> CkResult<Object> {
     match reply {
-        Reply::Object(object) => Ok(object.handle),
+        Reply::Object(object) => Ok(object),
         _ => Err(ck::CKR_DEVICE_ERROR),
     }
 }

@@ -6,8 +6,8 @@
 use pkcs11_wire::{ck, Function, Mechanism};
 use zeroize::Zeroizing;
 
-use super::{CkResult, Out, MAX_DATA};
-use crate::state::{Library, Operation, Session};
+use super::{mechanism_rules, CkResult, Out, MAX_DATA};
+use crate::state::{Known, Library, Operation, Session};
 use pkcs11_wire::{KeyClass, ObjectRef, UserType};
 
 #[derive(Debug, Clone, Copy)]
@@ -41,15 +41,21 @@ impl Kind {
     }
 
     /// A public key neither signs nor decrypts, a private key neither verifies nor
-    /// encrypts (their `CKA_SIGN`, `CKA_DECRYPT`, ... are false); stored and session
-    /// objects are left to the daemon.
-    fn check_key_class(self, key: &ObjectRef) -> CkResult<()> {
-        let ObjectRef::Key { class, .. } = key else {
+    /// encrypts (their `CKA_SIGN`, `CKA_DECRYPT`, ... are false); an object that is not
+    /// a key is no key handle. An object of unknown class is left to the daemon.
+    fn check_key_class(self, key: &Known) -> CkResult<()> {
+        let Some(class) = key.class else {
             return Ok(());
         };
+        if !matches!(
+            class,
+            ck::CKO_PUBLIC_KEY | ck::CKO_PRIVATE_KEY | ck::CKO_SECRET_KEY
+        ) {
+            return Err(ck::CKR_KEY_HANDLE_INVALID);
+        }
         let refused = match self {
-            Kind::Sign | Kind::Decrypt => *class == KeyClass::Public,
-            Kind::Verify | Kind::Encrypt => *class == KeyClass::Private,
+            Kind::Sign | Kind::Decrypt => class == ck::CKO_PUBLIC_KEY,
+            Kind::Verify | Kind::Encrypt => class == ck::CKO_PRIVATE_KEY,
             Kind::Digest => false,
         };
         if refused {
@@ -69,7 +75,14 @@ impl Kind {
     }
 }
 
-/// Starts an operation, or (no mechanism) cancels the active one as PKCS#11 3.x allows.
+/// Starts an operation, or (no mechanism) ends the active one as PKCS#11 3.x allows.
+/// With none active, the null mechanism still succeeds: 3.x defines only two outcomes
+/// for it (the operation is terminated, or `CKR_OPERATION_CANCEL_FAILED` when it cannot
+/// be), and there is nothing to fail to cancel.
+///
+/// Everything `*Init` must report is checked here without a call to the daemon: the
+/// mechanism (the token's list), its parameter, the key's class and type (kept with its
+/// handle) and the login.
 pub fn init(
     lib: &Library,
     session: ck::CK_SESSION_HANDLE,
@@ -88,12 +101,14 @@ pub fn init(
         return Err(ck::CKR_OPERATION_ACTIVE);
     }
     lib.mechanism(kind.init_function(), &mechanism, kind.flag())?;
+    mechanism_rules::check_params(&mechanism)?;
     let key = match key {
         Some(handle) => {
-            let key = lib.object(handle, ck::CKR_KEY_HANDLE_INVALID)?;
+            let key = lib.known(handle, ck::CKR_KEY_HANDLE_INVALID)?;
             kind.check_key_class(&key)?;
-            require_user_for(lib, &key)?;
-            Some(key)
+            require_user_for(lib, &key.object)?;
+            mechanism_rules::check_key_type(&mechanism, key.key_type)?;
+            Some(key.object)
         }
         None => None,
     };

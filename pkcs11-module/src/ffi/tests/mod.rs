@@ -432,6 +432,92 @@ fn init_checks_mechanism_key_and_parameters() {
     }
 }
 
+/// A session object of `class` (and `key_type`, if given) made through the library.
+fn create(
+    session: CK_SESSION_HANDLE,
+    class: CK_OBJECT_CLASS,
+    key_type: Option<CK_KEY_TYPE>,
+) -> CK_OBJECT_HANDLE {
+    let (mut class, mut key_type_value) = (class, key_type.unwrap_or(0));
+    let ulong = std::mem::size_of::<CK_ULONG>() as CK_ULONG;
+    let mut template = vec![CK_ATTRIBUTE {
+        type_: CKA_CLASS,
+        pValue: (&mut class as *mut CK_ULONG).cast(),
+        ulValueLen: ulong,
+    }];
+    if key_type.is_some() {
+        template.push(CK_ATTRIBUTE {
+            type_: CKA_KEY_TYPE,
+            pValue: (&mut key_type_value as *mut CK_ULONG).cast(),
+            ulValueLen: ulong,
+        });
+    }
+    let mut object = 0;
+    // SAFETY: valid template and output.
+    let rv = unsafe {
+        C_CreateObject(
+            session,
+            template.as_mut_ptr(),
+            template.len() as CK_ULONG,
+            &mut object,
+        )
+    };
+    assert_eq!(rv, CKR_OK);
+    object
+}
+
+#[test]
+fn init_checks_key_type_class_and_parameters_without_a_call() {
+    let fixture = Fixture::new();
+    let (session, key) = user_session();
+    let aes = create(session, CKO_SECRET_KEY, Some(CKK_AES));
+    let data = create(session, CKO_DATA, None);
+    let calls = || {
+        fixture
+            .daemon()
+            .counters
+            .calls
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let before = calls();
+    let mut params = CK_RSA_PKCS_PSS_PARAMS {
+        hashAlg: CKM_SHA256,
+        mgf: CKG_MGF1_SHA256,
+        sLen: 32,
+    };
+    let mut pss = CK_MECHANISM {
+        mechanism: CKM_RSA_PKCS_PSS,
+        pParameter: (&mut params as *mut CK_RSA_PKCS_PSS_PARAMS).cast(),
+        ulParameterLen: std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>() as CK_ULONG,
+    };
+    let mut mech = mechanism(CKM_SHA256_RSA_PKCS);
+    // SAFETY: valid mechanisms and handles throughout.
+    unsafe {
+        // PKCS#11 3.x: with no operation active, the null mechanism cancels nothing.
+        assert_eq!(C_SignInit(session, null_mut(), key), CKR_OK);
+        assert_eq!(
+            C_SignInit(session, &mut mech, aes),
+            CKR_KEY_TYPE_INCONSISTENT
+        );
+        assert_eq!(C_SignInit(session, &mut mech, data), CKR_KEY_HANDLE_INVALID);
+        let params = pss.pParameter.cast::<CK_RSA_PKCS_PSS_PARAMS>();
+        (*params).hashAlg = CKM_MD5;
+        assert_eq!(
+            C_SignInit(session, &mut pss, key),
+            CKR_MECHANISM_PARAM_INVALID
+        );
+        (*params).hashAlg = CKM_SHA256;
+        (*params).mgf = 0x7777;
+        assert_eq!(
+            C_SignInit(session, &mut pss, key),
+            CKR_MECHANISM_PARAM_INVALID
+        );
+        (*params).mgf = CKG_MGF1_SHA256;
+        assert_eq!(C_SignInit(session, &mut pss, key), CKR_OK);
+    }
+    assert_eq!(calls(), before, "*Init checks without asking the daemon");
+}
+
 #[test]
 fn attributes_report_sensitivity_absence_and_short_buffers() {
     let _fixture = Fixture::new();
