@@ -6,7 +6,7 @@
 //! `<alg> <threads> <ops/s>` lines. Used by bench/managed-keys.sh.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
