@@ -78,7 +78,13 @@ pub fn wrap_key(
 ) -> CkResult<Out> {
     let lib = library()?;
     lib.session(session)?;
-    lib.mechanism(Function::C_WrapKey, &mechanism, ck::CKF_WRAP)?;
+    // The token offers its key-wrapping mechanisms for unwrapping only (its keys are
+    // never extractable); a wrap with one of them gets the daemon's reason for refusing
+    // (`CKR_KEY_UNEXTRACTABLE`) rather than `CKR_MECHANISM_INVALID`.
+    let info = lib.mechanism(Function::C_WrapKey, &mechanism, 0)?;
+    if info.flags & (ck::CKF_WRAP | ck::CKF_UNWRAP) == 0 {
+        return Err(ck::CKR_MECHANISM_INVALID);
+    }
     let wrapping = lib.object(wrapping, ck::CKR_WRAPPING_KEY_HANDLE_INVALID)?;
     let key = lib.object(key, ck::CKR_KEY_HANDLE_INVALID)?;
     require_login(&lib)?;
