@@ -10,8 +10,10 @@
 use ::rsa::pkcs8::DecodePublicKey;
 use ::rsa::traits::PublicKeyParts;
 use cryptoki_sys::*;
+use der::asn1::{BitString, ObjectIdentifier, OctetString};
+use der::Encode;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
-use super::der;
 use super::{date, Attr, Handle, KeyClass, Object};
 use crate::error::{EngineError, Result};
 use crate::managed_keys::{Algorithm, KeyState, KeyVersion, ManagedKey, Origin, Usage};
@@ -23,12 +25,8 @@ pub const ID_LABEL: &str = "pkcs11.id";
 pub const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 pub const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 /// id-ml-dsa-65 (FIPS 204) and id-alg-ml-kem-768 (FIPS 203), for `CKA_PUBLIC_KEY_INFO`.
-const ML_DSA_65_OID: &[u8] = &[
-    0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x12,
-];
-const ML_KEM_768_OID: &[u8] = &[
-    0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x04, 0x02,
-];
+const ML_DSA_65_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18");
+const ML_KEM_768_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.4.2");
 
 /// The key's base `CKA_ID`.
 pub fn base_id(key: &ManagedKey) -> Vec<u8> {
@@ -164,12 +162,20 @@ fn public_parts(key: &ManagedKey, public: Option<&[u8]>) -> Result<PublicParts> 
 
 /// `CKA_PUBLIC_KEY_INFO`: the stored SubjectPublicKeyInfo (RSA, EC) or one made for the
 /// encoded post-quantum key.
-fn public_key_info(algorithm: Algorithm, public: &[u8]) -> Vec<u8> {
-    match algorithm {
-        Algorithm::MlDsa65 => der::spki(ML_DSA_65_OID, public),
-        Algorithm::MlKem768 => der::spki(ML_KEM_768_OID, public),
-        _ => public.to_vec(),
-    }
+fn public_key_info(key: &ManagedKey, public: &[u8]) -> Result<Vec<u8>> {
+    let oid = match key.algorithm {
+        Algorithm::MlDsa65 => ML_DSA_65_OID,
+        Algorithm::MlKem768 => ML_KEM_768_OID,
+        _ => return Ok(public.to_vec()),
+    };
+    let info = SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid,
+            parameters: None,
+        },
+        subject_public_key: BitString::from_bytes(public).map_err(|_| corrupt(key))?,
+    };
+    info.to_der().map_err(|_| corrupt(key))
 }
 
 fn version_object(key: &ManagedKey, v: &KeyVersion, class: KeyClass) -> Result<Object> {
@@ -255,7 +261,7 @@ fn version_object(key: &ManagedKey, v: &KeyVersion, class: KeyClass) -> Result<O
     if let Some(public) = v.public_key.as_deref() {
         a.push(Attr::bytes(
             CKA_PUBLIC_KEY_INFO,
-            public_key_info(key.algorithm, public),
+            public_key_info(key, public)?,
         ));
     }
     let sensitive = match public_parts(key, v.public_key.as_deref())? {
@@ -278,10 +284,10 @@ fn version_object(key: &ManagedKey, v: &KeyVersion, class: KeyClass) -> Result<O
         PublicParts::Ec { params, point } => {
             a.push(Attr::bytes(CKA_EC_PARAMS, params));
             if class == KeyClass::Public {
-                a.push(Attr::bytes(
-                    CKA_EC_POINT,
-                    der::tlv(der::OCTET_STRING, &point),
-                ));
+                let point = OctetString::new(point)
+                    .and_then(|p| p.to_der())
+                    .map_err(|_| corrupt(key))?;
+                a.push(Attr::bytes(CKA_EC_POINT, point));
             }
             vec![CKA_VALUE]
         }

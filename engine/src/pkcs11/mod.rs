@@ -8,7 +8,6 @@
 //! second naming. Refusals are [`KeyError::Invalid`] whose code is the name of the
 //! PKCS#11 return value without its `CKR_` prefix ([`code`]): the door maps them back.
 
-mod der;
 pub mod keygen;
 pub mod keys;
 pub mod mechanisms;

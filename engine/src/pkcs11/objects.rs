@@ -13,9 +13,10 @@
 
 use ::rsa::pkcs8::EncodePublicKey;
 use cryptoki_sys::*;
+use der::asn1::OctetString;
+use der::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
-use super::der;
 use super::keys::{P256_OID, P384_OID};
 use super::{code, refuse, Attr, Handle, Object, Value};
 use crate::barrier::Barrier;
@@ -240,11 +241,19 @@ fn certificate(b: &mut Build<'_>) -> Result<()> {
         return Err(invalid("only X.509 certificates (CKC_X_509) are stored"));
     }
     let value = b.required(CKA_VALUE)?;
-    let fields = der::certificate(&value)
-        .ok_or_else(|| invalid("CKA_VALUE is not a DER X.509 certificate"))?;
-    b.bytes(CKA_SUBJECT, fields.subject.to_vec())?;
-    b.bytes(CKA_ISSUER, fields.issuer.to_vec())?;
-    b.bytes(CKA_SERIAL_NUMBER, fields.serial.to_vec())?;
+    let not_certificate = |_| invalid("CKA_VALUE is not a DER X.509 certificate");
+    let tbs = x509_cert::Certificate::from_der(&value)
+        .map_err(not_certificate)?
+        .tbs_certificate;
+    // CKA_SERIAL_NUMBER holds the DER INTEGER, tag and length included.
+    let (subject, issuer, serial) = (
+        tbs.subject.to_der().map_err(not_certificate)?,
+        tbs.issuer.to_der().map_err(not_certificate)?,
+        tbs.serial_number.to_der().map_err(not_certificate)?,
+    );
+    b.bytes(CKA_SUBJECT, subject)?;
+    b.bytes(CKA_ISSUER, issuer)?;
+    b.bytes(CKA_SERIAL_NUMBER, serial)?;
     b.bytes(CKA_ID, Vec::new())?;
     b.fixed(CKA_TRUSTED, Value::Bool(false))?;
     if b.ulong(CKA_CERTIFICATE_CATEGORY, Some(0))? > 3 {
@@ -294,12 +303,12 @@ fn public_key_object(b: &mut Build<'_>) -> Result<()> {
                 .bytes_opt(CKA_EC_POINT)?
                 .ok_or_else(|| incomplete(CKA_EC_POINT))?;
             // PKCS#11 2.40 says DER OCTET STRING; some applications send the bare point.
-            let point = der::octet_string(&given).unwrap_or(&given).to_vec();
+            let point = OctetString::from_der(&given).map_or(given, OctetString::into_bytes);
             let spki = ec_spki(&params, &point)?;
-            b.push(
-                CKA_EC_POINT,
-                Value::Bytes(der::tlv(der::OCTET_STRING, &point)),
-            );
+            let point = OctetString::new(point)
+                .and_then(|p| p.to_der())
+                .map_err(|_| invalid("CKA_EC_POINT is too long"))?;
+            b.push(CKA_EC_POINT, Value::Bytes(point));
             spki
         }
         _ => {

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cryptoki_sys::*;
+use der::asn1::{AnyRef, OctetString};
+use der::{Decode, Encode, Tag, Tagged};
 
-use super::der;
 use super::keygen::{self, Family};
 use super::keys::{self, ID_LABEL, P256_OID};
 use super::objects;
@@ -79,7 +80,10 @@ async fn ec_and_aes_objects_carry_what_applications_look_for() {
         &[0x04, 65, 0x04],
         "DER OCTET STRING of an uncompressed point"
     );
-    assert_eq!(der::octet_string(point).map(<[u8]>::len), Some(65));
+    assert_eq!(
+        OctetString::from_der(point).map(|p| p.as_bytes().len()),
+        Ok(65)
+    );
     assert!(public.get_bool(CKA_VERIFY) && !public.get_bool(CKA_ENCRYPT));
     assert_eq!(public.get_bytes(CKA_ID), Some(&ec.id.as_bytes()[..]));
     assert_eq!(public.get_bytes(CKA_LABEL), Some(&b"ec"[..]));
@@ -154,7 +158,7 @@ async fn rsa_and_post_quantum_objects_show_their_public_parts() {
     assert_eq!(public.get_ulong(CKA_PARAMETER_SET), Some(CKP_ML_DSA_65));
     assert_eq!(public.get_bytes(CKA_VALUE).map(<[u8]>::len), Some(1952));
     let info = public.get_bytes(CKA_PUBLIC_KEY_INFO).expect("spki");
-    assert_eq!(der::next(info).map(|e| e.tag), Some(der::SEQUENCE));
+    assert_eq!(AnyRef::from_der(info).map(|e| e.tag()), Ok(Tag::Sequence));
     let private = of_class(&all, KeyClass::Private);
     assert!(private.get(CKA_VALUE).is_none());
     assert!(private.sensitive.contains(&CKA_VALUE));
@@ -430,19 +434,63 @@ fn key_generation_templates_follow_the_contract() {
     );
 }
 
-/// A certificate with just the fields PKCS#11 reads (no valid signature needed).
+/// A certificate for "subject", serial 0x0123, issued by "issuer".
 fn certificate() -> Vec<u8> {
-    let name = |cn: &[u8]| der::tlv(der::SEQUENCE, &der::tlv(0x31, &der::tlv(der::SEQUENCE, cn)));
-    let mut tbs = der::tlv(0xa0, &der::tlv(0x02, &[2]));
-    tbs.extend(der::tlv(0x02, &[0x01, 0x23]));
-    tbs.extend(der::tlv(der::SEQUENCE, &[0x06, 0x01, 0x2a]));
-    tbs.extend(name(b"issuer"));
-    tbs.extend(der::tlv(der::SEQUENCE, b""));
-    tbs.extend(name(b"subject"));
-    let mut cert = der::tlv(der::SEQUENCE, &tbs);
-    cert.extend(der::tlv(der::SEQUENCE, &[0x06, 0x01, 0x2a]));
-    cert.extend(der::tlv(0x03, &[0]));
-    der::tlv(der::SEQUENCE, &cert)
+    let params = |cn: &str| {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p
+    };
+    let issuer = rcgen::Issuer::new(params("issuer"), rcgen::KeyPair::generate().expect("key"));
+    let mut subject = params("subject");
+    subject.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x01, 0x23]));
+    let key = rcgen::KeyPair::generate().expect("key");
+    subject
+        .signed_by(&key, &issuer)
+        .expect("certificate")
+        .der()
+        .to_vec()
+}
+
+/// The object made from a template holding `value` as an X.509 certificate.
+fn certificate_object(value: Vec<u8>) -> crate::error::Result<Object> {
+    let new = objects::new_object(&[
+        Attr::ulong(CKA_CLASS, CKO_CERTIFICATE),
+        Attr::ulong(CKA_CERTIFICATE_TYPE, CKC_X_509),
+        Attr::bytes(CKA_VALUE, value),
+    ])?;
+    Ok(Object {
+        handle: Handle::Session(1),
+        attributes: new.attributes,
+        sensitive: Vec::new(),
+    })
+}
+
+#[test]
+fn a_certificate_gives_the_names_and_serial_it_encodes() {
+    let value = certificate();
+    let o = certificate_object(value.clone()).expect("certificate");
+    let tbs = x509_cert::Certificate::from_der(&value)
+        .expect("parses")
+        .tbs_certificate;
+    let subject = tbs.subject.to_der().expect("subject");
+    let issuer = tbs.issuer.to_der().expect("issuer");
+    let serial = tbs.serial_number.to_der().expect("serial");
+    assert_eq!(o.get_bytes(CKA_SUBJECT), Some(&subject[..]));
+    assert_eq!(o.get_bytes(CKA_ISSUER), Some(&issuer[..]));
+    assert_eq!(o.get_bytes(CKA_SERIAL_NUMBER), Some(&serial[..]));
+    // Re-encoding gives back the certificate's own bytes, so applications that search
+    // by the names they read from the certificate find it.
+    for field in [&subject, &issuer, &serial] {
+        assert!(value.windows(field.len()).any(|w| w == &field[..]));
+    }
+
+    let truncated = value[..value.len() - 1].to_vec();
+    refused_with(certificate_object(truncated), code::ATTRIBUTE_VALUE_INVALID);
+    let mut trailing = value;
+    trailing.push(0);
+    refused_with(certificate_object(trailing), code::ATTRIBUTE_VALUE_INVALID);
 }
 
 #[test]
@@ -531,7 +579,10 @@ fn created_objects_are_read_from_their_templates() {
     };
     assert_eq!(
         o.get_bytes(CKA_EC_POINT),
-        Some(&der::tlv(der::OCTET_STRING, &point)[..])
+        OctetString::new(point)
+            .and_then(|p| p.to_der())
+            .ok()
+            .as_deref()
     );
     let (algorithm, _spki) = objects::public_key(&o).expect("usable");
     assert_eq!(algorithm, Algorithm::EcP256);
