@@ -302,9 +302,19 @@ fn public_key_object(b: &mut Build<'_>) -> Result<()> {
             let given = b
                 .bytes_opt(CKA_EC_POINT)?
                 .ok_or_else(|| incomplete(CKA_EC_POINT))?;
-            // PKCS#11 2.40 says DER OCTET STRING; some applications send the bare point.
-            let point = OctetString::from_der(&given).map_or(given, OctetString::into_bytes);
-            let spki = ec_spki(&params, &point)?;
+            // PKCS#11 2.40 says DER OCTET STRING; some applications send the bare point. A
+            // bare point can also read as an OCTET STRING (its first byte, 0x04, is that
+            // tag), so the bare reading wins when it is a point of the curve.
+            let (spki, point) = match ec_spki(&params, &given) {
+                Ok(spki) => (spki, given),
+                Err(bare) => match OctetString::from_der(&given) {
+                    Ok(wrapped) => {
+                        let point = wrapped.into_bytes();
+                        (ec_spki(&params, &point)?, point)
+                    }
+                    Err(_) => return Err(bare),
+                },
+            };
             let point = OctetString::new(point)
                 .and_then(|p| p.to_der())
                 .map_err(|_| invalid("CKA_EC_POINT is too long"))?;

@@ -587,6 +587,35 @@ fn created_objects_are_read_from_their_templates() {
     let (algorithm, _spki) = objects::public_key(&o).expect("usable");
     assert_eq!(algorithm, Algorithm::EcP256);
 
+    // A bare point whose first coordinate byte is 0x3f also parses as an OCTET STRING
+    // (04 3f + 63 bytes): it is still read as the point it is, bare or wrapped.
+    let ambiguous = loop {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let point = p256::SecretKey::random(&mut rand::rngs::OsRng)
+            .public_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        if point[1] == 0x3f {
+            break point;
+        }
+    };
+    let wrapped = OctetString::new(ambiguous.clone())
+        .and_then(|p| p.to_der())
+        .expect("wrap");
+    for given in [ambiguous, wrapped.clone()] {
+        let new = objects::new_object(&[
+            Attr::ulong(CKA_CLASS, CKO_PUBLIC_KEY),
+            Attr::ulong(CKA_KEY_TYPE, CKK_EC),
+            Attr::bytes(CKA_EC_PARAMS, P256_OID.to_vec()),
+            Attr::bytes(CKA_EC_POINT, given),
+        ])
+        .expect("the point is read, bare or wrapped");
+        assert!(new
+            .attributes
+            .contains(&Attr::bytes(CKA_EC_POINT, wrapped.clone())));
+    }
+
     // Only the label, id and dates change; a read-only attribute says so.
     let changed = objects::set(&o, &[Attr::bytes(CKA_LABEL, b"peer".to_vec())]).expect("set");
     assert!(changed.contains(&Attr::bytes(CKA_LABEL, b"peer".to_vec())));
