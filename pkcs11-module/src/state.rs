@@ -29,6 +29,13 @@ pub fn library() -> CkResult<Arc<Library>> {
 /// Installs a new library unless this process already has one. A library inherited
 /// through `fork` is forgotten, never closed: its connections are the parent's.
 pub fn install(make: impl FnOnce() -> CkResult<Library>) -> CkResult<()> {
+    if library().is_ok() {
+        return Err(ck::CKR_CRYPTOKI_ALREADY_INITIALIZED);
+    }
+    // Built before the lock is taken (reading the configuration, drawing the instance id):
+    // a fork by another thread while the write lock is held would leave the child unable
+    // ever to initialise, so the lock is held only for the swap.
+    let made = Arc::new(make()?);
     let mut slot = LIBRARY.write();
     if let Some(lib) = slot.as_ref() {
         if lib.pid == std::process::id() {
@@ -38,7 +45,7 @@ pub fn install(make: impl FnOnce() -> CkResult<Library>) -> CkResult<()> {
             std::mem::forget(inherited);
         }
     }
-    *slot = Some(Arc::new(make()?));
+    *slot = Some(made);
     Ok(())
 }
 

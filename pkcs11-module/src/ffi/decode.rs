@@ -20,14 +20,18 @@ pub unsafe fn template(
 ) -> CkResult<Vec<Attribute>> {
     // SAFETY: forwarded from this function's contract.
     let attributes = unsafe { items(ptr, count) }?;
+    // Values that together could not fit in one frame to the daemon are refused before
+    // any is copied: N attributes may all point at one large buffer.
+    let mut total = 0usize;
     attributes
         .iter()
         .map(|a| {
             let kind = attribute_kind(a.type_).ok_or(ck::CKR_ATTRIBUTE_TYPE_INVALID)?;
-            // A value that could not fit in one frame to the daemon.
-            if usize::try_from(a.ulValueLen).map_or(true, |len| len > MAX_FRAME) {
-                return Err(ck::CKR_ATTRIBUTE_VALUE_INVALID);
-            }
+            total = usize::try_from(a.ulValueLen)
+                .ok()
+                .and_then(|len| total.checked_add(len))
+                .filter(|total| *total <= MAX_FRAME)
+                .ok_or(ck::CKR_ATTRIBUTE_VALUE_INVALID)?;
             let invalid = |_| ck::CKR_ATTRIBUTE_VALUE_INVALID;
             // SAFETY: the attribute's own pointer and length, per this function's contract.
             let value = unsafe { bytes(a.pValue.cast::<u8>(), a.ulValueLen) }.map_err(invalid)?;

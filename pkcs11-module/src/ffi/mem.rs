@@ -1,27 +1,38 @@
 //! Raw pointers to safe slices and back, with PKCS#11's rules for outputs: a null buffer
 //! asks for the length, a short one gets `CKR_BUFFER_TOO_SMALL` and the length.
 
-use pkcs11_wire::ck;
+use pkcs11_wire::{ck, MAX_FRAME};
 
 use crate::fns::object::AttrOut;
 use crate::fns::{CkResult, Out};
 
-fn len(len: ck::CK_ULONG) -> CkResult<usize> {
-    usize::try_from(len).map_err(|_| ck::CKR_ARGUMENTS_BAD)
+/// Most attributes one template may hold: far beyond any real template, and small enough
+/// that a caller's count is never trusted to size a slice of gigabytes.
+pub const MAX_ATTRIBUTES: usize = 4096;
+
+/// A caller's element count, bounded before any slice is made of it: nothing larger could
+/// travel to the daemon in one frame, and `slice::from_raw_parts` needs the size in bytes
+/// to fit an `isize`.
+fn len(len: ck::CK_ULONG, max: usize) -> CkResult<usize> {
+    match usize::try_from(len) {
+        Ok(len) if len <= max => Ok(len),
+        _ => Err(ck::CKR_ARGUMENTS_BAD),
+    }
 }
 
 /// `len` bytes at `ptr` (a null pointer is fine for no bytes).
 ///
 /// Safety: a non-null `ptr` points to `len` readable bytes that outlive `'a`.
 pub unsafe fn bytes<'a>(ptr: *const u8, count: ck::CK_ULONG) -> CkResult<&'a [u8]> {
-    let count = len(count)?;
+    let count = len(count, MAX_FRAME)?;
     if count == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
         return Err(ck::CKR_ARGUMENTS_BAD);
     }
-    // SAFETY: non-null, and the caller promises `count` readable bytes.
+    // SAFETY: non-null, the caller promises `count` readable bytes, and `count` is at most
+    // MAX_FRAME, so the slice's size fits an isize.
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
@@ -29,14 +40,15 @@ pub unsafe fn bytes<'a>(ptr: *const u8, count: ck::CK_ULONG) -> CkResult<&'a [u8
 ///
 /// Safety: a non-null `ptr` points to `count` initialised, aligned `T`s.
 pub unsafe fn items<'a, T>(ptr: *const T, count: ck::CK_ULONG) -> CkResult<&'a [T]> {
-    let count = len(count)?;
+    let count = len(count, MAX_ATTRIBUTES)?;
     if count == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
         return Err(ck::CKR_ARGUMENTS_BAD);
     }
-    // SAFETY: non-null, and the caller promises `count` initialised items.
+    // SAFETY: non-null, the caller promises `count` initialised, aligned items, and
+    // `count` is at most MAX_ATTRIBUTES, so the slice's size fits an isize.
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
@@ -135,7 +147,7 @@ impl<'a> AttrTemplate<'a> {
         ptr: *mut ck::CK_ATTRIBUTE,
         count: ck::CK_ULONG,
     ) -> CkResult<AttrTemplate<'a>> {
-        let count = len(count)?;
+        let count = len(count, MAX_ATTRIBUTES)?;
         if count == 0 {
             return Ok(AttrTemplate {
                 attributes: &mut [],
@@ -144,7 +156,8 @@ impl<'a> AttrTemplate<'a> {
         if ptr.is_null() {
             return Err(ck::CKR_ARGUMENTS_BAD);
         }
-        // SAFETY: non-null, and the caller promises `count` initialised attributes.
+        // SAFETY: non-null, the caller promises `count` initialised, aligned attributes,
+        // and `count` is at most MAX_ATTRIBUTES, so the slice's size fits an isize.
         let attributes = unsafe { std::slice::from_raw_parts_mut(ptr, count) };
         Ok(AttrTemplate { attributes })
     }

@@ -816,6 +816,27 @@ fn null_pointers_are_bad_arguments() {
             C_Sign(session, b"x".as_ptr() as *mut u8, 1, null_mut(), null_mut()),
             CKR_ARGUMENTS_BAD
         );
+        // Lengths no buffer can have are refused before a slice is made of them.
+        let mut len: CK_ULONG = 0;
+        assert_eq!(
+            C_Sign(
+                session,
+                b"x".as_ptr() as *mut u8,
+                CK_ULONG::MAX,
+                null_mut(),
+                &mut len
+            ),
+            CKR_ARGUMENTS_BAD
+        );
+        let mut attribute = CK_ATTRIBUTE {
+            type_: CKA_LABEL,
+            pValue: null_mut(),
+            ulValueLen: 0,
+        };
+        assert_eq!(
+            C_FindObjectsInit(session, &mut attribute, 1 << 62),
+            CKR_ARGUMENTS_BAD
+        );
         let mut handle = 0;
         assert_eq!(
             C_GenerateKeyPair(
