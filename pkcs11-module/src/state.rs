@@ -18,10 +18,31 @@ use crate::fns::{debug, CkResult};
 /// `None` before `C_Initialize` and after `C_Finalize`.
 static LIBRARY: RwLock<Option<Arc<Library>>> = RwLock::new(None);
 
+/// Forks this process has made since the library was loaded (counted in the child by a
+/// `pthread_atfork` handler). A pid alone would not do: a descendant can be given the pid
+/// of an ancestor that has exited, and must still not use its connections or login.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static WATCH_FORKS: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn forked() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn watch_forks() {
+    WATCH_FORKS.call_once(|| {
+        if let Err(e) = crate::ffi::sys::on_fork_in_child(forked) {
+            debug(
+                Function::C_Initialize,
+                &format!("cannot watch for fork, relying on the pid alone: {e}"),
+            );
+        }
+    });
+}
+
 /// The initialised library, if this process initialised it (a forked child has not).
 pub fn library() -> CkResult<Arc<Library>> {
     match LIBRARY.read().as_ref() {
-        Some(lib) if lib.pid == std::process::id() => Ok(lib.clone()),
+        Some(lib) if lib.ours() => Ok(lib.clone()),
         _ => Err(ck::CKR_CRYPTOKI_NOT_INITIALIZED),
     }
 }
@@ -38,7 +59,7 @@ pub fn install(make: impl FnOnce() -> CkResult<Library>) -> CkResult<()> {
     let made = Arc::new(make()?);
     let mut slot = LIBRARY.write();
     if let Some(lib) = slot.as_ref() {
-        if lib.pid == std::process::id() {
+        if lib.ours() {
             return Err(ck::CKR_CRYPTOKI_ALREADY_INITIALIZED);
         }
         if let Some(inherited) = slot.take() {
@@ -53,9 +74,7 @@ pub fn install(make: impl FnOnce() -> CkResult<Library>) -> CkResult<()> {
 pub fn remove() -> CkResult<Arc<Library>> {
     let mut slot = LIBRARY.write();
     match slot.as_ref() {
-        Some(lib) if lib.pid == std::process::id() => {
-            slot.take().ok_or(ck::CKR_CRYPTOKI_NOT_INITIALIZED)
-        }
+        Some(lib) if lib.ours() => slot.take().ok_or(ck::CKR_CRYPTOKI_NOT_INITIALIZED),
         _ => Err(ck::CKR_CRYPTOKI_NOT_INITIALIZED),
     }
 }
@@ -67,6 +86,8 @@ pub struct Login {
 
 pub struct Library {
     pid: u32,
+    /// `FORKS` when this library was made.
+    forks: u64,
     pub client: Client,
     pub config: Config,
     pub sessions: RwLock<HashMap<ck::CK_SESSION_HANDLE, Arc<SessionEntry>>>,
@@ -78,9 +99,16 @@ pub struct Library {
 }
 
 impl Library {
+    /// Made by this process, not inherited through `fork`.
+    fn ours(&self) -> bool {
+        self.pid == std::process::id() && self.forks == FORKS.load(Ordering::SeqCst)
+    }
+
     pub fn new(config: Config, client: Client) -> Library {
+        watch_forks();
         Library {
             pid: std::process::id(),
+            forks: FORKS.load(Ordering::SeqCst),
             client,
             config,
             sessions: RwLock::new(HashMap::new()),

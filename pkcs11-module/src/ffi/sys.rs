@@ -90,3 +90,14 @@ pub fn connect_unix(path: &Path, timeout: Duration) -> std::io::Result<UnixStrea
     }
     Ok(stream)
 }
+
+/// Has `child` run in the child of every later `fork`, before `fork` returns there.
+pub fn on_fork_in_child(child: extern "C" fn()) -> std::io::Result<()> {
+    // SAFETY: registers one handler and no prepare or parent hooks; `child` only adds to
+    // an atomic, which is what a handler in a forked child may do.
+    let rc = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
