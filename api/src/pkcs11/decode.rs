@@ -28,7 +28,9 @@ use engine::pkcs11::{
     code, objects, refuse, Attr, Handle, KeyClass, NewKey, NewObject, NewSecret, Value,
 };
 use pkcs11_wire::ck::*;
-use pkcs11_wire::{AttrValue, Attribute, KeyClass as WireClass, Mechanism, ObjectRef, Params};
+use pkcs11_wire::{
+    rules, AttrValue, Attribute, KeyClass as WireClass, Mechanism, ObjectRef, Params,
+};
 
 pub fn attributes(template: &[Attribute]) -> Vec<Attr> {
     template
@@ -129,6 +131,14 @@ fn no_params(m: &Mechanism) -> Decoded<()> {
     }
 }
 
+/// The parameter rules the library also applies at `*Init` (`pkcs11_wire::rules`).
+fn check_params(m: &Mechanism) -> Decoded<()> {
+    match rules::param_problem(m) {
+        Some(why) => Err(param_invalid(m, why)),
+        None => Ok(()),
+    }
+}
+
 /// How `C_Sign`/`C_Verify` sign with `m`.
 pub fn sign_scheme(m: &Mechanism) -> Decoded<SignScheme> {
     let pkcs1 = |h: Option<Hash>| {
@@ -139,16 +149,13 @@ pub fn sign_scheme(m: &Mechanism) -> Decoded<SignScheme> {
         no_params(m)?;
         Ok(SignScheme::EcdsaRaw { hash: h })
     };
-    let pss = |h: Option<Hash>| match &m.params {
+    let pss = |h: Option<Hash>| match check_params(m).map(|()| &m.params)? {
         Params::Pss {
             hash: digest,
             mgf: g,
             salt_len,
         } => {
             let digest = hash(*digest).ok_or_else(|| param_invalid(m, "unknown hash"))?;
-            if h.is_some_and(|h| h != digest) {
-                return Err(param_invalid(m, "the hash must be the mechanism's own"));
-            }
             Ok(SignScheme::RsaPss {
                 hash: h,
                 digest,
@@ -172,15 +179,12 @@ pub fn sign_scheme(m: &Mechanism) -> Decoded<SignScheme> {
         CKM_ECDSA_SHA256 => ecdsa(Some(Hash::Sha256)),
         CKM_ECDSA_SHA384 => ecdsa(Some(Hash::Sha384)),
         CKM_ECDSA_SHA512 => ecdsa(Some(Hash::Sha512)),
-        CKM_ML_DSA => match &m.params {
+        CKM_ML_DSA => match check_params(m).map(|()| &m.params)? {
             Params::None => Ok(SignScheme::MlDsa {
                 context: Vec::new(),
                 deterministic: false,
             }),
             Params::SignContext { hedge, context } => {
-                if context.len() > 255 {
-                    return Err(param_invalid(m, "the context is at most 255 bytes"));
-                }
                 let deterministic = match *hedge {
                     CKH_HEDGE_PREFERRED | CKH_HEDGE_REQUIRED => false,
                     CKH_DETERMINISTIC_REQUIRED => true,
@@ -199,6 +203,11 @@ pub fn sign_scheme(m: &Mechanism) -> Decoded<SignScheme> {
 
 /// How `C_Encrypt`/`C_Decrypt` work with `m`.
 pub fn cipher_scheme(m: &Mechanism) -> Decoded<CipherScheme> {
+    // A mechanism this does not decode stays CKR_MECHANISM_INVALID, whatever its
+    // parameter.
+    if matches!(m.kind, CKM_RSA_PKCS_OAEP | CKM_AES_GCM | CKM_AES_CBC_PAD) {
+        check_params(m)?;
+    }
     match (m.kind, &m.params) {
         (CKM_RSA_PKCS, Params::None) => Ok(CipherScheme::RsaPkcs1),
         (
@@ -213,19 +222,11 @@ pub fn cipher_scheme(m: &Mechanism) -> Decoded<CipherScheme> {
             mgf: mgf(*g).ok_or_else(|| param_invalid(m, "unknown MGF"))?,
             label: label.clone(),
         }),
-        (CKM_AES_GCM, Params::Gcm { iv, aad, tag_bits }) => {
-            if !(96..=128).contains(tag_bits) || tag_bits % 8 != 0 {
-                return Err(param_invalid(m, "the tag is 96 to 128 bits, whole bytes"));
-            }
-            if iv.is_empty() {
-                return Err(param_invalid(m, "the IV is empty"));
-            }
-            Ok(CipherScheme::AesGcm {
-                iv: iv.clone(),
-                aad: aad.clone(),
-                tag_len: (*tag_bits / 8) as usize,
-            })
-        }
+        (CKM_AES_GCM, Params::Gcm { iv, aad, tag_bits }) => Ok(CipherScheme::AesGcm {
+            iv: iv.clone(),
+            aad: aad.clone(),
+            tag_len: (*tag_bits / 8) as usize,
+        }),
         (CKM_AES_CBC_PAD, Params::Iv(iv)) => Ok(CipherScheme::AesCbcPad {
             iv: iv
                 .as_slice()

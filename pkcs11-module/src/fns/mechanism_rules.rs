@@ -1,132 +1,34 @@
-//! What the library can tell of a mechanism without the daemon: the key type it takes,
-//! and whether its parameter is one the appliance accepts. PKCS#11 has `*Init` report
-//! these mistakes, and `*Init` makes no call (a round trip there would halve single-part
-//! throughput), so the library applies the daemon's rules itself; the daemon applies
-//! them again at the call and stays the authority.
+//! What the library can tell of a mechanism without the daemon, at `*Init` where PKCS#11
+//! reports it: the rules are the wire crate's (`pkcs11_wire::rules`), the ones the daemon
+//! applies again when the call reaches it.
 
 use pkcs11_wire::ck::*;
-use pkcs11_wire::{Mechanism, Params};
+use pkcs11_wire::rules::{self, param_problem};
+use pkcs11_wire::Mechanism;
 
 use super::CkResult;
-
-/// The key type a mechanism takes; `None` for one that takes no key (digests) or that
-/// the library does not know (the token's mechanism list has already refused it).
-fn key_type(kind: CK_MECHANISM_TYPE) -> Option<CK_KEY_TYPE> {
-    Some(match kind {
-        CKM_RSA_PKCS
-        | CKM_SHA1_RSA_PKCS
-        | CKM_SHA224_RSA_PKCS
-        | CKM_SHA256_RSA_PKCS
-        | CKM_SHA384_RSA_PKCS
-        | CKM_SHA512_RSA_PKCS
-        | CKM_RSA_PKCS_PSS
-        | CKM_SHA1_RSA_PKCS_PSS
-        | CKM_SHA224_RSA_PKCS_PSS
-        | CKM_SHA256_RSA_PKCS_PSS
-        | CKM_SHA384_RSA_PKCS_PSS
-        | CKM_SHA512_RSA_PKCS_PSS
-        | CKM_RSA_PKCS_OAEP => CKK_RSA,
-        CKM_ECDSA | CKM_ECDSA_SHA1 | CKM_ECDSA_SHA224 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384
-        | CKM_ECDSA_SHA512 => CKK_EC,
-        CKM_AES_ECB | CKM_AES_CBC | CKM_AES_CBC_PAD | CKM_AES_GCM | CKM_AES_KEY_WRAP
-        | CKM_AES_KEY_WRAP_KWP | CKM_AES_KEY_WRAP_PAD => CKK_AES,
-        CKM_ML_DSA => CKK_ML_DSA,
-        CKM_ML_KEM => CKK_ML_KEM,
-        _ => return None,
-    })
-}
 
 /// `CKR_KEY_TYPE_INCONSISTENT` when the key is known to be of another type than the
 /// mechanism takes.
 pub fn check_key_type(mechanism: &Mechanism, key: Option<CK_KEY_TYPE>) -> CkResult<()> {
-    match (key_type(mechanism.kind), key) {
+    match (rules::key_type(mechanism.kind), key) {
         (Some(wanted), Some(key)) if wanted != key => Err(CKR_KEY_TYPE_INCONSISTENT),
         _ => Ok(()),
     }
 }
 
-fn is_hash(kind: CK_MECHANISM_TYPE) -> bool {
-    matches!(
-        kind,
-        CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512
-    )
-}
-
-fn is_mgf(kind: CK_ULONG) -> bool {
-    matches!(
-        kind,
-        CKG_MGF1_SHA1 | CKG_MGF1_SHA224 | CKG_MGF1_SHA256 | CKG_MGF1_SHA384 | CKG_MGF1_SHA512
-    )
-}
-
-/// The hash a `CKM_SHA*_RSA_PKCS_PSS` mechanism is built on, which its parameter must
-/// name; `None` for plain `CKM_RSA_PKCS_PSS` (any hash).
-fn pss_own_hash(kind: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_TYPE> {
-    Some(match kind {
-        CKM_SHA1_RSA_PKCS_PSS => CKM_SHA_1,
-        CKM_SHA224_RSA_PKCS_PSS => CKM_SHA224,
-        CKM_SHA256_RSA_PKCS_PSS => CKM_SHA256,
-        CKM_SHA384_RSA_PKCS_PSS => CKM_SHA384,
-        CKM_SHA512_RSA_PKCS_PSS => CKM_SHA512,
-        _ => return None,
-    })
-}
-
-/// `CKR_MECHANISM_PARAM_INVALID` for a parameter the appliance refuses: PSS and OAEP
-/// with a hash or MGF that does not exist (or, for `CKM_SHA*_RSA_PKCS_PSS`, another hash
-/// than the mechanism's), GCM with an empty IV or a tag other than 96 to 128 bits in
-/// whole bytes, CBC-PAD with an IV other than 16 bytes, ML-DSA with a context over 255
-/// bytes or an unknown hedging. A parameter where none is taken was refused when the
-/// mechanism was decoded.
+/// `CKR_MECHANISM_PARAM_INVALID` for a parameter the appliance refuses.
 pub fn check_params(mechanism: &Mechanism) -> CkResult<()> {
-    let kind = mechanism.kind;
-    let valid = match (kind, &mechanism.params) {
-        (
-            CKM_RSA_PKCS_PSS
-            | CKM_SHA1_RSA_PKCS_PSS
-            | CKM_SHA224_RSA_PKCS_PSS
-            | CKM_SHA256_RSA_PKCS_PSS
-            | CKM_SHA384_RSA_PKCS_PSS
-            | CKM_SHA512_RSA_PKCS_PSS,
-            Params::Pss { hash, mgf, .. },
-        ) => is_hash(*hash) && is_mgf(*mgf) && pss_own_hash(kind).is_none_or(|h| h == *hash),
-        (CKM_RSA_PKCS_OAEP, Params::Oaep { hash, mgf, .. }) => is_hash(*hash) && is_mgf(*mgf),
-        (CKM_AES_GCM, Params::Gcm { iv, tag_bits, .. }) => {
-            !iv.is_empty() && (96..=128).contains(tag_bits) && tag_bits % 8 == 0
-        }
-        (CKM_AES_CBC_PAD, Params::Iv(iv)) => iv.len() == 16,
-        (CKM_ML_DSA, Params::None) => true,
-        (CKM_ML_DSA, Params::SignContext { hedge, context }) => {
-            context.len() <= 255
-                && matches!(
-                    *hedge,
-                    CKH_HEDGE_PREFERRED | CKH_HEDGE_REQUIRED | CKH_DETERMINISTIC_REQUIRED
-                )
-        }
-        (
-            CKM_RSA_PKCS_PSS
-            | CKM_SHA1_RSA_PKCS_PSS
-            | CKM_SHA224_RSA_PKCS_PSS
-            | CKM_SHA256_RSA_PKCS_PSS
-            | CKM_SHA384_RSA_PKCS_PSS
-            | CKM_SHA512_RSA_PKCS_PSS
-            | CKM_RSA_PKCS_OAEP
-            | CKM_AES_GCM
-            | CKM_AES_CBC_PAD
-            | CKM_ML_DSA,
-            _,
-        ) => false,
-        _ => true,
-    };
-    if valid {
-        Ok(())
-    } else {
-        Err(CKR_MECHANISM_PARAM_INVALID)
+    match param_problem(mechanism) {
+        None => Ok(()),
+        Some(_) => Err(CKR_MECHANISM_PARAM_INVALID),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use pkcs11_wire::Params;
+
     use super::*;
 
     fn mech(kind: CK_MECHANISM_TYPE, params: Params) -> Mechanism {

@@ -15,6 +15,7 @@
 
 pub mod call;
 pub mod frame;
+pub mod rules;
 pub mod types;
 
 /// PKCS#11's own numbers (3.2 headers): both sides name attributes, mechanisms and return
