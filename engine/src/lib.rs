@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod barrier;
 mod bounded_cache;
+pub mod cloud_exports;
 pub mod compute;
 pub mod core;
 pub(crate) mod crypto;

@@ -14,6 +14,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod byok;
 mod error;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
@@ -486,8 +487,21 @@ pub trait RootOfTrust: Send + Sync {
         })
     }
 
+    /// Whether [`RootOfTrust::export_wrap`] produces `mechanism`'s format correctly for
+    /// a key of `spec`, as the backend's start-up self-test found (it wraps known
+    /// material and compares with [`byok`]'s software computation). `Err` says why not,
+    /// naming the missing or faulty mechanism, in words an operator can act on.
+    fn export_support(&self, _spec: KeySpec, mechanism: WrapMechanism) -> Result<(), String> {
+        Err(format!(
+            "the {} seal keeps no managed keys inside a device, so it cannot wrap with {}",
+            self.kind(),
+            mechanism.pkcs11_name()
+        ))
+    }
+
     /// Wraps a managed key for export under an outside public key (BYOK), inside the
-    /// boundary, in the format `mechanism` names.
+    /// boundary, in the format `mechanism` names (see [`byok`] for the bytes). Callers
+    /// ask [`RootOfTrust::export_support`] first.
     fn export_wrap(
         &self,
         _key: &WrappedKey,
