@@ -492,3 +492,119 @@ fn validation_fills_the_defaults_and_names_the_field_at_fault() {
         "{e}"
     );
 }
+
+/// The emulator is only as good as its refusals: a blob Azure would refuse must be refused
+/// here too, in Azure's error shape, or the tests above prove little.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_refuses_what_azure_refuses() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let emulator = start();
+    let base = emulator.url();
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{base}/ironseal-test-tenant/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "ironseal-test-client"),
+            ("client_secret", SECRET),
+            ("scope", "https://vault.azure.net/.default"),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    let bearer = token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
+    let call = |method: reqwest::Method, path: &str, body: Value| {
+        http.request(method, format!("{base}{path}?api-version=7.4"))
+            .bearer_auth(&bearer)
+            .json(&body)
+            .send()
+    };
+    // A KEK with the given operations: its kid and SubjectPublicKeyInfo.
+    let kek = |name: &'static str, ops: Value| {
+        let created = call(
+            reqwest::Method::POST,
+            &format!("/keys/{name}/create"),
+            json!({"kty": "RSA-HSM", "key_size": 2048, "key_ops": ops}),
+        );
+        async move {
+            let bundle: Value = created.await.expect("create").json().await.expect("json");
+            let part = |f: &str| {
+                let text = bundle["key"][f].as_str().expect("n, e");
+                rsa::BigUint::from_bytes_be(&URL_SAFE_NO_PAD.decode(text).expect("b64url"))
+            };
+            let public = rsa::RsaPublicKey::new(part("n"), part("e")).expect("rsa");
+            let der = public
+                .to_public_key_der()
+                .expect("spki")
+                .as_bytes()
+                .to_vec();
+            (bundle["key"]["kid"].as_str().expect("kid").to_string(), der)
+        }
+    };
+    let (kid, der) = kek("kek-import", json!(["import"])).await;
+    let (wide_kid, wide_der) = kek("kek-wide", json!(["import", "encrypt"])).await;
+
+    let target = p256_version(Uuid::new_v4(), "t", 1);
+    let blob = |kid: &str, der: &[u8], target: &[u8], enc: &str| {
+        let wrapped =
+            hsm_bridge::byok::wrap_software(target, der, WrapMechanism::RsaAesKeyWrapSha1)
+                .expect("wrap");
+        let blob = json!({
+            "schema_version": "1.0.0",
+            "header": {"kid": kid, "alg": "dir", "enc": enc},
+            "ciphertext": URL_SAFE_NO_PAD.encode(wrapped),
+            "generator": "test",
+        });
+        json!({"key": {"kty": "EC-HSM", "crv": "P-256", "key_ops": ["sign"],
+                       "key_hsm": URL_SAFE_NO_PAD.encode(blob.to_string())}})
+    };
+    let pkcs8 = target.material.pkcs8.to_vec();
+    // A PKCS#8 key with the zero padding SoftHSM2's CKM_AES_KEY_WRAP_PAD leaves on it.
+    let mut padded = pkcs8.clone();
+    padded.extend_from_slice(&[0; 7]);
+
+    for (body, needle) in [
+        (
+            blob(&format!("{kid}0"), &der, &pkcs8, "CKM_RSA_AES_KEY_WRAP"),
+            "was not found",
+        ),
+        (
+            blob(&wide_kid, &wide_der, &pkcs8, "CKM_RSA_AES_KEY_WRAP"),
+            "key_ops ['import'] only",
+        ),
+        (
+            blob(&kid, &der, &pkcs8, "RSA-OAEP"),
+            "enc 'CKM_RSA_AES_KEY_WRAP'",
+        ),
+        (
+            blob(&kid, &der, &padded, "CKM_RSA_AES_KEY_WRAP"),
+            "not a PKCS#8 private key",
+        ),
+    ] {
+        let answer = call(reqwest::Method::PUT, "/keys/target", body)
+            .await
+            .expect("import");
+        assert_eq!(answer.status(), 400);
+        let error: Value = answer.json().await.expect("error json");
+        assert_eq!(error["error"]["code"], "BadParameter", "{error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{needle}: {error}");
+    }
+    // The well-formed blob goes through.
+    let answer = call(
+        reqwest::Method::PUT,
+        "/keys/target",
+        blob(&kid, &der, &pkcs8, "CKM_RSA_AES_KEY_WRAP"),
+    )
+    .await
+    .expect("import");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(imports(&emulator), 1);
+}
