@@ -9,9 +9,10 @@
 
 mod aws;
 mod azure;
-#[allow(dead_code)] // used once the provider modules validate
+mod boundary;
 mod fields;
 mod gcp;
+mod http;
 mod scaleway;
 
 use engine::cloud_exports::{CloudProviders, Provider, SyncFuture, SyncRequest};

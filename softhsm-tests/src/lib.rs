@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub mod bao;
 pub mod crash;
 pub mod daemon;
+pub mod emulators;
 pub mod hardware;
 pub mod kms_client;
 pub mod leaks;
