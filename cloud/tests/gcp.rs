@@ -31,7 +31,7 @@ impl Gcp {
     /// The emulator with one service account (whose key file the test makes) and one key
     /// ring.
     async fn start() -> Self {
-        let emulator = Emulator::start("gcp_kms.py");
+        let emulator = Emulator::start("gcp_kms.py", &[]);
         let account = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("keygen");
         let private_pem = account.to_pkcs8_pem(LineEnding::LF).expect("pem");
         let public_pem = account

@@ -28,7 +28,7 @@ struct Scaleway {
 impl Scaleway {
     async fn start() -> Self {
         let scaleway = Scaleway {
-            emulator: Emulator::start("scaleway_kms.py"),
+            emulator: Emulator::start("scaleway_kms.py", &[]),
             http: reqwest::Client::new(),
         };
         scaleway

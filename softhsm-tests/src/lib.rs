@@ -4,6 +4,7 @@
 //! for `/api/v1`), and kill it when the test is done. [`reference`] runs the same tests
 //! against OpenBao (`IRONSEAL_REFERENCE=openbao`). [`pkcs11`] is the token the PKCS#11
 //! library's tests drive, or SoftHSM2 as their reference (`IRONSEAL_PKCS11_REFERENCE`).
+//! [`emulators`] starts the cloud providers' stand-ins that the export tests sync to.
 
 #![forbid(unsafe_code)]
 
