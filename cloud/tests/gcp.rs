@@ -318,6 +318,21 @@ async fn provider_refusals_are_permanent_in_gcps_words_and_outages_retryable() {
     gcp.sync(&v1, &v1.material()).await.expect("after the fix");
     assert_eq!(versions(&gcp.state().await).len(), 1);
 
+    // A crypto key holding another appliance key's versions is left alone.
+    let other = rsa_version(Uuid::new_v4(), 1);
+    let taken = gcp
+        .sync(&other, &other.material())
+        .await
+        .expect_err("another key's crypto key");
+    assert!(!taken.retryable);
+    assert!(
+        taken
+            .message
+            .contains("holds the versions of another appliance key")
+            && taken.message.contains(&key_id.to_string()),
+        "{taken:?}"
+    );
+
     // A key ring is the customer's to make.
     let mut elsewhere = gcp.metadata();
     elsewhere.insert("keyRing".into(), json!("missing"));
