@@ -9,6 +9,7 @@
 
 mod aws;
 mod azure;
+mod boundary;
 mod fields;
 mod gcp;
 mod http;

@@ -269,18 +269,9 @@ async fn sync(request: SyncRequest<'_>) -> Result<ProviderRef, SyncError> {
     vault.import(&key_name, &body).await
 }
 
-/// The material wrapped under the KEK. The call blocks (it may reach an HSM) and the
-/// material is borrowed for the sync only, so it cannot move to `spawn_blocking`; on a
-/// multi-threaded runtime `block_in_place` hands this worker's other tasks to the rest of
-/// the pool while it runs.
+/// The material wrapped under the KEK, off the reactor (see [`crate::boundary`]).
 fn wrap(material: &dyn ExportMaterial, kek_der: &[u8]) -> Result<Vec<u8>, String> {
-    let run = || material.wrap(kek_der, MECHANISM);
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(run)
-        }
-        _ => run(),
-    }
+    crate::boundary::off_reactor(|| material.wrap(kek_der, MECHANISM))
 }
 
 /// The BYOK specification's transfer blob around `wrapped` (the concatenation that
