@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod hardware;
 pub mod kms_client;
 pub mod leaks;
+pub mod localstack;
 pub mod pkcs11;
 pub mod reference;
 pub mod tools;
