@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 use super::errors::sync_error;
 use super::{alias_name, client, key_shape, wrap_formats, Aws};
 
-pub(super) const KEY_ID_TAG: &str = "ironseal-key-id";
-pub(super) const KEY_VERSION_TAG: &str = "ironseal-key-version";
-pub(super) const EXPORT_ID_TAG: &str = "ironseal-export-id";
+const KEY_ID_TAG: &str = "ironseal-key-id";
+const KEY_VERSION_TAG: &str = "ironseal-key-version";
+const EXPORT_ID_TAG: &str = "ironseal-export-id";
 
 /// The largest wrapping key AWS offers: the strongest wrap of the material in transit.
 const WRAPPING_KEY_SPEC: WrappingKeySpec = WrappingKeySpec::Rsa4096;

@@ -7,6 +7,12 @@
 //! KMS key, tagged `ironseal-key-id`, `ironseal-key-version` and `ironseal-export-id`: a
 //! sync finds its key by those tags before creating one, so a job run twice leaves one
 //! key.
+//!
+//! What the credentials must be allowed: `kms:ListKeys`, `kms:ListResourceTags`,
+//! `kms:DescribeKey`, `kms:CreateKey` with `kms:TagResource`, `kms:GetParametersForImport`,
+//! `kms:ImportKeyMaterial`, `kms:GetPublicKey` (the appliance checks the imported key
+//! pair), `kms:CreateAlias` and `kms:UpdateAlias`; `kms:ScheduleKeyDeletion` to give up a
+//! key AWS made with another spec than asked.
 
 mod client;
 mod errors;
