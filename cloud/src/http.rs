@@ -237,6 +237,7 @@ mod tests {
         for (bad, needle) in [
             ("http://10.0.0.1", "loopback addresses only"),
             ("http://myvault.vault.azure.net", "loopback addresses only"),
+            ("http://127.0.0.1.example.com", "loopback addresses only"),
             ("ftp://127.0.0.1", "must use https://"),
             ("https://user:pw@host", "credentials"),
             ("https://host/?a=b", "query"),

@@ -17,6 +17,7 @@ pub mod emulators;
 pub mod hardware;
 pub mod kms_client;
 pub mod leaks;
+pub mod localstack;
 pub mod pkcs11;
 pub mod reference;
 pub mod tools;
