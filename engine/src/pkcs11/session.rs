@@ -1,27 +1,35 @@
 //! Session objects (`CKA_TOKEN` false): held in memory for the library instance that
 //! made them, never stored, zeroized when they go (released, instance gone, restart).
+//! Private and secret session keys hold their [`HeldKey`], which is only ever used.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use cryptoki_sys::CKA_VALUE;
+use cryptoki_sys::{CKA_VALUE, CK_ATTRIBUTE_TYPE};
 use parking_lot::Mutex;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use super::{code, refuse, Attr, Handle, Object};
 use crate::error::{EngineError, Result};
+use crate::managed_keys::scheme::HeldKey;
 
 /// Session objects one library instance may hold at once.
 pub const MAX_PER_INSTANCE: usize = 256;
 /// Session objects all instances together may hold.
 pub const MAX_TOTAL: usize = 16 * 1024;
 
-/// An object's attributes and, for a secret key, its value: never shown
-/// (`CKA_VALUE` is sensitive), only used.
-struct Held(Vec<Attr>, Option<Zeroizing<Vec<u8>>>);
+/// An object's attributes and, for a private or secret key, the key: never shown, only
+/// used.
+struct Held {
+    attributes: Vec<Attr>,
+    key: Option<Arc<HeldKey>>,
+    /// Attributes the object has but never reveals.
+    sensitive: Vec<CK_ATTRIBUTE_TYPE>,
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0.zeroize();
+        self.attributes.zeroize();
     }
 }
 
@@ -47,12 +55,8 @@ pub(crate) struct SessionObjects {
 fn object(id: u64, held: &Held) -> Object {
     Object {
         handle: Handle::Session(id),
-        attributes: held.0.clone(),
-        sensitive: if held.1.is_some() {
-            vec![CKA_VALUE]
-        } else {
-            Vec::new()
-        },
+        attributes: held.attributes.clone(),
+        sensitive: held.sensitive.clone(),
     }
 }
 
@@ -62,26 +66,62 @@ fn gone(id: u64) -> EngineError {
 
 impl SessionObjects {
     pub(crate) fn insert(&self, instance: &[u8; 16], attributes: Vec<Attr>) -> Result<u64> {
-        self.insert_held(instance, Held(attributes, None))
+        self.insert_all(
+            instance,
+            vec![Held {
+                attributes,
+                key: None,
+                sensitive: Vec::new(),
+            }],
+        )
+        .map(|ids| ids[0])
     }
 
-    /// A secret key: its attributes, and its value, which is only ever used.
+    /// A secret key made from a received secret: its attributes, and its value, which
+    /// is only ever used (`CKA_VALUE` is sensitive).
     pub(crate) fn insert_secret(
         &self,
         instance: &[u8; 16],
         attributes: Vec<Attr>,
-        secret: Zeroizing<Vec<u8>>,
+        key: HeldKey,
     ) -> Result<u64> {
-        self.insert_held(instance, Held(attributes, Some(secret)))
+        self.insert_all(
+            instance,
+            vec![Held {
+                attributes,
+                key: Some(Arc::new(key)),
+                sensitive: vec![CKA_VALUE],
+            }],
+        )
+        .map(|ids| ids[0])
     }
 
-    fn insert_held(&self, instance: &[u8; 16], held: Held) -> Result<u64> {
+    /// The objects of a generated key, all or none: each [`Object`]'s attributes and
+    /// sensitive attributes (its handle is ignored), and for the private or secret one
+    /// the key.
+    pub(crate) fn insert_key(
+        &self,
+        instance: &[u8; 16],
+        objects: Vec<(Object, Option<HeldKey>)>,
+    ) -> Result<Vec<u64>> {
+        let held = objects
+            .into_iter()
+            .map(|(o, key)| Held {
+                attributes: o.attributes,
+                key: key.map(Arc::new),
+                sensitive: o.sensitive,
+            })
+            .collect();
+        self.insert_all(instance, held)
+    }
+
+    fn insert_all(&self, instance: &[u8; 16], held: Vec<Held>) -> Result<Vec<u64>> {
         let mut inner = self.inner.lock();
-        let full = inner.total >= MAX_TOTAL
+        let full = inner.total + held.len() > MAX_TOTAL
             || inner
                 .instances
                 .get(instance)
-                .is_some_and(|i| i.objects.len() >= MAX_PER_INSTANCE);
+                .is_some_and(|i| i.objects.len() + held.len() > MAX_PER_INSTANCE);
         if full {
             return Err(refuse(
                 code::ACTION_PROHIBITED,
@@ -91,16 +131,20 @@ impl SessionObjects {
                 ),
             ));
         }
-        inner.last += 1;
-        let id = inner.last;
-        inner
-            .instances
-            .entry(*instance)
-            .or_default()
-            .objects
-            .insert(id, held);
-        inner.total += 1;
-        Ok(id)
+        let mut ids = Vec::with_capacity(held.len());
+        for h in held {
+            inner.last += 1;
+            let id = inner.last;
+            inner
+                .instances
+                .entry(*instance)
+                .or_default()
+                .objects
+                .insert(id, h);
+            inner.total += 1;
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     pub(crate) fn get(&self, instance: &[u8; 16], id: u64) -> Result<Object> {
@@ -113,18 +157,18 @@ impl SessionObjects {
             .ok_or_else(|| gone(id))
     }
 
-    /// The object and the value of a secret key; `None` for other objects.
-    pub(crate) fn secret(
+    /// The object and, for a private or secret key, the key; `None` for other objects.
+    pub(crate) fn key(
         &self,
         instance: &[u8; 16],
         id: u64,
-    ) -> Result<(Object, Option<Zeroizing<Vec<u8>>>)> {
+    ) -> Result<(Object, Option<Arc<HeldKey>>)> {
         let inner = self.inner.lock();
         inner
             .instances
             .get(instance)
             .and_then(|i| i.objects.get(&id))
-            .map(|h| (object(id, h), h.1.clone()))
+            .map(|h| (object(id, h), h.key.clone()))
             .ok_or_else(|| gone(id))
     }
 
@@ -149,11 +193,10 @@ impl SessionObjects {
             .get_mut(instance)
             .and_then(|i| i.objects.get_mut(&id))
             .ok_or_else(|| gone(id))?;
-        let secret = held.1.take();
-        *held = Held(attributes, secret);
+        held.attributes.zeroize();
+        held.attributes = attributes;
         Ok(object(id, held))
     }
-
     pub(crate) fn remove(&self, instance: &[u8; 16], ids: &[u64]) -> usize {
         let mut inner = self.inner.lock();
         let Some(slot) = inner.instances.get_mut(instance) else {
