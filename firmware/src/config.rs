@@ -1254,8 +1254,16 @@ log_level = "debug"
             ),
             ("  max_connections = 0", 8, "at least 1"),
             ("  address = \"nope\"", 8, "not an IP:port"),
-            ("  pin \"a\" {\n    token = \"s.secret\"\n  }", 9, "does not belong"),
-            ("  pin \"a\" {\n    tokenfile = \"/t\"\n  }", 9, "unknown key `tokenfile`"),
+            (
+                "  pin \"a\" {\n    token = \"s.secret\"\n  }",
+                9,
+                "does not belong",
+            ),
+            (
+                "  pin \"a\" {\n    tokenfile = \"/t\"\n  }",
+                9,
+                "unknown key `tokenfile`",
+            ),
             ("  pin \"a\" {\n  }", 8, "needs `token_file`"),
             ("  pin {\n    token_file = \"/t\"\n  }", 8, "takes its name"),
             (

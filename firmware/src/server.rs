@@ -9,9 +9,9 @@ use std::sync::Arc;
 use api::pkcs11::Pkcs11Listener;
 use api::Listener;
 use base64::Engine;
-use zeroize::Zeroizing;
 use engine::storage::{RedbBackend, Storage};
 use engine::Core;
+use zeroize::Zeroizing;
 
 use crate::cli::Flags;
 use crate::config::{self, Config, LogFormat, Pkcs11Block, SealBlock};
@@ -283,7 +283,10 @@ fn pin_names(entries: &[(String, PathBuf)]) -> anyhow::Result<api::pkcs11::pins:
     for (name, file) in entries {
         hardening::refuse_world_readable(file)?;
         let text = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
-            anyhow::anyhow!("cannot read the token of pin {name:?} from {}: {e}", file.display())
+            anyhow::anyhow!(
+                "cannot read the token of pin {name:?} from {}: {e}",
+                file.display()
+            )
         })?);
         let token = text.trim();
         if token.is_empty() {

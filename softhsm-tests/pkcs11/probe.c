@@ -532,7 +532,6 @@ static void fork_stress(void)
 {
     enum { THREADS = 4, FORKS = 200 };
     pthread_t threads[THREADS];
-    put("C_Initialize", init());
     put("C_Finalize", f->C_Finalize(NULL));
     for (int i = 0; i < THREADS; i++)
         if (pthread_create(&threads[i], NULL, init_finalize_loop, NULL) != 0)

@@ -54,7 +54,9 @@ fn session_keys_by_default_sign_verify_and_go_with_their_session() {
         return;
     }
     // Only the token key is a managed key.
-    let r = t.daemon().http("GET", "/api/v1/keys", Some(&t.pin), Body::None);
+    let r = t
+        .daemon()
+        .http("GET", "/api/v1/keys", Some(&t.pin), Body::None);
     assert_eq!(r.status, 200, "{r}");
     let names: Vec<String> = r.json()["keys"]
         .as_array()

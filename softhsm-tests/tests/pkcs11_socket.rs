@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use pkcs11_wire::{frame, Hello, Reply, Welcome, PROTOCOL_VERSION};
-use softhsm_tests::{poll_until, reference_mode, Daemon};
+use softhsm_tests::{poll_until, reference_mode, Body, Daemon};
 
 fn hello_is_welcomed(socket: &std::path::Path) -> Welcome {
     let mut s = UnixStream::connect(socket).expect("connect to the PKCS#11 socket");
