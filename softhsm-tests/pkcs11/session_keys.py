@@ -24,7 +24,10 @@ from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_named_curve_parameters
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    encode_dss_signature,
+)
 
 LABELS = ("py-session-rsa", "py-session-ec", "py-session-aes")
 
@@ -71,7 +74,11 @@ def make(argv):
     )
     ec_pub, ec_priv = params.generate_keypair(label=LABELS[1], id=b"\x22")
     assert not ec_priv[Attribute.TOKEN]
-    raw = ec_priv.sign(msg, mechanism=Mechanism.ECDSA_SHA256)
+    # CKM_ECDSA on a digest made here: SoftHSM2, the reference, has no CKM_ECDSA_SHA256.
+    h = hashes.Hash(hashes.SHA256())
+    h.update(msg)
+    digest = h.finalize()
+    raw = ec_priv.sign(digest, mechanism=Mechanism.ECDSA)
     point = ec_pub[Attribute.EC_POINT]
     if point[0] == 0x04 and point[1] == len(point) - 2:
         point = point[2:]
@@ -80,8 +87,8 @@ def make(argv):
     der = encode_dss_signature(
         int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
     )
-    key.verify(der, msg, ec.ECDSA(hashes.SHA256()))
-    assert ec_pub.verify(msg, raw, mechanism=Mechanism.ECDSA_SHA256)
+    key.verify(der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    assert ec_pub.verify(digest, raw, mechanism=Mechanism.ECDSA)
     checks += 2
 
     aes = s.generate_key(KeyType.AES, 256, label=LABELS[2], id=b"\x23")
