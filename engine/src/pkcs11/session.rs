@@ -10,7 +10,9 @@ use parking_lot::Mutex;
 use zeroize::Zeroize;
 
 use super::{code, refuse, Attr, Handle, Object};
+use crate::core::Core;
 use crate::error::{EngineError, Result};
+use crate::managed_keys::material::Loaded;
 use crate::managed_keys::scheme::HeldKey;
 
 /// Session objects one library instance may hold at once.
@@ -197,26 +199,64 @@ impl SessionObjects {
         held.attributes = attributes;
         Ok(object(id, held))
     }
-    pub(crate) fn remove(&self, instance: &[u8; 16], ids: &[u64]) -> usize {
+    /// Removes the objects `ids` names; how many there were, and the keys they held
+    /// (for the boundary to forget).
+    pub(crate) fn remove(&self, instance: &[u8; 16], ids: &[u64]) -> (usize, Vec<Arc<HeldKey>>) {
         let mut inner = self.inner.lock();
         let Some(slot) = inner.instances.get_mut(instance) else {
-            return 0;
+            return (0, Vec::new());
         };
-        let removed = ids
+        let removed: Vec<Held> = ids
             .iter()
-            .filter(|id| slot.objects.remove(id).is_some())
-            .count();
+            .filter_map(|id| slot.objects.remove(id))
+            .collect();
         if slot.objects.is_empty() {
             inner.instances.remove(instance);
         }
-        inner.total -= removed;
-        removed
+        inner.total -= removed.len();
+        let count = removed.len();
+        (count, keys(removed))
     }
 
-    pub(crate) fn forget(&self, instance: &[u8; 16]) {
+    /// Removes every object of `instance`; the keys they held.
+    pub(crate) fn forget(&self, instance: &[u8; 16]) -> Vec<Arc<HeldKey>> {
         let mut inner = self.inner.lock();
-        if let Some(slot) = inner.instances.remove(instance) {
-            inner.total -= slot.objects.len();
+        let Some(slot) = inner.instances.remove(instance) else {
+            return Vec::new();
+        };
+        inner.total -= slot.objects.len();
+        keys(slot.objects.into_values())
+    }
+}
+
+fn keys(held: impl IntoIterator<Item = Held>) -> Vec<Arc<HeldKey>> {
+    held.into_iter().filter_map(|mut h| h.key.take()).collect()
+}
+
+impl Core {
+    /// Drops the session objects of a library instance that is gone.
+    pub fn pkcs11_forget_instance(&self, instance: &[u8; 16]) {
+        let keys = self.pkcs11_sessions.forget(instance);
+        self.pkcs11_let_go(keys);
+    }
+
+    /// Drops the session objects `ids` of `instance`; how many there were.
+    pub(crate) fn pkcs11_release(&self, instance: &[u8; 16], ids: &[u64]) -> usize {
+        let (count, keys) = self.pkcs11_sessions.remove(instance, ids);
+        self.pkcs11_let_go(keys);
+        count
+    }
+
+    /// Has the boundary forget its unwrapped copies of session keys that went: a key the
+    /// HSM generated stays in the HSM only as long as its session object.
+    fn pkcs11_let_go(&self, keys: Vec<Arc<HeldKey>>) {
+        let Ok(root) = self.root() else {
+            return;
+        };
+        for key in keys {
+            if let Loaded::Hsm(wrapped) = &key.loaded {
+                root.forget_key(wrapped);
+            }
         }
     }
 }

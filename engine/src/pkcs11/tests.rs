@@ -664,7 +664,7 @@ fn session_objects_are_bounded_per_instance_and_forgotten_with_it() {
         "no instance sees another's objects"
     );
     assert_eq!(sessions.list(&b).len(), 1);
-    assert_eq!(sessions.remove(&b, &[id]), 1);
+    assert_eq!(sessions.remove(&b, &[id]).0, 1);
     let next = sessions.insert(&b, data()).expect("room");
     assert_ne!(next, id, "a released id is not handed out again");
     sessions.forget(&a);
