@@ -36,6 +36,9 @@
 //! #   tls_client_ca_file = "/etc/ironseal/pkcs11/clients-ca.pem"
 //! #   token_label  = "ironseal"          # C_GetTokenInfo's label, at most 32 bytes
 //! #   # max_connections (default 256), max_connections_per_peer (uid or IP, default 64)
+//! #   pin "billing" {                    # C_Login with PIN "billing" logs in with the
+//! #     token_file = "/etc/ironseal/pkcs11/billing.token"   # token in this file (not
+//! #   }                                  # readable by other users)
 //! # }
 //! log_level     = "info"
 //! disable_mlock = false
@@ -83,6 +86,9 @@ pub struct Pkcs11Block {
     pub token_label: Option<String>,
     pub max_connections: usize,
     pub max_connections_per_peer: usize,
+    /// PIN entries: a name an application may give as its PIN, and the file holding the
+    /// token it stands for.
+    pub pins: Vec<(String, PathBuf)>,
 }
 
 #[derive(Debug, Clone)]
@@ -565,6 +571,54 @@ fn parse_pkcs11(src: &Source, body: &Body) -> Result<Pkcs11Block, ConfigError> {
     let mut token_label = None;
     let mut max_connections = api::pkcs11::listener::DEFAULT_MAX_CONNECTIONS;
     let mut max_connections_per_peer = api::pkcs11::listener::DEFAULT_MAX_CONNECTIONS_PER_PEER;
+    let mut pins: Vec<(String, PathBuf)> = Vec::new();
+    for block in body.blocks() {
+        let kind = block.identifier();
+        if kind != "pin" {
+            return Err(src.err(
+                kind,
+                format!("unknown block `{kind}` in pkcs11 (known: pin \"name\" {{ token_file = \"...\" }})"),
+            ));
+        }
+        let name = match block.labels() {
+            [label] => label.as_str().to_string(),
+            _ => {
+                return Err(src.err(
+                    kind,
+                    "a pin block takes its name: pin \"name\" { token_file = \"...\" }",
+                ))
+            }
+        };
+        if name.is_empty() || name.len() > MAX_PIN_NAME {
+            return Err(src.err(kind, format!("a PIN name is 1 to {MAX_PIN_NAME} bytes")));
+        }
+        if pins.iter().any(|(n, _)| *n == name) {
+            return Err(src.err(kind, format!("PIN name {name:?} is given twice")));
+        }
+        let mut token_file = None;
+        for attr in block.body().attributes() {
+            match attr.key() {
+                "token_file" => {
+                    token_file = Some(PathBuf::from(as_string(src, "token_file", attr.expr())?))
+                }
+                "token" => {
+                    return Err(src.err(
+                        "token",
+                        "a token does not belong in the config file: put it in a file named by token_file",
+                    ))
+                }
+                other => {
+                    return Err(src.err(
+                        other,
+                        format!("unknown key `{other}` in pin \"{name}\" (known: token_file)"),
+                    ))
+                }
+            }
+        }
+        let token_file = token_file
+            .ok_or_else(|| src.err(kind, format!("pin \"{name}\" needs `token_file`")))?;
+        pins.push((name, token_file));
+    }
     for attr in body.attributes() {
         let k = attr.key();
         let e = attr.expr();
@@ -657,8 +711,12 @@ fn parse_pkcs11(src: &Source, body: &Body) -> Result<Pkcs11Block, ConfigError> {
         token_label,
         max_connections,
         max_connections_per_peer,
+        pins,
     })
 }
+
+/// The longest PIN name (a PIN entry's label).
+const MAX_PIN_NAME: usize = 128;
 
 fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigError> {
     let mut address = "127.0.0.1:8200".to_string();
@@ -1162,6 +1220,18 @@ log_level = "debug"
         let b = c.pkcs11.unwrap();
         assert!(b.socket.is_none());
         assert_eq!(b.tcp.unwrap().address.port(), 5696);
+        // PIN entries: names for tokens kept in files.
+        let c = p(&format!(
+            "{BASE}{listener}pkcs11 {{\n  pin \"billing\" {{\n    token_file = \"/etc/b.token\"\n  }}\n  pin \"ops\" {{ token_file = \"/etc/o.token\" }}\n}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.pkcs11.unwrap().pins,
+            vec![
+                ("billing".to_string(), PathBuf::from("/etc/b.token")),
+                ("ops".to_string(), PathBuf::from("/etc/o.token")),
+            ]
+        );
     }
 
     #[test]
@@ -1184,6 +1254,24 @@ log_level = "debug"
             ),
             ("  max_connections = 0", 8, "at least 1"),
             ("  address = \"nope\"", 8, "not an IP:port"),
+            (
+                "  pin \"a\" {\n    token = \"s.secret\"\n  }",
+                9,
+                "does not belong",
+            ),
+            (
+                "  pin \"a\" {\n    tokenfile = \"/t\"\n  }",
+                9,
+                "unknown key `tokenfile`",
+            ),
+            ("  pin \"a\" {\n  }", 8, "needs `token_file`"),
+            ("  pin {\n    token_file = \"/t\"\n  }", 8, "takes its name"),
+            (
+                "  pin \"a\" { token_file = \"/t\" }\n  pin \"a\" { token_file = \"/u\" }",
+                8,
+                "given twice",
+            ),
+            ("  pins {\n  }", 8, "unknown block `pins`"),
         ] {
             refused(
                 &format!("{BASE}{listener}pkcs11 {{\n{body}\n}}\n"),

@@ -11,6 +11,7 @@ use api::Listener;
 use base64::Engine;
 use engine::storage::{RedbBackend, Storage};
 use engine::Core;
+use zeroize::Zeroizing;
 
 use crate::cli::Flags;
 use crate::config::{self, Config, LogFormat, Pkcs11Block, SealBlock};
@@ -252,6 +253,7 @@ async fn bind_pkcs11(block: &Pkcs11Block) -> anyhow::Result<Pkcs11Listener> {
         token_label: block.token_label.clone(),
         max_connections: block.max_connections,
         max_connections_per_peer: block.max_connections_per_peer,
+        pins: pin_names(&block.pins)?,
     });
     if let Some(path) = &block.socket {
         let allowed = block
@@ -272,6 +274,29 @@ async fn bind_pkcs11(block: &Pkcs11Block) -> anyhow::Result<Pkcs11Listener> {
             .map_err(|e| anyhow::anyhow!("cannot listen for PKCS#11 on {}: {e}", tcp.address))?;
     }
     Ok(listener)
+}
+
+/// The tokens of the `pin` entries, read once at start from files other users cannot
+/// read.
+fn pin_names(entries: &[(String, PathBuf)]) -> anyhow::Result<api::pkcs11::pins::PinNames> {
+    let mut names = api::pkcs11::pins::PinNames::default();
+    for (name, file) in entries {
+        hardening::refuse_world_readable(file)?;
+        let text = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the token of pin {name:?} from {}: {e}",
+                file.display()
+            )
+        })?);
+        let token = text.trim();
+        if token.is_empty() {
+            anyhow::bail!("{} (pin {name:?}) holds no token", file.display());
+        }
+        if !names.insert(name.clone(), Zeroizing::new(token.to_string())) {
+            anyhow::bail!("PIN name {name:?} is given twice");
+        }
+    }
+    Ok(names)
 }
 
 async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {

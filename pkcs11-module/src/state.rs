@@ -1,9 +1,10 @@
 //! The library's global state: one [`Library`] per `C_Initialize`, its sessions, the
 //! login they share, and the object handles it has given out.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock as StdRwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use pkcs11_wire::{
@@ -15,8 +16,20 @@ use zeroize::Zeroizing;
 use crate::client::{Client, Config};
 use crate::fns::{debug, CkResult};
 
-/// `None` before `C_Initialize` and after `C_Finalize`.
-static LIBRARY: RwLock<Option<Arc<Library>>> = RwLock::new(None);
+/// `None` before `C_Initialize` and after `C_Finalize`. A std lock rather than
+/// parking_lot's: its unlock in a forked child (see [`before_fork`]) touches nothing but
+/// the lock's own word, never a queue another thread may have been holding.
+static LIBRARY: StdRwLock<Option<Arc<Library>>> = StdRwLock::new(None);
+
+type Slot = Option<Arc<Library>>;
+
+fn read_slot() -> RwLockReadGuard<'static, Slot> {
+    LIBRARY.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_slot() -> RwLockWriteGuard<'static, Slot> {
+    LIBRARY.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Forks this process has made since the library was loaded (counted in the child by a
 /// `pthread_atfork` handler). A pid alone would not do: a descendant can be given the pid
@@ -24,13 +37,36 @@ static LIBRARY: RwLock<Option<Arc<Library>>> = RwLock::new(None);
 static FORKS: AtomicU64 = AtomicU64::new(0);
 static WATCH_FORKS: std::sync::Once = std::sync::Once::new();
 
-extern "C" fn forked() {
+thread_local! {
+    /// The global lock, held by the forking thread from just before `fork` until it
+    /// returns, in the parent and in the child alike (the child's one thread is a copy
+    /// of the forking one).
+    static HELD_ACROSS_FORK: RefCell<Option<RwLockWriteGuard<'static, Slot>>> =
+        const { RefCell::new(None) };
+}
+
+/// `fork` is never made while another thread holds the global lock (`C_Initialize`
+/// swapping the library in, any call reading it): the child would inherit a lock that no
+/// thread of its own can release, and hang in its first call.
+extern "C" fn before_fork() {
+    let guard = write_slot();
+    let _ = HELD_ACROSS_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
+}
+
+extern "C" fn after_fork_in_parent() {
+    let _ = HELD_ACROSS_FORK.try_with(|held| held.borrow_mut().take());
+}
+
+extern "C" fn after_fork_in_child() {
     FORKS.fetch_add(1, Ordering::SeqCst);
+    let _ = HELD_ACROSS_FORK.try_with(|held| held.borrow_mut().take());
 }
 
 fn watch_forks() {
     WATCH_FORKS.call_once(|| {
-        if let Err(e) = crate::ffi::sys::on_fork_in_child(forked) {
+        if let Err(e) =
+            crate::ffi::sys::on_fork(before_fork, after_fork_in_parent, after_fork_in_child)
+        {
             debug(
                 Function::C_Initialize,
                 &format!("cannot watch for fork, relying on the pid alone: {e}"),
@@ -41,7 +77,7 @@ fn watch_forks() {
 
 /// The initialised library, if this process initialised it (a forked child has not).
 pub fn library() -> CkResult<Arc<Library>> {
-    match LIBRARY.read().as_ref() {
+    match read_slot().as_ref() {
         Some(lib) if lib.ours() => Ok(lib.clone()),
         _ => Err(ck::CKR_CRYPTOKI_NOT_INITIALIZED),
     }
@@ -53,11 +89,10 @@ pub fn install(make: impl FnOnce() -> CkResult<Library>) -> CkResult<()> {
     if library().is_ok() {
         return Err(ck::CKR_CRYPTOKI_ALREADY_INITIALIZED);
     }
-    // Built before the lock is taken (reading the configuration, drawing the instance id):
-    // a fork by another thread while the write lock is held would leave the child unable
-    // ever to initialise, so the lock is held only for the swap.
+    // Built before the lock is taken (reading the configuration, drawing the instance
+    // id), so that the lock is held only for the swap and a `fork` waits the least.
     let made = Arc::new(make()?);
-    let mut slot = LIBRARY.write();
+    let mut slot = write_slot();
     if let Some(lib) = slot.as_ref() {
         if lib.ours() {
             return Err(ck::CKR_CRYPTOKI_ALREADY_INITIALIZED);
@@ -72,7 +107,7 @@ pub fn install(make: impl FnOnce() -> CkResult<Library>) -> CkResult<()> {
 
 /// Takes the library out for `C_Finalize`.
 pub fn remove() -> CkResult<Arc<Library>> {
-    let mut slot = LIBRARY.write();
+    let mut slot = write_slot();
     match slot.as_ref() {
         Some(lib) if lib.ours() => slot.take().ok_or(ck::CKR_CRYPTOKI_NOT_INITIALIZED),
         _ => Err(ck::CKR_CRYPTOKI_NOT_INITIALIZED),

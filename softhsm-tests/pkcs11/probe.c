@@ -1,7 +1,8 @@
 /*
  * Calls a PKCS#11 module the way careless or unlucky applications do, and prints what it
  * answers: the bad-call rows of tests/pkcs11_bad_calls.rs and the fork test of
- * tests/pkcs11_faults.rs. Built by those tests with `cc` against p11-kit's pkcs11.h.
+ * tests/pkcs11_faults.rs (one child, and a stress of many). Built by those tests with `cc`
+ * against p11-kit's pkcs11.h.
  *
  * Usage: probe MODULE TOKEN_LABEL PIN ROW
  *
@@ -11,6 +12,8 @@
  * Exits 0 when it could run the row, 2 when the set-up itself failed.
  */
 #include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +513,57 @@ static void fork_child(void)
     put("parent_sign_after", sign_once(s));
 }
 
+/* Many forks while other threads initialise and finalise the library: a fork must never
+ * leave the child holding the library's lock with no thread to release it. Each child
+ * initialises and finalises on its own; one that hangs is killed by its alarm. */
+static volatile int stress_done;
+
+static void *init_finalize_loop(void *unused)
+{
+    (void)unused;
+    while (!stress_done) {
+        if (init() == CKR_OK)
+            f->C_Finalize(NULL);
+    }
+    return NULL;
+}
+
+static void fork_stress(void)
+{
+    enum { THREADS = 4, FORKS = 200 };
+    pthread_t threads[THREADS];
+    put("C_Finalize", f->C_Finalize(NULL));
+    for (int i = 0; i < THREADS; i++)
+        if (pthread_create(&threads[i], NULL, init_finalize_loop, NULL) != 0)
+            fail("pthread_create", 0);
+    unsigned long ok = 0, failed = 0, hung = 0;
+    for (int i = 0; i < FORKS; i++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            fail("fork", 0);
+        if (pid == 0) {
+            alarm(10);
+            int good = init() == CKR_OK && f->C_Finalize(NULL) == CKR_OK;
+            _exit(good ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            ok++;
+        else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
+            hung++;
+            break; /* one is enough to know, and bounds the run */
+        } else
+            failed++;
+    }
+    stress_done = 1;
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(threads[i], NULL);
+    put("children_ok", ok);
+    put("children_failed", failed);
+    put("children_hung", hung);
+}
+
 struct row {
     const char *name;
     void (*run)(void);
@@ -554,6 +608,7 @@ static const struct row rows[] = {
     {"login_wrong_pin", login_wrong_pin},
     {"logout_without_login", logout_without_login},
     {"fork_child", fork_child},
+    {"fork_stress", fork_stress},
 };
 
 int main(int argc, char **argv)

@@ -10,7 +10,8 @@ reference needs `--take-turns`: the threads then hold one lock around each round
 
 The token holds an RSA-2048 signing pair with CKA_ID 01, a P-256 pair with CKA_ID 02 and
 an RSA-2048 decryption pair with CKA_ID 03 (made by the calling test: an appliance key
-has one usage). The main thread imports a known AES-256 key by RSA-OAEP unwrap; then
+has one usage). The main thread imports a known AES-256 key by RSA-OAEP unwrap, as a
+session object (python-pkcs11's default), which every session of the application uses; then
 each thread, in its own session, finds objects, signs (RSA PKCS#1 v1.5 SHA-256, ECDSA on a
 SHA-256 digest), verifies, encrypts and decrypts (RSA-OAEP, AES-GCM), ROUNDS times.
 Prints "ok N" with the number of checked operations, or a traceback and exits 1.
@@ -168,7 +169,6 @@ def main():
             wrapped,
             id=aes_id,
             label="py-aes",
-            store=True,
             mechanism=Mechanism.RSA_PKCS_OAEP,
             mechanism_param=OAEP_SHA1,
             template={

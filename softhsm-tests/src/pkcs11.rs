@@ -521,7 +521,7 @@ impl Token {
         let bin = self.path("probe");
         if !bin.exists() {
             let mut cc = Command::new("cc");
-            cc.args(["-O1", "-Wall", "-I/usr/include/p11-kit-1", "-o"])
+            cc.args(["-O1", "-Wall", "-pthread", "-I/usr/include/p11-kit-1", "-o"])
                 .arg(&bin)
                 .arg(&source)
                 .arg("-ldl");

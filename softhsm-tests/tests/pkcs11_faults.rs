@@ -176,3 +176,98 @@ fn child_after_fork_initialises_its_own_connection() {
     let want: Vec<(String, u64)> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     assert_eq!(got, want);
 }
+
+/// 200 forks while four threads initialise and finalise the library: each child
+/// initialises its own, none hangs on a lock another thread held at the fork.
+#[test]
+fn forks_while_other_threads_initialise_never_leave_a_child_hung() {
+    if skip(true) {
+        return;
+    }
+    let t = Token::start();
+    let started = std::time::Instant::now();
+    let got = t.probe("fork_stress");
+    let want = [
+        ("C_Finalize", CKR_OK),
+        ("children_ok", 200),
+        ("children_failed", 0),
+        ("children_hung", 0),
+    ];
+    let want: Vec<(String, u64)> = want.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    assert_eq!(got, want);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "the stress took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A session key pair (`CKA_TOKEN` false): it signs (checked by plain OpenSSL on the
+/// SubjectPublicKeyInfo the token answers), and a daemon restart takes it away.
+#[test]
+fn session_keys_sign_and_go_with_a_daemon_restart() {
+    use cryptoki::object::AttributeType;
+    if skip(true) {
+        return;
+    }
+    let mut t = Token::start();
+    let lib = t.load();
+    let s = lib.user_session(&t.pin);
+    let label = b"session-rsa".to_vec();
+    let (public, private) = s
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Verify(true),
+                Attribute::Label(label.clone()),
+            ],
+            &[
+                Attribute::Token(false),
+                Attribute::Sign(true),
+                Attribute::Label(label.clone()),
+            ],
+        )
+        .expect("C_GenerateKeyPair(session RSA)");
+    let data = b"signed by a session key".to_vec();
+    let signature = s
+        .sign(&Mechanism::Sha256RsaPkcs, private, &data)
+        .expect("C_Sign with a session key");
+    let info = match s
+        .get_attributes(public, &[AttributeType::PublicKeyInfo])
+        .expect("C_GetAttributeValue")
+        .pop()
+    {
+        Some(Attribute::PublicKeyInfo(der)) => der,
+        other => panic!("no CKA_PUBLIC_KEY_INFO: {other:?}"),
+    };
+    for (name, bytes) in [("pub.der", &info), ("data", &data), ("sig", &signature)] {
+        std::fs::write(t.path(name), bytes).unwrap();
+    }
+    let path = |name: &str| t.path(name).to_string_lossy().into_owned();
+    let verified = softhsm_tests::pkcs11::openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &path("pub.der"),
+        "-keyform",
+        "DER",
+        "-signature",
+        &path("sig"),
+        &path("data"),
+    ]);
+    assert!(verified.success(), "{verified}");
+    let find = |s: &Session| {
+        s.find_objects(&[Attribute::Label(label.clone())])
+            .expect("C_FindObjects")
+    };
+    assert_eq!(find(&s).len(), 2);
+
+    t.kill_daemon();
+    drop(s);
+    t.restart_daemon();
+    let s = session_after_restart(&lib, &t.pin);
+    assert!(find(&s).is_empty(), "a session key outlived the daemon");
+    assert!(s.sign(&Mechanism::Sha256RsaPkcs, private, &data).is_err());
+}

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use pkcs11_wire::{frame, Hello, Reply, Welcome, PROTOCOL_VERSION};
-use softhsm_tests::{poll_until, reference_mode, Daemon};
+use softhsm_tests::{poll_until, reference_mode, Body, Daemon};
 
 fn hello_is_welcomed(socket: &std::path::Path) -> Welcome {
     let mut s = UnixStream::connect(socket).expect("connect to the PKCS#11 socket");
@@ -80,4 +80,134 @@ fn a_second_dev_server_on_a_live_socket_does_not_start() {
     );
     // The first one still answers.
     assert_eq!(hello_is_welcomed(&socket).version, PROTOCOL_VERSION);
+}
+
+/// `pkcs11-tool` against a config-mode daemon's socket, with `pin` as the user PIN.
+fn pkcs11_tool(socket: &std::path::Path, pin: &str, args: &[&str]) -> softhsm_tests::Output {
+    let mut cmd = Command::new("pkcs11-tool");
+    cmd.arg("--module")
+        .arg(softhsm_tests::pkcs11::appliance_module())
+        .args(["--login", "--pin", pin])
+        .args(args)
+        .env("IRONSEAL_PKCS11_SOCKET", socket)
+        .env_remove("IRONSEAL_PKCS11_CONF");
+    softhsm_tests::pkcs11::run(&mut cmd)
+}
+
+fn write_secret(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// A `pin "name"` entry of the `pkcs11` block: the name logs in as the token in its file,
+/// with that token's scopes; a name that is no entry is a wrong PIN.
+#[test]
+fn a_pin_entry_name_logs_in_as_its_token() {
+    if softhsm_tests::pkcs11::skip(true) {
+        return;
+    }
+    softhsm_tests::hardware::require_tool("pkcs11-tool");
+    let files = tempfile::Builder::new()
+        .prefix("ironseal-pins-")
+        .tempdir()
+        .unwrap();
+    let socket = files.path().join("p11.sock");
+    let token_file = files.path().join("billing.token");
+    // The daemon reads the entry's file at start: a placeholder until the token exists.
+    write_secret(&token_file, "not-yet-a-token\n");
+    let seal = format!(
+        "seal \"shamir\" {{}}\n\npkcs11 {{\n  socket = \"{}\"\n  pin \"billing\" {{\n    token_file = \"{}\"\n  }}\n}}",
+        socket.display(),
+        token_file.display()
+    );
+    let mut d = Daemon::config_with_seal(&seal, &[]);
+    let root = d.init(1, 1).root_token;
+    d.unseal();
+
+    let made = pkcs11_tool(
+        &socket,
+        &root,
+        &[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "0b",
+            "--label",
+            "billing-ec",
+        ],
+    );
+    assert!(made.success(), "{made}");
+    // The entry's token may read and use keys, not make them.
+    let r = d.http(
+        "POST",
+        "/v1/auth/token/create",
+        Some(&root),
+        Body::Json(
+            &serde_json::json!({"policies": ["default"], "scopes": ["keys:read", "keys:use"]})
+                .to_string(),
+        ),
+    );
+    assert_eq!(r.status, 200, "{r}");
+    let token = r.json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    write_secret(&token_file, &format!("{token}\n"));
+    d.restart_after_kill9();
+    d.unseal();
+
+    let listed = pkcs11_tool(&socket, "billing", &["--list-objects", "--type", "privkey"]);
+    assert!(listed.success(), "{listed}");
+    assert!(listed.stdout.contains("billing-ec"), "{listed}");
+    let data = files.path().join("data");
+    std::fs::write(&data, b"signed under a PIN name").unwrap();
+    let sig = files.path().join("sig");
+    let signed = pkcs11_tool(
+        &socket,
+        "billing",
+        &[
+            "--sign",
+            "--mechanism",
+            "ECDSA-SHA256",
+            "--id",
+            "0b",
+            "--input-file",
+            data.to_str().unwrap(),
+            "--output-file",
+            sig.to_str().unwrap(),
+        ],
+    );
+    assert!(signed.success(), "{signed}");
+    assert_eq!(std::fs::read(&sig).unwrap().len(), 64);
+    // The token's scopes apply: no keys:write, no new key.
+    let refused = pkcs11_tool(
+        &socket,
+        "billing",
+        &[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "0c",
+            "--label",
+            "not-allowed",
+        ],
+    );
+    assert!(!refused.success(), "{refused}");
+    // A name that is no entry and no token is a wrong PIN.
+    let unknown = pkcs11_tool(&socket, "payroll", &["--list-objects"]);
+    assert!(!unknown.success(), "{unknown}");
+    assert!(
+        format!("{}{}", unknown.stdout, unknown.stderr).contains("CKR_PIN_INCORRECT"),
+        "{unknown}"
+    );
 }

@@ -280,10 +280,11 @@ pub async fn dispatch(core: &Arc<Core>, peer: &Peer, call: Call) -> Reply {
             template,
         } => {
             let op = GenerateKey {
+                instance,
                 request: decode::key_generation(&mechanism, &[], &template, false),
             };
             ask.mechanism(&mechanism)
-                .run(Operation::Create, op, |key| encode::secret_key(&key))
+                .run(Operation::Create, op, encode::generated)
                 .await
         }
         WireOp::GenerateKeyPair {
@@ -292,10 +293,11 @@ pub async fn dispatch(core: &Arc<Core>, peer: &Peer, call: Call) -> Reply {
             private,
         } => {
             let op = GenerateKey {
+                instance,
                 request: decode::key_generation(&mechanism, &public, &private, true),
             };
             ask.mechanism(&mechanism)
-                .run(Operation::Create, op, |key| encode::key_pair(&key))
+                .run(Operation::Create, op, encode::generated)
                 .await
         }
         WireOp::Sign {

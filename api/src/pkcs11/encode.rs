@@ -1,9 +1,8 @@
 //! Engine outcomes to wire values: objects, the generated key's objects, mechanism
 //! information, errors.
 
-use engine::managed_keys::ManagedKey;
 use engine::pkcs11::mechanisms::MechanismInfo as EngineMechanism;
-use engine::pkcs11::{keys, Attr, Handle, KeyClass, Object as EngineObject, Value};
+use engine::pkcs11::{Attr, Handle, KeyClass, Object as EngineObject, Value};
 use engine::EngineError;
 use pkcs11_wire::{
     AttrValue, Attribute, KeyClass as WireClass, MechanismInfo, Object, ObjectRef, Reply,
@@ -66,27 +65,16 @@ pub fn error(e: &EngineError) -> Reply {
     }
 }
 
-/// A new key's primary-version object of `class`.
-fn generated(key: &ManagedKey, class: KeyClass) -> Result<Object, EngineError> {
-    keys::key_object(key, key.primary_version, class).map(object)
-}
-
-/// `C_GenerateKey`'s answer.
-pub fn secret_key(key: &ManagedKey) -> Reply {
-    match generated(key, KeyClass::Secret) {
-        Ok(o) => Reply::Object(o),
-        Err(e) => error(&e),
-    }
-}
-
-/// `C_GenerateKeyPair`'s answer.
-pub fn key_pair(key: &ManagedKey) -> Reply {
-    match (
-        generated(key, KeyClass::Public),
-        generated(key, KeyClass::Private),
-    ) {
-        (Ok(public), Ok(private)) => Reply::KeyPair { public, private },
-        (Err(e), _) | (_, Err(e)) => error(&e),
+/// `C_GenerateKey`'s answer (the secret key) or `C_GenerateKeyPair`'s (public then
+/// private).
+pub fn generated(objects: Vec<EngineObject>) -> Reply {
+    let mut objects = objects.into_iter().map(object);
+    match (objects.next(), objects.next(), objects.next()) {
+        (Some(secret), None, None) => Reply::Object(secret),
+        (Some(public), Some(private), None) => Reply::KeyPair { public, private },
+        _ => error(&EngineError::internal(
+            "a generated key has one or two objects",
+        )),
     }
 }
 

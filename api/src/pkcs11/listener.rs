@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 
 use super::dispatch::{dispatch, forget_instance, token_info, Peer};
 use super::login_limit::{LoginLimiter, Outcome, PeerKey};
+use super::pins::PinNames;
 use super::socket::{self, BoundSocket, SocketError};
 use crate::budget::BodyBudget;
 
@@ -54,6 +55,8 @@ pub struct Options {
     pub token_label: Option<String>,
     pub max_connections: usize,
     pub max_connections_per_peer: usize,
+    /// Names an application may give as its PIN for a token.
+    pub pins: PinNames,
 }
 
 impl Default for Options {
@@ -62,6 +65,7 @@ impl Default for Options {
             token_label: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            pins: PinNames::default(),
         }
     }
 }
@@ -114,6 +118,7 @@ pub async fn serve(core: Arc<Core>, listener: Pkcs11Listener) {
     let shared = Arc::new(Shared {
         core,
         token_label: listener.options.token_label.clone(),
+        pins: listener.options.pins.clone(),
         slots: Arc::new(Semaphore::new(listener.options.max_connections)),
         per_peer: Mutex::new(HashMap::new()),
         max_per_peer: listener.options.max_connections_per_peer,
@@ -249,6 +254,7 @@ enum SlotKey {
 struct Shared {
     core: Arc<Core>,
     token_label: Option<String>,
+    pins: PinNames,
     slots: Arc<Semaphore>,
     per_peer: Mutex<HashMap<SlotKey, usize>>,
     max_per_peer: usize,
@@ -346,7 +352,8 @@ impl Shared {
     }
 
     /// One call's reply, through the login limiter.
-    async fn answer(&self, peer: &Peer, key: &PeerKey, call: Call) -> Reply {
+    async fn answer(&self, peer: &Peer, key: &PeerKey, mut call: Call) -> Reply {
+        call.pin = call.pin.map(|pin| self.pins.resolve(pin));
         let login = matches!(call.op, Op::Login { .. });
         let token = matches!(call.op, Op::TokenInfo);
         let with_pin = call.pin.is_some();

@@ -7,6 +7,7 @@ pub mod dispatch;
 mod encode;
 pub mod listener;
 mod login_limit;
+pub mod pins;
 mod rv;
 pub mod socket;
 #[cfg(test)]

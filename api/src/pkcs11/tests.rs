@@ -266,7 +266,11 @@ async fn generated_pairs_are_found_by_id_and_sign_through_the_scheme() {
             Function::C_GenerateKeyPair,
             Op::GenerateKeyPair {
                 mechanism: mechanism(CKM_EC_KEY_PAIR_GEN),
-                public: vec![bytes(CKA_EC_PARAMS, P256), bytes(CKA_LABEL, b"p11-ec")],
+                public: vec![
+                    bytes(CKA_EC_PARAMS, P256),
+                    bytes(CKA_LABEL, b"p11-ec"),
+                    b(CKA_TOKEN, true),
+                ],
                 private: Vec::new(),
             },
         )
@@ -377,7 +381,11 @@ async fn generated_pairs_are_found_by_id_and_sign_through_the_scheme() {
             Function::C_GenerateKey,
             Op::GenerateKey {
                 mechanism: mechanism(CKM_AES_KEY_GEN),
-                template: vec![u(CKA_VALUE_LEN, 32), bytes(CKA_LABEL, b"kek")],
+                template: vec![
+                    u(CKA_VALUE_LEN, 32),
+                    bytes(CKA_LABEL, b"kek"),
+                    b(CKA_TOKEN, true),
+                ],
             },
         )
         .await;
@@ -445,6 +453,7 @@ async fn aes_and_ml_dsa_keys_work_through_their_mechanisms() {
                 template: vec![
                     u(CKA_CLASS, CKO_SECRET_KEY),
                     u(CKA_VALUE_LEN, 32),
+                    b(CKA_TOKEN, true),
                     b(CKA_ENCRYPT, true),
                     b(CKA_DECRYPT, true),
                     b(CKA_SIGN, true),
@@ -494,7 +503,7 @@ async fn aes_and_ml_dsa_keys_work_through_their_mechanisms() {
             Function::C_GenerateKeyPair,
             Op::GenerateKeyPair {
                 mechanism: mechanism(CKM_ML_DSA_KEY_PAIR_GEN),
-                public: vec![u(CKA_PARAMETER_SET, CKP_ML_DSA_65)],
+                public: vec![u(CKA_PARAMETER_SET, CKP_ML_DSA_65), b(CKA_TOKEN, true)],
                 private: vec![b(CKA_SIGN, true)],
             },
         )
@@ -711,7 +720,7 @@ async fn unauthorised_calls_are_refused_and_audited_by_function_name() {
     let reader = a.token(&["keys:read"]).await;
     let op = || Op::GenerateKeyPair {
         mechanism: mechanism(CKM_EC_KEY_PAIR_GEN),
-        public: vec![bytes(CKA_EC_PARAMS, P256)],
+        public: vec![bytes(CKA_EC_PARAMS, P256), b(CKA_TOKEN, true)],
         private: Vec::new(),
     };
     let refused = a
@@ -955,7 +964,11 @@ impl Appliance {
                 Function::C_GenerateKeyPair,
                 Op::GenerateKeyPair {
                     mechanism: mechanism(CKM_RSA_PKCS_KEY_PAIR_GEN),
-                    public: vec![u(CKA_MODULUS_BITS, 2048), b(CKA_ENCRYPT, true)],
+                    public: vec![
+                        u(CKA_MODULUS_BITS, 2048),
+                        b(CKA_ENCRYPT, true),
+                        b(CKA_TOKEN, true),
+                    ],
                     private: vec![b(CKA_DECRYPT, true), b(CKA_UNWRAP, true)],
                 },
             )
@@ -1273,7 +1286,7 @@ async fn ml_kem_pair(a: &Appliance) -> (Vec<u8>, Object, Object) {
             Function::C_GenerateKeyPair,
             Op::GenerateKeyPair {
                 mechanism: mechanism(CKM_ML_KEM_KEY_PAIR_GEN),
-                public: vec![u(CKA_PARAMETER_SET, CKP_ML_KEM_768)],
+                public: vec![u(CKA_PARAMETER_SET, CKP_ML_KEM_768), b(CKA_TOKEN, true)],
                 private: Vec::new(),
             },
         )
@@ -1413,4 +1426,113 @@ async fn ml_kem_encapsulates_to_an_appliance_key() {
         assert_eq!(flags(kind) & CKF_UNWRAP, CKF_UNWRAP, "{kind:#x}");
         assert_eq!(flags(kind) & CKF_WRAP, 0, "{kind:#x}");
     }
+}
+
+#[tokio::test]
+async fn session_keys_are_generated_for_one_instance_and_never_stored() {
+    let a = appliance().await;
+    let pair = a
+        .call(
+            Function::C_GenerateKeyPair,
+            Op::GenerateKeyPair {
+                mechanism: mechanism(CKM_EC_KEY_PAIR_GEN),
+                public: vec![bytes(CKA_EC_PARAMS, P256), b(CKA_TOKEN, false)],
+                private: vec![b(CKA_TOKEN, false), bytes(CKA_LABEL, b"ephemeral")],
+            },
+        )
+        .await;
+    let Reply::KeyPair { public, private } = pair else {
+        panic!("session pair: {pair:?}")
+    };
+    assert!(matches!(private.handle, ObjectRef::Session { .. }));
+    assert_eq!(get(&private, CKA_TOKEN), Some(&AttrValue::Bool(false)));
+    assert_eq!(get(&private, CKA_LOCAL), Some(&AttrValue::Bool(true)));
+    assert_eq!(
+        get(&private, CKA_LABEL),
+        Some(&AttrValue::Bytes(b"ephemeral".to_vec()))
+    );
+    let sign = || Op::Sign {
+        key: private.handle,
+        mechanism: mechanism(CKM_ECDSA_SHA256),
+        data: b"message".to_vec(),
+    };
+    let (mine, other) = (peer(1), peer(2));
+    let Reply::Bytes(signature) = a
+        .call_as(&mine, Some(&a.root), Function::C_Sign, sign())
+        .await
+    else {
+        panic!("a session key signs")
+    };
+    let verified = a
+        .call(
+            Function::C_Verify,
+            Op::Verify {
+                key: public.handle,
+                mechanism: mechanism(CKM_ECDSA_SHA256),
+                data: b"message".to_vec(),
+                signature,
+            },
+        )
+        .await;
+    assert_eq!(rv(&verified), CKR_OK);
+    // Another library instance neither finds nor uses it.
+    let elsewhere = a
+        .call_as(&other, Some(&a.root), Function::C_Sign, sign())
+        .await;
+    assert_ne!(rv(&elsewhere), CKR_OK);
+    assert!(a
+        .find(&other, vec![bytes(CKA_LABEL, b"ephemeral")])
+        .await
+        .is_empty());
+    // Not a managed key: another instance finds no object at all.
+    assert!(a.find(&other, Vec::new()).await.is_empty());
+
+    // An AES session key encrypts, decrypts and unwraps.
+    let aes = a
+        .call(
+            Function::C_GenerateKey,
+            Op::GenerateKey {
+                mechanism: mechanism(CKM_AES_KEY_GEN),
+                template: vec![u(CKA_VALUE_LEN, 32)],
+            },
+        )
+        .await;
+    let Reply::Object(aes) = aes else {
+        panic!("session aes: {aes:?}")
+    };
+    assert_eq!(get(&aes, CKA_TOKEN), Some(&AttrValue::Bool(false)));
+    let cbc = Mechanism {
+        kind: CKM_AES_CBC_PAD,
+        params: Params::Iv(vec![3; 16]),
+    };
+    let Reply::Bytes(sealed) = a
+        .call(
+            Function::C_Encrypt,
+            Op::Encrypt {
+                key: aes.handle,
+                mechanism: cbc.clone(),
+                data: b"plaintext".to_vec().into(),
+            },
+        )
+        .await
+    else {
+        panic!("a session AES key encrypts")
+    };
+    let opened = a
+        .call(
+            Function::C_Decrypt,
+            Op::Decrypt {
+                key: aes.handle,
+                mechanism: cbc,
+                data: sealed,
+            },
+        )
+        .await;
+    assert!(matches!(opened, Reply::Secret(p) if p.as_slice() == b"plaintext"));
+
+    forget_instance(&a.core, &a.peer.instance);
+    let gone = a
+        .call_as(&mine, Some(&a.root), Function::C_Sign, sign())
+        .await;
+    assert_ne!(rv(&gone), CKR_OK);
 }

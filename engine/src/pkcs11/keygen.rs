@@ -1,7 +1,12 @@
 //! `C_GenerateKey` and `C_GenerateKeyPair` templates, read into a managed key's
-//! creation.
+//! creation, or a session key's.
 //!
-//! - `CKA_LABEL` is the key's name (a valid managed-key name, else
+//! - `CKA_TOKEN` true makes a managed key; false or absent (the PKCS#11 default) a
+//!   session key: generated in the same boundary, held in memory for the library
+//!   instance (never stored), with the objects a managed key's version would have but
+//!   `CKA_TOKEN` false and the template's `CKA_LABEL` and `CKA_ID` as given. The two
+//!   templates of a pair saying true and false is `CKR_TEMPLATE_INCONSISTENT`.
+//! - `CKA_LABEL` is a managed key's name (a valid managed-key name, else
 //!   `CKR_ATTRIBUTE_VALUE_INVALID`); absent or empty, a name is generated.
 //! - `CKA_ID` is kept as the `pkcs11.id` label (lowercase hex, at most 127 bytes); absent
 //!   or empty, the key's objects carry its UUID's 16 bytes.
@@ -19,9 +24,8 @@
 //! - `CKA_PRIVATE` false on a public key is accepted and shows true: every object of this
 //!   token needs a login to be seen.
 //! - Every other attribute the object will carry may be given with the value it will
-//!   have (`CKA_TOKEN` true, `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false, ...); another
-//!   value is `CKR_ATTRIBUTE_VALUE_INVALID` (keys are never extractable, never session
-//!   objects); an attribute a key does not take is `CKR_ATTRIBUTE_TYPE_INVALID`.
+//!   have (`CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false, ...); another value is
+//!   `CKR_ATTRIBUTE_VALUE_INVALID` (keys are never extractable); an attribute a key does not take is `CKR_ATTRIBUTE_TYPE_INVALID`.
 //! - `CKA_CLASS` or `CKA_KEY_TYPE` contradicting the mechanism, or the two templates
 //!   disagreeing on `CKA_LABEL`/`CKA_ID`, is `CKR_TEMPLATE_INCONSISTENT`.
 
@@ -62,10 +66,16 @@ impl Family {
     }
 }
 
-/// A managed key to create, read from PKCS#11 templates.
+/// A key to create, read from PKCS#11 templates.
 #[derive(Debug, Clone)]
 pub struct NewKey {
     pub create: CreateKey,
+    /// A managed key (`CKA_TOKEN` true), else a session key.
+    pub token: bool,
+    /// `CKA_LABEL` and `CKA_ID` as given (empty if absent), which a session key's
+    /// objects carry.
+    pub label: Vec<u8>,
+    pub id: Vec<u8>,
 }
 
 const LONGEST_ID: usize = 127;
@@ -73,7 +83,6 @@ const LONGEST_ID: usize = 127;
 /// The attributes any generated key object carries with a fixed value.
 fn fixed(class: KeyClass) -> Vec<Attr> {
     let mut fixed = vec![
-        Attr::bool(CKA_TOKEN, true),
         Attr::bool(CKA_PRIVATE, true),
         Attr::bool(CKA_MODIFIABLE, false),
         Attr::bool(CKA_COPYABLE, false),
@@ -115,6 +124,7 @@ const USAGE_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[
 struct Read {
     label: Option<Vec<u8>>,
     id: Option<Vec<u8>>,
+    token: Option<bool>,
     modulus_bits: Option<CK_ULONG>,
     exponent: Option<Vec<u8>>,
     ec_params: Option<Vec<u8>>,
@@ -181,6 +191,7 @@ fn read(family: Family, class: KeyClass, template: &[Attr], into: &mut Read) -> 
                     return Err(inconsistent("CKA_KEY_TYPE does not match the mechanism"));
                 }
             }
+            CKA_TOKEN => agree(&mut into.token, flag(a)?, "CKA_TOKEN values")?,
             CKA_LABEL => agree(&mut into.label, bytes(a)?, "labels")?,
             CKA_ID => agree(&mut into.id, bytes(a)?, "ids")?,
             CKA_MODULUS_BITS if family == Family::Rsa => {
@@ -223,7 +234,7 @@ fn read(family: Family, class: KeyClass, template: &[Attr], into: &mut Read) -> 
                 Some(_) => {
                     return Err(invalid(format!(
                         "attribute {kind:#x} cannot take this value: appliance keys are \
-                         token objects, sensitive and never extractable"
+                         sensitive and never extractable"
                     )))
                 }
                 None => {
@@ -341,18 +352,23 @@ pub fn parse(family: Family, public: &[Attr], private: &[Attr]) -> Result<NewKey
     }
     let algorithm = algorithm(family, &r)?;
     let usage = usage(algorithm, &r.flags)?;
-    let name = match r.label.filter(|l| !l.is_empty()) {
-        None => format!("pkcs11-{}", uuid::Uuid::new_v4().simple()),
-        Some(l) => String::from_utf8(l).map_err(|_| invalid("CKA_LABEL must be UTF-8"))?,
+    let token = r.token.unwrap_or(false);
+    let label = r.label.unwrap_or_default();
+    let id = r.id.unwrap_or_default();
+    // A session key has no managed key's name: its label is only its CKA_LABEL.
+    let name = if label.is_empty() || !token {
+        format!("pkcs11-{}", uuid::Uuid::new_v4().simple())
+    } else {
+        String::from_utf8(label.clone()).map_err(|_| invalid("CKA_LABEL must be UTF-8"))?
     };
     let mut labels = BTreeMap::new();
-    if let Some(id) = r.id.filter(|id| !id.is_empty()) {
+    if !id.is_empty() {
         if id.len() > LONGEST_ID {
             return Err(invalid(format!(
                 "CKA_ID is at most {LONGEST_ID} bytes on this token"
             )));
         }
-        labels.insert(ID_LABEL.to_string(), hex::encode(id));
+        labels.insert(ID_LABEL.to_string(), hex::encode(&id));
     }
     Ok(NewKey {
         create: CreateKey {
@@ -361,6 +377,9 @@ pub fn parse(family: Family, public: &[Attr], private: &[Attr]) -> Result<NewKey
             usage: Some(usage),
             labels,
         },
+        token,
+        label,
+        id,
     })
 }
 
@@ -430,6 +449,7 @@ pub fn parse_secret(template: &[Attr], kem: bool) -> Result<NewSecret> {
         }
     }
     rest.push(Attr::ulong(CKA_VALUE_LEN, 32));
+    rest.push(Attr::bool(CKA_TOKEN, token));
     let key = parse(Family::Aes, &[], &rest)?;
     let given = |kind| {
         template

@@ -299,9 +299,4 @@ impl Core {
             Err(_) => Vec::new(),
         }
     }
-
-    /// Drops the session objects of a library instance that is gone.
-    pub fn pkcs11_forget_instance(&self, instance: &[u8; 16]) {
-        self.pkcs11_sessions.forget(instance);
-    }
 }

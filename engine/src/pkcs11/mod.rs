@@ -1,7 +1,8 @@
 //! The appliance as a PKCS#11 token, free of any wire encoding: every managed-key version
 //! is a set of key objects ([`keys`]), applications store certificates, data objects and
 //! public keys under the barrier or, with `CKA_TOKEN` false, in memory per library
-//! instance ([`objects`], [`session`]); templates become managed keys ([`keygen`]).
+//! instance ([`objects`], [`session`]); templates become managed keys, or session keys
+//! generated in the same boundary and held in memory per library instance ([`keygen`]).
 //!
 //! The vocabulary is PKCS#11's own numbers (`CKA_*`, `CKO_*`, `CKK_*`), as the wire format
 //! uses them, so that a door passes an application's attributes through without a

@@ -406,8 +406,8 @@ pub fn set(object: &Object, template: &[Attr]) -> Result<Vec<Attr>> {
     Ok(attributes)
 }
 
-/// The algorithm and SubjectPublicKeyInfo of a stored public key, for verification and
-/// encryption outside the managed keys.
+/// The algorithm and SubjectPublicKeyInfo (the encoded key for ML-DSA) of a stored or
+/// session public key, for verification and encryption outside the managed keys.
 pub fn public_key(object: &Object) -> Result<(Algorithm, Vec<u8>)> {
     let not_a_key = || {
         refuse(
@@ -417,6 +417,11 @@ pub fn public_key(object: &Object) -> Result<(Algorithm, Vec<u8>)> {
     };
     if object.get_ulong(CKA_CLASS) != Some(CKO_PUBLIC_KEY) {
         return Err(not_a_key());
+    }
+    // A session ML-DSA public key (generated here): its CKA_VALUE is the encoded key.
+    if object.get_ulong(CKA_KEY_TYPE) == Some(CKK_ML_DSA) {
+        let value = object.get_bytes(CKA_VALUE).ok_or_else(not_a_key)?;
+        return Ok((Algorithm::MlDsa65, value.to_vec()));
     }
     let spki = object
         .get_bytes(CKA_PUBLIC_KEY_INFO)

@@ -1,27 +1,37 @@
 //! Session objects (`CKA_TOKEN` false): held in memory for the library instance that
 //! made them, never stored, zeroized when they go (released, instance gone, restart).
+//! Private and secret session keys hold their [`HeldKey`], which is only ever used.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use cryptoki_sys::CKA_VALUE;
+use cryptoki_sys::{CKA_VALUE, CK_ATTRIBUTE_TYPE};
 use parking_lot::Mutex;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use super::{code, refuse, Attr, Handle, Object};
+use crate::core::Core;
 use crate::error::{EngineError, Result};
+use crate::managed_keys::material::Loaded;
+use crate::managed_keys::scheme::HeldKey;
 
 /// Session objects one library instance may hold at once.
 pub const MAX_PER_INSTANCE: usize = 256;
 /// Session objects all instances together may hold.
 pub const MAX_TOTAL: usize = 16 * 1024;
 
-/// An object's attributes and, for a secret key, its value: never shown
-/// (`CKA_VALUE` is sensitive), only used.
-struct Held(Vec<Attr>, Option<Zeroizing<Vec<u8>>>);
+/// An object's attributes and, for a private or secret key, the key: never shown, only
+/// used.
+struct Held {
+    attributes: Vec<Attr>,
+    key: Option<Arc<HeldKey>>,
+    /// Attributes the object has but never reveals.
+    sensitive: Vec<CK_ATTRIBUTE_TYPE>,
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0.zeroize();
+        self.attributes.zeroize();
     }
 }
 
@@ -47,12 +57,8 @@ pub(crate) struct SessionObjects {
 fn object(id: u64, held: &Held) -> Object {
     Object {
         handle: Handle::Session(id),
-        attributes: held.0.clone(),
-        sensitive: if held.1.is_some() {
-            vec![CKA_VALUE]
-        } else {
-            Vec::new()
-        },
+        attributes: held.attributes.clone(),
+        sensitive: held.sensitive.clone(),
     }
 }
 
@@ -62,26 +68,62 @@ fn gone(id: u64) -> EngineError {
 
 impl SessionObjects {
     pub(crate) fn insert(&self, instance: &[u8; 16], attributes: Vec<Attr>) -> Result<u64> {
-        self.insert_held(instance, Held(attributes, None))
+        self.insert_all(
+            instance,
+            vec![Held {
+                attributes,
+                key: None,
+                sensitive: Vec::new(),
+            }],
+        )
+        .map(|ids| ids[0])
     }
 
-    /// A secret key: its attributes, and its value, which is only ever used.
+    /// A secret key made from a received secret: its attributes, and its value, which
+    /// is only ever used (`CKA_VALUE` is sensitive).
     pub(crate) fn insert_secret(
         &self,
         instance: &[u8; 16],
         attributes: Vec<Attr>,
-        secret: Zeroizing<Vec<u8>>,
+        key: HeldKey,
     ) -> Result<u64> {
-        self.insert_held(instance, Held(attributes, Some(secret)))
+        self.insert_all(
+            instance,
+            vec![Held {
+                attributes,
+                key: Some(Arc::new(key)),
+                sensitive: vec![CKA_VALUE],
+            }],
+        )
+        .map(|ids| ids[0])
     }
 
-    fn insert_held(&self, instance: &[u8; 16], held: Held) -> Result<u64> {
+    /// The objects of a generated key, all or none: each [`Object`]'s attributes and
+    /// sensitive attributes (its handle is ignored), and for the private or secret one
+    /// the key.
+    pub(crate) fn insert_key(
+        &self,
+        instance: &[u8; 16],
+        objects: Vec<(Object, Option<HeldKey>)>,
+    ) -> Result<Vec<u64>> {
+        let held = objects
+            .into_iter()
+            .map(|(o, key)| Held {
+                attributes: o.attributes,
+                key: key.map(Arc::new),
+                sensitive: o.sensitive,
+            })
+            .collect();
+        self.insert_all(instance, held)
+    }
+
+    fn insert_all(&self, instance: &[u8; 16], held: Vec<Held>) -> Result<Vec<u64>> {
         let mut inner = self.inner.lock();
-        let full = inner.total >= MAX_TOTAL
+        let full = inner.total + held.len() > MAX_TOTAL
             || inner
                 .instances
                 .get(instance)
-                .is_some_and(|i| i.objects.len() >= MAX_PER_INSTANCE);
+                .is_some_and(|i| i.objects.len() + held.len() > MAX_PER_INSTANCE);
         if full {
             return Err(refuse(
                 code::ACTION_PROHIBITED,
@@ -91,16 +133,20 @@ impl SessionObjects {
                 ),
             ));
         }
-        inner.last += 1;
-        let id = inner.last;
-        inner
-            .instances
-            .entry(*instance)
-            .or_default()
-            .objects
-            .insert(id, held);
-        inner.total += 1;
-        Ok(id)
+        let mut ids = Vec::with_capacity(held.len());
+        for h in held {
+            inner.last += 1;
+            let id = inner.last;
+            inner
+                .instances
+                .entry(*instance)
+                .or_default()
+                .objects
+                .insert(id, h);
+            inner.total += 1;
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     pub(crate) fn get(&self, instance: &[u8; 16], id: u64) -> Result<Object> {
@@ -113,18 +159,18 @@ impl SessionObjects {
             .ok_or_else(|| gone(id))
     }
 
-    /// The object and the value of a secret key; `None` for other objects.
-    pub(crate) fn secret(
+    /// The object and, for a private or secret key, the key; `None` for other objects.
+    pub(crate) fn key(
         &self,
         instance: &[u8; 16],
         id: u64,
-    ) -> Result<(Object, Option<Zeroizing<Vec<u8>>>)> {
+    ) -> Result<(Object, Option<Arc<HeldKey>>)> {
         let inner = self.inner.lock();
         inner
             .instances
             .get(instance)
             .and_then(|i| i.objects.get(&id))
-            .map(|h| (object(id, h), h.1.clone()))
+            .map(|h| (object(id, h), h.key.clone()))
             .ok_or_else(|| gone(id))
     }
 
@@ -149,31 +195,68 @@ impl SessionObjects {
             .get_mut(instance)
             .and_then(|i| i.objects.get_mut(&id))
             .ok_or_else(|| gone(id))?;
-        let secret = held.1.take();
-        *held = Held(attributes, secret);
+        held.attributes.zeroize();
+        held.attributes = attributes;
         Ok(object(id, held))
     }
-
-    pub(crate) fn remove(&self, instance: &[u8; 16], ids: &[u64]) -> usize {
+    /// Removes the objects `ids` names; how many there were, and the keys they held
+    /// (for the boundary to forget).
+    pub(crate) fn remove(&self, instance: &[u8; 16], ids: &[u64]) -> (usize, Vec<Arc<HeldKey>>) {
         let mut inner = self.inner.lock();
         let Some(slot) = inner.instances.get_mut(instance) else {
-            return 0;
+            return (0, Vec::new());
         };
-        let removed = ids
+        let removed: Vec<Held> = ids
             .iter()
-            .filter(|id| slot.objects.remove(id).is_some())
-            .count();
+            .filter_map(|id| slot.objects.remove(id))
+            .collect();
         if slot.objects.is_empty() {
             inner.instances.remove(instance);
         }
-        inner.total -= removed;
-        removed
+        inner.total -= removed.len();
+        let count = removed.len();
+        (count, keys(removed))
     }
 
-    pub(crate) fn forget(&self, instance: &[u8; 16]) {
+    /// Removes every object of `instance`; the keys they held.
+    pub(crate) fn forget(&self, instance: &[u8; 16]) -> Vec<Arc<HeldKey>> {
         let mut inner = self.inner.lock();
-        if let Some(slot) = inner.instances.remove(instance) {
-            inner.total -= slot.objects.len();
+        let Some(slot) = inner.instances.remove(instance) else {
+            return Vec::new();
+        };
+        inner.total -= slot.objects.len();
+        keys(slot.objects.into_values())
+    }
+}
+
+fn keys(held: impl IntoIterator<Item = Held>) -> Vec<Arc<HeldKey>> {
+    held.into_iter().filter_map(|mut h| h.key.take()).collect()
+}
+
+impl Core {
+    /// Drops the session objects of a library instance that is gone.
+    pub fn pkcs11_forget_instance(&self, instance: &[u8; 16]) {
+        let keys = self.pkcs11_sessions.forget(instance);
+        self.pkcs11_let_go(keys);
+    }
+
+    /// Drops the session objects `ids` of `instance`; how many there were.
+    pub(crate) fn pkcs11_release(&self, instance: &[u8; 16], ids: &[u64]) -> usize {
+        let (count, keys) = self.pkcs11_sessions.remove(instance, ids);
+        self.pkcs11_let_go(keys);
+        count
+    }
+
+    /// Has the boundary forget its unwrapped copies of session keys that went: a key the
+    /// HSM generated stays in the HSM only as long as its session object.
+    fn pkcs11_let_go(&self, keys: Vec<Arc<HeldKey>>) {
+        let Ok(root) = self.root() else {
+            return;
+        };
+        for key in keys {
+            if let Loaded::Hsm(wrapped) = &key.loaded {
+                root.forget_key(wrapped);
+            }
         }
     }
 }

@@ -340,12 +340,33 @@ fn key_generation_templates_follow_the_contract() {
         ),
         code::ATTRIBUTE_VALUE_INVALID,
     );
+    // CKA_TOKEN false, or absent as PKCS#11 defaults it, is a session key, named only
+    // by its CKA_LABEL; the two templates must not disagree.
+    let session = rsa(
+        with(rsa_public(2048), Attr::bool(CKA_TOKEN, false)),
+        with(rsa_private(), Attr::bool(CKA_TOKEN, false)),
+    )
+    .expect("a session key pair");
+    assert!(!session.token);
+    assert_eq!(session.label, b"app-rsa");
+    assert_eq!(session.id, vec![0xab, 0x01]);
+    assert!(session.create.name.starts_with("pkcs11-"));
+    let untold: Vec<Attr> = rsa_private()
+        .into_iter()
+        .filter(|a| a.kind != CKA_TOKEN)
+        .collect();
+    let public_untold: Vec<Attr> = rsa_public(2048)
+        .into_iter()
+        .filter(|a| a.kind != CKA_TOKEN)
+        .collect();
+    assert!(!rsa(public_untold, untold).expect("valid").token);
+    assert!(rsa(rsa_public(2048), rsa_private()).expect("valid").token);
     refused_with(
         rsa(
             rsa_public(2048),
             with(rsa_private(), Attr::bool(CKA_TOKEN, false)),
         ),
-        code::ATTRIBUTE_VALUE_INVALID,
+        code::TEMPLATE_INCONSISTENT,
     );
     refused_with(
         rsa(
@@ -643,7 +664,7 @@ fn session_objects_are_bounded_per_instance_and_forgotten_with_it() {
         "no instance sees another's objects"
     );
     assert_eq!(sessions.list(&b).len(), 1);
-    assert_eq!(sessions.remove(&b, &[id]), 1);
+    assert_eq!(sessions.remove(&b, &[id]).0, 1);
     let next = sessions.insert(&b, data()).expect("room");
     assert_ne!(next, id, "a released id is not handed out again");
     sessions.forget(&a);

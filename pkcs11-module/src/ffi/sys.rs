@@ -91,11 +91,18 @@ pub fn connect_unix(path: &Path, timeout: Duration) -> std::io::Result<UnixStrea
     Ok(stream)
 }
 
-/// Has `child` run in the child of every later `fork`, before `fork` returns there.
-pub fn on_fork_in_child(child: extern "C" fn()) -> std::io::Result<()> {
-    // SAFETY: registers one handler and no prepare or parent hooks; `child` only adds to
-    // an atomic, which is what a handler in a forked child may do.
-    let rc = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+/// Has `prepare` run before every later `fork`, then `parent` in the parent and `child`
+/// in the child, before `fork` returns in each.
+pub fn on_fork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> std::io::Result<()> {
+    // SAFETY: registers three handlers that live as long as the process (plain
+    // functions). They only take or release one lock and add to an atomic: `prepare` runs
+    // in the forking thread before `fork`, the others in that thread (or its one copy in
+    // the child) after it, where nothing else can be holding what they touch.
+    let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     if rc != 0 {
         return Err(std::io::Error::from_raw_os_error(rc));
     }

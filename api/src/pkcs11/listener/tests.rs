@@ -237,6 +237,7 @@ async fn an_instance_is_forgotten_when_its_last_connection_closes() {
     let shared = Shared {
         core,
         token_label: None,
+        pins: Default::default(),
         slots: Arc::new(Semaphore::new(1)),
         per_peer: Mutex::new(HashMap::new()),
         max_per_peer: 1,

@@ -281,44 +281,105 @@ pub fn encrypt_public(
     cipher::rsa_encrypt(public, Protection::Software, scheme, plaintext)
 }
 
-/// Encrypts with an AES-256 secret that is not a managed key's (a PKCS#11 session key
-/// made from an unwrapped or decapsulated secret), as a software version would.
-pub fn encrypt_secret(
-    secret: &[u8],
-    root: &dyn RootOfTrust,
-    scheme: &CipherScheme,
-    plaintext: &[u8],
-) -> Result<Vec<u8>, KeyError> {
-    cipher::check(Algorithm::Aes256, scheme)?;
-    let loaded = Loaded::Aes(Zeroizing::new(secret.to_vec()));
-    cipher::encrypt(
-        Some(&loaded),
-        Algorithm::Aes256,
-        Protection::Software,
-        None,
-        root,
-        scheme,
-        plaintext,
-    )
+/// A key held in memory outside the store: a PKCS#11 session key, generated in the
+/// boundary ([`super::material::generate`]: with an HSM, `loaded` is the blob the HSM
+/// wrapped under its root key) or made from a received AES-256 secret. It is never
+/// stored, and its parsed material is zeroized when it goes. Its operations are a
+/// managed-key version's, without the version.
+pub struct HeldKey {
+    pub algorithm: Algorithm,
+    pub protection: Protection,
+    pub loaded: Loaded,
+    /// RSA/EC: DER SubjectPublicKeyInfo; ML-DSA/ML-KEM: the encoded public key.
+    pub public: Option<Vec<u8>>,
 }
 
-/// The inverse of [`encrypt_secret`].
-pub fn decrypt_secret(
-    secret: &[u8],
-    root: &dyn RootOfTrust,
-    scheme: &CipherScheme,
-    ciphertext: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    cipher::check(Algorithm::Aes256, scheme)?;
-    let loaded = Loaded::Aes(Zeroizing::new(secret.to_vec()));
-    cipher::decrypt(
-        &loaded,
-        Algorithm::Aes256,
-        Protection::Software,
-        root,
-        scheme,
-        ciphertext,
-    )
+impl HeldKey {
+    /// An AES-256 secret received from outside (unwrapped or decapsulated).
+    pub fn secret(secret: Zeroizing<Vec<u8>>) -> HeldKey {
+        HeldKey {
+            algorithm: Algorithm::Aes256,
+            protection: Protection::Software,
+            loaded: Loaded::Aes(secret),
+            public: None,
+        }
+    }
+
+    pub fn sign(
+        &self,
+        root: &dyn RootOfTrust,
+        scheme: SignScheme,
+        message: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        KeyStore::check_size("message", message)?;
+        let plan = sign::plan(self.algorithm, scheme)?;
+        sign::sign(&self.loaded, self.algorithm, root, &plan, message)
+    }
+
+    pub fn encrypt(
+        &self,
+        root: &dyn RootOfTrust,
+        scheme: &CipherScheme,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        KeyStore::check_size("plaintext", plaintext)?;
+        cipher::check(self.algorithm, scheme)?;
+        cipher::encrypt(
+            Some(&self.loaded),
+            self.algorithm,
+            self.protection,
+            self.public.as_deref(),
+            root,
+            scheme,
+            plaintext,
+        )
+    }
+
+    pub fn decrypt(
+        &self,
+        root: &dyn RootOfTrust,
+        scheme: &CipherScheme,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        KeyStore::check_ciphertext_size(ciphertext)?;
+        cipher::check(self.algorithm, scheme)?;
+        cipher::decrypt(
+            &self.loaded,
+            self.algorithm,
+            self.protection,
+            root,
+            scheme,
+            ciphertext,
+        )
+    }
+
+    /// As [`KeyStore::unwrap_secret`]: AES-KW/KWP with a software AES key, RSA-OAEP
+    /// with an RSA key.
+    pub fn unwrap(
+        &self,
+        root: &dyn RootOfTrust,
+        scheme: WrapScheme,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        match scheme.aes_padding() {
+            Err(oaep) => self.decrypt(root, &oaep, wrapped),
+            Ok(padded) => {
+                KeyStore::check_ciphertext_size(wrapped)?;
+                if self.algorithm != Algorithm::Aes256 {
+                    return Err(KeyError::WrongKeyType(format!(
+                        "AES key wrapping needs an AES key, not a {} key",
+                        self.algorithm.as_str()
+                    )));
+                }
+                cipher::aes_unwrap(&self.loaded, wrapped, padded)
+            }
+        }
+    }
+
+    /// ML-KEM-768 decapsulation: the 32-byte shared secret.
+    pub fn decapsulate(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        cipher::decapsulate(&self.loaded, ciphertext)
+    }
 }
 
 impl KeyStore {

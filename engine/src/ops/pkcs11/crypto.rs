@@ -5,9 +5,12 @@ use cryptoki_sys::*;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
 use super::{key, object, Instance};
+use crate::compute;
 use crate::error::Result;
-use crate::managed_keys::scheme::{self, CipherScheme, Hash, SignScheme};
+use crate::managed_keys::scheme::{self, CipherScheme, Hash, HeldKey, SignScheme};
 use crate::managed_keys::{Algorithm, KeyError, ManagedKey, Usage, MAX_MESSAGE};
 use crate::ops::{Access, Context, Decoded, Op, Scope};
 use crate::pkcs11::{code, keys as key_objects, objects as stored, refuse};
@@ -85,23 +88,23 @@ fn usable(
     Ok((k, version))
 }
 
-/// The value of a session secret key (made from an unwrapped or decapsulated secret)
-/// whose `flag` is set; `None` if `handle` names no session secret key.
-fn session_secret(
+/// The session private or secret key `handle` names, whose `flag` is set; `None` if
+/// `handle` names no such key (a managed key's object, a public key, another object).
+fn session_key(
     cx: &Context<'_>,
     instance: &Instance,
     handle: Handle,
     flag: CK_ATTRIBUTE_TYPE,
     what: &str,
-) -> Result<Option<Zeroizing<Vec<u8>>>> {
+) -> Result<Option<Arc<HeldKey>>> {
     let Handle::Session(id) = handle else {
         return Ok(None);
     };
-    let (o, secret) = cx.core.pkcs11_sessions.secret(instance, id)?;
-    if secret.is_some() && !o.get_bool(flag) {
+    let (o, key) = cx.core.pkcs11_sessions.key(instance, id)?;
+    if key.is_some() && !o.get_bool(flag) {
         return Err(not_permitted(what));
     }
-    Ok(secret)
+    Ok(key)
 }
 
 /// A stored or session public key whose `flag` is set.
@@ -136,6 +139,13 @@ impl Op for Sign {
 
     async fn run(self, cx: Context<'_>) -> Result<Vec<u8>> {
         let scheme = self.scheme?;
+        if let Some(key) = session_key(&cx, &self.instance, self.key, CKA_SIGN, "sign")? {
+            if !sign_fits(key.algorithm, &scheme) {
+                return Err(inconsistent());
+            }
+            let root = cx.core.root()?;
+            return Ok(compute::run(move || key.sign(root.as_ref(), scheme, &self.data)).await??);
+        }
         let (k, version) = usable(
             &cx,
             self.key,
@@ -249,18 +259,14 @@ impl Op for Encrypt {
                 .await?;
             return Ok(out.data);
         }
-        if let Some(secret) = session_secret(&cx, &self.instance, self.key, CKA_ENCRYPT, "encrypt")?
-        {
-            if !cipher_fits(Algorithm::Aes256, &scheme) {
+        if let Some(key) = session_key(&cx, &self.instance, self.key, CKA_ENCRYPT, "encrypt")? {
+            if !cipher_fits(key.algorithm, &scheme) {
                 return Err(inconsistent());
             }
             let root = cx.core.root()?;
-            return Ok(scheme::encrypt_secret(
-                &secret,
-                root.as_ref(),
-                &scheme,
-                &self.data,
-            )?);
+            return Ok(
+                compute::run(move || key.encrypt(root.as_ref(), &scheme, &self.data)).await??,
+            );
         }
         let (algorithm, public) =
             outside_public(&cx, &self.instance, self.key, CKA_ENCRYPT, "encrypt")?;
@@ -289,21 +295,17 @@ impl Op for Decrypt {
 
     async fn run(self, cx: Context<'_>) -> Result<Zeroizing<Vec<u8>>> {
         let scheme = self.scheme?;
-        if let Some(secret) = session_secret(&cx, &self.instance, self.key, CKA_DECRYPT, "decrypt")?
-        {
-            if !cipher_fits(Algorithm::Aes256, &scheme) {
+        if let Some(key) = session_key(&cx, &self.instance, self.key, CKA_DECRYPT, "decrypt")? {
+            if !cipher_fits(key.algorithm, &scheme) {
                 return Err(inconsistent());
             }
             if self.data.len() > MAX_MESSAGE + 2048 {
                 return Err(too_large("data", self.data.len()));
             }
             let root = cx.core.root()?;
-            return Ok(scheme::decrypt_secret(
-                &secret,
-                root.as_ref(),
-                &scheme,
-                &self.data,
-            )?);
+            return Ok(
+                compute::run(move || key.decrypt(root.as_ref(), &scheme, &self.data)).await??,
+            );
         }
         let (k, version) = usable(
             &cx,

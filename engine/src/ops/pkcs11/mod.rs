@@ -1,7 +1,8 @@
 //! PKCS#11 operations: what each call of `libironseal_pkcs11.so` asks of the engine, one
 //! file per chapter of the specification (objects, key management, cryptography). The
-//! scopes are the key API's: finding and reading objects needs `keys:read`; generating,
-//! creating, changing and destroying them `keys:write`; using keys `keys:use`. Digests and
+//! scopes are the key API's: finding and reading objects needs `keys:read`; generating
+//! token keys, creating, changing and destroying objects `keys:write`; using keys, and
+//! generating session keys (which change nothing on the token), `keys:use`. Digests and
 //! random bytes need no token. An attenuated token's checks are tested on each managed
 //! key an operation touches; objects that are not managed keys (certificates, data
 //! objects, stored public keys) need a token whose attenuation holds without naming a

@@ -240,7 +240,7 @@ impl Op for DestroyObject {
                 stored::delete_stored(&cx.core.barrier, &id).await
             }
             Handle::Session(id) => {
-                if cx.core.pkcs11_sessions.remove(&self.instance, &[id]) == 0 {
+                if cx.core.pkcs11_release(&self.instance, &[id]) == 0 {
                     return Err(crate::error::EngineError::NotFound(format!(
                         "no session object {id}"
                     )));
@@ -267,7 +267,7 @@ impl Op for ReleaseSessionObjects {
     }
 
     async fn run(self, cx: Context<'_>) -> Result<()> {
-        cx.core.pkcs11_sessions.remove(&self.instance, &self.ids);
+        cx.core.pkcs11_release(&self.instance, &self.ids);
         Ok(())
     }
 }
