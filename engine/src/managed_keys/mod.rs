@@ -9,7 +9,13 @@
 //! - `keys/name/<name>`: the id, so names stay unique.
 //!
 //! Destruction is scheduled with a pending window; [`KeyStore::tidy`] (from
-//! `Core::tick`) deletes the record and every version's material once it has passed.
+//! `Core::tick`) deletes the record, every version's material and the key's cloud exports
+//! (their records, credentials and sync jobs) once it has passed.
+//!
+//! Whether a key may be exported to a cloud provider (`exportable`, and for AES-256
+//! `allowUnwrappedExport`) is decided at creation only, so that no later call can move
+//! an HSM-bound key out; a rotation queues the new version's auto-syncs in its own
+//! transaction (`crate::cloud_exports::outbox`).
 
 pub mod error;
 pub mod material;
