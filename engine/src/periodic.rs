@@ -158,7 +158,8 @@ mod tests {
             [
                 "token-expiry",
                 "managed-key-destruction",
-                "transit-auto-rotation"
+                "transit-auto-rotation",
+                "cloud-export-sync"
             ]
         );
     }

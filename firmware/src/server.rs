@@ -439,6 +439,7 @@ async fn serve_until_signal(
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    core.set_cloud_providers(Arc::new(cloud::Providers::new()));
     let housekeeping = tokio::spawn(housekeeping(core.clone()));
     let auto_unseal = tokio::spawn(core.clone().run_auto_unseal());
     let reopen = tokio::spawn(reopen_audit_on_hangup(core.clone()));

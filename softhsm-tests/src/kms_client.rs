@@ -1,10 +1,10 @@
-//! A client of the daemon's key API under `/api/v1` (managed keys), whose errors are
-//! problem objects rather than Vault's `{"errors":[...]}`.
+//! A client of the daemon's key API under `/api/v1` (managed keys, cloud exports), whose
+//! errors are problem objects rather than Vault's `{"errors":[...]}`.
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::daemon::Daemon;
+use crate::daemon::{free_port, Daemon};
 use crate::vault_client::Body;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -103,4 +103,63 @@ impl Daemon {
         let body = json!({ "ciphertext": ciphertext });
         self.kms("POST", &format!("keys/{id}/decrypt"), token, Some(body))
     }
+
+    /// A token `root` mints with the key-API `scopes` (and the default policy).
+    pub fn kms_token_with_scopes(&self, root: &str, scopes: &[&str]) -> String {
+        let r = self.http(
+            "POST",
+            "/v1/auth/token/create",
+            Some(root),
+            Body::Json(&json!({"policies": ["default"], "scopes": scopes}).to_string()),
+        );
+        assert_eq!(r.status, 200, "{r}");
+        let v = r.json();
+        let mut want: Vec<&str> = scopes.to_vec();
+        want.sort();
+        assert_eq!(v["auth"]["scopes"], json!(want), "{r}");
+        v["auth"]["client_token"].as_str().unwrap().to_string()
+    }
+
+    /// `POST /api/v1/keys` for key `name` with more creation fields (`exportable`,
+    /// `allowUnwrappedExport`, ...) merged in.
+    pub fn kms_create_key_with(
+        &self,
+        token: &str,
+        name: &str,
+        algorithm: &str,
+        extra: Value,
+    ) -> KmsReply {
+        let mut body = json!({"name": name, "algorithm": algorithm});
+        if let (Some(b), Value::Object(more)) = (body.as_object_mut(), extra) {
+            b.extend(more);
+        }
+        self.kms("POST", "keys", token, Some(body))
+    }
+
+    /// `POST /api/v1/keys/{key_id}/cloud-exports` with `body`.
+    pub fn kms_cloud_export(&self, token: &str, key_id: &str, body: Value) -> KmsReply {
+        self.kms(
+            "POST",
+            &format!("keys/{key_id}/cloud-exports"),
+            token,
+            Some(body),
+        )
+    }
+
+    /// The records `GET /api/v1/keys/{key_id}/cloud-exports` lists.
+    pub fn kms_cloud_exports(&self, token: &str, key_id: &str) -> Vec<Value> {
+        let listed = self
+            .kms("GET", &format!("keys/{key_id}/cloud-exports"), token, None)
+            .ok();
+        listed["cloudExports"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("no cloudExports in {listed}"))
+    }
+}
+
+/// An `http://` URL on loopback where nothing listens (its port was free a moment ago):
+/// a provider endpoint that refuses every connection.
+pub fn closed_loopback_url() -> String {
+    format!("http://127.0.0.1:{}", free_port())
 }

@@ -204,21 +204,6 @@ fn managed_keys_live_in_softhsm_and_sign_for_openssl() {
     d.kms_sign(&root, rsa_id, msg, None).ok();
 }
 
-fn token_with_scopes(d: &Daemon, root: &str, scopes: &[&str]) -> String {
-    let r = d.http(
-        "POST",
-        "/v1/auth/token/create",
-        Some(root),
-        Body::Json(&json!({"policies": ["default"], "scopes": scopes}).to_string()),
-    );
-    assert_eq!(r.status, 200, "{r}");
-    let v = r.json();
-    let mut want: Vec<&str> = scopes.to_vec();
-    want.sort();
-    assert_eq!(v["auth"]["scopes"], json!(want), "{r}");
-    v["auth"]["client_token"].as_str().unwrap().to_string()
-}
-
 /// Appends a block of checks to a token offline, as a holder would with biscuit-cli.
 fn attenuate(token: &str, code: &str) -> String {
     let unverified = biscuit_auth::UnverifiedBiscuit::from_base64(token).unwrap();
@@ -240,7 +225,7 @@ fn managed_key_scopes_and_offline_attenuation() {
     let (app_id, db_id) = (app["id"].as_str().unwrap(), db["id"].as_str().unwrap());
 
     // Read-only: lists and reads, cannot rotate or sign.
-    let reader = token_with_scopes(&d, &root, &["keys:read"]);
+    let reader = d.kms_token_with_scopes(&root, &["keys:read"]);
     let list = d.kms("GET", "keys", &reader, None).ok();
     assert_eq!(list["keys"].as_array().unwrap().len(), 2, "{list}");
     d.kms("GET", &format!("keys/{db_id}"), &reader, None).ok();
@@ -254,7 +239,7 @@ fn managed_key_scopes_and_offline_attenuation() {
         .problem(403, "MISSING_SCOPE");
     assert!(p["detail"].as_str().unwrap().contains("keys:use"), "{p}");
     // A token without any scope; and no token at all.
-    let plain = token_with_scopes(&d, &root, &[]);
+    let plain = d.kms_token_with_scopes(&root, &[]);
     d.kms("GET", "keys", &plain, None)
         .problem(403, "MISSING_SCOPE");
     d.kms("GET", "keys", "", None)
@@ -269,7 +254,7 @@ fn managed_key_scopes_and_offline_attenuation() {
     assert!(r.status == 400 || r.status == 403, "{r}");
 
     // Full scopes, attenuated offline to keys named app-*.
-    let full = token_with_scopes(&d, &root, &["keys:read", "keys:write", "keys:use"]);
+    let full = d.kms_token_with_scopes(&root, &["keys:read", "keys:write", "keys:use"]);
     let app_only = attenuate(&full, r#"check if key_name($n), $n.starts_with("app-");"#);
     d.kms_sign(&app_only, app_id, b"m", None).ok();
     d.kms("GET", &format!("keys/{app_id}"), &app_only, None)

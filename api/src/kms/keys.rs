@@ -61,7 +61,8 @@ pub fn key_json(key: &ManagedKey) -> Value {
         "createTime": rfc3339(key.create_time),
         "destroyTime": key.destroy_time.map(rfc3339).unwrap_or(Value::Null),
         "primaryVersion": key.primary_version,
-        "exportable": !key.algorithm.is_post_quantum(),
+        "exportable": key.exportable,
+        "allowUnwrappedExport": key.allow_unwrapped_export,
         "versions": versions,
     });
     if let Ok(primary) = key.primary() {
@@ -93,6 +94,16 @@ fn create_request(req: &ApiRequest) -> Decoded<CreateKey> {
     let name = req.required_str("name")?;
     let algorithm = Algorithm::parse(req.required_str("algorithm")?)?;
     let usage = req.str_field("usage")?.map(Usage::parse).transpose()?;
+    let flag = |name: &str| match req.body.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid(
+            "INVALID_FIELD",
+            format!("field {name:?} must be true or false"),
+        )),
+    };
+    let exportable = flag("exportable")?;
+    let allow_unwrapped_export = flag("allowUnwrappedExport")?;
     let labels = match req.body.get("labels") {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(m)) => m
@@ -117,6 +128,8 @@ fn create_request(req: &ApiRequest) -> Decoded<CreateKey> {
         algorithm,
         usage,
         labels,
+        exportable,
+        allow_unwrapped_export,
     })
 }
 

@@ -1,16 +1,18 @@
 //! `/api/v1`: the key API (managed keys). JSON with camelCase fields, RFC 3339 times,
 //! UUID ids, errors as problem objects with a stable `code` (see `problem.rs`).
 //!
-//! Authorisation is by scope, not by Vault ACL: `keys:read` (list, get), `keys:write`
-//! (create, rotate, enable/disable, destruction), `keys:use` (sign, verify, encrypt,
-//! decrypt). Scopes are facts in the token (root tokens hold all). A holder may attenuate
+//! Authorisation is by scope, not by Vault ACL: `keys:read` (list, get, list cloud
+//! exports), `keys:write` (create, rotate, enable/disable, destruction, cloud exports),
+//! `keys:use` (sign, verify, encrypt, decrypt). Scopes are facts in the token (root tokens hold all). A holder may attenuate
 //! a Biscuit token offline; its checks see `operation` ("read", "write", "use"),
 //! `required_scope`, `path`, `time`, and `key_name`/`key_id` for requests on one key.
 //!
-//! Each handler decodes its request into an engine operation (`engine::ops::managed_keys`)
+//! Each handler decodes its request into an engine operation (`engine::ops::managed_keys`,
+//! `engine::ops::cloud_exports`)
 //! and encodes the outcome; the scope, the attenuation checks and the audit lines are the
 //! engine's (`Core::apply`). Fields are decoded before, but reported after, authorization.
 
+mod cloud_exports;
 mod crypto;
 mod destruction;
 mod keys;
@@ -260,6 +262,20 @@ enum Endpoint<'a> {
     ScheduleDestruction(&'a str),
     CancelDestruction(&'a str),
     Crypto(&'a str, crypto::Use),
+    ListExports(&'a str),
+    CreateExport(&'a str),
+    ExportAutoSync {
+        key: &'a str,
+        export: &'a str,
+    },
+    SyncExport {
+        key: &'a str,
+        export: &'a str,
+    },
+    DeleteExport {
+        key: &'a str,
+        export: &'a str,
+    },
 }
 
 fn unsupported_method(req: &ApiRequest) -> Problem {
@@ -316,11 +332,23 @@ fn route(req: &ApiRequest) -> Result<Endpoint<'_>, Problem> {
             _ => Err(unsupported_method(req)),
         },
         ["keys", id, "cancel-destruction"] => post(Endpoint::CancelDestruction(id)),
-        ["keys", _, "cloud-exports", ..] => Err(Problem::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "NOT_IMPLEMENTED",
-            "cloud exports are not available on this appliance yet",
-        )),
+        ["keys", id, "cloud-exports"] => match req.method {
+            Method::GET => Ok(Endpoint::ListExports(id)),
+            Method::POST => Ok(Endpoint::CreateExport(id)),
+            _ => Err(unsupported_method(req)),
+        },
+        ["keys", key, "cloud-exports", export] => match req.method {
+            Method::DELETE => Ok(Endpoint::DeleteExport { key, export }),
+            _ => Err(unsupported_method(req)),
+        },
+        ["keys", key, "cloud-exports", export, "auto-sync"] => match req.method {
+            Method::PATCH => Ok(Endpoint::ExportAutoSync { key, export }),
+            _ => Err(unsupported_method(req)),
+        },
+        ["keys", key, "cloud-exports", export, "sync"] => {
+            post(Endpoint::SyncExport { key, export })
+        }
+        ["keys", _, "cloud-exports", ..] => Err(not_found(req)),
         ["keys", id, op] => match crypto::Use::from_segment(op) {
             Some(op) => post(Endpoint::Crypto(id, op)),
             None => Err(not_found(req)),
@@ -347,6 +375,15 @@ pub async fn handle(core: &Arc<Core>, req: ApiRequest) -> ApiResult {
         Endpoint::ScheduleDestruction(id) => destruction::schedule(core, &req, id).await,
         Endpoint::CancelDestruction(id) => destruction::cancel(core, &req, id).await,
         Endpoint::Crypto(id, op) => crypto::handle(core, &req, id, op).await,
+        Endpoint::ListExports(id) => cloud_exports::list(core, &req, id).await,
+        Endpoint::CreateExport(id) => cloud_exports::create(core, &req, id).await,
+        Endpoint::ExportAutoSync { key, export } => {
+            cloud_exports::auto_sync(core, &req, key, export).await
+        }
+        Endpoint::SyncExport { key, export } => cloud_exports::sync(core, &req, key, export).await,
+        Endpoint::DeleteExport { key, export } => {
+            cloud_exports::delete(core, &req, key, export).await
+        }
     }
 }
 
@@ -433,6 +470,31 @@ mod tests {
                 format!("keys/{id}/decrypt"),
                 format!("Crypto({id:?}, Decrypt)"),
             ),
+            (
+                Method::GET,
+                format!("keys/{id}/cloud-exports"),
+                format!("ListExports({id:?})"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/cloud-exports"),
+                format!("CreateExport({id:?})"),
+            ),
+            (
+                Method::PATCH,
+                format!("keys/{id}/cloud-exports/e1/auto-sync"),
+                format!("ExportAutoSync {{ key: {id:?}, export: \"e1\" }}"),
+            ),
+            (
+                Method::POST,
+                format!("keys/{id}/cloud-exports/e1/sync"),
+                format!("SyncExport {{ key: {id:?}, export: \"e1\" }}"),
+            ),
+            (
+                Method::DELETE,
+                format!("keys/{id}/cloud-exports/e1"),
+                format!("DeleteExport {{ key: {id:?}, export: \"e1\" }}"),
+            ),
         ];
         for (method, path, endpoint) in table {
             assert_eq!(
@@ -456,6 +518,10 @@ mod tests {
             (Method::DELETE, "keys/k/cancel-destruction"),
             (Method::GET, "keys/k/sign"),
             (Method::PUT, "keys/k/decrypt"),
+            (Method::DELETE, "keys/k/cloud-exports"),
+            (Method::GET, "keys/k/cloud-exports/e"),
+            (Method::POST, "keys/k/cloud-exports/e/auto-sync"),
+            (Method::GET, "keys/k/cloud-exports/e/sync"),
         ] {
             assert_eq!(
                 routed(method.clone(), path),
@@ -469,7 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_paths_are_404_and_cloud_exports_501() {
+    fn unknown_paths_are_404() {
         for path in [
             "",
             "nope",
@@ -477,6 +543,8 @@ mod tests {
             "keys/k/versions/1/destroy",
             "keys/k/wrap",
             "keys/k/sign/extra",
+            "keys/k/cloud-exports/e/nope",
+            "keys/k/cloud-exports/e/sync/extra",
         ] {
             assert_eq!(
                 routed(Method::POST, path),
@@ -487,10 +555,6 @@ mod tests {
                 )),
             );
         }
-        let (status, code, _) = routed(Method::GET, "keys/k/cloud-exports/aws")
-            .err()
-            .unwrap_or_default();
-        assert_eq!((status, code), (501, "NOT_IMPLEMENTED"));
     }
 
     #[test]

@@ -94,6 +94,8 @@ impl From<EngineError> for Problem {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            // A cloud provider's refusal or failure: the gateway's upstream failed.
+            ErrorKind::Unavailable if code == "PROVIDER_ERROR" => StatusCode::BAD_GATEWAY,
             ErrorKind::Sealed | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::LimitExceeded => match e {
                 EngineError::Key(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -149,6 +151,23 @@ mod tests {
             (404, "KEY_NOT_FOUND", "no key with id x".to_string())
         );
         assert_eq!(problem(KeyError::NameTaken("a".into())).0, 409);
+        assert_eq!(
+            problem(KeyError::Provider("AccessDeniedException: no".into())),
+            (
+                502,
+                "PROVIDER_ERROR",
+                "AccessDeniedException: no".to_string()
+            )
+        );
+        assert_eq!(problem(KeyError::NoSavedCredentials("e".into())).0, 409);
+        assert_eq!(
+            problem(KeyError::ExportNotFound {
+                key: "k".into(),
+                export: "e".into()
+            })
+            .1,
+            "EXPORT_NOT_FOUND"
+        );
         assert_eq!(problem(KeyError::TooLarge("big".into())).0, 413);
         assert_eq!(problem(KeyError::Engine(EngineError::Sealed)).1, "SEALED");
         assert_eq!(problem(EngineError::Overloaded("busy".into())).0, 503);

@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::audit::AuditBroker;
 use crate::barrier::{Barrier, KeyStatus};
+use crate::cloud_exports::{CloudExports, CloudProviders};
 use crate::error::{EngineError, Result};
 use crate::managed_keys::KeyStore;
 use crate::mounts::Mounts;
@@ -52,6 +53,7 @@ pub struct Core {
     pub(crate) policies: PolicyStore,
     pub(crate) audit: AuditBroker,
     pub(crate) keys: KeyStore,
+    pub(crate) exports: CloudExports,
     pub(crate) progress: Mutex<UnsealProgress>,
     pub(crate) root: RwLock<Option<Arc<dyn RootOfTrust>>>,
     /// Serialises init, unseal and seal against each other.
@@ -96,26 +98,36 @@ impl Core {
         periodic.register(housekeeping::ManagedKeyDestruction);
         let mounts = Mounts::new(barrier.clone(), settings.transit);
         periodic.register(housekeeping::TransitAutoRotation);
-        Arc::new(Core {
-            tokens,
-            mounts,
-            policies: PolicyStore::new(barrier.clone()),
-            audit: AuditBroker::new(barrier.clone()),
-            keys,
-            storage,
-            barrier,
-            progress: Mutex::new(UnsealProgress::default()),
-            root: RwLock::new(None),
-            lifecycle: tokio::sync::Mutex::new(()),
-            seals,
-            seal_error: Mutex::new(None),
-            last_seal_error: Mutex::new(None),
-            manually_sealed: AtomicBool::new(false),
-            wake: tokio::sync::Notify::new(),
-            generate_root: Mutex::new(None),
-            pkcs11_sessions: Default::default(),
-            periodic,
+        Arc::new_cyclic(|core| {
+            periodic.register(crate::cloud_exports::worker::CloudSync { core: core.clone() });
+            Core {
+                tokens,
+                mounts,
+                policies: PolicyStore::new(barrier.clone()),
+                audit: AuditBroker::new(barrier.clone()),
+                keys,
+                exports: CloudExports::default(),
+                storage,
+                barrier,
+                progress: Mutex::new(UnsealProgress::default()),
+                root: RwLock::new(None),
+                lifecycle: tokio::sync::Mutex::new(()),
+                seals,
+                seal_error: Mutex::new(None),
+                last_seal_error: Mutex::new(None),
+                manually_sealed: AtomicBool::new(false),
+                wake: tokio::sync::Notify::new(),
+                generate_root: Mutex::new(None),
+                pkcs11_sessions: Default::default(),
+                periodic,
+            }
         })
+    }
+
+    /// Hands the engine the cloud provider clients (the firmware's `cloud::Providers`);
+    /// without them, exports are refused and the outbox waits.
+    pub fn set_cloud_providers(&self, providers: Arc<dyn CloudProviders>) {
+        self.exports.set_providers(providers);
     }
 
     /// The open root of trust (for managed-key operations inside the boundary).

@@ -28,6 +28,17 @@ pub enum KeyError {
     /// The scheme (mechanism) is not one this key, or this boundary, can use.
     #[error("{0}")]
     Unsupported(String),
+    #[error("key {key} has no cloud export with id {export}")]
+    ExportNotFound { key: String, export: String },
+    /// Auto-sync and manual syncs need credentials the appliance keeps.
+    #[error("cloud export {0} has no saved credentials, which auto-sync and manual syncs need: save credentials with the export (\"saveCredentials\": true, or the \"vaultSecretId\" of saved ones)")]
+    NoSavedCredentials(String),
+    /// Another sync of the same export is running in this process.
+    #[error("a sync of cloud export {0} is running: its outcome will show on the export's record")]
+    SyncInProgress(String),
+    /// The provider refused or failed the export: its own words.
+    #[error("{0}")]
+    Provider(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -51,8 +62,12 @@ impl KeyError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            KeyError::NotFound(_) | KeyError::VersionNotFound { .. } => ErrorKind::NotFound,
+            KeyError::NotFound(_)
+            | KeyError::VersionNotFound { .. }
+            | KeyError::ExportNotFound { .. } => ErrorKind::NotFound,
             KeyError::NameTaken(_)
+            | KeyError::NoSavedCredentials(_)
+            | KeyError::SyncInProgress(_)
             | KeyError::VersionDisabled { .. }
             | KeyError::PendingDestruction(_)
             | KeyError::NotPendingDestruction(_) => ErrorKind::Conflict,
@@ -60,6 +75,8 @@ impl KeyError {
                 ErrorKind::InvalidInput
             }
             KeyError::TooLarge(_) => ErrorKind::LimitExceeded,
+            // A service the appliance depends on failed; the `/api/v1` door answers 502.
+            KeyError::Provider(_) => ErrorKind::Unavailable,
             KeyError::Engine(e) => e.kind(),
         }
     }
@@ -77,6 +94,10 @@ impl KeyError {
             KeyError::NotPendingDestruction(_) => "KEY_NOT_PENDING_DESTRUCTION",
             KeyError::TooLarge(_) => "PAYLOAD_TOO_LARGE",
             KeyError::Unsupported(_) => "UNSUPPORTED_ALGORITHM",
+            KeyError::ExportNotFound { .. } => "EXPORT_NOT_FOUND",
+            KeyError::NoSavedCredentials(_) => "NO_SAVED_CREDENTIALS",
+            KeyError::SyncInProgress(_) => "SYNC_IN_PROGRESS",
+            KeyError::Provider(_) => "PROVIDER_ERROR",
             KeyError::Engine(EngineError::Sealed) => "SEALED",
             KeyError::Engine(_) => "INTERNAL",
         }

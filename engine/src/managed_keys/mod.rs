@@ -9,7 +9,13 @@
 //! - `keys/name/<name>`: the id, so names stay unique.
 //!
 //! Destruction is scheduled with a pending window; [`KeyStore::tidy`] (from
-//! `Core::tick`) deletes the record and every version's material once it has passed.
+//! `Core::tick`) deletes the record, every version's material and the key's cloud exports
+//! (their records, credentials and sync jobs) once it has passed.
+//!
+//! Whether a key may be exported to a cloud provider (`exportable`, and for AES-256
+//! `allowUnwrappedExport`) is decided at creation only, so that no later call can move
+//! an HSM-bound key out; a rotation queues the new version's auto-syncs in its own
+//! transaction (`crate::cloud_exports::outbox`).
 
 pub mod error;
 pub mod material;
@@ -189,6 +195,18 @@ impl KeyStore {
     /// the default.
     fn check_create(&self, req: &CreateKey) -> Result<Usage> {
         validate_name(&req.name)?;
+        if req.exportable && req.algorithm.is_post_quantum() {
+            return Err(KeyError::invalid(
+                "ALGORITHM_NOT_EXPORTABLE",
+                crate::cloud_exports::POST_QUANTUM_NOT_EXPORTABLE,
+            ));
+        }
+        if req.allow_unwrapped_export && !(req.exportable && req.algorithm == Algorithm::Aes256) {
+            return Err(KeyError::invalid(
+                "INVALID_FIELD",
+                "\"allowUnwrappedExport\" is only for AES_256 keys created with \"exportable\": true",
+            ));
+        }
         if req.labels.len() > MAX_LABELS
             || req
                 .labels
@@ -252,6 +270,8 @@ impl KeyStore {
             state: KeyState::Enabled,
             destroy_time: None,
             primary_version: 1,
+            exportable: req.exportable,
+            allow_unwrapped_export: req.allow_unwrapped_export,
             versions: vec![KeyVersion {
                 version: 1,
                 state: VersionState::Enabled,
@@ -320,13 +340,19 @@ impl KeyStore {
         })
     }
 
-    /// Adds a version and makes it the primary.
-    pub async fn rotate(&self, id: &uuid::Uuid, root: Arc<dyn RootOfTrust>) -> Result<ManagedKey> {
+    /// Adds a version and makes it the primary; in the same transaction, queues a sync
+    /// of it for every export with auto-sync on, on behalf of `operator`.
+    pub async fn rotate(
+        &self,
+        id: &uuid::Uuid,
+        root: Arc<dyn RootOfTrust>,
+        operator: &str,
+    ) -> Result<ManagedKey> {
         let key = self.get(id)?;
         Self::usable(&key)?;
         let (stored, public, protection) = generate(key.algorithm, root).await?;
         let _w = self.write_lock.lock().await;
-        let (key, version) = self
+        let (key, version, syncs) = self
             .barrier
             .transact(|tx| {
                 let mut key = Self::get_in(tx, id)?;
@@ -343,10 +369,12 @@ impl KeyStore {
                 key.primary_version = version;
                 tx.put_json(&Self::meta_path(id), &key)?;
                 tx.put_json(&Self::material_path(id, version), &stored)?;
-                Ok::<_, KeyError>((key, version))
+                let syncs =
+                    crate::cloud_exports::outbox::enqueue_rotation(tx, id, version, operator)?;
+                Ok::<_, KeyError>((key, version, syncs))
             })
             .await?;
-        tracing::info!(key_id = %id, version, "managed key rotated");
+        tracing::info!(key_id = %id, version, syncs, "managed key rotated");
         Ok(key)
     }
 
@@ -473,6 +501,7 @@ impl KeyStore {
                 }
                 tx.delete(&format!("{NAME_PREFIX}{}", key.name));
                 tx.delete(&Self::meta_path(id));
+                crate::cloud_exports::remove_key_in(tx, &self.barrier, id)?;
                 Ok::<_, KeyError>(true)
             })
             .await?;
@@ -512,7 +541,7 @@ impl KeyStore {
         }
     }
 
-    fn load(&self, key: &ManagedKey, v: &KeyVersion) -> Result<Arc<Loaded>> {
+    pub(crate) fn load(&self, key: &ManagedKey, v: &KeyVersion) -> Result<Arc<Loaded>> {
         if let Some(l) = self.loaded.read().get(&(key.id, v.version)) {
             return Ok(l.clone());
         }

@@ -203,6 +203,14 @@ pub struct ManagedKey {
     pub destroy_time: Option<OffsetDateTime>,
     pub primary_version: u32,
     pub versions: Vec<KeyVersion>,
+    /// Set at creation only: whether the key may be exported to a cloud provider. Keys
+    /// stored before the flag existed are not.
+    #[serde(default)]
+    pub exportable: bool,
+    /// Set at creation only, for exportable AES-256 keys: the material may leave the
+    /// boundary unwrapped, protected by TLS alone (a provider whose import takes it so).
+    #[serde(default)]
+    pub allow_unwrapped_export: bool,
 }
 
 impl ManagedKey {
@@ -249,6 +257,8 @@ pub struct CreateKey {
     pub algorithm: Algorithm,
     pub usage: Option<Usage>,
     pub labels: BTreeMap<String, String>,
+    pub exportable: bool,
+    pub allow_unwrapped_export: bool,
 }
 
 /// `list` parameters.

@@ -64,6 +64,7 @@
 //! }
 //! ```
 
+pub mod cloud_exports;
 pub mod kv;
 pub mod managed_keys;
 pub mod pkcs11;

@@ -376,6 +376,8 @@ pub fn parse(family: Family, public: &[Attr], private: &[Attr]) -> Result<NewKey
             algorithm,
             usage: Some(usage),
             labels,
+            exportable: false,
+            allow_unwrapped_export: false,
         },
         token,
         label,

@@ -39,6 +39,8 @@ async fn create(
         algorithm,
         usage: None,
         labels,
+        exportable: false,
+        allow_unwrapped_export: false,
     };
     core.keys
         .create(request, core.root().expect("root"))
@@ -179,7 +181,7 @@ async fn the_primary_has_the_base_id_and_older_versions_a_suffixed_one() {
     let key = create(&core, "signer", Algorithm::EcP256, Some("01")).await;
     let key = core
         .keys
-        .rotate(&key.id, core.root().expect("root"))
+        .rotate(&key.id, core.root().expect("root"), "test")
         .await
         .expect("rotate");
     assert_eq!(key.primary_version, 2);
@@ -681,6 +683,8 @@ async fn imported_keys_are_neither_local_nor_always_sensitive() {
         algorithm: Algorithm::Aes256,
         usage: None,
         labels: BTreeMap::new(),
+        exportable: false,
+        allow_unwrapped_export: false,
     };
     let imported = core
         .keys

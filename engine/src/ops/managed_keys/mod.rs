@@ -20,7 +20,7 @@ use crate::managed_keys::{
 };
 
 /// The key `id` names, once the caller's attenuation allows this request on it.
-fn load(cx: &Context<'_>, id: &str) -> Result<ManagedKey> {
+pub(super) fn load(cx: &Context<'_>, id: &str) -> Result<ManagedKey> {
     let uuid = KeyStore::parse_id(id)?;
     let key = cx.core.keys.get(&uuid)?;
     check(cx, &key)?;
@@ -113,7 +113,12 @@ impl Op for KeyRotate {
 
     async fn run(self, cx: Context<'_>) -> Result<ManagedKey> {
         let key = load(&cx, &self.key)?;
-        Ok(cx.core.keys.rotate(&key.id, cx.core.root()?).await?)
+        let operator = cx.caller()?.entry.display_name.clone();
+        Ok(cx
+            .core
+            .keys
+            .rotate(&key.id, cx.core.root()?, &operator)
+            .await?)
     }
 }
 

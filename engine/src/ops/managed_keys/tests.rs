@@ -74,6 +74,8 @@ fn create(name: &str) -> KeyCreate {
             algorithm: Algorithm::EcP256,
             usage: None,
             labels: BTreeMap::new(),
+            exportable: false,
+            allow_unwrapped_export: false,
         }),
     }
 }
