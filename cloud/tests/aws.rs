@@ -98,6 +98,7 @@ fn version_of(
             key_id,
             name: name.to_owned(),
             algorithm,
+            usage: algorithm.usages()[0],
             version,
             public_key_der,
             allow_unwrapped_export: false,

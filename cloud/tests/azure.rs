@@ -96,6 +96,7 @@ fn make_version(
             key_id,
             name: name.to_string(),
             algorithm,
+            usage: algorithm.usages()[0],
             version,
             public_key_der: Some(public.to_vec()),
             allow_unwrapped_export: false,

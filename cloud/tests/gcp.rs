@@ -8,7 +8,7 @@ mod material;
 use engine::cloud_exports::{
     CloudProviders, ExportedKey, Provider, ProviderRef, SyncError, SyncRequest,
 };
-use engine::managed_keys::Algorithm;
+use engine::managed_keys::{Algorithm, Usage};
 use hsm_bridge::WrapMechanism;
 use material::SoftwareMaterial;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
@@ -165,6 +165,7 @@ fn rsa_version(key_id: Uuid, version: u32) -> Version {
             key_id,
             name: "payments signing".into(),
             algorithm: Algorithm::Rsa2048,
+            usage: Usage::SignVerify,
             version,
             public_key_der: Some(public.to_public_key_der().expect("spki").to_vec()),
             allow_unwrapped_export: false,

@@ -8,7 +8,7 @@ mod material;
 use engine::cloud_exports::{
     CloudProviders, ExportedKey, Provider, ProviderRef, SyncError, SyncRequest,
 };
-use engine::managed_keys::Algorithm;
+use engine::managed_keys::{Algorithm, Usage};
 use material::SoftwareMaterial;
 use rand::RngCore;
 use serde_json::{json, Map, Value};
@@ -128,6 +128,7 @@ fn aes_version(key_id: Uuid, version: u32) -> Version {
             key_id,
             name: "backups".into(),
             algorithm: Algorithm::Aes256,
+            usage: Usage::EncryptDecrypt,
             version,
             public_key_der: None,
             allow_unwrapped_export: true,

@@ -32,7 +32,7 @@ const REMEMBERED_TOKENS: usize = 4096;
 
 pub(super) async fn sync(aws: &Aws, request: SyncRequest<'_>) -> Result<ProviderRef, SyncError> {
     let key = request.key;
-    let (spec, usage) = key_shape(key.algorithm).map_err(SyncError::permanent)?;
+    let (spec, usage) = key_shape(key.algorithm, key.usage).map_err(SyncError::permanent)?;
     // Before anything exists at AWS: a boundary that cannot export leaves no key there.
     let wrap_format = blocking(|| choose_format(key, request.material))?;
     let client = client::kms_client(&aws.http, request.metadata, request.credentials)?;

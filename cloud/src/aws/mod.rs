@@ -21,7 +21,7 @@ mod import;
 use aws_sdk_kms::config::SharedHttpClient;
 use aws_sdk_kms::types::{AlgorithmSpec, KeySpec, KeyUsageType};
 use engine::cloud_exports::{SyncFuture, SyncRequest};
-use engine::managed_keys::Algorithm;
+use engine::managed_keys::{Algorithm, Usage};
 use hsm_bridge::WrapMechanism;
 use serde_json::{Map, Value};
 
@@ -73,7 +73,8 @@ impl ProviderClient for Aws {
                 CREDENTIALS_OPTIONAL,
             )?;
         }
-        key_shape(algorithm)?;
+        // The algorithm decides whether AWS holds the key; either usage fits every RSA size.
+        key_shape(algorithm, Usage::SignVerify)?;
         let text = |name: &str| metadata.get(name).and_then(Value::as_str);
         let region = text("region").unwrap_or_default();
         if !region
@@ -109,13 +110,15 @@ impl ProviderClient for Aws {
 }
 
 /// The KMS key spec and usage an appliance key becomes, or why AWS cannot hold it.
-fn key_shape(algorithm: Algorithm) -> Result<(KeySpec, KeyUsageType), String> {
-    // `ExportedKey` does not say which usage an RSA key was created with; signing is the
-    // appliance's default for RSA.
+fn key_shape(algorithm: Algorithm, usage: Usage) -> Result<(KeySpec, KeyUsageType), String> {
+    let rsa_usage = match usage {
+        Usage::SignVerify => KeyUsageType::SignVerify,
+        Usage::EncryptDecrypt => KeyUsageType::EncryptDecrypt,
+    };
     Ok(match algorithm {
-        Algorithm::Rsa2048 => (KeySpec::Rsa2048, KeyUsageType::SignVerify),
-        Algorithm::Rsa3072 => (KeySpec::Rsa3072, KeyUsageType::SignVerify),
-        Algorithm::Rsa4096 => (KeySpec::Rsa4096, KeyUsageType::SignVerify),
+        Algorithm::Rsa2048 => (KeySpec::Rsa2048, rsa_usage),
+        Algorithm::Rsa3072 => (KeySpec::Rsa3072, rsa_usage),
+        Algorithm::Rsa4096 => (KeySpec::Rsa4096, rsa_usage),
         Algorithm::EcP256 => (KeySpec::EccNistP256, KeyUsageType::SignVerify),
         Algorithm::EcP384 => (KeySpec::EccNistP384, KeyUsageType::SignVerify),
         Algorithm::Aes256 => (KeySpec::SymmetricDefault, KeyUsageType::EncryptDecrypt),

@@ -55,7 +55,7 @@ use base64::Engine;
 use engine::cloud_exports::{
     ExportMaterial, ExportedKey, ProviderRef, SyncError, SyncFuture, SyncRequest,
 };
-use engine::managed_keys::Algorithm;
+use engine::managed_keys::{Algorithm, Usage};
 use hsm_bridge::WrapMechanism;
 use reqwest::{Method, Url};
 use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
@@ -388,11 +388,18 @@ async fn ensure_crypto_key(
     if let Found::Yes(existing) = kms.get(key_name).await? {
         return Ok(existing);
     }
+    let (purpose, algorithm) = match key.usage {
+        Usage::SignVerify => ("ASYMMETRIC_SIGN", format!("RSA_SIGN_PKCS1_{bits}_SHA256")),
+        Usage::EncryptDecrypt => (
+            "ASYMMETRIC_DECRYPT",
+            format!("RSA_DECRYPT_OAEP_{bits}_SHA256"),
+        ),
+    };
     let body = json!({
-        "purpose": "ASYMMETRIC_SIGN",
+        "purpose": purpose,
         "importOnly": true,
         "versionTemplate": {
-            "algorithm": format!("RSA_SIGN_PKCS1_{bits}_SHA256"),
+            "algorithm": algorithm,
             "protectionLevel": "HSM",
         },
         "labels": { LABEL_KEY_ID: key.key_id.to_string() },

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use crate::managed_keys::Algorithm;
+use crate::managed_keys::{Algorithm, Usage};
 
 /// The providers the seed names, spelled as the API spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,6 +56,9 @@ pub struct ExportedKey {
     /// The appliance key's name: the provider-side name when `keyName` is not given.
     pub name: String,
     pub algorithm: Algorithm,
+    /// What the key does (an RSA key signs or decrypts): the provider-side key gets the
+    /// same usage.
+    pub usage: Usage,
     pub version: u32,
     /// DER SubjectPublicKeyInfo of an asymmetric version.
     pub public_key_der: Option<Vec<u8>>,

@@ -138,6 +138,7 @@ async fn call(
         key_id: key.id,
         name: key.name.clone(),
         algorithm: key.algorithm,
+        usage: key.usage,
         version: version.version,
         public_key_der: version
             .public_key
