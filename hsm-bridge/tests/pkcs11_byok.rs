@@ -15,6 +15,7 @@ use hsm_bridge::{
 };
 use softhsm_tests::hardware::{SoftHsm, SOFTHSM_MODULE};
 use softhsm_tests::kryoptic::{self, Kryoptic};
+use softhsm_tests::tools::python;
 
 const FORMATS: [WrapMechanism; 4] = [
     WrapMechanism::RsaOaepSha1,
@@ -77,17 +78,6 @@ fn open_kryoptic(key_label: &str) -> Arc<dyn RootOfTrust> {
     Pkcs11Device::new(config(&token.module, token.pin_file(), key_label))
         .open(OpenMode::CreateIfMissing)
         .unwrap()
-}
-
-fn python() -> PathBuf {
-    let cache = std::env::var_os("IRONSEAL_CACHE").unwrap_or_else(|| "/var/tmp/ironseal".into());
-    let python = Path::new(&cache).join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/install-deps.sh",
-        python.display()
-    );
-    python
 }
 
 fn opener() -> PathBuf {
@@ -389,7 +379,12 @@ fn softhsm2_refuses_a_wrap_of_a_wrap_with_trusted_key_by_an_untrusted_key() {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => panic!("C_Initialize: {e}"),
     }
-    let slot = ctx.get_slots_with_token().unwrap()[0];
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == "byok")
+        .expect("the test token");
     let s = ctx.open_rw_session(slot).unwrap();
     let pin = AuthPin::from(softhsm_tests::hardware::USER_PIN.to_string());
     match s.login(UserType::User, Some(&pin)) {

@@ -12,9 +12,10 @@ use cryptoki_sys::{
     CKA_CLASS, CKA_DECRYPT, CKA_ENCRYPT, CKA_EXTRACTABLE, CKA_ID, CKA_KEY_TYPE, CKA_LABEL,
     CKA_MODIFIABLE, CKA_PRIVATE, CKA_SENSITIVE, CKA_TOKEN, CKA_UNWRAP, CKA_UNWRAP_TEMPLATE,
     CKA_VALUE_LEN, CKA_WRAP, CKK_AES, CKM_AES_KEY_GEN, CKO_SECRET_KEY, CKR_OK, CK_ATTRIBUTE,
-    CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_FALSE, CK_KEY_TYPE, CK_MECHANISM, CK_MECHANISM_TYPE,
-    CK_OBJECT_CLASS, CK_OBJECT_HANDLE, CK_RSA_AES_KEY_WRAP_PARAMS, CK_RSA_PKCS_OAEP_PARAMS, CK_RV,
-    CK_SESSION_HANDLE, CK_TRUE, CK_ULONG, CK_UNAVAILABLE_INFORMATION,
+    CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_FALSE, CK_FUNCTION_LIST, CK_KEY_TYPE, CK_MECHANISM,
+    CK_MECHANISM_TYPE, CK_OBJECT_CLASS, CK_OBJECT_HANDLE, CK_RSA_AES_KEY_WRAP_PARAMS,
+    CK_RSA_PKCS_OAEP_PARAMS, CK_RV, CK_SESSION_HANDLE, CK_TRUE, CK_ULONG,
+    CK_UNAVAILABLE_INFORMATION,
 };
 
 /// Why a raw call did not give an answer.
@@ -38,10 +39,43 @@ impl std::fmt::Display for RawError {
     }
 }
 
-fn library(lib: &Path) -> Result<cryptoki_sys::Pkcs11, RawError> {
+/// The module's function list, through `C_GetFunctionList`: a module need not export
+/// the other `C_*` symbols (Kryoptic exports only the list getters).
+struct Functions {
+    /// Keeps the module loaded while `list` is used.
+    _module: cryptoki_sys::Pkcs11,
+    list: CK_FUNCTION_LIST,
+}
+
+fn library(lib: &Path) -> Result<Functions, RawError> {
     // SAFETY: loading a PKCS#11 module runs its initialisers; it is the module cryptoki
     // already loaded (same path), so nothing runs that has not run already.
-    unsafe { cryptoki_sys::Pkcs11::new(lib) }.map_err(|e| RawError::Load(e.to_string()))
+    let module =
+        unsafe { cryptoki_sys::Pkcs11::new(lib) }.map_err(|e| RawError::Load(e.to_string()))?;
+    let get = module
+        .C_GetFunctionList
+        .as_ref()
+        .map_err(|e| RawError::Load(e.to_string()))?;
+    let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
+    // SAFETY: the module writes a pointer to its static function list into `list`.
+    let rv = unsafe { get(&mut list) };
+    if rv != CKR_OK {
+        return Err(RawError::Rv(rv));
+    }
+    if list.is_null() {
+        return Err(RawError::Load("C_GetFunctionList gave no list".into()));
+    }
+    // SAFETY: a non-null list from C_GetFunctionList is the module's own, valid while the
+    // module stays loaded; it is copied (a table of function pointers).
+    let list = unsafe { *list };
+    Ok(Functions {
+        _module: module,
+        list,
+    })
+}
+
+fn missing(name: &str) -> RawError {
+    RawError::Load(format!("the module has no {name}"))
 }
 
 fn attr<T>(kind: CK_ATTRIBUTE_TYPE, value: &T) -> CK_ATTRIBUTE {
@@ -70,9 +104,9 @@ pub(super) fn generate_root_with_unwrap_template(
 ) -> Result<ObjectHandle, RawError> {
     let pkcs11 = library(lib)?;
     let generate = pkcs11
+        .list
         .C_GenerateKey
-        .as_ref()
-        .map_err(|e| RawError::Load(e.to_string()))?;
+        .ok_or_else(|| missing("C_GenerateKey"))?;
     let yes: CK_BBOOL = CK_TRUE;
     let no: CK_BBOOL = CK_FALSE;
     let class: CK_OBJECT_CLASS = CKO_SECRET_KEY;
@@ -150,9 +184,9 @@ pub(super) fn unwrap_template(
 ) -> Result<Option<Vec<(CK_ATTRIBUTE_TYPE, bool)>>, RawError> {
     let pkcs11 = library(lib)?;
     let get = pkcs11
+        .list
         .C_GetAttributeValue
-        .as_ref()
-        .map_err(|e| RawError::Load(e.to_string()))?;
+        .ok_or_else(|| missing("C_GetAttributeValue"))?;
     let mut outer = CK_ATTRIBUTE {
         type_: CKA_UNWRAP_TEMPLATE,
         pValue: std::ptr::null_mut(),
@@ -280,10 +314,7 @@ pub(super) fn wrap_key(
     key: CK_OBJECT_HANDLE,
 ) -> Result<Vec<u8>, RawError> {
     let pkcs11 = library(lib)?;
-    let wrap = pkcs11
-        .C_WrapKey
-        .as_ref()
-        .map_err(|e| RawError::Load(e.to_string()))?;
+    let wrap = pkcs11.list.C_WrapKey.ok_or_else(|| missing("C_WrapKey"))?;
     let mut raw = RawMechanism::new(mechanism);
     let mut mech = raw.as_ck();
     let mut len: CK_ULONG = 0;
@@ -333,9 +364,9 @@ pub(super) fn unwrap_key(
 ) -> Result<ObjectHandle, RawError> {
     let pkcs11 = library(lib)?;
     let unwrap = pkcs11
+        .list
         .C_UnwrapKey
-        .as_ref()
-        .map_err(|e| RawError::Load(e.to_string()))?;
+        .ok_or_else(|| missing("C_UnwrapKey"))?;
     let mut raw = RawMechanism::new(mechanism);
     let mut mech = raw.as_ck();
     let mut template: Vec<CK_ATTRIBUTE> = template.iter().map(CK_ATTRIBUTE::from).collect();
