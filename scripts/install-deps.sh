@@ -7,6 +7,9 @@
 #   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary;
 #   - a second venv at $IRONSEAL_CACHE/localstack-venv with LocalStack (the AWS KMS
 #     stand-in of the cloud-export tests), kept apart because it pins its own versions.
+#   - Kryoptic, the second test token, built from softhsm-tests/kryoptic (crates.io only,
+#     a vendored OpenSSL) into $IRONSEAL_CACHE/kryoptic/libkryoptic_pkcs11.so: about 3
+#     minutes on 2 cores the first time, then only a checksum comparison.
 # Idempotent: when everything is already there it only checks, in well under a second.
 # Prints nothing on success unless IRONSEAL_VERBOSE=1; prints the bao directory with
 # --print-bin-dir.
@@ -141,6 +144,25 @@ if [[ ! -f "$localstack_marker" || "$(cat "$localstack_marker")" != "$want_local
     "$LOCALSTACK_VENV/bin/python" -c 'import localstack.runtime.main' ||
         die "LocalStack does not import in $LOCALSTACK_VENV"
     printf '%s\n' "$want_localstack" >"$localstack_marker"
+fi
+
+# ---- Kryoptic: the second, conformant PKCS#11 test token ------------------------------
+# Its own workspace and lock file, so the main build never compiles it; rebuilt only when
+# its sources change (the stamp is their checksum).
+KRYOPTIC_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../softhsm-tests/kryoptic" && pwd)"
+KRYOPTIC_DIR="$IRONSEAL_CACHE/kryoptic"
+KRYOPTIC_MODULE="$KRYOPTIC_DIR/libkryoptic_pkcs11.so"
+kryoptic_stamp="$(cd "$KRYOPTIC_SRC" && cat Cargo.toml Cargo.lock src/lib.rs | sha256sum | cut -d' ' -f1)"
+if [[ ! -f "$KRYOPTIC_MODULE" || "$(cat "$KRYOPTIC_DIR/.stamp" 2>/dev/null)" != "$kryoptic_stamp" ]]; then
+    echo "install-deps: building the Kryoptic test token (a few minutes, once)" >&2
+    mkdir -p "$KRYOPTIC_DIR"
+    CARGO_TARGET_DIR="$KRYOPTIC_DIR/target" cargo build --release --locked -q \
+        --manifest-path "$KRYOPTIC_SRC/Cargo.toml"
+    cp "$KRYOPTIC_DIR/target/release/libironseal_kryoptic.so" "$KRYOPTIC_MODULE.tmp"
+    mv "$KRYOPTIC_MODULE.tmp" "$KRYOPTIC_MODULE"
+    # The build tree (OpenSSL's objects included) is large and not needed again.
+    rm -rf "$KRYOPTIC_DIR/target"
+    printf '%s\n' "$kryoptic_stamp" >"$KRYOPTIC_DIR/.stamp"
 fi
 
 log "bao: $BIN_DIR/bao -> $(readlink "$BIN_DIR/bao")"

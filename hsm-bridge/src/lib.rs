@@ -414,6 +414,14 @@ pub trait RootOfTrust: Send + Sync {
         })
     }
 
+    /// Like [`RootOfTrust::generate_key`], for a key created exportable: a backend that
+    /// keeps other keys unextractable inside the device (the PKCS#11 root key's unwrap
+    /// template) wraps this one so that [`RootOfTrust::export_wrap`] can move it out under
+    /// a provider's key. Elsewhere the same as `generate_key`.
+    fn generate_exportable_key(&self, spec: KeySpec) -> Result<WrappedKey, BridgeError> {
+        self.generate_key(spec)
+    }
+
     /// Signs `data` with a wrapped key; what `data` is depends on `mechanism`.
     fn sign(
         &self,

@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod emulators;
 pub mod hardware;
 pub mod kms_client;
+pub mod kryoptic;
 pub mod leaks;
 pub mod localstack;
 pub mod pkcs11;

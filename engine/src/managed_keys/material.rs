@@ -56,13 +56,20 @@ pub(super) fn curve(algorithm: Algorithm) -> Option<Curve> {
     }
 }
 
-/// A new version: its stored material, public key and protection.
+/// A new version: its stored material, public key and protection. An `exportable` key's
+/// version is made so that the boundary can later wrap it for a cloud export; the others
+/// stay unextractable inside an HSM.
 pub fn generate(
     algorithm: Algorithm,
+    exportable: bool,
     root: &dyn RootOfTrust,
 ) -> Result<(StoredMaterial, Option<Vec<u8>>, Protection), KeyError> {
     if let (true, Some(spec)) = (root.capabilities().in_boundary_keys, algorithm.spec()) {
-        let wrapped = root.generate_key(spec)?;
+        let wrapped = if exportable {
+            root.generate_exportable_key(spec)?
+        } else {
+            root.generate_key(spec)?
+        };
         let stored = StoredMaterial {
             kind: "hsm".into(),
             material: B64.encode(&wrapped.blob),

@@ -168,7 +168,7 @@ impl KeyStore {
 
     pub async fn create(&self, req: CreateKey, root: Arc<dyn RootOfTrust>) -> Result<ManagedKey> {
         let usage = self.check_create(&req)?;
-        let (stored, public, protection) = generate(req.algorithm, root).await?;
+        let (stored, public, protection) = generate(req.algorithm, req.exportable, root).await?;
         self.insert(req, usage, stored, public, protection, Origin::Generated)
             .await
     }
@@ -350,7 +350,7 @@ impl KeyStore {
     ) -> Result<ManagedKey> {
         let key = self.get(id)?;
         Self::usable(&key)?;
-        let (stored, public, protection) = generate(key.algorithm, root).await?;
+        let (stored, public, protection) = generate(key.algorithm, key.exportable, root).await?;
         let _w = self.write_lock.lock().await;
         let (key, version, syncs) = self
             .barrier
@@ -659,9 +659,10 @@ impl KeyStore {
 
 async fn generate(
     algorithm: Algorithm,
+    exportable: bool,
     root: Arc<dyn RootOfTrust>,
 ) -> Result<(StoredMaterial, Option<Vec<u8>>, Protection)> {
-    blocking(move || material::generate(algorithm, root.as_ref())).await
+    blocking(move || material::generate(algorithm, exportable, root.as_ref())).await
 }
 
 /// Key generation and private-key operations run on the compute pool, off the async

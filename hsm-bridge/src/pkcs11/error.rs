@@ -42,7 +42,7 @@ pub(super) fn describe(e: &CkError) -> String {
     }
 }
 
-fn rv_name(rv: RvError) -> String {
+pub(super) fn rv_name(rv: RvError) -> String {
     // `RvError`'s Debug is CamelCase (`PinIncorrect`): make it the CKR_ spelling.
     let camel = format!("{rv:?}");
     let mut out = String::new();

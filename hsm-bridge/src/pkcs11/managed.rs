@@ -1,26 +1,86 @@
 //! Managed keys inside the token.
 //!
 //! A managed key version is generated as session objects (`CKA_TOKEN=false`), wrapped by
-//! the root key with `CKM_AES_KEY_WRAP_PAD` and destroyed: the token keeps no copy, the
-//! appliance stores only the blob. To be wrapped the private key must be
+//! the root key (or, for a key created exportable, the export key: see `byok`) with
+//! `CKM_AES_KEY_WRAP_PAD` (`CKM_AES_KEY_WRAP_KWP` on tokens without it; the blob's header
+//! says which) and destroyed: the token keeps no copy, the appliance stores only the
+//! blob. To be wrapped the private key must be
 //! `CKA_EXTRACTABLE=true` (its value stays unreadable, `CKA_SENSITIVE=true`). In use it is
 //! unwrapped into a session object with `CKA_EXTRACTABLE=false`, owned by the `holder`
 //! session and cached by blob (the root key's unwrap template forces the same).
 //! `CKA_WRAP_WITH_TRUSTED` is not set: SoftHSM2 would then refuse the wrap by the root
 //! key, which only the security officer can mark trusted; a stolen user PIN can therefore
-//! wrap a managed key out only while it exists as the short-lived generation object.
+//! wrap a non-exportable managed key out only while it exists as the short-lived
+//! generation object, a session object of this process.
 
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use spki::der::asn1::{AnyRef, BitStringRef, ObjectIdentifier, UintRef};
 use spki::der::Encode;
 use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 
+use super::byok::{aes_key_unwrap, aes_key_wrap};
+use super::byok_check::KeyWrap;
 use super::error::{describe, device, session_lost};
 use super::Pkcs11Root;
 use crate::{BridgeError, KeySpec, SealKind, WrappedKey};
+
+/// The first byte of a blob that has a header: the low bits say which token key wrapped
+/// it and with which mechanism. A blob made by an AES key wrap is a multiple of 8 bytes
+/// long, one with a header is not, so a blob without one (the root key,
+/// `CKM_AES_KEY_WRAP_PAD`: the first format) is never mistaken for one with.
+const HEADER: u8 = 0xE4;
+const HEADER_EXPORTABLE: u8 = 0x01;
+const HEADER_KWP: u8 = 0x02;
+
+/// A stored managed-key blob, read.
+pub(super) struct Blob<'a> {
+    /// Wrapped by the export key (else the root key).
+    pub exportable: bool,
+    pub wrap: KeyWrap,
+    /// What `C_WrapKey` made.
+    pub inner: &'a [u8],
+}
+
+impl<'a> Blob<'a> {
+    pub(super) fn parse(blob: &'a [u8]) -> Blob<'a> {
+        match blob.split_first() {
+            Some((&h, rest)) if blob.len() % 8 == 1 && h & !0x03 == HEADER => Blob {
+                exportable: h & HEADER_EXPORTABLE != 0,
+                wrap: if h & HEADER_KWP != 0 {
+                    KeyWrap::Kwp
+                } else {
+                    KeyWrap::Pad
+                },
+                inner: rest,
+            },
+            _ => Blob {
+                exportable: false,
+                wrap: KeyWrap::Pad,
+                inner: blob,
+            },
+        }
+    }
+
+    fn store(exportable: bool, wrap: KeyWrap, inner: Vec<u8>) -> Vec<u8> {
+        if !exportable && wrap == KeyWrap::Pad {
+            return inner;
+        }
+        let mut h = HEADER;
+        if exportable {
+            h |= HEADER_EXPORTABLE;
+        }
+        if wrap == KeyWrap::Kwp {
+            h |= HEADER_KWP;
+        }
+        let mut out = Vec::with_capacity(inner.len() + 1);
+        out.push(h);
+        out.extend_from_slice(&inner);
+        out
+    }
+}
 
 /// Unwrapped managed keys kept at once; past this the cache starts over.
 const UNWRAPPED_MAX: usize = 1024;
@@ -73,11 +133,28 @@ impl PublicParts {
 }
 
 impl Pkcs11Root {
-    /// Makes a managed key inside the token and returns it wrapped by the root key.
-    pub(super) fn generate_managed(&self, spec: KeySpec) -> Result<WrappedKey, BridgeError> {
+    /// Makes a managed key inside the token and returns it wrapped by the root key, or
+    /// by the export key when it is `exportable` (see `byok`).
+    pub(super) fn generate_managed(
+        &self,
+        spec: KeySpec,
+        exportable: bool,
+    ) -> Result<WrappedKey, BridgeError> {
+        let wrapping = if exportable {
+            Some(self.export_key()?)
+        } else {
+            None
+        };
+        let kind = self.blob_wrap();
+        let wrap = |s: &Session, wrapping: ObjectHandle, key: ObjectHandle| {
+            aes_key_wrap(&self.lib, s, kind, wrapping, key)
+        };
         let (blob, public) = self
-            .with_session(|s| generate_wrapped(s, *self.key.lock(), spec))
+            .with_session(|s| {
+                generate_wrapped(s, &wrap, wrapping.unwrap_or(*self.key.lock()), spec)
+            })
             .map_err(|e| device("C_GenerateKey / C_WrapKey (managed key)", e))?;
+        let blob = Blob::store(exportable, kind, blob);
         let public = public
             .map(|p| p.to_spki())
             .transpose()
@@ -142,8 +219,19 @@ impl Pkcs11Root {
                 Attribute::Sign(true),
             ]),
         }
-        let root = *self.key.lock();
-        let h = s.unwrap_key(&Mechanism::AesKeyWrapPad, root, &key.blob, &template)?;
+        let blob = Blob::parse(&key.blob);
+        let unwrapping = if blob.exportable {
+            // The export key was found when the blob was made, or is found now.
+            self.export_key().map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::UnwrappingKeyHandleInvalid,
+                    cryptoki::context::Function::UnwrapKey,
+                )
+            })?
+        } else {
+            *self.key.lock()
+        };
+        let h = aes_key_unwrap(&self.lib, s, blob.wrap, unwrapping, blob.inner, &template)?;
         self.unwrapped.lock().insert(key.blob.clone(), h);
         Ok(h)
     }
@@ -174,8 +262,30 @@ impl Pkcs11Root {
     }
 }
 
+/// How a new blob is wrapped: `CKM_AES_KEY_WRAP_PAD` where the token has it (what every
+/// blob so far was made with), else `CKM_AES_KEY_WRAP_KWP` (PKCS#11 3.x tokens such as
+/// Kryoptic have only that); the blob's header records which.
+impl Pkcs11Root {
+    fn blob_wrap(&self) -> KeyWrap {
+        *self.blob_wrap.get_or_init(|| {
+            let pad = self
+                .ctx
+                .get_mechanism_list(self.slot)
+                .is_ok_and(|l| l.contains(&MechanismType::AES_KEY_WRAP_PAD));
+            if pad {
+                KeyWrap::Pad
+            } else {
+                KeyWrap::Kwp
+            }
+        })
+    }
+}
+
+type Wrap<'a> = dyn Fn(&Session, ObjectHandle, ObjectHandle) -> Result<Vec<u8>, CkError> + 'a;
+
 fn generate_wrapped(
     s: &Session,
+    wrap: &Wrap<'_>,
     root: ObjectHandle,
     spec: KeySpec,
 ) -> Result<(Vec<u8>, Option<PublicParts>), CkError> {
@@ -201,7 +311,7 @@ fn generate_wrapped(
                     Attribute::Decrypt(true),
                 ]),
             )?;
-            let blob = s.wrap_key(&Mechanism::AesKeyWrapPad, root, k);
+            let blob = wrap(s, root, k);
             let _ = s.destroy_object(k);
             Ok((blob?, None))
         }
@@ -230,7 +340,7 @@ fn generate_wrapped(
                         _ => {}
                     }
                 }
-                let blob = s.wrap_key(&Mechanism::AesKeyWrapPad, root, private)?;
+                let blob = wrap(s, root, private)?;
                 Ok((
                     blob,
                     Some(PublicParts::Rsa {
@@ -273,7 +383,7 @@ fn generate_wrapped(
                 if point.len() == point_len + 2 {
                     point.drain(..2);
                 }
-                let blob = s.wrap_key(&Mechanism::AesKeyWrapPad, root, private)?;
+                let blob = wrap(s, root, private)?;
                 Ok((blob, Some(PublicParts::Ec { curve, point })))
             })();
             let _ = s.destroy_object(private);

@@ -15,16 +15,37 @@
 //! `CKA_MODIFIABLE=false`, so that cannot be flipped. With the PIN *and* a copy of the data
 //! dir, the thief can ask the token to decrypt the keyring, as the appliance itself does
 //! at every start: protecting against that needs the PIN kept off the data disk (pin_file
-//! on a separate, root-only mount, or `VAULT_HSM_PIN` from a secret store). Managed keys
-//! are extractable only as the short-lived generation objects, because the wrap under
-//! the root key needs it; a stored blob unwraps into a sensitive, non-extractable session
-//! object, and the root key's `CKA_UNWRAP_TEMPLATE` forces that on every unwrap, whoever
-//! asks (SoftHSM2 2.6 keeps and enforces it, answering CKR_TEMPLATE_INCONSISTENT to a
-//! request for an extractable copy: measured in tests/pkcs11_softhsm.rs). A token that
-//! refuses the template gets a root key without it and a logged capability.
-//! `CKA_WRAP_WITH_TRUSTED` is not used: SoftHSM2 would then refuse the wrap by the root
-//! key too, unless the security officer marks the root key `CKA_TRUSTED`.
+//! on a separate, root-only mount, or `VAULT_HSM_PIN` from a secret store).
+//!
+//! Managed keys (`managed`) are extractable only as the short-lived generation objects,
+//! because the wrap under the root key needs it; those are session objects, which PKCS#11
+//! shows to this process's sessions only. A stored blob unwraps into a sensitive,
+//! non-extractable session object, and the root key's `CKA_UNWRAP_TEMPLATE` forces that on
+//! every unwrap, whoever asks (SoftHSM2 2.6 keeps and enforces it, answering
+//! CKR_TEMPLATE_INCONSISTENT to a request for an extractable copy: measured in
+//! tests/pkcs11_softhsm.rs). A token that refuses the template gets a root key without it
+//! and a logged capability. Keys created exportable are the one exception, by the owner's
+//! choice at creation: they are wrapped by a second token key, the export key
+//! (`<key_label>-export`), whose template forces only `CKA_SENSITIVE`, so that `byok` can
+//! unwrap them extractable for the one wrap under a provider's key. Someone holding the
+//! PIN and the data dir can do the same with those keys (and only those): an exportable
+//! key is exportable for whoever can act as the appliance.
+//!
+//! `CKA_WRAP_WITH_TRUSTED` is not used. A key carrying it can be wrapped only by a key the
+//! security officer marked `CKA_TRUSTED` (SoftHSM2 answers CKR_KEY_NOT_WRAPPABLE
+//! otherwise, measured in tests/pkcs11_byok.rs), and the appliance holds the user PIN
+//! only: it could not wrap a generation object under its own root key, which every
+//! managed key needs once to be stored, and the unwrapped objects it uses are already
+//! non-extractable, which is stronger. Binding exports to trusted provider keys would need
+//! the security officer to mark each provider's wrapping key trusted in a ceremony; the
+//! appliance leaves that to deployments that have one.
+//!
+//! BYOK export runs inside the token (`byok`) by the routes the start-up self-test
+//! (`byok_check`) proved against a software computation, per key kind and format; a
+//! format it did not prove is refused with the reason, never done in software.
 
+mod byok;
+mod byok_check;
 mod config;
 mod error;
 mod managed;
@@ -35,6 +56,7 @@ mod root_key;
 mod session;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
@@ -57,7 +79,7 @@ use self::error::{describe, device, unavailable, unsupported};
 use crate::random::mix_hardware_entropy;
 use crate::{
     BridgeError, Capabilities, DecryptMechanism, EncryptMechanism, KeySpec, Mechanisms, OpenMode,
-    RootOfTrust, SealDevice, SealKind, SignMechanism, WrappedKey,
+    RootOfTrust, SealDevice, SealKind, SignMechanism, WrapMechanism, WrappedKey,
 };
 
 const BLOB_VERSION: u8 = 1;
@@ -118,6 +140,10 @@ impl SealDevice for Pkcs11Device {
 /// An open token holding the root key.
 pub struct Pkcs11Root {
     ctx: Pkcs11,
+    /// The module's path, for the calls cryptoki cannot make (`raw`).
+    lib: PathBuf,
+    /// Whether the appliance may make keys on the token (`generate_key`): the export key.
+    generate_keys: bool,
     slot: Slot,
     pin: AuthPin,
     key_label: String,
@@ -131,6 +157,12 @@ pub struct Pkcs11Root {
     unwrapped: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
     /// What the token does with managed keys (`mechanisms`), found out on first use.
     mechanisms: OnceLock<Mechanisms>,
+    /// The key that wraps exportable managed keys (`byok`), found or made on first use.
+    export_key: Mutex<Option<ObjectHandle>>,
+    /// The BYOK formats the token produces correctly (`byok_check`), measured at open.
+    exports: OnceLock<byok_check::ExportTable>,
+    /// The AES key wrap of new managed-key blobs (`managed`).
+    blob_wrap: OnceLock<byok_check::KeyWrap>,
 }
 
 impl Pkcs11Root {
@@ -167,6 +199,8 @@ impl Pkcs11Root {
         result.map(|(slot, token_label, pin, key, session)| {
             let root = Pkcs11Root {
                 ctx,
+                lib: config.lib.clone(),
+                generate_keys: config.generate_key,
                 slot,
                 pin,
                 key_label: config.key_label.clone(),
@@ -177,6 +211,9 @@ impl Pkcs11Root {
                 holder: Mutex::new(None),
                 unwrapped: Mutex::new(HashMap::new()),
                 mechanisms: OnceLock::new(),
+                export_key: Mutex::new(None),
+                exports: OnceLock::new(),
+                blob_wrap: OnceLock::new(),
             };
             let mut hw = Zeroizing::new([0u8; 32]);
             if root
@@ -185,6 +222,7 @@ impl Pkcs11Root {
             {
                 mix_hardware_entropy(&hw);
             }
+            root.export_table();
             root
         })
     }
@@ -307,7 +345,26 @@ impl RootOfTrust for Pkcs11Root {
     }
 
     fn generate_key(&self, spec: KeySpec) -> Result<WrappedKey, BridgeError> {
-        self.generate_managed(spec)
+        self.generate_managed(spec, false)
+    }
+
+    fn generate_exportable_key(&self, spec: KeySpec) -> Result<WrappedKey, BridgeError> {
+        self.generate_managed(spec, true)
+    }
+
+    fn export_support(&self, spec: KeySpec, mechanism: WrapMechanism) -> Result<(), String> {
+        self.export_table()
+            .route(byok_check::Target::of(spec), mechanism)
+            .map(|_| ())
+    }
+
+    fn export_wrap(
+        &self,
+        key: &WrappedKey,
+        wrapping_public_der: &[u8],
+        mechanism: WrapMechanism,
+    ) -> Result<Vec<u8>, BridgeError> {
+        self.export_managed(key, wrapping_public_der, mechanism)
     }
 
     fn sign(

@@ -13,7 +13,9 @@ use cryptoki::session::Session;
 
 use super::config::Pkcs11Config;
 use super::error::{describe, device, refused, unavailable};
-use super::raw::{generate_root_with_unwrap_template, unwrap_template, FORCED_ON_UNWRAP};
+use super::raw::{
+    generate_root_with_unwrap_template, unwrap_template, FORCED_ON_EXPORT_UNWRAP, FORCED_ON_UNWRAP,
+};
 use crate::{BridgeError, OpenMode, SealFault};
 
 /// The root key on `token_label`, made there when it is missing and `mode` and the
@@ -24,7 +26,7 @@ pub(super) fn find_or_create(
     token_label: &str,
     mode: OpenMode,
 ) -> Result<ObjectHandle, BridgeError> {
-    let key = match find_root_key(session, &config.key_label, token_label)? {
+    let key = match find_root_key(session, &config.key_label, token_label, "root key")? {
         Some(k) => k,
         None if mode == OpenMode::CreateIfMissing && config.generate_key => {
             let k = generate_root_key(&config.lib, session, &config.key_label)?;
@@ -73,6 +75,7 @@ fn find_root_key(
     session: &Session,
     label: &str,
     token: &str,
+    role: &str,
 ) -> Result<Option<ObjectHandle>, BridgeError> {
     let found = session
         .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
@@ -80,13 +83,13 @@ fn find_root_key(
     match found.as_slice() {
         [] => Ok(None),
         [one] => {
-            check_root_key(session, *one, label, token)?;
+            check_root_key(session, *one, label, token, role)?;
             Ok(Some(*one))
         }
         more => Err(refused(
             SealFault::RootKeyAmbiguous,
             format!(
-                "{} objects on token {token:?} carry the root key label {label:?}, so which one seals this appliance is ambiguous: remove the ones that are not its root key (or configure another key_label)",
+                "{} objects on token {token:?} carry the {role} label {label:?}, so which one is the appliance's is ambiguous: remove the ones that are not its {role} (or configure another key_label)",
                 more.len()
             ),
         )),
@@ -99,6 +102,7 @@ fn check_root_key(
     key: ObjectHandle,
     label: &str,
     token: &str,
+    role: &str,
 ) -> Result<(), BridgeError> {
     let attrs = session
         .get_attributes(
@@ -173,7 +177,7 @@ fn check_root_key(
     Err(refused(
         SealFault::RootKeyUnsafe,
         format!(
-            "the object labelled {label:?} on token {token:?} is not a safe root key ({}): the appliance will not use it; generate a non-extractable, sensitive AES-256 key under this label, or configure another key_label",
+            "the object labelled {label:?} on token {token:?} is not a safe {role} ({}): the appliance will not use it; generate a non-extractable, sensitive AES-256 key under this label, or configure another key_label",
             problems.join(", ")
         ),
     ))
@@ -198,6 +202,46 @@ fn log_unwrap_template(lib: &std::path::Path, session: &Session, key: ObjectHand
     }
 }
 
+/// The export key beside the root key (label `<key_label>-export`), checked like the root
+/// key, made when missing if the configuration lets the appliance make keys. It wraps the
+/// managed keys created exportable; its `CKA_UNWRAP_TEMPLATE` forces only
+/// `CKA_SENSITIVE`, so their blobs can be unwrapped extractable (never readable) for a
+/// BYOK wrap, while the root key keeps every other managed key unextractable.
+pub(super) fn find_or_create_export_key(
+    lib: &std::path::Path,
+    session: &Session,
+    config_label: &str,
+    generate: bool,
+    token: &str,
+) -> Result<ObjectHandle, BridgeError> {
+    let label = format!("{config_label}-export");
+    if let Some(k) = find_root_key(session, &label, token, "export key")? {
+        return Ok(k);
+    }
+    if !generate {
+        return Err(refused(
+            SealFault::DeviceMismatch,
+            format!(
+                "no AES key labelled {label:?} on token {token:?} and generate_key is false: create a non-extractable, sensitive AES-256 key with CKA_WRAP and CKA_UNWRAP under that label for exportable managed keys, or set generate_key = true"
+            ),
+        ));
+    }
+    let key = match generate_root_with_unwrap_template(
+        lib,
+        session.handle(),
+        label.as_bytes(),
+        &FORCED_ON_EXPORT_UNWRAP,
+    ) {
+        Ok(k) => k,
+        Err(why) => {
+            tracing::warn!(capability = "unwrap_template", supported = false, reason = %why, "the HSM did not take CKA_UNWRAP_TEMPLATE on the export key; keys it unwraps rely on the appliance's own template");
+            plain_wrapping_key(session, &label)?
+        }
+    };
+    tracing::info!(token = %token, key_label = %label, "generated the export key inside the HSM");
+    Ok(key)
+}
+
 /// Makes the root key. Where the token takes `CKA_UNWRAP_TEMPLATE`, the key forces
 /// `CKA_SENSITIVE=true, CKA_EXTRACTABLE=false` on everything unwrapped with it, so even a
 /// stolen PIN cannot unwrap a stored managed-key blob into a key that could be wrapped
@@ -207,7 +251,12 @@ fn generate_root_key(
     session: &Session,
     label: &str,
 ) -> Result<ObjectHandle, BridgeError> {
-    match generate_root_with_unwrap_template(lib, session.handle(), label.as_bytes()) {
+    match generate_root_with_unwrap_template(
+        lib,
+        session.handle(),
+        label.as_bytes(),
+        &FORCED_ON_UNWRAP,
+    ) {
         Ok(key) => {
             tracing::info!(
                 capability = "unwrap_template",
@@ -218,28 +267,33 @@ fn generate_root_key(
         }
         Err(why) => {
             tracing::warn!(capability = "unwrap_template", supported = false, reason = %why, "the HSM did not take CKA_UNWRAP_TEMPLATE on the root key; keys it unwraps rely on the appliance's own unwrap template");
-            session
-                .generate_key(
-                    &Mechanism::AesKeyGen,
-                    &[
-                        Attribute::Class(ObjectClass::SECRET_KEY),
-                        Attribute::KeyType(KeyType::AES),
-                        Attribute::ValueLen(32.into()),
-                        Attribute::Token(true),
-                        Attribute::Private(true),
-                        Attribute::Sensitive(true),
-                        Attribute::Extractable(false),
-                        Attribute::Modifiable(false),
-                        Attribute::Encrypt(true),
-                        Attribute::Decrypt(true),
-                        // Managed-key blobs are stored wrapped by the root key (C_WrapKey).
-                        Attribute::Wrap(true),
-                        Attribute::Unwrap(true),
-                        Attribute::Label(label.as_bytes().to_vec()),
-                        Attribute::Id(label.as_bytes().to_vec()),
-                    ],
-                )
-                .map_err(|e| device("C_GenerateKey (AES-256 root key)", e))
+            plain_wrapping_key(session, label)
         }
     }
+}
+
+/// An AES-256 wrapping key on the token without `CKA_UNWRAP_TEMPLATE`.
+fn plain_wrapping_key(session: &Session, label: &str) -> Result<ObjectHandle, BridgeError> {
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Modifiable(false),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                // Managed-key blobs are stored wrapped by the root key (C_WrapKey).
+                Attribute::Wrap(true),
+                Attribute::Unwrap(true),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(label.as_bytes().to_vec()),
+            ],
+        )
+        .map_err(|e| device("C_GenerateKey (AES-256 wrapping key)", e))
 }

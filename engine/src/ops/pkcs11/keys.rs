@@ -64,7 +64,7 @@ async fn generate_session_key(
     let algorithm = new.create.algorithm;
     let root = cx.core.root()?;
     let (stored, public, protection) =
-        compute::run(move || material::generate(algorithm, root.as_ref())).await??;
+        compute::run(move || material::generate(algorithm, false, root.as_ref())).await??;
     let loaded = material::load(algorithm, &stored, public.as_deref())?;
     let created = time::OffsetDateTime::now_utc();
     // Never stored: it only gives the objects a managed key's version would have.
