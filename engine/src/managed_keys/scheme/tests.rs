@@ -17,7 +17,7 @@ struct Key {
 
 fn software(algorithm: Algorithm) -> Key {
     let (root, _) = ShamirRoot::generate(1, 1).unwrap();
-    let (stored, public, protection) = generate(algorithm, &root).unwrap();
+    let (stored, public, protection) = generate(algorithm, false, &root).unwrap();
     assert_eq!(protection, Protection::Software);
     let loaded = load(algorithm, &stored, public.as_deref()).unwrap();
     Key {

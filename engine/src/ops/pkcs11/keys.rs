@@ -73,6 +73,8 @@ async fn generate_session_key(
         name: new.create.name,
         algorithm,
         usage: new.create.usage.unwrap_or(algorithm.usages()[0]),
+        exportable: false,
+        allow_unwrapped_export: false,
         labels: Default::default(),
         create_time: created,
         state: KeyState::Enabled,
