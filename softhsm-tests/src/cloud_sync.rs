@@ -117,6 +117,12 @@ impl Gcp {
         })
     }
 
+    /// A line of the service account's private key: what must appear in no audit line.
+    pub fn secret(&self) -> String {
+        let pem = self.key_file["private_key"].as_str().unwrap_or_default();
+        pem.lines().nth(1).unwrap_or_default().to_string()
+    }
+
     /// The versions GCP's emulator holds of crypto key `name`.
     pub fn versions(&self, name: &str) -> Vec<Value> {
         let state = self.emulator.state();
