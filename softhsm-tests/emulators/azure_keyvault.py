@@ -12,7 +12,11 @@ process serves the token endpoint (/{tenant}/oauth2/v2.0/token) and one vault (/
 
 Admin endpoints (not Azure's): GET /_emulator/state (keys, versions, tags, and for each
 imported version the public key PEM of the private key received), POST /_emulator/fault
-{"mode": "none" | "deny" | "expired" | "error500"}.
+{"mode": "none" | "deny" | "expired" | "error500" | "hang"}. "hang" holds each import
+(PUT /keys/{name}) until the mode changes, at most HOLD_LIMIT seconds, as a provider that
+stops answering in the middle of a call; the import then goes ahead whether or not its
+caller is still connected, as a provider that had received it would. counts.held says how
+many imports were held.
 """
 
 import argparse
@@ -41,6 +45,7 @@ KEY_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 BASE64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
 TOKEN_LIFETIME = 3599
+HOLD_LIMIT = 300
 
 
 class Failure(Exception):
@@ -103,7 +108,7 @@ class State:
         self.tokens = {}  # token -> (client id, expiry)
         self.keys = {}  # name -> [version dict], oldest first
         self.private = {}  # kid -> private key object (KEKs only)
-        self.counts = {"tokens": 0, "creates": 0, "imports": 0, "listings": 0}
+        self.counts = {"tokens": 0, "creates": 0, "imports": 0, "listings": 0, "held": 0}
 
     def snapshot(self):
         keys = []
@@ -174,7 +179,11 @@ def make_handler(state):
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The caller went away while its request was held: nobody to answer.
+                pass
 
         def body(self):
             length = int(self.headers.get("Content-Length") or 0)
@@ -221,7 +230,7 @@ def make_handler(state):
                     return self.reply(200, state.snapshot())
             if method == "POST" and parts == ["fault"]:
                 mode = self.json_body().get("mode")
-                if mode not in ("none", "deny", "expired", "error500"):
+                if mode not in ("none", "deny", "expired", "error500", "hang"):
                     raise vault_error(400, "BadParameter", f"unknown fault mode {mode!r}")
                 with state.lock:
                     state.fault = mode
@@ -328,11 +337,25 @@ def make_handler(state):
                 return self.create(name, self.json_body())
             if method == "PUT" and len(parts) == 1:
                 self.authorize("Microsoft.KeyVault/vaults/keys/import/action", f"keys/{name}")
-                return self.import_key(name, self.json_body())
+                body = self.json_body()
+                self.hold()
+                return self.import_key(name, body)
             if method == "GET" and parts[1:] == ["versions"]:
                 self.authorize("Microsoft.KeyVault/vaults/keys/read", f"keys/{name}")
                 return self.versions(name, query)
             raise vault_error(405, "MethodNotAllowed", f"{method} is not allowed here.")
+
+        def hold(self):
+            with state.lock:
+                if state.fault != "hang":
+                    return
+                state.counts["held"] += 1
+            deadline = time.time() + HOLD_LIMIT
+            while time.time() < deadline:
+                with state.lock:
+                    if state.fault != "hang":
+                        return
+                time.sleep(0.05)
 
         def new_version(self, name, fields):
             version = uuid.uuid4().hex

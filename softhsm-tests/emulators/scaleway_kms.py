@@ -4,7 +4,8 @@ Speaks the documented REST shapes: keys created with origin "external" start in
 pending_key_material, import-key-material takes base64 `key_material` (and an optional
 `salt`) once, while the key is pending (a second import answers precondition_failed), and
 the key becomes enabled. Requests authenticate with X-Auth-Token (the API key's secret).
-What arrives is recorded as its SHA-256, for the test to compare with the appliance's key.
+What arrives is recorded as its SHA-256, and in hex (`materialHex`): this is a test
+stand-in, and the tests decrypt the appliance's ciphertexts with the very bytes received.
 
 Listens on 127.0.0.1:0 and prints PORT=<n> first. Admin endpoints (not Scaleway's):
   POST /_emulator/setup  {"secretKeys": ["..."]}
@@ -108,7 +109,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def admin(self, method, path, raw):
         if path == "/_emulator/state" and method == "GET":
-            return self.reply(200, {"keys": [{**public(k), "materialSha256": k["_sha256"],
+            return self.reply(200, {"keys": [{**public(k), "materialSha256": k["_sha256"], "materialHex": k["_hex"],
                                               "materialLength": k["_length"], "imports": k["_imports"]}
                                              for k in STATE["keys"].values()],
                                     "fault": STATE["fault"]})
@@ -167,6 +168,7 @@ class Handler(BaseHTTPRequestHandler):
             "origin": origin,
             "region": region,
             "_sha256": None,
+            "_hex": None,
             "_length": None,
             "_imports": 0,
         }
@@ -202,6 +204,7 @@ class Handler(BaseHTTPRequestHandler):
         if not material:
             raise invalid("key_material", "required")
         key["_sha256"] = hashlib.sha256(material).hexdigest()
+        key["_hex"] = material.hex()
         key["_length"] = len(material)
         key["_imports"] += 1
         key["state"] = "enabled"

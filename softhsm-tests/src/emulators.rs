@@ -2,7 +2,8 @@
 //! from the venv of [`crate::tools::python`]): each listens on `127.0.0.1:0`, prints
 //! `PORT=<n>` as its first stdout line, speaks one provider's REST API, and answers the
 //! same admin endpoints: `GET /_emulator/state` (what arrived) and `POST /_emulator/fault`
-//! (`{"mode": "none" | "deny" | "expired" | "error500"}`).
+//! (`{"mode": "none" | "deny" | "expired" | "error500"}`). `aws_fault_proxy.py` puts the
+//! same faults in front of LocalStack.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -97,9 +98,15 @@ impl Emulator {
     }
 
     /// Makes the emulator answer as the provider does with `mode`: `none`, `deny` (a
-    /// permission is missing), `expired` (the credentials have expired), `error500`.
+    /// permission is missing), `expired` (the credentials have expired), `error500`, or
+    /// where the emulator has it `hang` (hold requests until the mode changes).
     pub fn fault(&self, mode: &str) {
-        run_ok(Command::new("curl").args([
+        self.admin("fault", serde_json::json!({ "mode": mode }));
+    }
+
+    /// `POST /_emulator/<what>` with `body` (`setup`, `fault`); its JSON answer.
+    pub fn admin(&self, what: &str, body: Value) -> Value {
+        let answer = run_ok(Command::new("curl").args([
             "-sS",
             "--fail-with-body",
             "-X",
@@ -107,8 +114,9 @@ impl Emulator {
             "-H",
             "Content-Type: application/json",
             "--data",
-            &serde_json::json!({ "mode": mode }).to_string(),
-            &format!("{}/_emulator/fault", self.url()),
+            &body.to_string(),
+            &format!("{}/_emulator/{what}", self.url()),
         ]));
+        serde_json::from_str(&answer).unwrap_or(Value::Null)
     }
 }

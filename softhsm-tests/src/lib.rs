@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 pub mod bao;
+pub mod cloud_sync;
 pub mod crash;
 pub mod daemon;
 pub mod emulators;

@@ -263,7 +263,7 @@ fn an_unreachable_provider_fails_the_export_and_keeps_nothing() {
             &ec,
             json!({
                 "provider": "AzureKeyVault",
-                "providerMetadata": {"vaultName": "vault-a", "vaultUrl": closed, "authorityHost": closed},
+                "providerMetadata": {"vaultName": "unreachable", "vaultUrl": closed, "authorityHost": closed},
                 "credentials": {"tenantId": "t", "clientId": "c", "clientSecret": secret},
             }),
         ),
