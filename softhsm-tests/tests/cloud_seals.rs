@@ -269,8 +269,14 @@ fn synced(d: &Daemon, token: &str, key_id: &str, reply: Value) -> Value {
 /// Runs every row of [`MATRIX`] for `seal` against daemon `d`.
 fn export_with_every_provider(seal: Seal, d: &Daemon) {
     let token = d.token.clone().expect("a root token");
+    let rows: Vec<_> = MATRIX.iter().filter(|(s, ..)| *s == seal).collect();
+    assert_eq!(
+        rows.iter().map(|(_, a, _)| *a).collect::<Vec<_>>(),
+        ALGORITHMS,
+        "the matrix has a row for every algorithm with {seal:?}"
+    );
     let providers = Providers::start();
-    for (_, algorithm, expected) in MATRIX.iter().filter(|(s, ..)| *s == seal) {
+    for (_, algorithm, expected) in rows {
         let name = algorithm.to_lowercase().replace('_', "-");
         let key = d
             .kms_create_key_with(&token, &name, algorithm, json!({"exportable": true}))
