@@ -158,6 +158,7 @@ impl Reply {
         SyncError {
             message,
             retryable: is_retryable(self.status),
+            boundary: false,
         }
     }
 }

@@ -89,6 +89,10 @@ impl From<EngineError> for Problem {
             },
         };
         let status = match e.kind() {
+            // Well-formed, but the key's boundary cannot produce what the provider takes.
+            ErrorKind::InvalidInput if code == "EXPORT_FORMAT_UNAVAILABLE" => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
@@ -157,6 +161,16 @@ mod tests {
                 502,
                 "PROVIDER_ERROR",
                 "AccessDeniedException: no".to_string()
+            )
+        );
+        assert_eq!(
+            problem(KeyError::ExportFormatUnavailable(
+                "CKM_AES_KEY_WRAP_PAD is not RFC 5649".into()
+            )),
+            (
+                422,
+                "EXPORT_FORMAT_UNAVAILABLE",
+                "CKM_AES_KEY_WRAP_PAD is not RFC 5649".to_string()
             )
         );
         assert_eq!(problem(KeyError::NoSavedCredentials("e".into())).0, 409);

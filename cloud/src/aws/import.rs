@@ -325,7 +325,7 @@ fn choose_format(
             Err(reason) => refusals.push(format!("{}: {reason}", algorithm.as_str())),
         }
     }
-    Err(SyncError::permanent(format!(
+    Err(SyncError::boundary(format!(
         "the boundary holding version {} cannot produce a format AWS KMS imports ({})",
         key.version,
         refusals.join("; ")

@@ -228,7 +228,7 @@ async fn sync(request: SyncRequest<'_>) -> Result<ProviderRef, SyncError> {
         }
     };
     request.material.supports(MECHANISM).map_err(|reason| {
-        SyncError::permanent(format!(
+        SyncError::boundary(format!(
             "Azure Key Vault's BYOK format needs {}, which this key's boundary cannot produce: {reason}",
             MECHANISM.pkcs11_name()
         ))

@@ -254,7 +254,7 @@ fn choose_mechanism(
             Err(reason) => reasons.push(reason),
         }
     }
-    Err(SyncError::permanent(format!(
+    Err(SyncError::boundary(format!(
         "the key's boundary cannot produce a GCP import (RSA_OAEP_3072_SHA256_AES_256 or \
          RSA_OAEP_3072_SHA1_AES_256): {}",
         reasons.join("; ")

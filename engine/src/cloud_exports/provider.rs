@@ -121,6 +121,9 @@ pub struct SyncError {
     /// network error, a 5xx, throttling). Permission and validation errors are not: the
     /// worker records them and waits for a manual sync.
     pub retryable: bool,
+    /// The key's boundary cannot produce any format the provider imports (its start-up
+    /// self-test refused them): not the provider's fault, and nothing left the boundary.
+    pub boundary: bool,
 }
 
 impl SyncError {
@@ -128,6 +131,7 @@ impl SyncError {
         SyncError {
             message: message.into(),
             retryable: false,
+            boundary: false,
         }
     }
 
@@ -135,6 +139,17 @@ impl SyncError {
         SyncError {
             message: message.into(),
             retryable: true,
+            boundary: false,
+        }
+    }
+
+    /// The boundary holding the key refused every format the provider takes; `message`
+    /// names the mechanisms and why.
+    pub fn boundary(message: impl Into<String>) -> Self {
+        SyncError {
+            message: message.into(),
+            retryable: false,
+            boundary: true,
         }
     }
 }

@@ -39,6 +39,10 @@ pub enum KeyError {
     /// The provider refused or failed the export: its own words.
     #[error("{0}")]
     Provider(String),
+    /// The boundary holding the key produces none of the formats the provider imports
+    /// (the message names the mechanisms): the request cannot succeed as it is.
+    #[error("{0}")]
+    ExportFormatUnavailable(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -71,9 +75,10 @@ impl KeyError {
             | KeyError::VersionDisabled { .. }
             | KeyError::PendingDestruction(_)
             | KeyError::NotPendingDestruction(_) => ErrorKind::Conflict,
-            KeyError::Invalid { .. } | KeyError::WrongKeyType(_) | KeyError::Unsupported(_) => {
-                ErrorKind::InvalidInput
-            }
+            KeyError::Invalid { .. }
+            | KeyError::WrongKeyType(_)
+            | KeyError::Unsupported(_)
+            | KeyError::ExportFormatUnavailable(_) => ErrorKind::InvalidInput,
             KeyError::TooLarge(_) => ErrorKind::LimitExceeded,
             // A service the appliance depends on failed; the `/api/v1` door answers 502.
             KeyError::Provider(_) => ErrorKind::Unavailable,
@@ -98,6 +103,7 @@ impl KeyError {
             KeyError::NoSavedCredentials(_) => "NO_SAVED_CREDENTIALS",
             KeyError::SyncInProgress(_) => "SYNC_IN_PROGRESS",
             KeyError::Provider(_) => "PROVIDER_ERROR",
+            KeyError::ExportFormatUnavailable(_) => "EXPORT_FORMAT_UNAVAILABLE",
             KeyError::Engine(EngineError::Sealed) => "SEALED",
             KeyError::Engine(_) => "INTERNAL",
         }

@@ -12,7 +12,7 @@ use super::managed_keys::load;
 use super::{Access, Context, Decoded, Op, Scope};
 use crate::cloud_exports::sync::{run_inline, Finish, Inline};
 use crate::cloud_exports::{
-    credentials, records, CreateExport, ExportRecord, Job, SyncReason, SyncState,
+    credentials, records, CreateExport, ExportRecord, Job, SyncError, SyncReason, SyncState,
     POST_QUANTUM_NOT_EXPORTABLE,
 };
 use crate::error::{EngineError, Result};
@@ -84,6 +84,16 @@ fn refused(message: String) -> EngineError {
         "INVALID_FIELD"
     };
     KeyError::invalid(code, message).into()
+}
+
+/// A sync the caller waited for and that failed: the provider's failure (502), or the
+/// boundary's refusal of every format the provider takes, which no retry mends.
+fn failed(e: SyncError) -> EngineError {
+    if e.boundary {
+        KeyError::ExportFormatUnavailable(e.message).into()
+    } else {
+        KeyError::Provider(e.message).into()
+    }
 }
 
 /// Creates an export and runs its initial export, waiting for it up to the deadline.
@@ -214,7 +224,7 @@ impl Op for ExportCreate {
             saved: secret_id.filter(|_| saving),
         };
         let finished = match run_inline(core, job, claim, one_time, mode).await? {
-            Inline::Done(Err(e)) => return Err(KeyError::Provider(e.message).into()),
+            Inline::Done(Err(e)) => return Err(failed(e)),
             Inline::Done(Ok(_)) => true,
             Inline::Pending => false,
         };
@@ -324,7 +334,7 @@ impl Op for ExportSync {
             })
             .await?;
         let finished = match run_inline(core, job, claim, None, Finish::InlineManual).await? {
-            Inline::Done(Err(e)) => return Err(KeyError::Provider(e.message).into()),
+            Inline::Done(Err(e)) => return Err(failed(e)),
             Inline::Done(Ok(_)) => true,
             Inline::Pending => false,
         };
