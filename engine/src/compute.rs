@@ -9,6 +9,9 @@
 //! than piling up in memory. A batch is admitted once and then runs chunk by chunk, each
 //! chunk taking its turn, so a single request asking for a few signatures does not wait
 //! behind the whole of someone else's thousand-item batch.
+//!
+//! Calls into a hardware root of trust run on a second, wider pool of the same kind, the
+//! device lane ([`run_on_device`]): their time is the device's, not the cores'.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -19,6 +22,9 @@ use crate::error::EngineError;
 
 /// Jobs that may wait for a thread per thread of the pool, by default.
 const QUEUE_PER_THREAD: usize = 32;
+/// Device calls in flight per core, and at least this many.
+const DEVICE_CALLS_PER_CORE: usize = 4;
+const DEVICE_CALLS_MIN: usize = 8;
 
 /// How the pool is sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +45,24 @@ impl Default for PoolSize {
     }
 }
 
+impl PoolSize {
+    /// The device lane: calls into a hardware root of trust (an HSM's `C_Sign`) spend
+    /// their time in the device, or on the wire to a network HSM, not on the async
+    /// workers' cores. A lane sized to the cores would cap a device that answers many
+    /// calls at once at cores / latency, and leave a core idle at every hand-over
+    /// between one call and the next; the device's own sessions are the bound.
+    pub fn device() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores
+            .saturating_mul(DEVICE_CALLS_PER_CORE)
+            .max(DEVICE_CALLS_MIN);
+        PoolSize {
+            threads,
+            queue: threads * QUEUE_PER_THREAD,
+        }
+    }
+}
+
 pub struct Pool {
     size: PoolSize,
     permits: Arc<Semaphore>,
@@ -50,6 +74,23 @@ static POOL: OnceLock<Pool> = OnceLock::new();
 /// The process-wide pool, sized to the cores on first use.
 pub fn pool() -> &'static Pool {
     POOL.get_or_init(|| Pool::new(PoolSize::default()))
+}
+
+static DEVICE: OnceLock<Pool> = OnceLock::new();
+
+/// The process-wide device lane ([`PoolSize::device`]).
+pub fn device_pool() -> &'static Pool {
+    DEVICE.get_or_init(|| Pool::new(PoolSize::device()))
+}
+
+/// Runs a call into the hardware root of trust on the device lane: off the async
+/// workers like any blocking work, bounded by the device rather than the cores.
+pub async fn run_on_device<T, F>(f: F) -> Result<T, EngineError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    device_pool().run(f).await
 }
 
 /// Runs `f` on the process-wide pool: see [`Pool::run`].
@@ -182,6 +223,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn the_device_lane_keeps_more_calls_in_flight_than_there_are_cores() {
+        let (cpu, device) = (PoolSize::default(), PoolSize::device());
+        assert!(device.threads >= DEVICE_CALLS_MIN);
+        assert!(device.threads >= cpu.threads * DEVICE_CALLS_PER_CORE);
+        assert!(device.queue >= device.threads);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn never_runs_more_than_its_threads() {

@@ -670,3 +670,18 @@ async fn generate(
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     crate::compute::run(f).await?
 }
+
+/// An operation with a loaded key: on the device lane when the HSM holds the key (the
+/// work is the device's), else on the compute pool.
+async fn with_loaded<T: Send + 'static>(
+    loaded: Arc<Loaded>,
+    f: impl FnOnce(&Loaded) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let device = matches!(*loaded, Loaded::Hsm(_));
+    let job = move || f(&loaded);
+    if device {
+        crate::compute::run_on_device(job).await?
+    } else {
+        blocking(job).await
+    }
+}

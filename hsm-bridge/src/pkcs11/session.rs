@@ -11,8 +11,10 @@ use super::error::{describe, session_lost};
 use super::root_key::find_key;
 use super::Pkcs11Root;
 
-/// Sessions kept open for reuse; more may exist briefly under load.
-const POOL_MAX: usize = 4;
+/// Sessions kept open for reuse; more may exist briefly under load. Enough for the
+/// engine's device lane (four calls per core) on a large machine, so that a steady load
+/// never pays a `C_OpenSession` and `C_Login` per call.
+const POOL_MAX: usize = 64;
 
 impl Pkcs11Root {
     pub(super) fn healthy(&self) -> bool {

@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 use super::error::KeyError;
 use super::material::Loaded;
 use super::model::{Algorithm, Protection, Usage};
-use super::{blocking, KeyStore, ManagedKey, Output};
+use super::{blocking, with_loaded, KeyStore, ManagedKey, Output};
 
 pub use cipher::encapsulate_public;
 
@@ -398,8 +398,10 @@ impl KeyStore {
         let v = Self::pick(key, version)?;
         let loaded = self.load(key, &v)?;
         let algorithm = key.algorithm;
-        let data = blocking(move || sign::sign(&loaded, algorithm, root.as_ref(), &plan, &message))
-            .await?;
+        let data = with_loaded(loaded, move |loaded| {
+            sign::sign(loaded, algorithm, root.as_ref(), &plan, &message)
+        })
+        .await?;
         Ok(Output {
             data,
             version: v.version,
@@ -488,9 +490,9 @@ impl KeyStore {
         let loaded = self.load(key, &v)?;
         let algorithm = key.algorithm;
         let protection = v.protection;
-        let plain = blocking(move || {
+        let plain = with_loaded(loaded, move |loaded| {
             cipher::decrypt(
-                &loaded,
+                loaded,
                 algorithm,
                 protection,
                 root.as_ref(),
@@ -563,7 +565,10 @@ impl KeyStore {
         };
         Self::check_ciphertext_size(&wrapped)?;
         let (v, loaded) = self.aes_kek(key, version, "unwrap")?;
-        let plain = blocking(move || cipher::aes_unwrap(&loaded, &wrapped, padded)).await?;
+        let plain = with_loaded(loaded, move |loaded| {
+            cipher::aes_unwrap(loaded, &wrapped, padded)
+        })
+        .await?;
         Ok((plain, v.version))
     }
 
@@ -602,7 +607,10 @@ impl KeyStore {
         };
         Self::check_size("key to wrap", &secret)?;
         let (v, loaded) = self.aes_kek(key, version, "wrap")?;
-        let data = blocking(move || cipher::aes_wrap(&loaded, &secret, padded)).await?;
+        let data = with_loaded(loaded, move |loaded| {
+            cipher::aes_wrap(loaded, &secret, padded)
+        })
+        .await?;
         Ok(Output {
             data,
             version: v.version,
