@@ -92,7 +92,7 @@ def test():
     assert (status, body) == (403, {"errors": ["permission denied"]}), (status, body)
     anon_cookie, anon_csrf = anon.cookie, anon.csrf
     s = anon.sign_in(token)
-    assert s["signed_in"] is True and s["display_name"] == "root" and s["policies"] == ["root"], s
+    assert s["signed_in"] is True and s["display_name"] == "token-console" and s["policies"] == ["root"], s
     assert anon.cookie != anon_cookie, "sign-in must issue a new session id"
     # The pre-sign-in id is worth nothing now.
     old = Http()
@@ -101,7 +101,7 @@ def test():
     assert (status, body) == (403, CSRF_WORDS), (status, body)
 
     status, _, body, _ = anon.api("GET", "/v1/auth/token/lookup-self")
-    assert status == 200 and body["data"]["display_name"] == "root", body
+    assert status == 200 and body["data"]["display_name"] == "token-console", body
     assert body["data"]["id"] == token
 
     # Every proxied request needs the CSRF header, reads included; a refused write
@@ -118,8 +118,8 @@ def test():
     # The key API through the proxy too.
     status, _, body, _ = anon.api("POST", "/api/v1/keys", {"name": "console-csrf", "algorithm": "EC_P256"}, csrf=False)
     assert (status, body) == (403, CSRF_WORDS), (status, body)
-    status, text = direct("GET", "/api/v1/keys/console-csrf", token)
-    assert status == 404, (status, text)
+    status, text = direct("GET", "/api/v1/keys?name=console-csrf", token)
+    assert status == 200 and json.loads(text)["keys"] == [], (status, text)
 
     # With it, the write goes through.
     status, _, body, _ = anon.api("PUT", "/v1/sys/policies/acl/console-csrf", policy)
@@ -149,6 +149,32 @@ def test():
     status, _, body, _ = replay.request("GET", "/ui/session")
     assert status == 200 and body["signed_in"] is False, body
     assert replay.cookie != kept_cookie, "a dropped session is not revived"
+
+    # Sealing ends every signed-in session, for good: unsealing does not bring it back.
+    op = Http()
+    op.session()
+    op.sign_in(token)
+    status, _, body, _ = op.api("PUT", "/v1/sys/seal")
+    assert status == 204, (status, body)
+    status, _, body, _ = op.api("GET", "/v1/auth/token/lookup-self")
+    assert (status, body) == (401, {"errors": ["session ended: the appliance was sealed"]}), (status, body)
+    # The session is anonymous again, with a new CSRF token, and still unseals.
+    s = op.session()
+    assert s["signed_in"] is False, s
+    status, _, body, _ = op.api("PUT", "/v1/sys/unseal", {"key": env("CONSOLE_UNSEAL_KEY")})
+    assert status == 200 and body["sealed"] is False, (status, body)
+    status, _, body, _ = op.api("GET", "/v1/auth/token/lookup-self")
+    assert status == 403, (status, body)
+    # Signed in before the seal, untouched since: ended all the same.
+    before = Http()
+    before.session()
+    before.sign_in(token)
+    status, _, body, _ = before.api("PUT", "/v1/sys/seal")
+    assert status == 204, (status, body)
+    status, _, body, _ = op.api("PUT", "/v1/sys/unseal", {"key": env("CONSOLE_UNSEAL_KEY")})
+    assert status == 200 and body["sealed"] is False, (status, body)
+    s = before.session()
+    assert s["signed_in"] is False and s["ended"] == "session ended: the appliance was sealed", s
 
 
 run_http(test)

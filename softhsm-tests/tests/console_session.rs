@@ -46,7 +46,19 @@ fn csrf_headers_cookie_and_sign_out_at_the_http_level() {
         return;
     }
     let d = Daemon::dev(&[]);
-    let token = d.token.clone().expect("dev mode printed a root token");
+    // Not the root token: dev mode prints that one in its banner.
+    let token = d
+        .bao(&[
+            "token",
+            "create",
+            "-field=token",
+            "-policy=root",
+            "-display-name=console",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
     let assets = assets();
     run_script(
         "session_security.py",
@@ -55,6 +67,7 @@ fn csrf_headers_cookie_and_sign_out_at_the_http_level() {
         &[
             ("CONSOLE_ASSETS", &assets.join(",")),
             ("CONSOLE_SECURE", "0"),
+            ("CONSOLE_UNSEAL_KEY", d.dev_unseal_key.as_deref().unwrap()),
         ],
     );
     assert!(

@@ -80,6 +80,7 @@ function initWizard(root, seal, ctx) {
     try {
       const result = await busy(submit, api.put('/v1/sys/init', body));
       showKeys(root, result, hardware, ctx);
+      await ctx.refreshSeal();
     } catch (err) {
       errorNear(submit, err);
     }
