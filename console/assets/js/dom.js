@@ -1,5 +1,5 @@
-// The only way pages make DOM. Text always goes in as text nodes: no data ever passes
-// through innerHTML, so nothing the API returns can become markup.
+// The only way pages make DOM. Text always goes in as text nodes, never parsed as HTML,
+// so nothing the API returns can become markup.
 
 let nextId = 0;
 
