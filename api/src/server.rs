@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::budget::{BodyBudget, BodyShare};
 use crate::conn::{Activity, Verdict, Watched};
+use crate::console::Console;
 use crate::error::ApiError;
 use crate::limits::{Limits, MAX_CONCURRENT_STREAMS, MAX_HEADER_BYTES, MAX_REFUSALS_IN_FLIGHT};
 use crate::request::VaultRequest;
@@ -30,6 +31,11 @@ pub struct Listener {
     pub tcp: TcpListener,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limits: Limits,
+    /// Serve the web console at `/ui` (the config's `ui`).
+    pub ui: bool,
+    /// The SHA-256 fingerprint of the certificate the listener serves (None: no TLS),
+    /// shown by the console.
+    pub tls_cert_sha256: Option<String>,
 }
 
 fn error_response(e: &ApiError) -> HttpResponse {
@@ -45,17 +51,41 @@ async fn route(
     core: Arc<Core>,
     limits: &Limits,
     budget: &BodyBudget,
+    console: Option<&Console>,
     req: Request<Incoming>,
 ) -> HttpResponse {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
+    let resp = match console {
+        Some(console) if crate::console::is_console_path(&path) => {
+            let door = crate::console::Door {
+                core: &core,
+                limits,
+                budget,
+            };
+            crate::console::handle(console, door, parts, body).await
+        }
+        _ => dispatch(&core, limits, budget, parts, body).await,
+    };
+    finish(&method, &path, started, resp)
+}
+
+/// `/v1/` and `/api/v1/`: what clients call directly and the console forwards.
+pub(crate) async fn dispatch(
+    core: &Arc<Core>,
+    limits: &Limits,
+    budget: &BodyBudget,
+    parts: hyper::http::request::Parts,
+    body: Incoming,
+) -> HttpResponse {
+    let path = parts.uri.path().to_string();
+    let method = parts.method.clone();
     if let Some(rest) = path.strip_prefix("/api/v1/") {
-        let resp = kms_route(&core, limits, budget, &parts, body, rest).await;
-        return finish(&method, &path, started, resp);
+        return kms_route(core, limits, budget, &parts, body, rest).await;
     }
-    let response = match path.strip_prefix("/v1/") {
+    match path.strip_prefix("/v1/") {
         None => error_response(&ApiError::new(StatusCode::NOT_FOUND, "404 page not found")),
         Some(rest) => {
             // The share is held until the answer is made, the body's bytes with it.
@@ -70,11 +100,10 @@ async fn route(
             {
                 Ok(b) => b,
                 Err(e) => {
-                    let resp = closing(error_response(&ApiError::new(
+                    return closing(error_response(&ApiError::new(
                         e.status(),
                         e.vault_message(),
                     )));
-                    return finish(&method, &path, started, resp);
                 }
             };
             let head = method == hyper::Method::HEAD;
@@ -87,7 +116,7 @@ async fn route(
             ) {
                 Ok(mut req) => {
                     req.remote_address = parts.extensions.get::<SocketAddr>().map(|a| a.ip());
-                    crate::vault::handle(&core, req).await
+                    crate::vault::handle(core, req).await
                 }
                 Err(e) => Err(e),
             };
@@ -96,12 +125,11 @@ async fn route(
                 Err(e) => error_response(&e),
             }
         }
-    };
-    finish(&method, &path, started, response)
+    }
 }
 
 /// Why a request body was not read.
-enum BodyError {
+pub(crate) enum BodyError {
     TooLarge(usize),
     Timeout,
     Read,
@@ -110,7 +138,7 @@ enum BodyError {
 }
 
 impl BodyError {
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -119,7 +147,7 @@ impl BodyError {
         }
     }
 
-    fn vault_message(&self) -> String {
+    pub(crate) fn vault_message(&self) -> String {
         match self {
             // Go's http.MaxBytesReader says this, and Vault passes it on.
             BodyError::TooLarge(_) => "http: request body too large".into(),
@@ -137,7 +165,7 @@ const BUSY: &str = "server is busy: the request bodies being received have reach
 /// bytes are taken from `budget` before they are read (from the Content-Length, or
 /// chunk by chunk without one); the share comes back with the body and is given back
 /// when dropped.
-async fn read_body(
+pub(crate) async fn read_body(
     headers: &hyper::HeaderMap,
     body: Incoming,
     max: usize,
@@ -284,6 +312,15 @@ pub async fn serve(core: Arc<Core>, listener: Listener) -> std::io::Result<()> {
     let budget = BodyBudget::new(limits.max_request_bytes_in_flight);
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let builder = Arc::new(http_builder());
+    let console = if listener.ui {
+        Some(Arc::new(Console::new(
+            listener.tcp.local_addr()?,
+            acceptor.is_some(),
+            listener.tls_cert_sha256,
+        )))
+    } else {
+        None
+    };
     loop {
         let (stream, peer) = match listener.tcp.accept().await {
             Ok(s) => s,
@@ -315,11 +352,13 @@ pub async fn serve(core: Arc<Core>, listener: Listener) -> std::io::Result<()> {
         };
         let core = core.clone();
         let budget = budget.clone();
+        let console = console.clone();
         tokio::spawn(async move {
             let conn = Conn {
                 core,
                 limits,
                 budget,
+                console,
                 slot: Arc::new(slot),
             };
             serve_one(conn, stream, peer, acceptor, &builder).await;
@@ -348,6 +387,7 @@ struct Conn {
     core: Arc<Core>,
     limits: Arc<Limits>,
     budget: BodyBudget,
+    console: Option<Arc<Console>>,
     slot: Slot,
 }
 
@@ -490,13 +530,14 @@ async fn answer(conn: Conn, req: Request<Incoming>) -> HttpResponse {
         core,
         limits,
         budget,
+        console,
         slot,
     } = conn;
     let Some(max) = limits.max_request_duration else {
-        return route(core, &limits, &budget, req).await;
+        return route(core, &limits, &budget, console.as_deref(), req).await;
     };
     let path = req.uri().path().to_string();
-    let handler = async move { route(core, &limits, &budget, req).await };
+    let handler = async move { route(core, &limits, &budget, console.as_deref(), req).await };
     within(max, slot, &path, handler).await
 }
 

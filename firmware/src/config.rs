@@ -46,6 +46,7 @@
 //! max_lease_ttl     = "768h"   # the auth/token/ tune overrides them
 //! max_batch_items = 1000      # most items in one transit batch_input (default 1000)
 //! # log_format = "json"; default_max_request_duration = "90s"
+//! ui = true                   # the web console at /ui (off unless set)
 //! ```
 //!
 //! Every error names the file, the line and the key.
@@ -161,6 +162,8 @@ pub struct ServerOptions {
     pub default_max_request_duration: Option<Duration>,
     /// `log_format`: `"standard"` (the default) or `"json"`.
     pub log_format: LogFormat,
+    /// `ui`: serve the web console at `/ui` (off unless set, as in Vault).
+    pub ui: bool,
 }
 
 /// How the daemon writes its log lines to stderr.
@@ -836,11 +839,7 @@ fn server_key(
                 }
             }
         }
-        "ui" => {
-            if as_bool(src, k, attr.expr())? {
-                return Err(src.err(k, "this appliance has no Vault web UI: remove `ui`"));
-            }
-        }
+        "ui" => out.ui = as_bool(src, k, attr.expr())?,
         "api_addr" | "cluster_addr" | "cluster_name" => {
             return Err(src.err(
                 k,
@@ -1182,16 +1181,19 @@ log_level = "debug"
             7,
             "pid_file",
         );
-        refused(
-            &format!("{BASE}{listener}ui = true\n"),
-            7,
-            "no Vault web UI",
-        );
         let c = p(&format!(
             "{BASE}{listener}ui = false\nlog_format = \"json\"\n"
         ))
         .unwrap();
         assert_eq!(c.server.log_format, LogFormat::Json);
+        assert!(!c.server.ui);
+        assert!(
+            p(&format!("{BASE}{listener}ui = true\n"))
+                .unwrap()
+                .server
+                .ui
+        );
+        assert!(!p(&format!("{BASE}{listener}")).unwrap().server.ui);
     }
 
     #[test]

@@ -84,15 +84,29 @@ fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
     Ok(Storage::new(Arc::new(backend)))
 }
 
+/// The listener's TLS: the rustls configuration and the certificate's fingerprint.
+type Tls = (Arc<api::tls::ServerConfig>, String);
+
 async fn bind(
     addr: SocketAddr,
-    tls: Option<Arc<api::tls::ServerConfig>>,
+    tls: Option<Tls>,
     limits: api::Limits,
+    ui: bool,
 ) -> anyhow::Result<Listener> {
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    Ok(Listener { tcp, tls, limits })
+    let (tls, tls_cert_sha256) = match tls {
+        Some((config, sha256)) => (Some(config), Some(sha256)),
+        None => (None, None),
+    };
+    Ok(Listener {
+        tcp,
+        tls,
+        limits,
+        ui,
+        tls_cert_sha256,
+    })
 }
 
 /// A data directory only the daemon's user can enter when the daemon makes it; an
@@ -110,7 +124,7 @@ fn generated_tls(
     names: &[String],
     min: api::tls::TlsVersion,
     max: api::tls::TlsVersion,
-) -> anyhow::Result<(Arc<api::tls::ServerConfig>, PathBuf, String)> {
+) -> anyhow::Result<(Tls, PathBuf, String)> {
     let generated = api::tls::ensure_generated(dir, names)?;
     let ca_sha256 = api::tls::fingerprint(&generated.ca_pem)?;
     if generated.ca_replaced {
@@ -124,14 +138,15 @@ fn generated_tls(
             generated.ca_pem.display()
         );
     }
+    let cert_sha256 = api::tls::fingerprint(&generated.cert_pem)?;
     tracing::info!(
         ca = %generated.ca_pem.display(),
         ca_sha256 = %ca_sha256,
-        cert_sha256 = %api::tls::fingerprint(&generated.cert_pem)?,
+        cert_sha256 = %cert_sha256,
         "using the appliance's generated TLS certificate; trust its CA"
     );
     let config = api::tls::server_config(&generated.cert_pem, &generated.key_pem, min, max)?;
-    Ok((config, generated.ca_pem, ca_sha256))
+    Ok(((config, cert_sha256), generated.ca_pem, ca_sha256))
 }
 
 async fn dev(flags: &Flags) -> anyhow::Result<()> {
@@ -194,7 +209,8 @@ async fn dev(flags: &Flags) -> anyhow::Result<()> {
         ),
         None => (None, String::new()),
     };
-    let listener = bind(addr, tls_config, api::Limits::default()).await?;
+    // As Vault's dev server, with the web console.
+    let listener = bind(addr, tls_config, api::Limits::default(), true).await?;
     let bound = listener.tcp.local_addr()?;
     let socket = match flags.get("dev-pkcs11-socket") {
         Some(p) => PathBuf::from(p),
@@ -214,6 +230,7 @@ async fn dev(flags: &Flags) -> anyhow::Result<()> {
     println!(
         "==> Ironseal server configuration:\n\n\
          \x20            Api Address: {scheme}://{bound}\n\
+         \x20            Web Console: {scheme}://{bound}/ui\n\
          \x20         PKCS#11 Socket: {socket}\n\
          \x20                 Storage: redb ({})\n\
          \x20                 Version: Ironseal v{}\n\n\
@@ -351,12 +368,10 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     } else {
         let l = &config.listener;
         match (&l.tls_cert_file, &l.tls_key_file) {
-            (Some(cert), Some(key)) => Some(api::tls::server_config(
-                cert,
-                key,
-                l.tls_min_version,
-                l.tls_max_version,
-            )?),
+            (Some(cert), Some(key)) => Some((
+                api::tls::server_config(cert, key, l.tls_min_version, l.tls_max_version)?,
+                api::tls::fingerprint(cert)?,
+            )),
             _ => {
                 let (tls, ca, sha256) = generated_tls(
                     &config.data_dir.join("tls"),
@@ -373,7 +388,13 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
         }
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let listener = bind(config.listener.address, tls, config.listener.limits.clone()).await?;
+    let listener = bind(
+        config.listener.address,
+        tls,
+        config.listener.limits.clone(),
+        config.server.ui,
+    )
+    .await?;
     let bound = listener.tcp.local_addr()?;
     let pkcs11 = match &config.pkcs11 {
         Some(block) => Some(bind_pkcs11(block).await?),
@@ -381,6 +402,9 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     };
     tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal.name(), "ironseal started");
     println!("==> Ironseal server started! Api Address: {scheme}://{bound}");
+    if config.server.ui {
+        println!("==> Web console: {scheme}://{bound}/ui");
+    }
     if let Some(p) = &pkcs11 {
         if let Some(path) = p.socket_path() {
             println!("==> PKCS#11 socket: {}", path.display());

@@ -76,6 +76,8 @@ pub struct Daemon {
     env: Vec<(String, String)>,
     /// Extra lines inside the config file's `listener "tcp"` block.
     listener_hcl: String,
+    /// Extra top-level lines of the config file (`ui = true`).
+    top_hcl: String,
     /// `http://127.0.0.1:PORT` or `https://...` of the current run.
     pub addr: String,
     /// The token bao runs with unless told otherwise (dev root token, or set after init).
@@ -145,6 +147,12 @@ impl Daemon {
         Self::build_with_listener(Mode::Config { tls }, listener_hcl)
     }
 
+    /// [`Daemon::config`] with `top_hcl` added at the top level of the config file (in
+    /// both modes), e.g. `ui = true`.
+    pub fn config_with_top_level(tls: bool, top_hcl: &str) -> Daemon {
+        Self::build_full(Mode::Config { tls }, None, Vec::new(), "", top_hcl)
+    }
+
     /// Replaces the extra `listener "tcp"` lines used from the next start on.
     pub fn set_listener_hcl(&mut self, listener_hcl: &str) {
         self.listener_hcl = listener_hcl.to_string();
@@ -166,11 +174,11 @@ impl Daemon {
     }
 
     fn build(mode: Mode, seal_hcl: Option<String>, env: Vec<(String, String)>) -> Daemon {
-        Self::build_full(mode, seal_hcl, env, "")
+        Self::build_full(mode, seal_hcl, env, "", "")
     }
 
     fn build_with_listener(mode: Mode, listener_hcl: &str) -> Daemon {
-        Self::build_full(mode, None, Vec::new(), listener_hcl)
+        Self::build_full(mode, None, Vec::new(), listener_hcl, "")
     }
 
     fn build_full(
@@ -178,6 +186,7 @@ impl Daemon {
         seal_hcl: Option<String>,
         env: Vec<(String, String)>,
         listener_hcl: &str,
+        top_hcl: &str,
     ) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("ironseal-e2e-")
@@ -193,6 +202,7 @@ impl Daemon {
             seal_hcl,
             env,
             listener_hcl: listener_hcl.to_string(),
+            top_hcl: top_hcl.to_string(),
             addr: String::new(),
             token: None,
             dev_unseal_key: None,
@@ -399,7 +409,7 @@ impl Daemon {
         for line in self.listener_hcl.lines() {
             listener.push_str(&format!("  {}\n", line.trim()));
         }
-        let text = if reference_mode() {
+        let mut text = if reference_mode() {
             openbao_config(&self.data_dir(), listen, tls, &listener)
         } else {
             format!(
@@ -409,6 +419,9 @@ impl Daemon {
                 self.seal_hcl.as_deref().unwrap_or("seal \"shamir\" {}")
             )
         };
+        if !self.top_hcl.is_empty() {
+            text.push_str(&format!("\n{}\n", self.top_hcl));
+        }
         let mut f = OpenOptions::new()
             .create(true)
             .write(true)

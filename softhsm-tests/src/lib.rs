@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub mod bao;
 pub mod cloud_sync;
+pub mod console;
 pub mod crash;
 pub mod daemon;
 pub mod emulators;

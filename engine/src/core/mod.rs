@@ -2,7 +2,7 @@
 //! ([`crate::seal`]), the one place that decides whether a caller may act on a path
 //! ([`auth`]), and the periodic work each subsystem registers ([`crate::periodic`]).
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -66,6 +66,9 @@ pub struct Core {
     /// Set by `sys/seal`: the auto-unseal loop leaves the appliance sealed until an
     /// operator unseals it with recovery keys or restarts it.
     pub(crate) manually_sealed: AtomicBool,
+    /// How many times the appliance has sealed since start: what was granted while it
+    /// was unsealed (a console session) ends when this moves.
+    pub(crate) times_sealed: AtomicU64,
     /// Wakes the auto-unseal loop (after init, or a manual unseal attempt).
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) generate_root: Mutex<Option<Attempt>>,
@@ -116,6 +119,7 @@ impl Core {
                 seal_error: Mutex::new(None),
                 last_seal_error: Mutex::new(None),
                 manually_sealed: AtomicBool::new(false),
+                times_sealed: AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
                 generate_root: Mutex::new(None),
                 pkcs11_sessions: Default::default(),

@@ -65,6 +65,7 @@
 //! ```
 
 pub mod cloud_exports;
+pub mod console;
 pub mod kv;
 pub mod managed_keys;
 pub mod pkcs11;

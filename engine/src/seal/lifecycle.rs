@@ -168,6 +168,7 @@ impl Core {
     }
 
     pub(super) fn seal_locked(&self) {
+        self.times_sealed.fetch_add(1, Ordering::Relaxed);
         self.barrier.seal();
         self.audit.clear();
         self.tokens.clear();

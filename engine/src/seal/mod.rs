@@ -32,7 +32,7 @@ pub use lifecycle::SealStatus;
 pub(crate) use lifecycle::UnsealProgress;
 pub use unseal::{Migration, UnsealShare, UnsealStep};
 
-const SEAL_CONFIG_PATH: &str = "core/seal-config";
+pub(crate) const SEAL_CONFIG_PATH: &str = "core/seal-config";
 /// With a hardware seal: the recovery key, wrapped by the hardware root key. Recovery
 /// keys are checked against it; they cannot open the keyring themselves.
 const RECOVERY_KEY_PATH: &str = "core/recovery-key";

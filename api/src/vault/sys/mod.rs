@@ -1,6 +1,7 @@
 //! The built-in `sys/` backend. `sys/` paths are named without their trailing slash, in
 //! the ACL as in the audit log, as Vault's are.
 
+mod appliance;
 mod audit;
 mod auth;
 mod capabilities;
@@ -60,6 +61,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
     };
     match (family, tail) {
         ("seal", "") => seal::seal(core, req).await,
+        ("appliance", "") => appliance::read(core, req).await,
         ("seal-policy", t) => seal_policy::handle(core, req, t).await,
         ("mounts", _) => mounts::handle(core, req, tail).await,
         ("internal", t) if t.starts_with("ui/mounts") => mounts::ui_mount(core, req, t).await,

@@ -4,6 +4,7 @@
 //! generate-root) are [`Access::Public`](super::Access::Public); Vault's root paths need
 //! `sudo`.
 
+pub mod appliance;
 pub mod audit;
 pub mod auth;
 pub mod capabilities;
