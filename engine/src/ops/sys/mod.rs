@@ -15,3 +15,4 @@ pub mod mounts;
 pub mod policies;
 pub mod seal;
 pub mod seal_policy;
+pub mod wrapping;
