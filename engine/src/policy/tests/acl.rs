@@ -381,21 +381,37 @@ fn wrapping_ttl_bounds() {
     assert!(wrapped(&a, Some(3600)));
     assert!(!wrapped(&a, Some(3601)));
 
-    let max_only = acl(&[r#"path "secret/*" { capabilities = ["read"] max_wrapping_ttl = 300 }"#]);
+    let max_only = acl(&[r#"path "secret/*" {
+            capabilities = ["read"]
+            max_wrapping_ttl = 300
+        }"#]);
     assert!(!wrapped(&max_only, None));
     assert!(wrapped(&max_only, Some(1)));
 
     let merged = acl(&[
-        r#"path "secret/*" { capabilities = ["read"] min_wrapping_ttl = "10m" }"#,
-        r#"path "secret/*" { capabilities = ["read"] max_wrapping_ttl = "5m" min_wrapping_ttl = "2m" }"#,
+        r#"path "secret/*" {
+            capabilities = ["read"]
+            min_wrapping_ttl = "10m"
+        }"#,
+        r#"path "secret/*" {
+            capabilities = ["read"]
+            max_wrapping_ttl = "5m"
+            min_wrapping_ttl = "2m"
+        }"#,
     ]);
     assert!(wrapped(&merged, Some(120)));
     assert!(!wrapped(&merged, Some(119)));
     assert!(!wrapped(&merged, Some(301)));
 
     let empty = acl(&[
-        r#"path "secret/*" { capabilities = ["read"] min_wrapping_ttl = "10m" }"#,
-        r#"path "secret/*" { capabilities = ["read"] max_wrapping_ttl = "5m" }"#,
+        r#"path "secret/*" {
+            capabilities = ["read"]
+            min_wrapping_ttl = "10m"
+        }"#,
+        r#"path "secret/*" {
+            capabilities = ["read"]
+            max_wrapping_ttl = "5m"
+        }"#,
     ]);
     assert!(!wrapped(&empty, Some(300)));
     assert!(!wrapped(&empty, Some(600)));
