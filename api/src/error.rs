@@ -70,6 +70,9 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::NoRoute(path) => return Self::unsupported_path(&path),
             EngineError::UnsupportedOperation => return Self::unsupported_operation(),
+            EngineError::NoWrappingToken(_) => {
+                return Self::new(StatusCode::FORBIDDEN, e.to_string())
+            }
             EngineError::NotInitialized | EngineError::AlreadyInitialized => {
                 return Self::bad(e.to_string())
             }

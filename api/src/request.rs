@@ -19,6 +19,8 @@ pub struct VaultRequest {
     /// The client's address, for audit entries.
     /// Formatted only when an audit device needs it.
     pub remote_address: Option<std::net::IpAddr>,
+    /// `X-Vault-Wrap-TTL`: wrap the response for this many seconds.
+    pub wrap_ttl: Option<u64>,
 }
 
 pub(crate) fn token_from(headers: &HeaderMap) -> String {
@@ -36,17 +38,40 @@ pub(crate) fn token_from(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// `X-Vault-Wrap-TTL`, parsed as Vault parses durations; "0" or an empty header asks for
+/// no wrapping, as in Vault. A TTL under a second would expire before it could be
+/// used, so it is refused.
+fn wrap_ttl(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("x-vault-wrap-ttl") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad("invalid X-Vault-Wrap-TTL header"))?
+        .trim();
+    if text.starts_with('-') {
+        return Err(ApiError::bad("requested wrap ttl cannot be negative"));
+    }
+    let ttl = engine::duration::parse_duration_precise(text)
+        .map_err(|e| ApiError::bad(format!("X-Vault-Wrap-TTL: {e}")))?;
+    if ttl.is_zero() {
+        return Ok(None);
+    }
+    if ttl.as_secs() == 0 {
+        return Err(ApiError::bad(
+            "requested wrap ttl must be at least one second",
+        ));
+    }
+    Ok(Some(ttl.as_secs()))
+}
+
 /// Vault request headers that change what a request means and that Ironseal does not
-/// implement. Ignoring them would answer something other than what was asked: above
-/// all, a wrapped response would come back as the plain secret.
+/// implement. Ignoring them would answer something other than what was asked.
 const UNSUPPORTED_HEADERS: &[(&str, &str)] = &[
     (
-        "x-vault-wrap-ttl",
-        "response wrapping is not supported by this server",
-    ),
-    (
+        // Its one format Vault knows besides the default is "jwt".
         "x-vault-wrap-format",
-        "response wrapping is not supported by this server",
+        "JWT response-wrapping tokens (X-Vault-Wrap-Format) are not supported by this server; leave the header out for a plain wrapping token",
     ),
     (
         "x-vault-mfa",
@@ -165,6 +190,7 @@ impl VaultRequest {
             return Err(ApiError::bad("invalid path"));
         }
         refuse_unsupported_headers(headers)?;
+        let wrap_ttl = wrap_ttl(headers)?;
         let query = parse_query(query);
         let op = match method.as_str() {
             "GET" | "HEAD" if query.get("list").is_some_and(|v| v == "true" || v == "1") => {
@@ -194,6 +220,7 @@ impl VaultRequest {
         Ok(VaultRequest {
             token: token_from(headers),
             remote_address: None,
+            wrap_ttl,
             op,
             path,
             query,

@@ -45,6 +45,12 @@ pub enum EngineError {
     /// A resolved token the ACL does not allow.
     #[error("permission denied")]
     Forbidden,
+    /// A response-wrapping token that is unknown, used, expired or not a wrapping token.
+    #[error("wrapping token is not valid or does not exist")]
+    InvalidWrappingToken,
+    /// A request naming no wrapping token to check (an empty one, or none at all).
+    #[error("error validating wrapping token: {0}")]
+    NoWrappingToken(&'static str),
     /// `/api/v1`: the token lacks the scope the operation needs.
     #[error("this token does not have the {0} scope")]
     MissingScope(&'static str),
@@ -105,9 +111,12 @@ impl EngineError {
             EngineError::AlreadyInitialized => ErrorKind::Conflict,
             EngineError::Unauthenticated => ErrorKind::Unauthenticated,
             EngineError::Forbidden
+            | EngineError::NoWrappingToken(_)
             | EngineError::MissingScope(_)
             | EngineError::AttenuationDenied { .. } => ErrorKind::Forbidden,
-            EngineError::BadRequest(_) => ErrorKind::InvalidInput,
+            EngineError::BadRequest(_) | EngineError::InvalidWrappingToken => {
+                ErrorKind::InvalidInput
+            }
             EngineError::NotFound(_) | EngineError::NoRoute(_) => ErrorKind::NotFound,
             EngineError::UnsupportedOperation => ErrorKind::InvalidInput,
             EngineError::Conflict(_) => ErrorKind::Conflict,

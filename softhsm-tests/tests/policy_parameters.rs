@@ -337,8 +337,8 @@ path "secret/data/*" {{ capabilities = ["{cap}"] }}
 }
 
 /// A constraint the appliance cannot enforce makes the policy write fail, and nothing is
-/// stored. Ironseal only: OpenBao accepts these keys (and then, for the wrapping TTLs,
-/// denies every request that is not response-wrapped).
+/// stored. Ironseal only: OpenBao accepts these keys. (The wrapping TTLs are enforced:
+/// `tests/wrapping.rs`.)
 #[test]
 fn unenforceable_constraints_are_refused_at_write() {
     if reference_mode() {
@@ -346,16 +346,6 @@ fn unenforceable_constraints_are_refused_at_write() {
     }
     let d = Daemon::dev(&[]);
     for (key, block, needle) in [
-        (
-            "min_wrapping_ttl",
-            r#"min_wrapping_ttl = "1m""#,
-            "response wrapping",
-        ),
-        (
-            "max_wrapping_ttl",
-            r#"max_wrapping_ttl = "1h""#,
-            "response wrapping",
-        ),
         ("mfa_methods", r#"mfa_methods = ["totp"]"#, "MFA"),
         (
             "control_group",

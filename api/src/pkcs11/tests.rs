@@ -117,6 +117,7 @@ impl Appliance {
             body,
             token: self.root.clone(),
             remote_address: None,
+            wrap_ttl: None,
         };
         match crate::vault::handle(&self.core, req).await {
             Ok(reply) => reply.body.unwrap_or(Value::Null),

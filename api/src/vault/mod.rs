@@ -13,8 +13,10 @@ mod transit;
 use std::sync::Arc;
 
 use engine::mounts::EngineKind;
-use engine::ops::{Access, Audited, AuditedResponse, Op, Refuse, Request};
+use engine::ops::{Access, Audited, AuditedResponse, Op, Refuse, Request, Wrappable};
+use engine::token::WrapInfo;
 use engine::{Core, EngineError};
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::request::VaultRequest;
@@ -59,6 +61,31 @@ impl Audited for Answer {
     }
 }
 
+/// Vault's answer naming a wrapping token in place of the response.
+impl Wrappable for Answer {
+    fn wrapped(info: WrapInfo) -> Self {
+        Answer(Ok(wrap_info_reply(&info)))
+    }
+}
+
+/// The envelope carrying `wrap_info`, as Vault answers a wrapped request.
+pub(crate) fn wrap_info_reply(info: &WrapInfo) -> Reply {
+    let mut wrap_info = serde_json::json!({
+        "token": info.token.as_str(),
+        "accessor": info.accessor,
+        "ttl": info.ttl,
+        "creation_time": info.creation_time,
+        "creation_path": info.creation_path,
+    });
+    // Omitted when empty, as Vault's JSON does.
+    if !info.wrapped_accessor.is_empty() {
+        wrap_info["wrapped_accessor"] = Value::from(info.wrapped_accessor.as_str());
+    }
+    let mut body = crate::response::envelope(None, None);
+    body["wrap_info"] = wrap_info;
+    Reply::raw(body)
+}
+
 /// Runs `op` for `req` through the engine's entry point, the ACL checking the request's
 /// own path; `ok` encodes the outcome.
 pub(crate) async fn apply<O: Op>(
@@ -87,7 +114,7 @@ pub(crate) async fn apply_at<O: Op>(
         operation: req.op,
         params: &params,
     };
-    core.apply(&request, op, |r| {
+    core.apply_wrapping(&request, req.wrap_ttl, op, |r| {
         Answer(r.map_err(ApiError::from).and_then(&ok))
     })
     .await

@@ -87,7 +87,7 @@ use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::mounts::MountRef;
 use crate::policy::Operation;
-use crate::token::{Caller, KeyRequestFacts, VerifiedBiscuit};
+use crate::token::{Caller, KeyRequestFacts, VerifiedBiscuit, WrapInfo};
 
 /// What a front door knows about a request before the engine looks at it.
 pub struct Request<'a> {
@@ -152,6 +152,11 @@ pub enum Access {
     /// Nothing to check: for [`Refuse`] only, which answers its error to anyone, in
     /// the audit log like any request.
     Nobody,
+    /// No token needed, but unsealed and audited like any request: Vault's
+    /// unauthenticated paths that read the barrier (`sys/wrapping/lookup`), and
+    /// `sys/wrapping/unwrap` presented the wrapping token itself, which the operation
+    /// checks and spends (holding it is the authorization).
+    Unauthenticated,
     /// A key-API scope; per-key attenuations are checked by the operation once it knows
     /// the key ([`Context::check_key`]).
     Scope(Scope),
@@ -206,6 +211,8 @@ pub struct Context<'a> {
     pub(crate) request: &'a Request<'a>,
     /// The capability the ACL granted (`create` or `update` after an existence check).
     pub(crate) granted: Operation,
+    /// The response-wrapping TTL the request asked for, in seconds.
+    pub(crate) wrap_ttl: Option<u64>,
 }
 
 /// A key-API caller's verified token, kept to check its attenuations per key.
@@ -273,6 +280,19 @@ pub trait Audited {
     fn audited(&self) -> AuditedResponse<'_>;
 }
 
+/// An answer Vault's response wrapping can stand in for: the door that encoded it
+/// answers with the wrapping token instead.
+pub trait Wrappable: Audited {
+    fn wrapped(info: WrapInfo) -> Self;
+}
+
+/// Response wrapping asked of one request: for how long, and how the door answers with
+/// the wrapping token.
+struct Wrapping<R> {
+    ttl: u64,
+    answer: fn(WrapInfo) -> R,
+}
+
 /// What authorization established, kept for the operation.
 struct Granted {
     caller: Option<Caller>,
@@ -298,19 +318,51 @@ impl Core {
         op: O,
         encode: impl Fn(Result<O::Output>) -> R,
     ) -> R {
+        self.apply_inner(req, None, op, encode).await
+    }
+
+    /// [`Core::apply`] for a request asking for Vault's response wrapping (`wrap_ttl`
+    /// seconds; None: not asked): the policy's wrapping bounds are checked with the
+    /// rest of the ACL, and a successful answer is kept for a new single-use wrapping
+    /// token, the door answering with that token instead ([`Wrappable`]). The audit
+    /// response line records the wrapped answer, as Vault's does. Vault's public `sys/`
+    /// endpoints (seal status, health) do not wrap, sealed or not.
+    pub async fn apply_wrapping<O: Op, R: Wrappable>(
+        self: &Arc<Self>,
+        req: &Request<'_>,
+        wrap_ttl: Option<u64>,
+        op: O,
+        encode: impl Fn(Result<O::Output>) -> R,
+    ) -> R {
+        let wrapping = wrap_ttl.map(|ttl| Wrapping {
+            ttl,
+            answer: R::wrapped,
+        });
+        self.apply_inner(req, wrapping, op, encode).await
+    }
+
+    async fn apply_inner<O: Op, R: Audited>(
+        self: &Arc<Self>,
+        req: &Request<'_>,
+        wrapping: Option<Wrapping<R>>,
+        op: O,
+        encode: impl Fn(Result<O::Output>) -> R,
+    ) -> R {
         if op.access() == Access::Public {
             let granted = Granted {
                 caller: None,
                 scope: None,
                 verb: req.operation,
             };
-            return encode(self.run(req, op, &granted).await);
+            return encode(self.run(req, op, &granted, None).await);
         }
         if self.is_sealed() {
             return encode(Err(EngineError::Sealed));
         }
+        let wrap_ttl = wrapping.as_ref().map(|w| w.ttl);
         if !self.audit.is_active() {
-            return encode(self.authorize_and_run(req, op).await);
+            let reply = encode(self.authorize_and_run(req, wrap_ttl, op).await);
+            return self.wrap_reply(req, wrapping, reply, &encode).await;
         }
         let id = uuid::Uuid::new_v4().to_string();
         let remote = req.remote.map(|a| a.to_string());
@@ -327,11 +379,13 @@ impl Core {
             client_token: req.token,
             remote_address: remote.as_deref(),
         };
-        let denied = auth.is_none().then_some("permission denied");
+        let denied = (auth.is_none() && op.access() != Access::Unauthenticated)
+            .then_some("permission denied");
         if self.audit.log_request(&info, auth, denied).await.is_err() {
             return encode(Err(EngineError::AuditFailed));
         }
-        let reply = encode(self.authorize_and_run(req, op).await);
+        let reply = encode(self.authorize_and_run(req, wrap_ttl, op).await);
+        let reply = self.wrap_reply(req, wrapping, reply, &encode).await;
         let o = reply.audited();
         let logged = self
             .audit
@@ -346,20 +400,63 @@ impl Core {
     async fn authorize_and_run<O: Op>(
         self: &Arc<Self>,
         req: &Request<'_>,
+        wrap_ttl: Option<u64>,
         op: O,
     ) -> Result<O::Output> {
-        let granted = self.grant(req, &op).await?;
-        self.run(req, op, &granted).await
+        let granted = self.grant(req, wrap_ttl, &op).await?;
+        self.run(req, op, &granted, wrap_ttl).await
     }
 
-    async fn grant<O: Op>(&self, req: &Request<'_>, op: &O) -> Result<Granted> {
+    /// The door's answer, or the wrapping token standing in for it when the request
+    /// asked for wrapping. As in Vault, errors and empty answers are not wrapped, nor
+    /// is an answer that already is a wrapping token (`sys/wrapping/rewrap`).
+    async fn wrap_reply<T, R: Audited>(
+        &self,
+        req: &Request<'_>,
+        wrapping: Option<Wrapping<R>>,
+        reply: R,
+        encode: &impl Fn(Result<T>) -> R,
+    ) -> R {
+        let Some(wrapping) = wrapping else {
+            return reply;
+        };
+        let audited = reply.audited();
+        let (response, accessor) = match audited.body {
+            Some(body) if audited.status < 300 && body["wrap_info"].is_null() => (
+                serde_json::to_string(body),
+                wrapped_accessor(req.path, body),
+            ),
+            _ => return reply,
+        };
+        // What is kept now lives under the barrier only; the plain answer goes.
+        drop(reply);
+        let response = match response {
+            Ok(text) => text,
+            Err(e) => return encode(Err(EngineError::internal(e))),
+        };
+        let wrapped = self
+            .tokens
+            .wrap(response, req.path, wrapping.ttl, accessor)
+            .await;
+        match wrapped {
+            Ok(info) => (wrapping.answer)(info),
+            Err(e) => encode(Err(e)),
+        }
+    }
+
+    async fn grant<O: Op>(
+        &self,
+        req: &Request<'_>,
+        wrap_ttl: Option<u64>,
+        op: &O,
+    ) -> Result<Granted> {
         let acl = |caller: Caller, verb: Operation| Granted {
             caller: Some(caller),
             scope: None,
             verb,
         };
         match op.access() {
-            Access::Public | Access::Nobody => Ok(Granted {
+            Access::Public | Access::Nobody | Access::Unauthenticated => Ok(Granted {
                 caller: None,
                 scope: None,
                 verb: req.operation,
@@ -370,17 +467,17 @@ impl Core {
                     .await?,
                 req.operation,
             )),
-            Access::Acl(verb) => Ok(acl(self.check_acl(req, verb).await?, verb)),
+            Access::Acl(verb) => Ok(acl(self.check_acl(req, verb, wrap_ttl).await?, verb)),
             Access::AclCreateOrUpdate => {
                 let verb = if op.exists(self)? {
                     Operation::Update
                 } else {
                     Operation::Create
                 };
-                Ok(acl(self.check_acl(req, verb).await?, verb))
+                Ok(acl(self.check_acl(req, verb, wrap_ttl).await?, verb))
             }
             Access::AclSudo(verb) => {
-                let caller = self.check_acl(req, verb).await?;
+                let caller = self.check_acl(req, verb, wrap_ttl).await?;
                 if !self.acl(&caller)?.has_sudo(req.path) {
                     return Err(EngineError::Forbidden);
                 }
@@ -400,10 +497,16 @@ impl Core {
         }
     }
 
-    async fn check_acl(&self, req: &Request<'_>, verb: Operation) -> Result<Caller> {
+    async fn check_acl(
+        &self,
+        req: &Request<'_>,
+        verb: Operation,
+        wrap_ttl: Option<u64>,
+    ) -> Result<Caller> {
         let caller = self.tokens.authenticate(req.token, req.path, verb).await?;
         let acl = self.policies.acl_for(&caller.entry.policies)?;
-        if !acl.allows(req.path, verb, req.params) {
+        let wrap_ttl = wrap_ttl.map(std::time::Duration::from_secs);
+        if !acl.allows_wrapped(req.path, verb, req.params, wrap_ttl) {
             return Err(EngineError::Forbidden);
         }
         Ok(caller)
@@ -414,6 +517,7 @@ impl Core {
         req: &'a Request<'a>,
         op: O,
         granted: &'a Granted,
+        wrap_ttl: Option<u64>,
     ) -> impl Future<Output = Result<O::Output>> + Send + 'a {
         op.run(Context {
             core: self,
@@ -421,6 +525,20 @@ impl Core {
             scope: granted.scope.as_ref(),
             request: req,
             granted: granted.verb,
+            wrap_ttl,
         })
     }
+}
+
+/// The accessor of what a wrapped answer carries, for `wrap_info.wrapped_accessor`: a
+/// token's (an `auth` block), else an AppRole secret-id's, as Vault records them.
+fn wrapped_accessor(path: &str, body: &Value) -> String {
+    let from = |v: &Value| v.as_str().map(str::to_string);
+    from(&body["auth"]["accessor"])
+        .or_else(|| {
+            path.starts_with("auth/")
+                .then(|| from(&body["data"]["secret_id_accessor"]))
+                .flatten()
+        })
+        .unwrap_or_default()
 }

@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -185,10 +186,23 @@ impl Acl {
     /// the rule's parameter constraints. Root skips both, as in Vault; `sudo` skips
     /// neither.
     pub fn allows(&self, path: &str, op: Operation, data: &Map<String, Value>) -> bool {
+        self.allows_wrapped(path, op, data, None)
+    }
+
+    /// [`Acl::allows`] for a request asking for response wrapping with `wrap_ttl` (None:
+    /// not wrapped), which must also meet the rule's `min_wrapping_ttl` and
+    /// `max_wrapping_ttl`.
+    pub fn allows_wrapped(
+        &self,
+        path: &str,
+        op: Operation,
+        data: &Map<String, Value>,
+        wrap_ttl: Option<Duration>,
+    ) -> bool {
         self.root
-            || self
-                .lookup(path, op == Operation::List)
-                .is_some_and(|p| p.caps.allows(op) && p.admits(op, data))
+            || self.lookup(path, op == Operation::List).is_some_and(|p| {
+                p.caps.allows(op) && p.admits_wrapping(wrap_ttl) && p.admits(op, data)
+            })
     }
 
     pub fn has_sudo(&self, path: &str) -> bool {

@@ -97,3 +97,20 @@ path "identity/oidc/provider/+/authorize" {
     capabilities = ["read", "update"]
 }
 "#;
+
+/// The name of Vault's fixed policy for response-wrapping tokens: it cannot be written,
+/// deleted or assigned to a token.
+pub const RESPONSE_WRAPPING_POLICY_NAME: &str = "response-wrapping";
+
+/// Vault's `response-wrapping` policy, the only one a wrapping token holds. Its text is
+/// Vault's own; `cubbyhole/response` is not served here (unwrapping goes through
+/// `sys/wrapping/unwrap`), so that rule grants nothing.
+pub const RESPONSE_WRAPPING_POLICY: &str = r#"
+path "cubbyhole/response" {
+    capabilities = ["create", "read"]
+}
+
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+"#;

@@ -14,7 +14,7 @@ mod tests;
 
 pub use acl::Acl;
 pub use capabilities::{Capabilities, Operation};
-pub use default::DEFAULT_POLICY;
+pub use default::{DEFAULT_POLICY, RESPONSE_WRAPPING_POLICY, RESPONSE_WRAPPING_POLICY_NAME};
 pub use error::PolicyError;
 pub use parse::{validate_name, Policy};
 pub use rule::PathRule;

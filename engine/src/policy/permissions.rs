@@ -3,6 +3,7 @@
 //! and the parameter half of `AllowOperation`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_json::{Map, Number, Value};
 
@@ -22,6 +23,18 @@ pub(crate) struct Permissions {
     pub required: Vec<String>,
     /// Some rule for this pattern sets a constraint the appliance cannot enforce.
     pub unenforceable: bool,
+    /// Response-wrapping bounds: a request must ask for wrapping with a TTL within them.
+    pub min_wrapping_ttl: Option<Duration>,
+    pub max_wrapping_ttl: Option<Duration>,
+}
+
+/// Vault's merge of wrapping bounds across policies: the lesser of the two, so the
+/// wrapping token lives as short as any policy asks.
+fn lesser(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 impl Permissions {
@@ -32,6 +45,8 @@ impl Permissions {
             denied: rule.denied_parameters.clone().unwrap_or_default(),
             required: rule.required_parameters.clone(),
             unenforceable: !rule.unenforceable.is_empty(),
+            min_wrapping_ttl: rule.min_wrapping_ttl,
+            max_wrapping_ttl: rule.max_wrapping_ttl,
         }
     }
 
@@ -62,6 +77,28 @@ impl Permissions {
             }
         }
         self.unenforceable |= !rule.unenforceable.is_empty();
+        self.min_wrapping_ttl = lesser(self.min_wrapping_ttl, rule.min_wrapping_ttl);
+        self.max_wrapping_ttl = lesser(self.max_wrapping_ttl, rule.max_wrapping_ttl);
+    }
+
+    /// Whether a request asking for response wrapping with `wrap_ttl` (None: not
+    /// wrapped) meets the wrapping bounds, as Vault's `AllowOperation` checks them: with a
+    /// bound set, an unwrapped request is refused, and bounds merged into an empty range
+    /// refuse everything.
+    pub fn admits_wrapping(&self, wrap_ttl: Option<Duration>) -> bool {
+        if self.min_wrapping_ttl.is_none() && self.max_wrapping_ttl.is_none() {
+            return true;
+        }
+        let Some(ttl) = wrap_ttl else {
+            return false;
+        };
+        let above_min = self.min_wrapping_ttl.is_none_or(|min| ttl >= min);
+        let below_max = self.max_wrapping_ttl.is_none_or(|max| ttl <= max);
+        let range_ok = match (self.min_wrapping_ttl, self.max_wrapping_ttl) {
+            (Some(min), Some(max)) => min <= max,
+            _ => true,
+        };
+        above_min && below_max && range_ok
     }
 
     /// Whether a request whose capability is granted also meets the parameter

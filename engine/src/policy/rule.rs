@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::{Capabilities, PolicyError};
 
 /// Keys Vault accepts in a path block. Those naming a constraint this appliance cannot
-/// enforce (response wrapping, MFA, control groups, event subscriptions) are recognised so
-/// the refusal can say why, rather than calling them unknown.
+/// enforce (MFA, control groups, event subscriptions) are recognised so the refusal can
+/// say why, rather than calling them unknown.
 const VALID_KEYS: &[&str] = &[
     "comment",
     "policy",
@@ -46,14 +46,6 @@ pub struct PathRule {
 /// Why each key that would constrain requests cannot be honoured here.
 const UNENFORCEABLE: &[(&str, &str)] = &[
     (
-        "min_wrapping_ttl",
-        "response wrapping is not supported on this appliance, so no request could meet it",
-    ),
-    (
-        "max_wrapping_ttl",
-        "response wrapping is not supported on this appliance, so no request could meet it",
-    ),
-    (
         "mfa_methods",
         "per-path MFA (a Vault Enterprise feature) is not supported on this appliance",
     ),
@@ -67,14 +59,11 @@ const UNENFORCEABLE: &[(&str, &str)] = &[
     ),
 ];
 
-/// Whether `key`'s value asks for anything: a zero TTL or an empty list is Vault's "no
-/// constraint", which is harmless to accept.
+/// Whether `key`'s value asks for anything: an empty list is Vault's "no constraint",
+/// which is harmless to accept.
 fn constrains(key: &str, v: &Value) -> bool {
     match (key, v) {
         (_, Value::Null) => false,
-        ("min_wrapping_ttl" | "max_wrapping_ttl", v) => {
-            parse_duration(v).map_or(true, |d| !d.is_zero())
-        }
         ("control_group", _) => true,
         (_, Value::Array(items)) => !items.is_empty(),
         (_, Value::String(s)) => !s.is_empty(),

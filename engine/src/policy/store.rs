@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::barrier::Barrier;
 use crate::bounded_cache::{BoundedCache, Cached};
 use crate::error::{EngineError, Result};
-use crate::policy::{validate_name, Acl, Policy, DEFAULT_POLICY};
+use crate::policy::{
+    validate_name, Acl, Policy, DEFAULT_POLICY, RESPONSE_WRAPPING_POLICY,
+    RESPONSE_WRAPPING_POLICY_NAME,
+};
 use crate::storage::within;
 
 const PREFIX: &str = "sys/policy/";
@@ -76,6 +79,13 @@ impl PolicyStore {
 
     pub fn get(&self, name: &str) -> Result<Option<Arc<Policy>>> {
         let name = name.to_lowercase();
+        if name == RESPONSE_WRAPPING_POLICY_NAME {
+            // Fixed, as in Vault: never stored, so no write can widen what wrapping
+            // tokens may do.
+            let policy = Policy::load(&name, RESPONSE_WRAPPING_POLICY)
+                .map_err(|e| EngineError::internal(format!("built-in policy: {e}")))?;
+            return Ok(Some(Arc::new(policy)));
+        }
         let epoch = match self.policies.get(&name) {
             Cached::Hit(p) => return Ok(Some(p)),
             Cached::Miss(epoch) => epoch,
@@ -111,8 +121,8 @@ impl PolicyStore {
 
     pub async fn put(&self, name: &str, raw: &str) -> Result<()> {
         let name = name.to_lowercase();
-        if name == "root" {
-            return Err(EngineError::bad("cannot update \"root\" policy"));
+        if name == "root" || name == RESPONSE_WRAPPING_POLICY_NAME {
+            return Err(EngineError::bad(format!("cannot update {name:?} policy")));
         }
         validate_name(&name).map_err(|e| EngineError::bad(e.to_string()))?;
         Policy::parse(&name, raw).map_err(|e| EngineError::bad(e.to_string()))?;
@@ -134,7 +144,7 @@ impl PolicyStore {
 
     pub async fn delete(&self, name: &str) -> Result<()> {
         let name = name.to_lowercase();
-        if name == "root" || name == "default" {
+        if name == "root" || name == "default" || name == RESPONSE_WRAPPING_POLICY_NAME {
             return Err(EngineError::bad(format!("cannot delete \"{name}\" policy")));
         }
         let _w = self.write_lock.lock().await;

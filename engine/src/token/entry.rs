@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::ttl::{calculate, LeaseTtls, TtlRequest};
 use super::Caller;
 use crate::error::{EngineError, Result};
+use crate::policy::RESPONSE_WRAPPING_POLICY_NAME;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub enum TokenKind {
@@ -120,6 +121,11 @@ impl TokenEntry {
                 )));
             }
         }
+        if policies.iter().any(|p| p == RESPONSE_WRAPPING_POLICY_NAME) {
+            return Err(EngineError::bad(format!(
+                "cannot assign policy {RESPONSE_WRAPPING_POLICY_NAME:?}"
+            )));
+        }
         let is_root = policies.iter().any(|p| p == "root");
         if !is_root && !req.no_default_policy && !policies.iter().any(|p| p == "default") {
             policies.push("default".into());
@@ -200,6 +206,35 @@ impl TokenEntry {
             orphan,
             period,
         })
+    }
+
+    /// A response-wrapping token, as Vault makes one: an orphan holding only the
+    /// `response-wrapping` policy, good for one use within `ttl` seconds and never
+    /// renewed. `path` is the request whose response it wraps.
+    pub(super) fn wrapping(path: &str, ttl: u64, now: i64) -> Self {
+        TokenEntry {
+            kind: TokenKind::Biscuit,
+            accessor: new_accessor(),
+            policies: vec![RESPONSE_WRAPPING_POLICY_NAME.to_string()],
+            meta: None,
+            display_name: String::new(),
+            path: path.to_string(),
+            creation_time: now,
+            creation_ttl: ttl,
+            explicit_max_ttl: ttl,
+            expire_time: Some(now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
+            renewable: false,
+            num_uses: 1,
+            parent: None,
+            orphan: true,
+            period: 0,
+            scopes: Vec::new(),
+        }
+    }
+
+    /// Whether this is a response-wrapping token (Vault's test: its one policy).
+    pub fn is_wrapping(&self) -> bool {
+        matches!(self.policies.as_slice(), [p] if p == RESPONSE_WRAPPING_POLICY_NAME)
     }
 
     /// Roughly the heap bytes this entry holds, for the byte-bounded cache.

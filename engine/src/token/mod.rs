@@ -7,10 +7,12 @@
 mod biscuit;
 mod entry;
 mod ttl;
+mod wrapping;
 
 pub use biscuit::{KeyRequestFacts, VerifiedBiscuit};
 pub use entry::{CreateRequest, TokenEntry, TokenKind, SCOPES};
 pub use ttl::{LeaseTtls, MountTtls, SYSTEM_TTL};
+pub use wrapping::{WrapInfo, Wrapped};
 
 use std::sync::Arc;
 
@@ -597,6 +599,9 @@ impl TokenStore {
             batch.delete(&format!("{ACCESSOR_PREFIX}{}", e.accessor));
             if let Some(p) = &e.parent {
                 batch.delete(&format!("{PARENT_PREFIX}{p}/{key}"));
+            }
+            if e.is_wrapping() {
+                batch.delete(&format!("{}{key}", wrapping::WRAPPED_PREFIX));
             }
         }
         batch.delete(&format!("{ID_PREFIX}{key}"));

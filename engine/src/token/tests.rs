@@ -462,3 +462,73 @@ async fn an_entry_another_writer_deleted_is_dropped() {
         Err(EngineError::Unauthenticated)
     ));
 }
+
+#[tokio::test]
+async fn a_wrapping_token_serves_once_and_takes_its_response_with_it() {
+    let s = store().await;
+    let (_, root) = root(&s).await;
+    let info = s
+        .wrap("{\"data\":1}".into(), "secret/data/x", 60, String::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (info.ttl, info.creation_path.as_str()),
+        (60, "secret/data/x")
+    );
+    let (key, entry) = s.lookup(&info.token).unwrap();
+    assert!(entry.is_wrapping());
+    assert_eq!((entry.num_uses, entry.renewable), (1, false));
+    assert_eq!(s.lookup_wrapped(&info.token).unwrap().creation_ttl, 60);
+
+    // Rewrapped: the old token and its record go in the same commit.
+    let new = s.rewrap(&info.token, Some(3600)).await.unwrap();
+    assert_eq!(new.ttl, 60, "the lesser of the two TTLs");
+    assert!(matches!(
+        s.lookup_wrapped(&info.token),
+        Err(EngineError::InvalidWrappingToken)
+    ));
+    assert!(s
+        .barrier
+        .get(&format!("{}{key}", wrapping::WRAPPED_PREFIX))
+        .unwrap()
+        .is_none());
+
+    assert_eq!(s.unwrap(&new.token).await.unwrap().response, "{\"data\":1}");
+    assert!(matches!(
+        s.unwrap(&new.token).await,
+        Err(EngineError::InvalidWrappingToken)
+    ));
+    // Only wrapping tokens unwrap; and none can be made through create.
+    let plain = s.create(Some(&root), req(&["app"])).await.unwrap();
+    assert!(matches!(
+        s.unwrap(&plain.token).await,
+        Err(EngineError::InvalidWrappingToken)
+    ));
+    assert!(s
+        .create(Some(&root), req(&["response-wrapping"]))
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn tidy_removes_an_expired_wrapping_token_and_its_response() {
+    let s = store().await;
+    let info = s
+        .wrap("{}".into(), "sys/wrapping/wrap", 60, String::new())
+        .await
+        .unwrap();
+    let (key, entry) = s.lookup(&info.token).unwrap();
+    let mut past = (*entry).clone();
+    past.expire_time = Some(past.creation_time - 1);
+    s.store_entry(&key, &past).await.unwrap();
+    assert!(matches!(
+        s.lookup_wrapped(&info.token),
+        Err(EngineError::InvalidWrappingToken)
+    ));
+    assert_eq!(s.tidy().await.unwrap(), 1);
+    assert!(s
+        .barrier
+        .get(&format!("{}{key}", wrapping::WRAPPED_PREFIX))
+        .unwrap()
+        .is_none());
+}

@@ -15,6 +15,7 @@ mod seal;
 mod seal_policy;
 #[cfg(test)]
 mod tests;
+mod wrapping;
 
 use std::sync::Arc;
 
@@ -84,6 +85,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("audit-verify", t) if !t.is_empty() => audit::verify(core, req, t).await,
         ("auth", "") => auth::list(core, req).await,
         ("auth", "token/tune") => auth::tune(core, req, auth::TuneVia::Auth).await,
+        ("wrapping", t) => wrapping::handle(core, req, t).await,
         _ => crate::vault::no_route(core, req).await,
     }
 }

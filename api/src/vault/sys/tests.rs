@@ -41,6 +41,7 @@ async fn call(
         body,
         token: token.to_string(),
         remote_address: None,
+        wrap_ttl: None,
     };
     match handle(core, req).await {
         Ok(reply) => (reply.status.as_u16(), reply.body.unwrap_or(Value::Null)),

@@ -155,6 +155,7 @@ fn request(op: Operation, path: &str, token: &str, body: Value) -> VaultRequest 
         body,
         token: token.into(),
         remote_address: None,
+        wrap_ttl: None,
     }
 }
 

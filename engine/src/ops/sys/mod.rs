@@ -16,3 +16,4 @@ pub mod mounts;
 pub mod policies;
 pub mod seal;
 pub mod seal_policy;
+pub mod wrapping;

@@ -354,3 +354,68 @@ fn capability_sets() {
     assert_eq!(C::from_names(&names), Ok(all));
     assert!(C::SUDO.has_sudo() && !C::SUDO.union(C::DENY).has_sudo() && C::ROOT.has_sudo());
 }
+
+/// Vault's wrapping bounds: with one set, an unwrapped request is refused; across
+/// policies the lesser minimum and the lesser maximum apply, and a merged range that is
+/// empty refuses everything.
+#[test]
+fn wrapping_ttl_bounds() {
+    use std::time::Duration;
+    let wrapped = |a: &Acl, secs: Option<u64>| {
+        a.allows_wrapped(
+            "secret/x",
+            Operation::Read,
+            &no_data(),
+            secs.map(Duration::from_secs),
+        )
+    };
+    let a = acl(&[r#"path "secret/*" {
+        capabilities = ["read"]
+        min_wrapping_ttl = "1m"
+        max_wrapping_ttl = "1h"
+    }"#]);
+    assert!(!a.allows("secret/x", Operation::Read, &no_data()));
+    assert!(!wrapped(&a, None));
+    assert!(!wrapped(&a, Some(59)));
+    assert!(wrapped(&a, Some(60)));
+    assert!(wrapped(&a, Some(3600)));
+    assert!(!wrapped(&a, Some(3601)));
+
+    let max_only = acl(&[r#"path "secret/*" {
+            capabilities = ["read"]
+            max_wrapping_ttl = 300
+        }"#]);
+    assert!(!wrapped(&max_only, None));
+    assert!(wrapped(&max_only, Some(1)));
+
+    let merged = acl(&[
+        r#"path "secret/*" {
+            capabilities = ["read"]
+            min_wrapping_ttl = "10m"
+        }"#,
+        r#"path "secret/*" {
+            capabilities = ["read"]
+            max_wrapping_ttl = "5m"
+            min_wrapping_ttl = "2m"
+        }"#,
+    ]);
+    assert!(wrapped(&merged, Some(120)));
+    assert!(!wrapped(&merged, Some(119)));
+    assert!(!wrapped(&merged, Some(301)));
+
+    let empty = acl(&[
+        r#"path "secret/*" {
+            capabilities = ["read"]
+            min_wrapping_ttl = "10m"
+        }"#,
+        r#"path "secret/*" {
+            capabilities = ["read"]
+            max_wrapping_ttl = "5m"
+        }"#,
+    ]);
+    assert!(!wrapped(&empty, Some(300)));
+    assert!(!wrapped(&empty, Some(600)));
+
+    let root = Acl::root();
+    assert!(root.allows("secret/x", Operation::Read, &no_data()));
+}
