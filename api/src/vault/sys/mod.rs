@@ -10,6 +10,7 @@ mod init;
 mod keyring;
 mod mounts;
 mod policies;
+mod rotate_keys;
 mod seal;
 mod seal_policy;
 #[cfg(test)]
@@ -76,6 +77,10 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("capabilities", "") => capabilities::of_token(core, req).await,
         ("capabilities-accessor", "") => capabilities::of_accessor(core, req).await,
         ("rotate", "") | ("rotate", "keyring") => keyring::rotate(core, req).await,
+        ("rotate", "root") => rotate_keys::root_without_shares(core, req).await,
+        ("rotate", t) if t.starts_with("root/") || t.starts_with("recovery/") => {
+            rotate_keys::handle(core, req, t).await
+        }
         ("key-status", "") => keyring::status(core, req).await,
         ("audit", t) => audit::handle(core, req, t).await,
         ("audit-hash", t) if !t.is_empty() => audit::hash(core, req, t).await,

@@ -13,5 +13,6 @@ pub mod init;
 pub mod keyring;
 pub mod mounts;
 pub mod policies;
+pub mod rotate_keys;
 pub mod seal;
 pub mod seal_policy;
