@@ -289,6 +289,15 @@ fn rotate_keys_refuses_what_the_appliance_does_not_do() {
             .contains("threshold must be greater than one for multiple shares"),
         "{out}"
     );
+    // The unauthenticated rekey of old is not served, as OpenBao 2.4+ by default.
+    let r = d.send_json(
+        "PUT",
+        "/v1/sys/rekey/init",
+        r#"{"secret_shares": 3, "secret_threshold": 2}"#,
+    );
+    r.assert_error(405, "unsupported operation");
+    let r = d.get("/v1/sys/rotate/root/backup");
+    r.assert_error(400, "no backed-up keys found");
     if reference_mode() {
         return; // OpenBao encrypts the new keys with PGP and backs them up.
     }

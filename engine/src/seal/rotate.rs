@@ -120,6 +120,14 @@ fn new_nonce() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Whether this very key was given already. As OpenBao, a different key with the same
+/// index is not refused here: it counts, and the quorum it completes fails its check.
+fn given_before(progress: &[UnsealShare], share: &UnsealShare) -> bool {
+    progress
+        .iter()
+        .any(|s| super::constant_time_eq(s.as_bytes(), share.as_bytes()))
+}
+
 fn no_rotation() -> EngineError {
     EngineError::bad("no rotation in progress")
 }
@@ -265,7 +273,7 @@ impl Core {
                     r.nonce
                 )));
             }
-            if r.progress.iter().any(|s| s.index() == share.index()) {
+            if given_before(&r.progress, &share) {
                 return Err(EngineError::bad(
                     "given key has already been provided during this rotation",
                 ));
@@ -364,7 +372,7 @@ impl Core {
                     p.nonce
                 )));
             }
-            if p.progress.iter().any(|s| s.index() == share.index()) {
+            if given_before(&p.progress, &share) {
                 return Err(EngineError::bad(
                     "given key has already been provided during this verify operation",
                 ));

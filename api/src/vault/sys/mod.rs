@@ -81,6 +81,9 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("rotate", t) if t.starts_with("root/") || t.starts_with("recovery/") => {
             rotate_keys::handle(core, req, t).await
         }
+        // The unauthenticated rekey of old, which OpenBao 2.4+ no longer serves by
+        // default either: `bao operator rotate-keys` calls `sys/rotate/*`.
+        ("rekey", _) | ("rekey-recovery-key", _) => not_allowed(core, req).await,
         ("key-status", "") => keyring::status(core, req).await,
         ("audit", t) => audit::handle(core, req, t).await,
         ("audit-hash", t) if !t.is_empty() => audit::hash(core, req, t).await,
