@@ -110,8 +110,7 @@ async fn recovery_keys_are_refused_with_the_shamir_seal() {
     let err = core
         .rotation_init(RotateTarget::Recovery, config(3, 2, false))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         err.to_string().contains("recovery keys not supported"),
         "{err}"
@@ -119,7 +118,6 @@ async fn recovery_keys_are_refused_with_the_shamir_seal() {
     let err = core
         .rotation_init(RotateTarget::Root, config(3, 1, false))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(err.to_string().contains("greater than one"), "{err}");
 }
