@@ -29,7 +29,7 @@ pub mod transit;
 
 pub use crate::core::{Core, Seals, Settings};
 pub use crate::error::{EngineError, ErrorKind, Result};
-pub use crate::seal::{generate_root, report as seal_report};
+pub use crate::seal::{generate_root, report as seal_report, rotate};
 pub use crate::seal::{InitRequest, InitResult, Migration, SealStatus, UnsealShare, UnsealStep};
 /// What the front doors need of the hardware boundary, so that none depends on it.
 pub use hsm_bridge::{BridgeError as SealError, PcrTarget, SealPolicyReport};

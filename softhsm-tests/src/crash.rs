@@ -18,6 +18,12 @@ pub fn init_aborted_at(d: &mut Daemon, step: &str, init_args: &[&str]) {
         !out.success(),
         "{step}: init answered although the daemon aborted: {out}"
     );
+    restart_after_abort(d, step);
+}
+
+/// `d` was started with `IRONSEAL_TEST_CRASH_AT=step` and was just asked to do what
+/// reaches it: waits for the abort, and starts the daemon again without the crash point.
+pub fn restart_after_abort(d: &mut Daemon, step: &str) {
     poll_until(
         ABORT_DEADLINE,
         &format!("the daemon to abort at {step}"),

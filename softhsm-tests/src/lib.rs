@@ -23,6 +23,7 @@ pub mod leaks;
 pub mod localstack;
 pub mod pkcs11;
 pub mod reference;
+pub mod rotate;
 pub mod tools;
 pub mod unseal;
 pub mod vault_client;

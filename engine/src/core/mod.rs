@@ -19,6 +19,7 @@ use crate::periodic::PeriodicTasks;
 use crate::policy::store::PolicyStore;
 use crate::seal::generate_root::Attempt;
 use crate::seal::report::SealErrorReport;
+use crate::seal::rotate::Rotations;
 use crate::seal::UnsealProgress;
 use crate::storage::Storage;
 use crate::token::TokenStore;
@@ -72,6 +73,8 @@ pub struct Core {
     /// Wakes the auto-unseal loop (after init, or a manual unseal attempt).
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) generate_root: Mutex<Option<Attempt>>,
+    /// Key-share rotations in progress (`sys/rotate/root`, `sys/rotate/recovery`).
+    pub(crate) rotations: Mutex<Rotations>,
     /// PKCS#11 session objects, per library instance; never stored.
     pub(crate) pkcs11_sessions: crate::pkcs11::session::SessionObjects,
     /// What `tick` runs: each subsystem's periodic work.
@@ -122,6 +125,7 @@ impl Core {
                 times_sealed: AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
                 generate_root: Mutex::new(None),
+                rotations: Mutex::new(Rotations::default()),
                 pkcs11_sessions: Default::default(),
                 periodic,
             }

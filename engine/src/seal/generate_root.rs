@@ -75,7 +75,7 @@ impl Core {
 
     /// Checks a full set of unseal keys (Shamir) or recovery keys (hardware seal); the
     /// appliance must be unsealed.
-    fn verify_operator_keys(&self, shares: &[UnsealShare]) -> Result<()> {
+    pub(super) fn verify_operator_keys(&self, shares: &[UnsealShare]) -> Result<()> {
         let config = self.seal_config()?.ok_or(EngineError::NotInitialized)?;
         let combined = ShamirRoot::combine(shares, config.key_threshold())?;
         let root = self.root()?;

@@ -178,5 +178,6 @@ impl Core {
         self.root.write().take();
         *self.progress.lock() = UnsealProgress::default();
         *self.generate_root.lock() = None;
+        *self.rotations.lock() = Default::default();
     }
 }

@@ -6,6 +6,7 @@
 //! - [`unseal`]: unseal keys and recovery keys, and auto-unseal with a hardware seal;
 //! - [`migration`]: moving the keyring between Shamir and a hardware seal;
 //! - [`generate_root`]: a new root token from a quorum of operator keys;
+//! - [`rotate`]: new operator keys (and threshold) from a quorum of the current ones;
 //! - [`pcr_policy`]: which TPM platform states auto-unseal accepts;
 //! - [`report`]: why a hardware seal did not open, as seal-status shows it.
 
@@ -23,6 +24,7 @@ mod lifecycle;
 mod migration;
 mod pcr_policy;
 pub mod report;
+pub mod rotate;
 #[cfg(test)]
 mod tests;
 mod unseal;

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use engine::ops::sys::init::{Init, InitParams, InitStatus};
 use engine::policy::Operation;
-use engine::{Core, UnsealShare};
+use engine::Core;
 use serde_json::json;
 
 use super::apply;
+use super::seal::encode_keys;
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
@@ -26,30 +26,22 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiEr
                 params: params(req).map_err(Into::into),
             };
             apply(core, req, op, |result| {
-                let hex = |keys: &[UnsealShare]| -> Vec<String> {
-                    keys.iter().map(|k| hex::encode(k.as_bytes())).collect()
-                };
-                let b64 = |keys: &[UnsealShare]| -> Vec<String> {
-                    keys.iter()
-                        .map(|k| {
-                            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.as_bytes())
-                        })
-                        .collect()
-                };
                 Ok(Reply::raw(if result.recovery_keys.is_empty() {
+                    let (hex, b64) = encode_keys(&result.keys);
                     json!({
-                        "keys": hex(&result.keys),
-                        "keys_base64": b64(&result.keys),
+                        "keys": hex,
+                        "keys_base64": b64,
                         "recovery_keys": null,
                         "recovery_keys_base64": null,
                         "root_token": result.root_token.as_str(),
                     })
                 } else {
+                    let (hex, b64) = encode_keys(&result.recovery_keys);
                     json!({
                         "keys": [],
                         "keys_base64": [],
-                        "recovery_keys": hex(&result.recovery_keys),
-                        "recovery_keys_base64": b64(&result.recovery_keys),
+                        "recovery_keys": hex,
+                        "recovery_keys_base64": b64,
                         "recovery_shares": result.recovery_keys.len(),
                         "recovery_threshold": result.recovery_threshold,
                         "root_token": result.root_token.as_str(),

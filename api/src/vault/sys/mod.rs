@@ -11,6 +11,7 @@ mod init;
 mod keyring;
 mod mounts;
 mod policies;
+mod rotate_keys;
 mod seal;
 mod seal_policy;
 #[cfg(test)]
@@ -79,6 +80,13 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("capabilities", "") => capabilities::of_token(core, req).await,
         ("capabilities-accessor", "") => capabilities::of_accessor(core, req).await,
         ("rotate", "") | ("rotate", "keyring") => keyring::rotate(core, req).await,
+        ("rotate", "root") => rotate_keys::root_without_shares(core, req).await,
+        ("rotate", t) if t.starts_with("root/") || t.starts_with("recovery/") => {
+            rotate_keys::handle(core, req, t).await
+        }
+        // The unauthenticated rekey of old, which OpenBao 2.4+ no longer serves by
+        // default either: `bao operator rotate-keys` calls `sys/rotate/*`.
+        ("rekey", _) | ("rekey-recovery-key", _) => not_allowed(core, req).await,
         ("key-status", "") => keyring::status(core, req).await,
         ("audit", t) => audit::handle(core, req, t).await,
         ("audit-hash", t) if !t.is_empty() => audit::hash(core, req, t).await,

@@ -35,6 +35,19 @@ pub(super) fn decode_key(key: &str) -> Result<UnsealShare, ApiError> {
     Ok(UnsealShare::from_bytes(bytes)?)
 }
 
+/// Keys as Vault's answers carry them: hex, and base64 (here the unpadded URL-safe form
+/// `operator init` prints, which [`decode_key`] reads back).
+pub(super) fn encode_keys(keys: &[UnsealShare]) -> (Vec<String>, Vec<String>) {
+    keys.iter()
+        .map(|k| {
+            (
+                hex::encode(k.as_bytes()),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.as_bytes()),
+            )
+        })
+        .unzip()
+}
+
 impl From<engine::SealError> for ApiError {
     fn from(e: engine::SealError) -> Self {
         engine::EngineError::Seal(e).into()

@@ -14,6 +14,7 @@ pub mod init;
 pub mod keyring;
 pub mod mounts;
 pub mod policies;
+pub mod rotate_keys;
 pub mod seal;
 pub mod seal_policy;
 pub mod wrapping;

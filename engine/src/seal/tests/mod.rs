@@ -3,3 +3,4 @@
 
 mod hardware;
 mod init_retry;
+mod rotate;
