@@ -25,6 +25,7 @@ PY_PINS=(
     "hvac==2.4.0"
     "cryptography==50.0.2"
     "python-pkcs11==0.10.1"
+    "prometheus_client==0.26.0"
 )
 # LocalStack 4.10 is the last release for Python 3.11; it needs cbor2 < 6 and pyOpenSSL
 # < 26.2 (pinned to what installed with it).

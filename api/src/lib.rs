@@ -8,8 +8,10 @@
 pub mod budget;
 mod conn;
 mod error;
+mod host_info;
 mod kms;
 pub mod limits;
+mod metrics;
 pub mod pkcs11;
 pub mod private_dir;
 mod request;

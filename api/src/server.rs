@@ -48,6 +48,26 @@ async fn route(
     req: Request<Incoming>,
 ) -> HttpResponse {
     let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = answer_one(core.clone(), limits, budget, req, started).await;
+    crate::metrics::record(
+        &core,
+        &method,
+        &path,
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    resp
+}
+
+async fn answer_one(
+    core: Arc<Core>,
+    limits: &Limits,
+    budget: &BodyBudget,
+    req: Request<Incoming>,
+    started: Instant,
+) -> HttpResponse {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
@@ -87,6 +107,16 @@ async fn route(
             ) {
                 Ok(mut req) => {
                     req.remote_address = parts.extensions.get::<SocketAddr>().map(|a| a.ip());
+                    if req.path.trim_end_matches('/') == "sys/metrics" {
+                        let resp = crate::vault::sys::metrics::metrics(
+                            &core,
+                            &req,
+                            accepts_prometheus(&parts.headers),
+                            limits.unauthenticated_metrics_access,
+                        )
+                        .await;
+                        return finish(&method, &path, started, resp);
+                    }
                     crate::vault::handle(&core, req).await
                 }
                 Err(e) => Err(e),
@@ -98,6 +128,18 @@ async fn route(
         }
     };
     finish(&method, &path, started, response)
+}
+
+/// Vault's reading of the Accept header for `sys/metrics`: OpenMetrics, or Prometheus's
+/// own schema name, asks for the text format.
+fn accepts_prometheus(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.starts_with("application/openmetrics-text") || v.contains("prometheus/telemetry")
+        })
 }
 
 /// Why a request body was not read.

@@ -23,7 +23,8 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
-    /// Vault's engine type names; `kv-v2` is the CLI's shorthand for kv version 2.
+    /// Vault's engine type names; `kv-v2` is the CLI's shorthand for kv version 2, and
+    /// `kv` without a version is version 1, as in Vault.
     pub fn parse(kind: &str, options: &mut BTreeMap<String, String>) -> Result<EngineKind> {
         match kind {
             "kv" | "kv-v2" => {
@@ -33,14 +34,15 @@ impl EngineKind {
                     options
                         .get("version")
                         .cloned()
+                        .filter(|v| !v.is_empty())
                         .unwrap_or_else(|| "1".into())
                 };
-                if version != "2" {
-                    return Err(EngineError::bad(
-                        "only kv version 2 is supported: enable it with -version=2 or type kv-v2",
-                    ));
+                if version != "1" && version != "2" {
+                    return Err(EngineError::bad(format!(
+                        "invalid kv version {version:?}: use 1 or 2"
+                    )));
                 }
-                options.insert("version".into(), "2".into());
+                options.insert("version".into(), version);
                 Ok(EngineKind::Kv)
             }
             "transit" => Ok(EngineKind::Transit),
@@ -117,6 +119,14 @@ impl MountRef {
     /// The mount's path, with its trailing slash.
     pub fn path(&self) -> &str {
         &self.0.entry.path
+    }
+
+    /// A kv mount's version: 1 (unversioned entries) or 2.
+    pub fn kv_version(&self) -> u8 {
+        match self.0.entry.options.get("version").map(String::as_str) {
+            Some("1") => 1,
+            _ => 2,
+        }
     }
 
     pub(crate) fn kv(&self) -> Result<&KvEngine> {
@@ -316,8 +326,27 @@ impl Mounts {
         }
         config(&mut entry.config);
         for (k, v) in options {
-            if k == "version" && v != "2" {
-                return Err(EngineError::bad("only kv version 2 is supported"));
+            if k == "version" && entry.kind == EngineKind::Kv {
+                let current = entry.options.get("version").map(String::as_str);
+                match (current, v.as_str()) {
+                    (Some(c), n) if c == n => {}
+                    (Some("1"), "2") => {
+                        return Err(EngineError::bad(
+                            "upgrading a kv version 1 mount to version 2 is not supported: \
+                             enable a new kv-v2 mount and copy the secrets into it",
+                        ))
+                    }
+                    (Some("2"), "1") => {
+                        return Err(EngineError::bad(
+                            "cannot downgrade mount from versioned to unversioned",
+                        ))
+                    }
+                    _ => {
+                        return Err(EngineError::bad(format!(
+                            "invalid kv version {v:?}: use 1 or 2"
+                        )))
+                    }
+                }
             }
             entry.options.insert(k, v);
         }

@@ -8,6 +8,7 @@ mod generate_root;
 mod health;
 mod init;
 mod keyring;
+pub(crate) mod metrics;
 mod mounts;
 mod policies;
 mod seal;
@@ -82,6 +83,17 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("audit-verify", t) if !t.is_empty() => audit::verify(core, req, t).await,
         ("auth", "") => auth::list(core, req).await,
         ("auth", "token/tune") => auth::tune(core, req, auth::TuneVia::Auth).await,
+        ("host-info", "") => metrics::host_info(core, req).await,
+        // Namespaces are an Enterprise (and OpenBao) feature: say so rather than 404.
+        ("namespaces", _) => {
+            refuse(
+                core,
+                req,
+                Access::Acl(req.op),
+                EngineError::bad("namespaces are not supported by this server"),
+            )
+            .await
+        }
         _ => crate::vault::no_route(core, req).await,
     }
 }
