@@ -105,9 +105,23 @@ fn a_socket_device_gets_every_request_and_a_dead_one_fails_requests_closed() {
     assert_eq!(failed.status, 500, "{failed}");
     assert!(!failed.body.contains("s3cret"), "{failed}");
 
-    // Disabled, requests go through again.
-    d.bao(&["audit", "disable", "socket/"]).ok();
+    // Even disabling the device is refused while nothing can record it; a receiver back
+    // at the address takes the lines again (the device reconnects) and requests pass.
+    let out = d.bao(&["audit", "disable", "socket/"]);
+    assert!(!out.success(), "{out}");
+    let listener = TcpListener::bind(&address).unwrap();
+    let back = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let (rx, reader) = receive(stream);
+        reader.join().unwrap();
+        rx.try_iter().count()
+    });
     assert_eq!(d.kv_get_value("audited"), "s3cret");
+    d.bao(&["audit", "disable", "socket/"]).ok();
+    assert!(
+        back.join().unwrap() >= 2,
+        "the lines of the read and the disable"
+    );
 }
 
 #[test]
