@@ -28,21 +28,21 @@ impl EngineKind {
     pub fn parse(kind: &str, options: &mut BTreeMap<String, String>) -> Result<EngineKind> {
         match kind {
             "kv" | "kv-v2" => {
-                let version = if kind == "kv-v2" {
-                    "2".to_string()
-                } else {
-                    options
-                        .get("version")
-                        .cloned()
-                        .filter(|v| !v.is_empty())
-                        .unwrap_or_else(|| "1".into())
-                };
-                if version != "1" && version != "2" {
-                    return Err(EngineError::bad(format!(
-                        "invalid kv version {version:?}: use 1 or 2"
-                    )));
+                if kind == "kv-v2" {
+                    options.insert("version".into(), "2".into());
                 }
-                options.insert("version".into(), version);
+                // Without a version the mount is version 1 and, as in Vault, says none.
+                match options.get("version").map(String::as_str) {
+                    None | Some("1") | Some("2") => {}
+                    Some("") => {
+                        options.remove("version");
+                    }
+                    Some(other) => {
+                        return Err(EngineError::bad(format!(
+                            "invalid kv version {other:?}: use 1 or 2"
+                        )))
+                    }
+                }
                 Ok(EngineKind::Kv)
             }
             "transit" => Ok(EngineKind::Transit),
@@ -121,11 +121,11 @@ impl MountRef {
         &self.0.entry.path
     }
 
-    /// A kv mount's version: 1 (unversioned entries) or 2.
+    /// A kv mount's version: 2, or 1 (unversioned entries) when the mount names none.
     pub fn kv_version(&self) -> u8 {
         match self.0.entry.options.get("version").map(String::as_str) {
-            Some("1") => 1,
-            _ => 2,
+            Some("2") => 2,
+            _ => 1,
         }
     }
 
@@ -327,16 +327,20 @@ impl Mounts {
         config(&mut entry.config);
         for (k, v) in options {
             if k == "version" && entry.kind == EngineKind::Kv {
-                let current = entry.options.get("version").map(String::as_str);
+                let current = entry
+                    .options
+                    .get("version")
+                    .map(String::as_str)
+                    .unwrap_or("1");
                 match (current, v.as_str()) {
-                    (Some(c), n) if c == n => {}
-                    (Some("1"), "2") => {
+                    (c, n) if c == n => {}
+                    ("1", "2") => {
                         return Err(EngineError::bad(
                             "upgrading a kv version 1 mount to version 2 is not supported: \
                              enable a new kv-v2 mount and copy the secrets into it",
                         ))
                     }
-                    (Some("2"), "1") => {
+                    ("2", "1") => {
                         return Err(EngineError::bad(
                             "cannot downgrade mount from versioned to unversioned",
                         ))

@@ -47,6 +47,11 @@ fn entries_until(
 
 #[test]
 fn a_socket_device_gets_every_request_and_a_dead_one_fails_requests_closed() {
+    if reference_mode() {
+        // OpenBao 2.7 refuses audit devices through the API ("use declarative,
+        // config-based audit device management").
+        return;
+    }
     let d = Daemon::dev(&[]);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
@@ -73,7 +78,7 @@ fn a_socket_device_gets_every_request_and_a_dead_one_fails_requests_closed() {
     });
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     assert!(!text.contains("s3cret"), "a secret in the clear: {text}");
-    if !reference_mode() {
+    {
         // The same chain as a file: `ironseal audit verify` checks what the receiver got.
         let file = d.dir().join("received.log");
         std::fs::write(&file, &text).unwrap();
@@ -127,7 +132,8 @@ fn a_socket_device_gets_every_request_and_a_dead_one_fails_requests_closed() {
 #[test]
 fn a_syslog_device_sends_chained_lines_with_its_facility_and_tag() {
     if reference_mode() {
-        // OpenBao's syslog device writes to the local syslog only; `address` is Ironseal's.
+        // OpenBao's syslog device writes to the local syslog only (`address` is
+        // Ironseal's), and is enabled from its configuration file, not the API.
         return;
     }
     let d = Daemon::dev(&[]);

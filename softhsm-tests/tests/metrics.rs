@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 out = []
 for family in text_string_to_metric_families(sys.stdin.read()):
     for s in family.samples:
-        out.append([s.name, s.labels, s.value])
+        if s.value == s.value:  # summaries with no observation yet say NaN
+            out.append([s.name, s.labels, s.value])
 print(json.dumps(out))
 ";
     let mut child = Command::new(python())
@@ -129,9 +130,11 @@ fn metrics_parse_as_prometheus_text_and_counters_move() {
     assert_eq!(r.status, 400, "{r}");
     assert!(r.body.contains("unknown"), "{r}");
 
-    // A token is needed.
-    let r = d.http("GET", "/v1/sys/metrics?format=prometheus", None, Body::None);
-    assert_eq!(r.status, 403, "{r}");
+    // A token is needed (OpenBao's dev listener opens metrics to anyone).
+    if !reference_mode() {
+        let r = d.http("GET", "/v1/sys/metrics?format=prometheus", None, Body::None);
+        assert_eq!(r.status, 403, "{r}");
+    }
 }
 
 #[test]
@@ -141,10 +144,15 @@ fn the_listener_telemetry_block_opens_metrics_without_a_token() {
         "  telemetry {\n    unauthenticated_metrics_access = true\n  }\n",
     );
     // Sealed (not even initialised), and no token: Vault serves them all the same.
-    let r = d.http("GET", "/v1/sys/metrics?format=prometheus", None, Body::None);
+    let r = d.http("GET", "/v1/sys/metrics", None, Body::None);
     assert_eq!(r.status, 200, "{r}");
-    let samples = parse(&r.body);
+    assert!(r.json()["Gauges"].is_array(), "{r}");
     if !reference_mode() {
+        // (OpenBao's Prometheus form needs a top-level telemetry block, which the
+        // appliance's configuration does not take.)
+        let r = d.http("GET", "/v1/sys/metrics?format=prometheus", None, Body::None);
+        assert_eq!(r.status, 200, "{r}");
+        let samples = parse(&r.body);
         assert_eq!(total(&samples, "ironseal_unsealed", &json!({})), 0.0);
         assert_eq!(total(&samples, "ironseal_initialized", &json!({})), 0.0);
     }
