@@ -411,7 +411,7 @@ mod tests {
         );
         let text = prometheus_text(figures()).unwrap();
         assert!(
-            text.contains("# TYPE ironseal_http_requests counter"),
+            text.contains("# TYPE ironseal_http_requests_total counter"),
             "{text}"
         );
         assert!(
