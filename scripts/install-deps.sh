@@ -29,6 +29,7 @@ PY_PINS=(
     # The console's browser tests drive Debian's chromium (apt, below) with it; its own
     # browser download (`playwright install`) is never used.
     "playwright==1.65.2"
+    "prometheus_client==0.26.0"
 )
 # LocalStack 4.10 is the last release for Python 3.11; it needs cbor2 < 6 and pyOpenSSL
 # < 26.2 (pinned to what installed with it).

@@ -49,6 +49,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Bytes of request bodies held at once, across connections; past it, a 503.
     pub max_request_bytes_in_flight: usize,
+    /// `sys/metrics` without a token, sealed or not (Vault's listener `telemetry`
+    /// block's `unauthenticated_metrics_access`).
+    pub unauthenticated_metrics_access: bool,
 }
 
 impl Default for Limits {
@@ -62,6 +65,7 @@ impl Default for Limits {
             max_request_duration: Some(DEFAULT_MAX_REQUEST_DURATION),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_request_bytes_in_flight: DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT,
+            unauthenticated_metrics_access: false,
         }
     }
 }

@@ -55,6 +55,27 @@ async fn route(
     req: Request<Incoming>,
 ) -> HttpResponse {
     let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = answer_one(core.clone(), limits, budget, console, req, started).await;
+    crate::metrics::record(
+        &core,
+        &method,
+        &path,
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    resp
+}
+
+async fn answer_one(
+    core: Arc<Core>,
+    limits: &Limits,
+    budget: &BodyBudget,
+    console: Option<&Console>,
+    req: Request<Incoming>,
+    started: Instant,
+) -> HttpResponse {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
@@ -116,6 +137,15 @@ pub(crate) async fn dispatch(
             ) {
                 Ok(mut req) => {
                     req.remote_address = parts.extensions.get::<SocketAddr>().map(|a| a.ip());
+                    if req.path.trim_end_matches('/') == "sys/metrics" {
+                        return crate::vault::sys::metrics::metrics(
+                            core,
+                            &req,
+                            accepts_prometheus(&parts.headers),
+                            limits.unauthenticated_metrics_access,
+                        )
+                        .await;
+                    }
                     crate::vault::handle(core, req).await
                 }
                 Err(e) => Err(e),
@@ -126,6 +156,18 @@ pub(crate) async fn dispatch(
             }
         }
     }
+}
+
+/// Vault's reading of the Accept header for `sys/metrics`: OpenMetrics, or Prometheus's
+/// own schema name, asks for the text format.
+fn accepts_prometheus(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.starts_with("application/openmetrics-text") || v.contains("prometheus/telemetry")
+        })
 }
 
 /// Why a request body was not read.

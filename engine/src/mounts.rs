@@ -23,24 +23,26 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
-    /// Vault's engine type names; `kv-v2` is the CLI's shorthand for kv version 2.
+    /// Vault's engine type names; `kv-v2` is the CLI's shorthand for kv version 2, and
+    /// `kv` without a version is version 1, as in Vault.
     pub fn parse(kind: &str, options: &mut BTreeMap<String, String>) -> Result<EngineKind> {
         match kind {
             "kv" | "kv-v2" => {
-                let version = if kind == "kv-v2" {
-                    "2".to_string()
-                } else {
-                    options
-                        .get("version")
-                        .cloned()
-                        .unwrap_or_else(|| "1".into())
-                };
-                if version != "2" {
-                    return Err(EngineError::bad(
-                        "only kv version 2 is supported: enable it with -version=2 or type kv-v2",
-                    ));
+                if kind == "kv-v2" {
+                    options.insert("version".into(), "2".into());
                 }
-                options.insert("version".into(), "2".into());
+                // Without a version the mount is version 1 and, as in Vault, says none.
+                match options.get("version").map(String::as_str) {
+                    None | Some("1") | Some("2") => {}
+                    Some("") => {
+                        options.remove("version");
+                    }
+                    Some(other) => {
+                        return Err(EngineError::bad(format!(
+                            "invalid kv version {other:?}: use 1 or 2"
+                        )))
+                    }
+                }
                 Ok(EngineKind::Kv)
             }
             "transit" => Ok(EngineKind::Transit),
@@ -117,6 +119,14 @@ impl MountRef {
     /// The mount's path, with its trailing slash.
     pub fn path(&self) -> &str {
         &self.0.entry.path
+    }
+
+    /// A kv mount's version: 2, or 1 (unversioned entries) when the mount names none.
+    pub fn kv_version(&self) -> u8 {
+        match self.0.entry.options.get("version").map(String::as_str) {
+            Some("2") => 2,
+            _ => 1,
+        }
     }
 
     pub(crate) fn kv(&self) -> Result<&KvEngine> {
@@ -316,8 +326,31 @@ impl Mounts {
         }
         config(&mut entry.config);
         for (k, v) in options {
-            if k == "version" && v != "2" {
-                return Err(EngineError::bad("only kv version 2 is supported"));
+            if k == "version" && entry.kind == EngineKind::Kv {
+                let current = entry
+                    .options
+                    .get("version")
+                    .map(String::as_str)
+                    .unwrap_or("1");
+                match (current, v.as_str()) {
+                    (c, n) if c == n => {}
+                    ("1", "2") => {
+                        return Err(EngineError::bad(
+                            "upgrading a kv version 1 mount to version 2 is not supported: \
+                             enable a new kv-v2 mount and copy the secrets into it",
+                        ))
+                    }
+                    ("2", "1") => {
+                        return Err(EngineError::bad(
+                            "cannot downgrade mount from versioned to unversioned",
+                        ))
+                    }
+                    _ => {
+                        return Err(EngineError::bad(format!(
+                            "invalid kv version {v:?}: use 1 or 2"
+                        )))
+                    }
+                }
             }
             entry.options.insert(k, v);
         }

@@ -752,6 +752,25 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
             }
         }
     }
+    for block in body.blocks() {
+        let kind = block.identifier();
+        if kind != "telemetry" {
+            return Err(src.err(kind, format!("unknown block `{kind}` in listener \"tcp\"")));
+        }
+        for attr in block.body().attributes() {
+            match attr.key() {
+                "unauthenticated_metrics_access" => {
+                    l.limits.unauthenticated_metrics_access = as_bool(src, attr.key(), attr.expr())?
+                }
+                other => {
+                    return Err(src.err(
+                        other,
+                        format!("unknown key `{other}` in the listener's telemetry block"),
+                    ))
+                }
+            }
+        }
+    }
     let address: SocketAddr = address.parse().map_err(|_| {
         src.err(
             "address",
@@ -1332,6 +1351,32 @@ log_level = "debug"
         // 0 in max_request_size means the default, as in Vault.
         let c = with_listener("  max_request_size = 0").unwrap();
         assert_eq!(c.listener.limits.max_request_size, 32 << 20);
+    }
+
+    #[test]
+    fn the_listener_telemetry_block_opens_sys_metrics() {
+        assert!(
+            !with_listener("")
+                .unwrap()
+                .listener
+                .limits
+                .unauthenticated_metrics_access
+        );
+        let c =
+            with_listener("  telemetry {\n    unauthenticated_metrics_access = true\n  }").unwrap();
+        assert!(c.listener.limits.unauthenticated_metrics_access);
+        refused(
+            &format!(
+                "{BASE}listener \"tcp\" {{\n  telemetry {{\n    metrics_prefix = \"x\"\n  }}\n}}\n"
+            ),
+            6,
+            "unknown key `metrics_prefix`",
+        );
+        refused(
+            &format!("{BASE}listener \"tcp\" {{\n  profiling {{\n  }}\n}}\n"),
+            5,
+            "unknown block `profiling`",
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod audit_cmd;
 mod cli;
 mod config;
 mod hardening;
+mod kv_cmd;
 mod operator;
 mod server;
 mod vault_client;
@@ -24,6 +25,8 @@ Commands:
     audit      audit verify FILE: check an audit log's chain offline (structure, seq, links)
                audit verify -device=PATH [-against-storage]: have the appliance at
                VAULT_ADDR check its file with the chain key (and the head in storage)
+    kv         list, get, put, patch, destroy the secrets of a kv mount of a running
+               appliance (VAULT_ADDR, VAULT_TOKEN): `ironseal kv -help`
     operator   seal-policy, authorize-pcrs, reseal: the TPM seal's PCR policy
     version    Print the version
 
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Some("server") => server::run(&args[1..]),
         Some("audit") => audit_cmd::run(&args[1..]),
         Some("operator") => operator::run(&args[1..]),
+        Some("kv") => kv_cmd::run(&args[1..]),
         Some("version") | Some("-version") | Some("--version") => {
             println!("Ironseal v{}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

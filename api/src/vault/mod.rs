@@ -6,7 +6,7 @@
 
 mod acl;
 mod kv;
-mod sys;
+pub(crate) mod sys;
 mod token;
 mod transit;
 

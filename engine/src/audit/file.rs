@@ -170,15 +170,30 @@ pub fn with_time(mut entry: Map<String, Value>) -> Map<String, Value> {
 
 /// `entries` as the lines that follow `link`, and the link they leave.
 fn render(entries: Vec<Map<String, Value>>, link: &Link, key: &ChainKey) -> (String, Link) {
-    let mut link = link.clone();
-    let mut text = String::new();
-    for e in entries {
-        let (line, next) = chain::seal_line(e, &link, key);
+    let (lines, link) = render_lines(entries, link, key);
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for line in lines {
         text.push_str(&line);
         text.push('\n');
-        link = next;
     }
     (text, link)
+}
+
+/// `entries` as chain lines (without their newlines) that follow `link`, and the link
+/// they leave.
+pub(super) fn render_lines(
+    entries: Vec<Map<String, Value>>,
+    link: &Link,
+    key: &ChainKey,
+) -> (Vec<String>, Link) {
+    let mut link = link.clone();
+    let mut lines = Vec::with_capacity(entries.len());
+    for e in entries {
+        let (line, next) = chain::seal_line(e, &link, key);
+        lines.push(line);
+        link = next;
+    }
+    (lines, link)
 }
 
 /// Writes `entries` as consecutive lines, in one write, without syncing.

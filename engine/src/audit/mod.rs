@@ -13,11 +13,13 @@
 pub mod chain;
 mod file;
 mod salt;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -29,6 +31,7 @@ use zeroize::Zeroizing;
 use self::chain::{ChainKey, Link};
 use self::file::FileDevice;
 use self::salt::Salt;
+use self::stream::StreamDevice;
 use crate::barrier::Barrier;
 use crate::error::{EngineError, Result};
 use crate::token::TokenEntry;
@@ -68,8 +71,45 @@ impl DeviceConfig {
 
 struct Device {
     config: DeviceConfig,
-    sink: FileDevice,
+    sink: Sink,
 }
+
+/// Where a device's lines go.
+enum Sink {
+    File(FileDevice),
+    /// `socket` and `syslog`.
+    Stream(StreamDevice),
+}
+
+impl Sink {
+    fn write_group(
+        &self,
+        entries: Vec<Map<String, Value>>,
+        key: &ChainKey,
+    ) -> std::result::Result<Link, String> {
+        match self {
+            Sink::File(f) => f.write_group(entries, key),
+            Sink::Stream(s) => s.write_group(entries, key),
+        }
+    }
+
+    fn link(&self) -> Link {
+        match self {
+            Sink::File(f) => f.link(),
+            Sink::Stream(s) => s.link(),
+        }
+    }
+
+    fn reopen(&self, key: &ChainKey) -> std::result::Result<(), String> {
+        match self {
+            Sink::File(f) => f.reopen(key),
+            Sink::Stream(s) => s.reconnect(),
+        }
+    }
+}
+
+/// The device types `sys/audit` enables.
+const KINDS: &[&str] = &["file", "socket", "syslog"];
 
 struct Enabled {
     salt: Arc<Salt>,
@@ -144,11 +184,13 @@ pub struct AuditBroker {
     jobs: mpsc::UnboundedSender<Job>,
     heads: Arc<Heads>,
     recorder: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Lines a device failed to write since start.
+    failures: Arc<AtomicU64>,
 }
 
 /// The writer thread: takes everything queued, writes each device's share in one write
 /// and one sync, then answers the waiters.
-fn write_loop(mut rx: mpsc::UnboundedReceiver<Job>, heads: Arc<Heads>) {
+fn write_loop(mut rx: mpsc::UnboundedReceiver<Job>, heads: Arc<Heads>, failures: Arc<AtomicU64>) {
     while let Some(jobs) = crate::storage::next_group(&mut rx, MAX_GROUP) {
         type Group = (
             Arc<Device>,
@@ -172,6 +214,7 @@ fn write_loop(mut rx: mpsc::UnboundedReceiver<Job>, heads: Arc<Heads>) {
             match &result {
                 Ok(link) => heads.publish(&device.config.path, link.clone()),
                 Err(e) => {
+                    failures.fetch_add(waiters.len() as u64, Ordering::Relaxed);
                     tracing::error!(device = %device.config.path, error = %e, "audit write failed")
                 }
             }
@@ -248,9 +291,11 @@ impl AuditBroker {
         let (jobs, rx) = mpsc::unbounded_channel();
         let heads = Arc::new(Heads::default());
         let loop_heads = heads.clone();
+        let failures = Arc::new(AtomicU64::new(0));
+        let loop_failures = failures.clone();
         let spawned = std::thread::Builder::new()
             .name("audit-write".into())
-            .spawn(move || write_loop(rx, loop_heads));
+            .spawn(move || write_loop(rx, loop_heads, loop_failures));
         if let Err(e) = spawned {
             // Every audited request then fails closed, as with a device that cannot write.
             tracing::error!(error = %e, "could not start the audit writer thread");
@@ -262,7 +307,19 @@ impl AuditBroker {
             jobs,
             heads,
             recorder: Mutex::new(None),
+            failures,
         }
+    }
+
+    /// Lines a device failed to write since start (each refused a request, unless
+    /// another device took it, or lost an event).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Enabled devices; 0 while sealed.
+    pub fn device_count(&self) -> usize {
+        self.enabled.read().as_ref().map_or(0, |e| e.devices.len())
     }
 
     /// True when at least one device is enabled: the request path skips all audit work
@@ -285,31 +342,26 @@ impl AuditBroker {
         let table: Vec<DeviceConfig> = self.barrier.get_json(TABLE_PATH)?.unwrap_or_default();
         let mut devices = Vec::new();
         for config in table {
-            let path = Path::new(config.file_path().unwrap_or_default()).to_path_buf();
             let stored: Option<Link> = self.barrier.get_json(&head_key(&config.path))?;
-            let sink = match file::open(&path, &key, file::Tail::Cut) {
-                Ok(opened) => FileDevice::new(&path, opened),
-                Err(e) => {
-                    tracing::error!(device = %config.path, error = %e, "audit device cannot be opened; requests will be refused");
-                    FileDevice::broken(&path, e)
+            let sink = if config.kind == "file" {
+                self.load_file(&config, stored, &key)
+            } else {
+                // The chain goes on from the last head recorded; a receiver that is
+                // down now is retried at each write, which fails until it is back.
+                let link = stored.unwrap_or_else(Link::genesis);
+                match StreamDevice::configure(&config.kind, &config.options, link) {
+                    Ok(device) => {
+                        if let Err(e) = device.check() {
+                            tracing::error!(device = %config.path, error = %e, "audit device cannot deliver; requests will be refused until it can");
+                        }
+                        Sink::Stream(device)
+                    }
+                    Err(e) => {
+                        tracing::error!(device = %config.path, error = %e, "audit device is misconfigured; requests will be refused");
+                        Sink::File(FileDevice::broken(Path::new(""), e))
+                    }
                 }
             };
-            let link = sink.link();
-            let behind = stored.filter(|s| s.seq > link.seq || (s.seq == link.seq && *s != link));
-            if let Some(stored) = behind.filter(|_| sink.is_open()) {
-                tracing::error!(device = %config.path, stored_seq = stored.seq, file_seq = link.seq, "the audit file ends before the head recorded in storage: it was cut short or replaced");
-                let mut entry = file::with_time(event_entry(
-                    chain::BEHIND_EVENT,
-                    json!({"stored_seq": stored.seq, "stored_hash": stored.hash, "file_seq": link.seq, "file_hash": link.hash}),
-                ));
-                entry.insert("type".into(), "event".into());
-                if let Err(e) = sink.write_group(vec![entry], &key) {
-                    tracing::error!(device = %config.path, error = %e, "audit write failed");
-                }
-            }
-            if sink.is_open() {
-                self.heads.publish(&config.path, sink.link());
-            }
             devices.push(Arc::new(Device { config, sink }));
         }
         *self.enabled.write() = Some(Arc::new(Enabled {
@@ -319,6 +371,36 @@ impl AuditBroker {
         }));
         self.start_recorder();
         Ok(())
+    }
+
+    /// Opens a file device's file at unseal, recording there when it ends before the
+    /// head kept in storage.
+    fn load_file(&self, config: &DeviceConfig, stored: Option<Link>, key: &ChainKey) -> Sink {
+        let path = Path::new(config.file_path().unwrap_or_default()).to_path_buf();
+        let sink = match file::open(&path, key, file::Tail::Cut) {
+            Ok(opened) => FileDevice::new(&path, opened),
+            Err(e) => {
+                tracing::error!(device = %config.path, error = %e, "audit device cannot be opened; requests will be refused");
+                FileDevice::broken(&path, e)
+            }
+        };
+        let link = sink.link();
+        let behind = stored.filter(|s| s.seq > link.seq || (s.seq == link.seq && *s != link));
+        if let Some(stored) = behind.filter(|_| sink.is_open()) {
+            tracing::error!(device = %config.path, stored_seq = stored.seq, file_seq = link.seq, "the audit file ends before the head recorded in storage: it was cut short or replaced");
+            let mut entry = file::with_time(event_entry(
+                chain::BEHIND_EVENT,
+                json!({"stored_seq": stored.seq, "stored_hash": stored.hash, "file_seq": link.seq, "file_hash": link.hash}),
+            ));
+            entry.insert("type".into(), "event".into());
+            if let Err(e) = sink.write_group(vec![entry], key) {
+                tracing::error!(device = %config.path, error = %e, "audit write failed");
+            }
+        }
+        if sink.is_open() {
+            self.heads.publish(&config.path, sink.link());
+        }
+        Sink::File(sink)
     }
 
     /// Records synced heads in storage, newest per device, as they come.
@@ -390,7 +472,7 @@ impl AuditBroker {
         let _w = self.write_lock.lock().await;
         let current = self.current()?;
         config.path = normalise(&config.path)?;
-        if config.kind != "file" {
+        if !KINDS.contains(&config.kind.as_str()) {
             return Err(EngineError::bad(format!(
                 "unknown backend type: \"{}\"",
                 config.kind
@@ -402,6 +484,31 @@ impl AuditBroker {
                 config.path
             )));
         }
+        let sink = if config.kind == "file" {
+            self.open_new_file(&config, &current.key)?
+        } else {
+            // Delivered once now, as Vault's test message is: a device that cannot
+            // deliver is never enabled.
+            let device = StreamDevice::configure(&config.kind, &config.options, Link::genesis())
+                .map_err(|e| EngineError::bad(format!("sys/audit: {e}")))?;
+            device
+                .check()
+                .map_err(|e| EngineError::bad(format!("sys/audit: {e}")))?;
+            Sink::Stream(device)
+        };
+        let head = sink.link();
+        let mut devices = current.devices.clone();
+        let device_path = config.path.clone();
+        devices.push(Arc::new(Device { config, sink }));
+        self.store(&devices).await?;
+        // Replaces any head left by an earlier device at this path.
+        self.heads.publish(&device_path, head);
+        self.swap(current, devices);
+        Ok(())
+    }
+
+    /// A file device's file, opened (and created) before the device is stored.
+    fn open_new_file(&self, config: &DeviceConfig, key: &ChainKey) -> Result<Sink> {
         let file_path = config
             .file_path()
             .filter(|p| !p.is_empty())
@@ -414,18 +521,9 @@ impl AuditBroker {
         if let Some(dir) = self.barrier.storage().data_dir() {
             refuse_in_data_dir(Path::new(file_path), dir)?;
         }
-        let opened = file::open(Path::new(file_path), &current.key, file::Tail::Refuse)
+        let opened = file::open(Path::new(file_path), key, file::Tail::Refuse)
             .map_err(|e| EngineError::bad(format!("sys/audit: {e}")))?;
-        let sink = FileDevice::new(Path::new(file_path), opened);
-        let head = sink.link();
-        let mut devices = current.devices.clone();
-        let device_path = config.path.clone();
-        devices.push(Arc::new(Device { config, sink }));
-        self.store(&devices).await?;
-        // Replaces any head left by an earlier device at this path.
-        self.heads.publish(&device_path, head);
-        self.swap(current, devices);
-        Ok(())
+        Ok(Sink::File(FileDevice::new(Path::new(file_path), opened)))
     }
 
     pub async fn disable(&self, path: &str) -> Result<bool> {
@@ -489,8 +587,12 @@ impl AuditBroker {
             .find(|d| d.config.path == path)
             .cloned()
             .ok_or_else(|| EngineError::bad(format!("unknown audit backend {path}")))?;
-        let (file, end) = device
-            .sink
+        let Sink::File(sink) = &device.sink else {
+            return Err(EngineError::bad(format!(
+                "audit device {path} sends its lines away: verify the receiver's copy with `ironseal audit verify FILE`"
+            )));
+        };
+        let (file, end) = sink
             .snapshot()
             .map_err(|e| EngineError::Internal(format!("audit device {path}: {e}")))?;
         let stored: Option<Link> = self.barrier.get_json(&head_key(&path))?;
@@ -505,7 +607,7 @@ impl AuditBroker {
         .map_err(|e| EngineError::Internal(format!("audit device {path}: cannot read: {e}")))?;
         Ok(VerifyReport {
             device: path,
-            file_path: device.sink.path().display().to_string(),
+            file_path: sink.path().display().to_string(),
             stored_head_found: stored.is_none() || report.head_found,
             stored_head: stored,
             report,

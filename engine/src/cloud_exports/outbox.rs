@@ -100,6 +100,11 @@ pub(crate) fn delete_in(tx: &mut BarrierTx<'_>, id: &uuid::Uuid) {
     tx.delete(&path(id));
 }
 
+/// How many jobs wait in the outbox.
+pub(crate) fn depth(barrier: &Barrier) -> Result<usize> {
+    Ok(barrier.list(PREFIX)?.len())
+}
+
 /// Every job in the outbox.
 pub(crate) fn all(barrier: &Barrier) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();

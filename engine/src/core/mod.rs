@@ -28,7 +28,13 @@ use crate::transit::TransitSettings;
 mod auth;
 mod housekeeping;
 
+/// Ironseal's own version, reported beside [`API_VERSION`] (`ironseal_version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The OpenBao release whose API this appliance implements, reported as `version` by
+/// `sys/health` and `sys/seal-status`: clients gate features on that field with a
+/// version comparison, and Ironseal's own 0.x would turn every such check off.
+pub const API_VERSION: &str = "2.4.0";
 
 /// The seals the configuration names: the active one, and the one being migrated away
 /// from (Vault's `disabled = "true"` seal block).

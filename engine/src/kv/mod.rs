@@ -8,6 +8,7 @@
 //! finds nothing. Reads of an explicit version behave as in Vault.
 
 mod metadata;
+mod plain;
 
 pub use metadata::{KeyMetadata, KvConfig, MetadataUpdate, VersionMeta};
 

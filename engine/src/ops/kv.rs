@@ -1,5 +1,5 @@
 //! kv v2 operations: `data/`, `metadata/`, `delete/`, `undelete/`, `destroy/`,
-//! `config`, each on the mount the door routed to.
+//! `config`, and kv v1's unversioned entries, each on the mount the door routed to.
 
 use std::collections::BTreeMap;
 
@@ -310,5 +310,81 @@ impl Op for KvConfigWrite {
             c.delete_version_after = d;
         }
         kv.set_config(c).await
+    }
+}
+
+/// kv version 1 `<path>` read: the entry, if any.
+pub struct KvV1Read {
+    pub mount: MountRef,
+    pub path: String,
+}
+
+impl Op for KvV1Read {
+    type Output = Option<Map<String, Value>>;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Read)
+    }
+
+    async fn run(self, _cx: Context<'_>) -> Result<Option<Map<String, Value>>> {
+        kv(&self.mount)?.plain_read(&self.path)
+    }
+}
+
+/// kv version 1 `<path>` write: replaces the entry (`create` or `update`, by existence).
+pub struct KvV1Write {
+    pub mount: MountRef,
+    pub path: String,
+    pub data: Map<String, Value>,
+}
+
+impl Op for KvV1Write {
+    type Output = ();
+
+    fn access(&self) -> Access {
+        Access::AclCreateOrUpdate
+    }
+
+    fn exists(&self, _core: &Core) -> Result<bool> {
+        kv(&self.mount)?.plain_exists(&self.path)
+    }
+
+    async fn run(self, _cx: Context<'_>) -> Result<()> {
+        kv(&self.mount)?.plain_write(&self.path, self.data).await
+    }
+}
+
+pub struct KvV1Delete {
+    pub mount: MountRef,
+    pub path: String,
+}
+
+impl Op for KvV1Delete {
+    type Output = ();
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Delete)
+    }
+
+    async fn run(self, _cx: Context<'_>) -> Result<()> {
+        kv(&self.mount)?.plain_delete(&self.path).await
+    }
+}
+
+/// kv version 1 `<dir>` list.
+pub struct KvV1List {
+    pub mount: MountRef,
+    pub dir: String,
+}
+
+impl Op for KvV1List {
+    type Output = Vec<String>;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::List)
+    }
+
+    async fn run(self, _cx: Context<'_>) -> Result<Vec<String>> {
+        kv(&self.mount)?.plain_list(&self.dir)
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::report::SealErrorReport;
 use super::SealConfig;
-use crate::core::{Core, VERSION};
+use crate::core::{Core, API_VERSION, VERSION};
 use crate::error::Result;
 
 /// `sys/seal-status`, in Vault's field names.
@@ -23,7 +23,9 @@ pub struct SealStatus {
     pub n: u8,
     pub progress: usize,
     pub nonce: String,
+    /// The OpenBao API level ([`API_VERSION`]).
     pub version: String,
+    pub ironseal_version: String,
     pub build_date: String,
     pub migration: bool,
     pub recovery_seal: bool,
@@ -87,7 +89,8 @@ impl Core {
             } else {
                 String::new()
             },
-            version: VERSION.into(),
+            version: API_VERSION.into(),
+            ironseal_version: VERSION.into(),
             build_date: String::new(),
             migration,
             recovery_seal: recovery,

@@ -2,12 +2,15 @@
 //! so far in a single durable transaction, so N concurrent writes cost one fsync, and a
 //! write is acknowledged only once it is on disk.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{retry_on_conflict, Backend, Batch, Invalidations, IsConflict, Op, StorageError};
+use super::{
+    retry_on_conflict, Backend, Batch, Invalidations, IsConflict, Op, StorageError, StorageFigures,
+};
 
 type Job = (Batch, oneshot::Sender<Result<(), StorageError>>);
 
@@ -17,6 +20,15 @@ pub struct Storage {
     backend: Arc<dyn Backend>,
     tx: mpsc::UnboundedSender<Job>,
     invalidations: Arc<Invalidations>,
+    counters: Arc<Counters>,
+}
+
+/// Kept by the commit thread.
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    batches: AtomicU64,
+    failed_batches: AtomicU64,
 }
 
 /// Upper bound on batches folded into one transaction, so one commit stays short.
@@ -40,14 +52,19 @@ impl Storage {
     pub fn new(backend: Arc<dyn Backend>) -> Arc<Self> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let writer = backend.clone();
+        let counters = Arc::new(Counters::default());
+        let counted = counters.clone();
         let spawned = thread::Builder::new()
             .name("storage-commit".into())
             .spawn(move || {
                 while let Some(jobs) = next_group(&mut rx, MAX_GROUP) {
                     let (batches, waiters): (Vec<Batch>, Vec<_>) = jobs.into_iter().unzip();
+                    let n = batches.len() as u64;
                     match writer.apply(&batches) {
                         // A waiter whose batch has no answer sees `WriterGone`.
                         Ok(applied) => {
+                            counted.commits.fetch_add(1, Ordering::Relaxed);
+                            counted.batches.fetch_add(n, Ordering::Relaxed);
                             for (w, outcome) in waiters.into_iter().zip(applied) {
                                 let _ = w.send(
                                     outcome.map_err(|c| StorageError::Conflict { key: c.key }),
@@ -55,6 +72,7 @@ impl Storage {
                             }
                         }
                         Err(e) => {
+                            counted.failed_batches.fetch_add(n, Ordering::Relaxed);
                             let e = Arc::new(e);
                             for w in waiters {
                                 let _ = w.send(Err(StorageError::Commit(e.clone())));
@@ -72,6 +90,7 @@ impl Storage {
             backend,
             tx,
             invalidations,
+            counters,
         })
     }
 
@@ -94,6 +113,15 @@ impl Storage {
 
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         self.backend.data_dir()
+    }
+
+    pub fn figures(&self) -> StorageFigures {
+        StorageFigures {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            failed_batches: self.counters.failed_batches.load(Ordering::Relaxed),
+            backend: self.backend.figures(),
+        }
     }
 
     /// Applies `batch` atomically if its conditions hold (else `Conflict`); returns

@@ -196,6 +196,31 @@ pub struct Conflict {
     pub key: String,
 }
 
+/// A backend's own figures; `None` where it has no such thing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BackendFigures {
+    /// Bytes in the write-ahead log, not yet checkpointed into the database.
+    pub wal_bytes: Option<u64>,
+    /// Checkpoints since start (the log emptied into the database).
+    pub checkpoints: Option<u64>,
+    /// The database file's size.
+    pub file_bytes: Option<u64>,
+    /// Writes are refused until a restart replays the log.
+    pub broken: bool,
+}
+
+/// What storage has done since start, for `sys/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StorageFigures {
+    /// Group commits applied (one durable transaction each).
+    pub commits: u64,
+    /// Write batches committed, across those groups.
+    pub batches: u64,
+    /// Batches refused: their group commit failed.
+    pub failed_batches: u64,
+    pub backend: BackendFigures,
+}
+
 /// A durable key-value store. Only ciphertext (and the non-secret seal configuration)
 /// is ever handed to it.
 pub trait Backend: Send + Sync + 'static {
@@ -218,6 +243,11 @@ pub trait Backend: Send + Sync + 'static {
     /// audit log) may be put there, lest it land on the store or its log.
     fn data_dir(&self) -> Option<&std::path::Path> {
         None
+    }
+
+    /// What the backend can tell of its own state, for `sys/metrics`.
+    fn figures(&self) -> BackendFigures {
+        BackendFigures::default()
     }
 
     /// Where to raise the prefixes of keys that other writers changed. A single-node

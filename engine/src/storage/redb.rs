@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::wal::Wal;
-use super::{Applied, Backend, Batch, Conflict, Op, StorageError};
+use super::{Applied, Backend, BackendFigures, Batch, Conflict, Op, StorageError};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("ironseal");
 /// Checkpoint limits: the log is replayed at start, so its size bounds start-up time;
@@ -28,12 +28,15 @@ pub struct RedbBackend {
     db: Database,
     /// The redb file's directory, resolved (the log and TLS files live there too).
     dir: Option<PathBuf>,
+    /// The redb file, for its size.
+    path: PathBuf,
     log: Mutex<Log>,
 }
 
 struct Log {
     wal: Wal,
     last_checkpoint: Instant,
+    checkpoints: u64,
     /// Set when the log or redb failed in a way that leaves their agreement unknown;
     /// every later write is refused rather than risk acknowledging a lost one.
     broken: Option<Arc<StorageError>>,
@@ -82,9 +85,11 @@ impl RedbBackend {
         Ok(RedbBackend {
             db,
             dir,
+            path: path.to_path_buf(),
             log: Mutex::new(Log {
                 wal,
                 last_checkpoint: Instant::now(),
+                checkpoints: 0,
                 broken: None,
             }),
         })
@@ -99,6 +104,7 @@ fn checkpoint(db: &Database, log: &mut Log) -> Result<(), StorageError> {
         .reset()
         .map_err(StorageError::io("emptying the write-ahead log"))?;
     log.last_checkpoint = Instant::now();
+    log.checkpoints += 1;
     Ok(())
 }
 
@@ -238,5 +244,15 @@ impl Backend for RedbBackend {
 
     fn data_dir(&self) -> Option<&Path> {
         self.dir.as_deref()
+    }
+
+    fn figures(&self) -> BackendFigures {
+        let log = self.log.lock();
+        BackendFigures {
+            wal_bytes: Some(log.wal.len()),
+            checkpoints: Some(log.checkpoints),
+            file_bytes: std::fs::metadata(&self.path).ok().map(|m| m.len()),
+            broken: log.broken.is_some(),
+        }
     }
 }

@@ -9,6 +9,7 @@ mod generate_root;
 mod health;
 mod init;
 mod keyring;
+pub(crate) mod metrics;
 mod mounts;
 mod policies;
 mod rotate_keys;
@@ -94,6 +95,17 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("auth", "") => auth::list(core, req).await,
         ("auth", "token/tune") => auth::tune(core, req, auth::TuneVia::Auth).await,
         ("wrapping", t) => wrapping::handle(core, req, t).await,
+        ("host-info", "") => metrics::host_info(core, req).await,
+        // Namespaces are an Enterprise (and OpenBao) feature: say so rather than 404.
+        ("namespaces", _) => {
+            refuse(
+                core,
+                req,
+                Access::Acl(req.op),
+                EngineError::bad("namespaces are not supported by this server"),
+            )
+            .await
+        }
         _ => crate::vault::no_route(core, req).await,
     }
 }

@@ -12,6 +12,7 @@ pub mod generate_root;
 pub mod health;
 pub mod init;
 pub mod keyring;
+pub mod metrics;
 pub mod mounts;
 pub mod policies;
 pub mod rotate_keys;
