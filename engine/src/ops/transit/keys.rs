@@ -80,15 +80,17 @@ pub struct TransitKeyCreate {
 }
 
 impl Op for TransitKeyCreate {
-    type Output = ();
+    /// The key, with Vault's warning when it existed already.
+    type Output = KeyDescription;
 
     fn access(&self) -> Access {
         Access::Acl(Operation::Update)
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<()> {
-        self.mount.transit()?.create(&self.key, self.spec?).await?;
-        Ok(())
+    async fn run(self, _cx: Context<'_>) -> Result<KeyDescription> {
+        let (key, created) = self.mount.transit()?.create(&self.key, self.spec?).await?;
+        let warning = (!created).then(|| format!("key {} already existed", self.key));
+        KeyDescription::new(key, &[], warning)
     }
 }
 
@@ -135,15 +137,15 @@ pub struct TransitKeyRotate {
 }
 
 impl Op for TransitKeyRotate {
-    type Output = ();
+    type Output = KeyDescription;
 
     fn access(&self) -> Access {
         Access::Acl(Operation::Update)
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<()> {
-        self.mount.transit()?.rotate(&self.key).await?;
-        Ok(())
+    async fn run(self, _cx: Context<'_>) -> Result<KeyDescription> {
+        let key = self.mount.transit()?.rotate(&self.key).await?;
+        KeyDescription::new(key, &[], None)
     }
 }
 
