@@ -1,7 +1,7 @@
 //! `keys/`: list; `keys/:name`: create, read, delete; `keys/:name/config`, `/rotate`,
 //! `/trim`. Create, rotate, config and trim answer the key, as OpenBao's (hvac reads
-//! `["data"]["latest_version"]` after a rotate); a create of an existing key adds
-//! Vault's warning.
+//! `["data"]["latest_version"]` after a rotate); a create of an existing key answers it
+//! unchanged.
 
 use std::sync::Arc;
 

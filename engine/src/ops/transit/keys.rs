@@ -80,7 +80,7 @@ pub struct TransitKeyCreate {
 }
 
 impl Op for TransitKeyCreate {
-    /// The key, with Vault's warning when it existed already.
+    /// The key, created or as it was (OpenBao 2.7 gives no warning for an existing one).
     type Output = KeyDescription;
 
     fn access(&self) -> Access {
@@ -88,9 +88,8 @@ impl Op for TransitKeyCreate {
     }
 
     async fn run(self, _cx: Context<'_>) -> Result<KeyDescription> {
-        let (key, created) = self.mount.transit()?.create(&self.key, self.spec?).await?;
-        let warning = (!created).then(|| format!("key {} already existed", self.key));
-        KeyDescription::new(key, &[], warning)
+        let (key, _created) = self.mount.transit()?.create(&self.key, self.spec?).await?;
+        KeyDescription::new(key, &[], None)
     }
 }
 
