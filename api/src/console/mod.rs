@@ -387,6 +387,7 @@ async fn sign_in(
         body: Map::new(),
         token: String::clone(&token),
         remote_address: parts.extensions.get::<SocketAddr>().map(|a| a.ip()),
+        wrap_ttl: None,
     };
     let data = match crate::vault::handle(door.core, lookup).await {
         Ok(reply) => reply

@@ -119,6 +119,26 @@ impl EcKey {
         }
     }
 
+    /// A PKCS#8 private key on `curve`; a key on another curve or of another
+    /// algorithm is refused.
+    pub fn from_pkcs8_der(curve: Curve, der: &[u8]) -> Result<EcKey, EcError> {
+        use p256::pkcs8::DecodePrivateKey;
+        let bad = |_| EcError::InvalidKey;
+        Ok(match curve {
+            Curve::P256 => EcKey::P256(Box::new(
+                p256::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?,
+            )),
+            Curve::P384 => EcKey::P384(Box::new(
+                p384::ecdsa::SigningKey::from_pkcs8_der(der).map_err(bad)?,
+            )),
+        })
+    }
+
+    /// The private scalar, big-endian, the field's length: the stored form.
+    pub fn scalar_bytes(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(on_curve!(self, EcKey, k, _curve => k.to_bytes().to_vec()))
+    }
+
     /// Signs `digest` (RFC 6979 deterministic nonces).
     pub fn sign_prehash(&self, digest: &[u8], format: SignatureFormat) -> Result<Vec<u8>, EcError> {
         let digest = field_prehash(digest, self.curve().field_len());
@@ -195,6 +215,16 @@ impl EcPublicKey {
             }
             .map_err(|_| EcError::InvalidSignature)?;
             Ok(k.verify_prehash(&digest, &parsed).is_ok())
+        })
+    }
+
+    /// The point's affine coordinates, big-endian, each the field's length.
+    pub fn affine_coordinates(&self) -> (Vec<u8>, Vec<u8>) {
+        on_curve!(self, EcPublicKey, k, _curve => {
+            let point = k.to_encoded_point(false);
+            let x = point.x().map(|x| x.to_vec()).unwrap_or_default();
+            let y = point.y().map(|y| y.to_vec()).unwrap_or_default();
+            (x, y)
         })
     }
 

@@ -30,6 +30,18 @@ impl RsaKey {
         RsaKey { private, public }
     }
 
+    /// A key pair from its parts, checked for consistency.
+    pub fn from_components(
+        n: rsa::BigUint,
+        e: rsa::BigUint,
+        d: rsa::BigUint,
+        primes: Vec<rsa::BigUint>,
+    ) -> Result<RsaKey, RsaError> {
+        let private = RsaPrivateKey::from_components(n, e, d, primes)?;
+        private.validate()?;
+        Ok(RsaKey::from_private(private))
+    }
+
     /// Parses the stored form, PKCS#8 DER.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<RsaKey, RsaError> {
         let private = RsaPrivateKey::from_pkcs8_der(der).map_err(RsaError::Pkcs8)?;

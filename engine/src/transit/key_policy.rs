@@ -39,6 +39,13 @@ pub struct KeyConfig {
     /// Bytes of an `hmac` key; 0 for other types.
     #[serde(default)]
     pub key_size: usize,
+    /// Made outside and imported (`keys/:name/import`); a rotation here clears it, as
+    /// in Vault.
+    #[serde(default)]
+    pub imported: bool,
+    /// Whether an imported key may be rotated here (`allow_rotation`).
+    #[serde(default)]
+    pub allow_imported_rotation: bool,
 }
 
 /// One version of a key: its secret bytes, the HMAC key every version carries (Vault's
@@ -129,7 +136,7 @@ pub struct ConfigUpdate {
     pub auto_rotate_period: Option<u64>,
 }
 
-fn check_rotate_period(period: u64, min: u64) -> TransitResult<()> {
+pub(crate) fn check_rotate_period(period: u64, min: u64) -> TransitResult<()> {
     if period != 0 && period < min {
         let floor = if min == DEFAULT_MIN_AUTO_ROTATE_PERIOD {
             "an hour".to_string()
@@ -196,6 +203,8 @@ impl CreateKey {
             min_available_version: 0,
             auto_rotate_period: self.auto_rotate_period,
             key_size,
+            imported: false,
+            allow_imported_rotation: false,
         })
     }
 }

@@ -6,6 +6,8 @@
 //! - `material`: secret bytes and the ciphers/keys parsed from them once.
 //! - `encryption` (encrypt, decrypt, rewrap, datakey), `signing`, `hmac`, `export`,
 //!   `hash`, `random`: the operations.
+//! - `backup` (backup and restore in Vault's format), `import` (BYOK import in Vault's
+//!   format and the mount's wrapping key).
 //! - `cache`: parsed keys in memory; `storage`: how keys sit under the barrier.
 //!
 //! Reads take a snapshot `Arc<Key>` from the cache and never wait; writes to one key
@@ -16,6 +18,7 @@
 //! wrong key does ([`DECRYPT_FAILED`]), after comparable work with a stand-in key, so
 //! `decrypt` cannot be used to find out which key names exist.
 
+mod backup;
 mod batch;
 mod cache;
 mod encryption;
@@ -23,6 +26,7 @@ pub mod error;
 mod export;
 pub mod hash;
 mod hmac;
+pub mod import;
 pub mod key_policy;
 pub mod keytype;
 mod material;
@@ -47,6 +51,7 @@ pub use self::encryption::parse_ciphertext;
 pub use self::error::{TransitError, TransitResult, DECRYPT_FAILED};
 pub use self::export::{ExportFormat, ExportType};
 pub use self::hash::HashAlgorithm;
+pub use self::import::{ImportKey, OaepHash};
 pub use self::key_policy::{ConfigUpdate, CreateKey, Key, KeyConfig, Version};
 pub use self::keytype::KeyType;
 pub use self::material::{Marshaling, SecretBytes};
@@ -56,6 +61,7 @@ use self::cache::{KeyCache, Lookup};
 use self::material::generate_secret;
 use self::storage::KeyStore;
 use crate::barrier::Barrier;
+use crate::crypto::rsa::RsaKey;
 use crate::storage::{retry_on_conflict, IsConflict};
 
 const LOCK_STRIPES: usize = 64;
@@ -129,6 +135,9 @@ pub struct TransitEngine {
     cache: Arc<KeyCache>,
     locks: Vec<tokio::sync::Mutex<()>>,
     hasher: std::collections::hash_map::RandomState,
+    /// The BYOK wrapping key once loaded; the mutex serialises its first making.
+    wrapping_key: parking_lot::Mutex<Option<Arc<RsaKey>>>,
+    making_wrapping_key: tokio::sync::Mutex<()>,
 }
 
 /// The stand-in for keys that do not exist: an AES-256 key no ciphertext was made with.
@@ -150,6 +159,8 @@ fn phantom() -> Arc<Key> {
                 min_available_version: 0,
                 auto_rotate_period: 0,
                 key_size: 0,
+                imported: false,
+                allow_imported_rotation: false,
             };
             let mut versions = BTreeMap::new();
             let secret = SecretBytes::random(32);
@@ -186,6 +197,8 @@ impl TransitEngine {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             hasher: Default::default(),
+            wrapping_key: parking_lot::Mutex::new(None),
+            making_wrapping_key: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -282,14 +295,22 @@ impl TransitEngine {
     }
 
     async fn rotate_locked(&self, current: &Key) -> TransitResult<Arc<Key>> {
+        if current.config.imported && !current.config.allow_imported_rotation {
+            return Err(TransitError::invalid(format!(
+                "imported key {} does not allow rotation within Vault",
+                current.name()
+            )));
+        }
         let next_number = current
             .config
             .latest_version
             .checked_add(1)
             .ok_or_else(|| TransitError::invalid("the key has no versions left"))?;
         let version = Self::new_version(&current.config, next_number).await?;
-        self.persist(Some(current), current.with_version(version))
-            .await
+        // A version made here: the key is no longer only imported material, as in Vault.
+        let mut next = current.with_version(version);
+        next.config.imported = false;
+        self.persist(Some(current), next).await
     }
 
     /// Writes `next` if storage still holds `expected` (what it was derived from), then
@@ -425,8 +446,221 @@ impl TransitEngine {
         Ok(rotated)
     }
 
+    /// `backup/:name`: the key in Vault's backup format.
+    pub fn backup(&self, name: &str) -> TransitResult<zeroize::Zeroizing<String>> {
+        let key = self
+            .get(name)?
+            .ok_or_else(|| TransitError::invalid(format!("key {name:?} not found")))?;
+        key.backup()
+    }
+
+    /// `restore(/:name)`: the key a backup holds, under its own name or `rename`; an
+    /// existing key is replaced only with `force`.
+    pub async fn restore(
+        &self,
+        rename: Option<&str>,
+        backup: &str,
+        force: bool,
+    ) -> TransitResult<Arc<Key>> {
+        let restored = backup::parse_backup(backup, rename)?;
+        let name = restored.name().to_string();
+        let _w = self.lock_for(&name).lock().await;
+        let (name, restored) = (&name, &restored);
+        let key = retry_on_conflict(|| async move {
+            let existing = self.get(name)?;
+            if existing.is_some() && !force {
+                return Err(TransitError::invalid(format!(
+                    "key {name:?} already exists"
+                )));
+            }
+            self.persist(
+                existing.as_deref(),
+                restored.with_config(restored.config.clone()),
+            )
+            .await
+        })
+        .await?;
+        tracing::info!(key = %name, version = key.config.latest_version, "transit key restored");
+        Ok(key)
+    }
+
+    /// The mount's BYOK wrapping key, made on first use.
+    pub async fn wrapping_key(&self) -> TransitResult<Arc<RsaKey>> {
+        if let Some(k) = self.wrapping_key.lock().clone() {
+            return Ok(k);
+        }
+        let _making = self.making_wrapping_key.lock().await;
+        if let Some(k) = self.wrapping_key.lock().clone() {
+            return Ok(k);
+        }
+        let stored = match self.store.wrapping_key()? {
+            Some(stored) => stored,
+            None => {
+                let bits = import::WRAPPING_KEY_BITS;
+                let made = crate::compute::run(move || {
+                    let key = RsaKey::generate(bits).map_err(TransitError::internal)?;
+                    let der = key.to_pkcs8_der().map_err(TransitError::internal)?;
+                    Ok::<_, TransitError>(SecretBytes::new(der.to_vec()))
+                })
+                .await??;
+                let kept = self.store.keep_wrapping_key(made).await?;
+                tracing::info!("transit BYOK wrapping key made");
+                kept
+            }
+        };
+        let key = Arc::new(
+            RsaKey::from_pkcs8_der(stored.as_slice())
+                .map_err(|_| TransitError::internal("stored wrapping key is invalid"))?,
+        );
+        *self.wrapping_key.lock() = Some(key.clone());
+        Ok(key)
+    }
+
+    /// The imported key bytes of a BYOK `ciphertext`.
+    async fn unwrap_import(
+        &self,
+        ciphertext: Vec<u8>,
+        hash: OaepHash,
+        kind: KeyType,
+    ) -> TransitResult<SecretBytes> {
+        let wrapping = self.wrapping_key().await?;
+        crate::compute::run(move || {
+            let target = import::unwrap_target(&wrapping, &ciphertext, hash)?;
+            import::imported_secret(kind, &target)
+        })
+        .await?
+    }
+
+    /// `keys/:name/import`: a new key whose first version is the wrapped key.
+    pub async fn import(
+        &self,
+        name: &str,
+        spec: ImportKey,
+        ciphertext: Vec<u8>,
+        hash: OaepHash,
+    ) -> TransitResult<Arc<Key>> {
+        if !valid_key_name(name) {
+            return Err(TransitError::invalid(format!("invalid key name {name:?}")));
+        }
+        let mut config = spec.into_config(name, self.settings.min_auto_rotate_period)?;
+        let exists = || {
+            TransitError::invalid(
+                "the import path cannot be used with an existing key; use import-version to rotate an existing imported key",
+            )
+        };
+        if self.exists(name)? {
+            return Err(exists());
+        }
+        let secret = self.unwrap_import(ciphertext, hash, config.kind).await?;
+        if config.kind == KeyType::Hmac {
+            config.key_size = secret.len();
+        }
+        let _w = self.lock_for(name).lock().await;
+        let (config, secret) = (&config, &secret);
+        let key = retry_on_conflict(|| async move {
+            if self.get(name)?.is_some() {
+                return Err(exists());
+            }
+            let first = Self::imported_version(config, 1, secret.clone())?;
+            let empty = Key {
+                config: config.clone(),
+                versions: BTreeMap::new(),
+                phantom: false,
+            };
+            self.persist(None, empty.with_version(first)).await
+        })
+        .await?;
+        tracing::info!(key = %name, kind = %key.kind(), "transit key imported");
+        Ok(key)
+    }
+
+    fn imported_version(
+        config: &KeyConfig,
+        number: u32,
+        secret: SecretBytes,
+    ) -> TransitResult<Version> {
+        let hmac_key = if config.kind == KeyType::Hmac {
+            SecretBytes::default()
+        } else {
+            SecretBytes::random(32)
+        };
+        Version::build(config, number, OffsetDateTime::now_utc(), secret, hmac_key)
+    }
+
+    /// `keys/:name/import_version`: the wrapped key as the next version of an imported
+    /// key. `version` names an existing version to complete, which Vault allows only
+    /// for versions imported as a public key alone, which this appliance does not take:
+    /// it is refused with Vault's words.
+    pub async fn import_version(
+        &self,
+        name: &str,
+        ciphertext: Vec<u8>,
+        hash: OaepHash,
+        version: Option<i64>,
+    ) -> TransitResult<Arc<Key>> {
+        let current = self.get(name)?.ok_or_else(|| {
+            TransitError::invalid(format!(
+                "no key found with name {name}; to import a new key, use the import/ endpoint"
+            ))
+        })?;
+        if !current.config.imported {
+            return Err(TransitError::invalid(
+                "the import_version endpoint can only be used with an imported key",
+            ));
+        }
+        if current.config.convergent_encryption {
+            return Err(TransitError::invalid(
+                "import_version cannot be used on keys with convergent encryption enabled",
+            ));
+        }
+        let kind = current.kind();
+        let secret = self.unwrap_import(ciphertext, hash, kind).await?;
+        if let Some(v) = version {
+            if u32::try_from(v)
+                .ok()
+                .and_then(|v| current.version(v))
+                .is_none()
+            {
+                return Err(TransitError::invalid("no such key version"));
+            }
+            if !kind.is_asymmetric() {
+                return Err(TransitError::invalid(
+                    "provided type does not support importing key versions",
+                ));
+            }
+            return Err(TransitError::invalid(
+                "private key imported, key version cannot be updated",
+            ));
+        }
+        let _w = self.lock_for(name).lock().await;
+        let secret = &secret;
+        let key = retry_on_conflict(|| async move {
+            let current = self.get(name)?.ok_or_else(|| {
+                TransitError::invalid(format!(
+                    "no key found with name {name}; to import a new key, use the import/ endpoint"
+                ))
+            })?;
+            let number = current
+                .config
+                .latest_version
+                .checked_add(1)
+                .ok_or_else(|| TransitError::invalid("the key has no versions left"))?;
+            let mut config = current.config.clone();
+            if kind == KeyType::Hmac {
+                config.key_size = secret.len();
+            }
+            let version = Self::imported_version(&config, number, secret.clone())?;
+            let next = current.with_config(config).with_version(version);
+            self.persist(Some(&current), next).await
+        })
+        .await?;
+        tracing::info!(key = %name, version = key.config.latest_version, "transit key version imported");
+        Ok(key)
+    }
+
     /// Drops every cached key (seal, unmount).
     pub fn clear_cache(&self) {
         self.cache.clear();
+        *self.wrapping_key.lock() = None;
     }
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! policy/<name>        the key: its configuration and every version it still holds
 //! auto-rotate/<name>   present while the key has an auto_rotate_period (empty value)
+//! wrapping-key         the mount's RSA-4096 BYOK wrapping key (PKCS#8), made once
 //! ```
 //!
 //! The second is an index, written in the same batch as the key, so that the periodic
@@ -24,6 +25,12 @@ use crate::storage::{within, IsConflict, StorageError};
 
 const POLICY_DIR: &str = "policy/";
 const AUTO_ROTATE_DIR: &str = "auto-rotate/";
+const WRAPPING_KEY: &str = "wrapping-key";
+
+#[derive(Serialize, Deserialize)]
+struct StoredWrappingKey {
+    key: SecretBytes,
+}
 
 #[derive(Serialize)]
 struct StoredKeyOut<'a> {
@@ -219,6 +226,34 @@ impl KeyStore {
         } else {
             Err(self.conflict(name))
         }
+    }
+
+    /// The mount's BYOK wrapping key, if it was made.
+    pub fn wrapping_key(&self) -> TransitResult<Option<SecretBytes>> {
+        let path = format!("{}{WRAPPING_KEY}", self.prefix);
+        let Some(plain) = self.barrier.get(&path)? else {
+            return Ok(None);
+        };
+        let stored: StoredWrappingKey = serde_json::from_slice(&plain)
+            .map_err(|_| TransitError::Engine(EngineError::Corrupt(path)))?;
+        Ok(Some(stored.key))
+    }
+
+    /// Stores `key` as the wrapping key unless one is stored already (another node
+    /// made it first); returns the one storage holds.
+    pub async fn keep_wrapping_key(&self, key: SecretBytes) -> TransitResult<SecretBytes> {
+        let path = format!("{}{WRAPPING_KEY}", self.prefix);
+        let path = &path;
+        let key = &key;
+        self.barrier
+            .transact(|tx| {
+                if let Some(stored) = tx.get_json::<StoredWrappingKey>(path)? {
+                    return Ok(stored.key);
+                }
+                tx.put_json(path, &StoredWrappingKey { key: key.clone() })?;
+                Ok::<_, TransitError>(key.clone())
+            })
+            .await
     }
 
     /// Drops a stale auto-rotation index entry (its key is gone or no longer rotates),

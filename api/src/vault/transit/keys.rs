@@ -1,6 +1,7 @@
 //! `keys/`: list; `keys/:name`: create, read, delete; `keys/:name/config`, `/rotate`,
-//! `/trim`. Create and rotate answer 204 as in the Clever KMS transcript ("Success!
-//! Data written to: transit/keys/my-key"); config and trim answer the key, as Vault's.
+//! `/trim`. Create, rotate, config and trim answer the key, as OpenBao's (hvac reads
+//! `["data"]["latest_version"]` after a rotate); a create of an existing key answers it
+//! unchanged.
 
 use std::sync::Arc;
 
@@ -21,6 +22,12 @@ use crate::vault::apply;
 
 fn no_content(_: ()) -> Result<Reply, ApiError> {
     Ok(Reply::no_content())
+}
+
+/// The key as a read shows it, with Vault's warning if any.
+fn described(d: KeyDescription) -> Result<Reply, ApiError> {
+    let warnings = d.warning.iter().cloned().collect();
+    Ok(with_warnings(Reply::data(key_json(&d)), warnings))
 }
 
 pub async fn list(
@@ -93,7 +100,7 @@ pub async fn create(
     name: &str,
 ) -> Result<Reply, ApiError> {
     let (key, spec) = (name.to_string(), spec(req));
-    apply(core, req, TransitKeyCreate { mount, key, spec }, no_content).await
+    apply(core, req, TransitKeyCreate { mount, key, spec }, described).await
 }
 
 pub async fn delete(
@@ -124,10 +131,12 @@ pub async fn config(
     name: &str,
 ) -> Result<Reply, ApiError> {
     let (key, update) = (name.to_string(), config_update(req));
-    apply(core, req, TransitKeyConfig { mount, key, update }, |d| {
-        let warnings = d.warning.iter().cloned().collect();
-        Ok(with_warnings(Reply::data(key_json(&d)), warnings))
-    })
+    apply(
+        core,
+        req,
+        TransitKeyConfig { mount, key, update },
+        described,
+    )
     .await
 }
 
@@ -138,7 +147,7 @@ pub async fn rotate(
     name: &str,
 ) -> Result<Reply, ApiError> {
     let key = name.to_string();
-    apply(core, req, TransitKeyRotate { mount, key }, no_content).await
+    apply(core, req, TransitKeyRotate { mount, key }, described).await
 }
 
 fn min_available_version(req: &VaultRequest) -> Result<i64, EngineError> {
@@ -181,9 +190,12 @@ fn key_json(d: &KeyDescription) -> Value {
         "supports_signing": kind.supports_signing(),
         "supports_derivation": kind.supports_derivation(),
         "auto_rotate_period": c.auto_rotate_period,
-        "imported_key": false,
+        "imported_key": c.imported,
         "soft_deleted": false,
     });
+    if c.imported {
+        data["imported_key_allow_rotation"] = json!(c.allow_imported_rotation);
+    }
     if c.key_size != 0 {
         data["key_size"] = json!(c.key_size);
     }

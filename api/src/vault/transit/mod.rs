@@ -3,12 +3,14 @@
 //! decodes its request into an engine operation and shapes Vault's answer from the
 //! operation's typed outcome; ACL checks use the full request path, as Vault's do.
 
+mod backup;
 mod batch;
 mod datakey;
 mod encrypt;
 mod export;
 mod hash;
 mod hmac;
+mod import;
 mod keys;
 mod random;
 mod results;
@@ -43,6 +45,13 @@ enum Endpoint<'a> {
     KeyConfig(&'a str),
     KeyRotate(&'a str),
     KeyTrim(&'a str),
+    KeyImport(&'a str),
+    KeyImportVersion(&'a str),
+    WrappingKey,
+    Backup(&'a str),
+    /// `restore` and `restore/:name`: what follows `restore/` ("" for none; a name
+    /// holding `/` is refused, as Vault's key names hold none).
+    Restore(&'a str),
     /// Vault's upsert: creates the key on first use.
     Encrypt(&'a str),
     /// Every failure to decrypt a well-formed ciphertext, an unknown key name included,
@@ -101,6 +110,11 @@ fn endpoint(rest: &str, op: Operation) -> Endpoint<'_> {
         ["keys", name, "config"] => (KeyConfig(name), Update),
         ["keys", name, "rotate"] => (KeyRotate(name), Update),
         ["keys", name, "trim"] => (KeyTrim(name), Update),
+        ["keys", name, "import"] => (KeyImport(name), Update),
+        ["keys", name, "import_version"] => (KeyImportVersion(name), Update),
+        ["wrapping_key"] => (WrappingKey, Read),
+        ["backup", name] => (Backup(name), Read),
+        ["restore", ..] => (Restore(rest.strip_prefix("restore/").unwrap_or("")), Update),
         ["encrypt", name] => (Encrypt(name), Update),
         ["decrypt", name] => (Decrypt(name), Update),
         ["rewrap", name] => (Rewrap(name), Update),
@@ -161,6 +175,11 @@ pub async fn handle(
         KeyConfig(name) => keys::config(core, req, mount, name).await,
         KeyRotate(name) => keys::rotate(core, req, mount, name).await,
         KeyTrim(name) => keys::trim(core, req, mount, name).await,
+        KeyImport(name) => import::import(core, req, mount, name).await,
+        KeyImportVersion(name) => import::import_version(core, req, mount, name).await,
+        WrappingKey => import::wrapping_key(core, req, mount).await,
+        Backup(name) => backup::backup(core, req, mount, name).await,
+        Restore(name) => backup::restore(core, req, mount, name).await,
         Encrypt(name) => encrypt::handle(core, req, mount, name).await,
         Decrypt(name) => {
             let request = ciphertexts(req).map(|items| Asked {

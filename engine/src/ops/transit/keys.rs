@@ -80,15 +80,16 @@ pub struct TransitKeyCreate {
 }
 
 impl Op for TransitKeyCreate {
-    type Output = ();
+    /// The key, created or as it was (OpenBao 2.7 gives no warning for an existing one).
+    type Output = KeyDescription;
 
     fn access(&self) -> Access {
         Access::Acl(Operation::Update)
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<()> {
-        self.mount.transit()?.create(&self.key, self.spec?).await?;
-        Ok(())
+    async fn run(self, _cx: Context<'_>) -> Result<KeyDescription> {
+        let (key, _created) = self.mount.transit()?.create(&self.key, self.spec?).await?;
+        KeyDescription::new(key, &[], None)
     }
 }
 
@@ -135,15 +136,15 @@ pub struct TransitKeyRotate {
 }
 
 impl Op for TransitKeyRotate {
-    type Output = ();
+    type Output = KeyDescription;
 
     fn access(&self) -> Access {
         Access::Acl(Operation::Update)
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<()> {
-        self.mount.transit()?.rotate(&self.key).await?;
-        Ok(())
+    async fn run(self, _cx: Context<'_>) -> Result<KeyDescription> {
+        let key = self.mount.transit()?.rotate(&self.key).await?;
+        KeyDescription::new(key, &[], None)
     }
 }
 

@@ -2,19 +2,23 @@
 //! has them. Each runs against the transit engine of the mount the door routed to; the
 //! CPU-heavy work goes to the compute pool inside the engine's own methods.
 
+mod backup;
 mod encrypt;
 mod export;
+mod import;
 mod keys;
 mod random;
 mod sign;
 #[cfg(test)]
 mod tests;
 
+pub use self::backup::{RestoreRequest, TransitBackup, TransitRestore};
 pub use self::encrypt::{
     DataKey, DatakeyRequest, Decrypt, EncryptRequest, Encryption, Rewrap, TransitDatakey,
     TransitDecrypt, TransitEncrypt, TransitRewrap,
 };
 pub use self::export::{Exported, TransitExport};
+pub use self::import::{TransitImport, TransitImportVersion, TransitWrappingKey, Wrapped};
 pub use self::keys::{
     KeyDescription, TransitKeyConfig, TransitKeyCreate, TransitKeyDelete, TransitKeyList,
     TransitKeyRead, TransitKeyRotate, TransitKeyTrim,

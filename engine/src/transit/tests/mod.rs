@@ -1,8 +1,10 @@
 //! Unit tests of the transit engine over a real barrier on in-memory storage.
 
+mod backup;
 mod batch;
 mod encryption;
 mod export;
+mod import;
 mod keys;
 mod signing;
 
