@@ -506,6 +506,8 @@ mod tests {
                 format!("keys/{id}/cloud-exports/e1"),
                 format!("DeleteExport {{ key: {id:?}, export: \"e1\" }}"),
             ),
+            (Method::GET, "audit/entries".into(), "AuditEntries".into()),
+            (Method::GET, "audit/verify".into(), "AuditVerify".into()),
         ];
         for (method, path, endpoint) in table {
             assert_eq!(
@@ -533,6 +535,8 @@ mod tests {
             (Method::GET, "keys/k/cloud-exports/e"),
             (Method::POST, "keys/k/cloud-exports/e/auto-sync"),
             (Method::GET, "keys/k/cloud-exports/e/sync"),
+            (Method::POST, "audit/entries"),
+            (Method::DELETE, "audit/verify"),
         ] {
             assert_eq!(
                 routed(method.clone(), path),

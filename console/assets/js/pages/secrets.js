@@ -139,9 +139,8 @@ async function secret(root, mount, path, ctx) {
   try {
     data = (await api.get(`/v1/${enc(mount)}/data/${enc(path)}`, { version: shown })).data;
   } catch (e) {
-    // A deleted or destroyed version reads as 404 with its metadata.
+    // A deleted or destroyed version reads as 404: the metadata says which.
     dataError = e;
-    if (e.body && e.body.data) data = e.body.data;
   }
   if (!ctx.alive()) return;
   const versions = Object.entries(meta.versions || {})
@@ -194,9 +193,9 @@ async function secret(root, mount, path, ctx) {
       { label: 'Key', render: (r) => h('span', { class: 'mono' }, r.k) },
       { label: 'Value', render: (r) => h('span', { class: 'mono' }, typeof r.v === 'string' ? r.v : JSON.stringify(r.v)) },
     ], Object.entries(data.data).map(([k, v]) => ({ k, v })), { caption: `Data of version ${shown}` });
-  } else if (data && data.metadata && data.metadata.destroyed) {
+  } else if (versionState(meta.versions?.[shown] || {}) === 'destroyed') {
     dataBody = notice('warn', h('p', {}, `Version ${shown} is destroyed: its data is gone.`));
-  } else if (data && data.metadata && data.metadata.deletion_time) {
+  } else if (versionState(meta.versions?.[shown] || {}) === 'deleted') {
     dataBody = notice('warn', h('p', {}, `Version ${shown} is deleted. Undelete it to read it again.`));
   } else {
     dataBody = dataError ? errorBlock(dataError) : emptyState('No data.');
