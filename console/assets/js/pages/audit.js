@@ -56,7 +56,7 @@ export async function render(root, params, ctx) {
     try {
       const r = await api.get('/api/v1/audit/entries', {
         device: device.value, path: path.value.trim(), operation: operation.value, outcome: outcome.value,
-        since: rfc3339(since.value), until: rfc3339(until.value), type: 'response', limit: 100,
+        since: rfc3339(since.value), until: rfc3339(until.value), type: 'response', limit: 50,
       });
       if (!ctx.alive()) return;
       replace(entries, table([
