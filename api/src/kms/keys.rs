@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use engine::managed_keys::{material, Algorithm, CreateKey, ListKeys, ManagedKey, Usage};
+use engine::managed_keys::{material, Algorithm, CreateKey, KeyState, ListKeys, ManagedKey, Usage};
 use engine::ops::managed_keys::{KeyCreate, KeyGet, KeyList};
 use engine::ops::Decoded;
 use engine::Core;
@@ -172,11 +172,31 @@ fn list_query(req: &ApiRequest) -> Decoded<ListKeys> {
                 .to_string(),
         ),
     };
+    let state = match req.query.get("state").map(String::as_str) {
+        None | Some("") => None,
+        Some("ENABLED") => Some(KeyState::Enabled),
+        Some("PENDING_DESTRUCTION") => Some(KeyState::PendingDestruction),
+        Some(other) => {
+            return Err(invalid(
+                "INVALID_STATE",
+                format!("unknown state {other:?}: use ENABLED or PENDING_DESTRUCTION"),
+            ))
+        }
+    };
+    let label = match req.query.get("label").filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Some((k.to_string(), v.to_string())),
+            _ => return Err(invalid("INVALID_LABEL", "label must be name=value")),
+        },
+    };
     Ok(ListKeys {
         page_size,
         page_token,
         name_prefix: req.query.get("name").cloned(),
         algorithm,
+        state,
+        label,
     })
 }
 

@@ -12,6 +12,7 @@
 //! and encodes the outcome; the scope, the attenuation checks and the audit lines are the
 //! engine's (`Core::apply`). Fields are decoded before, but reported after, authorization.
 
+mod audit;
 mod cloud_exports;
 mod crypto;
 mod destruction;
@@ -276,6 +277,8 @@ enum Endpoint<'a> {
         key: &'a str,
         export: &'a str,
     },
+    AuditEntries,
+    AuditVerify,
 }
 
 fn unsupported_method(req: &ApiRequest) -> Problem {
@@ -302,6 +305,10 @@ fn route(req: &ApiRequest) -> Result<Endpoint<'_>, Problem> {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let post = |endpoint| match req.method {
         Method::POST => Ok(endpoint),
+        _ => Err(unsupported_method(req)),
+    };
+    let get = |endpoint| match req.method {
+        Method::GET => Ok(endpoint),
         _ => Err(unsupported_method(req)),
     };
     match segs.as_slice() {
@@ -349,6 +356,8 @@ fn route(req: &ApiRequest) -> Result<Endpoint<'_>, Problem> {
             post(Endpoint::SyncExport { key, export })
         }
         ["keys", _, "cloud-exports", ..] => Err(not_found(req)),
+        ["audit", "entries"] => get(Endpoint::AuditEntries),
+        ["audit", "verify"] => get(Endpoint::AuditVerify),
         ["keys", id, op] => match crypto::Use::from_segment(op) {
             Some(op) => post(Endpoint::Crypto(id, op)),
             None => Err(not_found(req)),
@@ -384,6 +393,8 @@ pub async fn handle(core: &Arc<Core>, req: ApiRequest) -> ApiResult {
         Endpoint::DeleteExport { key, export } => {
             cloud_exports::delete(core, &req, key, export).await
         }
+        Endpoint::AuditEntries => audit::entries(core, &req).await,
+        Endpoint::AuditVerify => audit::verify(core, &req).await,
     }
 }
 
@@ -495,6 +506,8 @@ mod tests {
                 format!("keys/{id}/cloud-exports/e1"),
                 format!("DeleteExport {{ key: {id:?}, export: \"e1\" }}"),
             ),
+            (Method::GET, "audit/entries".into(), "AuditEntries".into()),
+            (Method::GET, "audit/verify".into(), "AuditVerify".into()),
         ];
         for (method, path, endpoint) in table {
             assert_eq!(
@@ -522,6 +535,8 @@ mod tests {
             (Method::GET, "keys/k/cloud-exports/e"),
             (Method::POST, "keys/k/cloud-exports/e/auto-sync"),
             (Method::GET, "keys/k/cloud-exports/e/sync"),
+            (Method::POST, "audit/entries"),
+            (Method::DELETE, "audit/verify"),
         ] {
             assert_eq!(
                 routed(method.clone(), path),

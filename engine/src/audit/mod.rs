@@ -11,6 +11,7 @@
 //! in storage, so a file cut short later is found (`verify`, and at the next open).
 
 pub mod chain;
+pub mod entries;
 mod file;
 mod salt;
 mod stream;
@@ -612,6 +613,35 @@ impl AuditBroker {
             stored_head: stored,
             report,
         })
+    }
+
+    /// The device's latest lines matching `query`, newest first (the first enabled
+    /// device when the query names none), as far as the file is synced.
+    pub async fn entries(&self, query: entries::EntryQuery) -> Result<Vec<entries::Entry>> {
+        let current = self.current()?;
+        let device = match &query.device {
+            Some(p) => {
+                let path = normalise(p)?;
+                current.devices.iter().find(|d| d.config.path == path)
+            }
+            None => current.devices.first(),
+        }
+        .cloned()
+        .ok_or_else(|| match &query.device {
+            Some(p) => EngineError::bad(format!("unknown audit backend {p}")),
+            None => EngineError::bad("no audit device is enabled"),
+        })?;
+        let path = device.config.path.clone();
+        let (file, end) = device
+            .sink
+            .snapshot()
+            .map_err(|e| EngineError::Internal(format!("audit device {path}: {e}")))?;
+        tokio::task::spawn_blocking(move || {
+            query.read(std::io::BufReader::new(Snapshot { file, pos: 0, end }))
+        })
+        .await
+        .map_err(EngineError::internal)?
+        .map_err(|e| EngineError::Internal(format!("audit device {path}: cannot read: {e}")))
     }
 
     /// `sys/audit-hash/:path`: the HMAC this device writes for `input`.

@@ -324,6 +324,11 @@ impl KeyStore {
                 .as_ref()
                 .is_some_and(|p| !key.name.starts_with(p.as_str()))
                 || req.algorithm.is_some_and(|a| a != key.algorithm)
+                || req.state.is_some_and(|s| s != key.state)
+                || req
+                    .label
+                    .as_ref()
+                    .is_some_and(|(k, v)| key.labels.get(k) != Some(v))
                 || !visible(&key)
             {
                 continue;

@@ -268,6 +268,9 @@ pub struct ListKeys {
     pub page_token: Option<String>,
     pub name_prefix: Option<String>,
     pub algorithm: Option<Algorithm>,
+    pub state: Option<KeyState>,
+    /// A label the key must carry: `(name, value)`.
+    pub label: Option<(String, String)>,
 }
 
 pub struct KeyPage {

@@ -363,3 +363,74 @@ async fn sealed_refuses_before_anything_and_public_needs_no_token() {
         Ok(json!({"ran": true}))
     );
 }
+
+#[tokio::test]
+async fn reading_the_audit_log_back_needs_sudo_and_shows_the_latest_first() {
+    use crate::audit::entries::{EntryQuery, Outcome as Logged};
+    use crate::ops::sys::audit::AuditEntries;
+
+    let a = appliance().await;
+    a.write(&a.root, "secret/data/first").await.expect("write");
+    a.write(&a.root, "secret/data/second").await.expect("write");
+    let reader = a.token("reader").await;
+    let _ = a.write(&reader, "secret/data/refused").await;
+
+    let path = "api/v1/audit/entries";
+    let entries = |limit| AuditEntries {
+        query: Ok(EntryQuery {
+            limit,
+            ..Default::default()
+        }),
+    };
+    for token in [reader.as_str(), &a.token("sudoer").await] {
+        assert_eq!(
+            a.apply(token, path, Operation::Read, &Map::new(), entries(10))
+                .await,
+            Err(ErrorKind::Forbidden),
+            "a token without sudo on {path}"
+        );
+    }
+    a.apply(&a.root, path, Operation::Read, &Map::new(), entries(10))
+        .await
+        .expect("root reads the log back");
+
+    let query = EntryQuery {
+        path: Some("secret/data/".into()),
+        kind: Some("response".into()),
+        limit: 3,
+        ..Default::default()
+    };
+    let got = a.core.audit.entries(query).await.expect("entries");
+    // This door answers every refusal 400: the outcome is an error, not a success.
+    let seen: Vec<_> = got
+        .iter()
+        .map(|e| {
+            (
+                e.line["request"]["path"].clone(),
+                e.outcome == Logged::Success,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!("secret/data/refused"), false),
+            (json!("secret/data/second"), true),
+            (json!("secret/data/first"), true),
+        ]
+    );
+    let unknown = EntryQuery {
+        device: Some("nope".into()),
+        limit: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        a.core
+            .audit
+            .entries(unknown)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.kind()),
+        Err(ErrorKind::InvalidInput)
+    );
+}

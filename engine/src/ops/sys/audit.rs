@@ -1,7 +1,9 @@
 //! `sys/audit` (list, enable, disable devices), `sys/audit-hash/<device>` and the
 //! Ironseal extension `sys/audit-verify/<device>` (the appliance checks a device's file
-//! with the chain key, which never leaves it). All are root paths: they need `sudo`.
+//! with the chain key, which never leaves it), and reading a device's latest lines back.
+//! All are root paths: they need `sudo`.
 
+use crate::audit::entries::{Entry, EntryQuery};
 use crate::audit::{DeviceConfig, VerifyReport};
 use crate::error::Result;
 use crate::ops::{Access, Context, Decoded, Op};
@@ -92,5 +94,22 @@ impl Op for AuditVerify {
 
     async fn run(self, cx: Context<'_>) -> Result<VerifyReport> {
         cx.core.audit.verify(&self.device).await
+    }
+}
+
+/// A device's latest lines, newest first, filtered (`GET /api/v1/audit/entries`).
+pub struct AuditEntries {
+    pub query: Decoded<EntryQuery>,
+}
+
+impl Op for AuditEntries {
+    type Output = Vec<Entry>;
+
+    fn access(&self) -> Access {
+        Access::AclSudo(Operation::Read)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Vec<Entry>> {
+        cx.core.audit.entries(self.query?).await
     }
 }
