@@ -24,6 +24,9 @@
 //! fn bypass(core: &engine::Core) { let _ = &core.mounts; }
 //! ```
 //! ```compile_fail
+//! fn bypass(core: &engine::Core) { let _ = &core.auth_mounts; }
+//! ```
+//! ```compile_fail
 //! fn bypass(core: &engine::Core) { let _ = &core.policies; }
 //! ```
 //! ```compile_fail
@@ -64,6 +67,7 @@
 //! }
 //! ```
 
+pub mod auth;
 pub mod cloud_exports;
 pub mod kv;
 pub mod managed_keys;
@@ -141,6 +145,9 @@ pub enum Access {
     Public,
     /// Any valid token (`lookup-self`, `renew-self`, `capabilities-self`).
     AnyToken,
+    /// No token: an auth method's login, which brings credentials instead. Unlike
+    /// `Public` it is audited and served only while unsealed.
+    Login,
     /// The ACL's capability on the request's path.
     Acl(Operation),
     /// Vault's existence check: `create` if [`Op::exists`] says the target does not
@@ -326,7 +333,8 @@ impl Core {
             client_token: req.token,
             remote_address: remote.as_deref(),
         };
-        let denied = auth.is_none().then_some("permission denied");
+        let denied =
+            (auth.is_none() && op.access() != Access::Login).then_some("permission denied");
         if self.audit.log_request(&info, auth, denied).await.is_err() {
             return encode(Err(EngineError::AuditFailed));
         }
@@ -358,14 +366,14 @@ impl Core {
             verb,
         };
         match op.access() {
-            Access::Public | Access::Nobody => Ok(Granted {
+            Access::Public | Access::Nobody | Access::Login => Ok(Granted {
                 caller: None,
                 scope: None,
                 verb: req.operation,
             }),
             Access::AnyToken => Ok(acl(
                 self.tokens
-                    .authenticate(req.token, req.path, req.operation)
+                    .authenticate(req.token, req.path, req.operation, req.remote)
                     .await?,
                 req.operation,
             )),
@@ -386,7 +394,10 @@ impl Core {
                 Ok(acl(caller, verb))
             }
             Access::Scope(scope) => {
-                let (caller, verified) = self.tokens.authenticate_deferred(req.token).await?;
+                let (caller, verified) = self
+                    .tokens
+                    .authenticate_deferred(req.token, req.remote)
+                    .await?;
                 if !caller.has_scope(scope.fact()) {
                     return Err(EngineError::MissingScope(scope.fact()));
                 }
@@ -400,7 +411,10 @@ impl Core {
     }
 
     async fn check_acl(&self, req: &Request<'_>, verb: Operation) -> Result<Caller> {
-        let caller = self.tokens.authenticate(req.token, req.path, verb).await?;
+        let caller = self
+            .tokens
+            .authenticate(req.token, req.path, verb, req.remote)
+            .await?;
         let acl = self.policies.acl_for(&caller.entry.policies)?;
         if !acl.allows(req.path, verb, req.params) {
             return Err(EngineError::Forbidden);

@@ -82,6 +82,10 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         ("audit-verify", t) if !t.is_empty() => audit::verify(core, req, t).await,
         ("auth", "") => auth::list(core, req).await,
         ("auth", "token/tune") => auth::tune(core, req, auth::TuneVia::Auth).await,
+        ("auth", t) => match t.strip_suffix("/tune") {
+            Some(path) => auth::tune_method(core, req, path, auth::TuneVia::Auth).await,
+            None => auth::mount(core, req, t).await,
+        },
         _ => crate::vault::no_route(core, req).await,
     }
 }
