@@ -96,7 +96,7 @@ impl Op for AuthRead {
 }
 
 fn no_auth_mount(path: &str) -> EngineError {
-    EngineError::bad(format!("no auth mount at \"auth/{path}\""))
+    EngineError::bad(format!("No auth engine at {path}"))
 }
 
 /// `sys/auth/<path>` delete: the mount goes, every token it issued is revoked, then its
