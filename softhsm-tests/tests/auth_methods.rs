@@ -580,7 +580,8 @@ fn token_roles_shape_the_tokens_they_create() {
     assert_eq!(created["auth"]["orphan"], true, "{created}");
     let me = lookup_self(&d, &token);
     assert_eq!(me["path"], "auth/token/create/app", "{me}");
-    assert_eq!(me["period"], 3600, "{me}");
+    // The role's period sets the token's TTL.
+    assert_eq!(me["creation_ttl"], 3600, "{me}");
     assert_eq!(read_secret(&d, &token).status, 200);
 
     // Outside the role's policies: refused.

@@ -35,8 +35,9 @@ impl LoginThrottle {
     pub fn check(&self, key: &str) -> Result<()> {
         let now = Instant::now();
         match self.keys.lock().get(key) {
+            // Rounded up: "retry in 0s" would invite a retry that is still refused.
             Some(f) if f.locked_until > now => Err(EngineError::TooManyAttempts {
-                retry_after: (f.locked_until - now).as_secs().max(1),
+                retry_after: (f.locked_until - now).as_millis().div_ceil(1000) as u64,
             }),
             _ => Ok(()),
         }
