@@ -115,6 +115,13 @@ impl TokenEntry {
         ttls: LeaseTtls,
         now: i64,
     ) -> Result<Self> {
+        // Orphans are the operation's to allow (create-orphan needs no sudo); a chosen id
+        // stays a root token's privilege.
+        if req.id.is_some() && !parent.is_none_or(|p| p.is_root()) {
+            return Err(EngineError::bad(
+                "root or sudo privileges required to specify token id",
+            ));
+        }
         let mut policies: Vec<String> = req
             .policies
             .iter()
