@@ -76,6 +76,10 @@ impl From<EngineError> for ApiError {
             EngineError::NotInitialized | EngineError::AlreadyInitialized => {
                 return Self::bad(e.to_string())
             }
+            // As Vault's rate-limit quotas answer.
+            EngineError::TooManyAttempts { .. } => {
+                return Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            }
             EngineError::AuditFailed => {
                 return Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

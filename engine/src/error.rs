@@ -92,6 +92,10 @@ pub enum EngineError {
     /// The bounded pool for CPU-heavy work is full: retry later.
     #[error("{0}")]
     Overloaded(String),
+    /// Logins from this source (or for this user) failed too often: refused unchecked
+    /// until the delay has passed.
+    #[error("too many failed login attempts: retry in {retry_after}s")]
+    TooManyAttempts { retry_after: u64 },
 }
 
 impl EngineError {
@@ -121,7 +125,9 @@ impl EngineError {
             EngineError::UnsupportedOperation => ErrorKind::InvalidInput,
             EngineError::Conflict(_) => ErrorKind::Conflict,
             EngineError::Key(k) => k.kind(),
-            EngineError::Overloaded(_) => ErrorKind::LimitExceeded,
+            EngineError::Overloaded(_) | EngineError::TooManyAttempts { .. } => {
+                ErrorKind::LimitExceeded
+            }
             EngineError::Seal(b) => match b {
                 B::MalformedShare(_)
                 | B::InvalidConfig(_)

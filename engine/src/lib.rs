@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod auth;
 pub mod barrier;
 mod bounded_cache;
 pub mod cloud_exports;

@@ -5,6 +5,7 @@
 //! and audit happen in the engine's entry point (`Core::apply`).
 
 mod acl;
+mod auth;
 mod kv;
 pub(crate) mod sys;
 mod token;
@@ -39,6 +40,9 @@ async fn dispatch(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiErro
     }
     if let Some(rest) = path.strip_prefix("auth/token/") {
         return token::handle(core, req, rest).await;
+    }
+    if let Some(rest) = path.strip_prefix("auth/") {
+        return auth::handle(core, req, rest).await;
     }
     match core.route(path) {
         Some((mount, rest)) => match mount.kind() {

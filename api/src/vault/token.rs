@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use engine::ops::token::{
-    CreatePath, Created, Found, TokenCreate, TokenLookup, TokenLookupAccessor, TokenLookupSelf,
-    TokenRenew, TokenRenewAccessor, TokenRenewSelf, TokenRevoke, TokenRevokeAccessor,
-    TokenRevokeOrphan, TokenRevokeSelf,
+    CreatePath, Created, Found, TokenAccessorList, TokenCreate, TokenLookup, TokenLookupAccessor,
+    TokenLookupSelf, TokenRenew, TokenRenewAccessor, TokenRenewSelf, TokenRevoke,
+    TokenRevokeAccessor, TokenRevokeOrphan, TokenRevokeSelf, TokenRoleDelete, TokenRoleList,
+    TokenRoleRead, TokenRoleWrite,
 };
 use engine::ops::{Access, Refuse};
 use engine::policy::Operation;
-use engine::token::{CreateRequest, TokenEntry};
+use engine::token::{CreateRequest, TokenEntry, ROLE_FIELDS};
 use engine::{Core, EngineError};
 use serde_json::{json, Value};
 
@@ -56,10 +57,11 @@ fn lookup_data(entry: &TokenEntry, id: &str) -> Value {
         "ttl": entry.ttl_left(now),
         "type": "service",
         "period": if entry.period > 0 { Value::from(entry.period) } else { Value::Null },
+        "bound_cidrs": if entry.bound_cidrs.is_empty() { Value::Null } else { json!(entry.bound_cidrs) },
     })
 }
 
-fn auth_block(token: &str, entry: &TokenEntry) -> Value {
+pub(crate) fn auth_block(token: &str, entry: &TokenEntry) -> Value {
     json!({
         "client_token": token,
         "accessor": entry.accessor,
@@ -92,6 +94,35 @@ enum Endpoint {
     Revoke,
     RevokeOrphan,
     RevokeAccessor,
+    /// `create/<role>`.
+    CreateWithRole,
+    /// `roles/<name>`: read, write, delete.
+    Role,
+    RoleList,
+    AccessorList,
+}
+
+/// The token store's paths with a name in them, and its lists.
+fn named_route(rest: &str, op: Operation) -> Option<Result<Endpoint, (Access, EngineError)>> {
+    let named = |n: &str| !n.is_empty() && !n.contains('/');
+    let endpoint = match (rest.split_once('/'), op) {
+        (None, Operation::List) if rest == "roles" => Endpoint::RoleList,
+        (None, Operation::List) if rest == "accessors" => Endpoint::AccessorList,
+        (Some(("roles", n)), Operation::Read | Operation::Update | Operation::Delete)
+            if named(n) =>
+        {
+            Endpoint::Role
+        }
+        (Some(("create", n)), Operation::Update) if named(n) => Endpoint::CreateWithRole,
+        (None, _) if rest == "roles" || rest == "accessors" => {
+            return Some(Err((Access::Nobody, EngineError::UnsupportedOperation)))
+        }
+        (Some(("roles" | "create", n)), _) if named(n) => {
+            return Some(Err((Access::Nobody, EngineError::UnsupportedOperation)))
+        }
+        _ => return None,
+    };
+    Some(Ok(endpoint))
 }
 
 /// Which endpoint `rest` (below `auth/token/`, without trailing slash) names for `op`,
@@ -100,6 +131,9 @@ enum Endpoint {
 /// is checked against the ACL as a read (so a token without read there gets 403, as in
 /// Vault) and then refused: it must never act.
 fn route(rest: &str, op: Operation) -> Result<Endpoint, (Access, EngineError)> {
+    if let Some(routed) = named_route(rest, op) {
+        return routed;
+    }
     let endpoint = match rest {
         "create" => Some(Endpoint::Create(CreatePath::Create)),
         "create-orphan" => Some(Endpoint::Create(CreatePath::CreateOrphan)),
@@ -151,9 +185,16 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
     let auth = |found: Found| Ok(Reply::auth(auth_block(&found.id, &found.entry)));
     let lookup = |found: Found| Ok(Reply::data(lookup_data(&found.entry, &found.id)));
     let done = |()| Ok(Reply::no_content());
+    let named = rest
+        .split_once('/')
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_default();
     match endpoint {
-        Endpoint::Create(create_path) => {
-            let op = create(req, create_path);
+        Endpoint::Create(_) | Endpoint::CreateWithRole => {
+            let op = match endpoint {
+                Endpoint::Create(create_path) => create(req, create_path, None),
+                _ => create(req, CreatePath::Create, Some(named)),
+            };
             apply_at(core, req, &path, op, |created| match created {
                 Created::Issued(issued) => {
                     Ok(Reply::auth(auth_block(&issued.token, &issued.entry)))
@@ -223,6 +264,51 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
             };
             apply_at(core, req, &path, op, done).await
         }
+        Endpoint::Role => role(core, req, &path, named).await,
+        Endpoint::RoleList => apply_at(core, req, &path, TokenRoleList, keys).await,
+        Endpoint::AccessorList => apply_at(core, req, &path, TokenAccessorList, keys).await,
+    }
+}
+
+/// Vault answers a list with nothing in it 404.
+fn keys(names: Vec<String>) -> Result<Reply, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::not_found_empty());
+    }
+    Ok(Reply::data(json!({ "keys": names })))
+}
+
+async fn role(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    path: &str,
+    name: String,
+) -> Result<Reply, ApiError> {
+    match req.op {
+        Operation::Read => {
+            let shown = name.clone();
+            apply_at(core, req, path, TokenRoleRead { name }, |role| match role {
+                Some(r) => Ok(Reply::data(r.to_json(&shown))),
+                None => Err(ApiError::not_found_empty()),
+            })
+            .await
+        }
+        Operation::Delete => {
+            apply_at(core, req, path, TokenRoleDelete { name }, |()| {
+                Ok(Reply::no_content())
+            })
+            .await
+        }
+        _ => {
+            let fields = req
+                .refuse_unknown(ROLE_FIELDS)
+                .map(|()| crate::vault::acl::parameters(req).into_owned());
+            let op = TokenRoleWrite {
+                name,
+                fields: fields.map_err(Into::into),
+            };
+            apply_at(core, req, path, op, |()| Ok(Reply::no_content())).await
+        }
     }
 }
 
@@ -236,7 +322,7 @@ fn increment(req: &VaultRequest) -> Result<Option<u64>, EngineError> {
     Ok(req.duration_field("increment")?)
 }
 
-fn create(req: &VaultRequest, path: CreatePath) -> TokenCreate {
+fn create(req: &VaultRequest, path: CreatePath, role: Option<String>) -> TokenCreate {
     let no_parent = match path {
         CreatePath::CreateOrphan => Ok(true),
         CreatePath::Create => req.bool_field("no_parent").map(|b| b.unwrap_or(false)),
@@ -249,6 +335,7 @@ fn create(req: &VaultRequest, path: CreatePath) -> TokenCreate {
     });
     TokenCreate {
         path,
+        role,
         no_parent: no_parent.map_err(Into::into),
         token_type: token_type.map_err(Into::into),
         period: req.duration_field("period").map_err(Into::into),
@@ -273,6 +360,7 @@ fn create_request(req: &VaultRequest) -> Result<CreateRequest, ApiError> {
         num_uses: u32::try_from(num_uses).map_err(|_| ApiError::bad("num_uses is too large"))?,
         scopes: req.list_field("scopes")?.unwrap_or_default(),
         path: "auth/token/create".into(),
+        ..Default::default()
     })
 }
 

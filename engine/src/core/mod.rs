@@ -10,6 +10,7 @@ use hsm_bridge::{RootOfTrust, SealDevice};
 use parking_lot::{Mutex, RwLock};
 
 use crate::audit::AuditBroker;
+use crate::auth::AuthMounts;
 use crate::barrier::{Barrier, KeyStatus};
 use crate::cloud_exports::{CloudExports, CloudProviders};
 use crate::error::{EngineError, Result};
@@ -57,6 +58,8 @@ pub struct Core {
     pub(crate) barrier: Arc<Barrier>,
     pub(crate) tokens: TokenStore,
     pub(crate) mounts: Mounts,
+    /// Auth method mounts (`sys/auth`), beside the built-in token store.
+    pub(crate) auth_mounts: AuthMounts,
     pub(crate) policies: PolicyStore,
     pub(crate) audit: AuditBroker,
     pub(crate) keys: KeyStore,
@@ -115,6 +118,7 @@ impl Core {
             Core {
                 tokens,
                 mounts,
+                auth_mounts: AuthMounts::new(barrier.clone()),
                 policies: PolicyStore::new(barrier.clone()),
                 audit: AuditBroker::new(barrier.clone()),
                 keys,

@@ -24,6 +24,9 @@
 //! fn bypass(core: &engine::Core) { let _ = &core.mounts; }
 //! ```
 //! ```compile_fail
+//! fn bypass(core: &engine::Core) { let _ = &core.auth_mounts; }
+//! ```
+//! ```compile_fail
 //! fn bypass(core: &engine::Core) { let _ = &core.policies; }
 //! ```
 //! ```compile_fail
@@ -64,6 +67,7 @@
 //! }
 //! ```
 
+pub mod auth;
 pub mod cloud_exports;
 pub mod console;
 pub mod kv;
@@ -152,8 +156,9 @@ pub enum Access {
     /// Nothing to check: for [`Refuse`] only, which answers its error to anyone, in
     /// the audit log like any request.
     Nobody,
-    /// No token needed, but unsealed and audited like any request: Vault's
-    /// unauthenticated paths that read the barrier (`sys/wrapping/lookup`), and
+    /// No token needed, but unsealed and audited like any request (unlike `Public`):
+    /// an auth method's login, which brings credentials instead; Vault's
+    /// unauthenticated paths that read the barrier (`sys/wrapping/lookup`); and
     /// `sys/wrapping/unwrap` presented the wrapping token itself, which the operation
     /// checks and spends (holding it is the authorization).
     Unauthenticated,
@@ -463,7 +468,7 @@ impl Core {
             }),
             Access::AnyToken => Ok(acl(
                 self.tokens
-                    .authenticate(req.token, req.path, req.operation)
+                    .authenticate(req.token, req.path, req.operation, req.remote)
                     .await?,
                 req.operation,
             )),
@@ -484,7 +489,10 @@ impl Core {
                 Ok(acl(caller, verb))
             }
             Access::Scope(scope) => {
-                let (caller, verified) = self.tokens.authenticate_deferred(req.token).await?;
+                let (caller, verified) = self
+                    .tokens
+                    .authenticate_deferred(req.token, req.remote)
+                    .await?;
                 if !caller.has_scope(scope.fact()) {
                     return Err(EngineError::MissingScope(scope.fact()));
                 }
@@ -503,7 +511,10 @@ impl Core {
         verb: Operation,
         wrap_ttl: Option<u64>,
     ) -> Result<Caller> {
-        let caller = self.tokens.authenticate(req.token, req.path, verb).await?;
+        let caller = self
+            .tokens
+            .authenticate(req.token, req.path, verb, req.remote)
+            .await?;
         let acl = self.policies.acl_for(&caller.entry.policies)?;
         let wrap_ttl = wrap_ttl.map(std::time::Duration::from_secs);
         if !acl.allows_wrapped(req.path, verb, req.params, wrap_ttl) {

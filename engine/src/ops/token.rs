@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
+use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::ops::{Access, Context, Decoded, Op};
 use crate::policy::Operation;
-use crate::token::{CreateRequest, IssuedToken, TokenEntry};
+use crate::token::{CreateRequest, IssuedToken, TokenEntry, TokenRole};
 
 /// Which of the two create paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +24,8 @@ pub enum CreatePath {
 /// that its error comes in Vault's order among the privilege checks.
 pub struct TokenCreate {
     pub path: CreatePath,
+    /// `create/<role>`: the token role that shapes the token.
+    pub role: Option<String>,
     /// `no_parent` (true on `create-orphan`).
     pub no_parent: Decoded<bool>,
     /// Whether `type` names a type this appliance issues.
@@ -50,9 +55,21 @@ impl Op for TokenCreate {
         if caller.is_attenuated() {
             return Ok(Created::AttenuatedParent);
         }
-        let privileged = caller.is_root() || cx.core.acl(caller)?.has_sudo("auth/token/create");
+        // As Vault: sudo on the path the request came in by.
+        let privileged = caller.is_root() || cx.core.acl(caller)?.has_sudo(cx.request.path);
+        let role = match &self.role {
+            Some(name) => {
+                let role = cx.core.tokens.role(name)?;
+                Some((
+                    name,
+                    role.ok_or_else(|| EngineError::bad(format!("unknown role {name}")))?,
+                ))
+            }
+            None => None,
+        };
         let orphan = self.path == CreatePath::CreateOrphan;
-        let no_parent = orphan || self.no_parent?;
+        // With a role, the role alone decides whether the token is an orphan.
+        let no_parent = (orphan || self.no_parent?) && role.is_none();
         if no_parent && !orphan && !privileged {
             return Err(EngineError::bad(
                 "root or sudo privileges required to create orphan token",
@@ -73,9 +90,107 @@ impl Op for TokenCreate {
                 "root or sudo privileges required to specify token id",
             ));
         }
+        if let Some((name, role)) = role {
+            role.shape(name, &mut request, &caller.entry.policies)?;
+        }
         Ok(Created::Issued(Box::new(
             cx.core.tokens.create(Some(caller), request).await?,
         )))
+    }
+}
+
+/// `auth/token/roles/<name>` write: `create` or `update` as the role exists.
+pub struct TokenRoleWrite {
+    pub name: String,
+    pub fields: Decoded<Map<String, Value>>,
+}
+
+fn role_name(name: &str) -> Result<&str> {
+    if name.is_empty() || name.contains('/') {
+        return Err(EngineError::bad("role name must be given"));
+    }
+    Ok(name)
+}
+
+impl Op for TokenRoleWrite {
+    type Output = ();
+
+    fn access(&self) -> Access {
+        Access::AclCreateOrUpdate
+    }
+
+    fn exists(&self, core: &Core) -> Result<bool> {
+        Ok(role_name(&self.name).is_ok() && core.tokens.role(&self.name)?.is_some())
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<()> {
+        let fields = self.fields?;
+        cx.core
+            .tokens
+            .write_role(role_name(&self.name)?, &fields)
+            .await
+    }
+}
+
+pub struct TokenRoleRead {
+    pub name: String,
+}
+
+impl Op for TokenRoleRead {
+    type Output = Option<TokenRole>;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Read)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Option<TokenRole>> {
+        cx.core.tokens.role(role_name(&self.name)?)
+    }
+}
+
+pub struct TokenRoleDelete {
+    pub name: String,
+}
+
+impl Op for TokenRoleDelete {
+    type Output = ();
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::Delete)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<()> {
+        cx.core.tokens.delete_role(role_name(&self.name)?).await
+    }
+}
+
+pub struct TokenRoleList;
+
+impl Op for TokenRoleList {
+    type Output = Vec<String>;
+
+    fn access(&self) -> Access {
+        Access::Acl(Operation::List)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Vec<String>> {
+        cx.core.tokens.roles()
+    }
+}
+
+/// `LIST auth/token/accessors`: every token's accessor, a root path (sudo) as in Vault,
+/// since listing them all can be costly.
+pub struct TokenAccessorList;
+
+impl Op for TokenAccessorList {
+    type Output = Vec<String>;
+
+    fn access(&self) -> Access {
+        Access::AclSudo(Operation::List)
+    }
+
+    async fn run(self, cx: Context<'_>) -> Result<Vec<String>> {
+        cx.core.tokens.accessors()
     }
 }
 
@@ -169,7 +284,11 @@ impl Op for TokenRenewSelf {
 
     async fn run(self, cx: Context<'_>) -> Result<Found> {
         let caller = cx.caller()?;
-        let entry = cx.core.tokens.renew(&caller.key, self.increment?).await?;
+        let entry = cx
+            .core
+            .tokens
+            .renew(&caller.key, self.increment?, |a| cx.core.method_ttls(a))
+            .await?;
         Ok(Found {
             id: cx.request.token.to_string(),
             entry: Arc::new(entry),
@@ -192,7 +311,11 @@ impl Op for TokenRenew {
     async fn run(self, cx: Context<'_>) -> Result<Found> {
         let token = self.token?;
         let key = subject(&cx, &token, "token not found")?;
-        let entry = cx.core.tokens.renew(&key, self.increment?).await?;
+        let entry = cx
+            .core
+            .tokens
+            .renew(&key, self.increment?, |a| cx.core.method_ttls(a))
+            .await?;
         Ok(Found {
             id: token,
             entry: Arc::new(entry),
@@ -214,7 +337,11 @@ impl Op for TokenRenewAccessor {
 
     async fn run(self, cx: Context<'_>) -> Result<Found> {
         let (key, _) = cx.core.tokens.lookup_accessor(&self.accessor?)?;
-        let entry = cx.core.tokens.renew(&key, self.increment?).await?;
+        let entry = cx
+            .core
+            .tokens
+            .renew(&key, self.increment?, |a| cx.core.method_ttls(a))
+            .await?;
         Ok(Found {
             id: String::new(),
             entry: Arc::new(entry),

@@ -148,6 +148,7 @@ impl Core {
     /// operations inside the hardware boundary.
     pub(super) async fn post_unseal(&self, root: Arc<dyn RootOfTrust>) -> Result<()> {
         self.mounts.load()?;
+        self.auth_mounts.load()?;
         self.tokens.load().await?;
         self.audit.load().await?;
         self.policies.clear();
@@ -176,6 +177,7 @@ impl Core {
         self.audit.clear();
         self.tokens.clear();
         self.mounts.clear();
+        self.auth_mounts.clear();
         self.policies.clear();
         self.keys.clear();
         self.root.write().take();

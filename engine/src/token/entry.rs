@@ -47,6 +47,17 @@ pub struct TokenEntry {
     /// Key-API scopes (`keys:read`, `keys:write`, `keys:use`); root tokens hold all.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// The accessor of the auth method mount that issued the token at a login; None for
+    /// the token store's own tokens. Its TTLs bound renewals, and disabling it revokes.
+    #[serde(default)]
+    pub mount_accessor: Option<String>,
+    /// A role's `token_max_ttl`, below the mount's maximum: it bounds every renewal too
+    /// (0: none).
+    #[serde(default)]
+    pub max_ttl: u64,
+    /// Where the token may be used from (`token_bound_cidrs`); empty: anywhere.
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
 }
 
 /// The scopes of the key API (`/api/v1`).
@@ -71,6 +82,23 @@ pub struct CreateRequest {
     /// Where the token comes from: `auth/token/create`, or `auth/token/root` for root
     /// tokens from init and generate-root.
     pub path: String,
+    /// A role's `token_max_ttl` (0: none).
+    pub max_ttl: u64,
+    /// Parsed CIDR blocks the token is bound to.
+    pub bound_cidrs: Vec<String>,
+    /// Set when an auth method issues the token at a login.
+    pub method: Option<MethodOrigin>,
+    /// A token role with allowed or disallowed policies decided `policies`: they are
+    /// not held to the parent's.
+    pub policies_from_role: bool,
+}
+
+/// The auth method mount a login token comes from: its TTLs bound the token in place of
+/// the token store's, and its display name is the method's, as given.
+#[derive(Debug, Clone)]
+pub struct MethodOrigin {
+    pub accessor: String,
+    pub ttls: LeaseTtls,
 }
 
 fn new_accessor() -> String {
@@ -88,15 +116,11 @@ impl TokenEntry {
         ttls: LeaseTtls,
         now: i64,
     ) -> Result<Self> {
-        let parent_is_root = parent.is_none_or(|p| p.is_root());
-        if req.id.is_some() && !parent_is_root {
+        // Orphans are the operation's to allow (create-orphan needs no sudo); a chosen id
+        // stays a root token's privilege.
+        if req.id.is_some() && !parent.is_none_or(|p| p.is_root()) {
             return Err(EngineError::bad(
                 "root or sudo privileges required to specify token id",
-            ));
-        }
-        if req.no_parent && !parent_is_root {
-            return Err(EngineError::bad(
-                "root or sudo privileges required to create orphan token",
             ));
         }
         let mut policies: Vec<String> = req
@@ -110,7 +134,7 @@ impl TokenEntry {
                 policies = p.entry.policies.clone();
             }
         }
-        if let Some(p) = parent.filter(|p| !p.is_root()) {
+        if let Some(p) = parent.filter(|p| !p.is_root() && !req.policies_from_role) {
             let outside: Vec<&String> = policies
                 .iter()
                 .filter(|want| *want != "default" && !p.entry.policies.contains(want))
@@ -133,6 +157,7 @@ impl TokenEntry {
         policies.sort();
         policies.dedup();
 
+        let ttls = req.method.as_ref().map_or(ttls, |m| m.ttls);
         let explicit_max_ttl = req.explicit_max_ttl.unwrap_or(0);
         let period = req.period.unwrap_or(0);
         let asked = req.ttl.unwrap_or(0);
@@ -147,6 +172,7 @@ impl TokenEntry {
                     ttl: asked,
                     period,
                     explicit_max_ttl,
+                    max_ttl: req.max_ttl,
                     start: now,
                 },
                 now,
@@ -162,6 +188,7 @@ impl TokenEntry {
             ));
         }
         let display_name = match &req.display_name {
+            Some(d) if req.method.is_some() => d.clone(),
             Some(d) if !d.is_empty() => format!("token-{d}"),
             _ if req.path == "auth/token/root" => "root".to_string(),
             _ => "token".to_string(),
@@ -205,6 +232,9 @@ impl TokenEntry {
             },
             orphan,
             period,
+            mount_accessor: req.method.as_ref().map(|m| m.accessor.clone()),
+            max_ttl: req.max_ttl,
+            bound_cidrs: req.bound_cidrs.clone(),
         })
     }
 
@@ -252,6 +282,8 @@ impl TokenEntry {
             + self.parent.as_ref().map_or(0, String::len)
             + strings(&self.policies)
             + strings(&self.scopes)
+            + strings(&self.bound_cidrs)
+            + self.mount_accessor.as_ref().map_or(0, String::len)
             + meta
     }
 
@@ -284,6 +316,7 @@ impl TokenEntry {
                 ttl: self.creation_ttl,
                 period: self.period,
                 explicit_max_ttl: self.explicit_max_ttl,
+                max_ttl: self.max_ttl,
                 start: self.creation_time,
             },
             now,

@@ -6,14 +6,17 @@
 
 mod biscuit;
 mod entry;
+mod roles;
 mod ttl;
 mod wrapping;
 
 pub use biscuit::{KeyRequestFacts, VerifiedBiscuit};
-pub use entry::{CreateRequest, TokenEntry, TokenKind, SCOPES};
+pub use entry::{CreateRequest, MethodOrigin, TokenEntry, TokenKind, SCOPES};
+pub use roles::{TokenRole, ROLE_FIELDS};
 pub use ttl::{LeaseTtls, MountTtls, SYSTEM_TTL};
 pub use wrapping::{WrapInfo, Wrapped};
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
@@ -35,6 +38,8 @@ const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
 const PARENT_PREFIX: &str = "sys/token/parent/";
 /// Revoked attenuated Biscuits, by the revocation id of their last block.
 const REVOKED_BLOCK_PREFIX: &str = "sys/token/revoked-block/";
+/// Token roles, by name.
+const ROLE_PREFIX: &str = "sys/token/roles/";
 /// The tune of the `auth/token/` mount (default and max lease TTL).
 const MOUNT_CONFIG_PATH: &str = "sys/token/mount-config";
 
@@ -120,6 +125,15 @@ pub struct TokenStore {
     mount_ttls: RwLock<MountTtls>,
     /// Serialises read-modify-write of entries (use counts, renewals, revocation trees).
     write_lock: tokio::sync::Mutex<()>,
+}
+
+/// A token bound to CIDR blocks is refused elsewhere, before any of its uses is spent.
+fn bound_here(entry: &TokenEntry, remote: Option<IpAddr>) -> Result<()> {
+    if crate::auth::remote_allowed(&entry.bound_cidrs, remote) {
+        Ok(())
+    } else {
+        Err(EngineError::Forbidden)
+    }
 }
 
 fn now() -> i64 {
@@ -313,8 +327,10 @@ impl TokenStore {
     pub async fn authenticate_deferred(
         &self,
         token: &str,
+        remote: Option<IpAddr>,
     ) -> Result<(Caller, Arc<VerifiedBiscuit>)> {
         let (v, entry) = self.resolve_verified(token)?;
+        bound_here(&entry, remote)?;
         let caller = if entry.num_uses > 0 {
             self.consume_use(v.key.clone(), &v).await?
         } else {
@@ -324,9 +340,17 @@ impl TokenStore {
     }
 
     /// Checks a presented token for a request on `path`: genuine, not revoked, not
-    /// expired, its parents alive, uses left. Consumes one use if it has a limit.
-    pub async fn authenticate(&self, token: &str, path: &str, op: Operation) -> Result<Caller> {
+    /// expired, its parents alive, uses left, used from inside its bound CIDRs. Consumes
+    /// one use if it has a limit.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        path: &str,
+        op: Operation,
+        remote: Option<IpAddr>,
+    ) -> Result<Caller> {
         let (v, entry) = self.resolve(token, path, op)?;
+        bound_here(&entry, remote)?;
         if entry.num_uses > 0 {
             return self.consume_use(v.key.clone(), &v).await;
         }
@@ -341,8 +365,10 @@ impl TokenStore {
         token: &str,
         path: &str,
         op: Operation,
+        remote: Option<IpAddr>,
     ) -> Result<Caller> {
         let (v, entry) = self.resolve(token, path, op)?;
+        bound_here(&entry, remote)?;
         Ok(Self::caller(v.key.clone(), entry, &v))
     }
 
@@ -481,15 +507,26 @@ impl TokenStore {
     }
 
     /// Extends a token's TTL from now, bounded by the lease TTLs in force and its explicit
-    /// max TTL, both counted from its creation, as `renew-self` does.
-    pub async fn renew(&self, key: &str, increment: Option<u64>) -> Result<TokenEntry> {
+    /// max TTL, both counted from its creation, as `renew-self` does. `method_ttls` gives
+    /// the TTLs of the auth method mount a login token came from (by its accessor).
+    pub async fn renew(
+        &self,
+        key: &str,
+        increment: Option<u64>,
+        method_ttls: impl FnOnce(&str) -> Option<LeaseTtls>,
+    ) -> Result<TokenEntry> {
         let _w = self.write_lock.lock().await;
         let entry = self.live_entry(key)?;
         if !entry.renewable {
             return Err(EngineError::bad("lease is not renewable"));
         }
+        let ttls = entry
+            .mount_accessor
+            .as_deref()
+            .and_then(method_ttls)
+            .unwrap_or_else(|| self.effective_ttls());
         let mut next = (*entry).clone();
-        next.renew(increment, self.effective_ttls(), now())?;
+        next.renew(increment, ttls, now())?;
         self.store_entry(key, &next).await?;
         Ok(next)
     }
@@ -571,6 +608,56 @@ impl TokenStore {
             }
         }
         Ok(removed)
+    }
+
+    /// Revokes every token an auth method mount issued (and their children), when the
+    /// mount is disabled; returns how many logins were revoked.
+    pub async fn revoke_issued_by(&self, mount_accessor: &str) -> Result<usize> {
+        let mut revoked = 0;
+        for key in self.barrier.list(ID_PREFIX)? {
+            let issued = self
+                .load_entry(&key)?
+                .is_some_and(|e| e.mount_accessor.as_deref() == Some(mount_accessor));
+            if issued {
+                self.revoke(&key).await?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    pub fn role(&self, name: &str) -> Result<Option<TokenRole>> {
+        self.barrier.get_json(&format!("{ROLE_PREFIX}{name}"))
+    }
+
+    pub fn roles(&self) -> Result<Vec<String>> {
+        self.barrier.list(ROLE_PREFIX)
+    }
+
+    /// Creates or updates a role from a write's fields.
+    pub async fn write_role(
+        &self,
+        name: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        let existing = self.role(name)?;
+        let creating = existing.is_none();
+        let mut role = existing.unwrap_or_default();
+        role.update_from(fields, creating)?;
+        self.barrier
+            .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
+            .await
+    }
+
+    pub async fn delete_role(&self, name: &str) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        self.barrier.delete(&format!("{ROLE_PREFIX}{name}")).await
+    }
+
+    /// The accessors of every stored token (`LIST auth/token/accessors`).
+    pub fn accessors(&self) -> Result<Vec<String>> {
+        self.barrier.list(ACCESSOR_PREFIX)
     }
 
     /// Revokes only the token; its children become orphans, as `revoke-orphan` does.

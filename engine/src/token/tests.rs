@@ -35,7 +35,7 @@ async fn root(store: &TokenStore) -> (String, Caller) {
         .await
         .unwrap();
     let caller = store
-        .authenticate(&issued.token, "x", Operation::Read)
+        .authenticate(&issued.token, "x", Operation::Read, None)
         .await
         .unwrap();
     (issued.token.to_string(), caller)
@@ -47,22 +47,23 @@ async fn children_die_with_their_parent() {
     let (_, root) = root(&s).await;
     let parent = s.create(Some(&root), req(&["app"])).await.unwrap();
     let pc = s
-        .authenticate(&parent.token, "p", Operation::Read)
+        .authenticate(&parent.token, "p", Operation::Read, None)
         .await
         .unwrap();
     assert_eq!(pc.entry.policies, vec!["app", "default"]);
     let child = s.create(Some(&pc), req(&[])).await.unwrap();
     assert!(s
-        .authenticate(&child.token, "p", Operation::Read)
+        .authenticate(&child.token, "p", Operation::Read, None)
         .await
         .is_ok());
     s.revoke(&pc.key).await.unwrap();
     assert!(matches!(
-        s.authenticate(&child.token, "p", Operation::Read).await,
+        s.authenticate(&child.token, "p", Operation::Read, None)
+            .await,
         Err(EngineError::Unauthenticated)
     ));
     assert!(s
-        .authenticate(&parent.token, "p", Operation::Read)
+        .authenticate(&parent.token, "p", Operation::Read, None)
         .await
         .is_err());
 }
@@ -73,7 +74,7 @@ async fn a_child_cannot_gain_policies() {
     let (_, root) = root(&s).await;
     let parent = s.create(Some(&root), req(&["app"])).await.unwrap();
     let pc = s
-        .authenticate(&parent.token, "p", Operation::Read)
+        .authenticate(&parent.token, "p", Operation::Read, None)
         .await
         .unwrap();
     assert!(s.create(Some(&pc), req(&["admin"])).await.is_err());
@@ -99,12 +100,12 @@ async fn use_limits_and_expiry() {
         .await
         .unwrap();
     for _ in 0..2 {
-        s.authenticate(&limited.token, "p", Operation::Read)
+        s.authenticate(&limited.token, "p", Operation::Read, None)
             .await
             .unwrap();
     }
     assert!(s
-        .authenticate(&limited.token, "p", Operation::Read)
+        .authenticate(&limited.token, "p", Operation::Read, None)
         .await
         .is_err());
 
@@ -125,7 +126,7 @@ async fn use_limits_and_expiry() {
     past.expire_time = Some(past.creation_time - 1);
     s.store_entry(&key, &past).await.unwrap();
     assert!(s
-        .authenticate(&short.token, "p", Operation::Read)
+        .authenticate(&short.token, "p", Operation::Read, None)
         .await
         .is_err());
 }
@@ -146,7 +147,7 @@ async fn opaque_ids_and_attenuated_biscuits() {
         .unwrap();
     assert_eq!(opaque.token.as_str(), "my-token");
     assert!(s
-        .authenticate("my-token", "p", Operation::Read)
+        .authenticate("my-token", "p", Operation::Read, None)
         .await
         .is_ok());
 
@@ -161,17 +162,17 @@ async fn opaque_ids_and_attenuated_biscuits() {
         .to_base64()
         .unwrap();
     assert!(s
-        .authenticate(&narrowed, "secret/data/app/x", Operation::Read)
+        .authenticate(&narrowed, "secret/data/app/x", Operation::Read, None)
         .await
         .is_ok());
     assert!(matches!(
-        s.authenticate(&narrowed, "secret/data/db/x", Operation::Read)
+        s.authenticate(&narrowed, "secret/data/db/x", Operation::Read, None)
             .await,
         Err(EngineError::Forbidden)
     ));
     // The un-narrowed original still works everywhere its policies allow.
     assert!(s
-        .authenticate(&minted.token, "secret/data/db/x", Operation::Read)
+        .authenticate(&minted.token, "secret/data/db/x", Operation::Read, None)
         .await
         .is_ok());
 
@@ -181,7 +182,10 @@ async fn opaque_ids_and_attenuated_biscuits() {
         .print_block_source(0)
         .unwrap();
     let id = biscuit::tests_support_token_id(&source).unwrap();
-    assert!(s.authenticate(&id, "p", Operation::Read).await.is_err());
+    assert!(s
+        .authenticate(&id, "p", Operation::Read, None)
+        .await
+        .is_err());
 
     // A forged Biscuit (another signer) is refused.
     let other = biscuit_auth::KeyPair::new();
@@ -195,7 +199,10 @@ async fn opaque_ids_and_attenuated_biscuits() {
         .unwrap()
         .to_base64()
         .unwrap();
-    assert!(s.authenticate(&forged, "p", Operation::Read).await.is_err());
+    assert!(s
+        .authenticate(&forged, "p", Operation::Read, None)
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -215,7 +222,7 @@ async fn tidy_reclaims_only_expired_tokens() {
         .unwrap()
         .is_none());
     assert!(s
-        .authenticate(&keep.token, "p", Operation::Read)
+        .authenticate(&keep.token, "p", Operation::Read, None)
         .await
         .is_ok());
 }
@@ -236,15 +243,21 @@ async fn strings_that_fail_are_not_cached_and_long_ones_are_not_looked_at() {
     let s = store().await;
     let (_, root) = root(&s).await;
     let minted = s.create(Some(&root), req(&["app"])).await.unwrap();
-    s.authenticate(&minted.token, "p", Operation::Read)
+    s.authenticate(&minted.token, "p", Operation::Read, None)
         .await
         .unwrap();
     let (entries, verified) = (s.entries.len(), s.verified.len());
     for i in 0..2_000 {
         let opaque = format!("not-a-token-{i}-{}", "x".repeat(i % 50));
-        assert!(s.authenticate(&opaque, "p", Operation::Read).await.is_err());
+        assert!(s
+            .authenticate(&opaque, "p", Operation::Read, None)
+            .await
+            .is_err());
         let shaped = format!("{i}{}", "A".repeat(300));
-        assert!(s.authenticate(&shaped, "p", Operation::Read).await.is_err());
+        assert!(s
+            .authenticate(&shaped, "p", Operation::Read, None)
+            .await
+            .is_err());
     }
     assert_eq!(s.entries.len(), entries);
     assert_eq!(s.verified.len(), verified);
@@ -262,7 +275,7 @@ async fn strings_that_fail_are_not_cached_and_long_ones_are_not_looked_at() {
         .await
         .is_err());
     assert!(matches!(
-        s.authenticate(&long_id, "p", Operation::Read).await,
+        s.authenticate(&long_id, "p", Operation::Read, None).await,
         Err(EngineError::Unauthenticated)
     ));
 }
@@ -275,7 +288,7 @@ async fn an_entry_read_before_a_revoke_is_not_cached_after_it() {
     let (_, root) = root(&s).await;
     let minted = s.create(Some(&root), req(&["app"])).await.unwrap();
     let caller = s
-        .authenticate(&minted.token, "p", Operation::Read)
+        .authenticate(&minted.token, "p", Operation::Read, None)
         .await
         .unwrap();
     s.entries.clear();
@@ -290,7 +303,8 @@ async fn an_entry_read_before_a_revoke_is_not_cached_after_it() {
     s.revoke(&caller.key).await.unwrap();
     s.entries.insert(epoch, &caller.key, Arc::new(read), 1);
     assert!(matches!(
-        s.authenticate(&minted.token, "p", Operation::Read).await,
+        s.authenticate(&minted.token, "p", Operation::Read, None)
+            .await,
         Err(EngineError::Unauthenticated)
     ));
 }
@@ -313,7 +327,7 @@ async fn lifetimes_are_bounded_by_the_lease_ttls() {
         .unwrap();
     assert_eq!(long.entry.creation_ttl, SYSTEM_TTL);
     let (key, _) = s.lookup(&long.token).unwrap();
-    let renewed = s.renew(&key, Some(ten_years)).await.unwrap();
+    let renewed = s.renew(&key, Some(ten_years), |_| None).await.unwrap();
     let end = renewed.expire_time.unwrap();
     assert!(end <= renewed.creation_time + SYSTEM_TTL as i64);
 
@@ -326,7 +340,7 @@ async fn lifetimes_are_bounded_by_the_lease_ttls() {
     .unwrap();
     let short = s.create(Some(&root), req(&["app"])).await.unwrap();
     assert_eq!(short.entry.creation_ttl, 3600);
-    let renewed = s.renew(&key, Some(ten_years)).await;
+    let renewed = s.renew(&key, Some(ten_years), |_| None).await;
     // The old token is past creation + the new maximum? No: an hour is still left.
     assert!(renewed.unwrap().expire_time.unwrap() <= now() + 3600);
     assert!(s
@@ -350,7 +364,7 @@ async fn lifetimes_are_bounded_by_the_lease_ttls() {
         .unwrap();
     assert!(expiring_root.entry.expire_time.is_some());
     let er = s
-        .authenticate(&expiring_root.token, "p", Operation::Read)
+        .authenticate(&expiring_root.token, "p", Operation::Read, None)
         .await
         .unwrap();
     assert!(s.create(Some(&er), req(&["root"])).await.is_err());
@@ -371,7 +385,7 @@ async fn attenuated_tokens_are_revoked_alone_and_cannot_mint() {
         r#"check if path($p), $p.starts_with("secret/data/db/");"#,
     );
     let caller = s
-        .authenticate(&narrowed, "secret/data/app/x", Operation::Read)
+        .authenticate(&narrowed, "secret/data/app/x", Operation::Read, None)
         .await
         .unwrap();
     assert!(caller.is_attenuated());
@@ -390,7 +404,7 @@ async fn attenuated_tokens_are_revoked_alone_and_cannot_mint() {
 
     // Revoke-self is allowed whatever its checks say, and revokes only it.
     let self_caller = s
-        .authenticate(&narrowed, "auth/token/revoke-self", Operation::Update)
+        .authenticate(&narrowed, "auth/token/revoke-self", Operation::Update, None)
         .await
         .unwrap();
     assert_eq!(
@@ -399,17 +413,17 @@ async fn attenuated_tokens_are_revoked_alone_and_cannot_mint() {
     );
     for gone in [&narrowed, &further] {
         assert!(matches!(
-            s.authenticate(gone, "secret/data/app/x", Operation::Read)
+            s.authenticate(gone, "secret/data/app/x", Operation::Read, None)
                 .await,
             Err(EngineError::Unauthenticated)
         ));
     }
     assert!(s
-        .authenticate(&minted.token, "secret/data/app/x", Operation::Read)
+        .authenticate(&minted.token, "secret/data/app/x", Operation::Read, None)
         .await
         .is_ok());
     assert!(s
-        .authenticate(&sibling, "secret/data/db/x", Operation::Read)
+        .authenticate(&sibling, "secret/data/db/x", Operation::Read, None)
         .await
         .is_ok());
 
@@ -419,12 +433,12 @@ async fn attenuated_tokens_are_revoked_alone_and_cannot_mint() {
         Revoked::Attenuation
     );
     assert!(s
-        .authenticate(&sibling, "secret/data/db/x", Operation::Read)
+        .authenticate(&sibling, "secret/data/db/x", Operation::Read, None)
         .await
         .is_err());
     assert_eq!(s.revoke_token(&sibling).await.unwrap(), Revoked::Nothing);
     assert!(s
-        .authenticate(&minted.token, "p", Operation::Read)
+        .authenticate(&minted.token, "p", Operation::Read, None)
         .await
         .is_ok());
 
@@ -447,7 +461,7 @@ async fn an_entry_another_writer_deleted_is_dropped() {
     let (_, root) = root(&s).await;
     let minted = s.create(Some(&root), req(&["app"])).await.unwrap();
     let caller = s
-        .authenticate(&minted.token, "p", Operation::Read)
+        .authenticate(&minted.token, "p", Operation::Read, None)
         .await
         .unwrap();
     assert!(matches!(s.entries.get(&caller.key), Cached::Hit(_)));
@@ -458,7 +472,8 @@ async fn an_entry_another_writer_deleted_is_dropped() {
 
     assert!(matches!(s.entries.get(&caller.key), Cached::Miss(_)));
     assert!(matches!(
-        s.authenticate(&minted.token, "p", Operation::Read).await,
+        s.authenticate(&minted.token, "p", Operation::Read, None)
+            .await,
         Err(EngineError::Unauthenticated)
     ));
 }

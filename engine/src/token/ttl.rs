@@ -90,6 +90,8 @@ pub struct TtlRequest {
     pub ttl: u64,
     pub period: u64,
     pub explicit_max_ttl: u64,
+    /// The issuing role's maximum (`token_max_ttl`), below the mount's (0: none).
+    pub max_ttl: u64,
     /// When the token was created; the maximum counts from here.
     pub start: i64,
 }
@@ -98,6 +100,9 @@ pub struct TtlRequest {
 /// effective maximum (a periodic token: only its explicit maximum bounds it).
 pub fn calculate(ttls: LeaseTtls, req: TtlRequest, now: i64) -> Result<u64> {
     let mut max = ttls.max_lease_ttl;
+    if req.max_ttl > 0 && req.max_ttl < max {
+        max = req.max_ttl;
+    }
     if req.explicit_max_ttl > 0 && req.explicit_max_ttl < max {
         max = req.explicit_max_ttl;
     }

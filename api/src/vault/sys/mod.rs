@@ -106,6 +106,10 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
             )
             .await
         }
+        ("auth", t) => match t.strip_suffix("/tune") {
+            Some(path) => auth::tune_method(core, req, path, auth::TuneVia::Auth).await,
+            None => auth::mount(core, req, t).await,
+        },
         _ => crate::vault::no_route(core, req).await,
     }
 }

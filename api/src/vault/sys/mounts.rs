@@ -159,6 +159,9 @@ async fn tune(core: &Arc<Core>, req: &VaultRequest, path: &str) -> Result<Reply,
     if path == "auth/token/" {
         return super::auth::tune(core, req, TuneVia::Mounts).await;
     }
+    if let Some(method) = path.strip_prefix("auth/") {
+        return super::auth::tune_method(core, req, method, TuneVia::Mounts).await;
+    }
     match req.op {
         Operation::Read => {
             apply(core, req, MountTuneRead { path }, |e| {

@@ -36,9 +36,9 @@ fn holds_sudo(cx: &Context<'_>) -> bool {
     if req.token.is_empty() || core.is_sealed() {
         return false;
     }
-    let Ok(caller) = core
-        .tokens
-        .authenticate_without_use(req.token, req.path, Operation::Read)
+    let Ok(caller) =
+        core.tokens
+            .authenticate_without_use(req.token, req.path, Operation::Read, req.remote)
     else {
         return false;
     };

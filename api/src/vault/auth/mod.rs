@@ -1,0 +1,83 @@
+//! `auth/<mount>/...`: the auth methods enabled under `sys/auth`, one file per method
+//! (the token store, `auth/token/`, is `vault/token.rs`). Each handler decodes its
+//! request into the method's engine operations; logins answer Vault's `auth` block.
+
+mod approle;
+mod userpass;
+
+use std::sync::Arc;
+
+use engine::auth::AuthKind;
+use engine::ops::Access;
+use engine::token::IssuedToken;
+use engine::{Core, EngineError};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::request::VaultRequest;
+use crate::response::Reply;
+use crate::vault::{refuse, unsupported_operation};
+
+pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<Reply, ApiError> {
+    match core.route_auth(rest) {
+        Some((mount, tail)) => {
+            let tail = tail.trim_end_matches('/');
+            match mount.kind() {
+                AuthKind::AppRole => approle::handle(core, req, mount, tail).await,
+                AuthKind::Userpass => userpass::handle(core, req, mount, tail).await,
+            }
+        }
+        None => crate::vault::no_route(core, req).await,
+    }
+}
+
+/// The answer to a login: Vault's `auth` block with the new token.
+pub(crate) fn login_reply(issued: IssuedToken) -> Result<Reply, ApiError> {
+    Ok(Reply::auth(crate::vault::token::auth_block(
+        &issued.token,
+        &issued.entry,
+    )))
+}
+
+/// The request's fields (body, then query), refused if one is not in `known`: what the
+/// engine parses role fields from.
+pub(crate) fn fields(
+    req: &VaultRequest,
+    known: &[&[&str]],
+) -> Result<Map<String, Value>, EngineError> {
+    let known: Vec<&str> = known.iter().flat_map(|k| k.iter().copied()).collect();
+    req.refuse_unknown(&known)?;
+    Ok(crate::vault::acl::parameters(req).into_owned())
+}
+
+/// A required string field.
+pub(crate) fn required(req: &VaultRequest, name: &str) -> Result<String, EngineError> {
+    req.str_field(name)?
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| EngineError::bad(format!("missing {name}")))
+}
+
+/// A known path below a method that does not take this verb: 405 once the ACL is
+/// checked, as Vault answers.
+pub(crate) async fn unsupported(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+    unsupported_operation(core, req).await
+}
+
+/// A path below a method nothing serves: 404 once the ACL is checked.
+pub(crate) async fn no_route(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiError> {
+    refuse(
+        core,
+        req,
+        Access::Acl(req.op),
+        EngineError::NoRoute(req.path.clone()),
+    )
+    .await
+}
+
+/// Vault answers a list with nothing in it 404.
+pub(crate) fn keys(names: Vec<String>) -> Result<Reply, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::not_found_empty());
+    }
+    Ok(Reply::data(serde_json::json!({ "keys": names })))
+}
