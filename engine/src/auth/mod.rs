@@ -25,6 +25,7 @@
 
 pub mod approle;
 mod cidr;
+pub mod jwt;
 mod throttle;
 mod token_params;
 pub mod userpass;
@@ -56,6 +57,7 @@ const TABLE_PATH: &str = "core/auth";
 pub enum AuthKind {
     AppRole,
     Userpass,
+    Jwt,
 }
 
 impl AuthKind {
@@ -63,11 +65,15 @@ impl AuthKind {
         match kind {
             "approle" => Ok(AuthKind::AppRole),
             "userpass" => Ok(AuthKind::Userpass),
+            "jwt" => Ok(AuthKind::Jwt),
+            "oidc" => Err(EngineError::bad(
+                "the oidc auth method (browser login) is not implemented by this appliance: enable jwt for JWT login",
+            )),
             "token" => Err(EngineError::bad(
                 "token credential backend cannot be instantiated",
             )),
             other => Err(EngineError::bad(format!(
-                "plugin not found in the catalog: {other} (the auth methods this appliance implements are approle and userpass)"
+                "plugin not found in the catalog: {other} (the auth methods this appliance implements are approle, userpass and jwt)"
             ))),
         }
     }
@@ -76,6 +82,7 @@ impl AuthKind {
         match self {
             AuthKind::AppRole => "approle",
             AuthKind::Userpass => "userpass",
+            AuthKind::Jwt => "jwt",
         }
     }
 }
@@ -211,6 +218,7 @@ impl MethodStore {
 pub enum Method {
     AppRole(approle::AppRole),
     Userpass(userpass::Userpass),
+    Jwt(jwt::Jwt),
 }
 
 /// A mounted method, ready to serve.
@@ -250,6 +258,13 @@ impl AuthMountRef {
             _ => Err(EngineError::internal("userpass operation routed elsewhere")),
         }
     }
+
+    pub(crate) fn jwt(&self) -> Result<&jwt::Jwt> {
+        match self.0.method.as_ref() {
+            Method::Jwt(m) => Ok(m),
+            _ => Err(EngineError::internal("jwt operation routed elsewhere")),
+        }
+    }
 }
 
 /// What a method established at a login, for the engine to issue a token from.
@@ -284,6 +299,7 @@ impl AuthMounts {
         let method = match entry.kind {
             AuthKind::AppRole => Method::AppRole(approle::AppRole::new(store)),
             AuthKind::Userpass => Method::Userpass(userpass::Userpass::new(store)),
+            AuthKind::Jwt => Method::Jwt(jwt::Jwt::new(store)),
         };
         Arc::new(AuthMounted {
             entry,

@@ -2,6 +2,7 @@
 //! login shares: the throttle of failed attempts and the token a success issues.
 
 pub mod approle;
+pub mod jwt;
 pub mod userpass;
 
 use std::collections::BTreeMap;
