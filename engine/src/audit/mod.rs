@@ -632,8 +632,12 @@ impl AuditBroker {
             None => EngineError::bad("no audit device is enabled"),
         })?;
         let path = device.config.path.clone();
-        let (file, end) = device
-            .sink
+        let Sink::File(sink) = &device.sink else {
+            return Err(EngineError::bad(format!(
+                "audit device {path} sends its lines away: read them where they are received"
+            )));
+        };
+        let (file, end) = sink
             .snapshot()
             .map_err(|e| EngineError::Internal(format!("audit device {path}: {e}")))?;
         tokio::task::spawn_blocking(move || {

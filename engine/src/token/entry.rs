@@ -259,6 +259,9 @@ impl TokenEntry {
             orphan: true,
             period: 0,
             scopes: Vec::new(),
+            mount_accessor: None,
+            max_ttl: 0,
+            bound_cidrs: Vec::new(),
         }
     }
 

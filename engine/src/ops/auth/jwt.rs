@@ -87,7 +87,7 @@ impl Op for JwtLoginOp {
     type Output = IssuedToken;
 
     fn access(&self) -> Access {
-        Access::Login
+        Access::Unauthenticated
     }
 
     async fn run(self, cx: Context<'_>) -> Result<IssuedToken> {
