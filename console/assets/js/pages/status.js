@@ -244,7 +244,7 @@ async function statusPage(root, seal, ctx) {
           ['Initialised', seal.initialized ? 'Yes' : 'No'],
           ['Seal type', seal.type === 'shamir' ? 'Shamir (unseal keys)' : `${seal.type.toUpperCase()} (hardware)`],
           [hardware ? 'Recovery keys' : 'Unseal keys', `${seal.t} of ${seal.n} needed`],
-          ['Version', `Ironseal ${seal.version}`],
+          ['Version', `Ironseal ${seal.ironseal_version || seal.version} (OpenBao API ${seal.version})`],
         ])),
       card('Storage', storage),
       card('TLS',
