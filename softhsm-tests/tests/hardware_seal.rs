@@ -133,11 +133,13 @@ fn pkcs11_data_dir_next_to_another_token_cannot_unseal() {
     if reference_mode() {
         return;
     }
-    let (_a, mut d, _) = serving("ironseal", 1, 1, ("x", "only-on-token-a"));
+    // Not labelled "ironseal": seal-status carries `ironseal_version`, and the label must
+    // not show there.
+    let (_a, mut d, _) = serving("vault-hsm", 1, 1, ("x", "only-on-token-a"));
     d.kill9();
 
     // Token B (same label) that never held this appliance's root key.
-    let b = SoftHsm::new("ironseal");
+    let b = SoftHsm::new("vault-hsm");
     let mut other = b.daemon();
     other.kill9();
     std::fs::copy(d.storage_path(), other.storage_path()).unwrap();
