@@ -735,3 +735,46 @@ fn failed_logins_lock_out_for_longer_each_time() {
     }
     approle_login(&d, &role_id, &secret_id).assert_error(429, "too many failed login attempts");
 }
+
+#[test]
+fn a_wrapped_secret_id_is_unwrapped_once_and_logs_in() {
+    let d = setup();
+    let (role_id, _) = approle(&d, &["token_policies=app-read"]);
+    let wrapped = write(
+        &d,
+        &["-wrap-ttl=60s", "-f", "auth/approle/role/app/secret-id"],
+    );
+    let info = &wrapped["wrap_info"];
+    assert_eq!(info["ttl"], 60, "{wrapped}");
+    assert_eq!(
+        info["creation_path"], "auth/approle/role/app/secret-id",
+        "{wrapped}"
+    );
+    assert!(
+        info["wrapped_accessor"]
+            .as_str()
+            .is_some_and(|a| !a.is_empty()),
+        "{wrapped}"
+    );
+    assert!(
+        wrapped["data"].is_null(),
+        "the secret id must not be in the clear: {wrapped}"
+    );
+    let wrapping_token = info["token"].as_str().unwrap();
+
+    // Unwrapped by the holder of the wrapping token alone, as Vault Agent does.
+    let unwrapped = d
+        .bao_as(Some(wrapping_token), &["unwrap", "-format=json"])
+        .ok()
+        .json();
+    let secret_id = unwrapped["data"]["secret_id"].as_str().unwrap();
+    assert_eq!(
+        unwrapped["data"]["secret_id_accessor"], info["wrapped_accessor"],
+        "{unwrapped}"
+    );
+    let token = token_of(&approle_login(&d, &role_id, secret_id));
+    assert_eq!(read_secret(&d, &token).status, 200);
+
+    let again = d.bao_as(Some(wrapping_token), &["unwrap", "-format=json"]);
+    assert!(!again.success(), "a second unwrap must fail: {again}");
+}
