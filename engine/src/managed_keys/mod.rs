@@ -676,17 +676,22 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     crate::compute::run(f).await?
 }
 
-/// An operation with a loaded key: on the device lane when the HSM holds the key (the
-/// work is the device's), else on the compute pool.
+/// On the device lane when `device` (the work is the HSM's), else on the compute pool.
+async fn on_lane<T: Send + 'static>(
+    device: bool,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    if device {
+        crate::compute::run_on_device(f).await?
+    } else {
+        blocking(f).await
+    }
+}
+
+/// An operation with a loaded key, on the lane its holder calls for.
 async fn with_loaded<T: Send + 'static>(
     loaded: Arc<Loaded>,
     f: impl FnOnce(&Loaded) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let device = matches!(*loaded, Loaded::Hsm(_));
-    let job = move || f(&loaded);
-    if device {
-        crate::compute::run_on_device(job).await?
-    } else {
-        blocking(job).await
-    }
+    on_lane(matches!(*loaded, Loaded::Hsm(_)), move || f(&loaded)).await
 }

@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 use super::error::KeyError;
 use super::material::Loaded;
 use super::model::{Algorithm, Protection, Usage};
-use super::{blocking, with_loaded, KeyStore, ManagedKey, Output};
+use super::{blocking, on_lane, with_loaded, KeyStore, ManagedKey, Output};
 
 pub use cipher::encapsulate_public;
 
@@ -456,7 +456,9 @@ impl KeyStore {
         let algorithm = key.algorithm;
         let protection = v.protection;
         let public = v.public_key.clone();
-        let data = blocking(move || {
+        // AES with an HSM-held key is the device's work; RSA and ML-KEM use the public key.
+        let device = matches!(loaded.as_deref(), Some(Loaded::Hsm(_)));
+        let data = on_lane(device, move || {
             cipher::encrypt(
                 loaded.as_deref(),
                 algorithm,
