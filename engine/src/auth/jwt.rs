@@ -17,6 +17,7 @@ use super::token_params::list;
 use super::{MethodStore, TokenParams};
 use crate::duration::duration_from_json;
 use crate::error::{EngineError, Result};
+use crate::token::RoleTtls;
 
 /// Vault's deprecated field names a role write still reads.
 pub const LEGACY_FIELDS: &[&str] = &[
@@ -622,6 +623,19 @@ impl Jwt {
     pub async fn delete_role(&self, name: &str) -> Result<()> {
         let _w = self.write_lock.lock().await;
         self.store.write(&[], &[role_path(name)]).await
+    }
+
+    /// A login token renews while its role exists, with the role's token TTLs as they
+    /// are now (OpenBao's `pathLoginRenew`).
+    pub fn renewal(&self, meta: &BTreeMap<String, String>) -> Result<RoleTtls> {
+        let name = meta
+            .get("role")
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| EngineError::internal("failed to fetch role_name during renewal"))?;
+        let role = self.role(name)?.ok_or_else(|| {
+            EngineError::RenewalRefused(format!("role {name} does not exist during renewal"))
+        })?;
+        Ok(role.token.role_ttls())
     }
 
     /// Verifies `jwt` for the role (or the configured default role) at time `now`.

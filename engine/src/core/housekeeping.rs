@@ -30,6 +30,30 @@ impl PeriodicTask for TokenExpiry {
     }
 }
 
+/// Removes expired AppRole secret ids and their accessors, once a minute as OpenBao's
+/// AppRole does.
+pub(super) struct SecretIdTidy;
+
+impl PeriodicTask for SecretIdTidy {
+    fn name(&self) -> &'static str {
+        "approle-secret-id-tidy"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn run<'a>(&'a self, core: &'a Core) -> TaskFuture<'a> {
+        Box::pin(async move {
+            let removed = core.auth_mounts.tidy_secret_ids().await?;
+            if removed > 0 {
+                tracing::info!(removed, "expired AppRole secret ids tidied");
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Destroys managed keys whose pending-destruction window has passed.
 pub(super) struct ManagedKeyDestruction;
 
