@@ -676,14 +676,14 @@ impl AppRole {
     pub async fn tidy_secret_ids(&self) -> Result<usize> {
         let _w = self.write_lock.lock().await;
         let now = now();
-        let mut deletes = Vec::new();
+        let mut deletes = BTreeSet::new();
         let mut live = BTreeSet::new();
         for rel in self.store.list("secret-id/")? {
             let path = format!("secret-id/{rel}");
             match self.store.get_json::<SecretIdEntry>(&path)? {
                 Some(e) if e.expired(now) => {
-                    deletes.push(self.accessor_path(&e.secret_id_accessor).await?);
-                    deletes.push(path);
+                    deletes.insert(self.accessor_path(&e.secret_id_accessor).await?);
+                    deletes.insert(path);
                 }
                 Some(_) => {
                     live.insert(rel);
@@ -697,10 +697,11 @@ impl AppRole {
                 .store
                 .get_json::<AccessorEntry>(&path)?
                 .is_some_and(|a| !live.contains(&format!("{}/{}", a.role_hmac, a.secret_id_hmac)));
-            if orphan && !deletes.contains(&path) {
-                deletes.push(path);
+            if orphan {
+                deletes.insert(path);
             }
         }
+        let deletes: Vec<String> = deletes.into_iter().collect();
         for chunk in deletes.chunks(1000) {
             self.store.write(&[], chunk).await?;
         }
