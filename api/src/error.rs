@@ -80,6 +80,10 @@ impl From<EngineError> for ApiError {
             EngineError::TooManyAttempts { .. } => {
                 return Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
             }
+            // OpenBao answers a method's refusal to renew as a failed request.
+            EngineError::RenewalRefused(_) => {
+                return Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
             EngineError::AuditFailed => {
                 return Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

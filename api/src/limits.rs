@@ -52,6 +52,9 @@ pub struct Limits {
     /// `sys/metrics` without a token, sealed or not (Vault's listener `telemetry`
     /// block's `unauthenticated_metrics_access`).
     pub unauthenticated_metrics_access: bool,
+    /// `sys/metrics` in the Prometheus text format; off when the top-level `telemetry`
+    /// block sets `prometheus_retention_time = 0`, as in Vault.
+    pub prometheus_enabled: bool,
 }
 
 impl Default for Limits {
@@ -66,6 +69,7 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_request_bytes_in_flight: DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT,
             unauthenticated_metrics_access: false,
+            prometheus_enabled: true,
         }
     }
 }

@@ -143,6 +143,7 @@ pub(crate) async fn dispatch(
                             &req,
                             accepts_prometheus(&parts.headers),
                             limits.unauthenticated_metrics_access,
+                            limits.prometheus_enabled,
                         )
                         .await;
                     }

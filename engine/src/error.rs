@@ -96,6 +96,10 @@ pub enum EngineError {
     /// until the delay has passed.
     #[error("too many failed login attempts: retry in {retry_after}s")]
     TooManyAttempts { retry_after: u64 },
+    /// The auth method that issued a login token refuses to renew it now (its role is
+    /// gone, its policies changed): log in again.
+    #[error("failed to renew entry: {0}")]
+    RenewalRefused(String),
 }
 
 impl EngineError {
@@ -123,7 +127,7 @@ impl EngineError {
             }
             EngineError::NotFound(_) | EngineError::NoRoute(_) => ErrorKind::NotFound,
             EngineError::UnsupportedOperation => ErrorKind::InvalidInput,
-            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Conflict(_) | EngineError::RenewalRefused(_) => ErrorKind::Conflict,
             EngineError::Key(k) => k.kind(),
             EngineError::Overloaded(_) | EngineError::TooManyAttempts { .. } => {
                 ErrorKind::LimitExceeded

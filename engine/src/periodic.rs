@@ -157,6 +157,7 @@ mod tests {
             core().periodic().names(),
             [
                 "token-expiry",
+                "approle-secret-id-tidy",
                 "managed-key-destruction",
                 "transit-auto-rotation",
                 "cloud-export-sync"

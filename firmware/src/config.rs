@@ -47,6 +47,10 @@
 //! max_batch_items = 1000      # most items in one transit batch_input (default 1000)
 //! # log_format = "json"; default_max_request_duration = "90s"
 //! ui = true                   # the web console at /ui (off unless set)
+//! telemetry {                 # optional; what `sys/metrics` serves
+//!   prometheus_retention_time = "24h"   # "0" turns the Prometheus text format off
+//!   disable_hostname          = true    # metric names never carry the host name
+//! }
 //! ```
 //!
 //! Every error names the file, the line and the key.
@@ -292,6 +296,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut leases = engine::token::LeaseTtls::default();
     let mut max_batch_items = None;
     let mut pkcs11 = None;
+    let mut prometheus_enabled = None;
 
     let mut server = ServerOptions::default();
     for attr in body.attributes() {
@@ -389,7 +394,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 pkcs11 = Some(parse_pkcs11(&src.within_block(kind), block.body())?);
             }
             "telemetry" => {
-                return Err(src.err(kind, "the telemetry block is not supported: remove it"))
+                if prometheus_enabled.is_some() {
+                    return Err(src.err(kind, "only one telemetry block is allowed"));
+                }
+                prometheus_enabled = Some(parse_telemetry(&src.within_block(kind), block)?);
             }
             other => return Err(src.err(other, format!("unknown block `{other}`"))),
         }
@@ -413,6 +421,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         line: 1,
         message: "missing listener \"tcp\" { address = \"...\" } block".into(),
     })?;
+    listener.limits.prometheus_enabled = prometheus_enabled.unwrap_or(true);
     listener.limits.max_request_duration = Some(
         listener
             .max_request_duration
@@ -443,6 +452,66 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
 fn as_ttl(src: &Source, key: &str, e: &Expression) -> Result<u64, ConfigError> {
     let text = as_string(src, key, e)?;
     engine::duration::parse_duration(&text).map_err(|err| src.err(key, format!("`{key}`: {err}")))
+}
+
+/// The top-level `telemetry` block: the keys that shape what `sys/metrics` serves are
+/// taken; metrics sinks and tunings the appliance does not have are refused by name.
+/// Whether the Prometheus text format is on.
+fn parse_telemetry(src: &Source, block: &Block) -> Result<bool, ConfigError> {
+    if !block.labels().is_empty() {
+        return Err(src.err("telemetry", "the telemetry block takes no label"));
+    }
+    if let Some(inner) = block.body().blocks().next() {
+        let kind = inner.identifier();
+        return Err(src.err(kind, format!("unknown block `{kind}` in telemetry")));
+    }
+    let mut prometheus = true;
+    for attr in block.body().attributes() {
+        let k = attr.key();
+        match k {
+            "prometheus_retention_time" => {
+                // The appliance's figures are live and cumulative: nothing to retain,
+                // only the format to turn on or off.
+                prometheus = as_ttl(src, k, attr.expr())? > 0;
+            }
+            "disable_hostname" => {
+                if !as_bool(src, k, attr.expr())? {
+                    return Err(src.err(
+                        k,
+                        "`disable_hostname = false` is not supported: metric names never carry the host name",
+                    ));
+                }
+            }
+            "statsite_address" | "statsd_address" | "dogstatsd_addr" | "dogstatsd_tags" => {
+                return Err(src.err(
+                    k,
+                    format!("`{k}` is not supported: push sinks are not implemented, scrape sys/metrics"),
+                ))
+            }
+            k if k.starts_with("circonus_") || k.starts_with("stackdriver_") => {
+                return Err(src.err(
+                    k,
+                    format!("`{k}` is not supported: push sinks are not implemented, scrape sys/metrics"),
+                ))
+            }
+            "usage_gauge_period"
+            | "maximum_gauge_cardinality"
+            | "metrics_prefix"
+            | "enable_hostname_label"
+            | "lease_metrics_epsilon"
+            | "num_lease_metrics_buckets"
+            | "add_lease_metrics_namespace_labels"
+            | "filter_default"
+            | "prefix_filter" => {
+                return Err(src.err(
+                    k,
+                    format!("`{k}` is not supported: sys/metrics has a fixed set of metrics"),
+                ))
+            }
+            other => return Err(src.err(other, format!("unknown key `{other}` in telemetry"))),
+        }
+    }
+    Ok(prometheus)
 }
 
 fn parse_seal(src: &Source, label: &str, body: &Body) -> Result<(SealBlock, bool), ConfigError> {
@@ -1184,11 +1253,6 @@ log_level = "debug"
             8,
             "unknown block `ha_storage`",
         );
-        refused(
-            &format!("{BASE}{listener}telemetry {{\n}}\n"),
-            7,
-            "telemetry",
-        );
         // Vault keys with no meaning here are refused, not ignored.
         refused(
             &format!("{BASE}{listener}api_addr = \"https://x:8200\"\n"),
@@ -1351,6 +1415,54 @@ log_level = "debug"
         // 0 in max_request_size means the default, as in Vault.
         let c = with_listener("  max_request_size = 0").unwrap();
         assert_eq!(c.listener.limits.max_request_size, 32 << 20);
+    }
+
+    #[test]
+    fn the_telemetry_block_takes_what_sys_metrics_honours() {
+        let listener = "listener \"tcp\" {\n  address = \"127.0.0.1:1\"\n}\n";
+        let with = |lines: &str| p(&format!("{BASE}{listener}telemetry {{\n{lines}\n}}\n"));
+        assert!(with("").unwrap().listener.limits.prometheus_enabled);
+        let c = with("  prometheus_retention_time = \"24h\"\n  disable_hostname = true").unwrap();
+        assert!(c.listener.limits.prometheus_enabled);
+        let c = with("  prometheus_retention_time = \"0\"").unwrap();
+        assert!(!c.listener.limits.prometheus_enabled);
+        for (line, needle) in [
+            (
+                "  statsd_address = \"127.0.0.1:8125\"",
+                "`statsd_address` is not supported",
+            ),
+            (
+                "  dogstatsd_addr = \"127.0.0.1:8125\"",
+                "`dogstatsd_addr` is not supported",
+            ),
+            (
+                "  circonus_api_token = \"x\"",
+                "`circonus_api_token` is not supported",
+            ),
+            (
+                "  usage_gauge_period = \"10m\"",
+                "`usage_gauge_period` is not supported",
+            ),
+            (
+                "  disable_hostname = false",
+                "`disable_hostname = false` is not supported",
+            ),
+            (
+                "  prometheus_retention = \"1h\"",
+                "unknown key `prometheus_retention` in telemetry",
+            ),
+        ] {
+            refused(
+                &format!("{BASE}{listener}telemetry {{\n{line}\n}}\n"),
+                8,
+                needle,
+            );
+        }
+        refused(
+            &format!("{BASE}{listener}telemetry {{\n}}\ntelemetry {{\n}}\n"),
+            7,
+            "only one telemetry block",
+        );
     }
 
     #[test]

@@ -163,6 +163,20 @@ print(json.dumps({"rsa": rsa_login["auth"], "cli": json.loads(cli.stdout)["auth"
         err.contains("error validating claims") && err.contains("does not match"),
         "{err}"
     );
+
+    // A login token renews while its role exists, and not once it is gone.
+    let token = v["rsa"]["client_token"].as_str().unwrap();
+    let renew = || d.http("POST", "/v1/auth/token/renew-self", Some(token), Body::None);
+    let r = renew();
+    assert_eq!(r.status, 200, "{r}");
+    let r = d.http(
+        "DELETE",
+        "/v1/auth/jwt/role/ci",
+        d.token.as_deref(),
+        Body::None,
+    );
+    assert_eq!(r.status, 204, "{r}");
+    renew().assert_error(500, "role ci does not exist during renewal");
 }
 
 #[test]

@@ -778,3 +778,289 @@ fn a_wrapped_secret_id_is_unwrapped_once_and_logs_in() {
     let again = d.bao_as(Some(wrapping_token), &["unwrap", "-format=json"]);
     assert!(!again.success(), "a second unwrap must fail: {again}");
 }
+
+fn renew_self(d: &Daemon, token: &str) -> HttpResponse {
+    post(d, Some(token), "/v1/auth/token/renew-self", &json!({}))
+}
+
+/// A login token renews only as its method allows now (OpenBao's `pathLoginRenew`):
+/// AppRole and JWT while the role exists, with the role's TTLs as they are now; userpass
+/// while the user exists with unchanged policies. A refusal is OpenBao's 500; a deleted
+/// user's token is left as it is, answered 204.
+#[test]
+fn login_tokens_renew_only_as_their_method_allows_now() {
+    let d = setup();
+    let (role_id, secret_id) = approle(&d, &["token_policies=app-read", "token_ttl=10m"]);
+    let token = token_of(&approle_login(&d, &role_id, &secret_id));
+    d.bao(&["write", "auth/approle/role/app/token-ttl", "token_ttl=5m"])
+        .ok();
+    let r = renew_self(&d, &token);
+    assert_eq!(r.status, 200, "{r}");
+    let lease = r.json()["auth"]["lease_duration"].as_u64().unwrap();
+    assert!((295..=300).contains(&lease), "{r}");
+    // AppRole does not hold the token to the role's policies.
+    d.bao(&[
+        "write",
+        "auth/approle/role/app/policies",
+        "token_policies=other",
+    ])
+    .ok();
+    let r = renew_self(&d, &token);
+    assert_eq!(r.status, 200, "{r}");
+    assert!(
+        r.json()["auth"]["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "app-read"),
+        "{r}"
+    );
+    d.bao(&["delete", "auth/approle/role/app"]).ok();
+    renew_self(&d, &token).assert_error(500, "role \"app\" does not exist during renewal");
+    let by_root = post(
+        &d,
+        Some(root(&d)),
+        "/v1/auth/token/renew",
+        &json!({ "token": token }),
+    );
+    by_root.assert_error(500, "role \"app\" does not exist during renewal");
+
+    d.bao(&["auth", "enable", "userpass"]).ok();
+    d.bao(&[
+        "write",
+        "auth/userpass/users/alice",
+        "password=pw",
+        "token_policies=app-read",
+        "token_ttl=10m",
+    ])
+    .ok();
+    let login = post(
+        &d,
+        None,
+        "/v1/auth/userpass/login/alice",
+        &json!({"password": "pw"}),
+    );
+    let token = token_of(&login);
+    d.bao(&[
+        "write",
+        "auth/userpass/users/alice/policies",
+        "token_policies=other",
+    ])
+    .ok();
+    renew_self(&d, &token).assert_error(500, "policies have changed, not renewing");
+    d.bao(&[
+        "write",
+        "auth/userpass/users/alice",
+        "token_policies=app-read",
+        "token_ttl=4m",
+    ])
+    .ok();
+    let r = renew_self(&d, &token);
+    assert_eq!(r.status, 200, "{r}");
+    let lease = r.json()["auth"]["lease_duration"].as_u64().unwrap();
+    assert!((235..=240).contains(&lease), "{r}");
+    d.bao(&["delete", "auth/userpass/users/alice"]).ok();
+    let r = renew_self(&d, &token);
+    assert_eq!(r.status, 204, "{r}");
+    assert_eq!(read_secret(&d, &token).status, 200);
+}
+
+/// Each role setting has a path of its own (`role/<name>/token-ttl`, ...): read, updated
+/// and reset to its default alone, with OpenBao's answers for a missing field or role.
+#[test]
+fn approle_role_settings_have_paths_of_their_own() {
+    let d = setup();
+    approle(
+        &d,
+        &[
+            "token_policies=app-read",
+            "token_ttl=10m",
+            "secret_id_bound_cidrs=10.0.0.0/8",
+        ],
+    );
+    let field = |sub: &str| -> Value {
+        let r = d.get(&format!("/v1/auth/approle/role/app/{sub}"));
+        assert_eq!(r.status, 200, "{sub}: {r}");
+        r.json()["data"].clone()
+    };
+    assert_eq!(field("policies")["token_policies"], json!(["app-read"]));
+    assert_eq!(field("token-ttl")["token_ttl"], 600);
+    assert_eq!(field("token-max-ttl")["token_max_ttl"], 0);
+    assert_eq!(
+        field("secret-id-bound-cidrs")["secret_id_bound_cidrs"],
+        json!(["10.0.0.0/8"])
+    );
+    assert_eq!(field("local-secret-ids")["local_secret_ids"], false);
+
+    for (sub, arg) in [
+        ("token-max-ttl", "token_max_ttl=1h"),
+        ("token-ttl", "token_ttl=20m"),
+        ("secret-id-ttl", "secret_id_ttl=15m"),
+        ("secret-id-num-uses", "secret_id_num_uses=3"),
+        ("token-num-uses", "token_num_uses=7"),
+        ("period", "token_period=30m"),
+        ("policies", "token_policies=app-read,other"),
+        ("token-bound-cidrs", "token_bound_cidrs=127.0.0.0/16"),
+        ("secret-id-bound-cidrs", "secret_id_bound_cidrs=127.0.0.0/8"),
+    ] {
+        d.bao(&["write", &format!("auth/approle/role/app/{sub}"), arg])
+            .ok();
+    }
+    let role = d
+        .bao(&["read", "-format=json", "auth/approle/role/app"])
+        .ok()
+        .json();
+    let data = &role["data"];
+    assert_eq!(data["token_max_ttl"], 3600, "{role}");
+    assert_eq!(data["token_ttl"], 1200, "{role}");
+    assert_eq!(data["secret_id_ttl"], 900, "{role}");
+    assert_eq!(data["secret_id_num_uses"], 3, "{role}");
+    assert_eq!(data["token_num_uses"], 7, "{role}");
+    assert_eq!(data["token_period"], 1800, "{role}");
+    assert_eq!(
+        data["token_policies"],
+        json!(["app-read", "other"]),
+        "{role}"
+    );
+    assert_eq!(data["token_bound_cidrs"], json!(["127.0.0.0/16"]), "{role}");
+    assert_eq!(
+        data["secret_id_bound_cidrs"],
+        json!(["127.0.0.0/8"]),
+        "{role}"
+    );
+    assert_eq!(field("period")["token_period"], 1800);
+    assert_eq!(field("token-num-uses")["token_num_uses"], 7);
+
+    // A delete resets the setting to its default.
+    for sub in [
+        "token-ttl",
+        "policies",
+        "token-num-uses",
+        "secret-id-num-uses",
+    ] {
+        let r = d.http(
+            "DELETE",
+            &format!("/v1/auth/approle/role/app/{sub}"),
+            Some(root(&d)),
+            Body::None,
+        );
+        assert_eq!(r.status, 204, "{sub}: {r}");
+    }
+    assert_eq!(field("token-ttl")["token_ttl"], 0);
+    assert_eq!(field("policies")["token_policies"], json!([]));
+    assert_eq!(field("token-num-uses")["token_num_uses"], 0);
+    assert_eq!(field("secret-id-num-uses")["secret_id_num_uses"], 0);
+
+    // The setting is required, and the TTLs keep their order.
+    let write = |sub: &str, body: Value| {
+        post(
+            &d,
+            Some(root(&d)),
+            &format!("/v1/auth/approle/role/app/{sub}"),
+            &body,
+        )
+    };
+    write("token-ttl", json!({})).assert_error(400, "missing token_ttl");
+    write("period", json!({})).assert_error(400, "missing period");
+    assert_eq!(write("token-ttl", json!({"token_ttl": "20m"})).status, 204);
+    write("token-ttl", json!({"token_ttl": "2h"}))
+        .assert_error(400, "token_ttl should not be greater than token_max_ttl");
+    write("token-max-ttl", json!({"token_max_ttl": "1m"})).assert_error(
+        400,
+        "token_max_ttl should be greater than or equal to token_ttl",
+    );
+    assert_eq!(write("local-secret-ids", json!({})).status, 405);
+
+    // A role that does not exist: nothing to read or update, nothing to delete.
+    let r = d.get("/v1/auth/approle/role/nope/token-ttl");
+    assert_eq!(r.status, 404, "{r}");
+    let r = post(
+        &d,
+        Some(root(&d)),
+        "/v1/auth/approle/role/nope/token-ttl",
+        &json!({"token_ttl": "1m"}),
+    );
+    assert_eq!(r.status, 404, "{r}");
+    let r = d.http(
+        "DELETE",
+        "/v1/auth/approle/role/nope/token-ttl",
+        Some(root(&d)),
+        Body::None,
+    );
+    assert_eq!(r.status, 204, "{r}");
+
+    // OpenBao 2.x answers 404 for `bind-secret-id` whatever the role (its route is
+    // shadowed); the appliance serves it as the AppRole source defines it.
+    if !reference_mode() {
+        assert_eq!(field("bind-secret-id")["bind_secret_id"], true);
+        d.bao(&[
+            "write",
+            "auth/approle/role/app/bind-secret-id",
+            "bind_secret_id=false",
+        ])
+        .ok();
+        assert_eq!(field("bind-secret-id")["bind_secret_id"], false);
+    }
+}
+
+/// `tidy/secret-id` removes expired secret ids with their accessors (202, as OpenBao,
+/// whose tidy runs in the background: polled); live ones stay.
+#[test]
+fn tidy_removes_expired_secret_ids_and_their_accessors() {
+    let d = setup();
+    approle(&d, &["token_policies=app-read"]);
+    let generate = |args: &[&str]| -> String {
+        let mut argv = vec!["-f", "auth/approle/role/app/secret-id"];
+        argv.extend_from_slice(args);
+        write(&d, &argv)["data"]["secret_id_accessor"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let lookup = |accessor: &str| {
+        post(
+            &d,
+            Some(root(&d)),
+            "/v1/auth/approle/role/app/secret-id-accessor/lookup",
+            &json!({ "secret_id_accessor": accessor }),
+        )
+    };
+    let lasting = generate(&[]);
+    let expiring = generate(&["ttl=2s"]);
+    assert_eq!(lookup(&expiring).status, 200);
+    let expires = lookup(&expiring).json()["data"]["expiration_time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(expires, "0001-01-01T00:00:00Z");
+
+    let tidy = || {
+        post(
+            &d,
+            Some(root(&d)),
+            "/v1/auth/approle/tidy/secret-id",
+            &json!({}),
+        )
+    };
+    let r = tidy();
+    assert_eq!(r.status, 202, "{r}");
+    // (OpenBao answers 200 while a tidy is still running.)
+    poll_until(
+        Duration::from_secs(30),
+        "the expired secret id tidied",
+        || {
+            let r = tidy();
+            assert!(r.status == 202 || r.status == 200, "{r}");
+            (lookup(&expiring).status == 404).then_some(())
+        },
+    );
+    let r = lookup(&lasting);
+    assert_eq!(r.status, 200, "{r}");
+    let r = d.http(
+        "GET",
+        "/v1/auth/approle/tidy/secret-id",
+        Some(root(&d)),
+        Body::None,
+    );
+    assert_eq!(r.status, 405, "{r}");
+}

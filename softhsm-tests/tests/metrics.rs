@@ -181,3 +181,27 @@ fn host_info_describes_the_machine_to_sudo_holders() {
         assert_eq!(r.status, 403, "{r}");
     }
 }
+
+/// The server's `telemetry` block: `prometheus_retention_time` turns the text format on
+/// (OpenBao serves none without it) or off with "0", answered as OpenBao does.
+#[test]
+fn the_server_telemetry_block_turns_the_prometheus_format_on_or_off() {
+    for (retention, served) in [("30s", true), ("0", false)] {
+        let mut d = Daemon::config_with_top_level(
+            false,
+            &format!(
+                "telemetry {{\n  prometheus_retention_time = \"{retention}\"\n  disable_hostname = true\n}}"
+            ),
+        );
+        d.init(1, 1);
+        d.unseal();
+        let r = d.get("/v1/sys/metrics?format=prometheus");
+        if served {
+            assert_eq!(r.status, 200, "{r}");
+            assert!(!parse(&r.body).is_empty(), "{r}");
+        } else {
+            assert_eq!(r.status, 400, "{r}");
+            assert!(r.body.contains("prometheus is not enabled"), "{r}");
+        }
+    }
+}

@@ -183,6 +183,10 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         }
     };
     let auth = |found: Found| Ok(Reply::auth(auth_block(&found.id, &found.entry)));
+    let renewed = |found: Option<Found>| match found {
+        Some(found) => auth(found),
+        None => Ok(Reply::no_content()),
+    };
     let lookup = |found: Found| Ok(Reply::data(lookup_data(&found.entry, &found.id)));
     let done = |()| Ok(Reply::no_content());
     let named = rest
@@ -229,21 +233,21 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
             let op = TokenRenewSelf {
                 increment: increment(req),
             };
-            apply_at(core, req, &path, op, auth).await
+            apply_at(core, req, &path, op, renewed).await
         }
         Endpoint::Renew => {
             let op = TokenRenew {
                 token: required(req, "token"),
                 increment: increment(req),
             };
-            apply_at(core, req, &path, op, auth).await
+            apply_at(core, req, &path, op, renewed).await
         }
         Endpoint::RenewAccessor => {
             let op = TokenRenewAccessor {
                 accessor: required(req, "accessor"),
                 increment: increment(req),
             };
-            apply_at(core, req, &path, op, auth).await
+            apply_at(core, req, &path, op, renewed).await
         }
         Endpoint::RevokeSelf => apply_at(core, req, &path, TokenRevokeSelf, done).await,
         Endpoint::Revoke => {

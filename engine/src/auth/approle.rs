@@ -12,18 +12,19 @@
 //! accessor/<hmac(accessor)>            -> the secret id's HMAC
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::cidr::{check_cidrs, parse_cidrs};
-use super::token_params::list;
+use super::token_params::{list, normalise_policies};
 use super::{MethodStore, TokenParams};
 use crate::duration::duration_from_json;
 use crate::error::{EngineError, Result};
 use crate::request_values::bool_from_json;
+use crate::token::RoleTtls;
 
 /// Vault's answer to any wrong role id or secret id, whichever was wrong.
 pub const INVALID: &str = "invalid role or secret ID";
@@ -56,6 +57,183 @@ impl Role {
         m.insert("period".into(), self.token.token_period.into());
         self.token.to_json(&mut m);
         Value::Object(m)
+    }
+}
+
+/// A role setting with a path of its own below the role (`role/<name>/token-ttl`), read,
+/// updated and deleted (reset to its default) alone, as OpenBao has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleField {
+    Policies,
+    BindSecretId,
+    SecretIdBoundCidrs,
+    /// The deprecated name of `secret-id-bound-cidrs`.
+    BoundCidrList,
+    TokenBoundCidrs,
+    SecretIdNumUses,
+    SecretIdTtl,
+    TokenNumUses,
+    TokenTtl,
+    TokenMaxTtl,
+    Period,
+    /// Set at creation only: read-only here.
+    LocalSecretIds,
+}
+
+impl RoleField {
+    /// The field a path segment below a role names.
+    pub fn from_path(segment: &str) -> Option<RoleField> {
+        use RoleField as F;
+        Some(match segment {
+            "policies" => F::Policies,
+            "bind-secret-id" => F::BindSecretId,
+            "secret-id-bound-cidrs" => F::SecretIdBoundCidrs,
+            "bound-cidr-list" => F::BoundCidrList,
+            "token-bound-cidrs" => F::TokenBoundCidrs,
+            "secret-id-num-uses" => F::SecretIdNumUses,
+            "secret-id-ttl" => F::SecretIdTtl,
+            "token-num-uses" => F::TokenNumUses,
+            "token-ttl" => F::TokenTtl,
+            "token-max-ttl" => F::TokenMaxTtl,
+            "period" => F::Period,
+            "local-secret-ids" => F::LocalSecretIds,
+            _ => return None,
+        })
+    }
+
+    /// The request fields an update takes, the first the setting's own name.
+    pub fn names(self) -> &'static [&'static str] {
+        use RoleField as F;
+        match self {
+            F::Policies => &["token_policies", "policies"],
+            F::BindSecretId => &["bind_secret_id"],
+            F::SecretIdBoundCidrs => &["secret_id_bound_cidrs", "bound_cidr_list"],
+            F::BoundCidrList => &["bound_cidr_list"],
+            F::TokenBoundCidrs => &["token_bound_cidrs"],
+            F::SecretIdNumUses => &["secret_id_num_uses"],
+            F::SecretIdTtl => &["secret_id_ttl"],
+            F::TokenNumUses => &["token_num_uses"],
+            F::TokenTtl => &["token_ttl"],
+            F::TokenMaxTtl => &["token_max_ttl"],
+            F::Period => &["token_period", "period"],
+            F::LocalSecretIds => &["local_secret_ids"],
+        }
+    }
+
+    pub fn writable(self) -> bool {
+        self != RoleField::LocalSecretIds
+    }
+
+    /// The setting as its path reads it.
+    pub fn read(self, role: &Role) -> Value {
+        use RoleField as F;
+        let t = &role.token;
+        let value = match self {
+            F::Policies => json!(t.token_policies),
+            F::BindSecretId => json!(role.bind_secret_id),
+            F::SecretIdBoundCidrs | F::BoundCidrList => json!(role.secret_id_bound_cidrs),
+            F::TokenBoundCidrs => json!(t.token_bound_cidrs),
+            F::SecretIdNumUses => json!(role.secret_id_num_uses),
+            F::SecretIdTtl => json!(role.secret_id_ttl),
+            F::TokenNumUses => json!(t.token_num_uses),
+            F::TokenTtl => json!(t.token_ttl),
+            F::TokenMaxTtl => json!(t.token_max_ttl),
+            F::Period => json!(t.token_period),
+            F::LocalSecretIds => json!(role.local_secret_ids),
+        };
+        json!({ self.names()[0]: value })
+    }
+
+    /// Sets the setting from an update's fields (OpenBao's words when it is missing), or
+    /// back to its default when `fields` is None (a delete).
+    fn apply(self, role: &mut Role, fields: Option<&Map<String, Value>>) -> Result<()> {
+        use RoleField as F;
+        let given = fields.and_then(|f| {
+            self.names()
+                .iter()
+                .find_map(|n| f.get(*n).filter(|v| !v.is_null()).map(|v| (*n, v)))
+        });
+        let Some((name, v)) = given else {
+            if fields.is_none() {
+                self.reset(role);
+                return Ok(());
+            }
+            return match self {
+                // OpenBao writes the role unchanged when no CIDRs are given.
+                F::SecretIdBoundCidrs | F::BoundCidrList | F::TokenBoundCidrs => Ok(()),
+                F::Period => Err(EngineError::bad("missing period")),
+                _ => Err(EngineError::bad(format!("missing {}", self.names()[0]))),
+            };
+        };
+        let duration = |v: &Value| {
+            duration_from_json(v).map_err(|e| EngineError::bad(format!("invalid '{name}': {e}")))
+        };
+        let count = |v: &Value| -> Result<u32> {
+            let n = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| EngineError::bad(format!("invalid '{name}'")))?;
+            if n < 0 {
+                return Err(EngineError::bad(format!("{name} cannot be negative")));
+            }
+            u32::try_from(n).map_err(|_| EngineError::bad(format!("{name} is too large")))
+        };
+        let t = &mut role.token;
+        match self {
+            F::Policies => t.token_policies = normalise_policies(list(v, name)?),
+            F::BindSecretId => {
+                role.bind_secret_id = bool_from_json(v)
+                    .ok_or_else(|| EngineError::bad("invalid 'bind_secret_id': not a boolean"))?
+            }
+            F::SecretIdBoundCidrs | F::BoundCidrList => {
+                let cidrs = list(v, name)?;
+                if cidrs.is_empty() {
+                    return Err(EngineError::bad("missing bound_cidr_list"));
+                }
+                role.secret_id_bound_cidrs = parse_cidrs(&cidrs)?;
+            }
+            F::TokenBoundCidrs => t.token_bound_cidrs = parse_cidrs(&list(v, name)?)?,
+            F::SecretIdNumUses => role.secret_id_num_uses = count(v)?,
+            F::SecretIdTtl => role.secret_id_ttl = duration(v)?,
+            F::TokenNumUses => t.token_num_uses = count(v)?,
+            F::TokenTtl => {
+                t.token_ttl = duration(v)?;
+                if t.token_max_ttl > 0 && t.token_ttl > t.token_max_ttl {
+                    return Err(EngineError::bad(
+                        "token_ttl should not be greater than token_max_ttl",
+                    ));
+                }
+            }
+            F::TokenMaxTtl => {
+                t.token_max_ttl = duration(v)?;
+                if t.token_max_ttl > 0 && t.token_ttl > t.token_max_ttl {
+                    return Err(EngineError::bad(
+                        "token_max_ttl should be greater than or equal to token_ttl",
+                    ));
+                }
+            }
+            F::Period => t.token_period = duration(v)?,
+            F::LocalSecretIds => return Err(EngineError::UnsupportedOperation),
+        }
+        Ok(())
+    }
+
+    fn reset(self, role: &mut Role) {
+        use RoleField as F;
+        let t = &mut role.token;
+        match self {
+            F::Policies => t.token_policies.clear(),
+            F::BindSecretId => role.bind_secret_id = true,
+            F::SecretIdBoundCidrs | F::BoundCidrList => role.secret_id_bound_cidrs.clear(),
+            F::TokenBoundCidrs => t.token_bound_cidrs.clear(),
+            F::SecretIdNumUses => role.secret_id_num_uses = 0,
+            F::SecretIdTtl => role.secret_id_ttl = 0,
+            F::TokenNumUses => t.token_num_uses = 0,
+            F::TokenTtl => t.token_ttl = 0,
+            F::TokenMaxTtl => t.token_max_ttl = 0,
+            F::Period => t.token_period = 0,
+            F::LocalSecretIds => {}
+        }
     }
 }
 
@@ -287,6 +465,23 @@ impl AppRole {
         self.store.write(&[], &deletes).await
     }
 
+    /// Updates one setting of an existing role (`fields`), or resets it (None: a delete,
+    /// which leaves a missing role alone). False: no such role to update.
+    pub async fn write_role_field(
+        &self,
+        name: &str,
+        field: RoleField,
+        fields: Option<&Map<String, Value>>,
+    ) -> Result<bool> {
+        let _w = self.write_lock.lock().await;
+        let Some(mut role) = self.role(name)? else {
+            return Ok(fields.is_none());
+        };
+        field.apply(&mut role, fields)?;
+        self.store.put_json(&role_path(name), &role).await?;
+        Ok(true)
+    }
+
     pub fn role_id(&self, name: &str) -> Result<String> {
         Ok(self.existing(name)?.role_id)
     }
@@ -438,8 +633,13 @@ impl AppRole {
         Ok((acc_path, rel, entry))
     }
 
+    /// An unknown accessor's lookup is 404, as OpenBao answers it.
     pub async fn lookup_accessor(&self, name: &str, accessor: &str) -> Result<SecretIdEntry> {
-        Ok(self.by_accessor(name, accessor).await?.2)
+        match self.by_accessor(name, accessor).await {
+            Ok((_, _, entry)) => Ok(entry),
+            Err(EngineError::BadRequest(e)) => Err(EngineError::NotFound(e)),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn destroy_accessor(&self, name: &str, accessor: &str) -> Result<()> {
@@ -469,6 +669,56 @@ impl AppRole {
         self.existing(name)?;
         let role_hmac = self.store.hmac(name).await?;
         self.secret_id_accessors(&role_hmac)
+    }
+
+    /// Removes expired secret ids with their accessors, and accessors whose secret id is
+    /// gone, as OpenBao's tidy does; how many entries it removed.
+    pub async fn tidy_secret_ids(&self) -> Result<usize> {
+        let _w = self.write_lock.lock().await;
+        let now = now();
+        let mut deletes = BTreeSet::new();
+        let mut live = BTreeSet::new();
+        for rel in self.store.list("secret-id/")? {
+            let path = format!("secret-id/{rel}");
+            match self.store.get_json::<SecretIdEntry>(&path)? {
+                Some(e) if e.expired(now) => {
+                    deletes.insert(self.accessor_path(&e.secret_id_accessor).await?);
+                    deletes.insert(path);
+                }
+                Some(_) => {
+                    live.insert(rel);
+                }
+                None => {}
+            }
+        }
+        for rel in self.store.list("accessor/")? {
+            let path = format!("accessor/{rel}");
+            let orphan = self
+                .store
+                .get_json::<AccessorEntry>(&path)?
+                .is_some_and(|a| !live.contains(&format!("{}/{}", a.role_hmac, a.secret_id_hmac)));
+            if orphan {
+                deletes.insert(path);
+            }
+        }
+        let deletes: Vec<String> = deletes.into_iter().collect();
+        for chunk in deletes.chunks(1000) {
+            self.store.write(&[], chunk).await?;
+        }
+        Ok(deletes.len())
+    }
+
+    /// A login token renews while its role exists, with the role's token TTLs as they
+    /// are now; its policies stay those it was issued with (OpenBao's `pathLoginRenew`).
+    pub fn renewal(&self, meta: &BTreeMap<String, String>) -> Result<RoleTtls> {
+        let name = meta
+            .get("role_name")
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| EngineError::internal("failed to fetch role_name during renewal"))?;
+        let role = self.role(name)?.ok_or_else(|| {
+            EngineError::RenewalRefused(format!("role {name:?} does not exist during renewal"))
+        })?;
+        Ok(role.token.role_ttls())
     }
 
     /// Checks a login's credentials, spending one use of a use-limited secret id. Every

@@ -17,6 +17,7 @@ use super::token_params::list;
 use super::{MethodStore, TokenParams};
 use crate::duration::duration_from_json;
 use crate::error::{EngineError, Result};
+use crate::token::RoleTtls;
 
 /// Vault's deprecated field names a role write still reads.
 pub const LEGACY_FIELDS: &[&str] = &[
@@ -119,7 +120,7 @@ impl JwtConfig {
         };
         if config.jwt_validation_pubkeys.is_empty() == config.jwks_url.is_empty() {
             return Err(EngineError::bad(
-                "exactly one of 'jwt_validation_pubkeys', 'jwks_url' or 'oidc_discovery_url' must be set",
+                "exactly one of 'jwt_validation_pubkeys', 'jwks_url', 'jwks_pairs', 'oidc_discovery_url', or 'provider_config' must be set",
             ));
         }
         if !config.jwks_ca_pem.is_empty() && config.jwks_url.is_empty() {
@@ -164,7 +165,7 @@ impl JwtConfig {
                 })
                 .collect();
         }
-        let set = self.fetch_jwks().await?;
+        let set = self.fetch_jwks(&self.jwks_client()?).await?;
         Ok(set
             .keys
             .iter()
@@ -173,11 +174,8 @@ impl JwtConfig {
             .collect())
     }
 
-    /// The JWKS at `jwks_url`, trusting only `jwks_ca_pem` when it is set.
-    async fn fetch_jwks(&self) -> Result<JwkSet> {
-        let fail = |e: &dyn std::fmt::Display| {
-            EngineError::bad(format!("error fetching keys from jwks_url: {e}"))
-        };
+    /// The client that fetches the JWKS, trusting only `jwks_ca_pem` when it is set.
+    fn jwks_client(&self) -> Result<reqwest::Client> {
         let mut client = reqwest::Client::builder().timeout(JWKS_TIMEOUT);
         if !self.jwks_ca_pem.is_empty() {
             let certs = reqwest::Certificate::from_pem_bundle(self.jwks_ca_pem.as_bytes())
@@ -187,7 +185,16 @@ impl JwtConfig {
                 client = client.add_root_certificate(c);
             }
         }
-        let client = client.build().map_err(|e| fail(&e))?;
+        client
+            .build()
+            .map_err(|e| EngineError::bad(format!("could not build the JWKS client: {e}")))
+    }
+
+    /// The JWKS at `jwks_url`.
+    async fn fetch_jwks(&self, client: &reqwest::Client) -> Result<JwkSet> {
+        let fail = |e: &dyn std::fmt::Display| {
+            EngineError::bad(format!("error fetching keys from jwks_url: {e}"))
+        };
         let resp = client
             .get(&self.jwks_url)
             .send()
@@ -455,9 +462,7 @@ impl JwtRole {
         if !config.bound_issuer.is_empty()
             && claims.get("iss").and_then(Value::as_str) != Some(config.bound_issuer.as_str())
         {
-            return Err(invalid(
-                "invalid issuer (iss) claim: claim \"iss\" does not match the bound issuer",
-            ));
+            return Err(invalid("invalid issuer (iss) claim"));
         }
         let audiences: Vec<&str> = match claims.get("aud") {
             Some(Value::String(a)) => vec![a.as_str()],
@@ -598,7 +603,15 @@ impl Jwt {
     pub async fn write_config(&self, fields: &Map<String, Value>) -> Result<()> {
         let config = JwtConfig::from_fields(fields)?;
         if !config.jwks_url.is_empty() {
-            config.fetch_jwks().await?;
+            // OpenBao's words; the reason goes to the log.
+            let client = config.jwks_client().map_err(|e| {
+                tracing::info!(error = %e, "jwks_ca_pem refused");
+                EngineError::bad("error checking jwks_ca_pem")
+            })?;
+            if let Err(e) = config.fetch_jwks(&client).await {
+                tracing::info!(error = %e, "jwks_url refused");
+                return Err(EngineError::bad("error checking jwks URL"));
+            }
         }
         let _w = self.write_lock.lock().await;
         self.store.put_json("config", &config).await
@@ -622,6 +635,19 @@ impl Jwt {
     pub async fn delete_role(&self, name: &str) -> Result<()> {
         let _w = self.write_lock.lock().await;
         self.store.write(&[], &[role_path(name)]).await
+    }
+
+    /// A login token renews while its role exists, with the role's token TTLs as they
+    /// are now (OpenBao's `pathLoginRenew`).
+    pub fn renewal(&self, meta: &BTreeMap<String, String>) -> Result<RoleTtls> {
+        let name = meta
+            .get("role")
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| EngineError::internal("failed to fetch role_name during renewal"))?;
+        let role = self.role(name)?.ok_or_else(|| {
+            EngineError::RenewalRefused(format!("role {name} does not exist during renewal"))
+        })?;
+        Ok(role.token.role_ttls())
     }
 
     /// Verifies `jwt` for the role (or the configured default role) at time `now`.
@@ -674,16 +700,18 @@ impl Jwt {
 }
 
 /// The token's claims if one of the configured keys signed it with an accepted
-/// algorithm; `alg: none` and HMAC algorithms never verify.
+/// algorithm; `alg: none` and HMAC algorithms never verify. The refusals are OpenBao's
+/// words, whatever the reason the signature is not accepted.
 async fn verify(config: &JwtConfig, jwt: &str) -> Result<Map<String, Value>> {
-    let invalid =
-        |what: &dyn std::fmt::Display| EngineError::bad(format!("error validating token: {what}"));
-    let header = jsonwebtoken::decode_header(jwt).map_err(|e| invalid(&e))?;
+    let invalid = |what: &str| {
+        EngineError::bad(format!(
+            "error validating token: error verifying token signature: {what}"
+        ))
+    };
+    let no_key = || invalid("no known key successfully validated the token signature");
+    let header = jsonwebtoken::decode_header(jwt).map_err(|_| no_key())?;
     if !config.algorithms()?.contains(&header.alg) {
-        return Err(invalid(&format!(
-            "token signed with unsupported algorithm {:?}",
-            header.alg
-        )));
+        return Err(no_key());
     }
     let mut validation = Validation::new(header.alg);
     validation.validate_exp = false;
@@ -694,7 +722,13 @@ async fn verify(config: &JwtConfig, jwt: &str) -> Result<Map<String, Value>> {
     keys.iter()
         .find_map(|key| jsonwebtoken::decode::<Map<String, Value>>(jwt, key, &validation).ok())
         .map(|data| data.claims)
-        .ok_or_else(|| invalid(&"failed to verify signature"))
+        .ok_or_else(|| {
+            if config.jwks_url.is_empty() {
+                no_key()
+            } else {
+                invalid("failed to verify id token signature")
+            }
+        })
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ use zeroize::Zeroizing;
 use crate::barrier::Barrier;
 use crate::error::{EngineError, Result};
 use crate::mounts::normalize_mount_path;
-use crate::token::{LeaseTtls, MountTtls};
+use crate::token::{MountTtls, RoleTtls};
 
 const TABLE_PATH: &str = "core/auth";
 
@@ -221,6 +221,22 @@ pub enum Method {
     Jwt(jwt::Jwt),
 }
 
+impl Method {
+    /// Whether a login token this method issued may be renewed now, and its role's token
+    /// settings as they are now (OpenBao's `pathLoginRenew`): None declines without error.
+    pub(crate) fn renewal(
+        &self,
+        meta: &BTreeMap<String, String>,
+        policies: &[String],
+    ) -> Result<Option<RoleTtls>> {
+        match self {
+            Method::AppRole(m) => m.renewal(meta).map(Some),
+            Method::Userpass(m) => m.renewal(meta, policies),
+            Method::Jwt(m) => m.renewal(meta).map(Some),
+        }
+    }
+}
+
 /// A mounted method, ready to serve.
 pub struct AuthMounted {
     pub entry: AuthEntry,
@@ -338,13 +354,13 @@ impl AuthMounts {
         self.table.read().get(path).map(|m| m.entry.clone())
     }
 
-    /// The TTLs in force for the tokens of the mount with `accessor`.
-    pub fn ttls(&self, accessor: &str, system: LeaseTtls) -> Option<LeaseTtls> {
+    /// The mount with `accessor`.
+    pub(crate) fn by_accessor(&self, accessor: &str) -> Option<Arc<AuthMounted>> {
         self.table
             .read()
             .values()
             .find(|m| m.entry.accessor == accessor)
-            .map(|m| m.entry.config.ttls().effective(system))
+            .cloned()
     }
 
     /// The method mounted at the longest prefix of `path` (below `auth/`), and the rest.
@@ -422,6 +438,18 @@ impl AuthMounts {
         self.persist(&table).await?;
         *self.table.write() = table;
         Ok(Some(removed.entry.clone()))
+    }
+
+    /// Tidies the secret ids of every AppRole mount; how many entries went.
+    pub async fn tidy_secret_ids(&self) -> Result<usize> {
+        let mounts: Vec<Arc<AuthMounted>> = self.table.read().values().cloned().collect();
+        let mut removed = 0;
+        for m in mounts {
+            if let Method::AppRole(approle) = m.method.as_ref() {
+                removed += approle.tidy_secret_ids().await?;
+            }
+        }
+        Ok(removed)
     }
 
     pub async fn destroy_data(&self, entry: &AuthEntry) -> Result<()> {

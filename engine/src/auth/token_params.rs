@@ -8,6 +8,7 @@ use super::cidr::parse_cidrs;
 use crate::duration::duration_from_json;
 use crate::error::{EngineError, Result};
 use crate::request_values::{bool_from_json, list_from_text};
+use crate::token::RoleTtls;
 
 /// The token types a role or mount may name. Batch tokens are not issued here: naming
 /// them is refused, never turned into service tokens silently.
@@ -153,6 +154,15 @@ impl TokenParams {
             ));
         }
         Ok(())
+    }
+
+    /// The TTLs a token gets from these settings, at login and at each renewal.
+    pub fn role_ttls(&self) -> RoleTtls {
+        RoleTtls {
+            ttl: self.token_ttl,
+            max_ttl: self.token_max_ttl,
+            period: self.token_period,
+        }
     }
 
     /// The fields as a role read shows them.

@@ -2,6 +2,8 @@
 //! kept as Argon2id PHC strings (salted, never in clear) under `user/<name>`, and
 //! checked on the compute pool: a hash costs tens of milliseconds by design.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
@@ -10,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::{MethodStore, TokenParams};
 use crate::error::{EngineError, Result};
+use crate::token::RoleTtls;
 
 /// Vault's answer to a wrong name or password alike.
 pub const INVALID: &str = "invalid username or password";
@@ -151,6 +154,35 @@ impl Userpass {
     pub async fn delete_user(&self, name: &str) -> Result<()> {
         let _w = self.write_lock.lock().await;
         self.store.write(&[], &[user_path(name)]).await
+    }
+
+    /// A login token renews while its user exists (else it is left as it is) and has the
+    /// policies the token was issued with, with the user's token TTLs as they are now
+    /// (OpenBao's `pathLoginRenew`).
+    pub fn renewal(
+        &self,
+        meta: &BTreeMap<String, String>,
+        policies: &[String],
+    ) -> Result<Option<RoleTtls>> {
+        let name = meta.get("username").map(String::as_str).unwrap_or_default();
+        let Some(user) = user_name(name)
+            .ok()
+            .map(|n| self.user(&n))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        // `default` is left out, as OpenBao's `EquivalentPolicies` leaves it.
+        let set = |p: &[String]| -> BTreeSet<String> {
+            p.iter().filter(|p| *p != "default").cloned().collect()
+        };
+        if set(&user.token.token_policies) != set(policies) {
+            return Err(EngineError::RenewalRefused(
+                "policies have changed, not renewing".into(),
+            ));
+        }
+        Ok(Some(user.token.role_ttls()))
     }
 
     /// The user, if `password` is theirs.

@@ -30,6 +30,30 @@ impl PeriodicTask for TokenExpiry {
     }
 }
 
+/// Removes expired AppRole secret ids and their accessors, once a minute as OpenBao's
+/// AppRole does.
+pub(super) struct SecretIdTidy;
+
+impl PeriodicTask for SecretIdTidy {
+    fn name(&self) -> &'static str {
+        "approle-secret-id-tidy"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn run<'a>(&'a self, core: &'a Core) -> TaskFuture<'a> {
+        Box::pin(async move {
+            let removed = core.auth_mounts.tidy_secret_ids().await?;
+            if removed > 0 {
+                tracing::info!(removed, "expired AppRole secret ids tidied");
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Destroys managed keys whose pending-destruction window has passed.
 pub(super) struct ManagedKeyDestruction;
 
@@ -95,5 +119,71 @@ impl PeriodicTask for TransitAutoRotation {
             }
             first_error.map_or(Ok(()), Err)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use serde_json::{json, Value};
+
+    use crate::auth::approle::SecretIdRequest;
+    use crate::auth::AuthConfig;
+    use crate::core::Core;
+    use crate::error::EngineError;
+    use crate::storage::{MemoryBackend, Storage};
+
+    #[tokio::test]
+    async fn expired_secret_ids_are_tidied_by_the_periodic_task() {
+        let core = Core::new(Storage::new(Arc::new(MemoryBackend::new())));
+        core.dev_setup(None).await.unwrap();
+        core.auth_mounts
+            .enable(
+                "approle",
+                "approle",
+                String::new(),
+                BTreeMap::new(),
+                AuthConfig::default(),
+            )
+            .await
+            .unwrap();
+        let (mount, _) = core.route_auth("approle/login").unwrap();
+        let approle = mount.approle().unwrap();
+        let Value::Object(fields) = json!({"token_policies": "app"}) else {
+            unreachable!()
+        };
+        approle.write_role("app", &fields).await.unwrap();
+        let generate = |ttl| {
+            approle.generate_secret_id(
+                "app",
+                SecretIdRequest {
+                    ttl,
+                    ..Default::default()
+                },
+            )
+        };
+        let lasting = generate(None).await.unwrap().accessor;
+        let expiring = generate(Some(1)).await.unwrap().accessor;
+
+        // Each round runs the tasks as if a minute had passed, until the secret id has
+        // expired by the wall clock and the tidy has removed it.
+        let start = Instant::now();
+        let mut round = 0;
+        loop {
+            round += 1;
+            let now = start + Duration::from_secs(61 * round);
+            core.periodic().run_due(&core, now).await;
+            match approle.lookup_accessor("app", &expiring).await {
+                Err(EngineError::NotFound(_)) => break,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "never tidied");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        approle.lookup_accessor("app", &lasting).await.unwrap();
     }
 }

@@ -109,6 +109,7 @@ impl Core {
         let periodic = PeriodicTasks::default();
         let tokens = TokenStore::with_ttls(barrier.clone(), settings.leases);
         periodic.register(housekeeping::TokenExpiry);
+        periodic.register(housekeeping::SecretIdTidy);
         let keys = KeyStore::new(barrier.clone());
         periodic.register(housekeeping::ManagedKeyDestruction);
         let mounts = Mounts::new(barrier.clone(), settings.transit);

@@ -271,28 +271,32 @@ fn subject(cx: &Context<'_>, token: &str, missing: &str) -> Result<String> {
     }
 }
 
+/// The renewed token; None when the auth method that issued it declined (OpenBao answers
+/// 204 and leaves the token as it is).
+pub type Renewed = Option<Found>;
+
 pub struct TokenRenewSelf {
     pub increment: Decoded<Option<u64>>,
 }
 
 impl Op for TokenRenewSelf {
-    type Output = Found;
+    type Output = Renewed;
 
     fn access(&self) -> Access {
         Access::Acl(Operation::Update)
     }
 
-    async fn run(self, cx: Context<'_>) -> Result<Found> {
+    async fn run(self, cx: Context<'_>) -> Result<Renewed> {
         let caller = cx.caller()?;
         let entry = cx
             .core
             .tokens
-            .renew(&caller.key, self.increment?, |a| cx.core.method_ttls(a))
+            .renew(&caller.key, self.increment?, |e| cx.core.renewal(e))
             .await?;
-        Ok(Found {
+        Ok(entry.map(|entry| Found {
             id: cx.request.token.to_string(),
             entry: Arc::new(entry),
-        })
+        }))
     }
 }
 
@@ -302,24 +306,24 @@ pub struct TokenRenew {
 }
 
 impl Op for TokenRenew {
-    type Output = Found;
+    type Output = Renewed;
 
     fn access(&self) -> Access {
         Access::Acl(Operation::Update)
     }
 
-    async fn run(self, cx: Context<'_>) -> Result<Found> {
+    async fn run(self, cx: Context<'_>) -> Result<Renewed> {
         let token = self.token?;
         let key = subject(&cx, &token, "token not found")?;
         let entry = cx
             .core
             .tokens
-            .renew(&key, self.increment?, |a| cx.core.method_ttls(a))
+            .renew(&key, self.increment?, |e| cx.core.renewal(e))
             .await?;
-        Ok(Found {
+        Ok(entry.map(|entry| Found {
             id: token,
             entry: Arc::new(entry),
-        })
+        }))
     }
 }
 
@@ -329,23 +333,23 @@ pub struct TokenRenewAccessor {
 }
 
 impl Op for TokenRenewAccessor {
-    type Output = Found;
+    type Output = Renewed;
 
     fn access(&self) -> Access {
         Access::Acl(Operation::Update)
     }
 
-    async fn run(self, cx: Context<'_>) -> Result<Found> {
+    async fn run(self, cx: Context<'_>) -> Result<Renewed> {
         let (key, _) = cx.core.tokens.lookup_accessor(&self.accessor?)?;
         let entry = cx
             .core
             .tokens
-            .renew(&key, self.increment?, |a| cx.core.method_ttls(a))
+            .renew(&key, self.increment?, |e| cx.core.renewal(e))
             .await?;
-        Ok(Found {
+        Ok(entry.map(|entry| Found {
             id: String::new(),
             entry: Arc::new(entry),
-        })
+        }))
     }
 }
 

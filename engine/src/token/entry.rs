@@ -101,6 +101,22 @@ pub struct MethodOrigin {
     pub ttls: LeaseTtls,
 }
 
+/// How a token is renewed: within `ttls`, and a login token with the token settings its
+/// role has now, which replace those it was issued with (OpenBao's `pathLoginRenew`).
+#[derive(Debug, Clone, Copy)]
+pub struct Renewal {
+    pub ttls: LeaseTtls,
+    pub role: Option<RoleTtls>,
+}
+
+/// A role's `token_ttl`, `token_max_ttl` and `token_period`, in seconds (0: not set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoleTtls {
+    pub ttl: u64,
+    pub max_ttl: u64,
+    pub period: u64,
+}
+
 fn new_accessor() -> String {
     let mut bytes = [0u8; 18];
     hsm_bridge::fill_random(&mut bytes);
@@ -301,22 +317,27 @@ impl TokenEntry {
             .unwrap_or(0)
     }
 
-    /// Extends the token from `now` by `increment` (else its last TTL, or its period),
-    /// never past its creation time plus the maximum in force.
+    /// Extends the token from `now` by `increment` (else its TTL, or its period), never
+    /// past its creation time plus the maximum in force. A login token takes its role's
+    /// settings as they are now.
     pub(super) fn renew(
         &mut self,
         increment: Option<u64>,
-        ttls: LeaseTtls,
+        renewal: Renewal,
         now: i64,
     ) -> Result<()> {
         if self.expire_time.is_none() {
             return Ok(());
         }
+        if let Some(role) = renewal.role {
+            self.max_ttl = role.max_ttl;
+            self.period = role.period;
+        }
         let ttl = calculate(
-            ttls,
+            renewal.ttls,
             TtlRequest {
                 increment: increment.unwrap_or(0),
-                ttl: self.creation_ttl,
+                ttl: renewal.role.map_or(self.creation_ttl, |r| r.ttl),
                 period: self.period,
                 explicit_max_ttl: self.explicit_max_ttl,
                 max_ttl: self.max_ttl,

@@ -11,7 +11,7 @@ mod ttl;
 mod wrapping;
 
 pub use biscuit::{KeyRequestFacts, VerifiedBiscuit};
-pub use entry::{CreateRequest, MethodOrigin, TokenEntry, TokenKind, SCOPES};
+pub use entry::{CreateRequest, MethodOrigin, Renewal, RoleTtls, TokenEntry, TokenKind, SCOPES};
 pub use roles::{TokenRole, ROLE_FIELDS};
 pub use ttl::{LeaseTtls, MountTtls, SYSTEM_TTL};
 pub use wrapping::{WrapInfo, Wrapped};
@@ -507,28 +507,35 @@ impl TokenStore {
     }
 
     /// Extends a token's TTL from now, bounded by the lease TTLs in force and its explicit
-    /// max TTL, both counted from its creation, as `renew-self` does. `method_ttls` gives
-    /// the TTLs of the auth method mount a login token came from (by its accessor).
+    /// max TTL, both counted from its creation, as `renew-self` does. `renewal` says how
+    /// (for a login token, as the auth method that issued it decides now); None from it
+    /// leaves the token as it is, and so does this.
     pub async fn renew(
         &self,
         key: &str,
         increment: Option<u64>,
-        method_ttls: impl FnOnce(&str) -> Option<LeaseTtls>,
-    ) -> Result<TokenEntry> {
+        renewal: impl FnOnce(&TokenEntry) -> Result<Option<Renewal>>,
+    ) -> Result<Option<TokenEntry>> {
         let _w = self.write_lock.lock().await;
         let entry = self.live_entry(key)?;
         if !entry.renewable {
             return Err(EngineError::bad("lease is not renewable"));
         }
-        let ttls = entry
-            .mount_accessor
-            .as_deref()
-            .and_then(method_ttls)
-            .unwrap_or_else(|| self.effective_ttls());
+        let Some(renewal) = renewal(&entry)? else {
+            return Ok(None);
+        };
         let mut next = (*entry).clone();
-        next.renew(increment, ttls, now())?;
+        next.renew(increment, renewal, now())?;
         self.store_entry(key, &next).await?;
-        Ok(next)
+        Ok(Some(next))
+    }
+
+    /// How the token store's own tokens renew: within its TTLs.
+    pub fn own_renewal(&self) -> Renewal {
+        Renewal {
+            ttls: self.effective_ttls(),
+            role: None,
+        }
     }
 
     /// Revokes a token and every token created under it.

@@ -1,21 +1,30 @@
 //! AppRole below its mount (OpenBao's `builtin/credential/approle`): `role`,
 //! `role/<name>`, its `role-id`, `secret-id` (generate, list), `custom-secret-id`,
-//! `secret-id/lookup|destroy`, `secret-id-accessor/lookup|destroy`, and `login`.
+//! `secret-id/lookup|destroy`, `secret-id-accessor/lookup|destroy`, the role's settings
+//! one by one (`role/<name>/token-ttl`, ...), `tidy/secret-id`, and `login`.
 
 use std::sync::Arc;
 
-use engine::auth::approle::{parse_metadata, SecretIdEntry, SecretIdRequest, ROLE_FIELDS};
+use engine::auth::approle::{
+    parse_metadata, RoleField, SecretIdEntry, SecretIdRequest, ROLE_FIELDS,
+};
 use engine::auth::{AuthMountRef, TokenParams};
 use engine::ops::auth::approle::{AppRoleAction, AppRoleLogin, AppRoleOp, AppRoleOutput};
 use engine::policy::Operation;
 use engine::{Core, EngineError};
+use hyper::StatusCode;
 use serde_json::{json, Value};
 
 use super::{fields, keys, login_reply, no_route, required, unsupported};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
-use crate::response::Reply;
+use crate::response::{envelope, Reply};
 use crate::vault::apply;
+
+/// OpenBao's tidy runs in the background and answers 202 with a warning; the status is
+/// kept, but here the work is done by the time the answer goes.
+const TIDY_DONE: &str =
+    "Tidy operation completed: expired secret IDs and their accessors were removed.";
 
 const SECRET_ID_FIELDS: &[&str] = &[
     "metadata",
@@ -87,8 +96,23 @@ pub async fn handle(
             name,
             accessor: required(req, "secret_id_accessor"),
         },
+        (["tidy", "secret-id"], Update) => A::TidySecretIds,
+        (["role", _, sub], op) if RoleField::from_path(sub).is_some() => {
+            let field = RoleField::from_path(sub).ok_or(ApiError::not_found_empty())?;
+            match op {
+                Read => A::RoleFieldRead { name, field },
+                Update if field.writable() => A::RoleFieldWrite {
+                    name,
+                    field,
+                    fields: fields(req, &[field.names()]),
+                },
+                Delete if field.writable() => A::RoleFieldDelete { name, field },
+                _ => return unsupported(core, req).await,
+            }
+        }
         (
             ["login"]
+            | ["tidy", "secret-id"]
             | ["role"]
             | ["role", _]
             | ["role", _, "role-id" | "secret-id" | "custom-secret-id"]
@@ -116,6 +140,13 @@ pub async fn handle(
         }))),
         AppRoleOutput::SecretIdEntry(None) => Ok(Reply::no_content()),
         AppRoleOutput::SecretIdEntry(Some(e)) => Ok(Reply::data(secret_id_json(&e))),
+        AppRoleOutput::RoleField(None) => Err(ApiError::not_found_empty()),
+        AppRoleOutput::RoleField(Some(v)) => Ok(Reply::data(v)),
+        AppRoleOutput::Tidied => {
+            let mut body = envelope(None, None);
+            body["warnings"] = json!([TIDY_DONE]);
+            Ok(Reply::raw(body).with_status(StatusCode::ACCEPTED))
+        }
     })
     .await
 }

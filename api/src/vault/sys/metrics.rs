@@ -32,12 +32,14 @@ impl Audited for Scrape {
 }
 
 /// `prometheus` asks for the text format; `unauthenticated` is the listener's
-/// `unauthenticated_metrics_access`.
+/// `unauthenticated_metrics_access`; `prometheus_enabled` is false when the server's
+/// telemetry block turns the text format off.
 pub async fn metrics(
     core: &Arc<Core>,
     req: &VaultRequest,
     prometheus_accepted: bool,
     unauthenticated: bool,
+    prometheus_enabled: bool,
 ) -> HttpResponse {
     if req.op != Operation::Read {
         let refused = if unauthenticated {
@@ -70,6 +72,11 @@ pub async fn metrics(
                 figures
                     .map_err(ApiError::from)
                     .map(|f| match format.as_str() {
+                        "prometheus" if !prometheus_enabled => (
+                            StatusCode::BAD_REQUEST,
+                            "text/plain",
+                            Bytes::from_static(b"prometheus is not enabled"),
+                        ),
                         "prometheus" => match metrics::prometheus_text(f) {
                             Ok(text) => (
                                 StatusCode::OK,

@@ -4,10 +4,12 @@
 use serde_json::{Map, Value};
 
 use super::{issue, source_key, throttled};
-use crate::auth::approle::{role_name, NewSecretId, Role, SecretIdEntry, SecretIdRequest};
+use crate::auth::approle::{
+    role_name, NewSecretId, Role, RoleField, SecretIdEntry, SecretIdRequest,
+};
 use crate::auth::{AuthMountRef, LoginGrant, TokenParams};
 use crate::core::Core;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::ops::{Access, Context, Decoded, Op};
 use crate::policy::Operation;
 use crate::token::IssuedToken;
@@ -55,6 +57,21 @@ pub enum AppRoleAction {
         name: String,
         accessor: Decoded<String>,
     },
+    RoleFieldRead {
+        name: String,
+        field: RoleField,
+    },
+    RoleFieldWrite {
+        name: String,
+        field: RoleField,
+        fields: Decoded<Map<String, Value>>,
+    },
+    RoleFieldDelete {
+        name: String,
+        field: RoleField,
+    },
+    /// `tidy/secret-id`: expired secret ids and stray accessors go now.
+    TidySecretIds,
 }
 
 pub enum AppRoleOutput {
@@ -65,6 +82,9 @@ pub enum AppRoleOutput {
     RoleId(String),
     SecretId(NewSecretId),
     SecretIdEntry(Option<Box<SecretIdEntry>>),
+    /// A role setting with its path, as it reads; None: no such role.
+    RoleField(Option<Value>),
+    Tidied,
 }
 
 /// An AppRole management request, checked against the ACL on its own path with the
@@ -97,7 +117,7 @@ impl Op for AppRoleOp {
         }
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<AppRoleOutput> {
+    async fn run(self, cx: Context<'_>) -> Result<AppRoleOutput> {
         use AppRoleAction as A;
         use AppRoleOutput as O;
         let m = self.mount.approle()?;
@@ -136,6 +156,33 @@ impl Op for AppRoleOp {
             A::AccessorDestroy { name, accessor } => {
                 m.destroy_accessor(&role_name(&name)?, &accessor?).await?;
                 O::Done
+            }
+            A::RoleFieldRead { name, field } => {
+                O::RoleField(m.role(&role_name(&name)?)?.map(|r| field.read(&r)))
+            }
+            A::RoleFieldWrite {
+                name,
+                field,
+                fields,
+            } => {
+                let fields = fields?;
+                if !m
+                    .write_role_field(&role_name(&name)?, field, Some(&fields))
+                    .await?
+                {
+                    // OpenBao's answer to an update of a role that does not exist.
+                    return Err(EngineError::NoRoute(cx.request.path.to_string()));
+                }
+                O::Done
+            }
+            A::RoleFieldDelete { name, field } => {
+                m.write_role_field(&role_name(&name)?, field, None).await?;
+                O::Done
+            }
+            A::TidySecretIds => {
+                let removed = m.tidy_secret_ids().await?;
+                tracing::info!(removed, "AppRole secret ids tidied");
+                O::Tidied
             }
         })
     }

@@ -11,7 +11,7 @@ use crate::auth::{AuthMountRef, LoginGrant, TokenParams};
 use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::ops::Context;
-use crate::token::{CreateRequest, IssuedToken, LeaseTtls, MethodOrigin};
+use crate::token::{CreateRequest, IssuedToken, MethodOrigin, Renewal, TokenEntry};
 
 impl Core {
     /// The auth method mount at `path` below `auth/` (its longest mounted prefix), and the
@@ -20,9 +20,30 @@ impl Core {
         self.auth_mounts.route(path)
     }
 
-    /// The TTLs bounding the tokens of the auth mount with `accessor`.
-    pub(crate) fn method_ttls(&self, accessor: &str) -> Option<LeaseTtls> {
-        self.auth_mounts.ttls(accessor, self.tokens.system_ttls())
+    /// How a token may be renewed: a token store's token within the store's TTLs; a login
+    /// token within its auth mount's, and as the method that issued it decides now (None:
+    /// it declines).
+    pub(crate) fn renewal(&self, entry: &TokenEntry) -> Result<Option<Renewal>> {
+        let mounted = entry
+            .mount_accessor
+            .as_deref()
+            .and_then(|a| self.auth_mounts.by_accessor(a));
+        let Some(mounted) = mounted else {
+            return Ok(Some(self.tokens.own_renewal()));
+        };
+        let ttls = mounted
+            .entry
+            .config
+            .ttls()
+            .effective(self.tokens.system_ttls());
+        let meta = entry.meta.clone().unwrap_or_default();
+        Ok(mounted
+            .method
+            .renewal(&meta, &entry.policies)?
+            .map(|role| Renewal {
+                ttls,
+                role: Some(role),
+            }))
     }
 }
 
