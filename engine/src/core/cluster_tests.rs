@@ -191,6 +191,22 @@ async fn mounts_policies_tokens_and_transit_keys_changed_on_one_node_are_honoure
         .await
         .unwrap();
     assert!(c.b.route("team/data/x").is_some(), "b routes a's new mount");
+    // A transit engine subscribes to invalidations as it is built, here while b takes
+    // the change up.
+    c.a.mounts
+        .mount(
+            "enc",
+            "transit",
+            String::new(),
+            Default::default(),
+            MountConfig::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        c.b.route("enc/keys/k").is_some(),
+        "b routes a's transit mount"
+    );
     c.b.mounts.unmount("team").await.unwrap();
     assert!(c.a.route("team/data/x").is_none(), "a forgot b's unmount");
 
