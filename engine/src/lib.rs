@@ -16,6 +16,7 @@ pub mod duration;
 pub mod error;
 pub mod failpoint;
 pub mod kv;
+pub mod lease;
 pub mod managed_keys;
 pub mod mounts;
 pub mod ops;

@@ -11,7 +11,7 @@ use crate::error::{EngineError, Result};
 use crate::kv::KvEngine;
 use crate::transit::{TransitEngine, TransitSettings};
 
-const MOUNTS_PATH: &str = "core/mounts";
+pub(crate) const MOUNTS_PATH: &str = "core/mounts";
 /// Paths that belong to the appliance itself and cannot hold a secrets engine.
 const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/", "api/", "ui/"];
 
@@ -229,9 +229,57 @@ impl Mounts {
         self.table.read().get(path).cloned()
     }
 
-    async fn persist(&self, table: &BTreeMap<String, Arc<Mounted>>) -> Result<()> {
-        let entries: Vec<&MountEntry> = table.values().map(|m| &m.entry).collect();
-        self.barrier.put_json(MOUNTS_PATH, &entries).await
+    /// Writes `table` in place of `before`, only if the stored table is still `before`:
+    /// when another node changed it meanwhile, nothing is written and the caller is told
+    /// to try again (by then this node has taken the other's table up).
+    async fn persist(
+        &self,
+        before: &BTreeMap<String, Arc<Mounted>>,
+        table: &BTreeMap<String, Arc<Mounted>>,
+    ) -> Result<()> {
+        let expected = table_json(before)?;
+        let entries = table_json(table)?;
+        self.barrier
+            .transact(|tx| {
+                let stored: serde_json::Value = tx
+                    .get_json(MOUNTS_PATH)?
+                    .unwrap_or_else(|| serde_json::Value::Array(Vec::new()));
+                if stored != expected {
+                    return Err(EngineError::Conflict(
+                        "the mount table was changed on another node meanwhile; try again".into(),
+                    ));
+                }
+                tx.put_json(MOUNTS_PATH, &entries)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Takes up the table another node wrote: entries this node has too keep what they
+    /// hold (an engine's caches, a method's login throttle), new ones are built, and
+    /// removed or changed ones are dropped.
+    pub fn reload(&self) -> Result<()> {
+        let entries: Vec<MountEntry> = self.barrier.get_json(MOUNTS_PATH)?.unwrap_or_default();
+        let before = self.table.read().clone();
+        let mut table = BTreeMap::new();
+        for entry in entries {
+            let kept = before
+                .get(&entry.path)
+                .filter(|m| same_entry(&m.entry, &entry))
+                .cloned();
+            let mounted = match kept {
+                Some(m) => m,
+                None => self.mounted(entry),
+            };
+            table.insert(mounted.entry.path.clone(), mounted);
+        }
+        for (path, old) in &before {
+            if !table.get(path).is_some_and(|m| Arc::ptr_eq(m, old)) {
+                old.backend.forget_keys();
+            }
+        }
+        *self.table.write() = table;
+        Ok(())
     }
 
     pub async fn mount(
@@ -250,7 +298,8 @@ impl Mounts {
         }
         let kind = EngineKind::parse(kind, &mut options)?;
         let _w = self.write_lock.lock().await;
-        let mut table = self.table.read().clone();
+        let before = self.table.read().clone();
+        let mut table = before.clone();
         if let Some(existing) = table
             .keys()
             .find(|p| p.starts_with(path.as_str()) || path.starts_with(p.as_str()))
@@ -272,7 +321,7 @@ impl Mounts {
             seal_wrap: false,
         };
         table.insert(path, self.mounted(entry.clone()));
-        self.persist(&table).await?;
+        self.persist(&before, &table).await?;
         *self.table.write() = table;
         Ok(entry)
     }
@@ -281,13 +330,14 @@ impl Mounts {
     pub async fn unmount(&self, path: &str) -> Result<()> {
         let path = normalize_mount_path(path)?;
         let _w = self.write_lock.lock().await;
-        let mut table = self.table.read().clone();
+        let before = self.table.read().clone();
+        let mut table = before.clone();
         let Some(removed) = table.remove(&path) else {
             return Err(EngineError::bad(format!("no matching mount at {path:?}")));
         };
         // The table goes first: once it is persisted nothing routes to the old data, so a
         // crash midway leaves only unreachable ciphertext, never a half-empty mount.
-        self.persist(&table).await?;
+        self.persist(&before, &table).await?;
         *self.table.write() = table;
         removed.backend.forget_keys();
         let prefix = removed.entry.storage_prefix();
@@ -316,7 +366,8 @@ impl Mounts {
     ) -> Result<()> {
         let path = normalize_mount_path(path)?;
         let _w = self.write_lock.lock().await;
-        let mut table = self.table.read().clone();
+        let before = self.table.read().clone();
+        let mut table = before.clone();
         let Some(current) = table.get(&path) else {
             return Err(EngineError::bad(format!("no mount at {path:?}")));
         };
@@ -363,7 +414,7 @@ impl Mounts {
             Backend::Kv(_) => self.mounted(entry),
         };
         table.insert(path, mounted);
-        self.persist(&table).await?;
+        self.persist(&before, &table).await?;
         *self.table.write() = table;
         Ok(())
     }
@@ -385,4 +436,14 @@ impl Backend {
         }
         Ok(Vec::new())
     }
+}
+
+/// A table's entries as stored.
+fn table_json(table: &BTreeMap<String, Arc<Mounted>>) -> Result<serde_json::Value> {
+    let entries: Vec<&MountEntry> = table.values().map(|m| &m.entry).collect();
+    serde_json::to_value(entries).map_err(EngineError::internal)
+}
+
+fn same_entry(a: &MountEntry, b: &MountEntry) -> bool {
+    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
 }

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod hardening;
 mod kv_cmd;
+mod migrate_cmd;
 mod operator;
 mod server;
 mod vault_client;
@@ -27,7 +28,8 @@ Commands:
                VAULT_ADDR check its file with the chain key (and the head in storage)
     kv         list, get, put, patch, destroy the secrets of a kv mount of a running
                appliance (VAULT_ADDR, VAULT_TOKEN): `ironseal kv -help`
-    operator   seal-policy, authorize-pcrs, reseal: the TPM seal's PCR policy
+    operator   seal-policy, authorize-pcrs, reseal: the TPM seal's PCR policy;
+               migrate: copy the keyspace between two configured storages, offline
     version    Print the version
 
 Dev server flags (as `vault server -dev`):

@@ -25,6 +25,10 @@ Commands (TPM seal; the daemon must be unsealed; the token needs sudo):
     reseal           Re-create the sealed root key for the current PCR values (after
                      an unseal with the recovery keys, once this boot state is trusted)
 
+Offline (no daemon running):
+    migrate          Copy the keyspace from one configured storage to another:
+                     `ironseal operator migrate -help`
+
 Flags: -address=URL (VAULT_ADDR), -ca-cert=FILE (VAULT_CACERT)";
 
 pub fn run(args: &[String]) -> ExitCode {
@@ -32,6 +36,16 @@ pub fn run(args: &[String]) -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(1);
     };
+    if command == "migrate" {
+        if rest
+            .iter()
+            .any(|a| matches!(a.as_str(), "-h" | "-help" | "--help"))
+        {
+            println!("{}", crate::migrate_cmd::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        return crate::migrate_cmd::run(rest);
+    }
     let valued: &[&str] = match command.as_str() {
         "authorize-pcrs" => &["address", "ca-cert", "pcrs", "extend"],
         "reseal" | "seal-policy" => &["address", "ca-cert"],

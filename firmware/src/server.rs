@@ -78,9 +78,10 @@ fn init_logging(level: &str, format: LogFormat) {
     };
 }
 
-fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
-    let backend = RedbBackend::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", path.display()))?;
+pub(crate) fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
+    let backend = RedbBackend::open(path).map_err(|e| {
+        anyhow::Error::new(e).context(format!("cannot open storage {}", path.display()))
+    })?;
     Ok(Storage::new(Arc::new(backend)))
 }
 

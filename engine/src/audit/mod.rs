@@ -441,15 +441,9 @@ impl AuditBroker {
 
     /// A 32-byte secret kept behind the barrier, made on first use.
     async fn load_secret(&self, path: &str) -> Result<Zeroizing<Vec<u8>>> {
-        if let Some(bytes) = self.barrier.get(path)? {
-            return Ok(bytes);
-        }
-        let mut bytes = Zeroizing::new(vec![0u8; 32]);
-        hsm_bridge::fill_random(&mut bytes);
-        let mut batch = self.barrier.batch()?;
-        batch.put(path, &bytes)?;
-        self.barrier.commit(batch).await?;
-        Ok(bytes)
+        self.barrier
+            .get_or_create(path, crate::barrier::random_secret)
+            .await
     }
 
     fn current(&self) -> Result<Arc<Enabled>> {

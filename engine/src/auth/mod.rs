@@ -49,7 +49,7 @@ use crate::error::{EngineError, Result};
 use crate::mounts::normalize_mount_path;
 use crate::token::{MountTtls, RoleTtls};
 
-const TABLE_PATH: &str = "core/auth";
+pub(crate) const TABLE_PATH: &str = "core/auth";
 
 /// The methods this appliance implements, by Vault's type names.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -184,18 +184,10 @@ impl MethodStore {
         if let Some(s) = self.salt.read().as_ref() {
             return Ok(s.clone());
         }
-        let path = self.path("salt");
-        let salt = match self.barrier.get(&path)? {
-            Some(s) => s,
-            None => {
-                let mut salt = Zeroizing::new(vec![0u8; 32]);
-                hsm_bridge::fill_random(&mut salt);
-                let mut batch = self.barrier.batch()?;
-                batch.put(&path, &salt)?;
-                self.barrier.commit(batch).await?;
-                salt
-            }
-        };
+        let salt = self
+            .barrier
+            .get_or_create(&self.path("salt"), crate::barrier::random_secret)
+            .await?;
         *self.salt.write() = Some(salt.clone());
         Ok(salt)
     }
@@ -377,9 +369,53 @@ impl AuthMounts {
         Some((AuthMountRef(best), rest))
     }
 
-    async fn persist(&self, table: &BTreeMap<String, Arc<AuthMounted>>) -> Result<()> {
-        let entries: Vec<&AuthEntry> = table.values().map(|m| &m.entry).collect();
-        self.barrier.put_json(TABLE_PATH, &entries).await
+    /// Writes `table` in place of `before`, only if the stored table is still `before`:
+    /// when another node changed it meanwhile, nothing is written and the caller is told
+    /// to try again (by then this node has taken the other's table up).
+    async fn persist(
+        &self,
+        before: &BTreeMap<String, Arc<AuthMounted>>,
+        table: &BTreeMap<String, Arc<AuthMounted>>,
+    ) -> Result<()> {
+        let expected = table_json(before)?;
+        let entries = table_json(table)?;
+        self.barrier
+            .transact(|tx| {
+                let stored: serde_json::Value = tx
+                    .get_json(TABLE_PATH)?
+                    .unwrap_or_else(|| serde_json::Value::Array(Vec::new()));
+                if stored != expected {
+                    return Err(EngineError::Conflict(
+                        "the auth method table was changed on another node meanwhile; try again"
+                            .into(),
+                    ));
+                }
+                tx.put_json(TABLE_PATH, &entries)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Takes up the table another node wrote: entries this node has too keep what they
+    /// hold (an engine's caches, a method's login throttle), new ones are built, and
+    /// removed or changed ones are dropped.
+    pub fn reload(&self) -> Result<()> {
+        let entries: Vec<AuthEntry> = self.barrier.get_json(TABLE_PATH)?.unwrap_or_default();
+        let before = self.table.read().clone();
+        let mut table = BTreeMap::new();
+        for entry in entries {
+            let kept = before
+                .get(&entry.path)
+                .filter(|m| same_entry(&m.entry, &entry))
+                .cloned();
+            let mounted = match kept {
+                Some(m) => m,
+                None => self.mounted(entry),
+            };
+            table.insert(mounted.entry.path.clone(), mounted);
+        }
+        *self.table.write() = table;
+        Ok(())
     }
 
     pub async fn enable(
@@ -399,7 +435,8 @@ impl AuthMounts {
         }
         config.ttls().validate()?;
         let _w = self.write_lock.lock().await;
-        let mut table = self.table.read().clone();
+        let before = self.table.read().clone();
+        let mut table = before.clone();
         if let Some(existing) = table
             .keys()
             .find(|p| p.starts_with(path.as_str()) || path.starts_with(p.as_str()))
@@ -421,7 +458,7 @@ impl AuthMounts {
             seal_wrap: false,
         };
         table.insert(path, self.mounted(entry.clone()));
-        self.persist(&table).await?;
+        self.persist(&before, &table).await?;
         *self.table.write() = table;
         Ok(entry)
     }
@@ -431,11 +468,12 @@ impl AuthMounts {
     pub async fn disable(&self, path: &str) -> Result<Option<AuthEntry>> {
         let path = normalize_mount_path(path)?;
         let _w = self.write_lock.lock().await;
-        let mut table = self.table.read().clone();
+        let before = self.table.read().clone();
+        let mut table = before.clone();
         let Some(removed) = table.remove(&path) else {
             return Ok(None);
         };
-        self.persist(&table).await?;
+        self.persist(&before, &table).await?;
         *self.table.write() = table;
         Ok(Some(removed.entry.clone()))
     }
@@ -459,7 +497,8 @@ impl AuthMounts {
     pub async fn tune(&self, path: &str, tune: impl FnOnce(&mut AuthEntry)) -> Result<()> {
         let path = normalize_mount_path(path)?;
         let _w = self.write_lock.lock().await;
-        let mut table = self.table.read().clone();
+        let before = self.table.read().clone();
+        let mut table = before.clone();
         let Some(current) = table.get(&path) else {
             return Err(EngineError::bad(format!("no mount at \"auth/{path}\"")));
         };
@@ -472,8 +511,18 @@ impl AuthMounts {
             throttle: current.throttle.clone(),
         });
         table.insert(path, mounted);
-        self.persist(&table).await?;
+        self.persist(&before, &table).await?;
         *self.table.write() = table;
         Ok(())
     }
+}
+
+/// A table's entries as stored.
+fn table_json(table: &BTreeMap<String, Arc<AuthMounted>>) -> Result<serde_json::Value> {
+    let entries: Vec<&AuthEntry> = table.values().map(|m| &m.entry).collect();
+    serde_json::to_value(entries).map_err(EngineError::internal)
+}
+
+fn same_entry(a: &AuthEntry, b: &AuthEntry) -> bool {
+    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
 }

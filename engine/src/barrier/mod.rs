@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::XNonce;
-use hsm_bridge::{fill_nonce, RootOfTrust};
+use hsm_bridge::{fill_nonce, fill_random, RootOfTrust};
 use parking_lot::RwLock;
 use zeroize::Zeroizing;
 
@@ -32,6 +32,10 @@ const NONCE_LEN: usize = 24;
 pub struct Barrier {
     storage: Arc<Storage>,
     keyring: RwLock<Option<Arc<Keyring>>>,
+    /// The wrapped keyring as this barrier last read or wrote it: what a write replacing
+    /// the keyring expects to find, so that of two nodes rotating at once one conflicts
+    /// instead of dropping the other's new term (and every value written under it).
+    wrapped: parking_lot::Mutex<Option<Vec<u8>>>,
     cache: Arc<ReadCache>,
 }
 
@@ -127,6 +131,13 @@ fn json_plaintext<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, 
     ))
 }
 
+/// A new 32-byte secret (a salt, an HMAC key), for [`Barrier::get_or_create`].
+pub fn random_secret() -> Zeroizing<Vec<u8>> {
+    let mut secret = Zeroizing::new(vec![0u8; 32]);
+    fill_random(&mut secret);
+    secret
+}
+
 fn aad(path: &str, term: u32) -> Vec<u8> {
     let mut aad = Vec::with_capacity(path.len() + TERM_LEN);
     aad.extend_from_slice(path.as_bytes());
@@ -189,6 +200,7 @@ impl Barrier {
         Barrier {
             storage,
             keyring: RwLock::new(None),
+            wrapped: parking_lot::Mutex::new(None),
             cache,
         }
     }
@@ -208,7 +220,7 @@ impl Barrier {
     /// Creates the first keyring and stores it wrapped by `root`.
     pub async fn initialize(&self, root: &dyn RootOfTrust) -> Result<(), EngineError> {
         let keyring = Keyring::generate();
-        self.store_keyring(root, &keyring).await?;
+        self.store_keyring(root, &keyring, None).await?;
         *self.keyring.write() = Some(Arc::new(keyring));
         Ok(())
     }
@@ -224,34 +236,59 @@ impl Barrier {
         let keyring = Keyring::decode(&plain)?;
         self.cache.clear();
         *self.keyring.write() = Some(Arc::new(keyring));
+        *self.wrapped.lock() = Some(blob);
+        Ok(())
+    }
+
+    /// Takes up the keyring another node wrote (a rotation, or a rewrap under a new root
+    /// key), while unsealed: values sealed under a term it added open here too, and new
+    /// values are sealed under its active term. Does nothing while sealed or when the
+    /// stored keyring is the one held.
+    pub fn reload_keyring(&self, root: &dyn RootOfTrust) -> Result<(), EngineError> {
+        if self.is_sealed() {
+            return Ok(());
+        }
+        let Some(blob) = self.storage.get(KEYRING_PATH)? else {
+            return Ok(());
+        };
+        if self.wrapped.lock().as_deref() == Some(blob.as_slice()) {
+            return Ok(());
+        }
+        let plain = root.unwrap(KEYRING_PATH.as_bytes(), &blob)?;
+        let keyring = Keyring::decode(&plain)?;
+        *self.keyring.write() = Some(Arc::new(keyring));
+        *self.wrapped.lock() = Some(blob);
         Ok(())
     }
 
     /// Drops the keyring from memory; its keys are zeroized when the last user lets go.
     pub fn seal(&self) {
         self.keyring.write().take();
+        self.wrapped.lock().take();
         self.cache.clear();
     }
 
     /// Adds a keyring term and makes it active. The new keyring replaces the old in one
-    /// write, so a crash leaves either the old or the new keyring, never a mix.
+    /// write, so a crash leaves either the old or the new keyring, never a mix. When
+    /// another node replaced the keyring first, this one takes that keyring up and adds
+    /// its term to it, so no term is lost.
     pub async fn rotate(&self, root: &dyn RootOfTrust) -> Result<KeyStatus, EngineError> {
-        let current = self.keyring()?;
-        let next = current.rotated();
-        self.store_keyring(root, &next).await?;
-        let status = next.status();
-        *self.keyring.write() = Some(Arc::new(next));
-        Ok(status)
-    }
-
-    /// Wraps the current keyring under another root key, for seal migration and rekey.
-    pub async fn rewrap_keyring(&self, root: &dyn RootOfTrust) -> Result<(), EngineError> {
-        let current = self.keyring()?;
-        self.store_keyring(root, &current).await
+        retry_on_conflict(|| async {
+            self.reload_keyring(root)?;
+            let current = self.keyring()?;
+            let next = current.rotated();
+            let expected = self.wrapped.lock().clone();
+            self.store_keyring(root, &next, expected).await?;
+            let status = next.status();
+            *self.keyring.write() = Some(Arc::new(next));
+            Ok::<_, EngineError>(status)
+        })
+        .await
     }
 
     /// Adds the current keyring, wrapped under `root`, to `batch`: seal migration commits
     /// it together with the new seal configuration, so a crash leaves one or the other.
+    /// The batch applies only if the stored keyring is still the one held.
     pub fn rewrap_keyring_into(
         &self,
         root: &dyn RootOfTrust,
@@ -259,22 +296,29 @@ impl Barrier {
     ) -> Result<(), EngineError> {
         let current = self.keyring()?;
         let plain = current.encode()?;
-        batch.put(KEYRING_PATH, root.wrap(KEYRING_PATH.as_bytes(), &plain)?);
+        batch
+            .check(KEYRING_PATH, self.wrapped.lock().clone())
+            .put(KEYRING_PATH, root.wrap(KEYRING_PATH.as_bytes(), &plain)?);
         Ok(())
     }
 
     /// The whole keyring is one value written in one transaction: a crash (even
-    /// `kill -9` in the middle of `sys/rotate`) leaves the old or the new keyring.
+    /// `kill -9` in the middle of `sys/rotate`) leaves the old or the new keyring. It is
+    /// written only if the stored one is still `expected` (`None`: none yet).
     async fn store_keyring(
         &self,
         root: &dyn RootOfTrust,
         keyring: &Keyring,
+        expected: Option<Vec<u8>>,
     ) -> Result<(), EngineError> {
         let plain = keyring.encode()?;
         let blob = root.wrap(KEYRING_PATH.as_bytes(), &plain)?;
         let mut batch = Batch::new();
-        batch.put(KEYRING_PATH, blob);
+        batch
+            .check(KEYRING_PATH, expected)
+            .put(KEYRING_PATH, blob.clone());
         self.storage.commit(batch).await?;
+        *self.wrapped.lock() = Some(blob);
         Ok(())
     }
 
@@ -390,6 +434,26 @@ impl Barrier {
         }
         result?;
         Ok(())
+    }
+
+    /// The secret at `path`, made by `make` and stored if there is none yet. Of nodes
+    /// making it at once, one write commits and the others take up its value, so every
+    /// node ends up with the same secret (a salt that differed would make one node's
+    /// token HMACs unknown to another).
+    pub async fn get_or_create(
+        &self,
+        path: &str,
+        mut make: impl FnMut() -> Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>, EngineError> {
+        self.transact(|tx| {
+            if let Some(existing) = tx.get(path)? {
+                return Ok(existing);
+            }
+            let made = make();
+            tx.put(path, &made)?;
+            Ok::<_, EngineError>(made)
+        })
+        .await
     }
 
     pub async fn put_json<T: serde::Serialize>(

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hsm_bridge::{RootOfTrust, SealDevice};
 use parking_lot::{Mutex, RwLock};
@@ -14,6 +14,7 @@ use crate::auth::AuthMounts;
 use crate::barrier::{Barrier, KeyStatus};
 use crate::cloud_exports::{CloudExports, CloudProviders};
 use crate::error::{EngineError, Result};
+use crate::lease::{Acquired, Lease};
 use crate::managed_keys::KeyStore;
 use crate::mounts::Mounts;
 use crate::periodic::PeriodicTasks;
@@ -27,7 +28,18 @@ use crate::token::TokenStore;
 use crate::transit::TransitSettings;
 
 mod auth;
+#[cfg(test)]
+mod cluster_tests;
+mod coherence;
 mod housekeeping;
+
+/// How long the node running the periodic tasks holds their lease without renewing it:
+/// the longest the tasks pause when that node dies without releasing it. It renews
+/// every third of this at its ticks.
+pub const PERIODIC_LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// The lease the node running the periodic tasks holds while it is unsealed.
+pub const PERIODIC_LEASE: &str = "periodic";
 
 /// Ironseal's own version, reported beside [`API_VERSION`] (`ironseal_version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -88,6 +100,10 @@ pub struct Core {
     pub(crate) pkcs11_sessions: crate::pkcs11::session::SessionObjects,
     /// What `tick` runs: each subsystem's periodic work.
     periodic: PeriodicTasks,
+    /// Names this node in the leases it takes; new at every start.
+    pub(crate) node_id: String,
+    /// Held by the one node of those sharing the keyspace that runs the periodic tasks.
+    periodic_lease: Lease,
 }
 
 impl Core {
@@ -114,7 +130,14 @@ impl Core {
         periodic.register(housekeeping::ManagedKeyDestruction);
         let mounts = Mounts::new(barrier.clone(), settings.transit);
         periodic.register(housekeeping::TransitAutoRotation);
-        Arc::new_cyclic(|core| {
+        let node_id = uuid::Uuid::new_v4().to_string();
+        let periodic_lease = Lease::new(
+            storage.clone(),
+            PERIODIC_LEASE,
+            &node_id,
+            PERIODIC_LEASE_TTL,
+        );
+        let core = Arc::new_cyclic(|core| {
             periodic.register(crate::cloud_exports::worker::CloudSync { core: core.clone() });
             Core {
                 tokens,
@@ -139,8 +162,29 @@ impl Core {
                 rotations: Mutex::new(Rotations::default()),
                 pkcs11_sessions: Default::default(),
                 periodic,
+                node_id,
+                periodic_lease,
             }
-        })
+        });
+        coherence::subscribe(&core);
+        core
+    }
+
+    /// This node's id in the leases it takes.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The node running the periodic tasks, if one holds their lease now.
+    pub fn periodic_runner(&self) -> Result<Option<String>> {
+        Ok(self.periodic_lease.holder()?.map(|h| h.holder))
+    }
+
+    /// Lets another node take the periodic tasks over at once (on seal and shutdown).
+    pub(crate) async fn release_periodic_lease(&self) {
+        if let Err(e) = self.periodic_lease.release().await {
+            tracing::warn!(error = %e, "could not release the periodic-task lease; another node takes it when it expires");
+        }
     }
 
     /// Hands the engine the cloud provider clients (the firmware's `cloud::Providers`);
@@ -178,11 +222,20 @@ impl Core {
         &self.periodic
     }
 
-    /// Runs the periodic tasks that are due, while unsealed. A task that fails is
-    /// logged and does not keep the others from running.
+    /// Runs the periodic tasks that are due, while unsealed, on the one node of those
+    /// sharing the keyspace that holds their lease (taking it when it is free). A task
+    /// that fails is logged and does not keep the others from running.
     pub async fn tick(&self) {
         if self.is_sealed() {
             return;
+        }
+        match self.periodic_lease.acquire().await {
+            Ok(Acquired::Held) => {}
+            Ok(Acquired::HeldBy(_)) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take the periodic-task lease");
+                return;
+            }
         }
         self.periodic.run_due(self, Instant::now()).await;
     }

@@ -41,8 +41,8 @@ use crate::storage::IsConflict;
 use material::Loaded;
 use scheme::{CipherScheme, SignScheme};
 
-const META_PREFIX: &str = "keys/meta/";
-const MATERIAL_PREFIX: &str = "keys/material/";
+pub(crate) const META_PREFIX: &str = "keys/meta/";
+pub(crate) const MATERIAL_PREFIX: &str = "keys/material/";
 const NAME_PREFIX: &str = "keys/name/";
 
 /// Largest message to sign or verify, and plaintext to encrypt.
@@ -112,7 +112,8 @@ impl KeyStore {
         }
     }
 
-    /// Forgets every parsed key; called when the appliance seals.
+    /// Forgets every parsed key and the destruction schedule; called when the appliance
+    /// seals, and when another node changed a key (destroyed it, scheduled it).
     pub fn clear(&self) {
         self.loaded.write().clear();
         *self.next_due.lock() = None;

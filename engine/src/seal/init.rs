@@ -11,6 +11,7 @@ use super::pcr_policy::{create_hardware_root, PCR_POLICY_KEY_PATH};
 use super::{SealConfig, RECOVERY_KEY_PATH, SEAL_CONFIG_PATH};
 use crate::core::Core;
 use crate::error::{EngineError, Result};
+use crate::lease::{Acquired, Lease};
 use crate::storage::Batch;
 use crate::token::CreateRequest;
 
@@ -23,6 +24,10 @@ const INIT_WRITES: &[&str] = &[
     "sys/token/",
     "sys/policy/",
 ];
+
+/// How long a node initialising a shared keyspace keeps others from starting their own
+/// init: longer than any init takes (the slowest step is the hardware seal's key).
+const INIT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub struct InitResult {
     /// Unseal keys (Shamir seal).
@@ -69,6 +74,31 @@ impl Core {
             "seal"
         };
         let _l = self.lifecycle.lock().await;
+        if self.is_initialized()? {
+            return Err(EngineError::AlreadyInitialized);
+        }
+        // Of nodes sharing the keyspace, one initialises it: another that tried at the
+        // same time would discard its half-written keyring as an interrupted init.
+        let lease = Lease::new(self.storage.clone(), "init", &self.node_id, INIT_LEASE_TTL);
+        if let Acquired::HeldBy(h) = lease.acquire().await? {
+            tracing::info!(node = %h.holder, "another node is initialising the shared storage");
+            return Err(EngineError::AlreadyInitialized);
+        }
+        let result = self.init_leased(hardware, shares, threshold, what).await;
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "could not release the init lease; it expires by itself");
+        }
+        result
+    }
+
+    async fn init_leased(
+        &self,
+        hardware: Option<Arc<dyn hsm_bridge::SealDevice>>,
+        shares: u8,
+        threshold: u8,
+        what: &str,
+    ) -> Result<InitResult> {
+        // Another node may have finished between the first check and the lease.
         if self.is_initialized()? {
             return Err(EngineError::AlreadyInitialized);
         }
@@ -124,8 +154,12 @@ impl Core {
             }
             // The seal configuration is written last: until it exists the appliance
             // counts as uninitialised, so an interrupted init can simply be run again.
+            // Conditional: should a slow init have outlived its lease, the node that took
+            // it over and finished first keeps its seal.
             let mut batch = Batch::new();
-            batch.put(SEAL_CONFIG_PATH, config.encode()?);
+            batch
+                .check(SEAL_CONFIG_PATH, None)
+                .put(SEAL_CONFIG_PATH, config.encode()?);
             self.storage.commit(batch).await?;
             crate::failpoint::crash_at("init:seal-config");
             Ok::<(), EngineError>(())
@@ -189,6 +223,9 @@ impl Core {
     async fn discard_interrupted_init(&self) -> Result<()> {
         let mut leftover = Vec::new();
         for key in self.storage.list("")? {
+            if key.starts_with(crate::lease::PREFIX) {
+                continue;
+            }
             if INIT_WRITES.iter().any(|p| key.starts_with(p)) {
                 leftover.push(key);
             } else {

@@ -159,6 +159,7 @@ impl Core {
     pub(crate) async fn seal(&self) {
         let _l = self.lifecycle.lock().await;
         self.seal_locked();
+        self.release_periodic_lease().await;
         if self.seals.device.is_some() {
             self.manually_sealed.store(true, Ordering::Relaxed);
         }
@@ -169,6 +170,7 @@ impl Core {
     pub async fn shutdown(&self) {
         let _l = self.lifecycle.lock().await;
         self.seal_locked();
+        self.release_periodic_lease().await;
     }
 
     pub(super) fn seal_locked(&self) {

@@ -63,6 +63,7 @@ impl Core {
         self.switch_seal(
             hw.as_ref(),
             RecoveryKey::Wrapped(combined.key_bytes()),
+            config,
             &new_config,
         )
         .await?;
@@ -105,7 +106,7 @@ impl Core {
             )));
         }
         let new_config = SealConfig::shamir(config.recovery_shares, config.recovery_threshold);
-        self.switch_seal(&combined, RecoveryKey::None, &new_config)
+        self.switch_seal(&combined, RecoveryKey::None, config, &new_config)
             .await?;
         tracing::info!(from = %kind, to = "shamir", "seal migration complete: the recovery keys are now unseal keys");
         Ok(Arc::new(combined))
@@ -116,9 +117,11 @@ impl Core {
         &self,
         to: &dyn RootOfTrust,
         recovery: RecoveryKey<'_>,
+        current: &SealConfig,
         config: &SealConfig,
     ) -> Result<()> {
         let mut batch = Batch::new();
+        self.expect_seal_config(current, &mut batch)?;
         self.barrier.rewrap_keyring_into(to, &mut batch)?;
         match recovery {
             RecoveryKey::Wrapped(key) => {
@@ -132,7 +135,6 @@ impl Core {
             }
         }
         batch.put(SEAL_CONFIG_PATH, config.encode()?);
-        self.storage.commit(batch).await?;
-        Ok(())
+        self.commit_seal_change(batch).await
     }
 }

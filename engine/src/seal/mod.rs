@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::Core;
 use crate::error::{EngineError, Result};
+use crate::storage::{Batch, StorageError};
 
 pub mod generate_root;
 mod init;
@@ -147,6 +148,28 @@ impl Core {
         }))
     }
 
+    /// Adds to `batch` the condition that the stored seal configuration is still
+    /// `current`, the one the change was worked out from.
+    fn expect_seal_config(&self, current: &SealConfig, batch: &mut Batch) -> Result<()> {
+        let raw = self.storage.get(SEAL_CONFIG_PATH)?;
+        let stored: Option<SealConfig> =
+            raw.as_deref().and_then(|b| serde_json::from_slice(b).ok());
+        if stored.map(|c| c.encode()).transpose()? != Some(current.encode()?) {
+            return Err(seal_changed_elsewhere());
+        }
+        batch.check(SEAL_CONFIG_PATH, raw);
+        Ok(())
+    }
+
+    /// Commits a change of the seal's stored state (keyring wrapping, recovery key, seal
+    /// configuration), made only if another node did not change it first.
+    async fn commit_seal_change(&self, batch: Batch) -> Result<()> {
+        match self.storage.commit(batch).await {
+            Err(StorageError::Conflict { .. }) => Err(seal_changed_elsewhere()),
+            other => Ok(other?),
+        }
+    }
+
     fn hardware(&self) -> Result<&Arc<dyn SealDevice>> {
         self.seals
             .device
@@ -168,6 +191,12 @@ impl Core {
         }
         Ok(())
     }
+}
+
+fn seal_changed_elsewhere() -> EngineError {
+    EngineError::Conflict(
+        "another node changed the seal (keyring, keys or seal configuration) meanwhile: nothing was changed here; check sys/seal-status and start again".into(),
+    )
 }
 
 /// Runs a blocking device call off the async workers.

@@ -422,6 +422,7 @@ impl Core {
         key: ShamirRoot,
     ) -> Result<()> {
         let mut batch = Batch::new();
+        self.expect_seal_config(current, &mut batch)?;
         let config = match target {
             RotateTarget::Root => {
                 self.barrier.rewrap_keyring_into(&key, &mut batch)?;
@@ -442,7 +443,7 @@ impl Core {
         };
         batch.put(SEAL_CONFIG_PATH, config.encode()?);
         crate::failpoint::crash_at("rotate:commit");
-        self.storage.commit(batch).await?;
+        self.commit_seal_change(batch).await?;
         crate::failpoint::crash_at("rotate:committed");
         if target == RotateTarget::Root {
             // The keyring is wrapped under the new root key from now on (`sys/rotate`

@@ -29,6 +29,8 @@ struct Counters {
     commits: AtomicU64,
     batches: AtomicU64,
     failed_batches: AtomicU64,
+    /// How long the last group commit took, in microseconds, plus one (0: none yet).
+    last_commit_micros: AtomicU64,
 }
 
 /// Upper bound on batches folded into one transaction, so one commit stays short.
@@ -60,7 +62,13 @@ impl Storage {
                 while let Some(jobs) = next_group(&mut rx, MAX_GROUP) {
                     let (batches, waiters): (Vec<Batch>, Vec<_>) = jobs.into_iter().unzip();
                     let n = batches.len() as u64;
-                    match writer.apply(&batches) {
+                    let started = std::time::Instant::now();
+                    let outcome = writer.apply(&batches);
+                    let micros = started.elapsed().as_micros() as u64;
+                    counted
+                        .last_commit_micros
+                        .store(micros.saturating_add(1), Ordering::Relaxed);
+                    match outcome {
                         // A waiter whose batch has no answer sees `WriterGone`.
                         Ok(applied) => {
                             counted.commits.fetch_add(1, Ordering::Relaxed);
@@ -111,6 +119,10 @@ impl Storage {
         self.backend.kind()
     }
 
+    pub fn shared(&self) -> bool {
+        self.backend.shared()
+    }
+
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         self.backend.data_dir()
     }
@@ -120,6 +132,10 @@ impl Storage {
             commits: self.counters.commits.load(Ordering::Relaxed),
             batches: self.counters.batches.load(Ordering::Relaxed),
             failed_batches: self.counters.failed_batches.load(Ordering::Relaxed),
+            last_commit: match self.counters.last_commit_micros.load(Ordering::Relaxed) {
+                0 => None,
+                m => Some(std::time::Duration::from_micros(m - 1)),
+            },
             backend: self.backend.figures(),
         }
     }

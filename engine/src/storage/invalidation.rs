@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::RwLock;
 
 /// Returns false once its cache is gone, so the list forgets it.
-type Listener = Box<dyn Fn(&str) -> bool + Send + Sync>;
+type Listener = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 #[derive(Default)]
 pub struct Invalidations {
@@ -25,7 +25,7 @@ impl Invalidations {
         let weak: Weak<T> = Arc::downgrade(cache);
         self.listeners
             .write()
-            .push(Box::new(move |prefix| match weak.upgrade() {
+            .push(Arc::new(move |prefix| match weak.upgrade() {
                 Some(cache) => {
                     drop_below(&cache, prefix);
                     true
@@ -35,8 +35,19 @@ impl Invalidations {
     }
 
     /// Tells every cache that keys starting with `prefix` may have changed.
+    /// The listeners run outside the list's lock: one that takes a change up may build
+    /// a cache that subscribes (a mount another node added).
     pub fn raise(&self, prefix: &str) {
-        self.listeners.write().retain(|listener| listener(prefix));
+        let listeners: Vec<Listener> = self.listeners.read().clone();
+        let gone: Vec<Listener> = listeners
+            .into_iter()
+            .filter(|listener| !listener(prefix))
+            .collect();
+        if !gone.is_empty() {
+            self.listeners
+                .write()
+                .retain(|l| !gone.iter().any(|g| Arc::ptr_eq(g, l)));
+        }
     }
 }
 

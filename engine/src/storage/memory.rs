@@ -35,6 +35,47 @@ impl MemoryBackend {
     }
 }
 
+/// The map operations, shared with the test cluster's keyspace.
+impl MemoryBackend {
+    pub(crate) fn get_in(
+        map: &BTreeMap<String, Vec<u8>>,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(map.get(key).cloned())
+    }
+
+    pub(crate) fn list_in(
+        map: &BTreeMap<String, Vec<u8>>,
+        prefix: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        Ok(map
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    pub(crate) fn apply_in(
+        map: &mut BTreeMap<String, Vec<u8>>,
+        batches: &[Batch],
+    ) -> Result<Applied, StorageError> {
+        let mut applied = Vec::with_capacity(batches.len());
+        for batch in batches {
+            // Batches are applied one after the other, so each sees the ones before it.
+            match batch.failed_check(|k| Ok(map.get(k).cloned()))? {
+                Some(key) => applied.push(Err(Conflict {
+                    key: key.to_string(),
+                })),
+                None => {
+                    apply_ops(map, batch);
+                    applied.push(Ok(()));
+                }
+            }
+        }
+        Ok(applied)
+    }
+}
+
 fn apply_ops(map: &mut BTreeMap<String, Vec<u8>>, batch: &Batch) {
     for op in &batch.ops {
         match op {
@@ -50,39 +91,24 @@ fn apply_ops(map: &mut BTreeMap<String, Vec<u8>>, batch: &Batch) {
 
 impl Backend for MemoryBackend {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.map.read().get(key).cloned())
+        Self::get_in(&self.map.read(), key)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        Ok(self
-            .map
-            .read()
-            .range(prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect())
+        Self::list_in(&self.map.read(), prefix)
     }
 
     fn apply(&self, batches: &[Batch]) -> Result<Applied, StorageError> {
-        let mut map = self.map.write();
-        let mut applied = Vec::with_capacity(batches.len());
-        for batch in batches {
-            // Batches are applied one after the other, so each sees the ones before it.
-            match batch.failed_check(|k| Ok(map.get(k).cloned()))? {
-                Some(key) => applied.push(Err(Conflict {
-                    key: key.to_string(),
-                })),
-                None => {
-                    apply_ops(&mut map, batch);
-                    applied.push(Ok(()));
-                }
-            }
-        }
-        Ok(applied)
+        Self::apply_in(&mut self.map.write(), batches)
     }
-
     fn kind(&self) -> &'static str {
         "inmem"
+    }
+
+    /// Other nodes exist only as [`MemoryBackend::write_as_other_node`], which takes no
+    /// leases.
+    fn shared(&self) -> bool {
+        false
     }
 
     fn watch(&self, invalidations: Arc<Invalidations>) {

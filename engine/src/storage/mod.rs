@@ -22,7 +22,10 @@
 mod group_commit;
 mod invalidation;
 mod memory;
+pub mod migrate;
 mod redb;
+#[cfg(test)]
+pub(crate) mod shared_memory;
 mod wal;
 
 pub(crate) use self::group_commit::next_group;
@@ -218,6 +221,8 @@ pub struct StorageFigures {
     pub batches: u64,
     /// Batches refused: their group commit failed.
     pub failed_batches: u64,
+    /// How long the last group commit took (failed or not), if there was one.
+    pub last_commit: Option<std::time::Duration>,
     pub backend: BackendFigures,
 }
 
@@ -248,6 +253,15 @@ pub trait Backend: Send + Sync + 'static {
     /// What the backend can tell of its own state, for `sys/metrics`.
     fn figures(&self) -> BackendFigures {
         BackendFigures::default()
+    }
+
+    /// Whether other processes may write this keyspace while this one runs (a shared
+    /// store). Leases ([`crate::lease`]) held by other holders are honoured until they
+    /// expire only then: on a store this process holds alone, such a lease can only be
+    /// left over from an earlier run. Shared unless the backend says otherwise, so that a
+    /// new shared backend is safe by default.
+    fn shared(&self) -> bool {
+        true
     }
 
     /// Where to raise the prefixes of keys that other writers changed. A single-node

@@ -242,6 +242,11 @@ impl Backend for RedbBackend {
         "redb"
     }
 
+    /// redb locks its file: no other process can open it meanwhile.
+    fn shared(&self) -> bool {
+        false
+    }
+
     fn data_dir(&self) -> Option<&Path> {
         self.dir.as_deref()
     }

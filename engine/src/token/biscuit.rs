@@ -29,18 +29,16 @@ pub struct BiscuitSigner {
 
 impl BiscuitSigner {
     pub async fn load_or_create(barrier: &Barrier) -> Result<Self> {
-        if let Some(bytes) = barrier.get(SIGNING_KEY_PATH)? {
-            let key = PrivateKey::from_bytes(&bytes, biscuit_auth::Algorithm::Ed25519)
-                .map_err(|_| EngineError::Corrupt(SIGNING_KEY_PATH.into()))?;
-            return Ok(BiscuitSigner {
-                keypair: KeyPair::from(&key),
-            });
-        }
-        let keypair = KeyPair::new();
-        let mut batch = barrier.batch()?;
-        batch.put(SIGNING_KEY_PATH, &keypair.private().to_bytes())?;
-        barrier.commit(batch).await?;
-        Ok(BiscuitSigner { keypair })
+        let bytes = barrier
+            .get_or_create(SIGNING_KEY_PATH, || {
+                Zeroizing::new(KeyPair::new().private().to_bytes().to_vec())
+            })
+            .await?;
+        let key = PrivateKey::from_bytes(&bytes, biscuit_auth::Algorithm::Ed25519)
+            .map_err(|_| EngineError::Corrupt(SIGNING_KEY_PATH.into()))?;
+        Ok(BiscuitSigner {
+            keypair: KeyPair::from(&key),
+        })
     }
 
     pub fn mint(

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use self::biscuit::BiscuitSigner;
-use crate::barrier::Barrier;
+use crate::barrier::{random_secret, Barrier};
 use crate::bounded_cache::{BoundedCache, Cached};
 use crate::error::{EngineError, Result};
 use crate::policy::Operation;
@@ -41,7 +41,7 @@ const REVOKED_BLOCK_PREFIX: &str = "sys/token/revoked-block/";
 /// Token roles, by name.
 const ROLE_PREFIX: &str = "sys/token/roles/";
 /// The tune of the `auth/token/` mount (default and max lease TTL).
-const MOUNT_CONFIG_PATH: &str = "sys/token/mount-config";
+pub(crate) const MOUNT_CONFIG_PATH: &str = "sys/token/mount-config";
 
 /// The longest token string the appliance looks at. Vault's tokens are under 100 bytes
 /// and the Biscuits minted here under 1 KiB; a holder's attenuations add a few hundred
@@ -146,6 +146,18 @@ fn cache_key(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The keys besides its own that an entry occupies: what revoking it deletes.
+fn index_keys(key: &str, e: &TokenEntry) -> Vec<String> {
+    let mut keys = vec![format!("{ACCESSOR_PREFIX}{}", e.accessor)];
+    if let Some(p) = &e.parent {
+        keys.push(format!("{PARENT_PREFIX}{p}/{key}"));
+    }
+    if e.is_wrapping() {
+        keys.push(format!("{}{key}", wrapping::WRAPPED_PREFIX));
+    }
+    keys
+}
+
 impl TokenStore {
     pub fn new(barrier: Arc<Barrier>) -> Self {
         Self::with_ttls(barrier, LeaseTtls::default())
@@ -181,17 +193,7 @@ impl TokenStore {
 
     /// Loads the salt and signing key after unseal, making them on first use.
     pub async fn load(&self) -> Result<()> {
-        let salt = match self.barrier.get(SALT_PATH)? {
-            Some(s) => s,
-            None => {
-                let mut salt = Zeroizing::new(vec![0u8; 32]);
-                hsm_bridge::fill_random(&mut salt);
-                let mut batch = self.barrier.batch()?;
-                batch.put(SALT_PATH, &salt)?;
-                self.barrier.commit(batch).await?;
-                salt
-            }
-        };
+        let salt = self.barrier.get_or_create(SALT_PATH, random_secret).await?;
         let signer = BiscuitSigner::load_or_create(&self.barrier).await?;
         *self.mount_ttls.write() = self
             .barrier
@@ -221,6 +223,18 @@ impl TokenStore {
     /// The TTLs in force for tokens: the tune where set, else the system's.
     pub fn effective_ttls(&self) -> LeaseTtls {
         self.mount_ttls().effective(self.system_ttls)
+    }
+
+    /// Takes up the mount TTLs another node tuned.
+    pub fn reload_mount_ttls(&self) -> Result<()> {
+        if self.unsealed.read().is_none() {
+            return Ok(());
+        }
+        *self.mount_ttls.write() = self
+            .barrier
+            .get_json(MOUNT_CONFIG_PATH)?
+            .unwrap_or_default();
+        Ok(())
     }
 
     /// `sys/auth/token/tune`: changes the mount's default and max lease TTL.
@@ -396,21 +410,57 @@ impl TokenStore {
         let _w = self.write_lock.lock().await;
         self.entries.invalidate(&key);
         let entry = self.live_entry(&key)?;
-        let mut next = (*entry).clone();
-        if next.num_uses == 1 {
-            // The last use: the token is gone once this request is through.
+        let last = self
+            .update_entry(&key, |current| {
+                if current.num_uses <= 1 {
+                    // Deleted in the same transaction that counts the use, so a node
+                    // counting another use at once conflicts and finds it gone.
+                    return Ok(None);
+                }
+                let mut next = current.clone();
+                next.num_uses -= 1;
+                Ok(Some(next))
+            })
+            .await?
+            .is_none();
+        if last {
+            // The last use: the token is gone once this request is through, with the
+            // tokens made under it.
             self.revoke_tree_locked(&key).await?;
-        } else {
-            next.num_uses -= 1;
-            self.store_entry(&key, &next).await?;
         }
         Ok(Self::caller(key, entry, v))
     }
 
-    async fn store_entry(&self, key: &str, entry: &TokenEntry) -> Result<()> {
-        let mut batch = self.barrier.batch()?;
-        batch.put_json(&format!("{ID_PREFIX}{key}"), entry)?;
-        let committed = self.barrier.commit(batch).await;
+    /// Replaces the stored entry of `key` with what `change` makes of it (`None`: deletes
+    /// it and its indexes), in a transaction on the entry as stored: a use counted or a
+    /// renewal made by another node meanwhile is built upon, and a token revoked
+    /// meanwhile stays revoked.
+    async fn update_entry(
+        &self,
+        key: &str,
+        mut change: impl FnMut(&TokenEntry) -> Result<Option<TokenEntry>>,
+    ) -> Result<Option<TokenEntry>> {
+        let id_path = format!("{ID_PREFIX}{key}");
+        let committed = self
+            .barrier
+            .transact(|tx| {
+                let current: TokenEntry =
+                    tx.get_json(&id_path)?.ok_or(EngineError::Unauthenticated)?;
+                let next = change(&current)?;
+                match &next {
+                    Some(next) => {
+                        tx.put_json(&id_path, next)?;
+                    }
+                    None => {
+                        for index in index_keys(key, &current) {
+                            tx.delete(&index);
+                        }
+                        tx.delete(&id_path);
+                    }
+                }
+                Ok(next)
+            })
+            .await;
         // Whether or not the commit succeeded it may have reached the disk: the next
         // reader loads the entry from the barrier.
         self.entries.invalidate(key);
@@ -451,21 +501,27 @@ impl TokenStore {
             }
         };
         let key = self.key_for(kind, &id)?;
-        if self.load_entry(&key)?.is_some() {
-            return Err(EngineError::bad("a token with that id already exists"));
-        }
         let mut entry = entry;
         entry.kind = kind;
-        let mut batch = self.barrier.batch()?;
-        batch.put_json(&format!("{ID_PREFIX}{key}"), &entry)?;
-        batch.put(
-            &format!("{ACCESSOR_PREFIX}{}", entry.accessor),
-            key.as_bytes(),
-        )?;
-        if let (Some(p), false) = (parent, entry.orphan) {
-            batch.put(&format!("{PARENT_PREFIX}{}/{key}", p.key), b"")?;
-        }
-        let committed = self.barrier.commit(batch).await;
+        let id_path = format!("{ID_PREFIX}{key}");
+        // The id's absence is a condition of the commit: of two nodes creating the same
+        // id at once, one fails here instead of overwriting the other's token.
+        let committed = self
+            .barrier
+            .transact(|tx| {
+                if tx.get(&id_path)?.is_some() {
+                    return Err(EngineError::bad("a token with that id already exists"));
+                }
+                tx.put_json(&id_path, &entry)?.put(
+                    &format!("{ACCESSOR_PREFIX}{}", entry.accessor),
+                    key.as_bytes(),
+                )?;
+                if let (Some(p), false) = (parent, entry.orphan) {
+                    tx.put(&format!("{PARENT_PREFIX}{}/{key}", p.key), b"")?;
+                }
+                Ok(())
+            })
+            .await;
         self.entries.invalidate(&key);
         committed?;
         Ok(IssuedToken { token, entry })
@@ -524,10 +580,12 @@ impl TokenStore {
         let Some(renewal) = renewal(&entry)? else {
             return Ok(None);
         };
-        let mut next = (*entry).clone();
-        next.renew(increment, renewal, now())?;
-        self.store_entry(key, &next).await?;
-        Ok(Some(next))
+        self.update_entry(key, |current| {
+            let mut next = current.clone();
+            next.renew(increment, renewal, now())?;
+            Ok(Some(next))
+        })
+        .await
     }
 
     /// How the token store's own tokens renew: within its TTLs.
@@ -690,12 +748,8 @@ impl TokenStore {
 
     fn delete_entry_into(&self, key: &str, batch: &mut crate::barrier::BarrierBatch) -> Result<()> {
         if let Some(e) = self.load_entry(key)? {
-            batch.delete(&format!("{ACCESSOR_PREFIX}{}", e.accessor));
-            if let Some(p) = &e.parent {
-                batch.delete(&format!("{PARENT_PREFIX}{p}/{key}"));
-            }
-            if e.is_wrapping() {
-                batch.delete(&format!("{}{key}", wrapping::WRAPPED_PREFIX));
+            for index in index_keys(key, &e) {
+                batch.delete(&index);
             }
         }
         batch.delete(&format!("{ID_PREFIX}{key}"));

@@ -124,7 +124,9 @@ async fn use_limits_and_expiry() {
     // Make it expire without waiting: rewrite its entry with a past expiry.
     let mut past = (*entry).clone();
     past.expire_time = Some(past.creation_time - 1);
-    s.store_entry(&key, &past).await.unwrap();
+    s.update_entry(&key, |_| Ok(Some(past.clone())))
+        .await
+        .unwrap();
     assert!(s
         .authenticate(&short.token, "p", Operation::Read, None)
         .await
@@ -214,7 +216,9 @@ async fn tidy_reclaims_only_expired_tokens() {
     let (key, entry) = s.lookup(&gone.token).unwrap();
     let mut past = (*entry).clone();
     past.expire_time = Some(past.creation_time - 1);
-    s.store_entry(&key, &past).await.unwrap();
+    s.update_entry(&key, |_| Ok(Some(past.clone())))
+        .await
+        .unwrap();
     assert_eq!(s.tidy().await.unwrap(), 1);
     assert!(s
         .barrier
@@ -541,7 +545,9 @@ async fn tidy_removes_an_expired_wrapping_token_and_its_response() {
     let (key, entry) = s.lookup(&info.token).unwrap();
     let mut past = (*entry).clone();
     past.expire_time = Some(past.creation_time - 1);
-    s.store_entry(&key, &past).await.unwrap();
+    s.update_entry(&key, |_| Ok(Some(past.clone())))
+        .await
+        .unwrap();
     assert!(matches!(
         s.lookup_wrapped(&info.token),
         Err(EngineError::InvalidWrappingToken)

@@ -263,8 +263,13 @@ async function statusPage(root, seal, ctx) {
       ['Backend', st.type],
       ['Health', badge(st.healthy ? 'Healthy' : 'Unhealthy', st.healthy ? 'ok' : 'danger')],
       ['Probe read', `${st.latency_ms} ms`],
+      ['Last commit', st.last_commit_ms == null ? 'None since start' : `${st.last_commit_ms} ms`],
       ...(st.error ? [['Problem', st.error]] : []),
       ['Replication', r.data.replication || 'None (single node)'],
+      ...(st.shared ? [
+        ['This node', r.data.cluster.node_id],
+        ['Periodic tasks run on', r.data.cluster.periodic_runner || 'No node (all sealed)'],
+      ] : []),
     ]));
   } catch (err) {
     replace(storage, facts([['Backend', seal.storage_type]]), notice('warn', h('p', {}, `Health not shown: ${err.message}`)));

@@ -20,6 +20,19 @@ pub struct StorageHealth {
     pub latency_ms: f64,
     /// What the probe read failed with, when it did.
     pub error: Option<String>,
+    /// How long the last commit to the backend took, in milliseconds (none yet: null).
+    pub last_commit_ms: Option<f64>,
+    /// Whether other nodes may share the keyspace (a shared store).
+    pub shared: bool,
+}
+
+/// Who this node is among those sharing the keyspace.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterStatus {
+    pub node_id: String,
+    /// The node running the periodic tasks (token expiry, key destruction, ...), if
+    /// one holds their lease now.
+    pub periodic_runner: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -28,6 +41,7 @@ pub struct ApplianceStatus {
     pub storage: StorageHealth,
     /// Replication is for a FoundationDB backend; a single-node redb store has none.
     pub replication: Option<String>,
+    pub cluster: ClusterStatus,
 }
 
 impl Op for ApplianceRead {
@@ -43,6 +57,13 @@ impl Op for ApplianceRead {
         // The key every initialised appliance has, read from the backend itself.
         let probe = storage.get(crate::seal::SEAL_CONFIG_PATH);
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let runner = match cx.core.periodic_runner() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the periodic-task lease");
+                None
+            }
+        };
         Ok(ApplianceStatus {
             version: crate::core::VERSION.into(),
             storage: StorageHealth {
@@ -54,8 +75,17 @@ impl Op for ApplianceRead {
                     tracing::warn!(error = %e, "the storage probe of sys/appliance failed");
                     "the storage backend could not be read: see the daemon's log".to_string()
                 }),
+                last_commit_ms: storage
+                    .figures()
+                    .last_commit
+                    .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0),
+                shared: storage.shared(),
             },
             replication: None,
+            cluster: ClusterStatus {
+                node_id: cx.core.node_id().to_string(),
+                periodic_runner: runner,
+            },
         })
     }
 }
