@@ -182,7 +182,7 @@ fn ephemeral_size() -> TransitError {
 /// OpenBao's words (Tink's KWP) for an AES-KWP part that does not unwrap.
 fn target_refused(detail: impl std::fmt::Display) -> TransitError {
     TransitError::invalid(format!(
-        "kwp: failed to unwrap: the target key does not unwrap under the ephemeral key (AES-KWP): {detail}"
+        "kwp: unwrap failed integrity check: the target key does not unwrap under the ephemeral key (AES-KWP, {detail})"
     ))
 }
 

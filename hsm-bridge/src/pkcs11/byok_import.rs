@@ -121,11 +121,16 @@ fn value(s: &Session, key: ObjectHandle) -> Result<Zeroizing<Vec<u8>>, CkError> 
 }
 
 /// Whether the token refused the bytes it was asked to unwrap (rather than failing).
+/// Kryoptic passes OpenSSL's padding and integrity failures on as `CKR_DEVICE_ERROR`, and
+/// SoftHSM2 its own as `CKR_GENERAL_ERROR`: in an unwrap of the caller's bytes they count
+/// as the bytes' fault.
 fn refused_input(e: &CkError) -> bool {
     matches!(
         e,
         CkError::Pkcs11(
-            RvError::WrappedKeyInvalid
+            RvError::DeviceError
+                | RvError::FunctionFailed
+                | RvError::WrappedKeyInvalid
                 | RvError::WrappedKeyLenRange
                 | RvError::EncryptedDataInvalid
                 | RvError::EncryptedDataLenRange
@@ -252,9 +257,11 @@ impl Pkcs11Root {
                 &unwrapper(ObjectClass::PRIVATE_KEY, KeyType::RSA),
             )
             .map_err(|e| match e {
-                e if refused_input(&e) => ImportError::Bridge(BridgeError::BadInput(
-                    "the stored wrapping key does not open under this HSM's root key",
-                )),
+                CkError::Pkcs11(RvError::WrappedKeyInvalid | RvError::EncryptedDataInvalid, _) => {
+                    ImportError::Bridge(BridgeError::BadInput(
+                        "the stored wrapping key does not open under this HSM's root key",
+                    ))
+                }
                 e => device("C_UnwrapKey (the BYOK wrapping key)", e).into(),
             })
             .and_then(|wrapping| {
