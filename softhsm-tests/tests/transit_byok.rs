@@ -682,6 +682,20 @@ fn softhsm2_refuses_the_imports_its_token_cannot_unwrap() {
     r.assert_error(400, "CKM_RSA_PKCS_OAEP with SHA-256 in C_UnwrapKey");
     r.assert_error(400, "inside its HSM");
     assert_eq!(d.get("/v1/transit/keys/sha256").status, 404);
+    // With SHA-1 the token unwraps the AES key but does not say how long it is, so the
+    // appliance cannot check it is AES-256 inside the token: refused too.
+    let sha1 = helper(
+        &d,
+        "wrap",
+        &json!({ "wrapping_key": pem, "key": keys["aes"]["key"], "hash": "SHA1" }),
+    );
+    let r = d.post_json(
+        "/v1/transit/keys/sha1/import",
+        &json!({ "ciphertext": sha1, "hash_function": "SHA1" }),
+    );
+    r.assert_error(400, "CKM_RSA_PKCS_OAEP with SHA-1 in C_UnwrapKey");
+    r.assert_error(400, "CKA_VALUE_LEN");
+    assert_eq!(d.get("/v1/transit/keys/sha1").status, 404);
     let after = token_keys(|a| hsm.pkcs11_tool(a));
     assert_eq!(after, before);
 }

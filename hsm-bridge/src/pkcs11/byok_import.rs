@@ -435,6 +435,9 @@ impl<'a> ImportProbe<'a> {
             made,
         )
         .map_err(|e| match e {
+            ImportError::EphemeralSize => format!(
+                "{name}: the unwrapped AES key does not report CKA_VALUE_LEN 32, so the ephemeral key cannot be checked to be AES-256"
+            ),
             ImportError::Bridge(b) => format!("{name}: {b}"),
             other => format!("{name}: {other}"),
         })?;
