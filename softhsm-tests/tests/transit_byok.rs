@@ -5,6 +5,11 @@
 //! back; and hvac reading a rotation's answer. Everything runs against OpenBao as well
 //! (`IRONSEAL_REFERENCE=openbao`); where OpenBao answers a refusal 500 (errors its
 //! keysutil returns as plain Go errors) the appliance answers 400, which the tests say.
+//!
+//! With a PKCS#11 seal the wrapping key is made in the token and imports are unwrapped
+//! there: the same imports run on a Kryoptic-sealed appliance (every object they make in
+//! the token is gone afterwards), and a SoftHSM2-sealed one refuses them, naming what its
+//! token lacks (appliance-only tests).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -44,6 +44,7 @@ use std::sync::{Arc, OnceLock};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
+use hsm_bridge::RootOfTrust;
 use time::OffsetDateTime;
 
 pub use self::batch::{verify_mode, CipherItem, Encrypted, InputItem, ItemResult, VerifyMode};
@@ -63,7 +64,6 @@ use self::storage::{HsmWrappingKey, KeyStore};
 use crate::barrier::Barrier;
 use crate::crypto::rsa::RsaKey;
 use crate::storage::{retry_on_conflict, IsConflict};
-use hsm_bridge::RootOfTrust;
 
 const LOCK_STRIPES: usize = 64;
 
