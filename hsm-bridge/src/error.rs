@@ -47,6 +47,24 @@ pub enum BridgeError {
     Unsupported { kind: SealKind, op: &'static str },
 }
 
+/// Why a BYOK import's unwrap inside the boundary gave no target key: the first three
+/// are the caller's ciphertext, told apart so the engine answers in Vault's words.
+#[derive(Debug, Error)]
+pub enum ImportError {
+    /// The RSA-OAEP part does not decrypt under the wrapping key (another key, another
+    /// hash, or altered bytes).
+    #[error("the ephemeral key does not decrypt under the wrapping key (RSA-OAEP)")]
+    Ephemeral,
+    /// The RSA-OAEP part decrypts to something other than an AES-256 key.
+    #[error("expected ephemeral AES key to be 256-bit")]
+    EphemeralSize,
+    /// The AES-KWP part does not unwrap under the ephemeral key.
+    #[error("the target key does not unwrap (AES-KWP)")]
+    Target,
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
+}
+
 /// Why a hardware seal would not open, in words safe to show without a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SealFault {

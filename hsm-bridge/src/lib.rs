@@ -24,7 +24,7 @@ mod soft_aead;
 #[cfg(feature = "tpm2")]
 pub mod tpm2;
 
-pub use error::{BridgeError, SealFault};
+pub use error::{BridgeError, ImportError, SealFault};
 pub use random::{fill_nonce, fill_random};
 pub use shamir::{ShamirRoot, UnsealShare};
 
@@ -505,6 +505,37 @@ pub trait RootOfTrust: Send + Sync {
             self.kind(),
             mechanism.pkcs11_name()
         ))
+    }
+
+    /// Whether [`RootOfTrust::import_unwrap`] takes a BYOK ciphertext whose ephemeral key
+    /// was wrapped with RSA-OAEP of `hash`, as the backend's start-up self-test found
+    /// (the device unwraps known material, compared with [`byok`]'s software computation).
+    /// `Err` says why not, naming the missing or faulty mechanism.
+    fn import_support(&self, hash: HashAlg) -> Result<(), String> {
+        Err(format!(
+            "the {} seal keeps no keys inside a device, so it cannot unwrap a BYOK import (RSA-OAEP with {hash:?})",
+            self.kind()
+        ))
+    }
+
+    /// The target key of a BYOK import in Vault's format, unwrapped inside the boundary:
+    /// `wrapped_ephemeral` is RSA-OAEP (`hash`, MGF1 of the same, no label) of an AES-256
+    /// key under `key`, an RSA key from [`RootOfTrust::generate_key`]; `wrapped_target` is
+    /// the target under that AES key (RFC 5649). The ephemeral key never leaves the
+    /// device and every object made for the import is destroyed, errors included; the
+    /// target's bytes are the answer. Callers ask [`RootOfTrust::import_support`] first.
+    fn import_unwrap(
+        &self,
+        _key: &WrappedKey,
+        _hash: HashAlg,
+        _wrapped_ephemeral: &[u8],
+        _wrapped_target: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ImportError> {
+        Err(BridgeError::Unsupported {
+            kind: self.kind(),
+            op: "import_unwrap",
+        }
+        .into())
     }
 
     /// Wraps a managed key for export under an outside public key (BYOK), inside the

@@ -5,8 +5,13 @@
 //! back; and hvac reading a rotation's answer. Everything runs against OpenBao as well
 //! (`IRONSEAL_REFERENCE=openbao`); where OpenBao answers a refusal 500 (errors its
 //! keysutil returns as plain Go errors) the appliance answers 400, which the tests say.
+//!
+//! With a PKCS#11 seal the wrapping key is made in the token and imports are unwrapped
+//! there: the same imports run on a Kryoptic-sealed appliance (every object they make in
+//! the token is gone afterwards), and a SoftHSM2-sealed one refuses them, naming what its
+//! token lacks (appliance-only tests).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -14,6 +19,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
+use softhsm_tests::hardware::{SoftHsm, ROOT_KEY_LABEL, SOFTHSM_MODULE};
+use softhsm_tests::kryoptic::{self, Kryoptic};
 use softhsm_tests::tools::{python, run_ok};
 use softhsm_tests::{bao_bin, free_port, poll_until, reference_mode, Daemon, HttpResponse, Output};
 
@@ -62,6 +69,10 @@ if cmd == "make":
     for v in out.values():
         v["ciphertext"] = wrap(arg["wrapping_key"], base64.b64decode(v["key"]), arg["hash"])
     print(json.dumps(out))
+elif cmd == "foreign":
+    other = rsa.generate_private_key(65537, 4096).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    print(json.dumps(wrap(other, base64.b64decode(arg["key"]), "SHA256")))
 elif cmd == "wrap":
     print(json.dumps(wrap(arg["wrapping_key"], base64.b64decode(arg["key"]), arg["hash"])))
 elif cmd == "decrypt":
@@ -149,11 +160,18 @@ fn decrypt(d: &Daemon, key: &str, ciphertext: &str) -> Vec<u8> {
 fn byok_imports_encrypt_and_sign_for_the_original_keys() {
     let d = Daemon::dev(&[]);
     d.ensure_transit();
-    let pem = wrapping_key(&d);
+    imports_round_trip(&d);
+    tampered_imports_are_refused(&d);
+}
+
+/// Imports of every kind, checked with the original keys outside the appliance, and
+/// Vault's refusals.
+fn imports_round_trip(d: &Daemon) {
+    let pem = wrapping_key(d);
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
-    assert_eq!(wrapping_key(&d), pem, "the wrapping key is made once");
+    assert_eq!(wrapping_key(d), pem, "the wrapping key is made once");
     let keys = helper(
-        &d,
+        d,
         "make",
         &json!({ "wrapping_key": pem, "hash": "SHA256", "aes": ["aes", "aes2"] }),
     );
@@ -167,10 +185,10 @@ fn byok_imports_encrypt_and_sign_for_the_original_keys() {
     let key = data(&d.get("/v1/transit/keys/byok-aes"));
     assert_eq!(key["imported_key"], true, "{key}");
     assert_eq!(key["imported_key_allow_rotation"], false, "{key}");
-    let ct = encrypt(&d, "byok-aes", b"for the key's owner");
+    let ct = encrypt(d, "byok-aes", b"for the key's owner");
     assert!(ct.starts_with("vault:v1:"), "{ct}");
     let plain = helper(
-        &d,
+        d,
         "decrypt",
         &json!({ "key": keys["aes"]["key"], "ciphertext": ct }),
     );
@@ -196,7 +214,7 @@ fn byok_imports_encrypt_and_sign_for_the_original_keys() {
         let r = d.post_json(&format!("/v1/transit/sign/byok-{name}/sha2-256"), &body);
         let signature = data(&r)["signature"].clone();
         let ok = helper(
-            &d,
+            d,
             "verify",
             &json!({ "private": keys[name]["private"], "input": input, "signature": signature }),
         );
@@ -205,7 +223,7 @@ fn byok_imports_encrypt_and_sign_for_the_original_keys() {
 
     // The target key wrapped for OAEP with SHA-1, as `hash_function` says.
     let sha1 = helper(
-        &d,
+        d,
         "wrap",
         &json!({ "wrapping_key": pem, "key": keys["aes2"]["key"], "hash": "SHA1" }),
     );
@@ -214,9 +232,9 @@ fn byok_imports_encrypt_and_sign_for_the_original_keys() {
         &json!({ "ciphertext": sha1, "hash_function": "SHA1" }),
     );
     no_content(&r);
-    let ct = encrypt(&d, "byok-sha1", b"sha1");
+    let ct = encrypt(d, "byok-sha1", b"sha1");
     let plain = helper(
-        &d,
+        d,
         "decrypt",
         &json!({ "key": keys["aes2"]["key"], "ciphertext": ct }),
     );
@@ -228,10 +246,10 @@ fn byok_imports_encrypt_and_sign_for_the_original_keys() {
         &json!({ "ciphertext": sha1, "hash_function": "SHA1" }),
     );
     no_content(&r);
-    let ct = encrypt(&d, "byok-aes", b"second version");
+    let ct = encrypt(d, "byok-aes", b"second version");
     assert!(ct.starts_with("vault:v2:"), "{ct}");
     let plain = helper(
-        &d,
+        d,
         "decrypt",
         &json!({ "key": keys["aes2"]["key"], "ciphertext": ct }),
     );
@@ -300,6 +318,51 @@ fn byok_imports_encrypt_and_sign_for_the_original_keys() {
             &json!({ "public_key": "-----BEGIN PUBLIC KEY-----\n", "type": "ed25519" }),
         );
         r.assert_error(400, "importing a public key alone is not supported");
+    }
+}
+
+/// A ciphertext altered in either part, or made for another wrapping key or hash, is
+/// refused in OpenBao's words and makes no key.
+fn tampered_imports_are_refused(d: &Daemon) {
+    let pem = wrapping_key(d);
+    let key = b64(&[9u8; 32]);
+    let wrapped = helper(
+        d,
+        "wrap",
+        &json!({ "wrapping_key": pem, "key": key, "hash": "SHA256" }),
+    );
+    let good = STANDARD.decode(wrapped.as_str().unwrap()).unwrap();
+    let flipped = |at: usize| {
+        let mut bad = good.clone();
+        bad[at] ^= 0x01;
+        b64(&bad)
+    };
+    let foreign = helper(d, "foreign", &json!({ "key": key }));
+    for (ciphertext, hash, words) in [
+        (flipped(100), "SHA256", "decryption error"),
+        (
+            flipped(good.len() - 3),
+            "SHA256",
+            "kwp: unwrap failed integrity check",
+        ),
+        (
+            wrapped.as_str().unwrap().to_string(),
+            "SHA1",
+            "decryption error",
+        ),
+        (
+            foreign.as_str().unwrap().to_string(),
+            "SHA256",
+            "decryption error",
+        ),
+    ] {
+        let r = d.post_json(
+            "/v1/transit/keys/tampered/import",
+            &json!({ "ciphertext": ciphertext, "hash_function": hash }),
+        );
+        refused(&r, 500, words);
+        let r = d.get("/v1/transit/keys/tampered");
+        assert_eq!(r.status, 404, "no key after a refused import: {r}");
     }
 }
 
@@ -506,4 +569,138 @@ fn hvac_reads_the_key_a_create_and_a_rotate_answer() {
     let r = d.post_json("/v1/transit/keys/hvac-key", &json!({}));
     assert_eq!(data(&r)["latest_version"], 2, "{r}");
     assert_eq!(r.json()["warnings"], Value::Null, "{r}");
+}
+
+/// A daemon sealed by a PKCS#11 token (the root key made in it), initialised and unsealed,
+/// with transit mounted.
+fn pkcs11_daemon(module: &Path, label: &str, pin_file: &Path, env: &[(&str, &str)]) -> Daemon {
+    let seal = format!(
+        "seal \"pkcs11\" {{\n  lib          = \"{}\"\n  token_label  = \"{label}\"\n  key_label    = \"{ROOT_KEY_LABEL}\"\n  generate_key = \"true\"\n  pin_file     = \"{}\"\n}}\n",
+        module.display(),
+        pin_file.display()
+    );
+    let mut d = Daemon::config_with_seal(&seal, env);
+    d.init_recovery(1, 1);
+    d.wait_unsealed();
+    d.ensure_transit();
+    d
+}
+
+/// The keys the token holds, as pkcs11-tool shows them to another process (sorted: the
+/// order is the token's).
+fn token_keys(tool: impl Fn(&[&str]) -> std::process::Output) -> Vec<String> {
+    let mut lines = Vec::new();
+    for kind in ["privkey", "pubkey", "secrkey"] {
+        let listing = tool(&["--list-objects", "--type", kind]);
+        assert!(listing.status.success(), "{listing:?}");
+        lines.extend(
+            String::from_utf8_lossy(&listing.stdout)
+                .lines()
+                .map(str::to_string),
+        );
+    }
+    lines.sort();
+    lines
+}
+
+#[test]
+fn kryoptic_unwraps_imports_inside_the_token() {
+    if reference_mode() {
+        return;
+    }
+    let token = Kryoptic::new("transit-byok");
+    let conf = token.conf();
+    let d = pkcs11_daemon(
+        &token.module,
+        &token.label,
+        &token.pin_file(),
+        &[(kryoptic::CONF_ENV, conf.to_str().unwrap())],
+    );
+    let pem = wrapping_key(&d);
+    let logs = d.logs();
+    assert!(
+        logs.contains("transit BYOK wrapping key made inside the HSM"),
+        "{logs}"
+    );
+    for hash in ["SHA-1", "SHA-256"] {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("BYOK import: unwrapped inside the HSM")
+                    && l.contains(hash)
+                    && l.contains("CKM_AES_KEY_WRAP_KWP")),
+            "Kryoptic unwraps OAEP {hash} and RFC 5649 in C_UnwrapKey: {logs}"
+        );
+    }
+    let before = token_keys(|a| token.pkcs11_tool(a));
+
+    imports_round_trip(&d);
+    tampered_imports_are_refused(&d);
+    assert_eq!(wrapping_key(&d), pem);
+    let imported = d
+        .logs()
+        .lines()
+        .filter(|l| l.contains("transit key imported") && l.contains("hsm"))
+        .count();
+    assert!(
+        imported >= 5,
+        "every import unwrapped in the HSM: {}",
+        d.logs()
+    );
+    // The ephemeral keys, the unwrapped wrapping key and the targets were session objects,
+    // destroyed: the token holds what it held before.
+    let after = token_keys(|a| token.pkcs11_tool(a));
+    assert_eq!(after, before);
+}
+
+#[test]
+fn softhsm2_refuses_the_imports_its_token_cannot_unwrap() {
+    if reference_mode() {
+        return;
+    }
+    let hsm = SoftHsm::new("transit-byok");
+    let conf = hsm.conf();
+    let d = pkcs11_daemon(
+        Path::new(SOFTHSM_MODULE),
+        &hsm.label,
+        &hsm.pin_file(),
+        &[("SOFTHSM2_CONF", conf.to_str().unwrap())],
+    );
+    let pem = wrapping_key(&d);
+    assert!(
+        d.logs()
+            .contains("transit BYOK wrapping key made inside the HSM"),
+        "{}",
+        d.logs()
+    );
+    let before = token_keys(|a| hsm.pkcs11_tool(a));
+    let keys = helper(
+        &d,
+        "make",
+        &json!({ "wrapping_key": pem, "hash": "SHA256", "aes": ["aes"] }),
+    );
+    // SoftHSM2 2.6 does OAEP with SHA-1 only: the default hash is refused, naming the
+    // mechanism, and nothing falls back to software.
+    let r = d.post_json(
+        "/v1/transit/keys/sha256/import",
+        &json!({ "ciphertext": keys["aes"]["ciphertext"] }),
+    );
+    r.assert_error(400, "CKM_RSA_PKCS_OAEP with SHA-256 in C_UnwrapKey");
+    r.assert_error(400, "inside its HSM");
+    assert_eq!(d.get("/v1/transit/keys/sha256").status, 404);
+    // With SHA-1 the token unwraps the AES key but does not say how long it is, so the
+    // appliance cannot check it is AES-256 inside the token: refused too.
+    let sha1 = helper(
+        &d,
+        "wrap",
+        &json!({ "wrapping_key": pem, "key": keys["aes"]["key"], "hash": "SHA1" }),
+    );
+    let r = d.post_json(
+        "/v1/transit/keys/sha1/import",
+        &json!({ "ciphertext": sha1, "hash_function": "SHA1" }),
+    );
+    r.assert_error(400, "CKM_RSA_PKCS_OAEP with SHA-1 in C_UnwrapKey");
+    r.assert_error(400, "CKA_VALUE_LEN");
+    assert_eq!(d.get("/v1/transit/keys/sha1").status, 404);
+    let after = token_keys(|a| hsm.pkcs11_tool(a));
+    assert_eq!(after, before);
 }

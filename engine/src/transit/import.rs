@@ -2,9 +2,15 @@
 //! Vault's format. The caller wraps an ephemeral AES-256 key with RSA-OAEP under the
 //! mount's RSA-4096 wrapping key and the target key (raw bytes for symmetric keys,
 //! PKCS#8 for asymmetric ones) with that AES key (RFC 5649, AES-KWP), and sends the two
-//! concatenated. The wrapping key is made once per mount and kept under the barrier
-//! like the keys themselves.
+//! concatenated. The wrapping key is made once per mount. Where it lives follows the seal
+//! ([`ImportBoundary`]): with an HSM that keeps keys inside it, the key is made in the HSM
+//! and the import unwrapped there (only the target key comes out, once, to become a
+//! transit key under the barrier); elsewhere it is a software key under the barrier, as
+//! in Vault.
 
+use std::sync::Arc;
+
+use hsm_bridge::{HashAlg, ImportError, RootOfTrust};
 use rsa::pkcs8::{ObjectIdentifier, PrivateKeyInfo};
 use rsa::traits::PublicKeyParts;
 use rsa::Oaep;
@@ -51,6 +57,16 @@ impl OaepHash {
             "SHA512" => OaepHash::Sha512,
             _ => return Err(TransitError::invalid(format!("unknown hash function: {s}"))),
         })
+    }
+
+    fn hash_alg(self) -> HashAlg {
+        match self {
+            OaepHash::Sha1 => HashAlg::Sha1,
+            OaepHash::Sha224 => HashAlg::Sha224,
+            OaepHash::Sha256 => HashAlg::Sha256,
+            OaepHash::Sha384 => HashAlg::Sha384,
+            OaepHash::Sha512 => HashAlg::Sha512,
+        }
     }
 
     fn padding(self) -> Oaep {
@@ -114,6 +130,62 @@ impl ImportKey {
     }
 }
 
+/// Where a mount's BYOK wrapping key lives, and so where imports are unwrapped: chosen by
+/// the seal, as for managed keys.
+#[derive(Clone)]
+pub enum ImportBoundary {
+    /// A software RSA key under the barrier, as Vault keeps it: seals that keep no keys
+    /// inside a device (Shamir, TPM).
+    Software,
+    /// A key made inside the HSM and kept as the blob its root key wrapped; imports are
+    /// unwrapped inside the token, by the OAEP hashes its self-test proved.
+    Hsm(Arc<dyn RootOfTrust>),
+}
+
+impl ImportBoundary {
+    /// Where imports are unwrapped, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ImportBoundary::Software => "software",
+            ImportBoundary::Hsm(_) => "hsm",
+        }
+    }
+
+    pub fn of(root: Arc<dyn RootOfTrust>) -> ImportBoundary {
+        if root.capabilities().in_boundary_keys {
+            ImportBoundary::Hsm(root)
+        } else {
+            ImportBoundary::Software
+        }
+    }
+}
+
+/// The two parts of a BYOK `ciphertext`: the RSA-OAEP block, and the AES-KWP rest.
+pub fn split_ciphertext(ciphertext: &[u8]) -> TransitResult<(&[u8], &[u8])> {
+    if ciphertext.len() <= WRAPPED_EPHEMERAL_LEN {
+        return Err(TransitError::invalid("provided ciphertext is too short"));
+    }
+    Ok(ciphertext.split_at(WRAPPED_EPHEMERAL_LEN))
+}
+
+/// OpenBao's words (Go's `rsa.DecryptOAEP`) for an RSA part that does not decrypt.
+fn ephemeral_refused() -> TransitError {
+    TransitError::invalid(
+        "crypto/rsa: decryption error: the ephemeral key does not decrypt under this mount's wrapping key (RSA-OAEP): check the wrapping key and hash_function",
+    )
+}
+
+fn ephemeral_size() -> TransitError {
+    TransitError::invalid("expected ephemeral AES key to be 256-bit")
+}
+
+/// OpenBao's words (Tink's KWP) for an AES-KWP part that does not unwrap.
+fn target_refused(detail: impl std::fmt::Display) -> TransitError {
+    TransitError::invalid(format!(
+        "kwp: unwrap failed integrity check: the target key does not unwrap under the ephemeral key (AES-KWP, {detail})"
+    ))
+}
+
 /// The target key of a BYOK `ciphertext`: RSA-OAEP of the ephemeral AES-256 key under
 /// `wrapping`, then the target wrapped with it (AES-KWP). CPU-heavy (an RSA-4096
 /// private-key operation): run it on the compute pool.
@@ -122,25 +194,42 @@ pub fn unwrap_target(
     ciphertext: &[u8],
     hash: OaepHash,
 ) -> TransitResult<Zeroizing<Vec<u8>>> {
-    if ciphertext.len() <= WRAPPED_EPHEMERAL_LEN {
-        return Err(TransitError::invalid("provided ciphertext is too short"));
-    }
-    let (wrapped_ephemeral, wrapped_target) = ciphertext.split_at(WRAPPED_EPHEMERAL_LEN);
+    let (wrapped_ephemeral, wrapped_target) = split_ciphertext(ciphertext)?;
     let ephemeral = wrapping
         .decrypt(hash.padding(), wrapped_ephemeral)
-        .map_err(|_| {
-            TransitError::invalid(
-                "the ephemeral key does not decrypt under the wrapping key (RSA-OAEP): check the wrapping key and hash_function",
-            )
-        })?;
+        .map_err(|_| ephemeral_refused())?;
     if ephemeral.len() != 32 {
-        return Err(TransitError::invalid(
-            "expected ephemeral AES key to be 256-bit",
-        ));
+        return Err(ephemeral_size());
     }
-    key_unwrap(&ephemeral, wrapped_target, true).map_err(|e| {
-        TransitError::invalid(format!("the target key does not unwrap (AES-KWP): {e}"))
-    })
+    key_unwrap(&ephemeral, wrapped_target, true).map_err(target_refused)
+}
+
+/// [`unwrap_target`] inside the HSM, with the wrapping key `blob` it made. A blocking
+/// device call: run it on the device lane.
+pub fn unwrap_target_in_hsm(
+    root: &dyn RootOfTrust,
+    blob: &[u8],
+    ciphertext: &[u8],
+    hash: OaepHash,
+) -> TransitResult<Zeroizing<Vec<u8>>> {
+    let (wrapped_ephemeral, wrapped_target) = split_ciphertext(ciphertext)?;
+    root.import_support(hash.hash_alg()).map_err(|why| {
+        TransitError::invalid(format!(
+            "this appliance unwraps BYOK imports inside its HSM, and the HSM cannot unwrap this one: {why}; wrap with a hash_function the HSM supports (the appliance log lists them at start)"
+        ))
+    })?;
+    let key = hsm_bridge::WrappedKey {
+        spec: hsm_bridge::KeySpec::Rsa(WRAPPING_KEY_BITS as u32),
+        blob: blob.to_vec(),
+        public: None,
+    };
+    root.import_unwrap(&key, hash.hash_alg(), wrapped_ephemeral, wrapped_target)
+        .map_err(|e| match e {
+            ImportError::Ephemeral => ephemeral_refused(),
+            ImportError::EphemeralSize => ephemeral_size(),
+            ImportError::Target => target_refused("refused by the HSM"),
+            ImportError::Bridge(b) => TransitError::Engine(b.into()),
+        })
 }
 
 /// The imported bytes as the stored secret of a `kind` key, with Vault's checks; for
@@ -242,6 +331,6 @@ fn pkcs8_secret(kind: KeyType, der: &[u8]) -> TransitResult<SecretBytes> {
 }
 
 /// The wrapping key's public half as Vault shows it: SubjectPublicKeyInfo PEM.
-pub fn wrapping_public_pem(key: &RsaKey) -> TransitResult<String> {
-    crate::crypto::rsa::public_to_pem(&key.public).map_err(TransitError::internal)
+pub fn wrapping_public_pem(key: &rsa::RsaPublicKey) -> TransitResult<String> {
+    crate::crypto::rsa::public_to_pem(key).map_err(TransitError::internal)
 }

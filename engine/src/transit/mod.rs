@@ -44,6 +44,7 @@ use std::sync::{Arc, OnceLock};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
+use hsm_bridge::RootOfTrust;
 use time::OffsetDateTime;
 
 pub use self::batch::{verify_mode, CipherItem, Encrypted, InputItem, ItemResult, VerifyMode};
@@ -51,7 +52,7 @@ pub use self::encryption::parse_ciphertext;
 pub use self::error::{TransitError, TransitResult, DECRYPT_FAILED};
 pub use self::export::{ExportFormat, ExportType};
 pub use self::hash::HashAlgorithm;
-pub use self::import::{ImportKey, OaepHash};
+pub use self::import::{ImportBoundary, ImportKey, OaepHash};
 pub use self::key_policy::{ConfigUpdate, CreateKey, Key, KeyConfig, Version};
 pub use self::keytype::KeyType;
 pub use self::material::{Marshaling, SecretBytes};
@@ -59,7 +60,7 @@ pub use self::signing::{RsaScheme, SaltLength, SignOptions, Signed};
 
 use self::cache::{KeyCache, Lookup};
 use self::material::generate_secret;
-use self::storage::KeyStore;
+use self::storage::{HsmWrappingKey, KeyStore};
 use crate::barrier::Barrier;
 use crate::crypto::rsa::RsaKey;
 use crate::storage::{retry_on_conflict, IsConflict};
@@ -135,8 +136,10 @@ pub struct TransitEngine {
     cache: Arc<KeyCache>,
     locks: Vec<tokio::sync::Mutex<()>>,
     hasher: std::collections::hash_map::RandomState,
-    /// The BYOK wrapping key once loaded; the mutex serialises its first making.
+    /// The BYOK wrapping key once loaded (software, or made in the HSM); the mutex
+    /// serialises their first making.
     wrapping_key: parking_lot::Mutex<Option<Arc<RsaKey>>>,
+    hsm_wrapping_key: parking_lot::Mutex<Option<HsmWrappingKey>>,
     making_wrapping_key: tokio::sync::Mutex<()>,
 }
 
@@ -198,6 +201,7 @@ impl TransitEngine {
                 .collect(),
             hasher: Default::default(),
             wrapping_key: parking_lot::Mutex::new(None),
+            hsm_wrapping_key: parking_lot::Mutex::new(None),
             making_wrapping_key: tokio::sync::Mutex::new(()),
         }
     }
@@ -516,19 +520,84 @@ impl TransitEngine {
         Ok(key)
     }
 
+    /// The mount's BYOK wrapping key made inside the HSM, on first use. Another node may
+    /// make one at the same time: storage keeps the first, and the other blob (nothing
+    /// in the token) is dropped.
+    async fn hsm_wrapping_key(&self, root: &Arc<dyn RootOfTrust>) -> TransitResult<HsmWrappingKey> {
+        if let Some(k) = self.hsm_wrapping_key.lock().clone() {
+            return Ok(k);
+        }
+        let _making = self.making_wrapping_key.lock().await;
+        if let Some(k) = self.hsm_wrapping_key.lock().clone() {
+            return Ok(k);
+        }
+        let key = match self.store.hsm_wrapping_key()? {
+            Some(stored) => stored,
+            None => {
+                let root = root.clone();
+                let spec = hsm_bridge::KeySpec::Rsa(import::WRAPPING_KEY_BITS as u32);
+                let made = crate::compute::run_on_device(move || root.generate_key(spec))
+                    .await?
+                    .map_err(|e| TransitError::Engine(e.into()))?;
+                let public = made
+                    .public
+                    .as_deref()
+                    .ok_or_else(|| TransitError::internal("the HSM gave no public key"))
+                    .and_then(|der| {
+                        crate::crypto::rsa::public_from_der(der).map_err(TransitError::internal)
+                    })?;
+                let made = HsmWrappingKey {
+                    blob: SecretBytes::new(made.blob),
+                    public_pem: import::wrapping_public_pem(&public)?,
+                };
+                let kept = self.store.keep_hsm_wrapping_key(made).await?;
+                tracing::info!("transit BYOK wrapping key made inside the HSM");
+                kept
+            }
+        };
+        *self.hsm_wrapping_key.lock() = Some(key.clone());
+        Ok(key)
+    }
+
+    /// `wrapping_key`: the public half (PEM) of the key BYOK imports are wrapped under.
+    pub async fn wrapping_public_pem(&self, boundary: &ImportBoundary) -> TransitResult<String> {
+        match boundary {
+            ImportBoundary::Software => {
+                import::wrapping_public_pem(&self.wrapping_key().await?.public)
+            }
+            ImportBoundary::Hsm(root) => Ok(self.hsm_wrapping_key(root).await?.public_pem),
+        }
+    }
+
     /// The imported key bytes of a BYOK `ciphertext`.
     async fn unwrap_import(
         &self,
         ciphertext: Vec<u8>,
         hash: OaepHash,
         kind: KeyType,
+        boundary: &ImportBoundary,
     ) -> TransitResult<SecretBytes> {
-        let wrapping = self.wrapping_key().await?;
-        crate::compute::run(move || {
-            let target = import::unwrap_target(&wrapping, &ciphertext, hash)?;
-            import::imported_secret(kind, &target)
-        })
-        .await?
+        let target = match boundary {
+            ImportBoundary::Software => {
+                let wrapping = self.wrapping_key().await?;
+                crate::compute::run(move || import::unwrap_target(&wrapping, &ciphertext, hash))
+                    .await??
+            }
+            ImportBoundary::Hsm(root) => {
+                let wrapping = self.hsm_wrapping_key(root).await?;
+                let root = root.clone();
+                crate::compute::run_on_device(move || {
+                    import::unwrap_target_in_hsm(
+                        root.as_ref(),
+                        wrapping.blob.as_slice(),
+                        &ciphertext,
+                        hash,
+                    )
+                })
+                .await??
+            }
+        };
+        crate::compute::run(move || import::imported_secret(kind, &target)).await?
     }
 
     /// `keys/:name/import`: a new key whose first version is the wrapped key.
@@ -538,6 +607,7 @@ impl TransitEngine {
         spec: ImportKey,
         ciphertext: Vec<u8>,
         hash: OaepHash,
+        boundary: &ImportBoundary,
     ) -> TransitResult<Arc<Key>> {
         if !valid_key_name(name) {
             return Err(TransitError::invalid(format!("invalid key name {name:?}")));
@@ -551,7 +621,9 @@ impl TransitEngine {
         if self.exists(name)? {
             return Err(exists());
         }
-        let secret = self.unwrap_import(ciphertext, hash, config.kind).await?;
+        let secret = self
+            .unwrap_import(ciphertext, hash, config.kind, boundary)
+            .await?;
         if config.kind == KeyType::Hmac {
             config.key_size = secret.len();
         }
@@ -570,7 +642,7 @@ impl TransitEngine {
             self.persist(None, empty.with_version(first)).await
         })
         .await?;
-        tracing::info!(key = %name, kind = %key.kind(), "transit key imported");
+        tracing::info!(key = %name, kind = %key.kind(), unwrapped_in = boundary.name(), "transit key imported");
         Ok(key)
     }
 
@@ -597,6 +669,7 @@ impl TransitEngine {
         ciphertext: Vec<u8>,
         hash: OaepHash,
         version: Option<i64>,
+        boundary: &ImportBoundary,
     ) -> TransitResult<Arc<Key>> {
         let current = self.get(name)?.ok_or_else(|| {
             TransitError::invalid(format!(
@@ -614,7 +687,7 @@ impl TransitEngine {
             ));
         }
         let kind = current.kind();
-        let secret = self.unwrap_import(ciphertext, hash, kind).await?;
+        let secret = self.unwrap_import(ciphertext, hash, kind, boundary).await?;
         if let Some(v) = version {
             if u32::try_from(v)
                 .ok()
@@ -654,7 +727,7 @@ impl TransitEngine {
             self.persist(Some(&current), next).await
         })
         .await?;
-        tracing::info!(key = %name, version = key.config.latest_version, "transit key version imported");
+        tracing::info!(key = %name, version = key.config.latest_version, unwrapped_in = boundary.name(), "transit key imported");
         Ok(key)
     }
 
@@ -662,5 +735,6 @@ impl TransitEngine {
     pub fn clear_cache(&self) {
         self.cache.clear();
         *self.wrapping_key.lock() = None;
+        *self.hsm_wrapping_key.lock() = None;
     }
 }

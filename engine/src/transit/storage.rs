@@ -4,6 +4,8 @@
 //! policy/<name>        the key: its configuration and every version it still holds
 //! auto-rotate/<name>   present while the key has an auto_rotate_period (empty value)
 //! wrapping-key         the mount's RSA-4096 BYOK wrapping key (PKCS#8), made once
+//! wrapping-key-hsm     with an HSM seal instead: the key made inside the HSM, as the
+//!                      blob its root key wrapped, and its public half
 //! ```
 //!
 //! The second is an index, written in the same batch as the key, so that the periodic
@@ -26,10 +28,19 @@ use crate::storage::{within, IsConflict, StorageError};
 const POLICY_DIR: &str = "policy/";
 const AUTO_ROTATE_DIR: &str = "auto-rotate/";
 const WRAPPING_KEY: &str = "wrapping-key";
+const HSM_WRAPPING_KEY: &str = "wrapping-key-hsm";
 
 #[derive(Serialize, Deserialize)]
 struct StoredWrappingKey {
     key: SecretBytes,
+}
+
+/// A wrapping key made inside the HSM: the blob its root key wrapped, and the public
+/// half (PEM) that clients wrap under.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct HsmWrappingKey {
+    pub blob: SecretBytes,
+    pub public_pem: String,
 }
 
 #[derive(Serialize)]
@@ -251,6 +262,35 @@ impl KeyStore {
                     return Ok(stored.key);
                 }
                 tx.put_json(path, &StoredWrappingKey { key: key.clone() })?;
+                Ok::<_, TransitError>(key.clone())
+            })
+            .await
+    }
+
+    /// The mount's BYOK wrapping key made inside the HSM, if it was made.
+    pub fn hsm_wrapping_key(&self) -> TransitResult<Option<HsmWrappingKey>> {
+        let path = format!("{}{HSM_WRAPPING_KEY}", self.prefix);
+        let Some(plain) = self.barrier.get(&path)? else {
+            return Ok(None);
+        };
+        let stored = serde_json::from_slice(&plain)
+            .map_err(|_| TransitError::Engine(EngineError::Corrupt(path)))?;
+        Ok(Some(stored))
+    }
+
+    /// [`Self::keep_wrapping_key`] for a key made inside the HSM.
+    pub async fn keep_hsm_wrapping_key(
+        &self,
+        key: HsmWrappingKey,
+    ) -> TransitResult<HsmWrappingKey> {
+        let path = format!("{}{HSM_WRAPPING_KEY}", self.prefix);
+        let (path, key) = (&path, &key);
+        self.barrier
+            .transact(|tx| {
+                if let Some(stored) = tx.get_json::<HsmWrappingKey>(path)? {
+                    return Ok(stored);
+                }
+                tx.put_json(path, key)?;
                 Ok::<_, TransitError>(key.clone())
             })
             .await

@@ -69,7 +69,7 @@ pub(super) enum KeyWrap {
 }
 
 impl KeyWrap {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             KeyWrap::Kwp => "CKM_AES_KEY_WRAP_KWP",
             KeyWrap::Pad => "CKM_AES_KEY_WRAP_PAD",
@@ -165,13 +165,13 @@ fn everywhere(reason: String) -> ExportTable {
 
 /// The software RSA key whose public half the token wraps under: one per process, since
 /// making it is the slow part.
-fn probe_key() -> Option<&'static RsaPrivateKey> {
+pub(super) fn probe_key() -> Option<&'static RsaPrivateKey> {
     static KEY: OnceLock<Option<RsaPrivateKey>> = OnceLock::new();
     KEY.get_or_init(|| RsaPrivateKey::new(&mut rand::thread_rng(), 2048).ok())
         .as_ref()
 }
 
-fn random<const N: usize>() -> Zeroizing<[u8; N]> {
+pub(super) fn random<const N: usize>() -> Zeroizing<[u8; N]> {
     let mut v = Zeroizing::new([0u8; N]);
     crate::fill_random(v.as_mut_slice());
     v
@@ -517,7 +517,7 @@ fn software_oaep(hash: HashAlg) -> Oaep {
     }
 }
 
-fn hash_name(hash: HashAlg) -> &'static str {
+pub(super) fn hash_name(hash: HashAlg) -> &'static str {
     match hash {
         HashAlg::Sha1 => "SHA-1",
         HashAlg::Sha224 => "SHA-224",
@@ -528,7 +528,7 @@ fn hash_name(hash: HashAlg) -> &'static str {
 }
 
 /// The `CKR_*` of a failed call, without the function name.
-fn ckr(e: &CkError) -> String {
+pub(super) fn ckr(e: &CkError) -> String {
     let d = describe(e);
     match d.split_once(" returned ") {
         Some((_, rv)) => rv.to_string(),

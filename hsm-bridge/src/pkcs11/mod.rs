@@ -42,10 +42,13 @@
 //!
 //! BYOK export runs inside the token (`byok`) by the routes the start-up self-test
 //! (`byok_check`) proved against a software computation, per key kind and format; a
-//! format it did not prove is refused with the reason, never done in software.
+//! format it did not prove is refused with the reason, never done in software. BYOK
+//! import (`byok_import`, transit's `keys/:name/import`) unwraps inside the token the same
+//! way, by the OAEP hashes its own self-test proved.
 
 mod byok;
 mod byok_check;
+mod byok_import;
 mod config;
 mod error;
 mod managed;
@@ -78,8 +81,9 @@ use self::config::login;
 use self::error::{describe, device, unavailable, unsupported};
 use crate::random::mix_hardware_entropy;
 use crate::{
-    BridgeError, Capabilities, DecryptMechanism, EncryptMechanism, KeySpec, Mechanisms, OpenMode,
-    RootOfTrust, SealDevice, SealKind, SignMechanism, WrapMechanism, WrappedKey,
+    BridgeError, Capabilities, DecryptMechanism, EncryptMechanism, HashAlg, ImportError, KeySpec,
+    Mechanisms, OpenMode, RootOfTrust, SealDevice, SealKind, SignMechanism, WrapMechanism,
+    WrappedKey,
 };
 
 const BLOB_VERSION: u8 = 1;
@@ -163,6 +167,9 @@ pub struct Pkcs11Root {
     exports: OnceLock<byok_check::ExportTable>,
     /// The AES key wrap of new managed-key blobs (`managed`).
     blob_wrap: OnceLock<byok_check::KeyWrap>,
+    /// The OAEP hashes the token unwraps BYOK imports with (`byok_import`), measured at
+    /// open.
+    imports: OnceLock<byok_import::ImportTable>,
 }
 
 impl Pkcs11Root {
@@ -214,6 +221,7 @@ impl Pkcs11Root {
                 export_key: Mutex::new(None),
                 exports: OnceLock::new(),
                 blob_wrap: OnceLock::new(),
+                imports: OnceLock::new(),
             };
             let mut hw = Zeroizing::new([0u8; 32]);
             if root
@@ -223,6 +231,7 @@ impl Pkcs11Root {
                 mix_hardware_entropy(&hw);
             }
             root.export_table();
+            root.import_table();
             root
         })
     }
@@ -365,6 +374,20 @@ impl RootOfTrust for Pkcs11Root {
         mechanism: WrapMechanism,
     ) -> Result<Vec<u8>, BridgeError> {
         self.export_managed(key, wrapping_public_der, mechanism)
+    }
+
+    fn import_support(&self, hash: HashAlg) -> Result<(), String> {
+        self.import_table().route(hash).map(|_| ())
+    }
+
+    fn import_unwrap(
+        &self,
+        key: &WrappedKey,
+        hash: HashAlg,
+        wrapped_ephemeral: &[u8],
+        wrapped_target: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ImportError> {
+        self.import_managed(key, hash, wrapped_ephemeral, wrapped_target)
     }
 
     fn sign(

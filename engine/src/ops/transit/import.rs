@@ -7,8 +7,7 @@ use crate::error::Result;
 use crate::mounts::MountRef;
 use crate::ops::{Access, Context, Decoded, Op};
 use crate::policy::Operation;
-use crate::transit::import::wrapping_public_pem;
-use crate::transit::{ImportKey, OaepHash};
+use crate::transit::{ImportBoundary, ImportKey, OaepHash};
 
 pub struct TransitWrappingKey {
     pub mount: MountRef,
@@ -22,9 +21,9 @@ impl Op for TransitWrappingKey {
         Access::Acl(Operation::Read)
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<String> {
-        let key = self.mount.transit()?.wrapping_key().await?;
-        Ok(wrapping_public_pem(&key)?)
+    async fn run(self, cx: Context<'_>) -> Result<String> {
+        let boundary = ImportBoundary::of(cx.core.root()?);
+        Ok(self.mount.transit()?.wrapping_public_pem(&boundary).await?)
     }
 }
 
@@ -49,12 +48,19 @@ impl Op for TransitImport {
         Access::Acl(Operation::Update)
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<()> {
+    async fn run(self, cx: Context<'_>) -> Result<()> {
         let spec = self.spec?;
         let wrapped = self.wrapped?;
+        let boundary = ImportBoundary::of(cx.core.root()?);
         self.mount
             .transit()?
-            .import(&self.key, spec, wrapped.ciphertext.to_vec(), wrapped.hash)
+            .import(
+                &self.key,
+                spec,
+                wrapped.ciphertext.to_vec(),
+                wrapped.hash,
+                &boundary,
+            )
             .await?;
         Ok(())
     }
@@ -75,9 +81,10 @@ impl Op for TransitImportVersion {
         Access::Acl(Operation::Update)
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<()> {
+    async fn run(self, cx: Context<'_>) -> Result<()> {
         let wrapped = self.wrapped?;
         let version = self.version?;
+        let boundary = ImportBoundary::of(cx.core.root()?);
         self.mount
             .transit()?
             .import_version(
@@ -85,6 +92,7 @@ impl Op for TransitImportVersion {
                 wrapped.ciphertext.to_vec(),
                 wrapped.hash,
                 version,
+                &boundary,
             )
             .await?;
         Ok(())

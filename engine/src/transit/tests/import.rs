@@ -9,6 +9,8 @@ use crate::crypto::aes::key_wrap;
 use crate::crypto::rsa::{encrypt as rsa_encrypt, RsaKey};
 use crate::transit::import::WRAPPED_EPHEMERAL_LEN;
 
+const SOFTWARE: ImportBoundary = ImportBoundary::Software;
+
 /// What a Vault client sends: `ciphertext` for `target` under the engine's wrapping key.
 async fn wrap_for(e: &TransitEngine, target: &[u8], hash: OaepHash) -> Vec<u8> {
     let wrapping = e.wrapping_key().await.unwrap();
@@ -58,6 +60,7 @@ async fn an_imported_aes_key_encrypts_what_its_owner_decrypts() {
             spec(KeyType::Aes256Gcm96),
             wrapped,
             OaepHash::Sha256,
+            &SOFTWARE,
         )
         .await
         .unwrap();
@@ -76,7 +79,13 @@ async fn asymmetric_imports_keep_the_original_key_pair() {
     let rsa = RsaKey::generate(2048).unwrap();
     let wrapped = wrap_for(&e, &rsa.to_pkcs8_der().unwrap(), OaepHash::Sha1).await;
     let key = e
-        .import("rsa", spec(KeyType::Rsa2048), wrapped, OaepHash::Sha1)
+        .import(
+            "rsa",
+            spec(KeyType::Rsa2048),
+            wrapped,
+            OaepHash::Sha1,
+            &SOFTWARE,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -88,7 +97,13 @@ async fn asymmetric_imports_keep_the_original_key_pair() {
     let der = ec.to_pkcs8_der().unwrap();
     let wrapped = wrap_for(&e, der.as_bytes(), OaepHash::Sha256).await;
     let key = e
-        .import("ec", spec(KeyType::EcdsaP384), wrapped, OaepHash::Sha256)
+        .import(
+            "ec",
+            spec(KeyType::EcdsaP384),
+            wrapped,
+            OaepHash::Sha256,
+            &SOFTWARE,
+        )
         .await
         .unwrap();
     let pem =
@@ -99,7 +114,13 @@ async fn asymmetric_imports_keep_the_original_key_pair() {
     let der = ed.to_pkcs8_der().unwrap();
     let wrapped = wrap_for(&e, der.as_bytes(), OaepHash::Sha256).await;
     let key = e
-        .import("ed", spec(KeyType::Ed25519), wrapped, OaepHash::Sha256)
+        .import(
+            "ed",
+            spec(KeyType::Ed25519),
+            wrapped,
+            OaepHash::Sha256,
+            &SOFTWARE,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -110,7 +131,13 @@ async fn asymmetric_imports_keep_the_original_key_pair() {
     let hmac = [3u8; 64];
     let wrapped = wrap_for(&e, &hmac, OaepHash::Sha256).await;
     let key = e
-        .import("mac", spec(KeyType::Hmac), wrapped, OaepHash::Sha256)
+        .import(
+            "mac",
+            spec(KeyType::Hmac),
+            wrapped,
+            OaepHash::Sha256,
+            &SOFTWARE,
+        )
         .await
         .unwrap();
     assert_eq!(key.config.key_size, 64);
@@ -128,13 +155,20 @@ async fn imports_refuse_what_vault_refuses() {
                 "k",
                 spec(KeyType::Aes128Gcm96),
                 aes.clone(),
-                OaepHash::Sha256
+                OaepHash::Sha256,
+                &SOFTWARE
             )
             .await),
         "invalid key size 32 bytes for key type aes128-gcm96"
     );
     assert!(err(e
-        .import("k", spec(KeyType::Aes256Gcm96), aes.clone(), OaepHash::Sha1)
+        .import(
+            "k",
+            spec(KeyType::Aes256Gcm96),
+            aes.clone(),
+            OaepHash::Sha1,
+            &SOFTWARE
+        )
         .await)
     .contains("RSA-OAEP"),);
     assert_eq!(
@@ -143,7 +177,8 @@ async fn imports_refuse_what_vault_refuses() {
                 "k",
                 spec(KeyType::Aes256Gcm96),
                 aes[..512].to_vec(),
-                OaepHash::Sha256
+                OaepHash::Sha256,
+                &SOFTWARE
             )
             .await),
         "provided ciphertext is too short"
@@ -152,13 +187,25 @@ async fn imports_refuse_what_vault_refuses() {
     let ec = wrap_for(&e, ec.to_pkcs8_der().unwrap().as_bytes(), OaepHash::Sha256).await;
     assert_eq!(
         err(e
-            .import("k", spec(KeyType::Rsa2048), ec.clone(), OaepHash::Sha256)
+            .import(
+                "k",
+                spec(KeyType::Rsa2048),
+                ec.clone(),
+                OaepHash::Sha256,
+                &SOFTWARE
+            )
             .await),
         "invalid key type: expected rsa-2048, got a P-256 key"
     );
     assert_eq!(
         err(e
-            .import("k", spec(KeyType::EcdsaP384), ec, OaepHash::Sha256)
+            .import(
+                "k",
+                spec(KeyType::EcdsaP384),
+                ec,
+                OaepHash::Sha256,
+                &SOFTWARE
+            )
             .await),
         "invalid key type: expected ecdsa-p384, got a P-256 key"
     );
@@ -167,7 +214,9 @@ async fn imports_refuse_what_vault_refuses() {
         ..spec(KeyType::Aes256Gcm96)
     };
     assert_eq!(
-        err(e.import("k", rotating, aes.clone(), OaepHash::Sha256).await),
+        err(e
+            .import("k", rotating, aes.clone(), OaepHash::Sha256, &SOFTWARE)
+            .await),
         "allow_rotation must be set to true if auto-rotation is enabled"
     );
     assert!(!e.exists("k").unwrap());
@@ -177,6 +226,7 @@ async fn imports_refuse_what_vault_refuses() {
         spec(KeyType::Aes256Gcm96),
         aes.clone(),
         OaepHash::Sha256,
+        &SOFTWARE,
     )
     .await
     .unwrap();
@@ -185,7 +235,8 @@ async fn imports_refuse_what_vault_refuses() {
             "k",
             spec(KeyType::Aes256Gcm96),
             aes.clone(),
-            OaepHash::Sha256
+            OaepHash::Sha256,
+            &SOFTWARE
         )
         .await)
     .starts_with("the import path cannot be used with an existing key"));
@@ -204,11 +255,11 @@ async fn import_version_adds_versions_to_imported_keys_only() {
         allow_rotation: true,
         ..spec(KeyType::Aes256Gcm96)
     };
-    e.import("k", allowed, first, OaepHash::Sha256)
+    e.import("k", allowed, first, OaepHash::Sha256, &SOFTWARE)
         .await
         .unwrap();
     let key = e
-        .import_version("k", second.clone(), OaepHash::Sha256, None)
+        .import_version("k", second.clone(), OaepHash::Sha256, None, &SOFTWARE)
         .await
         .unwrap();
     assert_eq!(key.config.latest_version, 2);
@@ -222,13 +273,13 @@ async fn import_version_adds_versions_to_imported_keys_only() {
     let err = |r: TransitResult<Arc<Key>>| r.unwrap_err().to_string();
     assert_eq!(
         err(e
-            .import_version("k", second.clone(), OaepHash::Sha256, Some(1))
+            .import_version("k", second.clone(), OaepHash::Sha256, Some(1), &SOFTWARE)
             .await),
         "provided type does not support importing key versions"
     );
     assert_eq!(
         err(e
-            .import_version("k", second.clone(), OaepHash::Sha256, Some(9))
+            .import_version("k", second.clone(), OaepHash::Sha256, Some(9), &SOFTWARE)
             .await),
         "no such key version"
     );
@@ -237,13 +288,13 @@ async fn import_version_adds_versions_to_imported_keys_only() {
     assert!(!rotated.config.imported);
     assert_eq!(
         err(e
-            .import_version("k", second.clone(), OaepHash::Sha256, None)
+            .import_version("k", second.clone(), OaepHash::Sha256, None, &SOFTWARE)
             .await),
         "the import_version endpoint can only be used with an imported key"
     );
     assert_eq!(
         err(e
-            .import_version("nope", second, OaepHash::Sha256, None)
+            .import_version("nope", second, OaepHash::Sha256, None, &SOFTWARE)
             .await),
         "no key found with name nope; to import a new key, use the import/ endpoint"
     );
