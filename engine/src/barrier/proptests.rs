@@ -12,6 +12,7 @@ use crate::storage::{Backend, Batch, MemoryBackend, Storage};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap()
 }

@@ -198,7 +198,7 @@ proptest! {
 
     #[test]
     fn versions_follow_the_model(steps in proptest::collection::vec(step(), 1..24)) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let storage = Storage::new(Arc::new(MemoryBackend::new()));
         let barrier = Arc::new(Barrier::new(storage));
         let (root, _) = ShamirRoot::generate(1, 1).unwrap();

@@ -35,7 +35,7 @@ proptest! {
         context in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..16)),
         steps in proptest::collection::vec(step(), 1..10),
     ) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let e = rt.block_on(engine());
         rt.block_on(e.create(
             "k",
