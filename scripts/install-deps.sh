@@ -8,6 +8,8 @@
 #   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary;
 #   - a second venv at $IRONSEAL_CACHE/localstack-venv with LocalStack (the AWS KMS
 #     stand-in of the cloud-export tests), kept apart because it pins its own versions.
+#   - cargo-fuzz (crates.io, pinned), which scripts/fuzz.sh drives: about 4 minutes on 2
+#     cores the first time, then only a version check.
 #   - Kryoptic, the second test token, built from softhsm-tests/kryoptic (crates.io only,
 #     a vendored OpenSSL) into $IRONSEAL_CACHE/kryoptic/libkryoptic_pkcs11.so: about 3
 #     minutes on 2 cores the first time, then only a checksum comparison.
@@ -150,6 +152,13 @@ if [[ ! -f "$localstack_marker" || "$(cat "$localstack_marker")" != "$want_local
     "$LOCALSTACK_VENV/bin/python" -c 'import localstack.runtime.main' ||
         die "LocalStack does not import in $LOCALSTACK_VENV"
     printf '%s\n' "$want_localstack" >"$localstack_marker"
+fi
+
+# ---- cargo-fuzz: the fuzz targets in fuzz/ (scripts/fuzz.sh) -------------------------
+CARGO_FUZZ_VERSION=0.13.2
+if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
+    echo "install-deps: cargo install cargo-fuzz $CARGO_FUZZ_VERSION (a few minutes, once)" >&2
+    cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
 fi
 
 # ---- Kryoptic: the second, conformant PKCS#11 test token ------------------------------

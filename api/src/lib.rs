@@ -9,6 +9,8 @@ pub mod budget;
 mod conn;
 mod console;
 mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod host_info;
 mod kms;
 pub mod limits;

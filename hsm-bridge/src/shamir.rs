@@ -197,4 +197,54 @@ mod tests {
         assert!(UnsealShare::from_bytes(vec![1; 10]).is_err());
         assert!(UnsealShare::from_bytes(vec![0; SHARE_LEN]).is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A number of shares, a threshold, and the shares handed back: a quorum or more,
+        /// in any order.
+        fn quorum() -> impl Strategy<Value = (u8, u8, Vec<usize>)> {
+            (1u8..=10)
+                .prop_flat_map(|n| (Just(n), 1..=n))
+                .prop_flat_map(|(n, t)| {
+                    let picked = proptest::sample::subsequence(
+                        (0..usize::from(n)).collect::<Vec<_>>(),
+                        usize::from(t)..=usize::from(n),
+                    );
+                    (Just(n), Just(t), picked.prop_shuffle())
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_quorum_recovers_the_root_key((n, t, picked) in quorum()) {
+                let (root, shares) = ShamirRoot::generate(n, t).unwrap();
+                prop_assert_eq!(shares.len(), usize::from(n));
+                let given: Vec<UnsealShare> = picked.iter().map(|&i| shares[i].clone()).collect();
+                let again = ShamirRoot::combine(&given, t).unwrap();
+                prop_assert_eq!(again.key_bytes(), root.key_bytes());
+            }
+
+            #[test]
+            fn fewer_than_the_threshold_do_not((n, t, picked) in quorum()) {
+                prop_assume!(t >= 2);
+                let (root, shares) = ShamirRoot::generate(n, t).unwrap();
+                let short: Vec<UnsealShare> = picked
+                    .iter()
+                    .take(usize::from(t) - 1)
+                    .map(|&i| shares[i].clone())
+                    .collect();
+                // Told the wrong threshold, the shares still combine into some key: never
+                // the root key.
+                if let Ok(wrong) = ShamirRoot::combine(&short, t - 1) {
+                    prop_assert_ne!(wrong.key_bytes(), root.key_bytes());
+                }
+                prop_assert!(ShamirRoot::combine(&short, t).is_err());
+            }
+        }
+    }
 }

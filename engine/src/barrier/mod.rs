@@ -474,6 +474,9 @@ impl Barrier {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::MemoryBackend;

@@ -431,4 +431,6 @@ fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ mod encryption;
 mod export;
 mod import;
 mod keys;
+mod rewrap_props;
 mod signing;
 
 use std::sync::Arc;
