@@ -84,6 +84,23 @@ fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
     Ok(Storage::new(Arc::new(backend)))
 }
 
+/// The storage `config` names: FoundationDB's keyspace when it has that block, else
+/// the redb file.
+fn open_configured_storage(config: &Config) -> anyhow::Result<Arc<Storage>> {
+    #[cfg(feature = "fdb")]
+    if let Some(block) = &config.foundationdb {
+        use engine::storage::foundationdb::{open, FdbConfig};
+        let backend = open(&FdbConfig {
+            cluster_file: block.cluster_file.clone(),
+            prefix: block.prefix.clone(),
+            api_version: block.api_version,
+        })
+        .map_err(|e| anyhow::anyhow!("cannot open FoundationDB storage: {e}"))?;
+        return Ok(Storage::new(backend));
+    }
+    open_storage(&config.storage_path)
+}
+
 /// The listener's TLS: the rustls configuration and the certificate's fingerprint.
 type Tls = (Arc<api::tls::ServerConfig>, String);
 
@@ -361,7 +378,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     if let Some(n) = config.max_batch_items {
         settings.transit.max_batch_items = n;
     }
-    let core = Core::with(open_storage(&config.storage_path)?, seals, settings);
+    let core = Core::with(open_configured_storage(&config)?, seals, settings);
     let tls = if config.listener.tls_disable {
         tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");
         None
