@@ -19,6 +19,8 @@
 //! Both can also raise [`Invalidations`] for what other nodes wrote (FoundationDB
 //! watches, PostgreSQL `LISTEN`/`NOTIFY`), so the caches above storage stay coherent.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 #[cfg(any(feature = "fdb", test))]
 pub mod foundationdb;
 mod group_commit;
