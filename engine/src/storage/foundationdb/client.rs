@@ -45,7 +45,7 @@ struct Client {
 
 /// A transaction, or one whose commit failed: kept as the crate returns it, so that
 /// `on_error` backs off from where that transaction's retries got to.
-enum Tx {
+pub(crate) enum Tx {
     Open(foundationdb::Transaction),
     Failed(foundationdb::TransactionCommitError),
 }
@@ -70,6 +70,13 @@ fn tx_error(e: FdbError) -> TxError {
 
 fn start_network(api_version: i32) -> Result<NetworkAutoStop, StorageError> {
     let failed = super::failed("client start");
+    if api_version > HEADER_API_VERSION {
+        return Err(StorageError::FoundationDb {
+            context: "client start",
+            code: 2201,
+            message: "api_version is newer than the bindings this build has (730)",
+        });
+    }
     if NETWORK_STARTED.swap(true, Ordering::SeqCst) {
         return Err(StorageError::FoundationDb {
             context: "client start",
@@ -97,23 +104,46 @@ fn boot(network: foundationdb::api::NetworkBuilder) -> Result<NetworkAutoStop, F
 
 /// Connects to the cluster `config` names, as this appliance's keyspace under its prefix.
 pub fn open(config: &FdbConfig) -> Result<Arc<dyn Backend>, StorageError> {
-    let network = start_network(config.api_version)?;
-    let path = config
-        .cluster_file
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned());
-    let db = foundationdb::Database::new(path.as_deref())
-        .map_err(|e| super::failed("open")(tx_error(e)))?;
-    let client = Client {
-        db,
-        _network: network,
-    };
-    Ok(Arc::new(FdbStore::new(client, &config.prefix)))
+    let cluster = FdbCluster::connect(config.cluster_file.as_deref(), config.api_version)?;
+    Ok(cluster.keyspace(&config.prefix))
 }
 
-impl Database for Client {
+/// A connection to one cluster, which can hold several keyspaces (one per prefix).
+#[derive(Clone)]
+pub struct FdbCluster(Arc<Client>);
+
+impl FdbCluster {
+    /// Starts the client (once per process) and opens the cluster: `cluster_file`, or
+    /// the client's default.
+    pub fn connect(
+        cluster_file: Option<&std::path::Path>,
+        api_version: i32,
+    ) -> Result<Self, StorageError> {
+        let network = start_network(api_version)?;
+        let path = cluster_file.map(|p| p.to_string_lossy().into_owned());
+        let db = foundationdb::Database::new(path.as_deref())
+            .map_err(|e| super::failed("open")(tx_error(e)))?;
+        Ok(FdbCluster(Arc::new(Client {
+            db,
+            _network: network,
+        })))
+    }
+
+    /// The keyspace under `prefix`, as a storage backend.
+    pub fn keyspace(&self, prefix: &str) -> Arc<dyn Backend> {
+        Arc::new(FdbStore::new(self.clone(), prefix))
+    }
+}
+
+impl Database for FdbCluster {
     type Tx = Tx;
 
+    fn begin(&self) -> Result<Tx, TxError> {
+        self.0.begin()
+    }
+}
+
+impl Client {
     fn begin(&self) -> Result<Tx, TxError> {
         let tx = self.db.create_trx().map_err(tx_error)?;
         tx.set_option(TransactionOption::Timeout(

@@ -46,7 +46,7 @@ use self::txn::{Database, KeyValue, Transaction, TxError};
 use super::{Applied, Backend, Batch, Conflict, Invalidations, Op, StorageError};
 
 #[cfg(feature = "fdb")]
-pub use self::client::{open, FdbConfig};
+pub use self::client::{open, FdbCluster, FdbConfig};
 
 /// The most a batch group may put in one transaction, by [`cost`]: FoundationDB refuses
 /// transactions over 10 MB (mutations and conflict ranges); the estimate is generous,

@@ -12,7 +12,54 @@ use parking_lot::Mutex;
 use self::model::{Faults, Model};
 use super::layout::{Layout, CHUNK_BYTES};
 use super::{FdbStore, TRANSACTION_BUDGET, WATCH_POLL};
+use crate::storage::conformance;
 use crate::storage::{Backend, Batch, Conflict, Invalidations, IsConflict, Storage, StorageError};
+
+/// A keyspace in one model cluster; every handle is another node on it.
+struct ModelFixture {
+    model: Model,
+}
+
+impl conformance::Fixture for ModelFixture {
+    fn open(&mut self) -> Arc<dyn Backend> {
+        store(&self.model, "conformance")
+    }
+
+    /// The keyspace lives in the cluster, not in a handle.
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn shared(&self) -> Option<Duration> {
+        Some(WATCH_POLL * 2)
+    }
+}
+
+#[test]
+fn the_conformance_suite_on_the_model() {
+    conformance::run(|| ModelFixture {
+        model: Model::new(20, Faults::default()),
+    });
+}
+
+/// The same promises while the cluster fails transactions at random, retryably, and
+/// answers some commits with an unknown result.
+#[test]
+fn the_conformance_suite_on_the_model_with_faults() {
+    let mut seed = 30;
+    conformance::run(|| {
+        seed += 1;
+        ModelFixture {
+            model: Model::new(
+                seed,
+                Faults {
+                    retryable: 0.1,
+                    unknown: 0.1,
+                },
+            ),
+        }
+    });
+}
 
 fn store(model: &Model, prefix: &str) -> Arc<FdbStore<Model>> {
     Arc::new(FdbStore::new(model.clone(), prefix))
@@ -362,25 +409,56 @@ mod real {
 #[cfg(feature = "fdb")]
 mod real {
     use super::*;
+    use crate::storage::foundationdb::{client::HEADER_API_VERSION, FdbCluster};
+
+    /// A fresh keyspace per case, under a prefix of its own; emptied when dropped.
+    struct RealFixture {
+        cluster: FdbCluster,
+        prefix: String,
+        opened: Option<Arc<dyn Backend>>,
+    }
+
+    impl conformance::Fixture for RealFixture {
+        fn open(&mut self) -> Arc<dyn Backend> {
+            let backend = self.cluster.keyspace(&self.prefix);
+            self.opened = Some(backend.clone());
+            backend
+        }
+
+        fn durable(&self) -> bool {
+            true
+        }
+
+        fn shared(&self) -> Option<Duration> {
+            Some(WATCH_POLL * 2)
+        }
+    }
+
+    impl Drop for RealFixture {
+        fn drop(&mut self) {
+            if let Some(backend) = &self.opened {
+                let mut batch = Batch::new();
+                for key in backend.list("").unwrap_or_default() {
+                    batch.delete(key);
+                }
+                let _ = backend.apply(&[batch]);
+            }
+        }
+    }
 
     pub(super) fn run(cluster_file: &str) {
-        let backend = super::super::open(&super::super::FdbConfig {
-            cluster_file: Some(cluster_file.into()),
-            prefix: format!("ironseal-test-{}", uuid::Uuid::new_v4()),
-            api_version: super::super::client::HEADER_API_VERSION,
-        })
-        .unwrap();
-        let big = vec![9u8; 3 * CHUNK_BYTES];
-        put(&*backend, "a/big", &big);
-        assert_eq!(backend.get("a/big").unwrap(), Some(big));
-        let mut batch = Batch::new();
-        batch.check("a/big", None).put("a/big", b"x".to_vec());
-        assert_eq!(
-            backend.apply(&[batch]).unwrap(),
-            vec![Err(Conflict {
-                key: "a/big".into()
-            })]
-        );
-        assert_eq!(backend.list("a/").unwrap(), vec!["a/big"]);
+        let cluster =
+            FdbCluster::connect(Some(std::path::Path::new(cluster_file)), HEADER_API_VERSION)
+                .unwrap();
+        let run = uuid::Uuid::new_v4();
+        let mut case = 0;
+        conformance::run(|| {
+            case += 1;
+            RealFixture {
+                cluster: cluster.clone(),
+                prefix: format!("ironseal-test-{run}-{case}"),
+                opened: None,
+            }
+        });
     }
 }

@@ -104,10 +104,6 @@ impl Model {
         self.state.lock().counts
     }
 
-    pub fn set_faults(&self, faults: Faults) {
-        self.state.lock().faults = faults;
-    }
-
     /// The next commit that writes answers `commit_unknown_result`, having landed or not.
     pub fn script_unknown(&self, landed: bool) {
         self.state.lock().scripted_unknown.push_back(landed);
