@@ -214,16 +214,17 @@ impl<D: Database> FdbStore<D> {
             });
         }
         if !changed.is_empty() {
+            // Trim the log first: mutations apply in order, and the range must not take
+            // this commit's own entry with it.
+            let version = tx.read_version()?;
+            let trim_to = version - LOG_RETENTION_VERSIONS;
+            if trim_to > 0 {
+                tx.clear_range(&self.layout.log_until(trim_to));
+            }
             tx.add(self.layout.version(), 1);
             let mut entry = self.node.to_vec();
             entry.extend_from_slice(&foundationdb_tuple::pack(&logged_keys(&changed)));
             tx.set_versionstamped_key(self.layout.log_prefix(), &entry);
-            let version = tx.read_version()?;
-            tx.clear_range(
-                &self
-                    .layout
-                    .log_until(version.saturating_sub(LOG_RETENTION_VERSIONS)),
-            );
         }
         tx.set(marker, &encode_outcome(&applied));
         for old in stale {

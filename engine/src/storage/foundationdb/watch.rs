@@ -38,6 +38,8 @@ pub(super) fn spawn<D: Database>(
     let spawned = std::thread::Builder::new()
         .name("fdb-watch".into())
         .spawn(move || {
+            // Timers are made outside `block_on`, so in the runtime's context.
+            let _context = runtime.enter();
             let mut seen = first.as_ref().map(|(seen, _, _)| *seen);
             while !stopped.load(Ordering::Relaxed) {
                 let next_look = tokio::time::Instant::now() + WATCH_POLL;
