@@ -101,6 +101,22 @@ fn open_configured_storage(config: &Config) -> anyhow::Result<Arc<Storage>> {
     open_storage(&config.storage_path)
 }
 
+/// The storage as the start-up line names it.
+fn storage_label(config: &Config) -> String {
+    match &config.foundationdb {
+        Some(block) => format!(
+            "foundationdb (cluster file {}, prefix {:?}, API version {})",
+            block
+                .cluster_file
+                .as_deref()
+                .map_or("default".into(), |p| p.display().to_string()),
+            block.prefix,
+            block.api_version
+        ),
+        None => config.storage_path.display().to_string(),
+    }
+}
+
 /// The listener's TLS: the rustls configuration and the certificate's fingerprint.
 type Tls = (Arc<api::tls::ServerConfig>, String);
 
@@ -417,7 +433,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
         Some(block) => Some(bind_pkcs11(block).await?),
         None => None,
     };
-    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal.name(), "ironseal started");
+    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %storage_label(&config), seal = %config.seal.name(), "ironseal started");
     println!("==> Ironseal server started! Api Address: {scheme}://{bound}");
     if config.server.ui {
         println!("==> Web console: {scheme}://{bound}/ui");
