@@ -156,7 +156,8 @@ impl Storage {
 
     /// Applies `batch` atomically if its conditions hold (else `Conflict`); returns
     /// once it is durable. A batch that writes nothing commits nothing: its conditions
-    /// protect no write.
+    /// protect no write. A batch the backend cannot write at all (see
+    /// [`Backend::cost`]) is refused before it joins a group.
     pub async fn commit(&self, batch: Batch) -> Result<(), StorageError> {
         if batch.is_empty() {
             return Ok(());

@@ -7,11 +7,11 @@
 //! then run again from the start, a bounded number of times ([`retry_on_conflict`]).
 //!
 //! How other backends implement [`Backend::apply`]'s conditions:
-//! - FoundationDB: one optimistic transaction per batch; checking a condition is a read,
-//!   which adds a read conflict range on the key, so a write committed by another node
-//!   after that read makes the commit fail with `not_committed` (1020): map it to
-//!   `Conflict`. Batches of one group may share a transaction only if a conflict of one
-//!   does not fail the others, so the simplest mapping is one transaction per batch.
+//! - FoundationDB (`foundationdb`, feature `fdb`): one optimistic transaction per group;
+//!   checking a condition is a read, which adds a read conflict range on the key, so a
+//!   write committed by another node after that read makes the commit fail with
+//!   `not_committed` (1020). The group then runs again from its reads (FoundationDB's
+//!   retry loop), where the changed key fails only the batches that checked it.
 //! - PostgreSQL: each batch in a `SERIALIZABLE` transaction (or `REPEATABLE READ` with
 //!   `SELECT ... FOR UPDATE` of the checked keys); a failed comparison or SQLSTATE
 //!   40001 (serialization failure) is a `Conflict`.
