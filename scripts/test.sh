@@ -22,6 +22,11 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# The FoundationDB backend (engine feature `fdb`, off by default) compiles against the
+# real `foundationdb` crate; it cannot link here (no libfdb_c), so it is checked, not built.
+step "cargo clippy -p ironseal-engine -p ironseal --all-targets --features ironseal/fdb -- -D warnings"
+cargo clippy -p ironseal-engine -p ironseal --all-targets --features ironseal/fdb -- -D warnings
+
 step "cargo build --workspace"
 cargo build --workspace
 

@@ -2,6 +2,14 @@
 //!
 //! ```hcl
 //! storage "redb" { path = "/var/lib/ironseal/ironseal.redb" }
+//! # or, in a build with the `fdb` feature, the keyspace in a FoundationDB cluster that
+//! # several appliances share (each under its own prefix); local files (generated TLS)
+//! # then live in /var/lib/ironseal:
+//! # storage "foundationdb" {
+//! #   cluster_file = "/etc/foundationdb/fdb.cluster"   # default: the client's own default
+//! #   prefix       = "ironseal"                        # this appliance's keyspace
+//! #   api_version  = 730                                # at most 730
+//! # }
 //! listener "tcp" {
 //!   address       = "0.0.0.0:8200"
 //!   tls_cert_file = "/etc/ironseal/tls/cert.pem"   # omit both for a generated CA + cert
@@ -136,9 +144,27 @@ impl SealBlock {
     }
 }
 
+/// `storage "foundationdb"`: parsed in every build, refused in one without `fdb`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundationDbBlock {
+    pub cluster_file: Option<PathBuf>,
+    pub prefix: String,
+    pub api_version: i32,
+}
+
+/// Local files' directory when the keyspace is in FoundationDB.
+const FOUNDATIONDB_DATA_DIR: &str = "/var/lib/ironseal";
+/// The API versions the `foundationdb` crate can select: from the first with
+/// versionstamp offsets (520) up to the headers it is built with (7.3).
+const FOUNDATIONDB_API_VERSIONS: std::ops::RangeInclusive<i64> = 520..=730;
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The redb file (`storage "redb"`); with another storage, a file in the data
+    /// directory that is not opened.
     pub storage_path: PathBuf,
+    /// `storage "foundationdb"`: the keyspace is there, not in `storage_path`.
+    pub foundationdb: Option<FoundationDbBlock>,
     pub listener: ListenerConfig,
     /// The active seal.
     pub seal: SealBlock,
@@ -288,6 +314,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     })?;
 
     let mut storage_path = None;
+    let mut foundationdb = None;
     let mut listener = None;
     let mut seal: Option<SealBlock> = None;
     let mut previous_seal: Option<SealBlock> = None;
@@ -327,14 +354,19 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let kind = block.identifier();
         match kind {
             "storage" | "backend" => {
-                if storage_path.is_some() {
+                if storage_path.is_some() || foundationdb.is_some() {
                     return Err(src.err(kind, "only one storage block is allowed"));
                 }
                 let label = single_label(&src, block)?;
+                if label == "foundationdb" {
+                    foundationdb = Some(parse_foundationdb(&src, block.body())?);
+                    continue;
+                }
                 if label != "redb" {
-                    return Err(
-                        src.err(kind, format!("unsupported storage {label:?}: use \"redb\""))
-                    );
+                    return Err(src.err(
+                        kind,
+                        format!("unsupported storage {label:?}: use \"redb\" or \"foundationdb\""),
+                    ));
                 }
                 let mut path = None;
                 for attr in block.body().attributes() {
@@ -411,6 +443,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         };
         return Err(src.err(key, e));
     }
+    if foundationdb.is_some() {
+        storage_path = Some(Path::new(FOUNDATIONDB_DATA_DIR).join("ironseal.redb"));
+    }
     let storage_path = storage_path.ok_or_else(|| ConfigError {
         file: file.display().to_string(),
         line: 1,
@@ -435,6 +470,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         .unwrap_or_else(|| PathBuf::from("."));
     Ok(Config {
         storage_path,
+        foundationdb,
         listener,
         seal: seal.unwrap_or(SealBlock::Shamir),
         previous_seal,
@@ -449,6 +485,53 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
 }
 
 /// A TTL as Vault's config takes it: seconds, or a duration string such as "768h".
+fn parse_foundationdb(src: &Source, body: &Body) -> Result<FoundationDbBlock, ConfigError> {
+    let mut block = FoundationDbBlock {
+        cluster_file: None,
+        prefix: "ironseal".into(),
+        api_version: *FOUNDATIONDB_API_VERSIONS.end() as i32,
+    };
+    for attr in body.attributes() {
+        let key = attr.key();
+        match key {
+            "cluster_file" => block.cluster_file = Some(as_string(src, key, attr.expr())?.into()),
+            "prefix" => {
+                block.prefix = as_string(src, key, attr.expr())?;
+                if block.prefix.is_empty() {
+                    return Err(src.err(key, "`prefix` must not be empty: it keeps this appliance's keyspace apart from others' in the cluster"));
+                }
+            }
+            "api_version" => {
+                let v = integer(src, key, attr.expr())?;
+                if !FOUNDATIONDB_API_VERSIONS.contains(&v) {
+                    return Err(src.err(
+                        key,
+                        format!(
+                            "`api_version` {v} is not one this build can select: use {} to {}",
+                            FOUNDATIONDB_API_VERSIONS.start(),
+                            FOUNDATIONDB_API_VERSIONS.end()
+                        ),
+                    ));
+                }
+                block.api_version = v as i32;
+            }
+            other => {
+                return Err(src.err(
+                    other,
+                    format!("unknown key `{other}` in storage \"foundationdb\""),
+                ))
+            }
+        }
+    }
+    if !cfg!(feature = "fdb") {
+        return Err(src.err(
+            "storage",
+            "storage \"foundationdb\" needs an ironseal built with the `fdb` feature (cargo build -p ironseal --features fdb)",
+        ));
+    }
+    Ok(block)
+}
+
 fn as_ttl(src: &Source, key: &str, e: &Expression) -> Result<u64, ConfigError> {
     let text = as_string(src, key, e)?;
     engine::duration::parse_duration(&text).map_err(|err| src.err(key, format!("`{key}`: {err}")))
@@ -1175,6 +1258,56 @@ log_level = "debug"
         assert_eq!(e.line, 2);
         let e = p("storage \"redb\" {\n").unwrap_err();
         assert!(e.message.contains("invalid HCL"), "{e}");
+    }
+
+    #[test]
+    fn storage_foundationdb_checks_its_keys_and_needs_the_fdb_feature() {
+        let listener = "listener \"tcp\" { address = \"127.0.0.1:1\" }\n";
+        let block = |body: &str| format!("storage \"foundationdb\" {{\n{body}}}\n{listener}");
+        let parsed = p(&block(
+            "  cluster_file = \"/etc/foundationdb/fdb.cluster\"\n  prefix = \"tenant-a\"\n  api_version = 710\n",
+        ));
+        if cfg!(feature = "fdb") {
+            let c = parsed.unwrap();
+            assert_eq!(
+                c.foundationdb,
+                Some(FoundationDbBlock {
+                    cluster_file: Some("/etc/foundationdb/fdb.cluster".into()),
+                    prefix: "tenant-a".into(),
+                    api_version: 710,
+                })
+            );
+            assert_eq!(c.data_dir, Path::new(FOUNDATIONDB_DATA_DIR));
+            let defaults = p(&block("")).unwrap().foundationdb.unwrap();
+            assert_eq!(
+                (defaults.prefix.as_str(), defaults.api_version),
+                ("ironseal", 730)
+            );
+        } else {
+            let e = parsed.unwrap_err();
+            assert_eq!(e.line, 1);
+            assert!(
+                e.to_string().contains("built with the `fdb` feature"),
+                "{e}"
+            );
+        }
+        for (body, says) in [
+            ("  api_version = 800\n", "use 520 to 730"),
+            ("  prefix = \"\"\n", "must not be empty"),
+            (
+                "  paht = \"x\"\n",
+                "unknown key `paht` in storage \"foundationdb\"",
+            ),
+        ] {
+            let e = p(&block(body)).unwrap_err();
+            assert!(e.to_string().contains(says), "{body}: {e}");
+        }
+        let e = p(&format!(
+            "storage \"redb\" {{ path = \"/x\" }}\n{}",
+            block("")
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("only one storage block"), "{e}");
     }
 
     #[test]

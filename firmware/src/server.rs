@@ -85,6 +85,39 @@ pub(crate) fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
     Ok(Storage::new(Arc::new(backend)))
 }
 
+/// The storage `config` names: FoundationDB's keyspace when it has that block, else
+/// the redb file.
+fn open_configured_storage(config: &Config) -> anyhow::Result<Arc<Storage>> {
+    #[cfg(feature = "fdb")]
+    if let Some(block) = &config.foundationdb {
+        use engine::storage::foundationdb::{open, FdbConfig};
+        let backend = open(&FdbConfig {
+            cluster_file: block.cluster_file.clone(),
+            prefix: block.prefix.clone(),
+            api_version: block.api_version,
+        })
+        .map_err(|e| anyhow::anyhow!("cannot open FoundationDB storage: {e}"))?;
+        return Ok(Storage::new(backend));
+    }
+    open_storage(&config.storage_path)
+}
+
+/// The storage as the start-up line names it.
+fn storage_label(config: &Config) -> String {
+    match &config.foundationdb {
+        Some(block) => format!(
+            "foundationdb (cluster file {}, prefix {:?}, API version {})",
+            block
+                .cluster_file
+                .as_deref()
+                .map_or("default".into(), |p| p.display().to_string()),
+            block.prefix,
+            block.api_version
+        ),
+        None => config.storage_path.display().to_string(),
+    }
+}
+
 /// The listener's TLS: the rustls configuration and the certificate's fingerprint.
 type Tls = (Arc<api::tls::ServerConfig>, String);
 
@@ -362,7 +395,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     if let Some(n) = config.max_batch_items {
         settings.transit.max_batch_items = n;
     }
-    let core = Core::with(open_storage(&config.storage_path)?, seals, settings);
+    let core = Core::with(open_configured_storage(&config)?, seals, settings);
     let tls = if config.listener.tls_disable {
         tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");
         None
@@ -401,7 +434,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
         Some(block) => Some(bind_pkcs11(block).await?),
         None => None,
     };
-    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal.name(), "ironseal started");
+    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %storage_label(&config), seal = %config.seal.name(), "ironseal started");
     println!("==> Ironseal server started! Api Address: {scheme}://{bound}");
     if config.server.ui {
         println!("==> Web console: {scheme}://{bound}/ui");

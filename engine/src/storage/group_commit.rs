@@ -12,7 +12,8 @@ use super::{
     retry_on_conflict, Backend, Batch, Invalidations, IsConflict, Op, StorageError, StorageFigures,
 };
 
-type Job = (Batch, oneshot::Sender<Result<(), StorageError>>);
+/// A batch, its cost (see [`Backend::cost`]) and who waits for it.
+type Job = (Batch, usize, oneshot::Sender<Result<(), StorageError>>);
 
 /// The storage handle the engine uses: reads go straight to the backend, writes through
 /// the group-commit thread.
@@ -40,10 +41,34 @@ const MAX_GROUP: usize = 512;
 /// in all) without waiting: one group, so one write and one sync serve every waiter
 /// in it. `None` once every sender is gone.
 pub(crate) fn next_group<T>(rx: &mut mpsc::UnboundedReceiver<T>, max: usize) -> Option<Vec<T>> {
-    let mut jobs = vec![rx.blocking_recv()?];
+    next_group_within(rx, max, usize::MAX, |_| 0, &mut None)
+}
+
+/// [`next_group`], also closing the group before the `cost`s of its jobs add up to more
+/// than `capacity`; the job that did not fit is kept in `held` and opens the next group.
+fn next_group_within<T>(
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    max: usize,
+    capacity: usize,
+    cost: impl Fn(&T) -> usize,
+    held: &mut Option<T>,
+) -> Option<Vec<T>> {
+    let first = match held.take() {
+        Some(job) => job,
+        None => rx.blocking_recv()?,
+    };
+    let mut total = cost(&first);
+    let mut jobs = vec![first];
     while jobs.len() < max {
         match rx.try_recv() {
-            Ok(job) => jobs.push(job),
+            Ok(job) => {
+                total = total.saturating_add(cost(&job));
+                if total > capacity {
+                    *held = Some(job);
+                    break;
+                }
+                jobs.push(job);
+            }
             Err(_) => break,
         }
     }
@@ -56,11 +81,16 @@ impl Storage {
         let writer = backend.clone();
         let counters = Arc::new(Counters::default());
         let counted = counters.clone();
+        let capacity = backend.transaction_capacity();
         let spawned = thread::Builder::new()
             .name("storage-commit".into())
             .spawn(move || {
-                while let Some(jobs) = next_group(&mut rx, MAX_GROUP) {
-                    let (batches, waiters): (Vec<Batch>, Vec<_>) = jobs.into_iter().unzip();
+                let mut held = None;
+                while let Some(jobs) =
+                    next_group_within(&mut rx, MAX_GROUP, capacity, |job| job.1, &mut held)
+                {
+                    let (batches, waiters): (Vec<Batch>, Vec<_>) =
+                        jobs.into_iter().map(|(b, _, w)| (b, w)).unzip();
                     let n = batches.len() as u64;
                     let started = std::time::Instant::now();
                     let outcome = writer.apply(&batches);
@@ -142,14 +172,16 @@ impl Storage {
 
     /// Applies `batch` atomically if its conditions hold (else `Conflict`); returns
     /// once it is durable. A batch that writes nothing commits nothing: its conditions
-    /// protect no write.
+    /// protect no write. A batch the backend cannot write at all (see
+    /// [`Backend::cost`]) is refused before it joins a group.
     pub async fn commit(&self, batch: Batch) -> Result<(), StorageError> {
         if batch.is_empty() {
             return Ok(());
         }
+        let cost = self.backend.cost(&batch)?;
         let (done, wait) = oneshot::channel();
         self.tx
-            .send((batch, done))
+            .send((batch, cost, done))
             .map_err(|_| StorageError::WriterGone)?;
         wait.await.map_err(|_| StorageError::WriterGone)?
     }

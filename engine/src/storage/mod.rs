@@ -7,11 +7,11 @@
 //! then run again from the start, a bounded number of times ([`retry_on_conflict`]).
 //!
 //! How other backends implement [`Backend::apply`]'s conditions:
-//! - FoundationDB: one optimistic transaction per batch; checking a condition is a read,
-//!   which adds a read conflict range on the key, so a write committed by another node
-//!   after that read makes the commit fail with `not_committed` (1020): map it to
-//!   `Conflict`. Batches of one group may share a transaction only if a conflict of one
-//!   does not fail the others, so the simplest mapping is one transaction per batch.
+//! - FoundationDB (`foundationdb`, feature `fdb`): one optimistic transaction per group;
+//!   checking a condition is a read, which adds a read conflict range on the key, so a
+//!   write committed by another node after that read makes the commit fail with
+//!   `not_committed` (1020). The group then runs again from its reads (FoundationDB's
+//!   retry loop), where the changed key fails only the batches that checked it.
 //! - PostgreSQL: each batch in a `SERIALIZABLE` transaction (or `REPEATABLE READ` with
 //!   `SELECT ... FOR UPDATE` of the checked keys); a failed comparison or SQLSTATE
 //!   40001 (serialization failure) is a `Conflict`.
@@ -19,6 +19,10 @@
 //! Both can also raise [`Invalidations`] for what other nodes wrote (FoundationDB
 //! watches, PostgreSQL `LISTEN`/`NOTIFY`), so the caches above storage stay coherent.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+#[cfg(any(feature = "fdb", test))]
+pub mod foundationdb;
 mod group_commit;
 mod invalidation;
 mod memory;
@@ -62,6 +66,24 @@ pub enum StorageError {
     Commit(#[source] Arc<StorageError>),
     #[error("the storage writer has stopped")]
     WriterGone,
+    /// FoundationDB answered an error its retry policy does not retry, or kept answering
+    /// retryable ones for too long.
+    #[error("FoundationDB {context} failed: {message} (error {code})")]
+    FoundationDb {
+        context: &'static str,
+        code: i32,
+        message: &'static str,
+    },
+    /// More than the backend can store in one piece.
+    #[error("{what} of {bytes} bytes is over the storage backend's limit of {limit} bytes")]
+    TooLarge {
+        what: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
+    /// What the backend holds at `key` cannot be read back as it was written.
+    #[error("storage holds an unreadable record at {key}: {reason}")]
+    Corrupt { key: String, reason: &'static str },
 }
 
 impl StorageError {
@@ -243,6 +265,19 @@ pub trait Backend: Send + Sync + 'static {
 
     /// A name for `sys/seal-status`'s `storage_type`.
     fn kind(&self) -> &'static str;
+
+    /// What one transaction can carry, in the units of [`Backend::cost`]: a group of
+    /// batches is closed before its costs add up to more.
+    fn transaction_capacity(&self) -> usize {
+        usize::MAX
+    }
+
+    /// The share of one transaction `batch` takes, or why the backend cannot write it at
+    /// all (larger than a transaction alone, a key over its limit): refused before it
+    /// joins a group, so it fails no other batch.
+    fn cost(&self, _batch: &Batch) -> Result<usize, StorageError> {
+        Ok(0)
+    }
 
     /// The directory holding the backend's files, when it has any: nothing else (an
     /// audit log) may be put there, lest it land on the store or its log.

@@ -1,49 +1,37 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::*;
 
 fn counter(v: Option<Vec<u8>>) -> u64 {
     v.map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
 }
 
-/// Three batches of one group: the second's condition fails against the first, the
-/// third's holds only because the first was applied before it.
-fn one_group(backend: &dyn Backend) {
-    let mut first = Batch::new();
-    first.check("k", None).put("k", b"1".to_vec());
-    let mut second = Batch::new();
-    second
-        .check("k", None)
-        .put("k", b"2".to_vec())
-        .put("other", b"x".to_vec());
-    let mut third = Batch::new();
-    third
-        .check("k", Some(b"1".to_vec()))
-        .put("k", b"3".to_vec());
-    let applied = backend.apply(&[first, second, third]).unwrap();
-    assert_eq!(
-        applied,
-        vec![Ok(()), Err(Conflict { key: "k".into() }), Ok(())]
-    );
-    assert_eq!(backend.get("k").unwrap(), Some(b"3".to_vec()));
-    // Nothing of the batch that failed its condition, not even its other key.
-    assert_eq!(backend.get("other").unwrap(), None);
+struct Memory(Arc<MemoryBackend>);
+
+impl conformance::Fixture for Memory {
+    fn open(&mut self) -> Arc<dyn Backend> {
+        self.0.clone()
+    }
 }
 
 #[test]
-fn conditions_see_the_earlier_batches_of_their_group_in_memory() {
-    one_group(&MemoryBackend::new());
+fn the_memory_backend_conforms() {
+    conformance::run(|| Memory(Arc::new(MemoryBackend::new())));
+}
+
+struct Redb(tempfile::TempDir);
+
+impl conformance::Fixture for Redb {
+    fn open(&mut self) -> Arc<dyn Backend> {
+        Arc::new(RedbBackend::open(&self.0.path().join("db")).unwrap())
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
 }
 
 #[test]
-fn conditions_see_the_earlier_batches_of_their_group_in_redb() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
-    one_group(&RedbBackend::open(&path).unwrap());
-    // The log holds only what was applied.
-    let reopened = RedbBackend::open(&path).unwrap();
-    assert_eq!(reopened.get("k").unwrap(), Some(b"3".to_vec()));
-    assert_eq!(reopened.get("other").unwrap(), None);
+fn the_redb_backend_conforms() {
+    conformance::run(|| Redb(tempfile::tempdir().unwrap()));
 }
 
 #[tokio::test]
@@ -124,45 +112,6 @@ async fn retries_are_bounded() {
         .await;
     assert!(matches!(result, Err(StorageError::Conflict { .. })));
     assert_eq!(attempts, MAX_ATTEMPTS);
-}
-
-/// Many writers increment one counter through the group commit, each also writing a
-/// key of its own in the same transaction: no increment is lost, none is applied twice,
-/// and a writer's own key is there exactly when its increment is.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_read_modify_writes_under_group_commit_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::new(Arc::new(RedbBackend::open(&dir.path().join("db")).unwrap()));
-    let succeeded = Arc::new(AtomicUsize::new(0));
-    let writers: Vec<_> = (0..24)
-        .map(|i| {
-            let storage = storage.clone();
-            let succeeded = succeeded.clone();
-            tokio::spawn(async move {
-                let result = storage
-                    .transact(|tx| {
-                        let n = counter(tx.get("n")?);
-                        tx.put("n", (n + 1).to_le_bytes().to_vec());
-                        tx.put(format!("by/{i}"), Vec::new());
-                        Ok::<_, StorageError>(())
-                    })
-                    .await;
-                match result {
-                    Ok(()) => {
-                        succeeded.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(e) => assert!(e.is_conflict(), "{e}"),
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.await.unwrap();
-    }
-    let succeeded = succeeded.load(Ordering::SeqCst) as u64;
-    assert!(succeeded > 0);
-    assert_eq!(counter(storage.get("n").unwrap()), succeeded);
-    assert_eq!(storage.list("by/").unwrap().len() as u64, succeeded);
 }
 
 #[test]
