@@ -124,6 +124,7 @@ fn generated_tls(
     names: &[String],
     min: api::tls::TlsVersion,
     max: api::tls::TlsVersion,
+    client: &api::tls::ClientCerts,
 ) -> anyhow::Result<(Tls, PathBuf, String)> {
     let generated = api::tls::ensure_generated(dir, names)?;
     let ca_sha256 = api::tls::fingerprint(&generated.ca_pem)?;
@@ -145,7 +146,8 @@ fn generated_tls(
         cert_sha256 = %cert_sha256,
         "using the appliance's generated TLS certificate; trust its CA"
     );
-    let config = api::tls::server_config(&generated.cert_pem, &generated.key_pem, min, max)?;
+    let config =
+        api::tls::server_config(&generated.cert_pem, &generated.key_pem, min, max, client)?;
     Ok(((config, cert_sha256), generated.ca_pem, ca_sha256))
 }
 
@@ -191,6 +193,7 @@ async fn dev(flags: &Flags) -> anyhow::Result<()> {
             &names,
             api::tls::TlsVersion::Tls12,
             api::tls::TlsVersion::Tls13,
+            &api::tls::ClientCerts::Requested,
         )?)
     } else {
         None
@@ -369,7 +372,13 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
         let l = &config.listener;
         match (&l.tls_cert_file, &l.tls_key_file) {
             (Some(cert), Some(key)) => Some((
-                api::tls::server_config(cert, key, l.tls_min_version, l.tls_max_version)?,
+                api::tls::server_config(
+                    cert,
+                    key,
+                    l.tls_min_version,
+                    l.tls_max_version,
+                    &l.client_certs,
+                )?,
                 api::tls::fingerprint(cert)?,
             )),
             _ => {
@@ -378,6 +387,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
                     &l.tls_san,
                     l.tls_min_version,
                     l.tls_max_version,
+                    &l.client_certs,
                 )?;
                 println!(
                     "==> TLS: generated certificate, CA {} (SHA-256 {sha256})",
