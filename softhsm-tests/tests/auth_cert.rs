@@ -216,8 +216,9 @@ fn cert_login_with_bao_and_hvac_reads_a_secret_and_refuses_the_rest() {
     let script = r#"
 import json, os, hvac
 c = hvac.Client(url=os.environ["ADDR"], verify=os.environ["CACERT"])
-auth = c.auth.cert.login(name="web", cacert=os.environ["CACERT"],
-                         cert_pem=os.environ["CERT"], key_pem=os.environ["KEY"])["auth"]
+# hvac takes the server's CA from the client's `verify`.
+auth = c.auth.cert.login(name="web", cert_pem=os.environ["CERT"],
+                         key_pem=os.environ["KEY"])["auth"]
 secret = c.secrets.kv.v2.read_secret_version(path="app/db", mount_point="secret",
                                               raise_on_deleted_version=True)
 print(json.dumps({"auth": auth, "value": secret["data"]["data"]["value"]}))
@@ -271,6 +272,10 @@ print(json.dumps({"auth": auth, "value": secret["data"]["data"]["value"]}))
     assert_eq!(r.status, 200, "{r}");
     assert_eq!(r.json()["auth"]["metadata"]["cert_name"], "web", "{r}");
     renew(None).assert_error(400, "no client certificate found");
+    // With its role gone the method declines: 204, the token left as it is.
+    d.bao(&["delete", "auth/cert/certs/web"]).ok();
+    let r = renew(Some((web.as_path(), web_key.as_path())));
+    assert_eq!(r.status, 204, "{r}");
 }
 
 #[test]

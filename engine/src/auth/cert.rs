@@ -510,10 +510,12 @@ impl Cert {
         }
         // Stable: names stay in order within each kind.
         roles.sort_by_key(|(is_ca, _, _)| *is_ca);
-        let mut trusted = false;
-        for (_, n, role) in roles {
+        // As OpenBao, only a chain to a CA makes a mismatch "no chain matching": a
+        // client certificate role that fails its constraints leaves the chain untrusted.
+        let mut chained = false;
+        for (is_ca, n, role) in roles {
             if let Trust::Trusted = trust(&role, chain, now)? {
-                trusted = true;
+                chained |= is_ca;
                 if names.match_role(&role) {
                     let metadata = metadata(&n, &leaf, &names);
                     return Ok(CertLogin {
@@ -524,7 +526,7 @@ impl Cert {
                 }
             }
         }
-        Err(EngineError::bad(if trusted { NO_MATCH } else { UNTRUSTED }))
+        Err(EngineError::bad(if chained { NO_MATCH } else { UNTRUSTED }))
     }
 
     /// OpenBao's `pathLoginRenew`: a token renews only while the role that issued it
