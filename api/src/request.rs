@@ -21,6 +21,9 @@ pub struct VaultRequest {
     pub remote_address: Option<std::net::IpAddr>,
     /// `X-Vault-Wrap-TTL`: wrap the response for this many seconds.
     pub wrap_ttl: Option<u64>,
+    /// The certificate chain the client presented in the connection's TLS handshake:
+    /// what the cert auth method logs in with. Only ever set from the connection.
+    pub peer_chain: Option<engine::auth::cert::PeerChain>,
 }
 
 pub(crate) fn token_from(headers: &HeaderMap) -> String {
@@ -221,6 +224,7 @@ impl VaultRequest {
             token: token_from(headers),
             remote_address: None,
             wrap_ttl,
+            peer_chain: None,
             op,
             path,
             query,

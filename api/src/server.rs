@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use engine::auth::cert::PeerChain;
 use engine::Core;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -137,6 +138,7 @@ pub(crate) async fn dispatch(
             ) {
                 Ok(mut req) => {
                     req.remote_address = parts.extensions.get::<SocketAddr>().map(|a| a.ip());
+                    req.peer_chain = parts.extensions.get::<PeerChain>().cloned();
                     if req.path.trim_end_matches('/') == "sys/metrics" {
                         return crate::vault::sys::metrics::metrics(
                             core,
@@ -444,11 +446,17 @@ async fn serve_one(
     let limits = conn.limits.clone();
     let activity = Activity::new();
     let io = Watched::new(stream, activity.clone(), limits.write_timeout);
-    let service = {
+    // Each request carries the chain its connection's handshake received, so the cert
+    // auth method sees what the client proved and nothing a header could claim.
+    let service = |chain: Option<PeerChain>| {
         let activity = activity.clone();
+        let conn = conn.clone();
         service_fn(move |mut req: Request<Incoming>| {
             let guard = activity.begin(req.version() == hyper::Version::HTTP_2);
             req.extensions_mut().insert(peer);
+            if let Some(chain) = &chain {
+                req.extensions_mut().insert(chain.clone());
+            }
             let conn = conn.clone();
             async move {
                 let resp = answer(conn, req).await;
@@ -471,11 +479,14 @@ async fn serve_one(
                         return;
                     }
                 };
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            let chain = tls.get_ref().1.peer_certificates().and_then(|certs| {
+                PeerChain::new(certs.iter().map(|c| c.as_ref().to_vec()).collect())
+            });
+            let conn = builder.serve_connection(TokioIo::new(tls), service(chain));
             watch(conn, &activity, &limits, peer).await
         }
         None => {
-            let conn = builder.serve_connection(TokioIo::new(io), service);
+            let conn = builder.serve_connection(TokioIo::new(io), service(None));
             watch(conn, &activity, &limits, peer).await
         }
     }

@@ -229,13 +229,101 @@ pub(crate) fn certified_key(
     Ok((certs, key))
 }
 
+/// Which client certificates the API listener asks for, as Vault's `tcp` listener
+/// decides from `tls_require_and_verify_client_cert`, `tls_client_ca_file` and
+/// `tls_disable_client_certs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ClientCerts {
+    /// Asked for, not required, and passed to the request unverified: the cert auth
+    /// method verifies the chain against the certificates it trusts (Vault's default).
+    #[default]
+    Requested,
+    /// Required, and verified against the CAs of this file during the handshake: a
+    /// client without a certificate from them gets no connection.
+    Required(PathBuf),
+    /// Not asked for.
+    Disabled,
+}
+
+/// A verifier admitting only client certificates that chain to the CAs in `client_ca`:
+/// the API listener's `tls_require_and_verify_client_cert` and the PKCS#11 listener's
+/// mutual TLS alike.
+pub(crate) fn required_client_verifier(
+    client_ca: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in certificates(client_ca)? {
+        roots
+            .add(ca)
+            .map_err(|e| TlsError::Config(format!("{}: {e}", client_ca.display())))?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))
+}
+
+/// Go's `tls.RequestClientCert`: asks every client for a certificate, accepts one from
+/// any issuer (or none) and checks only that the client holds its key. Whom the chain
+/// proves is decided at login, by the certificates the cert auth method trusts.
+#[derive(Debug)]
+struct RequestedClientCert {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::server::danger::ClientCertVerifier for RequestedClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
 /// A rustls server configuration from PEM files, offering HTTP/2 and HTTP/1.1 over the
-/// TLS versions from `min` to `max`.
+/// TLS versions from `min` to `max`, asking for client certificates as `client` says.
 pub fn server_config(
     cert_path: &Path,
     key_path: &Path,
     min: TlsVersion,
     max: TlsVersion,
+    client: &ClientCerts,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     if min > max {
         return Err(TlsError::Config(
@@ -252,10 +340,21 @@ pub fn server_config(
     .collect();
     let (certs, key) = certified_key(cert_path, key_path)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client {
+        ClientCerts::Disabled => builder.with_no_client_auth(),
+        ClientCerts::Requested => {
+            builder.with_client_cert_verifier(Arc::new(RequestedClientCert {
+                algorithms: provider.signature_verification_algorithms,
+            }))
+        }
+        ClientCerts::Required(ca) => {
+            builder.with_client_cert_verifier(required_client_verifier(ca, provider.clone())?)
+        }
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

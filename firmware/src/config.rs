@@ -20,6 +20,9 @@
 //!   # max_request_duration, tls_min_version, tls_max_version; and Ironseal's
 //!   # max_connections, max_request_bytes_in_flight (request bodies held at once across
 //!   # connections, default 256 MiB) and tls_san (names for the generated certificate).
+//!   # Client certificates, as Vault: asked for by default (for the cert auth method);
+//!   # tls_client_ca_file with tls_require_and_verify_client_cert = true requires one
+//!   # from that CA; tls_disable_client_certs = true never asks.
 //! }
 //! seal "shamir" {}            # or one of:
 //! # seal "pkcs11" {
@@ -80,6 +83,8 @@ pub struct ListenerConfig {
     pub tls_max_version: TlsVersion,
     /// Extra names and addresses for the generated certificate.
     pub tls_san: Vec<String>,
+    /// Which client certificates the handshake asks for (see [`client_certs`]).
+    pub client_certs: api::tls::ClientCerts,
     /// Timeouts, sizes and the connection cap (see `listener_limit_key`).
     pub limits: api::Limits,
     /// `max_request_duration` as written in the block; None falls back to the top-level
@@ -873,11 +878,46 @@ fn parse_pkcs11(src: &Source, body: &Body) -> Result<Pkcs11Block, ConfigError> {
 /// The longest PIN name (a PIN entry's label).
 const MAX_PIN_NAME: usize = 128;
 
+/// Vault's listener rules for client certificates: asked for by default and left to the
+/// cert auth method to verify; required (verified against `tls_client_ca_file`) with
+/// `tls_require_and_verify_client_cert`; not asked for with `tls_disable_client_certs`.
+/// Combinations that would leave a setting without effect are refused.
+fn client_certs(
+    src: &Source,
+    client_ca: Option<PathBuf>,
+    require: bool,
+    disable: bool,
+) -> Result<api::tls::ClientCerts, ConfigError> {
+    use api::tls::ClientCerts;
+    match (client_ca, require, disable) {
+        (_, true, true) => Err(src.err(
+            "tls_disable_client_certs",
+            "'tls_disable_client_certs' and 'tls_require_and_verify_client_cert' are mutually exclusive",
+        )),
+        (Some(ca), true, false) => Ok(ClientCerts::Required(ca)),
+        (None, true, false) => Err(src.err(
+            "tls_require_and_verify_client_cert",
+            "`tls_require_and_verify_client_cert = true` needs `tls_client_ca_file`: this appliance verifies client certificates against that CA only, never the system's",
+        )),
+        (Some(_), false, disable) => Err(src.err(
+            "tls_client_ca_file",
+            if disable {
+                "`tls_client_ca_file` has no effect with `tls_disable_client_certs = true`: remove one of them"
+            } else {
+                "`tls_client_ca_file` is only used with `tls_require_and_verify_client_cert = true` (otherwise the cert auth method's trusted certificates decide): set that too, or remove it"
+            },
+        )),
+        (None, false, true) => Ok(ClientCerts::Disabled),
+        (None, false, false) => Ok(ClientCerts::Requested),
+    }
+}
+
 fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigError> {
     let mut address = "127.0.0.1:8200".to_string();
     let mut tls_disable = false;
     let mut cert = None;
     let mut key = None;
+    let (mut client_ca, mut require_client, mut disable_client) = (None, false, false);
     let mut l = ListenerConfig {
         address: SocketAddr::from(([127, 0, 0, 1], 8200)),
         tls_disable: false,
@@ -886,6 +926,7 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
         tls_min_version: TlsVersion::Tls12,
         tls_max_version: TlsVersion::Tls13,
         tls_san: Vec::new(),
+        client_certs: api::tls::ClientCerts::Requested,
         limits: api::Limits::default(),
         max_request_duration: None,
     };
@@ -899,6 +940,11 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
             "tls_disable" => tls_disable = as_bool(src, k, attr.expr())?,
             "tls_cert_file" => cert = Some(PathBuf::from(as_string(src, k, attr.expr())?)),
             "tls_key_file" => key = Some(PathBuf::from(as_string(src, k, attr.expr())?)),
+            "tls_client_ca_file" => {
+                client_ca = Some(PathBuf::from(as_string(src, k, attr.expr())?))
+            }
+            "tls_require_and_verify_client_cert" => require_client = as_bool(src, k, attr.expr())?,
+            "tls_disable_client_certs" => disable_client = as_bool(src, k, attr.expr())?,
             other => {
                 return Err(src.err(other, format!("unknown key `{other}` in listener \"tcp\"")))
             }
@@ -946,12 +992,15 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
         ));
     }
     if tls_disable {
-        const TLS_KEYS: [&str; 5] = [
+        const TLS_KEYS: [&str; 8] = [
             "tls_cert_file",
             "tls_key_file",
             "tls_min_version",
             "tls_max_version",
             "tls_san",
+            "tls_client_ca_file",
+            "tls_require_and_verify_client_cert",
+            "tls_disable_client_certs",
         ];
         if let Some(k) = first_key(body, &TLS_KEYS) {
             return Err(src.err(
@@ -960,6 +1009,7 @@ fn parse_listener(src: &Source, body: &Body) -> Result<ListenerConfig, ConfigErr
             ));
         }
     }
+    l.client_certs = client_certs(src, client_ca, require_client, disable_client)?;
     let budget_set = body
         .attributes()
         .any(|a| a.key() == "max_request_bytes_in_flight");
@@ -1681,6 +1731,41 @@ log_level = "debug"
         }
         // Without tls_disable the same keys are fine.
         assert!(with_listener("  tls_san = [\"x.example\"]").is_ok());
+    }
+
+    #[test]
+    fn client_certificate_options_combine_as_vault_and_contradictions_are_refused() {
+        use api::tls::ClientCerts;
+        let certs = |text: &str| with_listener(text).map(|c| c.listener.client_certs);
+        assert_eq!(certs("").unwrap(), ClientCerts::Requested);
+        assert_eq!(
+            certs("  tls_disable_client_certs = true").unwrap(),
+            ClientCerts::Disabled
+        );
+        assert_eq!(
+            certs("  tls_client_ca_file = \"/ca\"\n  tls_require_and_verify_client_cert = true")
+                .unwrap(),
+            ClientCerts::Required(PathBuf::from("/ca"))
+        );
+        for (text, needle) in [
+            (
+                "  tls_client_ca_file = \"/ca\"\n  tls_require_and_verify_client_cert = true\n  tls_disable_client_certs = true",
+                "mutually exclusive",
+            ),
+            ("  tls_require_and_verify_client_cert = true", "needs `tls_client_ca_file`"),
+            ("  tls_client_ca_file = \"/ca\"", "only used with"),
+            (
+                "  tls_client_ca_file = \"/ca\"\n  tls_disable_client_certs = true",
+                "no effect",
+            ),
+            (
+                "  tls_disable = true\n  tls_disable_client_certs = true",
+                "tls_disable = true",
+            ),
+        ] {
+            let e = certs(text).unwrap_err();
+            assert!(e.message.contains(needle), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -158,6 +158,7 @@ fn generated_tls(
     names: &[String],
     min: api::tls::TlsVersion,
     max: api::tls::TlsVersion,
+    client: &api::tls::ClientCerts,
 ) -> anyhow::Result<(Tls, PathBuf, String)> {
     let generated = api::tls::ensure_generated(dir, names)?;
     let ca_sha256 = api::tls::fingerprint(&generated.ca_pem)?;
@@ -179,7 +180,8 @@ fn generated_tls(
         cert_sha256 = %cert_sha256,
         "using the appliance's generated TLS certificate; trust its CA"
     );
-    let config = api::tls::server_config(&generated.cert_pem, &generated.key_pem, min, max)?;
+    let config =
+        api::tls::server_config(&generated.cert_pem, &generated.key_pem, min, max, client)?;
     Ok(((config, cert_sha256), generated.ca_pem, ca_sha256))
 }
 
@@ -225,6 +227,7 @@ async fn dev(flags: &Flags) -> anyhow::Result<()> {
             &names,
             api::tls::TlsVersion::Tls12,
             api::tls::TlsVersion::Tls13,
+            &api::tls::ClientCerts::Requested,
         )?)
     } else {
         None
@@ -403,7 +406,13 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
         let l = &config.listener;
         match (&l.tls_cert_file, &l.tls_key_file) {
             (Some(cert), Some(key)) => Some((
-                api::tls::server_config(cert, key, l.tls_min_version, l.tls_max_version)?,
+                api::tls::server_config(
+                    cert,
+                    key,
+                    l.tls_min_version,
+                    l.tls_max_version,
+                    &l.client_certs,
+                )?,
                 api::tls::fingerprint(cert)?,
             )),
             _ => {
@@ -412,6 +421,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
                     &l.tls_san,
                     l.tls_min_version,
                     l.tls_max_version,
+                    &l.client_certs,
                 )?;
                 println!(
                     "==> TLS: generated certificate, CA {} (SHA-256 {sha256})",

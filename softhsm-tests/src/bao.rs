@@ -263,6 +263,12 @@ impl Daemon {
         if let Some(ca) = self.cacert() {
             cmd.env("VAULT_CACERT", &ca).env("BAO_CACERT", &ca);
         }
+        if let Some((cert, key)) = self.client_cert() {
+            cmd.env("VAULT_CLIENT_CERT", cert)
+                .env("BAO_CLIENT_CERT", cert)
+                .env("VAULT_CLIENT_KEY", key)
+                .env("BAO_CLIENT_KEY", key);
+        }
         if let Some(t) = token {
             cmd.env("VAULT_TOKEN", t).env("BAO_TOKEN", t);
         }

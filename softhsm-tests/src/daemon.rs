@@ -88,6 +88,8 @@ pub struct Daemon {
     dev_pkcs11_socket: Option<PathBuf>,
     /// Set by [`Daemon::init`].
     pub init: Option<Init>,
+    /// The client certificate and key curl and bao present (a listener requiring one).
+    client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl Drop for Daemon {
@@ -153,6 +155,55 @@ impl Daemon {
         Self::build_full(Mode::Config { tls }, None, Vec::new(), "", top_hcl)
     }
 
+    /// TLS config mode with `listener_hcl` in the listener block, curl and bao presenting
+    /// `cert` and `key` as their client certificate (for a listener that requires one).
+    pub fn config_with_client_cert(listener_hcl: &str, cert: &Path, key: &Path) -> Daemon {
+        let mut d = Self::unstarted(
+            Mode::Config { tls: true },
+            None,
+            Vec::new(),
+            listener_hcl,
+            "",
+        );
+        d.client_cert = Some((cert.to_path_buf(), key.to_path_buf()));
+        d.start();
+        d
+    }
+
+    /// What the server prints when it refuses to start with a TLS config file whose
+    /// listener block holds `listener_hcl`; panics if it starts anyway.
+    pub fn config_refusal(listener_hcl: &str) -> String {
+        let d = Self::unstarted(
+            Mode::Config { tls: true },
+            None,
+            Vec::new(),
+            listener_hcl,
+            "",
+        );
+        d.write_config(&format!("127.0.0.1:{}", free_port()), true);
+        let mut child = Command::new(ironseal_bin())
+            .arg("server")
+            .arg(format!("-config={}", d.config_path().display()))
+            .current_dir(d.dir())
+            .env("HOME", d.dir().join("home"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start the server");
+        let exited = crate::poll_until(STARTUP_DEADLINE, "the server to refuse its config", || {
+            child.try_wait().unwrap()
+        });
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!exited.success(), "the server accepted the config:\n{text}");
+        text
+    }
+
     /// Replaces the extra `listener "tcp"` lines used from the next start on.
     pub fn set_listener_hcl(&mut self, listener_hcl: &str) {
         self.listener_hcl = listener_hcl.to_string();
@@ -188,6 +239,18 @@ impl Daemon {
         listener_hcl: &str,
         top_hcl: &str,
     ) -> Daemon {
+        let mut d = Self::unstarted(mode, seal_hcl, env, listener_hcl, top_hcl);
+        d.start();
+        d
+    }
+
+    fn unstarted(
+        mode: Mode,
+        seal_hcl: Option<String>,
+        env: Vec<(String, String)>,
+        listener_hcl: &str,
+        top_hcl: &str,
+    ) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("ironseal-e2e-")
             .tempdir()
@@ -195,7 +258,7 @@ impl Daemon {
         for d in ["data", "logs", "home"] {
             fs::create_dir_all(tmp.path().join(d)).unwrap();
         }
-        let mut d = Daemon {
+        Daemon {
             child: None,
             tmp,
             mode,
@@ -208,9 +271,8 @@ impl Daemon {
             dev_unseal_key: None,
             dev_pkcs11_socket: None,
             init: None,
-        };
-        d.start();
-        d
+            client_cert: None,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -242,6 +304,11 @@ impl Daemon {
     pub fn cacert(&self) -> Option<PathBuf> {
         self.is_tls()
             .then(|| self.data_dir().join("tls").join("ca.pem"))
+    }
+
+    /// The client certificate and key clients present, if the daemon was given one.
+    pub fn client_cert(&self) -> Option<&(PathBuf, PathBuf)> {
+        self.client_cert.as_ref()
     }
 
     /// The PKCS#11 socket a dev-mode daemon serves (as it printed it at start); None in

@@ -186,6 +186,9 @@ impl Daemon {
         if let Some(ca) = self.cacert() {
             cmd.arg("--cacert").arg(ca);
         }
+        if let Some((cert, key)) = self.client_cert() {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
         if let Some(t) = token {
             cmd.args(["-H", &format!("X-Vault-Token: {t}")]);
         }

@@ -388,6 +388,7 @@ async fn sign_in(
         token: String::clone(&token),
         remote_address: parts.extensions.get::<SocketAddr>().map(|a| a.ip()),
         wrap_ttl: None,
+        peer_chain: None,
     };
     let data = match crate::vault::handle(door.core, lookup).await {
         Ok(reply) => reply

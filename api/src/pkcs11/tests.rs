@@ -118,6 +118,7 @@ impl Appliance {
             token: self.root.clone(),
             remote_address: None,
             wrap_ttl: None,
+            peer_chain: None,
         };
         match crate::vault::handle(&self.core, req).await {
             Ok(reply) => reply.body.unwrap_or(Value::Null),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::tls::{certificates, certified_key, TlsError};
+use crate::tls::{certified_key, required_client_verifier, TlsError};
 
 /// A rustls server configuration (TLS 1.3: the library is ours, nothing older needs
 /// serving) that requires a client certificate chaining to `client_ca`.
@@ -16,19 +16,8 @@ pub fn server_config(
     client_ca: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let (certs, key) = certified_key(cert, key)?;
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in certificates(client_ca)? {
-        roots
-            .add(ca)
-            .map_err(|e| TlsError::Config(format!("{}: {e}", client_ca.display())))?;
-    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .map_err(|e| TlsError::Config(e.to_string()))?;
+    let verifier = required_client_verifier(client_ca, provider.clone())?;
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?

@@ -232,6 +232,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
         Endpoint::RenewSelf => {
             let op = TokenRenewSelf {
                 increment: increment(req),
+                chain: req.peer_chain.clone(),
             };
             apply_at(core, req, &path, op, renewed).await
         }
@@ -239,6 +240,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
             let op = TokenRenew {
                 token: required(req, "token"),
                 increment: increment(req),
+                chain: req.peer_chain.clone(),
             };
             apply_at(core, req, &path, op, renewed).await
         }
@@ -246,6 +248,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
             let op = TokenRenewAccessor {
                 accessor: required(req, "accessor"),
                 increment: increment(req),
+                chain: req.peer_chain.clone(),
             };
             apply_at(core, req, &path, op, renewed).await
         }

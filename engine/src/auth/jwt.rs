@@ -544,7 +544,7 @@ fn scalar(v: &Value) -> Option<String> {
 }
 
 /// `*` matches any run of characters, the only wildcard OpenBao's globs have.
-fn glob_match(pattern: &str, value: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, value: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     let [first, middle @ .., last] = parts.as_slice() else {
         return pattern == value;

@@ -24,6 +24,7 @@
 //!    `auth::login_reply`.
 
 pub mod approle;
+pub mod cert;
 mod cidr;
 pub mod jwt;
 mod throttle;
@@ -58,6 +59,7 @@ pub enum AuthKind {
     AppRole,
     Userpass,
     Jwt,
+    Cert,
 }
 
 impl AuthKind {
@@ -66,6 +68,7 @@ impl AuthKind {
             "approle" => Ok(AuthKind::AppRole),
             "userpass" => Ok(AuthKind::Userpass),
             "jwt" => Ok(AuthKind::Jwt),
+            "cert" => Ok(AuthKind::Cert),
             "oidc" => Err(EngineError::bad(
                 "the oidc auth method (browser login) is not implemented by this appliance: enable jwt for JWT login",
             )),
@@ -73,7 +76,7 @@ impl AuthKind {
                 "token credential backend cannot be instantiated",
             )),
             other => Err(EngineError::bad(format!(
-                "plugin not found in the catalog: {other} (the auth methods this appliance implements are approle, userpass and jwt)"
+                "plugin not found in the catalog: {other} (the auth methods this appliance implements are approle, userpass, jwt and cert)"
             ))),
         }
     }
@@ -83,6 +86,7 @@ impl AuthKind {
             AuthKind::AppRole => "approle",
             AuthKind::Userpass => "userpass",
             AuthKind::Jwt => "jwt",
+            AuthKind::Cert => "cert",
         }
     }
 }
@@ -211,20 +215,26 @@ pub enum Method {
     AppRole(approle::AppRole),
     Userpass(userpass::Userpass),
     Jwt(jwt::Jwt),
+    Cert(cert::Cert),
 }
 
 impl Method {
     /// Whether a login token this method issued may be renewed now, and its role's token
     /// settings as they are now (OpenBao's `pathLoginRenew`): None declines without error.
+    /// `internal` is what the method kept with the token at login, `chain` the
+    /// certificate chain of the renewing client's TLS connection.
     pub(crate) fn renewal(
         &self,
         meta: &BTreeMap<String, String>,
         policies: &[String],
+        internal: &BTreeMap<String, String>,
+        chain: Option<&cert::PeerChain>,
     ) -> Result<Option<RoleTtls>> {
         match self {
             Method::AppRole(m) => m.renewal(meta).map(Some),
             Method::Userpass(m) => m.renewal(meta, policies),
             Method::Jwt(m) => m.renewal(meta).map(Some),
+            Method::Cert(m) => m.renewal(meta, policies, internal, chain),
         }
     }
 }
@@ -273,6 +283,13 @@ impl AuthMountRef {
             _ => Err(EngineError::internal("jwt operation routed elsewhere")),
         }
     }
+
+    pub(crate) fn cert(&self) -> Result<&cert::Cert> {
+        match self.0.method.as_ref() {
+            Method::Cert(m) => Ok(m),
+            _ => Err(EngineError::internal("cert operation routed elsewhere")),
+        }
+    }
 }
 
 /// What a method established at a login, for the engine to issue a token from.
@@ -308,6 +325,7 @@ impl AuthMounts {
             AuthKind::AppRole => Method::AppRole(approle::AppRole::new(store)),
             AuthKind::Userpass => Method::Userpass(userpass::Userpass::new(store)),
             AuthKind::Jwt => Method::Jwt(jwt::Jwt::new(store)),
+            AuthKind::Cert => Method::Cert(cert::Cert::new(store)),
         };
         Arc::new(AuthMounted {
             entry,

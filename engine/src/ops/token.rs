@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::auth::cert::PeerChain;
 use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::ops::{Access, Context, Decoded, Op};
@@ -277,6 +278,8 @@ pub type Renewed = Option<Found>;
 
 pub struct TokenRenewSelf {
     pub increment: Decoded<Option<u64>>,
+    /// The renewing client's TLS certificate chain, for the cert method's check.
+    pub chain: Option<PeerChain>,
 }
 
 impl Op for TokenRenewSelf {
@@ -291,7 +294,9 @@ impl Op for TokenRenewSelf {
         let entry = cx
             .core
             .tokens
-            .renew(&caller.key, self.increment?, |e| cx.core.renewal(e))
+            .renew(&caller.key, self.increment?, |e| {
+                cx.core.renewal(e, self.chain.as_ref())
+            })
             .await?;
         Ok(entry.map(|entry| Found {
             id: cx.request.token.to_string(),
@@ -303,6 +308,7 @@ impl Op for TokenRenewSelf {
 pub struct TokenRenew {
     pub token: Decoded<String>,
     pub increment: Decoded<Option<u64>>,
+    pub chain: Option<PeerChain>,
 }
 
 impl Op for TokenRenew {
@@ -318,7 +324,9 @@ impl Op for TokenRenew {
         let entry = cx
             .core
             .tokens
-            .renew(&key, self.increment?, |e| cx.core.renewal(e))
+            .renew(&key, self.increment?, |e| {
+                cx.core.renewal(e, self.chain.as_ref())
+            })
             .await?;
         Ok(entry.map(|entry| Found {
             id: token,
@@ -330,6 +338,7 @@ impl Op for TokenRenew {
 pub struct TokenRenewAccessor {
     pub accessor: Decoded<String>,
     pub increment: Decoded<Option<u64>>,
+    pub chain: Option<PeerChain>,
 }
 
 impl Op for TokenRenewAccessor {
@@ -344,7 +353,9 @@ impl Op for TokenRenewAccessor {
         let entry = cx
             .core
             .tokens
-            .renew(&key, self.increment?, |e| cx.core.renewal(e))
+            .renew(&key, self.increment?, |e| {
+                cx.core.renewal(e, self.chain.as_ref())
+            })
             .await?;
         Ok(entry.map(|entry| Found {
             id: String::new(),

@@ -58,6 +58,10 @@ pub struct TokenEntry {
     /// Where the token may be used from (`token_bound_cidrs`); empty: anywhere.
     #[serde(default)]
     pub bound_cidrs: Vec<String>,
+    /// What the auth method that issued the token keeps for its renewals, never shown
+    /// (OpenBao's `InternalData`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub internal: BTreeMap<String, String>,
 }
 
 /// The scopes of the key API (`/api/v1`).
@@ -88,6 +92,8 @@ pub struct CreateRequest {
     pub bound_cidrs: Vec<String>,
     /// Set when an auth method issues the token at a login.
     pub method: Option<MethodOrigin>,
+    /// See [`TokenEntry::internal`].
+    pub internal: BTreeMap<String, String>,
     /// A token role with allowed or disallowed policies decided `policies`: they are
     /// not held to the parent's.
     pub policies_from_role: bool,
@@ -251,6 +257,7 @@ impl TokenEntry {
             mount_accessor: req.method.as_ref().map(|m| m.accessor.clone()),
             max_ttl: req.max_ttl,
             bound_cidrs: req.bound_cidrs.clone(),
+            internal: req.internal.clone(),
         })
     }
 
@@ -278,6 +285,7 @@ impl TokenEntry {
             mount_accessor: None,
             max_ttl: 0,
             bound_cidrs: Vec::new(),
+            internal: BTreeMap::new(),
         }
     }
 
@@ -302,6 +310,11 @@ impl TokenEntry {
             + strings(&self.policies)
             + strings(&self.scopes)
             + strings(&self.bound_cidrs)
+            + self
+                .internal
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 64)
+                .sum::<usize>()
             + self.mount_accessor.as_ref().map_or(0, String::len)
             + meta
     }

@@ -3,6 +3,7 @@
 //! request into the method's engine operations; logins answer Vault's `auth` block.
 
 mod approle;
+mod cert;
 mod jwt;
 mod userpass;
 
@@ -27,6 +28,7 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
                 AuthKind::AppRole => approle::handle(core, req, mount, tail).await,
                 AuthKind::Userpass => userpass::handle(core, req, mount, tail).await,
                 AuthKind::Jwt => jwt::handle(core, req, mount, tail).await,
+                AuthKind::Cert => cert::handle(core, req, mount, tail).await,
             }
         }
         None => crate::vault::no_route(core, req).await,

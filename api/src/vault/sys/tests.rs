@@ -42,6 +42,7 @@ async fn call(
         token: token.to_string(),
         remote_address: None,
         wrap_ttl: None,
+        peer_chain: None,
     };
     match handle(core, req).await {
         Ok(reply) => (reply.status.as_u16(), reply.body.unwrap_or(Value::Null)),

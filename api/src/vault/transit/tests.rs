@@ -167,6 +167,7 @@ fn request(op: Operation, path: &str, token: &str, body: Value) -> VaultRequest 
         token: token.into(),
         remote_address: None,
         wrap_ttl: None,
+        peer_chain: None,
     }
 }
 

@@ -2,11 +2,13 @@
 //! login shares: the throttle of failed attempts and the token a success issues.
 
 pub mod approle;
+pub mod cert;
 pub mod jwt;
 pub mod userpass;
 
 use std::collections::BTreeMap;
 
+use crate::auth::cert::PeerChain;
 use crate::auth::{AuthMountRef, LoginGrant, TokenParams};
 use crate::core::Core;
 use crate::error::{EngineError, Result};
@@ -23,7 +25,11 @@ impl Core {
     /// How a token may be renewed: a token store's token within the store's TTLs; a login
     /// token within its auth mount's, and as the method that issued it decides now (None:
     /// it declines).
-    pub(crate) fn renewal(&self, entry: &TokenEntry) -> Result<Option<Renewal>> {
+    pub(crate) fn renewal(
+        &self,
+        entry: &TokenEntry,
+        chain: Option<&PeerChain>,
+    ) -> Result<Option<Renewal>> {
         let mounted = entry
             .mount_accessor
             .as_deref()
@@ -39,7 +45,7 @@ impl Core {
         let meta = entry.meta.clone().unwrap_or_default();
         Ok(mounted
             .method
-            .renewal(&meta, &entry.policies)?
+            .renewal(&meta, &entry.policies, &entry.internal, chain)?
             .map(|role| Renewal {
                 ttls,
                 role: Some(role),
@@ -55,6 +61,16 @@ pub(crate) async fn issue(
     cx: &Context<'_>,
     mount: &AuthMountRef,
     grant: LoginGrant,
+) -> Result<IssuedToken> {
+    issue_keeping(cx, mount, grant, BTreeMap::new()).await
+}
+
+/// [`issue`], the token keeping `internal` for the method's renewal checks.
+pub(crate) async fn issue_keeping(
+    cx: &Context<'_>,
+    mount: &AuthMountRef,
+    grant: LoginGrant,
+    internal: BTreeMap<String, String>,
 ) -> Result<IssuedToken> {
     let entry = &mount.0.entry;
     let TokenParams {
@@ -94,6 +110,7 @@ pub(crate) async fn issue(
                 path: grant.path,
                 max_ttl: token_max_ttl,
                 bound_cidrs: token_bound_cidrs,
+                internal,
                 method: Some(MethodOrigin {
                     accessor: entry.accessor.clone(),
                     ttls: entry.config.ttls().effective(cx.core.tokens.system_ttls()),
