@@ -8,6 +8,8 @@
 #   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary;
 #   - a second venv at $IRONSEAL_CACHE/localstack-venv with LocalStack (the AWS KMS
 #     stand-in of the cloud-export tests), kept apart because it pins its own versions.
+#   - PostgreSQL's server binaries (apt `postgresql`; the tests run their own cluster
+#     from /usr/lib/postgresql/<major>/bin, never the system one);
 #   - Kryoptic, the second test token, built from softhsm-tests/kryoptic (crates.io only,
 #     a vendored OpenSSL) into $IRONSEAL_CACHE/kryoptic/libkryoptic_pkcs11.so: about 3
 #     minutes on 2 cores the first time, then only a checksum comparison.
@@ -47,6 +49,8 @@ APT_PACKAGES=(
     libclang-dev curl jq ca-certificates openssl procps python3 python3-venv build-essential
     psmisc libengine-pkcs11-openssl gnutls-bin libp11-kit-dev
     chromium
+    # The shared-storage tests start a throw-away PostgreSQL cluster (initdb, pg_ctl).
+    postgresql
 )
 
 log() { if [[ "${IRONSEAL_VERBOSE:-0}" == 1 ]]; then echo "install-deps: $*" >&2; fi; }

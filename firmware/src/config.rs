@@ -2,6 +2,13 @@
 //!
 //! ```hcl
 //! storage "redb" { path = "/var/lib/ironseal/ironseal.redb" }
+//! # or, several nodes on one database (generated TLS material then lives beside this
+//! # file; the URL may come from IRONSEAL_PG_URL instead):
+//! # storage "postgresql" {
+//! #   connection_url = "postgres://ironseal:PASSWORD@db.example:5432/ironseal"
+//! #   table          = "ironseal_store"
+//! #   tls_ca_file    = "/etc/ironseal/db-ca.pem"   # optional, besides the system's CAs
+//! # }
 //! listener "tcp" {
 //!   address       = "0.0.0.0:8200"
 //!   tls_cert_file = "/etc/ironseal/tls/cert.pem"   # omit both for a generated CA + cert
@@ -132,9 +139,33 @@ impl SealBlock {
     }
 }
 
+/// Where the keyspace lives.
+#[derive(Debug, Clone)]
+pub enum StorageBlock {
+    Redb {
+        path: PathBuf,
+    },
+    #[cfg(feature = "postgresql")]
+    Postgresql(engine::storage::postgresql::PostgresConfig),
+}
+
+impl std::fmt::Display for StorageBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageBlock::Redb { path } => write!(f, "redb {}", path.display()),
+            #[cfg(feature = "postgresql")]
+            StorageBlock::Postgresql(pg) => write!(
+                f,
+                "postgresql {}",
+                engine::storage::postgresql::redact(&pg.connection_url)
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub storage_path: PathBuf,
+    pub storage: StorageBlock,
     pub listener: ListenerConfig,
     /// The active seal.
     pub seal: SealBlock,
@@ -142,7 +173,8 @@ pub struct Config {
     pub previous_seal: Option<SealBlock>,
     pub log_level: Option<String>,
     pub disable_mlock: bool,
-    /// Where generated TLS material lives: beside the storage file.
+    /// Where generated TLS material lives: beside the storage file (beside the config
+    /// file when storage is a database).
     pub data_dir: PathBuf,
     /// Vault's top-level `default_lease_ttl` / `max_lease_ttl`: bound every token's
     /// lifetime unless the `auth/token/` mount is tuned (768h each by default).
@@ -248,6 +280,52 @@ fn as_bool(src: &Source, key: &str, e: &Expression) -> Result<bool, ConfigError>
     }
 }
 
+#[cfg(feature = "postgresql")]
+const SUPPORTED_STORAGE: &str = "\"redb\" or \"postgresql\"";
+#[cfg(not(feature = "postgresql"))]
+const SUPPORTED_STORAGE: &str = "\"redb\" (this build has no PostgreSQL storage)";
+
+/// `storage "postgresql" { connection_url, table, tls_ca_file }`; the URL may come from
+/// `IRONSEAL_PG_URL` instead, so the password need not sit in the file.
+#[cfg(feature = "postgresql")]
+fn parse_postgresql(
+    src: &Source,
+    body: &hcl::Body,
+) -> Result<engine::storage::postgresql::PostgresConfig, ConfigError> {
+    let mut url = None;
+    let mut table = None;
+    let mut tls_ca_file = None;
+    for attr in body.attributes() {
+        match attr.key() {
+            "connection_url" => url = Some(as_string(src, "connection_url", attr.expr())?),
+            "table" => table = Some(as_string(src, "table", attr.expr())?),
+            "tls_ca_file" => {
+                tls_ca_file = Some(PathBuf::from(as_string(src, "tls_ca_file", attr.expr())?))
+            }
+            other => {
+                return Err(src.err(
+                    other,
+                    format!("unknown key `{other}` in storage \"postgresql\" (not supported here)"),
+                ))
+            }
+        }
+    }
+    let connection_url = match std::env::var("IRONSEAL_PG_URL") {
+        Ok(env) if !env.is_empty() => env,
+        _ => url.ok_or_else(|| {
+            src.err(
+                "storage",
+                "storage \"postgresql\" needs `connection_url` (or IRONSEAL_PG_URL)",
+            )
+        })?,
+    };
+    Ok(engine::storage::postgresql::PostgresConfig {
+        connection_url,
+        table,
+        tls_ca_file,
+    })
+}
+
 fn single_label<'b>(src: &Source, block: &'b Block) -> Result<&'b str, ConfigError> {
     let kind = block.identifier();
     match block.labels() {
@@ -283,7 +361,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         message: format!("invalid HCL: {e}"),
     })?;
 
-    let mut storage_path = None;
+    let mut storage = None;
     let mut listener = None;
     let mut seal: Option<SealBlock> = None;
     let mut previous_seal: Option<SealBlock> = None;
@@ -322,14 +400,23 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let kind = block.identifier();
         match kind {
             "storage" | "backend" => {
-                if storage_path.is_some() {
+                if storage.is_some() {
                     return Err(src.err(kind, "only one storage block is allowed"));
                 }
                 let label = single_label(&src, block)?;
+                #[cfg(feature = "postgresql")]
+                if label == "postgresql" {
+                    storage = Some(StorageBlock::Postgresql(parse_postgresql(
+                        &src,
+                        block.body(),
+                    )?));
+                    continue;
+                }
                 if label != "redb" {
-                    return Err(
-                        src.err(kind, format!("unsupported storage {label:?}: use \"redb\""))
-                    );
+                    return Err(src.err(
+                        kind,
+                        format!("unsupported storage {label:?}: use {}", SUPPORTED_STORAGE),
+                    ));
                 }
                 let mut path = None;
                 for attr in block.body().attributes() {
@@ -341,8 +428,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                         }
                     }
                 }
-                storage_path =
-                    Some(path.ok_or_else(|| src.err(kind, "storage \"redb\" needs `path`"))?);
+                let path = path.ok_or_else(|| src.err(kind, "storage \"redb\" needs `path`"))?;
+                storage = Some(StorageBlock::Redb { path });
             }
             "listener" => {
                 if listener.is_some() {
@@ -403,7 +490,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         };
         return Err(src.err(key, e));
     }
-    let storage_path = storage_path.ok_or_else(|| ConfigError {
+    let storage = storage.ok_or_else(|| ConfigError {
         file: file.display().to_string(),
         line: 1,
         message: "missing storage \"redb\" { path = \"...\" } block".into(),
@@ -419,13 +506,18 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             .or(server.default_max_request_duration)
             .unwrap_or(api::limits::DEFAULT_MAX_REQUEST_DURATION),
     );
-    let data_dir = storage_path
+    let beside = match &storage {
+        StorageBlock::Redb { path } => path.as_path(),
+        #[cfg(feature = "postgresql")]
+        StorageBlock::Postgresql(_) => file,
+    };
+    let data_dir = beside
         .parent()
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     Ok(Config {
-        storage_path,
+        storage,
         listener,
         seal: seal.unwrap_or(SealBlock::Shamir),
         previous_seal,

@@ -14,7 +14,7 @@ use engine::Core;
 use zeroize::Zeroizing;
 
 use crate::cli::Flags;
-use crate::config::{self, Config, LogFormat, Pkcs11Block, SealBlock};
+use crate::config::{self, Config, LogFormat, Pkcs11Block, SealBlock, StorageBlock};
 use crate::hardening;
 
 const BOOLEANS: &[&str] = &["dev", "dev-no-store-token", "dev-tls"];
@@ -82,6 +82,19 @@ fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
     let backend = RedbBackend::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open storage {}: {e}", path.display()))?;
     Ok(Storage::new(Arc::new(backend)))
+}
+
+fn open_configured_storage(block: &StorageBlock) -> anyhow::Result<Arc<Storage>> {
+    match block {
+        StorageBlock::Redb { path } => open_storage(path),
+        #[cfg(feature = "postgresql")]
+        StorageBlock::Postgresql(pg) => {
+            let backend = engine::storage::postgresql::PostgresBackend::open(pg).map_err(|e| {
+                anyhow::Error::new(e).context(format!("cannot open storage {block}"))
+            })?;
+            Ok(Storage::new(Arc::new(backend)))
+        }
+    }
 }
 
 /// The listener's TLS: the rustls configuration and the certificate's fingerprint.
@@ -361,7 +374,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     if let Some(n) = config.max_batch_items {
         settings.transit.max_batch_items = n;
     }
-    let core = Core::with(open_storage(&config.storage_path)?, seals, settings);
+    let core = Core::with(open_configured_storage(&config.storage)?, seals, settings);
     let tls = if config.listener.tls_disable {
         tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");
         None
@@ -400,7 +413,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
         Some(block) => Some(bind_pkcs11(block).await?),
         None => None,
     };
-    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage_path.display(), seal = %config.seal.name(), "ironseal started");
+    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage, seal = %config.seal.name(), "ironseal started");
     println!("==> Ironseal server started! Api Address: {scheme}://{bound}");
     if config.server.ui {
         println!("==> Web console: {scheme}://{bound}/ui");

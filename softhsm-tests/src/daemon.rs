@@ -78,6 +78,8 @@ pub struct Daemon {
     listener_hcl: String,
     /// Extra top-level lines of the config file (`ui = true`).
     top_hcl: String,
+    /// The storage block; None: `storage "redb"` in the data dir.
+    storage_hcl: Option<String>,
     /// `http://127.0.0.1:PORT` or `https://...` of the current run.
     pub addr: String,
     /// The token bao runs with unless told otherwise (dev root token, or set after init).
@@ -153,6 +155,15 @@ impl Daemon {
         Self::build_full(Mode::Config { tls }, None, Vec::new(), "", top_hcl)
     }
 
+    /// Config mode (plain HTTP, Shamir seal) with `storage_hcl` as the storage block and
+    /// `env` added to the daemon's environment. Starts uninitialised.
+    pub fn config_with_storage(storage_hcl: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut d = Self::unstarted(Mode::Config { tls: false }, None, owned_env(env), "", "");
+        d.storage_hcl = Some(storage_hcl.to_string());
+        d.start();
+        d
+    }
+
     /// Replaces the extra `listener "tcp"` lines used from the next start on.
     pub fn set_listener_hcl(&mut self, listener_hcl: &str) {
         self.listener_hcl = listener_hcl.to_string();
@@ -188,6 +199,18 @@ impl Daemon {
         listener_hcl: &str,
         top_hcl: &str,
     ) -> Daemon {
+        let mut d = Self::unstarted(mode, seal_hcl, env, listener_hcl, top_hcl);
+        d.start();
+        d
+    }
+
+    fn unstarted(
+        mode: Mode,
+        seal_hcl: Option<String>,
+        env: Vec<(String, String)>,
+        listener_hcl: &str,
+        top_hcl: &str,
+    ) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("ironseal-e2e-")
             .tempdir()
@@ -195,7 +218,7 @@ impl Daemon {
         for d in ["data", "logs", "home"] {
             fs::create_dir_all(tmp.path().join(d)).unwrap();
         }
-        let mut d = Daemon {
+        Daemon {
             child: None,
             tmp,
             mode,
@@ -203,14 +226,13 @@ impl Daemon {
             env,
             listener_hcl: listener_hcl.to_string(),
             top_hcl: top_hcl.to_string(),
+            storage_hcl: None,
             addr: String::new(),
             token: None,
             dev_unseal_key: None,
             dev_pkcs11_socket: None,
             init: None,
-        };
-        d.start();
-        d
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -412,10 +434,15 @@ impl Daemon {
         let mut text = if reference_mode() {
             openbao_config(&self.data_dir(), listen, tls, &listener)
         } else {
+            let storage = self.storage_hcl.clone().unwrap_or_else(|| {
+                format!(
+                    "storage \"redb\" {{\n  path = \"{}\"\n}}",
+                    storage.display()
+                )
+            });
             format!(
-                "storage \"redb\" {{\n  path = \"{}\"\n}}\n\nlistener \"tcp\" {{\n{listener}}}\n\n\
+                "{storage}\n\nlistener \"tcp\" {{\n{listener}}}\n\n\
                  {}\n\nlog_level = \"info\"\n",
-                storage.display(),
                 self.seal_hcl.as_deref().unwrap_or("seal \"shamir\" {}")
             )
         };
