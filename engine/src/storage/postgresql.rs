@@ -667,7 +667,8 @@ impl Shared {
                 .await
                 .map_err(Attempt::Failed)?;
         }
-        let payload = notification_keys(written.keys().copied());
+        let changed: Vec<&str> = written.keys().copied().collect();
+        let payload = notification_keys(&changed);
         let row = client
             .query_one(&conn.bump, &[&self.node, &payload])
             .await
@@ -758,29 +759,31 @@ impl Shared {
 }
 
 /// The keys a commit changed, as a JSON array for its notification: all of them when
-/// they fit, else their common prefix.
-fn notification_keys<'k>(keys: impl Iterator<Item = &'k str> + Clone) -> String {
-    let all: Vec<&str> = keys.clone().collect();
-    if let Ok(json) = serde_json::to_string(&all) {
-        if json.len() <= MAX_PAYLOAD {
-            return json;
-        }
+/// they fit, else their common prefix (`""`: everything).
+fn notification_keys(keys: &[&str]) -> String {
+    let json = |keys: &[&str]| serde_json::to_string(keys).unwrap_or_default();
+    let all = json(keys);
+    if !all.is_empty() && all.len() <= MAX_PAYLOAD {
+        return all;
     }
-    let mut common: &str = all.first().copied().unwrap_or("");
+    let mut common = keys.first().copied().unwrap_or("");
     for k in keys {
-        let n = common
-            .char_indices()
-            .zip(k.chars())
-            .take_while(|((_, a), b)| a == b)
-            .last()
-            .map_or(0, |((i, a), _)| i + a.len_utf8());
+        let mut n = common
+            .bytes()
+            .zip(k.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        while !common.is_char_boundary(n) {
+            n -= 1;
+        }
         common = &common[..n];
     }
-    let mut common = common.to_string();
-    while serde_json::to_string(&[&common]).map_or(true, |j| j.len() > MAX_PAYLOAD) {
-        common.pop();
+    let prefix = json(&[common]);
+    if !prefix.is_empty() && prefix.len() <= MAX_PAYLOAD {
+        prefix
+    } else {
+        "[\"\"]".into()
     }
-    serde_json::to_string(&[common]).unwrap_or_else(|_| "[\"\"]".into())
 }
 
 enum Attempt {
@@ -962,5 +965,64 @@ impl Backend for PostgresBackend {
 
     fn watch(&self, invalidations: Arc<Invalidations>) {
         *self.shared.invalidations.lock() = Some(invalidations);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_in_both_url_forms() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cret@db:5432/ks?sslmode=require",
+                "postgres://app:***@db:5432/ks?sslmode=require",
+            ),
+            ("postgresql://app@db/ks", "postgresql://app@db/ks"),
+            (
+                "postgres://db/ks?user=app&password=s3cret",
+                "postgres://db/ks?user=app&password=***",
+            ),
+            (
+                "host=db user=app password=s3cret dbname=ks",
+                "host=db user=app password=*** dbname=ks",
+            ),
+        ] {
+            assert_eq!(redact(url), shown);
+        }
+        let settings = PostgresConfig {
+            connection_url: "postgres://app:s3cret@db/ks".into(),
+            table: None,
+            tls_ca_file: None,
+        };
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_prefix_ends_past_every_key_below_it() {
+        assert_eq!(prefix_end(b"a/"), Some(b"a0".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn notifications_name_the_keys_or_their_common_prefix() {
+        assert_eq!(notification_keys(&["a/1", "a\0b"]), r#"["a/1","a\u0000b"]"#);
+        let many: Vec<String> = (0..2000).map(|i| format!("logical/x/é{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(notification_keys(&many), r#"["logical/x/é"]"#);
+        let huge = "k".repeat(MAX_PAYLOAD + 1);
+        assert_eq!(notification_keys(&[&huge]), r#"[""]"#);
+    }
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        assert!(valid_table("ironseal_store"));
+        assert!(valid_table("_t2"));
+        for bad in ["", "2t", "T", "a-b", "a\"b", "a.b", &"x".repeat(41)] {
+            assert!(!valid_table(bad), "{bad:?}");
+        }
     }
 }
