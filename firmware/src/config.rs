@@ -415,7 +415,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 if label != "redb" {
                     return Err(src.err(
                         kind,
-                        format!("unsupported storage {label:?}: use {}", SUPPORTED_STORAGE),
+                        format!("unsupported storage {label:?}: use {SUPPORTED_STORAGE}"),
                     ));
                 }
                 let mut path = None;
