@@ -10,6 +10,8 @@
 #     stand-in of the cloud-export tests), kept apart because it pins its own versions.
 #   - cargo-fuzz (crates.io, pinned), which scripts/fuzz.sh drives: about 4 minutes on 2
 #     cores the first time, then only a version check.
+#   - PostgreSQL's server binaries (apt `postgresql`; the tests run their own cluster
+#     from /usr/lib/postgresql/<major>/bin, never the system one);
 #   - Kryoptic, the second test token, built from softhsm-tests/kryoptic (crates.io only,
 #     a vendored OpenSSL) into $IRONSEAL_CACHE/kryoptic/libkryoptic_pkcs11.so: about 3
 #     minutes on 2 cores the first time, then only a checksum comparison.
@@ -49,6 +51,8 @@ APT_PACKAGES=(
     libclang-dev curl jq ca-certificates openssl procps python3 python3-venv build-essential
     psmisc libengine-pkcs11-openssl gnutls-bin libp11-kit-dev
     chromium
+    # The shared-storage tests start a throw-away PostgreSQL cluster (initdb, pg_ctl).
+    postgresql
 )
 
 log() { if [[ "${IRONSEAL_VERBOSE:-0}" == 1 ]]; then echo "install-deps: $*" >&2; fi; }

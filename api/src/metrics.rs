@@ -206,6 +206,20 @@ fn engine_gauges(e: &EngineFigures) -> Vec<(&'static str, &'static str, f64)> {
             b as f64,
         ));
     }
+    if let Some(up) = e.storage.backend.reachable {
+        g.push((
+            "ironseal_storage_reachable",
+            "1 while the shared storage server answers",
+            flag(up),
+        ));
+    }
+    if let Some(us) = e.storage.backend.last_commit_micros {
+        g.push((
+            "ironseal_storage_last_commit_seconds",
+            "How long the last commit to the shared storage server took",
+            us as f64 / 1e6,
+        ));
+    }
     if let Some(d) = e.sync_outbox_depth {
         g.push((
             "ironseal_sync_outbox_depth",

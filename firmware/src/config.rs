@@ -2,6 +2,13 @@
 //!
 //! ```hcl
 //! storage "redb" { path = "/var/lib/ironseal/ironseal.redb" }
+//! # or, several nodes on one database (generated TLS material then lives beside this
+//! # file; the URL may come from IRONSEAL_PG_URL instead):
+//! # storage "postgresql" {
+//! #   connection_url = "postgres://ironseal:PASSWORD@db.example:5432/ironseal"
+//! #   table          = "ironseal_store"
+//! #   tls_ca_file    = "/etc/ironseal/db-ca.pem"   # optional, besides the system's CAs
+//! # }
 //! # or, in a build with the `fdb` feature, the keyspace in a FoundationDB cluster that
 //! # several appliances share (each under its own prefix); local files (generated TLS)
 //! # then live in /var/lib/ironseal:
@@ -163,13 +170,45 @@ const FOUNDATIONDB_DATA_DIR: &str = "/var/lib/ironseal";
 /// versionstamp offsets (520) up to the headers it is built with (7.3).
 const FOUNDATIONDB_API_VERSIONS: std::ops::RangeInclusive<i64> = 520..=730;
 
+/// Where the keyspace lives.
+#[derive(Debug, Clone)]
+pub enum StorageBlock {
+    Redb {
+        path: PathBuf,
+    },
+    #[cfg(feature = "postgresql")]
+    Postgresql(engine::storage::postgresql::PostgresConfig),
+    /// Parsed in every build; a build without `fdb` refuses it at parse time.
+    Foundationdb(FoundationDbBlock),
+}
+
+impl std::fmt::Display for StorageBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageBlock::Redb { path } => write!(f, "redb {}", path.display()),
+            #[cfg(feature = "postgresql")]
+            StorageBlock::Postgresql(pg) => write!(
+                f,
+                "postgresql {}",
+                engine::storage::postgresql::redact(&pg.connection_url)
+            ),
+            StorageBlock::Foundationdb(block) => write!(
+                f,
+                "foundationdb (cluster file {}, prefix {:?}, API version {})",
+                block
+                    .cluster_file
+                    .as_deref()
+                    .map_or("default".into(), |p| p.display().to_string()),
+                block.prefix,
+                block.api_version
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The redb file (`storage "redb"`); with another storage, a file in the data
-    /// directory that is not opened.
-    pub storage_path: PathBuf,
-    /// `storage "foundationdb"`: the keyspace is there, not in `storage_path`.
-    pub foundationdb: Option<FoundationDbBlock>,
+    pub storage: StorageBlock,
     pub listener: ListenerConfig,
     /// The active seal.
     pub seal: SealBlock,
@@ -177,7 +216,8 @@ pub struct Config {
     pub previous_seal: Option<SealBlock>,
     pub log_level: Option<String>,
     pub disable_mlock: bool,
-    /// Where generated TLS material lives: beside the storage file.
+    /// Where generated TLS material lives: beside the storage file (beside the config
+    /// file when storage is a database).
     pub data_dir: PathBuf,
     /// Vault's top-level `default_lease_ttl` / `max_lease_ttl`: bound every token's
     /// lifetime unless the `auth/token/` mount is tuned (768h each by default).
@@ -283,6 +323,53 @@ fn as_bool(src: &Source, key: &str, e: &Expression) -> Result<bool, ConfigError>
     }
 }
 
+#[cfg(feature = "postgresql")]
+const SUPPORTED_STORAGE: &str = "\"redb\", \"postgresql\" or \"foundationdb\"";
+#[cfg(not(feature = "postgresql"))]
+const SUPPORTED_STORAGE: &str =
+    "\"redb\" or \"foundationdb\" (this build has no PostgreSQL storage)";
+
+/// `storage "postgresql" { connection_url, table, tls_ca_file }`; the URL may come from
+/// `IRONSEAL_PG_URL` instead, so the password need not sit in the file.
+#[cfg(feature = "postgresql")]
+fn parse_postgresql(
+    src: &Source,
+    body: &hcl::Body,
+) -> Result<engine::storage::postgresql::PostgresConfig, ConfigError> {
+    let mut url = None;
+    let mut table = None;
+    let mut tls_ca_file = None;
+    for attr in body.attributes() {
+        match attr.key() {
+            "connection_url" => url = Some(as_string(src, "connection_url", attr.expr())?),
+            "table" => table = Some(as_string(src, "table", attr.expr())?),
+            "tls_ca_file" => {
+                tls_ca_file = Some(PathBuf::from(as_string(src, "tls_ca_file", attr.expr())?))
+            }
+            other => {
+                return Err(src.err(
+                    other,
+                    format!("unknown key `{other}` in storage \"postgresql\" (not supported here)"),
+                ))
+            }
+        }
+    }
+    let connection_url = match std::env::var("IRONSEAL_PG_URL") {
+        Ok(env) if !env.is_empty() => env,
+        _ => url.ok_or_else(|| {
+            src.err(
+                "storage",
+                "storage \"postgresql\" needs `connection_url` (or IRONSEAL_PG_URL)",
+            )
+        })?,
+    };
+    Ok(engine::storage::postgresql::PostgresConfig {
+        connection_url,
+        table,
+        tls_ca_file,
+    })
+}
+
 fn single_label<'b>(src: &Source, block: &'b Block) -> Result<&'b str, ConfigError> {
     let kind = block.identifier();
     match block.labels() {
@@ -318,8 +405,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         message: format!("invalid HCL: {e}"),
     })?;
 
-    let mut storage_path = None;
-    let mut foundationdb = None;
+    let mut storage = None;
     let mut listener = None;
     let mut seal: Option<SealBlock> = None;
     let mut previous_seal: Option<SealBlock> = None;
@@ -359,18 +445,29 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let kind = block.identifier();
         match kind {
             "storage" | "backend" => {
-                if storage_path.is_some() || foundationdb.is_some() {
+                if storage.is_some() {
                     return Err(src.err(kind, "only one storage block is allowed"));
                 }
                 let label = single_label(&src, block)?;
                 if label == "foundationdb" {
-                    foundationdb = Some(parse_foundationdb(&src, block.body())?);
+                    storage = Some(StorageBlock::Foundationdb(parse_foundationdb(
+                        &src,
+                        block.body(),
+                    )?));
+                    continue;
+                }
+                #[cfg(feature = "postgresql")]
+                if label == "postgresql" {
+                    storage = Some(StorageBlock::Postgresql(parse_postgresql(
+                        &src,
+                        block.body(),
+                    )?));
                     continue;
                 }
                 if label != "redb" {
                     return Err(src.err(
                         kind,
-                        format!("unsupported storage {label:?}: use \"redb\" or \"foundationdb\""),
+                        format!("unsupported storage {label:?}: use {SUPPORTED_STORAGE}"),
                     ));
                 }
                 let mut path = None;
@@ -383,8 +480,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                         }
                     }
                 }
-                storage_path =
-                    Some(path.ok_or_else(|| src.err(kind, "storage \"redb\" needs `path`"))?);
+                let path = path.ok_or_else(|| src.err(kind, "storage \"redb\" needs `path`"))?;
+                storage = Some(StorageBlock::Redb { path });
             }
             "listener" => {
                 if listener.is_some() {
@@ -448,10 +545,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         };
         return Err(src.err(key, e));
     }
-    if foundationdb.is_some() {
-        storage_path = Some(Path::new(FOUNDATIONDB_DATA_DIR).join("ironseal.redb"));
-    }
-    let storage_path = storage_path.ok_or_else(|| ConfigError {
+    let storage = storage.ok_or_else(|| ConfigError {
         file: file.display().to_string(),
         line: 1,
         message: "missing storage \"redb\" { path = \"...\" } block".into(),
@@ -468,14 +562,23 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             .or(server.default_max_request_duration)
             .unwrap_or(api::limits::DEFAULT_MAX_REQUEST_DURATION),
     );
-    let data_dir = storage_path
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let beside = match &storage {
+        StorageBlock::Redb { path } => path.as_path(),
+        #[cfg(feature = "postgresql")]
+        StorageBlock::Postgresql(_) => file,
+        StorageBlock::Foundationdb(_) => Path::new(FOUNDATIONDB_DATA_DIR),
+    };
+    let data_dir = if matches!(storage, StorageBlock::Foundationdb(_)) {
+        beside.to_path_buf()
+    } else {
+        beside
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
+    };
     Ok(Config {
-        storage_path,
-        foundationdb,
+        storage,
         listener,
         seal: seal.unwrap_or(SealBlock::Shamir),
         previous_seal,
@@ -489,7 +592,6 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     })
 }
 
-/// A TTL as Vault's config takes it: seconds, or a duration string such as "768h".
 fn parse_foundationdb(src: &Source, body: &Body) -> Result<FoundationDbBlock, ConfigError> {
     let mut block = FoundationDbBlock {
         cluster_file: None,
@@ -537,6 +639,7 @@ fn parse_foundationdb(src: &Source, body: &Body) -> Result<FoundationDbBlock, Co
     Ok(block)
 }
 
+/// A TTL as Vault's config takes it: seconds, or a duration string such as "768h".
 fn as_ttl(src: &Source, key: &str, e: &Expression) -> Result<u64, ConfigError> {
     let text = as_string(src, key, e)?;
     engine::duration::parse_duration(&text).map_err(|err| src.err(key, format!("`{key}`: {err}")))
@@ -1319,16 +1422,18 @@ log_level = "debug"
         ));
         if cfg!(feature = "fdb") {
             let c = parsed.unwrap();
-            assert_eq!(
-                c.foundationdb,
-                Some(FoundationDbBlock {
+            assert!(matches!(
+                c.storage,
+                StorageBlock::Foundationdb(ref b) if *b == FoundationDbBlock {
                     cluster_file: Some("/etc/foundationdb/fdb.cluster".into()),
                     prefix: "tenant-a".into(),
                     api_version: 710,
-                })
-            );
+                }
+            ));
             assert_eq!(c.data_dir, Path::new(FOUNDATIONDB_DATA_DIR));
-            let defaults = p(&block("")).unwrap().foundationdb.unwrap();
+            let StorageBlock::Foundationdb(defaults) = p(&block("")).unwrap().storage else {
+                panic!("not a foundationdb block");
+            };
             assert_eq!(
                 (defaults.prefix.as_str(), defaults.api_version),
                 ("ironseal", 730)

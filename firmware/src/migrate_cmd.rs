@@ -59,9 +59,9 @@ pub fn run(args: &[String]) -> ExitCode {
 /// The storage a config file names, opened as the daemon opens it.
 fn open(config: &Path, which: &str) -> anyhow::Result<Arc<Storage>> {
     let parsed = crate::config::load(config)?;
-    crate::server::open_storage(&parsed.storage_path).map_err(|e| {
+    crate::server::open_configured_storage(&parsed.storage).map_err(|e| {
         anyhow::anyhow!(
-            "{e:#}\n(the {which} storage of {}: a running daemon holds it locked; stop it first)",
+            "{e:#}\n(the {which} storage of {}: if a daemon runs on it, stop it first)",
             config.display()
         )
     })

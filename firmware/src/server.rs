@@ -14,7 +14,7 @@ use engine::Core;
 use zeroize::Zeroizing;
 
 use crate::cli::Flags;
-use crate::config::{self, Config, LogFormat, Pkcs11Block, SealBlock};
+use crate::config::{self, Config, LogFormat, Pkcs11Block, SealBlock, StorageBlock};
 use crate::hardening;
 
 const BOOLEANS: &[&str] = &["dev", "dev-no-store-token", "dev-tls"];
@@ -85,36 +85,32 @@ pub(crate) fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
     Ok(Storage::new(Arc::new(backend)))
 }
 
-/// The storage `config` names: FoundationDB's keyspace when it has that block, else
-/// the redb file.
-fn open_configured_storage(config: &Config) -> anyhow::Result<Arc<Storage>> {
-    #[cfg(feature = "fdb")]
-    if let Some(block) = &config.foundationdb {
-        use engine::storage::foundationdb::{open, FdbConfig};
-        let backend = open(&FdbConfig {
-            cluster_file: block.cluster_file.clone(),
-            prefix: block.prefix.clone(),
-            api_version: block.api_version,
-        })
-        .map_err(|e| anyhow::anyhow!("cannot open FoundationDB storage: {e}"))?;
-        return Ok(Storage::new(backend));
-    }
-    open_storage(&config.storage_path)
-}
-
-/// The storage as the start-up line names it.
-fn storage_label(config: &Config) -> String {
-    match &config.foundationdb {
-        Some(block) => format!(
-            "foundationdb (cluster file {}, prefix {:?}, API version {})",
-            block
-                .cluster_file
-                .as_deref()
-                .map_or("default".into(), |p| p.display().to_string()),
-            block.prefix,
-            block.api_version
+/// Opens the storage a config file's `storage` block names.
+pub(crate) fn open_configured_storage(block: &StorageBlock) -> anyhow::Result<Arc<Storage>> {
+    match block {
+        StorageBlock::Redb { path } => open_storage(path),
+        #[cfg(feature = "postgresql")]
+        StorageBlock::Postgresql(pg) => {
+            let backend = engine::storage::postgresql::PostgresBackend::open(pg).map_err(|e| {
+                anyhow::Error::new(e).context(format!("cannot open storage {block}"))
+            })?;
+            Ok(Storage::new(Arc::new(backend)))
+        }
+        #[cfg(feature = "fdb")]
+        StorageBlock::Foundationdb(fdb) => {
+            use engine::storage::foundationdb::{open, FdbConfig};
+            let backend = open(&FdbConfig {
+                cluster_file: fdb.cluster_file.clone(),
+                prefix: fdb.prefix.clone(),
+                api_version: fdb.api_version,
+            })
+            .map_err(|e| anyhow::Error::new(e).context(format!("cannot open storage {block}")))?;
+            Ok(Storage::new(backend))
+        }
+        #[cfg(not(feature = "fdb"))]
+        StorageBlock::Foundationdb(_) => anyhow::bail!(
+            "storage \"foundationdb\" needs an ironseal built with the `fdb` feature"
         ),
-        None => config.storage_path.display().to_string(),
     }
 }
 
@@ -398,7 +394,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     if let Some(n) = config.max_batch_items {
         settings.transit.max_batch_items = n;
     }
-    let core = Core::with(open_configured_storage(&config)?, seals, settings);
+    let core = Core::with(open_configured_storage(&config.storage)?, seals, settings);
     let tls = if config.listener.tls_disable {
         tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");
         None
@@ -444,7 +440,7 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
         Some(block) => Some(bind_pkcs11(block).await?),
         None => None,
     };
-    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %storage_label(&config), seal = %config.seal.name(), "ironseal started");
+    tracing::info!(address = %format!("{scheme}://{bound}"), storage = %config.storage, seal = %config.seal.name(), "ironseal started");
     println!("==> Ironseal server started! Api Address: {scheme}://{bound}");
     if config.server.ui {
         println!("==> Web console: {scheme}://{bound}/ui");

@@ -78,6 +78,8 @@ pub struct Daemon {
     listener_hcl: String,
     /// Extra top-level lines of the config file (`ui = true`).
     top_hcl: String,
+    /// The storage block; None: `storage "redb"` in the data dir.
+    storage_hcl: Option<String>,
     /// `http://127.0.0.1:PORT` or `https://...` of the current run.
     pub addr: String,
     /// The token bao runs with unless told otherwise (dev root token, or set after init).
@@ -166,6 +168,15 @@ impl Daemon {
             "",
         );
         d.client_cert = Some((cert.to_path_buf(), key.to_path_buf()));
+        d.start();
+        d
+    }
+
+    /// Config mode (plain HTTP, Shamir seal) with `storage_hcl` as the storage block and
+    /// `env` added to the daemon's environment. Starts uninitialised.
+    pub fn config_with_storage(storage_hcl: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut d = Self::unstarted(Mode::Config { tls: false }, None, owned_env(env), "", "");
+        d.storage_hcl = Some(storage_hcl.to_string());
         d.start();
         d
     }
@@ -266,6 +277,7 @@ impl Daemon {
             env,
             listener_hcl: listener_hcl.to_string(),
             top_hcl: top_hcl.to_string(),
+            storage_hcl: None,
             addr: String::new(),
             token: None,
             dev_unseal_key: None,
@@ -479,10 +491,15 @@ impl Daemon {
         let mut text = if reference_mode() {
             openbao_config(&self.data_dir(), listen, tls, &listener)
         } else {
+            let storage = self.storage_hcl.clone().unwrap_or_else(|| {
+                format!(
+                    "storage \"redb\" {{\n  path = \"{}\"\n}}",
+                    storage.display()
+                )
+            });
             format!(
-                "storage \"redb\" {{\n  path = \"{}\"\n}}\n\nlistener \"tcp\" {{\n{listener}}}\n\n\
+                "{storage}\n\nlistener \"tcp\" {{\n{listener}}}\n\n\
                  {}\n\nlog_level = \"info\"\n",
-                storage.display(),
                 self.seal_hcl.as_deref().unwrap_or("seal \"shamir\" {}")
             )
         };

@@ -5,6 +5,7 @@
 //! against OpenBao (`IRONSEAL_REFERENCE=openbao`). [`pkcs11`] is the token the PKCS#11
 //! library's tests drive, or SoftHSM2 as their reference (`IRONSEAL_PKCS11_REFERENCE`).
 //! [`emulators`] starts the cloud providers' stand-ins that the export tests sync to.
+//! [`postgres`] starts a throw-away PostgreSQL for the shared-storage tests.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod kryoptic;
 pub mod leaks;
 pub mod localstack;
 pub mod pkcs11;
+pub mod postgres;
 pub mod reference;
 pub mod rotate;
 pub mod tools;

@@ -27,6 +27,8 @@ mod group_commit;
 mod invalidation;
 mod memory;
 pub mod migrate;
+#[cfg(feature = "postgresql")]
+pub mod postgresql;
 mod redb;
 #[cfg(test)]
 pub(crate) mod shared_memory;
@@ -84,6 +86,27 @@ pub enum StorageError {
     /// What the backend holds at `key` cannot be read back as it was written.
     #[error("storage holds an unreadable record at {key}: {reason}")]
     Corrupt { key: String, reason: &'static str },
+    /// The storage configuration cannot be used as written.
+    #[error("invalid storage configuration: {message}")]
+    InvalidConfig { message: String },
+    /// A shared store (a database server) failed or could not be reached.
+    #[error("the {backend} storage failed while {context}")]
+    Remote {
+        backend: &'static str,
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The connection was lost while the commit was in flight and the store could not
+    /// be asked whether it landed: the write may or may not have been applied.
+    #[error("the storage commit may or may not have been applied (the connection was lost); read back to know")]
+    CommitUnknown {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store holds something this program did not write.
+    #[error("storage holds foreign data: {context}")]
+    ForeignData { context: &'static str },
 }
 
 impl StorageError {
@@ -232,6 +255,10 @@ pub struct BackendFigures {
     pub file_bytes: Option<u64>,
     /// Writes are refused until a restart replays the log.
     pub broken: bool,
+    /// Whether a shared store's server answered the last time it was asked.
+    pub reachable: Option<bool>,
+    /// How long the last commit to a shared store took, in microseconds.
+    pub last_commit_micros: Option<u64>,
 }
 
 /// What storage has done since start, for `sys/metrics`.

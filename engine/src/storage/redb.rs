@@ -258,6 +258,7 @@ impl Backend for RedbBackend {
             checkpoints: Some(log.checkpoints),
             file_bytes: std::fs::metadata(&self.path).ok().map(|m| m.len()),
             broken: log.broken.is_some(),
+            ..BackendFigures::default()
         }
     }
 }
