@@ -6,6 +6,8 @@
 # Usage: image/build.sh [-o OUT_DIR] [-V VERSION]
 #   OUT_DIR  default $IRONSEAL_CACHE/image/out (IRONSEAL_CACHE defaults to /var/tmp/ironseal)
 #   VERSION  the image version (default: `git describe`); a later version is an update.
+# IMAGE_CARGO_TARGET_DIR sets the daemon's target directory (default
+# $IRONSEAL_CACHE/image/target).
 # Writes to OUT_DIR:
 #   ironseal-VERSION.img          the disk to flash or boot (sparse; slot A holds VERSION)
 #   ironseal-VERSION.update.tar   the update bundle `ironseal-update` installs into the
@@ -13,7 +15,7 @@
 #   ironseal-VERSION.manifest     every package and version, and the daemon's SHA-256
 #   ironseal-VERSION.security     `systemd-analyze security` of the unit (score at the end)
 # Needs root (debootstrap, chroot). The base system is cached in $IRONSEAL_CACHE/image,
-# keyed by the package list and the files under image/rootfs, so a second version reuses it.
+# keyed by the package list, the mirror and base.sh, so a second version reuses it.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -25,7 +27,7 @@ while getopts "o:V:" opt; do
     case "$opt" in
     o) OUT="$OPTARG" ;;
     V) VERSION="$OPTARG" ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
     esac
 done
 VERSION="${VERSION:-$(git -C "$SRC" describe --always --dirty)}"
@@ -74,8 +76,14 @@ tar -C "$WORK/root" --numeric-owner --xattrs -xf "$BASE"
 ROOT="$WORK/root"
 
 # ---- the daemon -----------------------------------------------------------------------
-log "building the release daemon"
-DAEMON="$("$HERE/build-daemon.sh" "${IMAGE_CARGO_TARGET_DIR:-$IRONSEAL_CACHE/image/target}")"
+# IRONSEAL_DAEMON: a daemon built elsewhere (to try the image while a release build runs;
+# the manifest records its hash).
+if [[ -n "${IRONSEAL_DAEMON:-}" ]]; then
+    DAEMON="$IRONSEAL_DAEMON"
+else
+    log "building the release daemon"
+    DAEMON="$("$HERE/build-daemon.sh" "${IMAGE_CARGO_TARGET_DIR:-$IRONSEAL_CACHE/image/target}")"
+fi
 DAEMON_SHA256="$(sha256sum "$DAEMON" | cut -d' ' -f1)"
 log "daemon sha256 $DAEMON_SHA256"
 
@@ -91,7 +99,7 @@ chmod 0750 "$ROOT/etc/ironseal" && chgrp "$IRONSEAL_GID" "$ROOT/etc/ironseal"
 chmod 0640 "$ROOT/etc/ironseal/ironseal.hcl" && chgrp "$IRONSEAL_GID" "$ROOT/etc/ironseal/ironseal.hcl"
 echo "$VERSION" >"$ROOT/usr/lib/ironseal/version"
 printf 'IMAGE_ID=ironseal\nIMAGE_VERSION=%s\n' "$VERSION" >>"$ROOT/usr/lib/os-release"
-systemctl --root="$ROOT" enable ironseal.service ironseal-measure.service \
+systemctl --quiet --root="$ROOT" enable ironseal.service ironseal-measure.service \
     ironseal-firstboot.service ironseal-boot-ok.service ironseal-update-medium.service >/dev/null
 # What the slot measures into PCR 15 at boot (image/rootfs/usr/lib/ironseal/measure).
 MEASURED="$(chroot "$ROOT" /usr/lib/ironseal/measure --print)"

@@ -60,7 +60,7 @@ SFDISK
 
     local esp="$work/esp.img"
     rm -f "$esp"
-    mkfs.vfat -q -F 32 -n ESP -C "$esp" $((ESP_MIB * 1024)) >/dev/null
+    mkfs.vfat -F 32 -n ESP -C "$esp" $((ESP_MIB * 1024)) >/dev/null
     mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/EFI/systemd ::/loader ::/loader/entries ::/a ::/b
     mcopy -i "$esp" "$work/boot/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
     mcopy -i "$esp" "$work/boot/systemd-bootx64.efi" ::/EFI/systemd/systemd-bootx64.efi

@@ -12,5 +12,3 @@ seal "tpm2" {
   tcti = "device:/dev/tpmrm0"
   pcrs = "0,2,4,7,15"
 }
-
-ui = true
