@@ -39,9 +39,10 @@ if [[ -z "${IRONSEAL_QEMU_ACCEL:-}" ]]; then
         IRONSEAL_QEMU_ACCEL=tcg
     fi
 fi
+# Waits are scaled by SLOW: emulation on a loaded machine is many times slower.
 case "$IRONSEAL_QEMU_ACCEL" in
-kvm) CPU=host ;;
-tcg) CPU=max ;;
+kvm) CPU=host SLOW=1 ;;
+tcg) CPU=max SLOW=4 ;;
 *) echo "boot-test.sh: IRONSEAL_QEMU_ACCEL is kvm or tcg" >&2; exit 2 ;;
 esac
 "$HERE/deps.sh"
@@ -126,13 +127,13 @@ s.recv(4096)
 PY
 }
 
-# Clean power-off through the ACPI power button; a hard stop after two minutes.
+# Clean power-off through the ACPI power button; a hard stop after two minutes (scaled).
 power_off() {
     monitor system_powerdown || true
-    local deadline=$((SECONDS + 120))
+    local deadline=$((SECONDS + 120 * SLOW))
     while kill -0 "$QEMU_PID" 2>/dev/null; do
         if ((SECONDS >= deadline)); then
-            log "no clean power-off within 2 minutes: stopping QEMU"
+            log "no clean power-off in time: stopping QEMU"
             monitor quit || kill "$QEMU_PID"
         fi
         sleep 0.5
@@ -144,20 +145,20 @@ power_off() {
 
 # wait_console PATTERN SECONDS [FILE]: until the console shows PATTERN (extended regex).
 wait_console() {
-    local pattern=$1 deadline=$((SECONDS + $2)) file=${3:-$CONSOLE}
+    local pattern=$1 deadline=$((SECONDS + $2 * SLOW)) file=${3:-$CONSOLE}
     until grep -aEq -- "$pattern" "$file" 2>/dev/null; do
         kill -0 "$QEMU_PID" 2>/dev/null || fail "QEMU exited before the console showed /$pattern/ (see $file)"
-        ((SECONDS < deadline)) || fail "the console did not show /$pattern/ within $2 s (see $file)"
+        ((SECONDS < deadline)) || fail "the console did not show /$pattern/ within $(($2 * SLOW)) s (see $file)"
         sleep 0.5
     done
 }
 
 # The API answers (any seal state); prints the seconds since QEMU started.
 wait_api() {
-    local deadline=$((SECONDS + 300))
+    local deadline=$((SECONDS + 300 * SLOW))
     until curl -sk -o /dev/null "https://127.0.0.1:$PORT/v1/sys/seal-status"; do
         kill -0 "$QEMU_PID" 2>/dev/null || fail "QEMU exited before the API answered (see $CONSOLE)"
-        ((SECONDS < deadline)) || fail "no API on 127.0.0.1:$PORT within 300 s (see $CONSOLE)"
+        ((SECONDS < deadline)) || fail "no API on 127.0.0.1:$PORT within $((300 * SLOW)) s (see $CONSOLE)"
         sleep 0.5
     done
     echo $((SECONDS - BOOT_STARTED))
@@ -166,9 +167,9 @@ wait_api() {
 seal_status() { curl -sk "https://127.0.0.1:$PORT/v1/sys/seal-status"; }
 
 wait_unsealed() {
-    local deadline=$((SECONDS + 120))
+    local deadline=$((SECONDS + 120 * SLOW))
     until [[ "$(seal_status | jq -r .sealed)" == false ]]; do
-        ((SECONDS < deadline)) || fail "not unsealed within 120 s: $(seal_status) (see $CONSOLE)"
+        ((SECONDS < deadline)) || fail "not unsealed within $((120 * SLOW)) s: $(seal_status) (see $CONSOLE)"
         sleep 0.5
     done
 }
