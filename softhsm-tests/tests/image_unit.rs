@@ -64,7 +64,7 @@ fn appliance_unit_is_hardened() {
     }
     // The private /dev holds the TPM resource manager, and only it.
     assert_eq!(one("DeviceAllow"), "/dev/tpmrm0 rw");
-    assert!(one("BindPaths").trim_start_matches('-') == "/dev/tpmrm0");
+    assert_eq!(one("BindPaths").trim_start_matches('-'), "/dev/tpmrm0");
     let families = one("RestrictAddressFamilies");
     let mut families: Vec<&str> = families.split_whitespace().collect();
     families.sort_unstable();
