@@ -104,7 +104,7 @@ boot() {
     local extra=()
     [[ -z "$medium" ]] || extra=(-drive "if=virtio,format=raw,readonly=on,file=$medium")
     BOOT_STARTED=$SECONDS
-    qemu-system-x86_64 -machine "q35,accel=$IRONSEAL_QEMU_ACCEL" -cpu "$CPU" -smp 2 -m 1024 -nodefaults \
+    qemu-system-x86_64 -machine "q35,accel=$IRONSEAL_QEMU_ACCEL" -cpu "$CPU" -smp 2 -m 4096 -nodefaults \
         -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
         -drive "if=pflash,format=raw,unit=1,file=$W/vars.fd" \
         -drive "if=virtio,format=raw,file=$W/disk.img" "${extra[@]}" \
