@@ -108,9 +108,9 @@ pub(crate) fn open_configured_storage(block: &StorageBlock) -> anyhow::Result<Ar
             Ok(Storage::new(backend))
         }
         #[cfg(not(feature = "fdb"))]
-        StorageBlock::Foundationdb(_) => anyhow::bail!(
-            "storage \"foundationdb\" needs an ironseal built with the `fdb` feature"
-        ),
+        StorageBlock::Foundationdb(_) => {
+            anyhow::bail!("storage \"foundationdb\" needs an ironseal built with the `fdb` feature")
+        }
     }
 }
 
