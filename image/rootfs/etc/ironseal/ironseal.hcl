@@ -1,5 +1,8 @@
 # The appliance's configuration (read-only, in the system slot). The TLS certificate is
 # generated on first boot in /var/lib/ironseal/tls (the data partition).
+# The web console at /ui, how operators run the appliance.
+ui = true
+
 storage "redb" { path = "/var/lib/ironseal/ironseal.redb" }
 
 listener "tcp" {
