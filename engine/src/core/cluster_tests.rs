@@ -299,9 +299,20 @@ async fn mounting_on_both_nodes_at_once_loses_no_mount() {
             _ => ("up", "down"),
         };
         tokio::join!(mount(c.a.clone(), pa), mount(c.b.clone(), pb));
+        // The other node takes a table change up when storage raises it, which may land
+        // just after the mount call returned: wait for it within a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         for node in [&c.a, &c.b] {
-            assert!(node.route(&format!("{pa}/data/x")).is_some());
-            assert!(node.route(&format!("{pb}/data/x")).is_some());
+            while [pa, pb]
+                .iter()
+                .any(|p| node.route(&format!("{p}/data/x")).is_none())
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{pa} and {pb} not both routed on every node"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
         }
         c.a.mounts.unmount(pa).await.unwrap();
         c.a.mounts.unmount(pb).await.unwrap();

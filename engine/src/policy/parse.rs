@@ -66,6 +66,11 @@ impl Policy {
 }
 
 fn hcl_blocks(text: &str) -> Result<PathBlocks, PolicyError> {
+    crate::hcl_nesting::check(text).map_err(|e| PolicyError::Syntax {
+        line: e.line,
+        column: 1,
+        message: e.to_string(),
+    })?;
     let body: Body = hcl::parse(text).map_err(|e| match e {
         hcl::Error::Parse(p) => PolicyError::Syntax {
             line: p.location().line(),
