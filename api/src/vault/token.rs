@@ -61,7 +61,21 @@ fn lookup_data(entry: &TokenEntry, id: &str) -> Value {
     })
 }
 
-pub(crate) fn auth_block(token: &str, entry: &TokenEntry) -> Value {
+/// Which TTL an `auth` block reports.
+#[derive(Clone, Copy)]
+pub(crate) enum Lease {
+    Issued,
+    Renewed,
+}
+
+/// Vault's `auth` block. `lease_duration` is the TTL granted: for a token just issued,
+/// counted from its creation, so a second that ticks between issue and answer does not
+/// shave one off; for a renewal, what is left from now.
+pub(crate) fn auth_block(token: &str, entry: &TokenEntry, lease: Lease) -> Value {
+    let lease_duration = match (lease, entry.expire_time) {
+        (Lease::Issued, Some(expire)) => (expire - entry.creation_time).max(0) as u64,
+        _ => entry.ttl_left(now()),
+    };
     json!({
         "client_token": token,
         "accessor": entry.accessor,
@@ -69,7 +83,7 @@ pub(crate) fn auth_block(token: &str, entry: &TokenEntry) -> Value {
         "token_policies": entry.policies,
         "identity_policies": null,
         "metadata": entry.meta,
-        "lease_duration": entry.ttl_left(now()),
+        "lease_duration": lease_duration,
         "renewable": entry.renewable,
         "entity_id": "",
         "token_type": "service",
@@ -182,7 +196,13 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
             .await;
         }
     };
-    let auth = |found: Found| Ok(Reply::auth(auth_block(&found.id, &found.entry)));
+    let auth = |found: Found| {
+        Ok(Reply::auth(auth_block(
+            &found.id,
+            &found.entry,
+            Lease::Renewed,
+        )))
+    };
     let renewed = |found: Option<Found>| match found {
         Some(found) => auth(found),
         None => Ok(Reply::no_content()),
@@ -201,7 +221,11 @@ pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<
             };
             apply_at(core, req, &path, op, |created| match created {
                 Created::Issued(issued) => {
-                    Ok(Reply::auth(auth_block(&issued.token, &issued.entry)))
+                    Ok(Reply::auth(auth_block(
+                        &issued.token,
+                        &issued.entry,
+                        Lease::Issued,
+                    )))
                 }
                 Created::AttenuatedParent => Err(ApiError::new(
                     hyper::StatusCode::FORBIDDEN,

@@ -40,6 +40,7 @@ pub(crate) fn login_reply(issued: IssuedToken) -> Result<Reply, ApiError> {
     Ok(Reply::auth(crate::vault::token::auth_block(
         &issued.token,
         &issued.entry,
+        crate::vault::token::Lease::Issued,
     )))
 }
 
