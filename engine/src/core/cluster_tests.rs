@@ -153,8 +153,16 @@ async fn a_keyring_rotation_on_one_node_is_taken_up_by_the_other_and_races_lose_
     let (ra, rb) = tokio::join!(c.a.rotate_keyring(), c.b.rotate_keyring());
     let terms = [ra.unwrap().term, rb.unwrap().term];
     assert!(terms == [3, 4] || terms == [4, 3], "{terms:?}");
+    // Each node takes the other's last rotation up when storage raises it: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     for node in [&c.a, &c.b] {
-        assert_eq!(node.key_status().unwrap().term, 4);
+        while node.key_status().unwrap().term != 4 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a node stayed behind term 4"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
     secret(&c.a)
         .kv()
