@@ -94,6 +94,10 @@ impl Lease {
             Some(h) if h.holder == self.holder && h.expires_ms > now + ttl_ms * 2 / 3 => {
                 return Ok(Acquired::Held);
             }
+            // No other node can take it from us there: renewing would only write.
+            Some(h) if h.holder == self.holder && !self.storage.shared() => {
+                return Ok(Acquired::Held);
+            }
             // On a store only this process can write, another holder is a previous run
             // of this process, which cannot be running any more.
             Some(h) if h.holder != self.holder && h.live_at(now) && self.storage.shared() => {
