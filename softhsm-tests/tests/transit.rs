@@ -748,10 +748,17 @@ fn bad_input_is_a_clear_400_never_a_500() {
             json!({ "ciphertext": good.replace("vault:v1:", "vault:v9:") }),
             DECRYPT_FAILED,
         ),
+        // Fixed payloads: a random one starting with "v" would match the "vault:v"
+        // prefix and take the next refusal, as it does in OpenBao.
         (
             "decrypt/aes",
-            json!({ "ciphertext": good.replace("vault:v1:", "vault:") }),
+            json!({ "ciphertext": format!("vault:{}", b64(&raw).replace('v', "A")) }),
             "invalid ciphertext: no prefix",
+        ),
+        (
+            "decrypt/aes",
+            json!({ "ciphertext": "vault:vQUFBQUFB" }),
+            "invalid ciphertext: wrong number of fields",
         ),
         (
             "decrypt/aes",
