@@ -243,7 +243,7 @@ fn a_storage_step_that_fails_keeps_nothing_of_the_request() {
         let rotated = d.http("POST", "/v1/sys/rotate", d.token.as_deref(), Body::None);
         let rotated_ok = rotated.status < 300;
         if point.starts_with("wal:") && *point != "wal:truncated" {
-            assert!(refused.len() == i - BEFORE, "{point}: {refused:?}");
+            assert_eq!(refused.len(), i - BEFORE, "{point}: {refused:?}");
             assert!(!rotated_ok, "{point}: the rotation answered: {rotated}");
         }
         // Killed while the fault lasts, as a fault that ends in a power cut.
