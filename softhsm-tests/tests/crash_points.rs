@@ -116,9 +116,20 @@ fn check_after_restart(d: &mut Daemon, point: &str, acked: &[usize], refused: &[
         assert_eq!(read(d, i), None, "{point}: refused write {i} is there");
     }
     let next = acked.iter().chain(refused).max().map_or(0, |m| m + 1);
-    if let Some(cut) = read(d, next) {
-        assert_eq!(cut, value(next), "{point}: the cut-off write is half there");
+    let cut = read(d, next);
+    if let Some(cut) = &cut {
+        assert_eq!(
+            *cut,
+            value(next),
+            "{point}: the cut-off write is half there"
+        );
     }
+    eprintln!(
+        "{point}: {} acknowledged writes kept, {} refused ones absent, the cut-off one {}",
+        acked.len(),
+        refused.len(),
+        if cut.is_some() { "there" } else { "absent" }
+    );
     let after = next + 1;
     assert_eq!(
         write(d, after),
@@ -196,6 +207,7 @@ fn a_crash_around_a_keyring_rotation_leaves_one_keyring_that_opens() {
             after == before || after == before + 1,
             "{point}: term {before} became {after}"
         );
+        eprintln!("{point}: keyring term {before} before the crash, {after} after");
         // A rotation after the restart adds one term to whichever keyring was kept.
         let r = d.http("POST", "/v1/sys/rotate", d.token.as_deref(), Body::None);
         assert!(r.status < 300, "{point}: {r}");
