@@ -17,7 +17,9 @@
 #
 # Seeds are committed in fuzz/corpus/TARGET (read only here); what libFuzzer finds is kept
 # in $IRONSEAL_CACHE/fuzz/corpus/TARGET, so later runs on this machine start from it.
-# Crashing inputs land in fuzz/artifacts/TARGET/ (ignored by git).
+# Crashing inputs land in fuzz/artifacts/TARGET/ (ignored by git). Each run logs to its own
+# $IRONSEAL_CACHE/fuzz/logs/run-TIME-PID/ (the last 10 are kept): runs from several
+# checkouts at once share the cache, and a table must come from its own run's logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,12 +46,12 @@ build() {
     (cd fuzz && cargo fuzz build --sanitizer "$SANITIZER" --target-dir "$FUZZ_TARGET_DIR")
 }
 
-# One target for $2 seconds; its log goes to $WORK/logs/TARGET.log. libFuzzer's own
+# One target for $2 seconds; its log goes to $RUN_LOGS/TARGET.log. libFuzzer's own
 # limits make a slow input (over 30 s) or a memory blow-up (over 2 GB) a failure too.
 run_for() {
     local target="$1" secs="$2"
-    local corpus="$WORK/corpus/$target" log="$WORK/logs/$target.log"
-    mkdir -p "$corpus" "$WORK/logs" "fuzz/artifacts/$target"
+    local corpus="$WORK/corpus/$target" log="$RUN_LOGS/$target.log"
+    mkdir -p "$corpus" "fuzz/artifacts/$target"
     if (cd fuzz && cargo fuzz run --sanitizer "$SANITIZER" --target-dir "$FUZZ_TARGET_DIR" \
         "$target" "$corpus" "corpus/$target" -- \
         -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -max_len=8192 \
@@ -62,13 +64,16 @@ run_for() {
     fi
 }
 
-# Executions and crashes per target from the logs of the last run.
+# Executions and crashes per target from this run's logs.
 summary() {
     printf '%-20s %14s %8s %8s\n' target executions exec/s crashes
     local t log
     for t in $(targets); do
-        log="$WORK/logs/$t.log"
-        [[ -f "$log" ]] || continue
+        log="$RUN_LOGS/$t.log"
+        if [[ ! -f "$log" ]]; then
+            printf '%-20s %14s %8s %8s\n' "$t" "not run" - -
+            continue
+        fi
         local execs rate crashes
         execs="$(awk '/stat::number_of_executed_units/ { print $2 }' "$log" | tail -1)"
         rate="$(awk '/stat::average_exec_per_sec/ { print $2 }' "$log" | tail -1)"
@@ -80,8 +85,12 @@ summary() {
 run_all() {
     local secs="$1"
     build
+    RUN_LOGS="$WORK/logs/run-$(date -u +%Y%m%dT%H%M%SZ)-$$"
+    mkdir -p "$RUN_LOGS"
+    find "$WORK/logs" -mindepth 1 -maxdepth 1 -type d -name 'run-*' -printf '%T@ %p\n' |
+        sort -rn | tail -n +11 | cut -d' ' -f2- | xargs -r rm -rf
     export -f run_for
-    export SANITIZER FUZZ_TARGET_DIR WORK
+    export SANITIZER FUZZ_TARGET_DIR WORK RUN_LOGS
     local status=0
     targets | xargs -P "$JOBS" -I{} bash -c 'run_for "$1" "$2"' _ {} "$secs" || status=1
     summary

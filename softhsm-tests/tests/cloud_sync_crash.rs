@@ -1,5 +1,6 @@
 //! `kill -9` of the daemon (config mode, Shamir seal, redb storage) while an automatic
-//! sync to Azure Key Vault's emulator is owed, and while its provider call is in flight:
+//! sync to Azure Key Vault's emulator is owed, while its provider call is in flight, and
+//! (a crash point) once the provider answered but before the answer was recorded:
 //! after a restart on the same data the sync completes once, and the vault holds exactly
 //! one new version, not two. The provider takes no part in the daemon's transaction, so
 //! this rests on the import being tagged with the appliance version and looked for first.
@@ -14,8 +15,9 @@ use softhsm_tests::cloud_sync::{
     azure, azure_export, azure_versions, export_record, wait_export, wait_synced_past,
     SYNC_DEADLINE,
 };
+use softhsm_tests::crash::restart_after_abort;
 use softhsm_tests::emulators::Emulator;
-use softhsm_tests::{poll_until, reference_mode, Daemon};
+use softhsm_tests::{poll_until, reference_mode, Body, Daemon};
 
 /// How long `GET .../cloud-exports` may take while a provider call hangs: it reads the
 /// records only, so this is the machine's load, not the provider's.
@@ -132,4 +134,33 @@ fn a_crash_in_the_middle_of_a_provider_call_leaves_one_version() {
     d.unseal();
     let done = wait_synced_past(&d, &root, id(&key), &first);
     holds_one_new_version(&vault, "held", &done);
+}
+
+/// The daemon dies (its crash point `outbox:called`) right after the vault answered the
+/// import of version 2, before the outcome was recorded: the job is still in the outbox,
+/// and the restarted daemon finds the import by its tags instead of importing again.
+#[test]
+fn a_crash_between_the_provider_answer_and_its_record_leaves_one_version() {
+    if reference_mode() {
+        return;
+    }
+    let vault = azure();
+    let (mut d, key, first) = exported_on_disk(&vault, "answered");
+    let root = d.token.clone().unwrap();
+    d.kill9();
+    d.set_env("IRONSEAL_TEST_CRASH_AT", "outbox:called");
+    d.start();
+    d.unseal();
+    // The worker may take the job up, and the daemon die, before the rotation answers.
+    let _ = d.http_with(
+        "POST",
+        &format!("/api/v1/keys/{}/rotate", id(&key)),
+        Body::None,
+        &["-H", &format!("X-Vault-Token: {root}")],
+    );
+    restart_after_abort(&mut d, "outbox:called");
+    assert_eq!(azure_versions(&vault, "answered").len(), 2);
+    d.unseal();
+    let done = wait_synced_past(&d, &root, id(&key), &first);
+    holds_one_new_version(&vault, "answered", &done);
 }

@@ -278,7 +278,9 @@ impl Barrier {
             let current = self.keyring()?;
             let next = current.rotated();
             let expected = self.wrapped.lock().clone();
+            crate::failpoint::crash_at("keyring:rotate");
             self.store_keyring(root, &next, expected).await?;
+            crate::failpoint::crash_at("keyring:stored");
             let status = next.status();
             *self.keyring.write() = Some(Arc::new(next));
             Ok::<_, EngineError>(status)

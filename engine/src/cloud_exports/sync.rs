@@ -55,6 +55,7 @@ pub(crate) async fn attempt(
         Err(e) => return Err(SyncError::retryable(e.public_message())),
     };
     let outcome = call(core, job, &record, one_time).await;
+    crate::failpoint::crash_at("outbox:called");
     let mut entry = json!({
         "provider": record.provider.as_str(),
         "keyId": job.key_id,

@@ -135,6 +135,9 @@ impl Core {
             }
         }
         batch.put(SEAL_CONFIG_PATH, config.encode()?);
-        self.commit_seal_change(batch).await
+        crate::failpoint::crash_at("seal-migrate:commit");
+        self.commit_seal_change(batch).await?;
+        crate::failpoint::crash_at("seal-migrate:committed");
+        Ok(())
     }
 }

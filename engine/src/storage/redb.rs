@@ -12,6 +12,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 use super::wal::Wal;
 use super::{Applied, Backend, BackendFigures, Batch, Conflict, Op, StorageError};
+use crate::failpoint;
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("ironseal");
 /// Checkpoint limits: the log is replayed at start, so its size bounds start-up time;
@@ -100,6 +101,8 @@ impl RedbBackend {
 fn checkpoint(db: &Database, log: &mut Log) -> Result<(), StorageError> {
     let txn = db.begin_write().map_err(db_err)?;
     txn.commit().map_err(db_err)?;
+    failpoint::io_step("checkpoint:committed")
+        .map_err(StorageError::io("checkpointing the database"))?;
     log.wal
         .reset()
         .map_err(StorageError::io("emptying the write-ahead log"))?;
@@ -229,6 +232,7 @@ impl Backend for RedbBackend {
             log.broken = Some(e.clone());
             return Err(StorageError::Inconsistent(e));
         }
+        failpoint::crash_at("redb:committed");
         if log.wal.len() >= CHECKPOINT_BYTES || log.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             if let Err(e) = checkpoint(&self.db, &mut log) {
                 // The writes are safe in the log; only the checkpoint is late.

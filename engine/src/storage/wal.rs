@@ -18,6 +18,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::{Batch, Op};
+use crate::failpoint;
 
 const MAGIC: u32 = 0x4c57_5349; // "ISWL"
 const HEADER: usize = 12;
@@ -92,13 +93,14 @@ impl Wal {
         record.extend_from_slice(&len_u32(payload.len())?.to_le_bytes());
         record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         record.extend_from_slice(&payload);
-        let written = self
-            .file
-            .write_all(&record)
+        let written = failpoint::io_step("wal:append")
+            .and_then(|()| self.file.write_all(&record))
+            .and_then(|()| failpoint::io_step("wal:written"))
             .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {
                 self.len += record.len() as u64;
+                failpoint::crash_at("wal:synced");
                 Ok(())
             }
             Err(e) => {
@@ -117,12 +119,19 @@ impl Wal {
     }
 
     /// Empties the log once everything in it is durable elsewhere.
+    /// Whatever fails after the cut, the next append lands at the start: one landing
+    /// at the old end would leave a hole of zeros, where replay stops short of it.
     pub fn reset(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.sync_data()?;
         self.len = 0;
-        Ok(())
+        if let Err(e) = self.file.seek(SeekFrom::Start(0)) {
+            self.unusable = Some(format!(
+                "write-ahead log unusable: emptied, but seeking to its start failed: {e}"
+            ));
+            return Err(e);
+        }
+        failpoint::io_step("wal:truncated")?;
+        self.file.sync_data()
     }
 }
 
