@@ -3,14 +3,17 @@
 # end, what the image promises:
 #   1. first boot: initialises on the TPM, shows the recovery keys and root token once on
 #      the console, serves the API on a forwarded loopback port (`bao status`, kv write
-#      and read);
+#      and read) and the web console (/ui);
 #   2. power off and on: auto-unsealed by the TPM, the data is there, no keys shown again;
 #      the operator authorises the PCR 15 value of version 2 (sys/seal-policy);
 #   3. the same disk with a fresh TPM: stays sealed, and says why on the console and in
 #      seal-status;
 #   4. an update medium with version 2 attached: installed into slot B, rebooted into,
 #      auto-unsealed, data kept;
-#   5. a rollback medium: back on slot A (version 1), auto-unsealed, data kept.
+#   5. a rollback medium: back on slot A (version 1), auto-unsealed, data kept, the medium
+#      left in does nothing.
+# The VM has 1 GiB of RAM (IRONSEAL_VM_MIB), what a small appliance has: the daemon's
+# locked memory must fit. Each boot's console shows the daemon's resident and locked memory.
 # Usage: image/boot-test.sh [-o OUT_DIR]  (the images are built with build.sh if absent)
 # Needs root (the image build); uses KVM where it can (IRONSEAL_QEMU_ACCEL=kvm|tcg forces
 # one). Prints the figures recorded in image/RESULTS.md.
@@ -22,11 +25,12 @@ OUT="$IRONSEAL_CACHE/image/out"
 while getopts "o:" opt; do
     case "$opt" in
     o) OUT="$OPTARG" ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,21p' "$0" >&2; exit 2 ;;
     esac
 done
 V1=1.0.0
 V2=2.0.0
+VM_MIB="${IRONSEAL_VM_MIB:-1024}"
 BAO="${BAO_BIN:-$(command -v bao || echo "$IRONSEAL_CACHE/bin/bao")}"
 [[ -x "$BAO" ]] || { echo "boot-test.sh: no bao CLI (scripts/install-deps.sh installs it)" >&2; exit 1; }
 # KVM where it can run an unmodified guest. A PVM host (kvm_pvm, a nested hypervisor for
@@ -104,7 +108,7 @@ boot() {
     local extra=()
     [[ -z "$medium" ]] || extra=(-drive "if=virtio,format=raw,readonly=on,file=$medium")
     BOOT_STARTED=$SECONDS
-    qemu-system-x86_64 -machine "q35,accel=$IRONSEAL_QEMU_ACCEL" -cpu "$CPU" -smp 2 -m 4096 -nodefaults \
+    qemu-system-x86_64 -machine "q35,accel=$IRONSEAL_QEMU_ACCEL" -cpu "$CPU" -smp 2 -m "$VM_MIB" -nodefaults \
         -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
         -drive "if=pflash,format=raw,unit=1,file=$W/vars.fd" \
         -drive "if=virtio,format=raw,file=$W/disk.img" "${extra[@]}" \
@@ -166,6 +170,17 @@ wait_api() {
 
 seal_status() { curl -sk "https://127.0.0.1:$PORT/v1/sys/seal-status"; }
 
+# daemon_memory [N]: the daemon's memory as the console showed it the Nth time (firstboot
+# prints it once settled, on every boot of this QEMU run; default: the first).
+daemon_memory() {
+    local n=${1:-1} deadline=$((SECONDS + 60 * SLOW))
+    until (($(grep -ac 'daemon memory: ' "$CONSOLE") >= n)); do
+        ((SECONDS < deadline)) || fail "the console did not show the daemon's memory (boot $n of this run)"
+        sleep 0.5
+    done
+    grep -a 'daemon memory: ' "$CONSOLE" | sed -n "${n}p" | sed 's/.*daemon memory: //' | tr -d '\r'
+}
+
 wait_unsealed() {
     local deadline=$((SECONDS + 120 * SLOW))
     until [[ "$(seal_status | jq -r .sealed)" == false ]]; do
@@ -192,6 +207,7 @@ ROOT_TOKEN="$(grep -a 'Initial Root Token:' "$CONSOLE" | awk '{ print $NF }' | t
 [[ -n "$ROOT_TOKEN" ]] || fail "no root token on the console"
 [[ "$(grep -ac 'Recovery Key [0-9]:' "$CONSOLE")" == 5 ]] || fail "the console did not show 5 recovery keys"
 check_fingerprint
+MEMORY_1="$(daemon_memory)"
 export VAULT_TOKEN="$ROOT_TOKEN"
 "$BAO" status >"$W/status-1.txt" || fail "bao status: $(cat "$W/status-1.txt")"
 grep -Eq '^Sealed +false' "$W/status-1.txt" || fail "bao status: $(cat "$W/status-1.txt")"
@@ -199,7 +215,9 @@ grep -Eq '^Seal Type +tpm2' "$W/status-1.txt" || fail "not the tpm2 seal: $(cat 
 "$BAO" secrets enable -path=secret -version=2 kv >/dev/null
 "$BAO" kv put secret/boot-test value=written-on-first-boot >/dev/null
 [[ "$("$BAO" kv get -field=value secret/boot-test)" == written-on-first-boot ]] || fail "kv read"
-log "first boot: API after ${FIRST_API}s, initialised, kv written"
+UI_PAGE="$(curl -skf "https://127.0.0.1:$PORT/ui/")" || fail "no web console at /ui/"
+grep -q '<title>Ironseal console</title>' <<<"$UI_PAGE" || fail "/ui/ is not the console's page"
+log "first boot: API after ${FIRST_API}s, initialised, kv written, console served; daemon memory: $MEMORY_1"
 power_off
 
 # ---- 2. reboot: auto-unseal -------------------------------------------------------------
@@ -211,9 +229,10 @@ UNSEALED_AT=$((SECONDS - BOOT_STARTED))
 wait_console 'unsealed by the TPM' 60
 ! grep -aq 'Recovery Key' "$CONSOLE" || fail "the recovery keys were shown again"
 check_fingerprint
+MEMORY_2="$(daemon_memory)"
 PCR15_V2="$(awk '$1 == "pcr15-after-boot" { print $2 }' "$OUT/ironseal-$V2.manifest")"
 "$BAO" write sys/seal-policy/authorize-pcrs "pcrs=15=$PCR15_V2" >/dev/null
-log "reboot: API after ${SECOND_API}s, auto-unsealed after ${UNSEALED_AT}s, data there; PCR 15 of $V2 authorised"
+log "reboot: API after ${SECOND_API}s, auto-unsealed after ${UNSEALED_AT}s, data there; PCR 15 of $V2 authorised; daemon memory: $MEMORY_2"
 power_off
 
 # ---- 3. a fresh TPM: stays sealed -------------------------------------------------------
@@ -236,7 +255,8 @@ wait_console "version $V2" 300
 wait_unsealed
 [[ "$("$BAO" kv get -field=value secret/boot-test)" == written-on-first-boot ]] || fail "data lost in the update"
 wait_console "$V2 is running already" 120
-log "update: $V2 on slot B, auto-unsealed $((SECONDS - UPDATE_SWITCH))s after the switch, data kept"
+MEMORY_4="$(daemon_memory 2)"
+log "update: $V2 on slot B, auto-unsealed $((SECONDS - UPDATE_SWITCH))s after the switch, data kept; daemon memory: $MEMORY_4"
 "$BAO" kv put secret/boot-test value=written-on-v2 >/dev/null
 power_off
 
@@ -244,13 +264,16 @@ power_off
 make_medium rollback put_rollback
 boot "$W/tpm-1" "$W/rollback.img"
 wait_console 'slot A \(.*\) boots next' 300
+ROLLBACK_SWITCH=$SECONDS
 wait_console "version $V1" 300
 wait_unsealed
 [[ "$("$BAO" kv get -field=value secret/boot-test)" == written-on-v2 ]] || fail "data lost in the rollback"
-log "rollback: $V1 on slot A, auto-unsealed, data kept"
+wait_console 'nothing to roll back to' 120
+MEMORY_5="$(daemon_memory 2)"
+log "rollback: $V1 on slot A, auto-unsealed $((SECONDS - ROLLBACK_SWITCH))s after the switch, data kept, the medium left in does nothing; daemon memory: $MEMORY_5"
 power_off
 
 IMG_SIZE="$(du -h --apparent-size "$OUT/ironseal-$V1.img" | cut -f1)"
 IMG_USED="$(du -h "$OUT/ironseal-$V1.img" | cut -f1)"
 BUNDLE="$(du -h "$OUT/ironseal-$V2.update.tar" | cut -f1)"
-log "PASSED in $((SECONDS - started))s: image $IMG_SIZE ($IMG_USED used), update bundle $BUNDLE, first boot API ${FIRST_API}s, reboot API ${SECOND_API}s"
+log "PASSED in $((SECONDS - started))s ($VM_MIB MiB VM): image $IMG_SIZE ($IMG_USED used), update bundle $BUNDLE, first boot API ${FIRST_API}s, reboot API ${SECOND_API}s"

@@ -24,8 +24,11 @@ apt_mirror() {
 }
 
 # The kernel command line of a slot's entry, @SLOT@ standing for a or b. The last
-# console= is /dev/console: the serial port, where the first boot shows its keys.
-ENTRY_OPTIONS="root=PARTLABEL=ironseal-@SLOT@ ro rootwait ironseal.slot=@SLOT@ quiet systemd.show_status=error console=tty0 console=ttyS0,115200"
+# console= is /dev/console: the serial port, where the first boot shows its keys. A panic
+# reboots (the boot counter then falls back to the other slot) instead of hanging;
+# no_timer_check skips the early IO-APIC timer probe, which a slow or overloaded
+# hypervisor fails ("IO-APIC + timer doesn't work!", a panic at 0.05 s).
+ENTRY_OPTIONS="root=PARTLABEL=ironseal-@SLOT@ ro rootwait ironseal.slot=@SLOT@ quiet systemd.show_status=error panic=10 no_timer_check console=tty0 console=ttyS0,115200"
 
 # A loader entry for `slot` (a or b) of image `version`, with 3 boot tries: systemd-boot
 # counts them down, systemd-bless-boot drops the counter once the appliance is up, and an

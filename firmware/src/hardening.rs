@@ -28,8 +28,16 @@ pub fn disable_core_dumps() -> Result<(), HardeningError> {
     prctl::set_dumpable(false).map_err(HardeningError::CoreDumps)
 }
 
+/// Locks every page the process touches, now and later, but only once it is touched.
+/// Without `MCL_ONFAULT`, `MCL_FUTURE` populates whole mappings when they are made: the
+/// allocator's arena reservation (1 GiB, committed up front where the kernel overcommits)
+/// and every thread's stack reservation became resident and locked, over 1 GB for an idle
+/// daemon. Pages that were never touched hold no secret, so locking on fault keeps the
+/// guarantee (nothing written reaches swap) at the memory actually used.
 pub fn lock_memory() -> Result<(), HardeningError> {
-    mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE).map_err(HardeningError::Mlock)
+    let on_fault = MlockAllFlags::from_bits_retain(nix::libc::MCL_ONFAULT);
+    mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE | on_fault)
+        .map_err(HardeningError::Mlock)
 }
 
 pub fn refuse_world_readable(path: &Path) -> Result<(), HardeningError> {
