@@ -475,11 +475,14 @@ async fn of_two_nodes_rotating_the_unseal_keys_at_once_one_wins_and_its_keys_ope
         (Ok(RotateUpdate::Complete(k)), Err(e)) | (Err(e), Ok(RotateUpdate::Complete(k))) => {
             (k.keys, e)
         }
-        (ra, rb) => panic!(
-            "expected one rotation: {:?} / {:?}",
-            ra.map(|_| ()),
-            rb.map(|_| ())
-        ),
+        (ra, rb) => {
+            let show = |r: crate::error::Result<RotateUpdate>| match r {
+                Ok(RotateUpdate::Complete(_)) => "complete".to_string(),
+                Ok(RotateUpdate::Progress(p)) => format!("progress {p:?}"),
+                Err(e) => e.to_string(),
+            };
+            panic!("expected one rotation: {} / {}", show(ra), show(rb))
+        }
     };
     assert!(
         matches!(&refusal, EngineError::Conflict(m) if m.contains("another node changed the seal")),
