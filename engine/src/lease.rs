@@ -40,6 +40,7 @@ pub enum Acquired {
     HeldBy(Holding),
 }
 
+#[derive(Clone)]
 pub struct Lease {
     storage: Arc<Storage>,
     key: String,
@@ -131,6 +132,32 @@ impl Lease {
         }
     }
 
+    /// Renews the lease, held now, every third of its TTL until the guard is dropped, so
+    /// work that runs longer than the TTL keeps it while a holder that dies loses it
+    /// within one TTL. Drop the guard before releasing the lease, or a renewal may take
+    /// it again.
+    pub fn keep_renewed(&self) -> Renewal {
+        let lease = self.clone();
+        Renewal(tokio::spawn(async move {
+            let mut every = tokio::time::interval(lease.ttl / 3);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                match lease.acquire().await {
+                    Ok(Acquired::Held) => {}
+                    Ok(Acquired::HeldBy(h)) => {
+                        tracing::warn!(lease = %lease.key, holder = %h.holder, "the lease expired before it was renewed, and another node took it");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(lease = %lease.key, error = %e, "could not renew the lease; trying again");
+                    }
+                }
+            }
+        }))
+    }
+
     /// Gives the lease up if this node holds it, so another node takes it at once rather
     /// than after it expires.
     pub async fn release(&self) -> Result<(), StorageError> {
@@ -145,6 +172,15 @@ impl Lease {
             Err(StorageError::Conflict { .. }) => Ok(()),
             other => other,
         }
+    }
+}
+
+/// Keeps a lease renewed while it lives (see [`Lease::keep_renewed`]).
+pub struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -200,6 +236,29 @@ mod tests {
                 .filter(|r| **r == Acquired::Held)
                 .count();
             assert_eq!(held, 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_renewed_lease_outlives_its_ttl_and_expires_once_renewal_stops() {
+        let ttl = Duration::from_millis(300);
+        let (a, b) = two_nodes(ttl);
+        assert_eq!(a.acquire().await.unwrap(), Acquired::Held);
+        let renewal = a.keep_renewed();
+        let start = std::time::Instant::now();
+        while start.elapsed() < ttl * 4 {
+            assert!(
+                matches!(b.acquire().await.unwrap(), Acquired::HeldBy(h) if h.holder == "a"),
+                "taken while renewed, after {:?}",
+                start.elapsed()
+            );
+            tokio::time::sleep(ttl / 10).await;
+        }
+        drop(renewal);
+        let deadline = std::time::Instant::now() + ttl * 10;
+        while b.acquire().await.unwrap() != Acquired::Held {
+            assert!(std::time::Instant::now() < deadline, "never expired");
+            tokio::time::sleep(ttl / 10).await;
         }
     }
 

@@ -63,6 +63,8 @@
 //! default_lease_ttl = "768h"   # token lifetimes, as Vault's (768h each by default);
 //! max_lease_ttl     = "768h"   # the auth/token/ tune overrides them
 //! max_batch_items = 1000      # most items in one transit batch_input (default 1000)
+//! # node_name = "kms-2"       # this node among those sharing a database (default: the
+//! #                           # host name); it names the node's audit files and chains
 //! # log_format = "json"; default_max_request_duration = "90s"
 //! ui = true                   # the web console at /ui (off unless set)
 //! telemetry {                 # optional; what `sys/metrics` serves
@@ -224,6 +226,8 @@ pub struct Config {
     pub leases: engine::token::LeaseTtls,
     /// `max_batch_items`: the most items a transit `batch_input` may hold.
     pub max_batch_items: Option<usize>,
+    /// `node_name`: this node among those sharing one store (None: the host name).
+    pub node_name: Option<String>,
     /// Top-level keys about serving (see `server_key`).
     pub server: ServerOptions,
     /// The PKCS#11 listener, if the `pkcs11` block is present.
@@ -418,6 +422,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut disable_mlock = false;
     let mut leases = engine::token::LeaseTtls::default();
     let mut max_batch_items = None;
+    let mut node_name = None;
     let mut pkcs11 = None;
     let mut prometheus_enabled = None;
 
@@ -441,6 +446,16 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                             format!("`max_batch_items` {v:?} is not a positive integer"),
                         )
                     })?);
+            }
+            "node_name" => {
+                let v = as_string(&src, key, attr.expr())?;
+                if !valid_node_name(&v) {
+                    return Err(src.err(
+                        key,
+                        format!("`node_name` {v:?}: give 1 to 64 letters, digits, '.', '-' or '_'"),
+                    ));
+                }
+                node_name = Some(v);
             }
             other => return Err(src.err(other, format!("unknown key `{other}`"))),
         }
@@ -592,9 +607,19 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         data_dir,
         leases,
         max_batch_items,
+        node_name,
         server,
         pkcs11,
     })
+}
+
+/// A node name goes into file names and storage keys: no separators, nothing hidden.
+pub fn valid_node_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 fn parse_foundationdb(src: &Source, body: &Body) -> Result<FoundationDbBlock, ConfigError> {
@@ -1468,6 +1493,18 @@ log_level = "debug"
         ))
         .unwrap_err();
         assert!(e.to_string().contains("only one storage block"), "{e}");
+    }
+
+    #[test]
+    fn node_name_is_a_plain_name() {
+        let base = "storage \"redb\" { path = \"/tmp/x.redb\" }\nlistener \"tcp\" { address = \"127.0.0.1:8200\" }\n";
+        assert_eq!(p(base).unwrap().node_name, None);
+        let c = p(&format!("{base}node_name = \"kms-2.eu\"\n")).unwrap();
+        assert_eq!(c.node_name.as_deref(), Some("kms-2.eu"));
+        for bad in ["\"\"", "\"a/b\"", "\"..\"", "\"a b\""] {
+            let e = p(&format!("{base}node_name = {bad}\n")).unwrap_err();
+            assert!(e.message.contains("node_name"), "{e}");
+        }
     }
 
     #[test]

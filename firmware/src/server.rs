@@ -394,6 +394,10 @@ async fn from_config(flags: &Flags, path: &Path) -> anyhow::Result<()> {
     if let Some(n) = config.max_batch_items {
         settings.transit.max_batch_items = n;
     }
+    settings.node_name = match &config.node_name {
+        Some(name) => name.clone(),
+        None => host_name(),
+    };
     let core = Core::with(open_configured_storage(&config.storage)?, seals, settings);
     let tls = if config.listener.tls_disable {
         tracing::warn!("TLS is disabled on the listener: only use this behind a TLS terminator");
@@ -561,6 +565,16 @@ fn env_duration(var: &str) -> anyhow::Result<Option<u64>> {
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(e) => Err(anyhow::anyhow!("{var}: {e}")),
     }
+}
+
+/// The host name when it can serve as a node name; else none, and the engine names
+/// this run of the node.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| config::valid_node_name(h))
+        .unwrap_or_default()
 }
 
 /// Knobs for tests and operators that are not part of the stored configuration:

@@ -1,14 +1,16 @@
 //! `ironseal operator migrate -from a.hcl -to b.hcl` with the firmware binary, redb to
 //! redb: refused while a daemon holds the source; cut short midway (the process dies
 //! after its second batch), run again, it continues and completes; then a daemon on the
-//! target unseals with the source's keys and serves every secret. Ironseal's own command
-//! (OpenBao's `operator migrate` takes one config with two storage blocks), so not run
-//! against the reference.
+//! target unseals with the source's keys and serves every secret. And redb to
+//! PostgreSQL and back, on a throw-away server: refused while a node serves the shared
+//! store. Ironseal's own command (OpenBao's `operator migrate` takes one config with two
+//! storage blocks), so not run against the reference.
 
 use std::process::{Command, Output};
 
 use serde_json::json;
-use softhsm_tests::{ironseal_bin, reference_mode, Daemon};
+use softhsm_tests::postgres::Postgres;
+use softhsm_tests::{ironseal_bin, reference_mode, Body, Daemon};
 
 fn migrate(source: &Daemon, target: &Daemon, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(ironseal_bin());
@@ -111,4 +113,88 @@ fn a_migration_cut_short_resumes_and_the_target_serves_the_data() {
             format!("value-{i}")
         );
     }
+}
+
+/// Writes `count` secrets below `prefix`, each holding `value-<prefix>-<i>`.
+fn write_secrets(d: &Daemon, prefix: &str, count: usize) {
+    for i in 0..count {
+        let r = d.post_json(
+            &format!("/v1/secret/data/{prefix}/s{i}"),
+            &json!({"data": {"value": format!("value-{prefix}-{i}")}}),
+        );
+        assert_eq!(r.status, 200, "write {prefix}/{i}: {}", r.body);
+    }
+}
+
+fn assert_secrets(d: &Daemon, prefix: &str, count: usize) {
+    for i in 0..count {
+        assert_eq!(
+            d.kv_get_value(&format!("{prefix}/s{i}")),
+            format!("value-{prefix}-{i}")
+        );
+    }
+}
+
+/// Starts `target` on the keyspace migrated from `source` and unseals it with the
+/// source's keys.
+fn serve_migrated(target: &mut Daemon, source: &Daemon) {
+    target.init = source.init.clone();
+    target.token = source.token.clone();
+    target.start();
+    target.unseal();
+}
+
+#[test]
+fn a_keyspace_moves_from_redb_to_postgresql_and_back() {
+    if reference_mode() {
+        eprintln!("skipped: `ironseal operator migrate` is Ironseal's own command");
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.url();
+    let pg_env = [("IRONSEAL_PG_URL", url.as_str())];
+    let on_pg = |table: &str| {
+        Daemon::config_with_storage(
+            &format!("storage \"postgresql\" {{\n  table = \"{table}\"\n}}"),
+            &pg_env,
+        )
+    };
+
+    let mut redb = Daemon::config(false);
+    redb.init(3, 2);
+    redb.unseal();
+    redb.ensure_secret_kv2();
+    write_secrets(&redb, "redb", 50);
+    redb.kill9();
+
+    // A node on the database, stopped before it ever initialised; the copy lands there.
+    let mut pg_node = on_pg("migrated");
+    pg_node.kill9();
+    let out = migrate(&redb, &pg_node, &[], &pg_env);
+    assert!(out.status.success(), "{}", text(&out));
+    serve_migrated(&mut pg_node, &redb);
+    assert_secrets(&pg_node, "redb", 50);
+    write_secrets(&pg_node, "pg", 20);
+
+    // While a node serves the shared store, it is not copied from.
+    let mut back = Daemon::config(false);
+    back.kill9();
+    let refused = migrate(&pg_node, &back, &[], &pg_env);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use by a running node"),
+        "{}",
+        text(&refused)
+    );
+    // Sealing gives the store up at once (a killed node's lease would expire first).
+    let root = pg_node.token.clone().expect("the root token");
+    let r = pg_node.http("PUT", "/v1/sys/seal", Some(&root), Body::None);
+    assert!(r.status == 200 || r.status == 204, "{r}");
+    pg_node.kill9();
+
+    let out = migrate(&pg_node, &back, &[], &pg_env);
+    assert!(out.status.success(), "{}", text(&out));
+    serve_migrated(&mut back, &redb);
+    assert_secrets(&back, "redb", 50);
+    assert_secrets(&back, "pg", 20);
 }

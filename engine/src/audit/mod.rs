@@ -9,6 +9,12 @@
 //! log does); a request waits for its lines to be on disk, so an acknowledged request
 //! always has its audit lines. After each sync the chain's head (seq + tag) is recorded
 //! in storage, so a file cut short later is found (`verify`, and at the next open).
+//!
+//! Several nodes on one shared store: the device table is theirs in common, and a node
+//! takes up a device another node enabled or disabled when storage raises the change.
+//! The chains are each node's own: a file device writes a file per node (the node's
+//! name before the file's extension) and each node records its own head, so no node
+//! overwrites another's and `verify` checks the file of the node that answers.
 
 pub mod chain;
 pub mod entries;
@@ -19,8 +25,8 @@ mod stream;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -37,16 +43,18 @@ use crate::barrier::Barrier;
 use crate::error::{EngineError, Result};
 use crate::token::TokenEntry;
 
-const TABLE_PATH: &str = "core/audit";
+pub(crate) const TABLE_PATH: &str = "core/audit";
 const SALT_PATH: &str = "core/audit-salt";
 const CHAIN_KEY_PATH: &str = "core/audit-chain-key";
 /// `core/audit-head/<device path>`: the last synced link of each device's file.
 const HEAD_PREFIX: &str = "core/audit-head/";
+/// `core/audit-node-head/<node>/<device path>`: the same, per node, on a shared store.
+const NODE_HEAD_PREFIX: &str = "core/audit-node-head/";
 /// Upper bound on lines folded into one write and sync.
 const MAX_GROUP: usize = 1024;
 
 /// One enabled device as `sys/audit` shows and stores it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceConfig {
     pub path: String,
     #[serde(rename = "type")]
@@ -140,8 +148,29 @@ impl Heads {
     }
 }
 
-fn head_key(device: &str) -> String {
-    format!("{HEAD_PREFIX}{}", device.trim_end_matches('/'))
+/// Where `node` (empty on a store no other node opens) records its head for `device`.
+fn head_key(node: &str, device: &str) -> String {
+    let device = device.trim_end_matches('/');
+    if node.is_empty() {
+        format!("{HEAD_PREFIX}{device}")
+    } else {
+        format!("{NODE_HEAD_PREFIX}{node}/{device}")
+    }
+}
+
+/// The file `node` writes for a device configured with `file_path`: the path itself on a
+/// store no other node opens, else the node's name before the extension
+/// (`audit.log` -> `audit.NODE.log`), so nodes sharing a directory never share a file.
+fn node_file(file_path: &Path, node: &str) -> PathBuf {
+    if node.is_empty() {
+        return file_path.to_path_buf();
+    }
+    let stem = file_path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match file_path.extension() {
+        Some(ext) => format!("{stem}.{node}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{node}"),
+    };
+    file_path.with_file_name(name)
 }
 
 /// What `sys/audit-verify/:path` answers: the file checked with the chain key, and
@@ -179,9 +208,14 @@ pub struct RequestInfo<'a> {
 
 pub struct AuditBroker {
     barrier: Arc<Barrier>,
+    /// This node's name in its files and heads; empty on a store no other node opens.
+    node: String,
     enabled: RwLock<Option<Arc<Enabled>>>,
     /// Serialises changes to the device table.
     write_lock: tokio::sync::Mutex<()>,
+    /// Another node changed the table while this node was changing it: taken up once
+    /// the change in progress ends.
+    table_stale: AtomicBool,
     jobs: mpsc::UnboundedSender<Job>,
     heads: Arc<Heads>,
     recorder: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -288,7 +322,8 @@ fn now() -> String {
 }
 
 impl AuditBroker {
-    pub fn new(barrier: Arc<Barrier>) -> Self {
+    /// `node`: this node's name on a shared store, empty otherwise.
+    pub fn new(barrier: Arc<Barrier>, node: String) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
         let heads = Arc::new(Heads::default());
         let loop_heads = heads.clone();
@@ -303,8 +338,10 @@ impl AuditBroker {
         }
         AuditBroker {
             barrier,
+            node,
             enabled: RwLock::new(None),
             write_lock: tokio::sync::Mutex::new(()),
+            table_stale: AtomicBool::new(false),
             jobs,
             heads,
             recorder: Mutex::new(None),
@@ -337,31 +374,24 @@ impl AuditBroker {
     /// ends before the head recorded in storage (cut short while the appliance was down)
     /// gets an event saying so, so verification keeps reporting it.
     pub async fn load(&self) -> Result<()> {
+        let result = self.load_locked().await;
+        self.take_up_deferred();
+        result
+    }
+
+    async fn load_locked(&self) -> Result<()> {
         let _w = self.write_lock.lock().await;
         let salt = Salt::new(self.load_secret(SALT_PATH).await?);
         let key = Arc::new(ChainKey::new(self.load_secret(CHAIN_KEY_PATH).await?));
         let table: Vec<DeviceConfig> = self.barrier.get_json(TABLE_PATH)?.unwrap_or_default();
         let mut devices = Vec::new();
         for config in table {
-            let stored: Option<Link> = self.barrier.get_json(&head_key(&config.path))?;
+            let stored: Option<Link> =
+                self.barrier.get_json(&head_key(&self.node, &config.path))?;
             let sink = if config.kind == "file" {
                 self.load_file(&config, stored, &key)
             } else {
-                // The chain goes on from the last head recorded; a receiver that is
-                // down now is retried at each write, which fails until it is back.
-                let link = stored.unwrap_or_else(Link::genesis);
-                match StreamDevice::configure(&config.kind, &config.options, link) {
-                    Ok(device) => {
-                        if let Err(e) = device.check() {
-                            tracing::error!(device = %config.path, error = %e, "audit device cannot deliver; requests will be refused until it can");
-                        }
-                        Sink::Stream(device)
-                    }
-                    Err(e) => {
-                        tracing::error!(device = %config.path, error = %e, "audit device is misconfigured; requests will be refused");
-                        Sink::File(FileDevice::broken(Path::new(""), e))
-                    }
-                }
+                self.stream_sink(&config, stored)
             };
             devices.push(Arc::new(Device { config, sink }));
         }
@@ -374,10 +404,37 @@ impl AuditBroker {
         Ok(())
     }
 
+    /// A socket or syslog device whose chain goes on from `stored`, the last head
+    /// recorded. A receiver that is down now is retried at each write, which fails until
+    /// it is back.
+    fn stream_sink(&self, config: &DeviceConfig, stored: Option<Link>) -> Sink {
+        let link = stored.unwrap_or_else(Link::genesis);
+        match StreamDevice::configure(&config.kind, &config.options, link) {
+            Ok(device) => {
+                if let Err(e) = device.check() {
+                    tracing::error!(device = %config.path, error = %e, "audit device cannot deliver; requests will be refused until it can");
+                }
+                Sink::Stream(device)
+            }
+            Err(e) => {
+                tracing::error!(device = %config.path, error = %e, "audit device is misconfigured; requests will be refused");
+                Sink::File(FileDevice::broken(Path::new(""), e))
+            }
+        }
+    }
+
+    /// This node's file for a file device.
+    fn local_file(&self, config: &DeviceConfig) -> PathBuf {
+        node_file(
+            Path::new(config.file_path().unwrap_or_default()),
+            &self.node,
+        )
+    }
+
     /// Opens a file device's file at unseal, recording there when it ends before the
     /// head kept in storage.
     fn load_file(&self, config: &DeviceConfig, stored: Option<Link>, key: &ChainKey) -> Sink {
-        let path = Path::new(config.file_path().unwrap_or_default()).to_path_buf();
+        let path = self.local_file(config);
         let sink = match file::open(&path, key, file::Tail::Cut) {
             Ok(opened) => FileDevice::new(&path, opened),
             Err(e) => {
@@ -408,6 +465,7 @@ impl AuditBroker {
     fn start_recorder(&self) {
         let heads = self.heads.clone();
         let barrier = self.barrier.clone();
+        let node = self.node.clone();
         let task = tokio::spawn(async move {
             loop {
                 heads.notify.notified().await;
@@ -418,7 +476,7 @@ impl AuditBroker {
                 let committed = async {
                     let mut batch = barrier.batch()?;
                     for (device, link) in &pending {
-                        batch.put_json(&head_key(device), link)?;
+                        batch.put_json(&head_key(&node, device), link)?;
                     }
                     barrier.commit(batch).await
                 };
@@ -463,8 +521,15 @@ impl AuditBroker {
     /// so a device that cannot write is never enabled. Only a new or empty file, or an
     /// audit log this appliance wrote, is taken: the daemon can write its own store, log
     /// and keys, and an audit line appended to one of those would corrupt it.
-    pub async fn enable(&self, mut config: DeviceConfig) -> Result<()> {
+    pub async fn enable(&self, config: DeviceConfig) -> Result<()> {
+        let result = self.enable_locked(config).await;
+        self.take_up_deferred();
+        result
+    }
+
+    async fn enable_locked(&self, mut config: DeviceConfig) -> Result<()> {
         let _w = self.write_lock.lock().await;
+        self.take_up_table()?;
         let current = self.current()?;
         config.path = normalise(&config.path)?;
         if !KINDS.contains(&config.kind.as_str()) {
@@ -495,7 +560,7 @@ impl AuditBroker {
         let mut devices = current.devices.clone();
         let device_path = config.path.clone();
         devices.push(Arc::new(Device { config, sink }));
-        self.store(&devices).await?;
+        self.persist(&current.devices, &devices, &[]).await?;
         // Replaces any head left by an earlier device at this path.
         self.heads.publish(&device_path, head);
         self.swap(current, devices);
@@ -513,16 +578,24 @@ impl AuditBroker {
                 "file_path \"{file_path}\" is not supported: give a file"
             )));
         }
+        let path = self.local_file(config);
         if let Some(dir) = self.barrier.storage().data_dir() {
-            refuse_in_data_dir(Path::new(file_path), dir)?;
+            refuse_in_data_dir(&path, dir)?;
         }
-        let opened = file::open(Path::new(file_path), key, file::Tail::Refuse)
+        let opened = file::open(&path, key, file::Tail::Refuse)
             .map_err(|e| EngineError::bad(format!("sys/audit: {e}")))?;
-        Ok(Sink::File(FileDevice::new(Path::new(file_path), opened)))
+        Ok(Sink::File(FileDevice::new(&path, opened)))
     }
 
     pub async fn disable(&self, path: &str) -> Result<bool> {
+        let result = self.disable_locked(path).await;
+        self.take_up_deferred();
+        result
+    }
+
+    async fn disable_locked(&self, path: &str) -> Result<bool> {
         let _w = self.write_lock.lock().await;
+        self.take_up_table()?;
         let current = self.current()?;
         let path = normalise(path)?;
         let devices: Vec<_> = current
@@ -534,16 +607,108 @@ impl AuditBroker {
         if devices.len() == current.devices.len() {
             return Ok(false);
         }
-        self.store(&devices).await?;
+        // Every node's head for the device goes with it.
+        let mut heads = vec![head_key("", &path)];
+        let device = path.trim_end_matches('/');
+        for key in self.barrier.list(NODE_HEAD_PREFIX)? {
+            if key.split_once('/').is_some_and(|(_, d)| d == device) {
+                heads.push(format!("{NODE_HEAD_PREFIX}{key}"));
+            }
+        }
+        self.persist(&current.devices, &devices, &heads).await?;
         self.heads.pending.lock().remove(&path);
-        self.barrier.delete(&head_key(&path)).await?;
         self.swap(current, devices);
         Ok(true)
     }
 
-    async fn store(&self, devices: &[Arc<Device>]) -> Result<()> {
+    /// Writes the table of `devices` in place of `before` (and drops `heads`), only if
+    /// the stored table is still `before`: when another node changed it meanwhile,
+    /// nothing is written and the caller is told to try again.
+    async fn persist(
+        &self,
+        before: &[Arc<Device>],
+        devices: &[Arc<Device>],
+        heads: &[String],
+    ) -> Result<()> {
+        let expected: Vec<&DeviceConfig> = before.iter().map(|d| &d.config).collect();
         let table: Vec<&DeviceConfig> = devices.iter().map(|d| &d.config).collect();
-        self.barrier.put_json(TABLE_PATH, &table).await
+        self.barrier
+            .transact(|tx| {
+                let stored: Vec<DeviceConfig> = tx.get_json(TABLE_PATH)?.unwrap_or_default();
+                if !stored.iter().eq(expected.iter().copied()) {
+                    return Err(EngineError::Conflict(
+                        "the audit device table was changed on another node meanwhile; try again"
+                            .into(),
+                    ));
+                }
+                tx.put_json(TABLE_PATH, &table)?;
+                for head in heads {
+                    tx.delete(head);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Another node changed the device table: takes it up now, or, while a change on
+    /// this node is in progress, once it ends.
+    pub fn reload(&self) -> Result<()> {
+        match self.write_lock.try_lock() {
+            Ok(_w) => self.take_up_table(),
+            Err(_) => {
+                self.table_stale.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes up a change another node made while this node's own was in progress. The
+    /// flag is only set while the write lock is held, and every holder looks at it
+    /// after releasing the lock, so no change is left behind.
+    fn take_up_deferred(&self) {
+        if self.table_stale.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.reload() {
+                tracing::warn!(error = %e, "could not take up the audit devices another node changed");
+            }
+        }
+    }
+
+    /// Makes the enabled devices the stored table's, with the write lock held: devices
+    /// this node has too keep their open file and chain, new ones are opened as an
+    /// enable opens them (a file that is not this appliance's audit log is refused, and
+    /// the device then refuses requests on this node), removed ones are dropped.
+    fn take_up_table(&self) -> Result<()> {
+        let Some(current) = self.enabled.read().clone() else {
+            return Ok(());
+        };
+        let table: Vec<DeviceConfig> = self.barrier.get_json(TABLE_PATH)?.unwrap_or_default();
+        let mut devices = Vec::new();
+        for config in table {
+            if let Some(kept) = current.devices.iter().find(|d| d.config == config) {
+                devices.push(kept.clone());
+                continue;
+            }
+            let sink = if config.kind == "file" {
+                self.open_new_file(&config, &current.key)
+                    .unwrap_or_else(|e| {
+                        tracing::error!(device = %config.path, error = %e, "audit device enabled on another node cannot be opened here; requests will be refused");
+                        Sink::File(FileDevice::broken(&self.local_file(&config), e.to_string()))
+                    })
+            } else {
+                self.stream_sink(&config, None)
+            };
+            if !matches!(&sink, Sink::File(f) if !f.is_open()) {
+                self.heads.publish(&config.path, sink.link());
+            }
+            devices.push(Arc::new(Device { config, sink }));
+        }
+        for gone in &current.devices {
+            if !devices.iter().any(|d| d.config.path == gone.config.path) {
+                self.heads.pending.lock().remove(&gone.config.path);
+            }
+        }
+        self.swap(current, devices);
+        Ok(())
     }
 
     fn swap(&self, current: Arc<Enabled>, devices: Vec<Arc<Device>>) {
@@ -590,7 +755,7 @@ impl AuditBroker {
         let (file, end) = sink
             .snapshot()
             .map_err(|e| EngineError::Internal(format!("audit device {path}: {e}")))?;
-        let stored: Option<Link> = self.barrier.get_json(&head_key(&path))?;
+        let stored: Option<Link> = self.barrier.get_json(&head_key(&self.node, &path))?;
         let key = current.key.clone();
         let expected = stored.clone();
         let report = tokio::task::spawn_blocking(move || {
@@ -796,6 +961,10 @@ impl AuditBroker {
             let mut entry = body(device);
             entry.insert("time".into(), now().into());
             entry.insert("type".into(), kind.into());
+            // Lines several nodes send to one receiver tell their chains apart.
+            if !self.node.is_empty() {
+                entry.insert("node".into(), self.node.clone().into());
+            }
             let (done, heard) = if wait {
                 let (tx, rx) = oneshot::channel();
                 (Some(tx), Some(rx))

@@ -2,17 +2,25 @@
 //! whose handles raise to each node what the other changed, as a shared backend's watch
 //! does. What one node writes, the other honours; what both race for, one wins.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
+use zeroize::Zeroizing;
 
-use crate::core::Core;
+use crate::audit::{DeviceConfig, RequestInfo};
+use crate::core::{Core, Settings};
 use crate::error::EngineError;
+use crate::lease::{Acquired, Lease};
+use crate::managed_keys::model::{Algorithm, CreateKey as NewManagedKey};
+use crate::managed_keys::{KeyError, MIN_PENDING_WINDOW};
 use crate::mounts::MountConfig;
 use crate::periodic::{PeriodicTask, TaskFuture};
 use crate::policy::Operation;
+use crate::seal::init::INIT_LEASE_TTL;
+use crate::seal::rotate::{RotateConfig, RotateTarget, RotateUpdate};
 use crate::storage::shared_memory::SharedKeyspace;
 use crate::storage::Storage;
 use crate::token::CreateRequest;
@@ -27,11 +35,28 @@ struct Cluster {
     root_token: String,
 }
 
+/// Nodes `a` and `b`, named so in their audit files.
 fn two_cores() -> (Arc<Core>, Arc<Core>, Arc<SharedKeyspace>) {
     let keyspace = SharedKeyspace::new();
-    let a = Core::new(Storage::new(keyspace.node()));
-    let b = Core::new(Storage::new(keyspace.node()));
+    let node = |name: &str| {
+        let settings = Settings {
+            node_name: name.into(),
+            ..Default::default()
+        };
+        Core::with_settings(Storage::new(keyspace.node()), settings)
+    };
+    let (a, b) = (node("a"), node("b"));
     (a, b, keyspace)
+}
+
+/// Waits until `f` holds: what another node changed reaches this one when storage
+/// raises it, which may be just after the call that changed it returned.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Node `a` set up as `-dev` does (kv at `secret/`, transit at `transit/`), node `b`
@@ -373,4 +398,294 @@ async fn a_limited_use_token_used_on_both_nodes_is_used_no_more_than_allowed() {
         accepted += [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count();
     }
     assert_eq!(accepted, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_whose_node_vanished_frees_the_keyspace_once_its_lease_expires() {
+    assert!(
+        INIT_LEASE_TTL <= Duration::from_secs(15),
+        "freed within seconds"
+    );
+    let (a, b, keyspace) = two_cores();
+    // What a node that died in the middle of its init leaves: its lease, not renewed.
+    let vanished = Lease::new(
+        Storage::new(keyspace.node()),
+        "init",
+        "vanished",
+        INIT_LEASE_TTL,
+    );
+    assert_eq!(vanished.acquire().await.unwrap(), Acquired::Held);
+    drop(vanished);
+    let started = Instant::now();
+    assert!(matches!(
+        a.init(1, 1).await,
+        Err(EngineError::AlreadyInitialized)
+    ));
+    let init = loop {
+        match b.init(1, 1).await {
+            Ok(init) => break init,
+            Err(EngineError::AlreadyInitialized) => {
+                assert!(
+                    started.elapsed() < INIT_LEASE_TTL + Duration::from_secs(5),
+                    "the lease of the vanished node was never freed"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    for node in [&a, &b] {
+        node.unseal(UnsealStep::Share(init.keys[0].clone()))
+            .await
+            .unwrap();
+        node.tokens.lookup(&init.root_token).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_nodes_rotating_the_unseal_keys_at_once_one_wins_and_its_keys_open_both() {
+    let c = cluster().await;
+    let new = RotateConfig {
+        secret_shares: 3,
+        secret_threshold: 2,
+        require_verification: false,
+    };
+    let required =
+        c.a.rotation_init(RotateTarget::Root, new)
+            .await
+            .unwrap()
+            .required;
+    let nonce_a = c.a.rotation_status(RotateTarget::Root).unwrap().nonce;
+    c.b.rotation_init(RotateTarget::Root, new).await.unwrap();
+    let nonce_b = c.b.rotation_status(RotateTarget::Root).unwrap().nonce;
+    let (last, before) = c.keys[..required as usize].split_last().unwrap();
+    for k in before {
+        c.a.rotation_update(RotateTarget::Root, k.clone(), &nonce_a)
+            .await
+            .unwrap();
+        c.b.rotation_update(RotateTarget::Root, k.clone(), &nonce_b)
+            .await
+            .unwrap();
+    }
+    let (ra, rb) = tokio::join!(
+        c.a.rotation_update(RotateTarget::Root, last.clone(), &nonce_a),
+        c.b.rotation_update(RotateTarget::Root, last.clone(), &nonce_b),
+    );
+    let (keys, refusal) = match (ra, rb) {
+        (Ok(RotateUpdate::Complete(k)), Err(e)) | (Err(e), Ok(RotateUpdate::Complete(k))) => {
+            (k.keys, e)
+        }
+        (ra, rb) => {
+            let show = |r: crate::error::Result<RotateUpdate>| match r {
+                Ok(RotateUpdate::Complete(_)) => "complete".to_string(),
+                Ok(RotateUpdate::Progress(p)) => format!("progress {p:?}"),
+                Err(e) => e.to_string(),
+            };
+            panic!("expected one rotation: {} / {}", show(ra), show(rb))
+        }
+    };
+    assert!(
+        matches!(&refusal, EngineError::Conflict(m) if m.contains("another node changed the seal")),
+        "{refusal}"
+    );
+    // Both nodes open with the winner's keys, and no longer with the old ones.
+    for node in [&c.a, &c.b] {
+        node.seal().await;
+        for k in &c.keys {
+            let _ = node.unseal(UnsealStep::Share(k.clone())).await;
+        }
+        assert!(node.is_sealed(), "the old keys still open a node");
+        node.unseal(UnsealStep::Reset).await.unwrap();
+        for k in &keys[..2] {
+            node.unseal(UnsealStep::Share(k.clone())).await.unwrap();
+        }
+        assert!(!node.is_sealed());
+        node.tokens.lookup(&c.root_token).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_keys_created_rotated_and_destroyed_on_one_node_are_seen_on_the_other() {
+    let c = cluster().await;
+    let key =
+        c.a.keys
+            .create(
+                NewManagedKey {
+                    name: "shared".into(),
+                    algorithm: Algorithm::Aes256,
+                    usage: None,
+                    labels: BTreeMap::new(),
+                    exportable: false,
+                    allow_unwrapped_export: false,
+                },
+                c.a.root().unwrap(),
+            )
+            .await
+            .unwrap();
+    let encrypt_on_b = || async {
+        let on_b = c.b.keys.get(&key.id)?;
+        c.b.keys
+            .encrypt(
+                &on_b,
+                None,
+                Zeroizing::new(b"x".to_vec()),
+                c.b.root().unwrap(),
+            )
+            .await
+    };
+    assert_eq!(encrypt_on_b().await.unwrap().version, 1);
+    c.a.keys
+        .rotate(&key.id, c.a.root().unwrap(), "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        encrypt_on_b().await.unwrap().version,
+        2,
+        "b uses a's rotation"
+    );
+
+    // b's housekeeping found nothing due; a schedules the key's destruction, and b both
+    // refuses the key and, once it is due, destroys it.
+    assert!(c
+        .b
+        .keys
+        .tidy(Some(c.b.root().unwrap()))
+        .await
+        .unwrap()
+        .is_empty());
+    c.a.keys
+        .schedule_destruction(&key.id, MIN_PENDING_WINDOW)
+        .await
+        .unwrap();
+    assert!(matches!(
+        encrypt_on_b().await,
+        Err(KeyError::PendingDestruction(_))
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let destroyed = c.b.keys.tidy(Some(c.b.root().unwrap())).await.unwrap();
+        if destroyed.iter().any(|(id, _)| *id == key.id.to_string()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b never destroyed the key a scheduled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(matches!(c.a.keys.get(&key.id), Err(KeyError::NotFound(_))));
+    assert!(matches!(encrypt_on_b().await, Err(KeyError::NotFound(_))));
+}
+
+fn file_device(path: &std::path::Path) -> DeviceConfig {
+    DeviceConfig {
+        path: "file".into(),
+        kind: "file".into(),
+        description: String::new(),
+        options: BTreeMap::from([("file_path".to_string(), path.display().to_string())]),
+        local: false,
+    }
+}
+
+/// Logs one request on `core`'s devices, as the operation layer does before running it.
+async fn audited(core: &Core, id: &str) -> crate::error::Result<()> {
+    let request = RequestInfo {
+        id,
+        operation: "read",
+        path: "secret/data/x",
+        data: None,
+        client_token: "",
+        remote_address: None,
+    };
+    core.audit.log_request(&request, None, None).await
+}
+
+fn lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_devices_are_shared_by_the_nodes_and_each_node_keeps_its_own_chain() {
+    let c = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    c.a.audit
+        .enable(file_device(&dir.path().join("audit.log")))
+        .await
+        .unwrap();
+    eventually("b to take a's audit device up", || {
+        c.b.audit.device_count() == 1
+    })
+    .await;
+    let file_of = |node: &str| dir.path().join(format!("audit.{node}.log"));
+
+    // Both nodes audit at once, each into its own file.
+    for i in 0..20 {
+        let (id_a, id_b) = (format!("a-{i}"), format!("b-{i}"));
+        let (ra, rb) = tokio::join!(audited(&c.a, &id_a), audited(&c.b, &id_b));
+        ra.unwrap();
+        rb.unwrap();
+    }
+    assert!(
+        !dir.path().join("audit.log").exists(),
+        "no node writes the shared name"
+    );
+    for (node, name) in [(&c.a, "a"), (&c.b, "b")] {
+        let text = std::fs::read_to_string(file_of(name)).unwrap();
+        assert_eq!(text.matches(&format!("\"{name}-")).count(), 20, "{name}");
+        let other = if name == "a" { "b" } else { "a" };
+        assert!(
+            !text.contains(&format!("\"{other}-")),
+            "{name} has {other}'s lines"
+        );
+        // Each node's chain verifies, up to the head it recorded (the recorder stores
+        // heads after the writes it follows): no node's head is the other's.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let report = node.audit.verify("file").await.unwrap();
+            assert_eq!(report.file_path, file_of(name).display().to_string());
+            assert!(report.report.is_clean(), "{name}: {:?}", report.report);
+            if report.stored_head.is_some() && report.stored_head == report.report.head {
+                assert!(report.stored_head_found);
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}'s head never recorded");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    // Disabled on b: a stops auditing.
+    assert!(c.b.audit.disable("file").await.unwrap());
+    eventually("a to take b's disable up", || c.a.audit.device_count() == 0).await;
+    let before = lines(&file_of("a"));
+    audited(&c.a, "after-disable").await.unwrap();
+    assert_eq!(lines(&file_of("a")), before);
+
+    // Enabled on both at once: one wins, the other is told to try again.
+    let (ra, rb) = tokio::join!(
+        c.a.audit.enable(file_device(&dir.path().join("left.log"))),
+        c.b.audit.enable(DeviceConfig {
+            path: "other".into(),
+            ..file_device(&dir.path().join("right.log"))
+        }),
+    );
+    for r in [&ra, &rb] {
+        if let Err(e) = r {
+            assert!(matches!(e, EngineError::Conflict(_)), "{e}");
+        }
+    }
+    let enabled = [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count();
+    assert!(enabled >= 1);
+    eventually("both nodes to list the same devices", || {
+        let paths = |core: &Core| -> Vec<String> {
+            core.audit
+                .list()
+                .unwrap()
+                .into_iter()
+                .map(|d| d.path)
+                .collect()
+        };
+        let on_a = paths(&c.a);
+        on_a.len() == enabled && on_a == paths(&c.b)
+    })
+    .await;
 }

@@ -61,6 +61,12 @@ impl Core {
                 }
             }
         }
+        // An exact key: the heads other nodes record below a longer name are not it.
+        if crate::audit::TABLE_PATH.starts_with(prefix) {
+            if let Err(e) = self.audit.reload() {
+                tracing::warn!(error = %e, "could not take up the audit devices another node changed");
+            }
+        }
         if touches(prefix, crate::managed_keys::META_PREFIX)
             || touches(prefix, crate::managed_keys::MATERIAL_PREFIX)
         {

@@ -58,11 +58,15 @@ pub struct Seals {
 }
 
 /// Appliance-wide settings that are not stored: they come from the daemon's start-up.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub transit: TransitSettings,
     /// The server config's `default_lease_ttl` / `max_lease_ttl` (768h each by default).
     pub leases: crate::token::LeaseTtls,
+    /// This node's lasting name among the nodes sharing a keyspace (the host name by
+    /// default): what tells their audit files and chain heads apart across restarts.
+    /// Unused on a store no other node opens; empty on a shared one: this run's id.
+    pub node_name: String,
 }
 
 pub struct Core {
@@ -131,6 +135,11 @@ impl Core {
         let mounts = Mounts::new(barrier.clone(), settings.transit);
         periodic.register(housekeeping::TransitAutoRotation);
         let node_id = uuid::Uuid::new_v4().to_string();
+        let node_name = match (storage.shared(), settings.node_name) {
+            (false, _) => String::new(),
+            (true, name) if name.is_empty() => node_id.clone(),
+            (true, name) => name,
+        };
         let periodic_lease = Lease::new(
             storage.clone(),
             PERIODIC_LEASE,
@@ -144,7 +153,7 @@ impl Core {
                 mounts,
                 auth_mounts: AuthMounts::new(barrier.clone()),
                 policies: PolicyStore::new(barrier.clone()),
-                audit: AuditBroker::new(barrier.clone()),
+                audit: AuditBroker::new(barrier.clone(), node_name),
                 keys,
                 exports: CloudExports::default(),
                 storage,

@@ -26,8 +26,9 @@ const INIT_WRITES: &[&str] = &[
 ];
 
 /// How long a node initialising a shared keyspace keeps others from starting their own
-/// init: longer than any init takes (the slowest step is the hardware seal's key).
-const INIT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// init without renewing its lease: it renews it while init runs, however long the
+/// hardware seal's key takes, so this is how soon an init that died frees the keyspace.
+pub(crate) const INIT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct InitResult {
     /// Unseal keys (Shamir seal).
@@ -84,7 +85,9 @@ impl Core {
             tracing::info!(node = %h.holder, "another node is initialising the shared storage");
             return Err(EngineError::AlreadyInitialized);
         }
+        let renewal = lease.keep_renewed();
         let result = self.init_leased(hardware, shares, threshold, what).await;
+        drop(renewal);
         if let Err(e) = lease.release().await {
             tracing::warn!(error = %e, "could not release the init lease; it expires by itself");
         }

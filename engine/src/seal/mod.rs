@@ -20,7 +20,7 @@ use crate::error::{EngineError, Result};
 use crate::storage::{Batch, StorageError};
 
 pub mod generate_root;
-mod init;
+pub(crate) mod init;
 mod lifecycle;
 mod migration;
 mod pcr_policy;

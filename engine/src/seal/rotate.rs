@@ -42,6 +42,8 @@ pub struct RotateConfig {
 /// and verification was asked for, the new key waiting for its shares.
 pub(crate) struct Rotation {
     nonce: String,
+    /// The stored seal when the attempt started ([`Core::seal_state`]).
+    under: Vec<Option<Vec<u8>>>,
     config: RotateConfig,
     progress: Vec<UnsealShare>,
     pending: Option<Pending>,
@@ -195,6 +197,34 @@ impl Core {
         }
     }
 
+    /// What the stored seal is now, as far as a rotation of `target` replaces it: its
+    /// configuration, and for the recovery keys the recovery key.
+    fn seal_state(&self, target: RotateTarget) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut state = vec![self.storage.get(SEAL_CONFIG_PATH)?];
+        if target == RotateTarget::Recovery {
+            state.push(self.storage.get(RECOVERY_KEY_PATH)?);
+        }
+        Ok(state)
+    }
+
+    /// Ends the attempt when another node changed the seal since it started: the keys
+    /// given to it would count against a seal they may not open, and its new keys would
+    /// replace the ones handed out there. Returns the seal the attempt started under.
+    fn check_unchanged(&self, target: RotateTarget) -> Result<Vec<Option<Vec<u8>>>> {
+        let now = self.seal_state(target)?;
+        let mut rotations = self.rotations.lock();
+        let slot = rotations.slot(target);
+        match slot.as_ref() {
+            Some(r) if r.under != now => {
+                *slot = None;
+                tracing::info!(target = ?target, "key rotation ended: another node changed the seal");
+                Err(super::seal_changed_elsewhere())
+            }
+            Some(r) => Ok(r.under.clone()),
+            None => Err(no_rotation()),
+        }
+    }
+
     pub(crate) fn rotation_status(&self, target: RotateTarget) -> Result<RotateStatus> {
         let config = self.rotation_config(target)?;
         Ok(self.rotation_view(target, config.key_threshold()))
@@ -212,6 +242,7 @@ impl Core {
         }
         let config = self.rotation_config(target)?;
         validate(&new)?;
+        let under = self.seal_state(target)?;
         {
             let mut rotations = self.rotations.lock();
             let slot = rotations.slot(target);
@@ -220,6 +251,7 @@ impl Core {
             }
             *slot = Some(Rotation {
                 nonce: new_nonce(),
+                under,
                 config: new,
                 progress: Vec::new(),
                 pending: None,
@@ -256,6 +288,7 @@ impl Core {
         if self.is_sealed() {
             return Err(EngineError::Sealed);
         }
+        let under = self.check_unchanged(target)?;
         let config = self.rotation_config(target)?;
         let required = config.key_threshold();
         let (quorum, new) = {
@@ -307,7 +340,7 @@ impl Core {
                 verification_nonce,
             }));
         }
-        self.switch_keys(target, &config, new, key).await?;
+        self.switch_keys(target, &config, &under, new, key).await?;
         self.rotations.lock().slot(target).take();
         Ok(RotateUpdate::Complete(RotateKeys {
             nonce,
@@ -357,6 +390,7 @@ impl Core {
         if self.is_sealed() {
             return Err(EngineError::Sealed);
         }
+        let under = self.check_unchanged(target)?;
         let config = self.rotation_config(target)?;
         let (verified, new) = {
             let mut rotations = self.rotations.lock();
@@ -398,7 +432,10 @@ impl Core {
         };
         crate::failpoint::crash_at("rotate:verified");
         let nonce = verified.nonce.clone();
-        if let Err(e) = self.switch_keys(target, &config, new, verified.key).await {
+        if let Err(e) = self
+            .switch_keys(target, &config, &under, new, verified.key)
+            .await
+        {
             // The new keys were not stored: the old ones stay valid, and the attempt goes
             // back to collecting a quorum of them.
             let mut rotations = self.rotations.lock();
@@ -418,11 +455,17 @@ impl Core {
         &self,
         target: RotateTarget,
         current: &SealConfig,
+        under: &[Option<Vec<u8>>],
         new: RotateConfig,
         key: ShamirRoot,
     ) -> Result<()> {
         let mut batch = Batch::new();
         self.expect_seal_config(current, &mut batch)?;
+        if target == RotateTarget::Recovery {
+            // Another node's rotation to the same shares leaves the configuration as it
+            // was: the recovery key it wrote is what tells.
+            batch.check(RECOVERY_KEY_PATH, under.get(1).cloned().flatten());
+        }
         let config = match target {
             RotateTarget::Root => {
                 self.barrier.rewrap_keyring_into(&key, &mut batch)?;

@@ -212,3 +212,53 @@ async fn migration_shamir_to_hardware_and_back() {
             .sealed
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_nodes_migrating_to_the_hardware_seal_at_once_one_switches_and_the_other_is_refused()
+{
+    let keyspace = crate::storage::shared_memory::SharedKeyspace::new();
+    let first = Core::new(Storage::new(keyspace.node()));
+    let init = first.init(1, 1).await.unwrap();
+    first.shutdown().await;
+    let seals = Seals {
+        device: Some(fake()),
+        previous: None,
+    };
+    let a = Core::with_seals(Storage::new(keyspace.node()), seals.clone());
+    let b = Core::with_seals(Storage::new(keyspace.node()), seals);
+    let share = || UnsealStep::Share(init.keys[0].clone());
+    let (ra, rb) = tokio::join!(
+        a.unseal_with(share(), Migration::Migrate),
+        b.unseal_with(share(), Migration::Migrate),
+    );
+    let (winner, loser, refusal) = match (ra, rb) {
+        (Ok(s), Err(e)) => (s, &b, e),
+        (Err(e), Ok(s)) => (s, &a, e),
+        (ra, rb) => panic!(
+            "expected one migration: {:?} / {:?}",
+            ra.map(|_| ()),
+            rb.map(|_| ())
+        ),
+    };
+    assert!(!winner.sealed);
+    assert_eq!(winner.kind, "pkcs11");
+    // Told the seal changed under it (or, had the switch landed before it began, that
+    // the unseal keys no longer open the keyring), and left sealed.
+    assert!(
+        matches!(
+            &refusal,
+            crate::EngineError::Conflict(_) | crate::EngineError::BadRequest(_)
+        ),
+        "{refusal}"
+    );
+    assert!(loser.is_sealed());
+    // The loser finds the keyspace migrated: no migration pending, the hardware seal
+    // opens it.
+    assert!(!loser.seal_status().unwrap().migration);
+    let task = tokio::spawn(loser.clone().run_auto_unseal());
+    wait_for("the loser to auto-unseal", || !loser.is_sealed()).await;
+    task.abort();
+    for node in [&a, &b] {
+        node.tokens.lookup(&init.root_token).unwrap();
+    }
+}
