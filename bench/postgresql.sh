@@ -255,7 +255,7 @@ RECORDS="$RUN/records.jsonl"
 measure() {
     local name="$1" db="$2" scenario="$3" method="$4" path="$5" body="$6" mode="$7" token="$8"
     shift 8
-    local urls=("$@") per=$((CONNECTIONS / $#)) i before after warm=() measured=()
+    local urls=("$@") per=$((CONNECTIONS / $#)) i before after warm=() measured=() loads=()
     # Writes name a new key each (wrk.lua's "unique" mode); each wrk gets its own prefix.
     for i in "${!urls[@]}"; do
         if [[ "$mode" == unique ]]; then
@@ -268,16 +268,20 @@ measure() {
         BENCH_METHOD="$method" BENCH_TOKEN="$token" BENCH_BODY_FILE="$body" BENCH_MODE="$mode" \
             timeout -k 5 120 wrk -t"$THREADS" -c"$per" -d"$WARMUP" --timeout 5s \
             -s "$BENCH_DIR/wrk.lua" "${urls[$i]}/v1/${warm[$i]}" >/dev/null 2>&1 &
+        loads+=($!)
     done
-    wait
+    # Only the load generators: a bare `wait` would wait for the daemons too.
+    wait "${loads[@]}" || true
+    loads=()
     say "  $scenario: $name ($DURATION, $CONNECTIONS connections over ${#urls[@]} node(s))"
     [[ -n "$db" ]] && { sleep 1; pg_reset; before="$(pg_counts "$db")"; }
     for i in "${!urls[@]}"; do
         BENCH_METHOD="$method" BENCH_TOKEN="$token" BENCH_BODY_FILE="$body" BENCH_MODE="$mode" \
             timeout -k 5 300 wrk -t"$THREADS" -c"$per" -d"$DURATION" --timeout 5s --latency \
             -s "$BENCH_DIR/wrk.lua" "${urls[$i]}/v1/${measured[$i]}" >"$RUN/wrk-$scenario-$name-$i.txt" 2>&1 &
+        loads+=($!)
     done
-    wait
+    wait "${loads[@]}" || true
     local statements=null commits=null
     if [[ -n "$db" ]]; then
         statements="$(pg_counts "$db" | cut -d' ' -f1)"
