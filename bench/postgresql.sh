@@ -240,11 +240,15 @@ for n in $(seq 1 "$NODES"); do
 done
 
 # ---- measuring -----------------------------------------------------------------------
-# The database's counters: statements (every one a round trip) and commits.
+# The database's counters: statements (every one a round trip), statements that write
+# (INSERT, UPDATE, DELETE, and WITH ... INSERT), and transactions (each autocommit read
+# counts as one).
 pg_counts() {
     psql_ -d postgres -F ' ' -c "SELECT
         (SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1'),
-        (SELECT xact_commit FROM pg_stat_database WHERE datname = '$1')"
+        (SELECT xact_commit FROM pg_stat_database WHERE datname = '$1'),
+        (SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+          WHERE d.datname = '$1' AND s.query ~* '^[[:space:]]*(insert|update|delete|with[^;]*insert)')"
 }
 pg_reset() { psql_ -d postgres -c "SELECT pg_stat_statements_reset()" >/dev/null; }
 
@@ -282,16 +286,17 @@ measure() {
         loads+=($!)
     done
     wait "${loads[@]}" || true
-    local statements=null commits=null
+    local statements=null commits=null writes=null
     if [[ -n "$db" ]]; then
         statements="$(pg_counts "$db" | cut -d' ' -f1)"
+        writes="$(pg_counts "$db" | cut -d' ' -f3)"
         sleep 1.5   # pg_stat_database is flushed by each server process within a second
         after="$(pg_counts "$db")"
         commits=$(( $(cut -d' ' -f2 <<<"$after") - $(cut -d' ' -f2 <<<"$before") ))
     fi
     cat "$RUN"/wrk-"$scenario"-"$name"-*.txt | grep '^BENCH ' | sed 's/^BENCH //' |
         jq -Rs --arg name "$name" --arg scenario "$scenario" --argjson nodes "${#urls[@]}" \
-            --argjson statements "$statements" --argjson commits "$commits" '
+            --argjson statements "$statements" --argjson commits "$commits" --argjson writes "$writes" '
         [split("\n")[] | select(length > 0) | split(" ") | map(split("=") | {(.[0]): (.[1] | tonumber)}) | add] as $runs
         | ($runs | map(.requests) | add) as $requests
         | {name: $name, scenario: $scenario, nodes: $nodes, runs: ($runs | length),
@@ -300,7 +305,8 @@ measure() {
            p99_ms: ($runs | map(.p99_us) | max / 1000),
            bad: ($runs | map(.non2xx + .connect_errors + .read_errors + .write_errors + .timeouts) | add),
            statements_per_request: (if $statements == null or $requests == 0 then null else $statements / $requests end),
-           commits_per_request: (if $commits == null or $requests == 0 then null else $commits / $requests end)}' \
+           write_statements_per_request: (if $writes == null or $requests == 0 then null else $writes / $requests end),
+           transactions_per_request: (if $commits == null or $requests == 0 then null else $commits / $requests end)}' \
         >>"$RECORDS"
 }
 
@@ -336,8 +342,8 @@ jq -r '
   .results as $r
   | ($r | map(select(.name == "openbao-pg")) | map({(.scenario): .rps}) | add) as $bao
   | "date \(.date), commit \(.commit), \(.cores) cores, load \(.load_before) -> \(.load_after), \(.postgres), \(.openbao)",
-    "| backend | nodes | scenario | req/s | vs OpenBao on PostgreSQL | p99 ms | statements/request | commits/request | errors |",
-    "|---|---|---|---|---|---|---|---|---|",
-    ($r[] | "| \(.name) | \(.nodes) | \(.scenario) | \(.rps | round) | \(if $bao[.scenario] then f(.rps / $bao[.scenario]) + "x" else "-" end) | \(f(.p99_ms)) | \(f(.statements_per_request)) | \(f(.commits_per_request)) | \(.bad) |")
+    "| backend | nodes | scenario | req/s | vs OpenBao on PostgreSQL | p99 ms | statements/request | writing statements/request | transactions/request | errors |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ($r[] | "| \(.name) | \(.nodes) | \(.scenario) | \(.rps | round) | \(if $bao[.scenario] then f(.rps / $bao[.scenario]) + "x" else "-" end) | \(f(.p99_ms)) | \(f(.statements_per_request)) | \(f(.write_statements_per_request)) | \(f(.transactions_per_request)) | \(.bad) |")
 ' "$RESULTS/postgresql.json"
 say "raw wrk output and logs: $RUN/; JSON: $RESULTS/postgresql.json"
