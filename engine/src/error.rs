@@ -147,6 +147,7 @@ impl EngineError {
             },
             // A conditional write that kept losing to other writers.
             EngineError::Storage(StorageError::Conflict { .. }) => ErrorKind::Conflict,
+            EngineError::Storage(e) if e.unavailable().is_some() => ErrorKind::Unavailable,
             EngineError::Corrupt(_)
             | EngineError::Storage(_)
             | EngineError::AuditFailed
@@ -171,6 +172,11 @@ impl EngineError {
                 }
             }
             EngineError::AuditFailed => self.to_string(),
+            EngineError::Storage(e) if e.unavailable().is_some() => {
+                let cause = e.unavailable().unwrap_or(e);
+                tracing::warn!(error = %cause, "storage unavailable");
+                cause.to_string()
+            }
             e if e.kind() == ErrorKind::Internal => {
                 tracing::error!(error = %e, "internal error");
                 "internal error".into()

@@ -183,6 +183,19 @@ impl Postgres {
         self.start_server();
     }
 
+    /// Freezes every process of the server (`SIGSTOP`): to its clients it looks like a
+    /// hung host or a network that drops packets, connections open and nothing
+    /// answering. It resumes (`SIGCONT`) when the guard is dropped.
+    pub fn stall(&self) -> Stalled {
+        let pid_file = fs::read_to_string(self.data().join("postmaster.pid"))
+            .expect("the server's postmaster.pid");
+        let postmaster = pid_file.lines().next().unwrap_or("").trim().to_string();
+        let mut pids = vec![postmaster.clone()];
+        pids.extend(children_of(&postmaster));
+        assert!(signal("STOP", &pids), "kill -STOP {pids:?} failed");
+        Stalled { pids }
+    }
+
     /// A URL for database `postgres` with the superuser's password.
     pub fn url(&self) -> String {
         format!(
@@ -211,6 +224,43 @@ impl Drop for Postgres {
             ],
         );
     }
+}
+
+/// The server frozen by [`Postgres::stall`]; resumes it when dropped.
+pub struct Stalled {
+    pids: Vec<String>,
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        // Also while a failed assertion unwinds, so no panic here.
+        if !signal("CONT", &self.pids) {
+            eprintln!("kill -CONT {:?} failed", self.pids);
+        }
+    }
+}
+
+/// The processes whose parent is `pid` (the postmaster's backends and workers).
+fn children_of(pid: &str) -> Vec<String> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`: comm may hold spaces, so split after its `)`.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            (ppid == pid).then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+fn signal(name: &str, pids: &[String]) -> bool {
+    Command::new("kill")
+        .arg(format!("-{name}"))
+        .args(pids)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn text(out: &Output) -> String {

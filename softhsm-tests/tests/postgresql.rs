@@ -1,16 +1,20 @@
-//! Shared storage on PostgreSQL: the backend conformance suite on a real server, and two
+//! Shared storage on PostgreSQL: the backend conformance suite on a real server, two
 //! `ironseal` daemons on one database seeing each other's writes within the stated bound,
-//! across a server restart.
+//! across a server restart, and a daemon that keeps answering `sys/health` while its
+//! database is stalled.
 //!
 //! OpenBao runs several nodes on one PostgreSQL only as active and standbys (standbys
 //! forward to the active node), so the two-node test has no reference run; the suite
 //! needs no daemon and runs the same in either mode.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::storage::conformance::{self, Fixture};
-use engine::storage::postgresql::{PostgresBackend, PostgresConfig, COHERENCE_BOUND};
+use engine::storage::postgresql::{
+    PostgresBackend, PostgresConfig, COHERENCE_BOUND, RECONNECT_FOR,
+};
 use engine::storage::{Backend, Batch};
 use serde_json::{json, Value};
 use softhsm_tests::postgres::{Postgres, PASSWORD};
@@ -256,6 +260,169 @@ fn two_daemons_on_one_database_see_each_others_writes() {
         assert!(
             !d.logs().contains(PASSWORD),
             "the database password shows in what the daemon printed"
+        );
+    }
+}
+
+/// Keys written before the stall and again during it, and keys first read during it.
+const STALLED_WRITES: usize = 8;
+const STALLED_READS: usize = 8;
+/// How long `sys/health` and `sys/seal-status` may take while the kv requests wait:
+/// generous for a loaded machine, far below the backend's timeout.
+const PROBE_LIMIT: Duration = Duration::from_secs(5);
+
+/// The database stops answering (every server process stopped) with kv requests in
+/// flight: the probes operators and load balancers rely on keep answering while those
+/// requests wait, the requests fail with a 5xx once the backend's timeout passes, not
+/// hang, and once the database resumes the daemon serves again, every key holding one
+/// whole version, from before or from during the stall.
+#[test]
+fn health_answers_while_the_database_is_stalled() {
+    if reference_mode() {
+        eprintln!(
+            "SKIPPED against OpenBao: the reference daemon runs on its own storage here, not on the test's PostgreSQL"
+        );
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.url();
+    let mut d = Daemon::config_with_storage(
+        "storage \"postgresql\" {\n  table = \"stall\"\n}",
+        &[("IRONSEAL_PG_URL", url.as_str())],
+    );
+    d.init(1, 1);
+    d.unseal();
+    d.ensure_secret_kv2();
+    let root = d.token.clone().expect("the root token");
+    for i in 0..STALLED_WRITES {
+        kv_put(&d, &format!("w{i}"), "before");
+        // Read back, so the write during the stall finds what it needs cached and
+        // reaches the commit.
+        assert_eq!(
+            kv_value(&d, &root, &format!("w{i}")).as_deref(),
+            Some("before")
+        );
+    }
+    for path in ["/v1/sys/health", "/v1/sys/seal-status"] {
+        assert_eq!(d.get(path).status, 200, "{path} before the stall");
+    }
+
+    let stall = pg.stall();
+    let pending = AtomicUsize::new(STALLED_WRITES + STALLED_READS);
+    let failures: Mutex<Vec<(String, u16, String, Duration)>> = Mutex::new(Vec::new());
+    let mut probes_while_pending = 0;
+    std::thread::scope(|scope| {
+        for i in 0..STALLED_WRITES + STALLED_READS {
+            let (d, root, pending, failures) = (&d, &root, &pending, &failures);
+            scope.spawn(move || {
+                let started = Instant::now();
+                let (what, r) = if i < STALLED_WRITES {
+                    let body = json!({"data": {"v": "during"}}).to_string();
+                    (
+                        format!("write w{i}"),
+                        d.send_json("POST", &format!("/v1/secret/data/w{i}"), &body),
+                    )
+                } else {
+                    (
+                        format!("read r{i}"),
+                        d.http(
+                            "GET",
+                            &format!("/v1/secret/data/r{i}"),
+                            Some(root),
+                            Body::None,
+                        ),
+                    )
+                };
+                let took = started.elapsed();
+                failures
+                    .lock()
+                    .unwrap()
+                    .push((what, r.status, r.body, took));
+                pending.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        let deadline = Instant::now() + RECONNECT_FOR * 4;
+        while pending.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "kv requests still waiting {:?} into the stall",
+                RECONNECT_FOR * 4
+            );
+            // As a load balancer probes (no token) and as `bao status` asks (a token).
+            for (path, token) in [
+                ("/v1/sys/health", None),
+                ("/v1/sys/seal-status", Some(&root)),
+            ] {
+                let started = Instant::now();
+                let r = d.http("GET", path, token.map(String::as_str), Body::None);
+                let took = started.elapsed();
+                assert_eq!(r.status, 200, "{path} during the stall: {r}");
+                assert!(took < PROBE_LIMIT, "{path} took {took:?} during the stall");
+                assert_eq!(r.json()["sealed"], false, "{path}: {r}");
+            }
+            if pending.load(Ordering::SeqCst) > 0 {
+                probes_while_pending += 1;
+            }
+        }
+    });
+    assert!(
+        probes_while_pending >= 3,
+        "only {probes_while_pending} probe rounds answered while kv requests waited"
+    );
+    for (what, status, body, took) in failures.into_inner().unwrap() {
+        assert!(
+            (500..600).contains(&status),
+            "{what} during the stall answered {status}: {body}"
+        );
+        assert!(
+            took >= RECONNECT_FOR - Duration::from_secs(1) && took < RECONNECT_FOR * 4,
+            "{what} failed after {took:?}, not after the backend's timeout: {status} {body}"
+        );
+        if status == 503 {
+            assert!(
+                body.contains("did not answer"),
+                "{what}: a 503 says the storage did not answer: {body}"
+            );
+        }
+    }
+
+    drop(stall);
+    poll_until(
+        Duration::from_secs(60),
+        "the daemon to take writes once the database resumes",
+        || {
+            let r = d.post_json("/v1/secret/data/after", &json!({"data": {"v": "after"}}));
+            (r.status == 200).then_some(())
+        },
+    );
+    for i in 0..STALLED_WRITES {
+        let path = format!("w{i}");
+        let r = d.http(
+            "GET",
+            &format!("/v1/secret/data/{path}"),
+            Some(&root),
+            Body::None,
+        );
+        assert_eq!(r.status, 200, "{path} after the stall: {r}");
+        let data = r.json();
+        let v = data["data"]["data"]["v"].as_str().unwrap_or("");
+        assert!(v == "before" || v == "during", "{path} holds {v:?}");
+        let meta = d
+            .http(
+                "GET",
+                &format!("/v1/secret/metadata/{path}"),
+                Some(&root),
+                Body::None,
+            )
+            .json();
+        assert_eq!(
+            meta["data"]["current_version"], data["data"]["metadata"]["version"],
+            "{path}: the metadata and the version read disagree: {meta}"
+        );
+        let expected = if v == "before" { 1 } else { 2 };
+        assert_eq!(
+            data["data"]["metadata"]["version"], expected,
+            "{path}: {data}"
         );
     }
 }

@@ -30,6 +30,10 @@ impl Core {
     /// Another node changed keys below `prefix`. Runs on the thread that heard of it;
     /// everything here is a storage read (and, for the keyring, one unwrap by the root).
     fn take_up(&self, prefix: &str) {
+        // Read while sealed too (seal-status).
+        if touches(prefix, crate::seal::SEAL_CONFIG_PATH) {
+            self.seal_config_seen.clear();
+        }
         if self.is_sealed() {
             return;
         }

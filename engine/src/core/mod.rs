@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::audit::AuditBroker;
 use crate::auth::AuthMounts;
 use crate::barrier::{Barrier, KeyStatus};
+use crate::bounded_cache::BoundedCache;
 use crate::cloud_exports::{CloudExports, CloudProviders};
 use crate::error::{EngineError, Result};
 use crate::lease::{Acquired, Lease};
@@ -22,7 +23,7 @@ use crate::policy::store::PolicyStore;
 use crate::seal::generate_root::Attempt;
 use crate::seal::report::SealErrorReport;
 use crate::seal::rotate::Rotations;
-use crate::seal::UnsealProgress;
+use crate::seal::{SealConfig, UnsealProgress};
 use crate::storage::Storage;
 use crate::token::TokenStore;
 use crate::transit::TransitSettings;
@@ -32,6 +33,9 @@ mod auth;
 mod cluster_tests;
 mod coherence;
 mod housekeeping;
+
+/// Room for the one seal configuration.
+const SEAL_CONFIG_CACHE_BYTES: usize = 4096;
 
 /// How long the node running the periodic tasks holds their lease without renewing it:
 /// the longest the tasks pause when that node dies without releasing it. It renews
@@ -85,6 +89,8 @@ pub struct Core {
     /// Serialises init, unseal and seal against each other.
     pub(crate) lifecycle: tokio::sync::Mutex<()>,
     pub(crate) seals: Seals,
+    /// The stored seal configuration as last read (see `known_seal_config`).
+    pub(crate) seal_config_seen: BoundedCache<SealConfig>,
     /// Why the hardware seal cannot unseal now, for seal-status.
     pub(crate) seal_error: Mutex<Option<SealErrorReport>>,
     /// The most recent seal error, kept after the appliance unseals, for operators.
@@ -162,6 +168,7 @@ impl Core {
                 root: RwLock::new(None),
                 lifecycle: tokio::sync::Mutex::new(()),
                 seals,
+                seal_config_seen: BoundedCache::new(SEAL_CONFIG_CACHE_BYTES),
                 seal_error: Mutex::new(None),
                 last_seal_error: Mutex::new(None),
                 manually_sealed: AtomicBool::new(false),

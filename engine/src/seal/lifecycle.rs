@@ -52,7 +52,7 @@ pub(crate) struct UnsealProgress {
 
 impl Core {
     pub fn is_initialized(&self) -> Result<bool> {
-        Ok(self.seal_config()?.is_some())
+        Ok(self.known_seal_config()?.is_some())
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -60,7 +60,7 @@ impl Core {
     }
 
     pub fn seal_status(&self) -> Result<SealStatus> {
-        let config = self.seal_config()?;
+        let config = self.known_seal_config()?;
         let progress = self.progress.lock();
         let sealed = self.is_sealed();
         let kind = match &config {
@@ -123,7 +123,7 @@ impl Core {
     /// token can be checked, so this is usually what kept it sealed before).
     pub(crate) fn seal_status_detailed(&self) -> Result<SealStatus> {
         let mut status = self.seal_status()?;
-        let config = self.seal_config()?;
+        let config = self.known_seal_config()?;
         status.seal_error_detail = match self.current_seal_error(config.as_ref())? {
             Some(current) => Some(current),
             None => self.last_seal_error.lock().clone(),

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use hsm_bridge::{RootOfTrust, SealDevice, SealKind, ShamirRoot};
 use serde::{Deserialize, Serialize};
 
+use crate::bounded_cache::Cached;
 use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::storage::{Batch, StorageError};
@@ -107,6 +108,24 @@ impl Core {
             .unwrap_or(SealKind::Shamir)
     }
 
+    /// The stored seal configuration as last read, for what must answer while a shared
+    /// store stalls (`sys/health`, `sys/seal-status`, which OpenBao also answers from
+    /// the configuration it holds): storage is read only when it is not known yet.
+    /// Another node's change drops it (see `coherence`), this node's at its commit.
+    pub(crate) fn known_seal_config(&self) -> Result<Option<SealConfig>> {
+        let epoch = match self.seal_config_seen.get(SEAL_CONFIG_PATH) {
+            Cached::Hit(config) => return Ok(Some(SealConfig::clone(&config))),
+            Cached::Miss(epoch) => epoch,
+        };
+        let config = self.seal_config()?;
+        if let Some(c) = &config {
+            let size = std::mem::size_of::<SealConfig>() + c.kind.len();
+            self.seal_config_seen
+                .insert(epoch, SEAL_CONFIG_PATH, Arc::new(c.clone()), size);
+        }
+        Ok(config)
+    }
+
     pub fn seal_config(&self) -> Result<Option<SealConfig>> {
         match self.storage.get(SEAL_CONFIG_PATH)? {
             Some(bytes) => serde_json::from_slice(&bytes)
@@ -164,7 +183,10 @@ impl Core {
     /// Commits a change of the seal's stored state (keyring wrapping, recovery key, seal
     /// configuration), made only if another node did not change it first.
     async fn commit_seal_change(&self, batch: Batch) -> Result<()> {
-        match self.storage.commit(batch).await {
+        let committed = self.storage.commit(batch).await;
+        // Even a failed commit may have landed.
+        self.seal_config_seen.clear();
+        match committed {
             Err(StorageError::Conflict { .. }) => Err(seal_changed_elsewhere()),
             other => Ok(other?),
         }

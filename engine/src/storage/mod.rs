@@ -107,11 +107,45 @@ pub enum StorageError {
     /// The store holds something this program did not write.
     #[error("storage holds foreign data: {context}")]
     ForeignData { context: &'static str },
+    /// A shared store did not answer in time (a stalled or unreachable server): nothing
+    /// was applied, and the request may be sent again.
+    #[error("the {backend} storage did not answer within {} s while {context}; nothing was written, try again later", waited.as_secs())]
+    Unavailable {
+        backend: &'static str,
+        context: &'static str,
+        waited: std::time::Duration,
+    },
 }
 
 impl StorageError {
     pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> StorageError {
         move |source| StorageError::Io { context, source }
+    }
+}
+
+impl StorageError {
+    /// A store that did not answer, directly or as the cause of a failed group commit:
+    /// the caller may try again later (503), unlike a failure of the appliance.
+    pub fn unavailable(&self) -> Option<&StorageError> {
+        match self {
+            StorageError::Unavailable { .. } => Some(self),
+            StorageError::Commit(inner) => inner.unavailable(),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `wait`, which blocks its thread on a shared store's round trips. On a worker of
+/// a multi-thread runtime, the worker first hands its other tasks to another thread
+/// (`block_in_place`), so a slow or stalled database delays only the requests that wait
+/// for it, not `sys/health` or unseal queued behind them on the same worker. Elsewhere
+/// (the commit thread, the blocking pool, a current-thread runtime) it simply blocks.
+pub(crate) fn off_the_workers<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
     }
 }
 

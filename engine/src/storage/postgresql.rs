@@ -25,7 +25,12 @@
 //!
 //! The [`Backend`] trait is synchronous; the connections live on a small runtime of the
 //! backend's own, and each call blocks its caller for a round trip or a few, as a redb
-//! read blocks for the disk.
+//! read blocks for the disk. A caller on an async worker hands that worker's other tasks
+//! to another thread first ([`super::off_the_workers`]), so a stalled database holds up
+//! only the requests that wait for it. Every call gives up after [`RECONNECT_FOR`], also
+//! when the server accepted the connection but stopped answering (a stopped process, a
+//! network that drops packets): the call fails with [`StorageError::Unavailable`], or
+//! with [`StorageError::CommitUnknown`] when its `COMMIT` was already on the wire.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -38,7 +43,10 @@ use rand::Rng;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client, Config, Statement};
 
-use super::{Applied, Backend, BackendFigures, Batch, Conflict, Invalidations, Op, StorageError};
+use super::{
+    off_the_workers, Applied, Backend, BackendFigures, Batch, Conflict, Invalidations, Op,
+    StorageError,
+};
 
 /// How often every node's commit counter is read, to catch lost notifications.
 pub const VERSION_CHECK_EVERY: Duration = Duration::from_millis(500);
@@ -46,7 +54,8 @@ pub const VERSION_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// commit replaced, when its notification is lost: two counter checks apart, plus the
 /// check's round trip. Notifications normally make it milliseconds.
 pub const COHERENCE_BOUND: Duration = Duration::from_secs(2);
-/// How long an operation keeps reconnecting to an unreachable server before it fails.
+/// How long an operation keeps reconnecting to an unreachable server, or waits for one
+/// that stopped answering, before it fails.
 pub const RECONNECT_FOR: Duration = Duration::from_secs(15);
 /// Runs of one group after serialization failures before the write fails.
 const MAX_SERIALIZATION_RETRIES: u32 = 12;
@@ -281,7 +290,7 @@ impl PostgresBackend {
         rt.spawn(async move {
             let _ = done.send(work.await);
         });
-        wait.recv().map_err(|_| StorageError::WriterGone)?
+        off_the_workers(|| wait.recv()).map_err(|_| StorageError::WriterGone)?
     }
 }
 
@@ -335,6 +344,21 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// `work`, failed as [`StorageError::Unavailable`] when it has not finished by `deadline`.
+async fn bounded<T>(
+    context: &'static str,
+    deadline: Instant,
+    work: impl Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    tokio::time::timeout_at(deadline.into(), work)
+        .await
+        .unwrap_or(Err(StorageError::Unavailable {
+            backend: "postgresql",
+            context,
+            waited: RECONNECT_FOR,
+        }))
 }
 
 fn key_string(bytes: Vec<u8>) -> Result<String, StorageError> {
@@ -464,25 +488,46 @@ impl Shared {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    /// After a call gave up waiting on `conn`: the server stopped answering on it, and
+    /// a path that drops packets never recovers, so the next call connects afresh. When
+    /// the slot is busy it is being refilled, without `conn`.
+    fn discard(&self, slot: &tokio::sync::Mutex<Option<Arc<Conn>>>, conn: Option<Arc<Conn>>) {
+        self.reachable.store(false, Ordering::Relaxed);
+        if let (Some(conn), Ok(mut current)) = (conn, slot.try_lock()) {
+            if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+                *current = None;
+            }
+        }
+    }
+
     /// Runs a read on the reader connection, again on a new one when the connection
-    /// was lost (a read has no effect to repeat).
+    /// was lost (a read has no effect to repeat), for at most [`RECONNECT_FOR`].
     async fn read<T, F, Fut>(&self, context: &'static str, op: F) -> Result<T, StorageError>
     where
         F: Fn(Arc<Conn>) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         let deadline = Instant::now() + RECONNECT_FOR;
-        loop {
-            let conn = self.conn(&self.reader, deadline).await?;
-            match op(conn.clone()).await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_connection_error(&e) && Instant::now() < deadline => {
-                    self.reachable.store(false, Ordering::Relaxed);
-                    self.forget(&self.reader, &conn).await;
+        let mut used = None;
+        let outcome = bounded(context, deadline, async {
+            loop {
+                let conn = self.conn(&self.reader, deadline).await?;
+                used = Some(conn.clone());
+                match op(conn.clone()).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) if is_connection_error(&e) && Instant::now() < deadline => {
+                        self.reachable.store(false, Ordering::Relaxed);
+                        self.forget(&self.reader, &conn).await;
+                    }
+                    Err(e) => return Err(remote(context)(e)),
                 }
-                Err(e) => return Err(remote(context)(e)),
             }
+        })
+        .await;
+        if matches!(outcome, Err(StorageError::Unavailable { .. })) {
+            self.discard(&self.reader, used);
         }
+        outcome
     }
 
     async fn create_tables(&self) -> Result<(), StorageError> {
@@ -494,27 +539,30 @@ impl Shared {
              DELETE FROM \"{t}_nodes\" WHERE updated_at < now() - interval '30 days'"
         );
         let deadline = Instant::now() + RECONNECT_FOR;
-        let (client, connection) = loop {
-            match self.config.connect(self.tls.clone()).await {
-                Ok(c) => break c,
-                Err(e) if is_connection_error(&e) && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+        bounded("creating the PostgreSQL tables", deadline, async {
+            let (client, connection) = loop {
+                match self.config.connect(self.tls.clone()).await {
+                    Ok(c) => break c,
+                    Err(e) if is_connection_error(&e) && Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return Err(remote("connecting to PostgreSQL")(e)),
                 }
-                Err(e) => return Err(remote("connecting to PostgreSQL")(e)),
+            };
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            // Two nodes starting together may both create: the loser's error is a unique
+            // violation on the catalog, and the tables exist when it runs again.
+            let mut result = client.batch_execute(&sql).await;
+            if matches!(&result, Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION)) {
+                result = client.batch_execute(&sql).await;
             }
-        };
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        // Two nodes starting together may both create: the loser's error is a unique
-        // violation on the catalog, and the tables exist when it runs again.
-        let mut result = client.batch_execute(&sql).await;
-        if matches!(&result, Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION)) {
-            result = client.batch_execute(&sql).await;
-        }
-        result.map_err(remote("creating the PostgreSQL tables"))?;
-        self.reachable.store(true, Ordering::Relaxed);
-        Ok(())
+            result.map_err(remote("creating the PostgreSQL tables"))?;
+            self.reachable.store(true, Ordering::Relaxed);
+            Ok(())
+        })
+        .await
     }
 
     async fn versions(&self) -> Result<HashMap<String, i64>, StorageError> {
@@ -527,14 +575,53 @@ impl Shared {
         .await
     }
 
+    /// Commits the group, for at most [`RECONNECT_FOR`]. Given up before its `COMMIT`
+    /// was sent, the transaction is rolled back by the server when the abandoned
+    /// connection's requests end, so nothing of it is applied; given up after, its
+    /// outcome is unknown.
     async fn apply(self: Arc<Self>, batches: Vec<Batch>) -> Result<Applied, StorageError> {
         let _turn = self.turn.lock().await;
         let deadline = Instant::now() + RECONNECT_FOR;
+        let mut used = None;
+        let mut commit_sent = false;
+        let outcome = tokio::time::timeout_at(
+            deadline.into(),
+            self.apply_until(&batches, deadline, &mut used, &mut commit_sent),
+        )
+        .await;
+        match outcome {
+            Ok(outcome) => outcome,
+            Err(elapsed) => {
+                self.discard(&self.writer, used);
+                if commit_sent {
+                    self.raise_own(&batches);
+                    Err(StorageError::CommitUnknown {
+                        source: Box::new(elapsed),
+                    })
+                } else {
+                    Err(StorageError::Unavailable {
+                        backend: "postgresql",
+                        context: "writing",
+                        waited: RECONNECT_FOR,
+                    })
+                }
+            }
+        }
+    }
+
+    async fn apply_until(
+        &self,
+        batches: &[Batch],
+        deadline: Instant,
+        used: &mut Option<Arc<Conn>>,
+        commit_sent: &mut bool,
+    ) -> Result<Applied, StorageError> {
         let mut serialization_failures = 0;
         loop {
             let conn = self.conn(&self.writer, deadline).await?;
+            *used = Some(conn.clone());
             let started = Instant::now();
-            match self.try_apply(&conn, &batches).await {
+            match self.try_apply(&conn, batches, commit_sent).await {
                 Ok(applied) => {
                     self.last_commit_micros
                         .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -575,7 +662,7 @@ impl Shared {
                         Some(false) if Instant::now() < deadline => {}
                         Some(false) => return Err(remote("committing to PostgreSQL")(source)),
                         None => {
-                            self.raise_own(&batches);
+                            self.raise_own(batches);
                             return Err(StorageError::CommitUnknown {
                                 source: Box::new(source),
                             });
@@ -586,8 +673,15 @@ impl Shared {
         }
     }
 
-    /// One run of the group's transaction.
-    async fn try_apply(&self, conn: &Conn, batches: &[Batch]) -> Result<Applied, Attempt> {
+    /// One run of the group's transaction; `commit_sent` tells whether it got as far as
+    /// sending `COMMIT`.
+    async fn try_apply(
+        &self,
+        conn: &Conn,
+        batches: &[Batch],
+        commit_sent: &mut bool,
+    ) -> Result<Applied, Attempt> {
+        *commit_sent = false;
         let client = &conn.client;
         client
             .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
@@ -674,6 +768,7 @@ impl Shared {
             .await
             .map_err(Attempt::Failed)?;
         let version: i64 = row.try_get(0).map_err(Attempt::Failed)?;
+        *commit_sent = true;
         match client.batch_execute("COMMIT").await {
             Ok(()) => Ok(applied),
             Err(e) if is_connection_error(&e) => Err(Attempt::CommitLost {

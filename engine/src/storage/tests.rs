@@ -126,3 +126,41 @@ fn storage_errors_keep_their_source() {
     let source = err.source().expect("the I/O error is kept");
     assert!(source.downcast_ref::<std::io::Error>().is_some());
 }
+
+/// A shared store's round trip on the only async worker: the worker's other tasks move to
+/// another thread while it waits, so they answer before it does.
+#[test]
+fn a_storage_wait_leaves_the_worker_to_other_tasks() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (entered, waiting) = tokio::sync::oneshot::channel();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let blocked = tokio::spawn(async move {
+            off_the_workers(|| {
+                let _ = entered.send(());
+                wait.recv()
+            })
+        });
+        waiting.await.unwrap();
+        let other = tokio::spawn(async { "answered" });
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(30), other).await;
+        release.send(()).unwrap();
+        assert_eq!(
+            answer
+                .expect("the other task waited for the blocked one")
+                .unwrap(),
+            "answered"
+        );
+        blocked.await.unwrap().unwrap();
+    });
+}
+
+/// Where tasks cannot move (a current-thread runtime), the wait simply blocks.
+#[tokio::test]
+async fn a_storage_wait_on_a_current_thread_runtime_just_blocks() {
+    assert_eq!(off_the_workers(|| 7), 7);
+}

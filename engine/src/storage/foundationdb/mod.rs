@@ -43,7 +43,7 @@ use parking_lot::Mutex;
 
 use self::layout::{Layout, CHUNK_BYTES, KEY_LIMIT};
 use self::txn::{Database, KeyValue, Transaction, TxError};
-use super::{Applied, Backend, Batch, Conflict, Invalidations, Op, StorageError};
+use super::{off_the_workers, Applied, Backend, Batch, Conflict, Invalidations, Op, StorageError};
 
 #[cfg(feature = "fdb")]
 pub use self::client::{open, FdbCluster, FdbConfig};
@@ -122,15 +122,18 @@ impl<D: Database> FdbStore<D> {
         context: &'static str,
         mut body: impl FnMut(&mut D::Tx) -> Result<T, Step>,
     ) -> Result<T, StorageError> {
-        let deadline = Instant::now() + RETRY_FOR;
-        let mut tx = self.db.begin().map_err(failed(context))?;
-        loop {
-            match body(&mut tx) {
-                Ok(out) => return Ok(out),
-                Err(Step::Fail(e)) => return Err(e),
-                Err(Step::Retry(e)) => tx = retry(tx, e, deadline, context)?,
+        // Reads come from request handlers, on the async workers.
+        off_the_workers(|| {
+            let deadline = Instant::now() + RETRY_FOR;
+            let mut tx = self.db.begin().map_err(failed(context))?;
+            loop {
+                match body(&mut tx) {
+                    Ok(out) => return Ok(out),
+                    Err(Step::Fail(e)) => return Err(e),
+                    Err(Step::Retry(e)) => tx = retry(tx, e, deadline, context)?,
+                }
             }
-        }
+        })
     }
 
     /// One attempt of `apply`: the conditions read in one round trip, then each batch
