@@ -16,6 +16,7 @@ use hsm_bridge::{RootOfTrust, SealDevice, SealKind, ShamirRoot};
 use serde::{Deserialize, Serialize};
 
 use crate::core::Core;
+use crate::crypto::constant_time_eq;
 use crate::error::{EngineError, Result};
 use crate::storage::{Batch, StorageError};
 
@@ -211,11 +212,4 @@ async fn blocking<T: Send + 'static>(
 /// Opens the root key an earlier init or migration made in a hardware seal.
 async fn open_existing(device: Arc<dyn SealDevice>) -> Result<Arc<dyn RootOfTrust>> {
     blocking(move || device.open(hsm_bridge::OpenMode::Existing)).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
