@@ -556,8 +556,9 @@ mod tests {
             let path = op.sample_path();
             let method = Method::from_bytes(op.method.to_ascii_uppercase().as_bytes())
                 .unwrap_or_else(|e| panic!("{}: {e}", op.id));
-            let endpoint = route(&request(method.clone(), &path))
-                .unwrap_or_else(|p| panic!("{} ({method} {path}): {}", op.id, p.detail));
+            let req = request(method.clone(), &path);
+            let endpoint =
+                route(&req).unwrap_or_else(|p| panic!("{} ({method} {path}): {}", op.id, p.detail));
             assert!(
                 documented_as(&endpoint).contains(&op.id.as_str()),
                 "{} ({method} {path}) reaches {endpoint:?}",
@@ -576,9 +577,10 @@ mod tests {
                 if crate::openapi::documents(&op.path, other.as_str()) {
                     continue;
                 }
-                let refused = route(&request(other.clone(), &path)).map_err(|p| p.status.as_u16());
+                let req = request(other.clone(), &path);
+                let refused = route(&req).map(|e| format!("{e:?}"));
                 assert_eq!(
-                    refused.map(|e| format!("{e:?}")),
+                    refused.map_err(|p| p.status.as_u16()),
                     Err(405),
                     "{other} {path} is served but not documented"
                 );
