@@ -81,6 +81,8 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         .args(["--no-color", "--output-truncate", "false"])
         .args(["--report", "junit", "--report-dir"])
         .arg(&report)
+        // Its cache (`.schemathesis/`) goes where it runs: the test's directory.
+        .current_dir(d.dir())
         .env("NO_PROXY", "*");
     for id in EXCLUDED {
         cmd.args(["--exclude-operation-id", id]);
