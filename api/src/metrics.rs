@@ -30,7 +30,7 @@ const BUCKETS: [f64; 12] = [
 
 /// The `sys/` endpoint families this appliance serves; any other `sys/` path counts as
 /// `sys/other`.
-const SYS_FAMILIES: &[&str] = &[
+pub(crate) const SYS_FAMILIES: &[&str] = &[
     "audit",
     "audit-hash",
     "audit-verify",

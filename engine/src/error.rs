@@ -94,8 +94,12 @@ pub enum EngineError {
     Overloaded(String),
     /// Logins from this source (or for this user) failed too often: refused unchecked
     /// until the delay has passed.
-    #[error("too many failed login attempts: retry in {retry_after}s")]
-    TooManyAttempts { retry_after: u64 },
+    /// `what` names the attempts: "login", "unseal".
+    #[error("too many failed {what} attempts: retry in {retry_after}s")]
+    TooManyAttempts {
+        what: &'static str,
+        retry_after: u64,
+    },
     /// The auth method that issued a login token refuses to renew it now (its role is
     /// gone, its policies changed): log in again.
     #[error("failed to renew entry: {0}")]

@@ -34,6 +34,7 @@ pub mod token;
 pub mod transit;
 
 pub use crate::core::{Core, Seals, Settings};
+pub use crate::crypto::constant_time_eq;
 pub use crate::error::{EngineError, ErrorKind, Result};
 pub use crate::seal::{generate_root, report as seal_report, rotate};
 pub use crate::seal::{InitRequest, InitResult, Migration, SealStatus, UnsealShare, UnsealStep};

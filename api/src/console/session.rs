@@ -77,8 +77,7 @@ impl Session {
 
     /// Whether `given` is this session's CSRF token (compared in constant time).
     pub fn csrf_matches(&self, given: &str) -> bool {
-        let (a, b) = (self.csrf.as_bytes(), given.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        engine::constant_time_eq(self.csrf.as_bytes(), given.as_bytes())
     }
 }
 

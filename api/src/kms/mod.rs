@@ -17,6 +17,7 @@ mod cloud_exports;
 mod crypto;
 mod destruction;
 mod keys;
+mod openapi;
 mod problem;
 mod versions;
 
@@ -279,6 +280,7 @@ enum Endpoint<'a> {
     },
     AuditEntries,
     AuditVerify,
+    ApiDocument,
 }
 
 fn unsupported_method(req: &ApiRequest) -> Problem {
@@ -358,6 +360,7 @@ fn route(req: &ApiRequest) -> Result<Endpoint<'_>, Problem> {
         ["keys", _, "cloud-exports", ..] => Err(not_found(req)),
         ["audit", "entries"] => get(Endpoint::AuditEntries),
         ["audit", "verify"] => get(Endpoint::AuditVerify),
+        ["openapi.json"] => get(Endpoint::ApiDocument),
         ["keys", id, op] => match crypto::Use::from_segment(op) {
             Some(op) => post(Endpoint::Crypto(id, op)),
             None => Err(not_found(req)),
@@ -395,6 +398,7 @@ pub async fn handle(core: &Arc<Core>, req: ApiRequest) -> ApiResult {
         }
         Endpoint::AuditEntries => audit::entries(core, &req).await,
         Endpoint::AuditVerify => audit::verify(core, &req).await,
+        Endpoint::ApiDocument => openapi::get(core, &req).await,
     }
 }
 
@@ -516,6 +520,73 @@ mod tests {
                 "{method} {path}"
             );
         }
+    }
+
+    /// The operations of the published document an endpoint serves. Exhaustive: a new
+    /// endpoint does not compile until it is named here, and is documented by then.
+    fn documented_as(endpoint: &Endpoint) -> &'static [&'static str] {
+        match endpoint {
+            Endpoint::ListKeys => &["listKeys"],
+            Endpoint::CreateKey => &["createKey"],
+            Endpoint::GetKey(_) => &["getKey"],
+            Endpoint::Rotate(_) => &["rotateKey"],
+            Endpoint::VersionState { .. } => &["enableKeyVersion", "disableKeyVersion"],
+            Endpoint::ScheduleDestruction(_) => &[
+                "deleteKey",
+                "scheduleDestruction",
+                "scheduleDestructionByDelete",
+            ],
+            Endpoint::CancelDestruction(_) => &["cancelDestruction"],
+            Endpoint::Crypto(_, _) => &["sign", "verify", "encrypt", "decrypt"],
+            Endpoint::ListExports(_) => &["listCloudExports"],
+            Endpoint::CreateExport(_) => &["createCloudExport"],
+            Endpoint::ExportAutoSync { .. } => &["setCloudExportAutoSync"],
+            Endpoint::SyncExport { .. } => &["syncCloudExport"],
+            Endpoint::DeleteExport { .. } => &["deleteCloudExport"],
+            Endpoint::AuditEntries => &["auditEntries"],
+            Endpoint::AuditVerify => &["auditVerify"],
+            Endpoint::ApiDocument => &["openApi"],
+        }
+    }
+
+    #[test]
+    fn the_document_and_the_router_agree() {
+        let mut named = std::collections::BTreeSet::new();
+        for op in crate::openapi::operations("/api/v1/") {
+            let path = op.sample_path();
+            let method = Method::from_bytes(op.method.to_ascii_uppercase().as_bytes())
+                .unwrap_or_else(|e| panic!("{}: {e}", op.id));
+            let req = request(method.clone(), &path);
+            let endpoint =
+                route(&req).unwrap_or_else(|p| panic!("{} ({method} {path}): {}", op.id, p.detail));
+            assert!(
+                documented_as(&endpoint).contains(&op.id.as_str()),
+                "{} ({method} {path}) reaches {endpoint:?}",
+                op.id
+            );
+            named.insert(op.id.clone());
+            // Every other method on a documented path is refused by the router: none is
+            // served without being documented.
+            for other in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ] {
+                if crate::openapi::documents(&op.path, other.as_str()) {
+                    continue;
+                }
+                let req = request(other.clone(), &path);
+                let refused = route(&req).map(|e| format!("{e:?}"));
+                assert_eq!(
+                    refused.map_err(|p| p.status.as_u16()),
+                    Err(405),
+                    "{other} {path} is served but not documented"
+                );
+            }
+        }
+        assert!(named.len() >= 20, "{named:?}");
     }
 
     #[test]

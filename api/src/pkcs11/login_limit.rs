@@ -14,6 +14,11 @@
 //! (only logins are reserved in flight: an application's own threads send many calls
 //! with the right PIN at once). A peer is a principal (a uid, or a client certificate),
 //! so the lock-out falls on whoever guesses.
+//!
+//! A peer that keeps reaching the bound is locked out for longer each time: the second
+//! lock-out lasts twice [`WINDOW`], the third four times, up to [`MAX_LOCK`], so the
+//! guessing rate falls exponentially rather than settling at five a minute. Lock-outs
+//! are forgotten once a peer has had none for [`FORGET_LOCKOUTS`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -23,6 +28,10 @@ use std::time::{Duration, Instant};
 pub const MAX_FAILURES: usize = 5;
 /// How long a failure counts.
 pub const WINDOW: Duration = Duration::from_secs(60);
+/// The longest lock-out, however often a peer reached the bound.
+pub const MAX_LOCK: Duration = Duration::from_secs(3600);
+/// A peer whose last lock-out ended this long ago starts again from the first.
+pub const FORGET_LOCKOUTS: Duration = Duration::from_secs(900);
 /// Above this many peers, the ones with nothing left to remember are dropped.
 const TIDY_ABOVE: usize = 1024;
 
@@ -39,10 +48,40 @@ struct Record {
     failures: VecDeque<Instant>,
     /// Logins sent to the engine and not answered yet.
     pending: usize,
+    /// How many times in a row the peer reached the bound.
+    lockouts: u32,
+    /// The end of the current lock-out past the first (the first ends with the window).
+    locked_until: Option<Instant>,
+    /// When the last lock-out began.
+    last_lockout: Option<Instant>,
 }
 
 impl Record {
+    /// The failure just recorded reached the bound: a lock-out, each after the first
+    /// twice as long as the one before.
+    fn lock_out(&mut self, now: Instant) {
+        self.lockouts = self.lockouts.saturating_add(1);
+        self.last_lockout = Some(now);
+        if self.lockouts > 1 {
+            let doublings = (self.lockouts - 1).min(16);
+            self.locked_until = Some(now + (WINDOW * 2u32.pow(doublings)).min(MAX_LOCK));
+        }
+    }
+
+    /// How long the peer must still wait for its current lock-out past the first.
+    fn locked_for(&self, now: Instant) -> Option<Duration> {
+        self.locked_until
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+    }
+
     fn forget_before(&mut self, now: Instant) {
+        let lock_end = self.locked_until.or(self.last_lockout);
+        if lock_end.is_some_and(|end| now.saturating_duration_since(end) >= FORGET_LOCKOUTS) {
+            self.lockouts = 0;
+            self.locked_until = None;
+            self.last_lockout = None;
+        }
         while self
             .failures
             .front()
@@ -61,7 +100,7 @@ impl Record {
     }
 
     fn is_empty(&self) -> bool {
-        self.failures.is_empty() && self.pending == 0
+        self.failures.is_empty() && self.pending == 0 && self.lockouts == 0
     }
 }
 
@@ -110,6 +149,9 @@ impl LoginLimiter {
         let mut peers = self.lock();
         let record = peers.entry(key.clone()).or_default();
         record.forget_before(now);
+        if let Some(wait) = record.locked_for(now) {
+            return Err(wait);
+        }
         if record.failures.len() + record.pending >= MAX_FAILURES {
             let wait = record.retry_after(now);
             if record.is_empty() {
@@ -140,6 +182,9 @@ impl LoginLimiter {
             return Ok(());
         };
         record.forget_before(now);
+        if let Some(wait) = record.locked_for(now) {
+            return Err(wait);
+        }
         if record.failures.len() >= MAX_FAILURES {
             return Err(record.retry_after(now));
         }
@@ -158,6 +203,9 @@ impl LoginLimiter {
                 let record = peers.entry(key.clone()).or_default();
                 record.forget_before(now);
                 record.failures.push_back(now);
+                if record.failures.len() == MAX_FAILURES {
+                    record.lock_out(now);
+                }
             }
         }
         if peers.get(key).is_some_and(Record::is_empty) {
@@ -215,6 +263,37 @@ mod tests {
         let later = t0 + WINDOW;
         fail(&l, &me, later);
         assert!(l.begin_login(&me, later).is_err());
+    }
+
+    #[test]
+    fn each_lock_out_lasts_twice_as_long_as_the_last() {
+        let l = LoginLimiter::default();
+        let me = PeerKey::Uid(1000);
+        let mut t = Instant::now();
+        let mut locks = Vec::new();
+        for _ in 0..4 {
+            for _ in 0..MAX_FAILURES {
+                fail(&l, &me, t);
+            }
+            let Err(wait) = l.begin_login(&me, t) else {
+                panic!("locked out after {MAX_FAILURES} failures");
+            };
+            assert!(l.check(&me, t).is_err(), "calls with a PIN are refused too");
+            locks.push(wait.as_secs());
+            t += wait;
+            assert!(l.begin_login(&me, t).is_ok(), "the lock-out ends");
+            l.begin_login(&me, t).unwrap().finish(Outcome::Other, t);
+        }
+        assert_eq!(locks, [60, 120, 240, 480]);
+        // Quiet long enough, the peer starts again from the first lock-out.
+        t += FORGET_LOCKOUTS;
+        for _ in 0..MAX_FAILURES {
+            fail(&l, &me, t);
+        }
+        assert_eq!(l.begin_login(&me, t).err(), Some(WINDOW));
+        t += WINDOW + FORGET_LOCKOUTS;
+        l.begin_login(&me, t).unwrap().finish(Outcome::Other, t);
+        assert_eq!(l.peers(), 0, "nothing left to remember");
     }
 
     #[test]

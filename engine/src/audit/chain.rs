@@ -133,7 +133,7 @@ pub fn parse_line(line: &[u8], key: Option<&ChainKey>) -> Result<Parsed, String>
         (true, Some(k)) => Some(k.mac(body.as_bytes())),
         (true, None) => None,
     };
-    if expected.is_some_and(|e| e != tag) {
+    if expected.is_some_and(|e| !crate::crypto::constant_time_eq(e.as_bytes(), tag.as_bytes())) {
         return Err("the line was altered: its hash does not match its content".into());
     }
     let parsed: Map<String, Value> =

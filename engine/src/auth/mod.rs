@@ -321,16 +321,28 @@ impl AuthMounts {
 
     fn mounted(&self, entry: AuthEntry) -> Arc<AuthMounted> {
         let store = MethodStore::new(self.barrier.clone(), &entry.uuid);
-        let method = match entry.kind {
-            AuthKind::AppRole => Method::AppRole(approle::AppRole::new(store)),
-            AuthKind::Userpass => Method::Userpass(userpass::Userpass::new(store)),
-            AuthKind::Jwt => Method::Jwt(jwt::Jwt::new(store)),
-            AuthKind::Cert => Method::Cert(cert::Cert::new(store)),
+        let (method, throttle) = match entry.kind {
+            AuthKind::AppRole => (
+                Method::AppRole(approle::AppRole::new(store)),
+                LoginThrottle::default(),
+            ),
+            AuthKind::Userpass => (
+                Method::Userpass(userpass::Userpass::new(store)),
+                LoginThrottle::default(),
+            ),
+            AuthKind::Jwt => (
+                Method::Jwt(jwt::Jwt::new(store)),
+                LoginThrottle::for_signed_credentials(),
+            ),
+            AuthKind::Cert => (
+                Method::Cert(cert::Cert::new(store)),
+                LoginThrottle::for_signed_credentials(),
+            ),
         };
         Arc::new(AuthMounted {
             entry,
             method: Arc::new(method),
-            throttle: Arc::default(),
+            throttle: Arc::new(throttle),
         })
     }
 

@@ -12,6 +12,10 @@ use crate::error::{EngineError, Result};
 
 /// Failures that cost nothing: a user mistyping once or twice is not slowed down.
 const FREE_FAILURES: u32 = 2;
+/// The same for methods whose credential is signed (a JWT, a client certificate): it
+/// cannot be guessed, so a failure is mostly a misconfigured client retrying, which
+/// is not locked out at once; a flood is slowed down all the same.
+const FREE_FAILURES_SIGNED: u32 = 10;
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(300);
 /// A key with no failure for this long starts again from zero.
@@ -25,18 +29,47 @@ struct Failures {
     last: Instant,
 }
 
-#[derive(Default)]
 pub struct LoginThrottle {
     keys: Mutex<HashMap<String, Failures>>,
+    free_failures: u32,
+    /// What the attempts are, for the refusal.
+    what: &'static str,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle {
+            keys: Mutex::default(),
+            free_failures: FREE_FAILURES,
+            what: "login",
+        }
+    }
 }
 
 impl LoginThrottle {
+    /// For a method whose credentials are signed rather than secrets a caller could guess.
+    pub fn for_signed_credentials() -> Self {
+        LoginThrottle {
+            free_failures: FREE_FAILURES_SIGNED,
+            ..Self::default()
+        }
+    }
+
+    /// For unseal keys: as few free failures as a password, named as unseal attempts.
+    pub fn for_unseal() -> Self {
+        LoginThrottle {
+            what: "unseal",
+            ..Self::default()
+        }
+    }
+
     /// Refuses an attempt while `key` is locked.
     pub fn check(&self, key: &str) -> Result<()> {
         let now = Instant::now();
         match self.keys.lock().get(key) {
             // Rounded up: "retry in 0s" would invite a retry that is still refused.
             Some(f) if f.locked_until > now => Err(EngineError::TooManyAttempts {
+                what: self.what,
                 retry_after: (f.locked_until - now).as_millis().div_ceil(1000) as u64,
             }),
             _ => Ok(()),
@@ -71,7 +104,7 @@ impl LoginThrottle {
         }
         f.count = f.count.saturating_add(1);
         f.last = now;
-        let delay = delay_after(f.count);
+        let delay = delay_after(f.count, self.free_failures);
         f.locked_until = now + delay;
         delay
     }
@@ -81,12 +114,12 @@ impl LoginThrottle {
     }
 }
 
-/// The lock after the `count`th failure in a row.
-fn delay_after(count: u32) -> Duration {
-    if count <= FREE_FAILURES {
+/// The lock after the `count`th failure in a row, the first `free` costing nothing.
+fn delay_after(count: u32, free: u32) -> Duration {
+    if count <= free {
         return Duration::ZERO;
     }
-    let doublings = (count - FREE_FAILURES - 1).min(16);
+    let doublings = (count - free - 1).min(16);
     (FIRST_DELAY * 2u32.pow(doublings)).min(MAX_DELAY)
 }
 
@@ -96,8 +129,28 @@ mod tests {
 
     #[test]
     fn the_delay_doubles_after_the_free_failures() {
-        let delays: Vec<u64> = (1..=12).map(|n| delay_after(n).as_secs()).collect();
+        let delays: Vec<u64> = (1..=12)
+            .map(|n| delay_after(n, FREE_FAILURES).as_secs())
+            .collect();
         assert_eq!(delays, [0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
+        let signed: Vec<u64> = (9..=14)
+            .map(|n| delay_after(n, FREE_FAILURES_SIGNED).as_secs())
+            .collect();
+        assert_eq!(signed, [0, 0, 1, 2, 4, 8]);
+    }
+
+    #[test]
+    fn a_signed_credential_method_locks_after_its_own_allowance() {
+        let t = LoginThrottle::for_signed_credentials();
+        for _ in 0..FREE_FAILURES_SIGNED {
+            t.failed("k");
+            t.check("k").unwrap();
+        }
+        t.failed("k");
+        assert!(matches!(
+            t.check("k"),
+            Err(EngineError::TooManyAttempts { retry_after: 1, .. })
+        ));
     }
 
     #[test]
@@ -110,7 +163,7 @@ mod tests {
         t.failed("k");
         assert!(matches!(
             t.check("k"),
-            Err(EngineError::TooManyAttempts { retry_after: 1 })
+            Err(EngineError::TooManyAttempts { retry_after: 1, .. })
         ));
         t.check("other").unwrap();
         t.succeeded("k");

@@ -85,6 +85,8 @@ pub struct Core {
     pub(crate) keys: KeyStore,
     pub(crate) exports: CloudExports,
     pub(crate) progress: Mutex<UnsealProgress>,
+    /// Unseal attempts whose keys did not open the appliance, per source.
+    pub(crate) unseal_throttle: crate::auth::LoginThrottle,
     pub(crate) root: RwLock<Option<Arc<dyn RootOfTrust>>>,
     /// Serialises init, unseal and seal against each other.
     pub(crate) lifecycle: tokio::sync::Mutex<()>,
@@ -165,6 +167,7 @@ impl Core {
                 storage,
                 barrier,
                 progress: Mutex::new(UnsealProgress::default()),
+                unseal_throttle: crate::auth::LoginThrottle::for_unseal(),
                 root: RwLock::new(None),
                 lifecycle: tokio::sync::Mutex::new(()),
                 seals,

@@ -15,11 +15,27 @@ pub fn pem(label: &str, der: &[u8]) -> Result<String, pem::Error> {
     pem::encode_string(label, LineEnding::LF, der)
 }
 
+/// Whether two secrets (keys, MACs, CSRF tokens) are equal, in time that depends on
+/// their length only: `subtle`'s comparison, which the optimiser cannot turn into an
+/// early exit.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
+}
+
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
 
     use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_bytes_and_lengths() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
 
     /// The PEM the managed-key API wrote before it shared this encoder.
     fn wrapped_by_hand(der: &[u8]) -> String {

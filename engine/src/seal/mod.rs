@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounded_cache::Cached;
 use crate::core::Core;
+use crate::crypto::constant_time_eq;
 use crate::error::{EngineError, Result};
 use crate::storage::{Batch, StorageError};
 
@@ -233,11 +234,4 @@ async fn blocking<T: Send + 'static>(
 /// Opens the root key an earlier init or migration made in a hardware seal.
 async fn open_existing(device: Arc<dyn SealDevice>) -> Result<Arc<dyn RootOfTrust>> {
     blocking(move || device.open(hsm_bridge::OpenMode::Existing)).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

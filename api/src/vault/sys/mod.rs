@@ -15,6 +15,7 @@ mod policies;
 mod rotate_keys;
 mod seal;
 mod seal_policy;
+mod specs;
 #[cfg(test)]
 mod tests;
 mod wrapping;
@@ -52,6 +53,7 @@ pub async fn unauthenticated(
             generate_root::update(core, req, generate_root::Shape::Data).await
         }
         "sys/leader" => health::leader(core, req).await,
+        "sys/internal/specs/openapi" => specs::openapi(core, req).await,
         _ => return None,
     })
 }

@@ -4,7 +4,7 @@
 use pki_types::UnixTime;
 use serde_json::{Map, Value};
 
-use super::issue_keeping;
+use super::{issue_keeping, source_key, throttled};
 use crate::auth::cert::{role_name, CertConfig, CertRole, PeerChain, LOGIN_CERT};
 use crate::auth::{remote_allowed, AuthMountRef, LoginGrant};
 use crate::error::{EngineError, Result};
@@ -92,7 +92,13 @@ impl Op for CertLoginOp {
     async fn run(self, cx: Context<'_>) -> Result<IssuedToken> {
         let m = self.mount.cert()?;
         let name = self.name?.filter(|n| !n.trim().is_empty());
-        let login = m.login(name.as_deref(), self.chain.as_ref(), UnixTime::now())?;
+        // The chain was proved in the handshake, so guessing needs a key the CA
+        // certified; failures still slow the source down, as every method's do.
+        let keys = [source_key(&cx)];
+        let login = throttled(&self.mount, &keys, async {
+            m.login(name.as_deref(), self.chain.as_ref(), UnixTime::now())
+        })
+        .await?;
         if !remote_allowed(&login.role.token.token_bound_cidrs, cx.request.remote) {
             return Err(EngineError::Forbidden);
         }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::issue;
+use super::{issue, source_key, throttled};
 use crate::auth::jwt::{role_name, JwtConfig, JwtRole};
 use crate::auth::{AuthMountRef, LoginGrant};
 use crate::error::Result;
@@ -94,7 +94,8 @@ impl Op for JwtLoginOp {
         let m = self.mount.jwt()?;
         let JwtLoginRequest { role, jwt } = self.login?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let login = m.login(role.as_deref(), &jwt, now).await?;
+        let keys = [source_key(&cx)];
+        let login = throttled(&self.mount, &keys, m.login(role.as_deref(), &jwt, now)).await?;
         let grant = LoginGrant {
             display_name: login.user,
             metadata: login.metadata,

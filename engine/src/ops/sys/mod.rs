@@ -18,4 +18,5 @@ pub mod policies;
 pub mod rotate_keys;
 pub mod seal;
 pub mod seal_policy;
+pub mod specs;
 pub mod wrapping;

@@ -1,7 +1,7 @@
 //! `sys/seal-status`, `sys/unseal`, `sys/seal`.
 
 use crate::core::Core;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::ops::{Access, Context, Decoded, Op};
 use crate::policy::Operation;
 use crate::seal::{Migration, SealStatus, UnsealStep};
@@ -66,9 +66,30 @@ impl Op for Unseal {
         Access::Public
     }
 
+    /// A source whose shares did not open the appliance waits longer before each new
+    /// attempt, as a failed login does. Only an unseal clears it: a share that merely
+    /// adds progress proves nothing.
     async fn run(self, cx: Context<'_>) -> Result<SealStatus> {
         let r = self.request?;
-        cx.core.unseal_with(r.step, r.migration).await
+        if matches!(r.step, UnsealStep::Reset) {
+            return cx.core.unseal_with(r.step, r.migration).await;
+        }
+        let throttle = &cx.core.unseal_throttle;
+        let source = crate::ops::auth::source_key(&cx);
+        throttle.check(&source)?;
+        match cx.core.unseal_with(r.step, r.migration).await {
+            Ok(status) => {
+                if !status.sealed {
+                    throttle.succeeded(&source);
+                }
+                Ok(status)
+            }
+            Err(e @ EngineError::BadRequest(_)) => {
+                throttle.failed(&source);
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
