@@ -113,6 +113,34 @@ impl StorageError {
     pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> StorageError {
         move |source| StorageError::Io { context, source }
     }
+
+    /// What the operator must fix when the cause is the storage volume itself (full or
+    /// read-only), in words a caller may see; None for any other failure, whose detail
+    /// stays in the log.
+    pub fn volume_fault(&self) -> Option<&'static str> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                        return Some(
+                            "storage is full: writes are refused until space is freed on the \
+                             storage volume",
+                        )
+                    }
+                    std::io::ErrorKind::ReadOnlyFilesystem => {
+                        return Some(
+                            "storage is read-only: writes are refused until the storage \
+                             volume is writable again",
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            cause = e.source();
+        }
+        None
+    }
 }
 
 impl From<::redb::Error> for StorageError {

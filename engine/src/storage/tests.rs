@@ -126,3 +126,32 @@ fn storage_errors_keep_their_source() {
     let source = err.source().expect("the I/O error is kept");
     assert!(source.downcast_ref::<std::io::Error>().is_some());
 }
+
+#[test]
+fn a_full_or_read_only_volume_is_named_however_deep_the_cause() {
+    let io = |errno| StorageError::Io {
+        context: "appending to the write-ahead log",
+        source: std::io::Error::from_raw_os_error(errno),
+    };
+    let full = StorageError::Commit(Arc::new(io(28)));
+    assert!(full
+        .volume_fault()
+        .is_some_and(|m| m.starts_with("storage is full")));
+    let read_only = StorageError::Inconsistent(Arc::new(io(30)));
+    assert!(read_only
+        .volume_fault()
+        .is_some_and(|m| m.starts_with("storage is read-only")));
+    assert_eq!(
+        io(5).volume_fault(),
+        None,
+        "EIO says nothing the operator can fix"
+    );
+    assert_eq!(
+        crate::error::EngineError::Storage(full).public_message(),
+        "storage is full: writes are refused until space is freed on the storage volume"
+    );
+    assert_eq!(
+        crate::error::EngineError::Storage(io(5)).public_message(),
+        "internal error"
+    );
+}
