@@ -163,10 +163,13 @@ pub fn needles_in_memory(pid: u32, needles: &[(String, Vec<u8>)]) -> std::io::Re
             }
             at = to;
         }
+        let owner = stack_owner(pid, start, end)
+            .map(|t| format!(" (the stack of thread {t})"))
+            .unwrap_or_default();
         for (i, offsets) in found.iter().enumerate() {
             if !offsets.is_empty() {
                 hits.push(format!(
-                    "{} at offsets {offsets:x?} of {}",
+                    "{} at offsets {offsets:x?} of {}{owner}",
                     finders[i].0,
                     line.trim()
                 ));
@@ -174,4 +177,28 @@ pub fn needles_in_memory(pid: u32, needles: &[(String, Vec<u8>)]) -> std::io::Re
         }
     }
     Ok(hits)
+}
+
+/// The thread of `pid` whose stack pointer lies in `start..end`, as `name (tid)`: tells a
+/// thread's stack from other anonymous memory in a finding.
+fn stack_owner(pid: u32, start: u64, end: u64) -> Option<String> {
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let dir = task.path();
+        // `nr args... sp pc`, or `-1 sp pc` outside a system call: sp is second to last.
+        let syscall = fs::read_to_string(dir.join("syscall")).unwrap_or_default();
+        let fields: Vec<&str> = syscall.split_whitespace().collect();
+        let sp = fields
+            .len()
+            .checked_sub(2)
+            .and_then(|i| u64::from_str_radix(fields[i].trim_start_matches("0x"), 16).ok());
+        if sp.is_some_and(|sp| (start..end).contains(&sp)) {
+            let name = fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            return Some(format!(
+                "{} ({})",
+                name.trim(),
+                task.file_name().to_string_lossy()
+            ));
+        }
+    }
+    None
 }
