@@ -60,8 +60,8 @@ pub enum StorageError {
     #[error("a concurrent write changed {key}")]
     Conflict { key: String },
     /// The write-ahead log and the database may disagree: writes are refused until the
-    /// log is replayed at the next start.
-    #[error("storage is inconsistent until restart")]
+    /// log is replayed (at the next write that can open the storage again, or start).
+    #[error("storage is inconsistent until its log is replayed")]
     Inconsistent(#[source] Arc<StorageError>),
     /// The group commit this write was part of failed.
     #[error("the storage commit failed")]
@@ -118,28 +118,27 @@ impl StorageError {
     /// read-only), in words a caller may see; None for any other failure, whose detail
     /// stays in the log.
     pub fn volume_fault(&self) -> Option<&'static str> {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
-        while let Some(e) = cause {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                match io.kind() {
-                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-                        return Some(
-                            "storage is full: writes are refused until space is freed on the \
-                             storage volume",
-                        )
-                    }
-                    std::io::ErrorKind::ReadOnlyFilesystem => {
-                        return Some(
-                            "storage is read-only: writes are refused until the storage \
-                             volume is writable again",
-                        )
-                    }
-                    _ => {}
-                }
+        let io = match self {
+            StorageError::Io { source, .. } => source,
+            StorageError::Redb(e) => match &**e {
+                ::redb::Error::Io(io) => io,
+                _ => return None,
+            },
+            StorageError::Inconsistent(cause) | StorageError::Commit(cause) => {
+                return cause.volume_fault()
             }
-            cause = e.source();
+            _ => return None,
+        };
+        match io.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Some(
+                "storage is full: writes are refused until space is freed on the storage volume",
+            ),
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(
+                "storage is read-only: writes are refused until the storage volume is writable \
+                 again",
+            ),
+            _ => None,
         }
-        None
     }
 }
 
