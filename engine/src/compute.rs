@@ -63,6 +63,26 @@ impl PoolSize {
     }
 }
 
+/// How much stack [`scrub_stack`] zeroes below its caller: deeper than the frames that
+/// handle keys (an unoptimised build's frames are several times larger), and well inside
+/// the 2 MiB a runtime thread has.
+const SCRUB_STACK_BYTES: usize = if cfg!(debug_assertions) {
+    1024 * 1024
+} else {
+    256 * 1024
+};
+
+/// Zeroes the stack below the caller. A key or plaintext a deeper frame held (a cipher
+/// built on the stack, a key moved through it) stays in that dead stack memory until the
+/// thread reaches that depth again, which for an idle thread may be never: after
+/// `sys/seal` the memory scan found the root key and a transit key there. The runtime
+/// calls this when a worker parks, and the pools after each job.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut area = [0u8; SCRUB_STACK_BYTES];
+    std::hint::black_box(&mut area);
+}
+
 pub struct Pool {
     size: PoolSize,
     permits: Arc<Semaphore>,
@@ -141,6 +161,7 @@ impl Ticket<'_> {
             .map_err(EngineError::internal)?;
         tokio::task::spawn_blocking(move || {
             let out = f();
+            scrub_stack();
             drop(permit);
             out
         })

@@ -163,6 +163,12 @@ impl EngineError {
     /// appliance, whose detail stays in the log (logged here, once, at the edge that
     /// answers).
     pub fn public_message(&self) -> String {
+        if let EngineError::Storage(s) = self {
+            if let Some(words) = s.volume_fault() {
+                tracing::error!(error = %s, "storage refused a write");
+                return words.into();
+            }
+        }
         match self {
             EngineError::Seal(b) => {
                 match self.kind() {

@@ -16,8 +16,15 @@ use std::process::ExitCode;
 
 // A request allocates and frees many small buffers across worker threads; glibc's
 // allocator spent a tenth of a kv read's CPU on that (perf, bench/README.md).
+//
+// Every block is zeroed as it is freed: request and response bodies, parsed JSON and the
+// copies a growing buffer leaves behind hold secrets, and a freed block keeps its bytes
+// until reused, so after `sys/seal` the heap could still hold kv values, plaintexts and
+// keys (softhsm-tests/tests/memory_hygiene.rs looks). Zeroizing each type that may hold
+// a secret cannot reach the buffers of hyper, serde and the TLS stack.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: zeroizing_alloc::ZeroAlloc<mimalloc::MiMalloc> =
+    zeroizing_alloc::ZeroAlloc(mimalloc::MiMalloc);
 
 const USAGE: &str = "Usage: ironseal <command> [flags]
 

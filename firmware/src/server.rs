@@ -38,6 +38,8 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A worker that runs out of work leaves no key behind in its dead stack frames.
+        .on_thread_park(engine::compute::scrub_stack)
         .build()
     {
         Ok(r) => r,

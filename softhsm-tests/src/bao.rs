@@ -193,6 +193,7 @@ impl Daemon {
 
     /// `bao kv put -mount=secret PATH value=VALUE`.
     pub fn kv_put_value(&self, path: &str, value: &str) {
+        crate::leaks::register_secret(&format!("the kv value at {path}"), value.as_bytes());
         self.bao(&[
             "kv",
             "put",

@@ -100,6 +100,11 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Every suite gets the log check for free; a test already failing keeps its own
+        // message (a second panic here would abort the process).
+        if !std::thread::panicking() {
+            self.assert_logs_hold_no_registered_secret();
+        }
     }
 }
 
@@ -340,6 +345,25 @@ impl Daemon {
         s
     }
 
+    /// Panics if the daemon's captured output (all its runs) holds any secret the test
+    /// registered with [`crate::leaks::register_secret`], in any encoding.
+    pub fn assert_logs_hold_no_registered_secret(&self) {
+        let needles = crate::leaks::registered_secrets();
+        if needles.is_empty() {
+            return;
+        }
+        for f in ["stdout.log", "stderr.log"] {
+            let path = self.log_dir().join(f);
+            let bytes = fs::read(&path).unwrap_or_default();
+            let found = crate::leaks::needles_in(&bytes, &needles);
+            assert!(
+                found.is_empty(),
+                "the daemon's {} holds secrets the test wrote: {found:?}",
+                path.display()
+            );
+        }
+    }
+
     /// Starts (or restarts, after [`Daemon::kill9`]) the daemon on a fresh port and waits
     /// until its health endpoint answers.
     pub fn start(&mut self) {
@@ -354,6 +378,16 @@ impl Daemon {
             }
         }
         panic!("the daemon could not bind a port: {last_err}");
+    }
+
+    /// Starts the daemon expecting it to refuse (exit before it is ready); what it said.
+    /// Panics if it starts.
+    pub fn start_refused(&mut self) -> String {
+        assert!(self.child.is_none(), "the daemon is already running");
+        match self.try_start() {
+            Ok(()) => panic!("the daemon started:\n{}", self.logs()),
+            Err(e) => e,
+        }
     }
 
     fn try_start(&mut self) -> Result<(), String> {

@@ -32,7 +32,9 @@ pub mod vault_client;
 
 pub use bao::{bao_bin, parse_table, Output};
 pub use daemon::{free_port, ironseal_bin, Daemon, STARTUP_DEADLINE};
-pub use leaks::{contains, encodings, files_below, files_containing};
+pub use leaks::{
+    contains, encodings, files_below, files_containing, needles_in_memory, register_secret,
+};
 pub use reference::reference_mode;
 pub use unseal::{decode_key, Init};
 pub use vault_client::{Body, HttpResponse};

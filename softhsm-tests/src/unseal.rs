@@ -66,6 +66,10 @@ impl Daemon {
             threshold,
         };
         assert_eq!(init.keys_b64.len(), shares, "{out}");
+        crate::leaks::register_secret("the root token", init.root_token.as_bytes());
+        for (i, k) in init.keys_b64.iter().enumerate() {
+            crate::leaks::register_secret(&format!("unseal key {}", i + 1), &decode_key(k));
+        }
         self.token = Some(init.root_token.clone());
         self.init = Some(init.clone());
         init

@@ -226,9 +226,13 @@ fn seal_changed_elsewhere() -> EngineError {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::result::Result<T, hsm_bridge::BridgeError> + Send + 'static,
 ) -> Result<T> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(EngineError::internal)??)
+    Ok(tokio::task::spawn_blocking(move || {
+        let out = f();
+        crate::compute::scrub_stack();
+        out
+    })
+    .await
+    .map_err(EngineError::internal)??)
 }
 
 /// Opens the root key an earlier init or migration made in a hardware seal.

@@ -60,8 +60,8 @@ pub enum StorageError {
     #[error("a concurrent write changed {key}")]
     Conflict { key: String },
     /// The write-ahead log and the database may disagree: writes are refused until the
-    /// log is replayed at the next start.
-    #[error("storage is inconsistent until restart")]
+    /// log is replayed (at the next write that can open the storage again, or start).
+    #[error("storage is inconsistent until its log is replayed")]
     Inconsistent(#[source] Arc<StorageError>),
     /// The group commit this write was part of failed.
     #[error("the storage commit failed")]
@@ -120,6 +120,33 @@ pub enum StorageError {
 impl StorageError {
     pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> StorageError {
         move |source| StorageError::Io { context, source }
+    }
+
+    /// What the operator must fix when the cause is the storage volume itself (full or
+    /// read-only), in words a caller may see; None for any other failure, whose detail
+    /// stays in the log.
+    pub fn volume_fault(&self) -> Option<&'static str> {
+        let io = match self {
+            StorageError::Io { source, .. } => source,
+            StorageError::Redb(e) => match &**e {
+                ::redb::Error::Io(io) => io,
+                _ => return None,
+            },
+            StorageError::Inconsistent(cause) | StorageError::Commit(cause) => {
+                return cause.volume_fault()
+            }
+            _ => return None,
+        };
+        match io.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Some(
+                "storage is full: writes are refused until space is freed on the storage volume",
+            ),
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(
+                "storage is read-only: writes are refused until the storage volume is writable \
+                 again",
+            ),
+            _ => None,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::wal::Wal;
@@ -26,7 +26,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct RedbBackend {
-    db: Database,
+    /// Replaced when redb failed an I/O (redb then refuses everything until opened again):
+    /// opened again from its file and the log, it serves once the cause is gone.
+    db: RwLock<Database>,
+    /// Set while `db` is an empty stand-in (opening again failed): reads try to open the
+    /// storage again rather than answer from nothing.
+    standing_in: std::sync::atomic::AtomicBool,
     /// The redb file's directory, resolved (the log and TLS files live there too).
     dir: Option<PathBuf>,
     /// The redb file, for its size.
@@ -60,31 +65,13 @@ impl RedbBackend {
                 .open(path)
                 .map_err(StorageError::io("creating the database file"))?;
         }
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(db_err)?;
-        let (mut wal, replay) =
-            Wal::open(&wal_path(path)).map_err(StorageError::io("opening the write-ahead log"))?;
-        // Create the table once so read transactions never meet a missing table, and put
-        // back whatever the log holds beyond the last checkpoint.
-        let txn = db.begin_write().map_err(db_err)?;
-        {
-            let mut table = txn.open_table(TABLE).map_err(db_err)?;
-            for batch in &replay {
-                apply_ops(&mut table, batch)?;
-            }
-        }
-        txn.commit().map_err(db_err)?;
-        if !wal.is_empty() {
-            wal.reset()
-                .map_err(StorageError::io("emptying the write-ahead log"))?;
-        }
+        let (db, wal) = open_and_replay(path)?;
         let dir = std::fs::canonicalize(path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf));
         Ok(RedbBackend {
-            db,
+            db: RwLock::new(db),
+            standing_in: std::sync::atomic::AtomicBool::new(false),
             dir,
             path: path.to_path_buf(),
             log: Mutex::new(Log {
@@ -94,6 +81,79 @@ impl RedbBackend {
                 broken: None,
             }),
         })
+    }
+}
+
+/// Opens the redb file, puts back (durably) whatever the log holds beyond the last
+/// checkpoint, and empties the log.
+fn open_and_replay(path: &Path) -> Result<(Database, Wal), StorageError> {
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(db_err)?;
+    let (mut wal, replay) =
+        Wal::open(&wal_path(path)).map_err(StorageError::io("opening the write-ahead log"))?;
+    // Create the table once so read transactions never meet a missing table.
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        let mut table = txn.open_table(TABLE).map_err(db_err)?;
+        for batch in &replay {
+            apply_ops(&mut table, batch)?;
+        }
+    }
+    txn.commit().map_err(db_err)?;
+    if !wal.is_empty() {
+        wal.reset()
+            .map_err(StorageError::io("emptying the write-ahead log"))?;
+    }
+    Ok((db, wal))
+}
+
+impl RedbBackend {
+    /// Opens the file and the log again after a failure left them disagreeing (or redb
+    /// refusing everything): the log holds every acknowledged write, so replaying it
+    /// gives the state as acknowledged. Fails while the cause lasts.
+    fn reopen(&self, log: &mut Log) -> Result<(), StorageError> {
+        let mut db = self.db.write();
+        // redb opens a file once per process: close the old database before opening it
+        // again. Readers wait on the lock meanwhile, so none sees the stand-in.
+        let stand_in = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(db_err)?;
+        drop(std::mem::replace(&mut *db, stand_in));
+        self.standing_in
+            .store(true, std::sync::atomic::Ordering::Release);
+        match open_and_replay(&self.path) {
+            Ok((fresh, wal)) => {
+                *db = fresh;
+                self.standing_in
+                    .store(false, std::sync::atomic::Ordering::Release);
+                log.wal = wal;
+                log.broken = None;
+                log.last_checkpoint = Instant::now();
+                tracing::info!("storage opened again after a failure; writes are accepted");
+                Ok(())
+            }
+            // The stand-in stays: reads fail too until the log is replayed, rather than
+            // answer from a file that lacks acknowledged writes.
+            Err(e) => {
+                tracing::warn!(error = ?e, "storage cannot be opened again yet");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl RedbBackend {
+    /// The database to read from, once opened again if a failure left the stand-in.
+    fn reader(&self) -> Result<parking_lot::RwLockReadGuard<'_, Database>, StorageError> {
+        if self.standing_in.load(std::sync::atomic::Ordering::Acquire) {
+            let mut log = self.log.lock();
+            if log.broken.is_some() {
+                self.reopen(&mut log)?;
+            }
+        }
+        Ok(self.db.read())
     }
 }
 
@@ -162,7 +222,7 @@ impl Drop for RedbBackend {
         let RedbBackend { db, log, .. } = self;
         let log = log.get_mut();
         if log.broken.is_none() && !log.wal.is_empty() {
-            if let Err(e) = checkpoint(db, log) {
+            if let Err(e) = checkpoint(db.get_mut(), log) {
                 tracing::warn!(error = %e, "checkpoint at shutdown failed; the log is replayed at start");
             }
         }
@@ -171,13 +231,13 @@ impl Drop for RedbBackend {
 
 impl Backend for RedbBackend {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.reader()?.begin_read().map_err(db_err)?;
         let table = txn.open_table(TABLE).map_err(db_err)?;
         Ok(table.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.reader()?.begin_read().map_err(db_err)?;
         let table = txn.open_table(TABLE).map_err(db_err)?;
         let mut out = Vec::new();
         for item in table.range(prefix..).map_err(db_err)? {
@@ -193,12 +253,20 @@ impl Backend for RedbBackend {
 
     fn apply(&self, batches: &[Batch]) -> Result<Applied, StorageError> {
         let mut log = self.log.lock();
-        if let Some(why) = &log.broken {
-            return Err(StorageError::Inconsistent(why.clone()));
+        if log.broken.is_some() {
+            self.reopen(&mut log)?;
         }
         // Holding the log lock makes this the only writer: the conditions checked in
         // this transaction hold until it commits.
-        let mut txn = self.db.begin_write().map_err(db_err)?;
+        let db = self.db.read();
+        let mut txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                let e = Arc::new(db_err(e));
+                log.broken = Some(e.clone());
+                return Err(StorageError::Inconsistent(e));
+            }
+        };
         txn.set_durability(Durability::None).map_err(db_err)?;
         let checked = {
             let mut table = txn.open_table(TABLE).map_err(db_err)?;
@@ -234,9 +302,11 @@ impl Backend for RedbBackend {
         }
         failpoint::crash_at("redb:committed");
         if log.wal.len() >= CHECKPOINT_BYTES || log.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-            if let Err(e) = checkpoint(&self.db, &mut log) {
-                // The writes are safe in the log; only the checkpoint is late.
-                tracing::warn!(error = %e, "storage checkpoint failed; will retry");
+            if let Err(e) = checkpoint(&db, &mut log) {
+                // The writes are safe in the log; redb refuses everything after a failed
+                // I/O, so the next write opens it again from the log.
+                tracing::warn!(error = %e, "storage checkpoint failed; storage is opened again at the next write");
+                log.broken = Some(Arc::new(e));
             }
         }
         Ok(applied)

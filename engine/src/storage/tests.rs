@@ -164,3 +164,32 @@ fn a_storage_wait_leaves_the_worker_to_other_tasks() {
 async fn a_storage_wait_on_a_current_thread_runtime_just_blocks() {
     assert_eq!(off_the_workers(|| 7), 7);
 }
+
+#[test]
+fn a_full_or_read_only_volume_is_named_however_deep_the_cause() {
+    let io = |errno| StorageError::Io {
+        context: "appending to the write-ahead log",
+        source: std::io::Error::from_raw_os_error(errno),
+    };
+    let full = StorageError::Commit(Arc::new(io(28)));
+    assert!(full
+        .volume_fault()
+        .is_some_and(|m| m.starts_with("storage is full")));
+    let read_only = StorageError::Inconsistent(Arc::new(io(30)));
+    assert!(read_only
+        .volume_fault()
+        .is_some_and(|m| m.starts_with("storage is read-only")));
+    assert_eq!(
+        io(5).volume_fault(),
+        None,
+        "EIO says nothing the operator can fix"
+    );
+    assert_eq!(
+        crate::error::EngineError::Storage(full).public_message(),
+        "storage is full: writes are refused until space is freed on the storage volume"
+    );
+    assert_eq!(
+        crate::error::EngineError::Storage(io(5)).public_message(),
+        "internal error"
+    );
+}
