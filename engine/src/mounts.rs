@@ -152,7 +152,30 @@ pub struct Mounts {
     barrier: Arc<Barrier>,
     transit: TransitSettings,
     table: RwLock<BTreeMap<String, Arc<Mounted>>>,
+    /// Held across a reload's read and swap, and while a commit's table is taken up.
+    taking_up: parking_lot::Mutex<()>,
     write_lock: tokio::sync::Mutex<()>,
+}
+
+/// Holds `table`, just stored in place of `before`, unless a reload took up the stored
+/// table between the commit and here: that one holds this change or a newer one, and
+/// putting this one back would hide the newer change until the next.
+pub(crate) fn hold_committed<T>(
+    held: &RwLock<BTreeMap<String, Arc<T>>>,
+    taking_up: &parking_lot::Mutex<()>,
+    before: &BTreeMap<String, Arc<T>>,
+    table: BTreeMap<String, Arc<T>>,
+) {
+    let _taking_up = taking_up.lock();
+    let mut held = held.write();
+    let unchanged = held.len() == before.len()
+        && held
+            .iter()
+            .zip(before)
+            .all(|((p, a), (q, b))| p == q && Arc::ptr_eq(a, b));
+    if unchanged {
+        *held = table;
+    }
 }
 
 /// Normalises a mount path to Vault's form: no leading slash, one trailing slash.
@@ -170,6 +193,7 @@ impl Mounts {
             barrier,
             transit,
             table: RwLock::new(BTreeMap::new()),
+            taking_up: parking_lot::Mutex::new(()),
             write_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -259,6 +283,7 @@ impl Mounts {
     /// hold (an engine's caches, a method's login throttle), new ones are built, and
     /// removed or changed ones are dropped.
     pub fn reload(&self) -> Result<()> {
+        let _taking_up = self.taking_up.lock();
         let entries: Vec<MountEntry> = self.barrier.get_json(MOUNTS_PATH)?.unwrap_or_default();
         let before = self.table.read().clone();
         let mut table = BTreeMap::new();
@@ -322,7 +347,7 @@ impl Mounts {
         };
         table.insert(path, self.mounted(entry.clone()));
         self.persist(&before, &table).await?;
-        *self.table.write() = table;
+        hold_committed(&self.table, &self.taking_up, &before, table);
         Ok(entry)
     }
 
@@ -338,7 +363,7 @@ impl Mounts {
         // The table goes first: once it is persisted nothing routes to the old data, so a
         // crash midway leaves only unreachable ciphertext, never a half-empty mount.
         self.persist(&before, &table).await?;
-        *self.table.write() = table;
+        hold_committed(&self.table, &self.taking_up, &before, table);
         removed.backend.forget_keys();
         let prefix = removed.entry.storage_prefix();
         let keys: Vec<String> = self
@@ -415,7 +440,7 @@ impl Mounts {
         };
         table.insert(path, mounted);
         self.persist(&before, &table).await?;
-        *self.table.write() = table;
+        hold_committed(&self.table, &self.taking_up, &before, table);
         Ok(())
     }
 }

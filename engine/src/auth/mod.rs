@@ -47,7 +47,7 @@ use zeroize::Zeroizing;
 
 use crate::barrier::Barrier;
 use crate::error::{EngineError, Result};
-use crate::mounts::normalize_mount_path;
+use crate::mounts::{hold_committed, normalize_mount_path};
 use crate::token::{MountTtls, RoleTtls};
 
 pub(crate) const TABLE_PATH: &str = "core/auth";
@@ -307,6 +307,8 @@ pub struct LoginGrant {
 pub struct AuthMounts {
     barrier: Arc<Barrier>,
     table: RwLock<BTreeMap<String, Arc<AuthMounted>>>,
+    /// Held across a reload's read and swap, and while a commit's table is taken up.
+    taking_up: parking_lot::Mutex<()>,
     write_lock: tokio::sync::Mutex<()>,
 }
 
@@ -315,6 +317,7 @@ impl AuthMounts {
         AuthMounts {
             barrier,
             table: RwLock::new(BTreeMap::new()),
+            taking_up: parking_lot::Mutex::new(()),
             write_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -430,6 +433,7 @@ impl AuthMounts {
     /// hold (an engine's caches, a method's login throttle), new ones are built, and
     /// removed or changed ones are dropped.
     pub fn reload(&self) -> Result<()> {
+        let _taking_up = self.taking_up.lock();
         let entries: Vec<AuthEntry> = self.barrier.get_json(TABLE_PATH)?.unwrap_or_default();
         let before = self.table.read().clone();
         let mut table = BTreeMap::new();
@@ -489,7 +493,7 @@ impl AuthMounts {
         };
         table.insert(path, self.mounted(entry.clone()));
         self.persist(&before, &table).await?;
-        *self.table.write() = table;
+        hold_committed(&self.table, &self.taking_up, &before, table);
         Ok(entry)
     }
 
@@ -504,7 +508,7 @@ impl AuthMounts {
             return Ok(None);
         };
         self.persist(&before, &table).await?;
-        *self.table.write() = table;
+        hold_committed(&self.table, &self.taking_up, &before, table);
         Ok(Some(removed.entry.clone()))
     }
 
@@ -542,7 +546,7 @@ impl AuthMounts {
         });
         table.insert(path, mounted);
         self.persist(&before, &table).await?;
-        *self.table.write() = table;
+        hold_committed(&self.table, &self.taking_up, &before, table);
         Ok(())
     }
 }

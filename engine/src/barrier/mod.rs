@@ -219,10 +219,7 @@ impl Barrier {
 
     /// Creates the first keyring and stores it wrapped by `root`.
     pub async fn initialize(&self, root: &dyn RootOfTrust) -> Result<(), EngineError> {
-        let keyring = Keyring::generate();
-        self.store_keyring(root, &keyring, None).await?;
-        *self.keyring.write() = Some(Arc::new(keyring));
-        Ok(())
+        self.store_keyring(root, Keyring::generate(), None).await
     }
 
     /// Opens the stored keyring with `root`. Fails without changing state if `root` is not
@@ -248,16 +245,20 @@ impl Barrier {
         if self.is_sealed() {
             return Ok(());
         }
+        // Read and taken up under one lock, as a rotation takes up what it stored: a
+        // reload that read an older keyring must not replace a newer one taken up
+        // meanwhile, or this node would keep it until the next change.
+        let mut wrapped = self.wrapped.lock();
         let Some(blob) = self.storage.get(KEYRING_PATH)? else {
             return Ok(());
         };
-        if self.wrapped.lock().as_deref() == Some(blob.as_slice()) {
+        if wrapped.as_deref() == Some(blob.as_slice()) {
             return Ok(());
         }
         let plain = root.unwrap(KEYRING_PATH.as_bytes(), &blob)?;
         let keyring = Keyring::decode(&plain)?;
         *self.keyring.write() = Some(Arc::new(keyring));
-        *self.wrapped.lock() = Some(blob);
+        *wrapped = Some(blob);
         Ok(())
     }
 
@@ -279,10 +280,9 @@ impl Barrier {
             let next = current.rotated();
             let expected = self.wrapped.lock().clone();
             crate::failpoint::crash_at("keyring:rotate");
-            self.store_keyring(root, &next, expected).await?;
-            crate::failpoint::crash_at("keyring:stored");
             let status = next.status();
-            *self.keyring.write() = Some(Arc::new(next));
+            self.store_keyring(root, next, expected).await?;
+            crate::failpoint::crash_at("keyring:stored");
             Ok::<_, EngineError>(status)
         })
         .await
@@ -306,21 +306,28 @@ impl Barrier {
 
     /// The whole keyring is one value written in one transaction: a crash (even
     /// `kill -9` in the middle of `sys/rotate`) leaves the old or the new keyring. It is
-    /// written only if the stored one is still `expected` (`None`: none yet).
+    /// written only if the stored one is still `expected` (`None`: none yet), and then
+    /// held.
     async fn store_keyring(
         &self,
         root: &dyn RootOfTrust,
-        keyring: &Keyring,
+        keyring: Keyring,
         expected: Option<Vec<u8>>,
     ) -> Result<(), EngineError> {
         let plain = keyring.encode()?;
         let blob = root.wrap(KEYRING_PATH.as_bytes(), &plain)?;
         let mut batch = Batch::new();
         batch
-            .check(KEYRING_PATH, expected)
+            .check(KEYRING_PATH, expected.clone())
             .put(KEYRING_PATH, blob.clone());
         self.storage.commit(batch).await?;
-        *self.wrapped.lock() = Some(blob);
+        let mut wrapped = self.wrapped.lock();
+        // Another node may have stored a newer keyring on top of this one, and this node
+        // taken it up, between the commit and here: that one stays.
+        if *wrapped == expected {
+            *self.keyring.write() = Some(Arc::new(keyring));
+            *wrapped = Some(blob);
+        }
         Ok(())
     }
 

@@ -21,16 +21,67 @@ use crate::periodic::{PeriodicTask, TaskFuture};
 use crate::policy::Operation;
 use crate::seal::init::INIT_LEASE_TTL;
 use crate::seal::rotate::{RotateConfig, RotateTarget, RotateUpdate};
+use crate::storage::foundationdb::tests::model::{Faults, Model};
+use crate::storage::foundationdb::FdbStore;
 use crate::storage::shared_memory::SharedKeyspace;
-use crate::storage::Storage;
+use crate::storage::{Backend, Storage};
 use crate::token::CreateRequest;
 use crate::transit::CreateKey;
 use crate::{UnsealShare, UnsealStep};
 
+/// The store both nodes open: the in-memory fixture, which raises a change to the other
+/// node before the call that made it returns, or the FoundationDB backend on its model,
+/// with retryable errors and unknown commit results injected and changes heard within
+/// the watch's poll bound.
+#[derive(Clone)]
+enum Fabric {
+    Memory(Arc<SharedKeyspace>),
+    Fdb(Model),
+}
+
+impl Fabric {
+    fn memory() -> Self {
+        Fabric::Memory(SharedKeyspace::new())
+    }
+
+    fn fdb(seed: u64) -> Self {
+        Fabric::Fdb(Model::new(
+            seed,
+            Faults {
+                retryable: 0.05,
+                unknown: 0.05,
+            },
+        ))
+    }
+
+    /// An empty store of the same kind.
+    fn fresh(&self) -> Self {
+        match self {
+            Fabric::Memory(_) => Fabric::memory(),
+            Fabric::Fdb(_) => Fabric::fdb(rand::random()),
+        }
+    }
+
+    fn node(&self) -> Arc<dyn Backend> {
+        match self {
+            Fabric::Memory(keyspace) => keyspace.node(),
+            Fabric::Fdb(model) => Arc::new(FdbStore::new(model.clone(), "cluster")),
+        }
+    }
+
+    /// Every stored value (on FoundationDB, every chunk).
+    fn raw_values(&self) -> Vec<Vec<u8>> {
+        match self {
+            Fabric::Memory(keyspace) => keyspace.raw_values(),
+            Fabric::Fdb(model) => model.dump().into_iter().map(|(_, v)| v).collect(),
+        }
+    }
+}
+
 struct Cluster {
     a: Arc<Core>,
     b: Arc<Core>,
-    keyspace: Arc<SharedKeyspace>,
+    keyspace: Fabric,
     keys: Vec<UnsealShare>,
     root_token: String,
 }
@@ -38,6 +89,11 @@ struct Cluster {
 /// Nodes `a` and `b`, named so in their audit files.
 fn two_cores() -> (Arc<Core>, Arc<Core>, Arc<SharedKeyspace>) {
     let keyspace = SharedKeyspace::new();
+    let (a, b, _) = two_cores_on(Fabric::Memory(keyspace.clone()));
+    (a, b, keyspace)
+}
+
+fn two_cores_on(keyspace: Fabric) -> (Arc<Core>, Arc<Core>, Fabric) {
     let node = |name: &str| {
         let settings = Settings {
             node_name: name.into(),
@@ -62,7 +118,11 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 /// Node `a` set up as `-dev` does (kv at `secret/`, transit at `transit/`), node `b`
 /// unsealed with the same key.
 async fn cluster() -> Cluster {
-    let (a, b, keyspace) = two_cores();
+    cluster_on(Fabric::memory()).await
+}
+
+async fn cluster_on(fabric: Fabric) -> Cluster {
+    let (a, b, keyspace) = two_cores_on(fabric);
     let init = a.dev_setup(None).await.unwrap();
     for k in &init.keys {
         b.unseal(UnsealStep::Share(k.clone())).await.unwrap();
@@ -99,8 +159,18 @@ impl PeriodicTask for Probe {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_nodes_initialising_at_once_one_wins_and_the_other_is_told_so() {
+    of_two_nodes_initialising_at_once_one_wins_and_the_other_is_told_so_on(Fabric::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_nodes_initialising_at_once_one_wins_and_the_other_is_told_so_on_the_foundationdb_model(
+) {
+    of_two_nodes_initialising_at_once_one_wins_and_the_other_is_told_so_on(Fabric::fdb(100)).await;
+}
+
+async fn of_two_nodes_initialising_at_once_one_wins_and_the_other_is_told_so_on(fabric: Fabric) {
     for _ in 0..5 {
-        let (a, b, _keyspace) = two_cores();
+        let (a, b, _keyspace) = two_cores_on(fabric.fresh());
         let (ra, rb) = tokio::join!(a.init(1, 1), b.init(1, 1));
         let (winner, loser) = match (ra, rb) {
             (Ok(init), Err(e)) | (Err(e), Ok(init)) => (init, e),
@@ -124,7 +194,16 @@ async fn of_two_nodes_initialising_at_once_one_wins_and_the_other_is_told_so() {
 
 #[tokio::test]
 async fn periodic_tasks_run_on_one_node_and_move_when_it_seals() {
-    let c = cluster().await;
+    periodic_tasks_run_on_one_node_and_move_when_it_seals_on(Fabric::memory()).await;
+}
+
+#[tokio::test]
+async fn periodic_tasks_run_on_one_node_and_move_when_it_seals_on_the_foundationdb_model() {
+    periodic_tasks_run_on_one_node_and_move_when_it_seals_on(Fabric::fdb(101)).await;
+}
+
+async fn periodic_tasks_run_on_one_node_and_move_when_it_seals_on(fabric: Fabric) {
+    let c = cluster_on(fabric).await;
     let runs = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
     c.a.periodic().register(Probe(runs[0].clone()));
     c.b.periodic().register(Probe(runs[1].clone()));
@@ -303,9 +382,134 @@ async fn mounts_policies_tokens_and_transit_keys_changed_on_one_node_are_honoure
     assert_eq!(c.a.tokens.mount_ttls().default_lease_ttl, 3600);
 }
 
+/// On FoundationDB a change reaches the other node when its watch hears it, within the
+/// poll bound rather than before the call that made it returns: the other node honours
+/// it from then on. Retryable errors and unknown commit results are injected throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_one_node_are_honoured_on_the_other_on_the_foundationdb_model() {
+    let c = cluster_on(Fabric::fdb(7)).await;
+    let secret = |core: &Core| core.route("secret/data/x").unwrap().0;
+    let data = |v: &str| Map::from_iter([("v".to_string(), json!(v))]);
+    secret(&c.a)
+        .kv()
+        .unwrap()
+        .write("x", data("one"), None)
+        .await
+        .unwrap();
+    eventually("b reads a's kv write", || {
+        secret(&c.b)
+            .kv()
+            .unwrap()
+            .read("x", None)
+            .ok()
+            .and_then(|r| r.data)
+            .is_some_and(|d| d["v"] == "one")
+    })
+    .await;
+
+    c.a.policies
+        .put("ops", r#"path "secret/*" { capabilities = ["read"] }"#)
+        .await
+        .unwrap();
+    eventually("b has a's policy", || {
+        c.b.policies.get("ops").is_ok_and(|p| p.is_some())
+    })
+    .await;
+    c.b.policies.delete("ops").await.unwrap();
+    eventually("a forgot b's deleted policy", || {
+        c.a.policies.get("ops").is_ok_and(|p| p.is_none())
+    })
+    .await;
+
+    let issued =
+        c.a.tokens
+            .create(
+                None,
+                CreateRequest {
+                    policies: vec!["default".into()],
+                    path: "auth/token/create".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    let token = issued.token.to_string();
+    eventually("b knows a's token", || c.b.tokens.lookup(&token).is_ok()).await;
+    let (key, _) = c.b.tokens.lookup(&token).unwrap();
+    c.a.tokens.revoke(&key).await.unwrap();
+    eventually("b refuses the token a revoked", || {
+        matches!(c.b.tokens.lookup(&token), Err(EngineError::Unauthenticated))
+    })
+    .await;
+
+    let transit = |core: &Core| core.route("transit/keys/k").unwrap().0;
+    let on_a = transit(&c.a);
+    let on_a = on_a.transit().unwrap();
+    on_a.create("k", CreateKey::default()).await.unwrap();
+    on_a.rotate("k").await.unwrap();
+    eventually("b uses the version a rotated to", || {
+        transit(&c.b)
+            .transit()
+            .unwrap()
+            .get("k")
+            .ok()
+            .flatten()
+            .is_some_and(|k| k.config.latest_version == 2)
+    })
+    .await;
+
+    let (ra, rb) = tokio::join!(c.a.rotate_keyring(), c.b.rotate_keyring());
+    let mut terms = [ra.unwrap().term, rb.unwrap().term];
+    terms.sort_unstable();
+    assert_eq!(terms, [2, 3], "both rotations kept their term");
+    for node in [&c.a, &c.b] {
+        eventually("every node at term 3", || {
+            node.key_status().is_ok_and(|s| s.term == 3)
+        })
+        .await;
+    }
+    secret(&c.b)
+        .kv()
+        .unwrap()
+        .write("y", data("written-by-b-under-term-3"), None)
+        .await
+        .unwrap();
+    c.a.seal().await;
+    for k in &c.keys {
+        c.a.unseal(UnsealStep::Share(k.clone())).await.unwrap();
+    }
+    let kv = secret(&c.a);
+    let kv = kv.kv().unwrap();
+    assert_eq!(kv.read("x", None).unwrap().data.unwrap()["v"], "one");
+    assert_eq!(
+        kv.read("y", None).unwrap().data.unwrap()["v"],
+        "written-by-b-under-term-3"
+    );
+    let plain = b"written-by-b-under-term-3";
+    for v in c.keyspace.raw_values() {
+        assert!(
+            !v.windows(plain.len()).any(|w| w == plain),
+            "plaintext stored"
+        );
+    }
+    let Fabric::Fdb(model) = &c.keyspace else {
+        unreachable!("built on the model")
+    };
+    assert!(model.counts().injected > 0, "no fault was injected");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mounting_on_both_nodes_at_once_loses_no_mount() {
-    let c = cluster().await;
+    mounting_on_both_nodes_at_once_loses_no_mount_on(Fabric::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounting_on_both_nodes_at_once_loses_no_mount_on_the_foundationdb_model() {
+    mounting_on_both_nodes_at_once_loses_no_mount_on(Fabric::fdb(102)).await;
+}
+
+async fn mounting_on_both_nodes_at_once_loses_no_mount_on(fabric: Fabric) {
+    let c = cluster_on(fabric).await;
     let mount = |core: Arc<Core>, path: &'static str| async move {
         loop {
             match core
@@ -354,7 +558,17 @@ async fn mounting_on_both_nodes_at_once_loses_no_mount() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_check_and_set_from_two_nodes_accepts_one_writer_per_version() {
-    let c = cluster().await;
+    kv_check_and_set_from_two_nodes_accepts_one_writer_per_version_on(Fabric::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_check_and_set_from_two_nodes_accepts_one_writer_per_version_on_the_foundationdb_model()
+{
+    kv_check_and_set_from_two_nodes_accepts_one_writer_per_version_on(Fabric::fdb(103)).await;
+}
+
+async fn kv_check_and_set_from_two_nodes_accepts_one_writer_per_version_on(fabric: Fabric) {
+    let c = cluster_on(fabric).await;
     let secret = |core: &Core| core.route("secret/data/x").unwrap().0;
     let data = |v: &str| Map::from_iter([("v".to_string(), json!(v))]);
     for version in 0..10u64 {
@@ -372,7 +586,17 @@ async fn kv_check_and_set_from_two_nodes_accepts_one_writer_per_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limited_use_token_used_on_both_nodes_is_used_no_more_than_allowed() {
-    let c = cluster().await;
+    a_limited_use_token_used_on_both_nodes_is_used_no_more_than_allowed_on(Fabric::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_use_token_used_on_both_nodes_is_used_no_more_than_allowed_on_the_foundationdb_model(
+) {
+    a_limited_use_token_used_on_both_nodes_is_used_no_more_than_allowed_on(Fabric::fdb(104)).await;
+}
+
+async fn a_limited_use_token_used_on_both_nodes_is_used_no_more_than_allowed_on(fabric: Fabric) {
+    let c = cluster_on(fabric).await;
     let issued =
         c.a.tokens
             .create(

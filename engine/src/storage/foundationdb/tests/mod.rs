@@ -1,7 +1,7 @@
 //! The FoundationDB backend's algorithms on a model of FoundationDB (see [`model`]), and
 //! on a real cluster when `FDB_CLUSTER_FILE` names one.
 
-mod model;
+pub(crate) mod model;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
