@@ -319,7 +319,12 @@ impl Core {
             // The quorum is complete: whatever the check finds, these keys are used up.
             (std::mem::take(&mut r.progress), r.config)
         };
-        self.verify_operator_keys(&quorum)?;
+        if let Err(e) = self.verify_operator_keys(&quorum) {
+            // Keys checked against a seal another node replaced since this attempt
+            // started do not open it: say so, rather than that they are wrong.
+            self.check_unchanged(target)?;
+            return Err(e);
+        }
         crate::failpoint::crash_at("rotate:quorum");
         let (key, keys) = ShamirRoot::generate(new.secret_shares, new.secret_threshold)?;
         let nonce = nonce.to_string();

@@ -123,6 +123,9 @@ pub struct TokenStore {
     verified: Arc<BoundedCache<VerifiedBiscuit>>,
     system_ttls: LeaseTtls,
     mount_ttls: RwLock<MountTtls>,
+    /// Held across a read of the stored mount TTLs and taking them up, so the last to
+    /// take them up read the newest.
+    taking_up_ttls: parking_lot::Mutex<()>,
     /// Serialises read-modify-write of entries (use counts, renewals, revocation trees).
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -187,6 +190,7 @@ impl TokenStore {
             verified,
             system_ttls,
             mount_ttls: RwLock::new(MountTtls::default()),
+            taking_up_ttls: parking_lot::Mutex::new(()),
             write_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -230,6 +234,7 @@ impl TokenStore {
         if self.unsealed.read().is_none() {
             return Ok(());
         }
+        let _taking_up = self.taking_up_ttls.lock();
         *self.mount_ttls.write() = self
             .barrier
             .get_json(MOUNT_CONFIG_PATH)?
@@ -242,8 +247,9 @@ impl TokenStore {
         tune.validate()?;
         let _w = self.write_lock.lock().await;
         self.barrier.put_json(MOUNT_CONFIG_PATH, &tune).await?;
-        *self.mount_ttls.write() = tune;
-        Ok(())
+        // Read back rather than held as written: another node's tune stored after this
+        // one, and taken up here meanwhile, must not be replaced by this older one.
+        self.reload_mount_ttls()
     }
 
     fn unsealed(&self) -> Result<Arc<Unsealed>> {
