@@ -286,18 +286,13 @@ impl Mounts {
         let _taking_up = self.taking_up.lock();
         let entries: Vec<MountEntry> = self.barrier.get_json(MOUNTS_PATH)?.unwrap_or_default();
         let before = self.table.read().clone();
-        let mut table = BTreeMap::new();
-        for entry in entries {
-            let kept = before
-                .get(&entry.path)
-                .filter(|m| same_entry(&m.entry, &entry))
-                .cloned();
-            let mounted = match kept {
-                Some(m) => m,
-                None => self.mounted(entry),
-            };
-            table.insert(mounted.entry.path.clone(), mounted);
-        }
+        let table = rebuild_table(
+            &before,
+            entries,
+            |e| &e.path,
+            |m| &m.entry,
+            |e| self.mounted(e),
+        );
         for (path, old) in &before {
             if !table.get(path).is_some_and(|m| Arc::ptr_eq(m, old)) {
                 old.backend.forget_keys();
@@ -469,6 +464,24 @@ fn table_json(table: &BTreeMap<String, Arc<Mounted>>) -> Result<serde_json::Valu
     serde_json::to_value(entries).map_err(EngineError::internal)
 }
 
-fn same_entry(a: &MountEntry, b: &MountEntry) -> bool {
-    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+/// The table `entries` describe: a mounted entry of `before` whose entry is unchanged is
+/// kept with what it holds (an engine's caches, a method's login throttle); the others
+/// are built.
+pub(crate) fn rebuild_table<E: Serialize, M>(
+    before: &BTreeMap<String, Arc<M>>,
+    entries: Vec<E>,
+    path: impl Fn(&E) -> &String,
+    entry: impl Fn(&M) -> &E,
+    build: impl Fn(E) -> Arc<M>,
+) -> BTreeMap<String, Arc<M>> {
+    let mut table = BTreeMap::new();
+    for e in entries {
+        let p = path(&e).clone();
+        let kept = before
+            .get(&p)
+            .filter(|m| serde_json::to_value(entry(m)).ok() == serde_json::to_value(&e).ok())
+            .cloned();
+        table.insert(p, kept.unwrap_or_else(|| build(e)));
+    }
+    table
 }

@@ -47,7 +47,7 @@ use zeroize::Zeroizing;
 
 use crate::barrier::Barrier;
 use crate::error::{EngineError, Result};
-use crate::mounts::{hold_committed, normalize_mount_path};
+use crate::mounts::{hold_committed, normalize_mount_path, rebuild_table};
 use crate::token::{MountTtls, RoleTtls};
 
 pub(crate) const TABLE_PATH: &str = "core/auth";
@@ -436,19 +436,13 @@ impl AuthMounts {
         let _taking_up = self.taking_up.lock();
         let entries: Vec<AuthEntry> = self.barrier.get_json(TABLE_PATH)?.unwrap_or_default();
         let before = self.table.read().clone();
-        let mut table = BTreeMap::new();
-        for entry in entries {
-            let kept = before
-                .get(&entry.path)
-                .filter(|m| same_entry(&m.entry, &entry))
-                .cloned();
-            let mounted = match kept {
-                Some(m) => m,
-                None => self.mounted(entry),
-            };
-            table.insert(mounted.entry.path.clone(), mounted);
-        }
-        *self.table.write() = table;
+        *self.table.write() = rebuild_table(
+            &before,
+            entries,
+            |e| &e.path,
+            |m| &m.entry,
+            |e| self.mounted(e),
+        );
         Ok(())
     }
 
@@ -555,8 +549,4 @@ impl AuthMounts {
 fn table_json(table: &BTreeMap<String, Arc<AuthMounted>>) -> Result<serde_json::Value> {
     let entries: Vec<&AuthEntry> = table.values().map(|m| &m.entry).collect();
     serde_json::to_value(entries).map_err(EngineError::internal)
-}
-
-fn same_entry(a: &AuthEntry, b: &AuthEntry) -> bool {
-    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
 }
