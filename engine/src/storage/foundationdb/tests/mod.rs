@@ -3,7 +3,6 @@
 
 pub(crate) mod model;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use self::model::{Faults, Model};
 use super::layout::{Layout, CHUNK_BYTES};
 use super::{FdbStore, TRANSACTION_BUDGET, WATCH_POLL};
 use crate::storage::conformance;
-use crate::storage::{Backend, Batch, Conflict, Invalidations, IsConflict, Storage, StorageError};
+use crate::storage::{Backend, Batch, Conflict, Invalidations, Storage, StorageError};
 
 /// A keyspace in one model cluster; every handle is another node on it.
 struct ModelFixture {
@@ -69,10 +68,6 @@ fn put(backend: &dyn Backend, key: &str, value: &[u8]) {
     let mut batch = Batch::new();
     batch.put(key, value.to_vec());
     assert_eq!(backend.apply(&[batch]).unwrap(), vec![Ok(())]);
-}
-
-fn counter(v: Option<Vec<u8>>) -> u64 {
-    v.map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
 }
 
 #[test]
@@ -265,36 +260,7 @@ async fn two_nodes_under_injected_faults_lose_nothing() {
             Storage::new(store(&model, "t")),
             Storage::new(store(&model, "t")),
         ];
-        let succeeded = Arc::new(AtomicUsize::new(0));
-        let writers: Vec<_> = (0..24)
-            .map(|i| {
-                let storage = nodes[i % 2].clone();
-                let succeeded = succeeded.clone();
-                tokio::spawn(async move {
-                    let result = storage
-                        .transact(|tx| {
-                            let n = counter(tx.get("n")?);
-                            tx.put("n", (n + 1).to_le_bytes().to_vec());
-                            tx.put(format!("by/{i}"), Vec::new());
-                            Ok::<_, StorageError>(())
-                        })
-                        .await;
-                    match result {
-                        Ok(()) => {
-                            succeeded.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Err(e) => assert!(e.is_conflict(), "{e}"),
-                    }
-                })
-            })
-            .collect();
-        for w in writers {
-            w.await.unwrap();
-        }
-        let succeeded = succeeded.load(Ordering::SeqCst) as u64;
-        assert!(succeeded > 0);
-        assert_eq!(counter(nodes[0].get("n").unwrap()), succeeded);
-        assert_eq!(nodes[1].list("by/").unwrap().len() as u64, succeeded);
+        conformance::writers_racing_on_one_counter(&nodes).await;
         let counts = model.counts();
         assert!(counts.injected > 0, "seed {seed}: {counts:?}");
     }
