@@ -167,6 +167,7 @@ impl StorageError {
 /// (`block_in_place`), so a slow or stalled database delays only the requests that wait
 /// for it, not `sys/health` or unseal queued behind them on the same worker. Elsewhere
 /// (the commit thread, the blocking pool, a current-thread runtime) it simply blocks.
+#[cfg(any(feature = "postgresql", feature = "fdb", test))]
 pub(crate) fn off_the_workers<T>(wait: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {

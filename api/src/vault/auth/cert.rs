@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use engine::auth::cert::{CertConfig, CertRole, LEGACY_FIELDS};
+use engine::auth::cert::{Cert, CertConfig, CertRole, LEGACY_FIELDS};
 use engine::auth::{AuthMountRef, TokenParams};
-use engine::ops::auth::cert::{CertAction, CertLoginOp, CertOp, CertOutput};
+use engine::ops::auth::cert::CertLoginOp;
 use engine::ops::Access;
 use engine::policy::Operation;
 use engine::{Core, EngineError};
 
-use super::{fields, keys, login_reply, no_route, unsupported};
+use super::{login_reply, manage, no_route, role_action, unsupported};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
@@ -23,12 +23,13 @@ pub async fn handle(
     mount: AuthMountRef,
     rest: &str,
 ) -> Result<Reply, ApiError> {
-    use CertAction as A;
-    use Operation::{Delete, List, Read, Update};
     let parts: Vec<&str> = rest.split('/').collect();
-    let name = parts.get(1).map(|n| n.to_string()).unwrap_or_default();
-    let action = match (parts.as_slice(), req.op) {
-        (["login"], Update) => {
+    let role_fields = [CertRole::FIELDS, TokenParams::FIELDS, LEGACY_FIELDS];
+    if let Some(action) = role_action(req, &parts, "certs", &[CertConfig::FIELDS], &role_fields) {
+        return manage::<Cert>(core, req, mount, action).await;
+    }
+    match (parts.as_slice(), req.op) {
+        (["login"], Operation::Update) => {
             let name = req
                 .refuse_unknown(&["name"])
                 .and_then(|()| req.str_field("name"))
@@ -38,39 +39,15 @@ pub async fn handle(
                 name,
                 chain: req.peer_chain.clone(),
             };
-            return apply(core, req, op, login_reply).await;
+            apply(core, req, op, login_reply).await
         }
-        (["config"], Update) => A::ConfigWrite(fields(req, &[CertConfig::FIELDS])),
-        (["config"], Read) => A::ConfigRead,
-        (["certs"], List) => A::RoleList,
-        (["certs", _], Update) => A::RoleWrite {
-            name,
-            fields: fields(req, &[CertRole::FIELDS, TokenParams::FIELDS, LEGACY_FIELDS]),
-        },
-        (["certs", _], Read) => A::RoleRead { name },
-        (["certs", _], Delete) => A::RoleDelete { name },
         (["crls"] | ["crls", _], _) => {
             let e = EngineError::bad(
                 "certificate revocation lists are not implemented by this appliance's cert auth method",
             );
-            return refuse(core, req, Access::Acl(req.op), e).await;
+            refuse(core, req, Access::Acl(req.op), e).await
         }
-        (["login"] | ["config"] | ["certs"] | ["certs", _], _) => {
-            return unsupported(core, req).await
-        }
-        _ => return no_route(core, req).await,
-    };
-    let op = CertOp {
-        mount,
-        verb: req.op,
-        action,
-    };
-    apply(core, req, op, |out| match out {
-        CertOutput::Done => Ok(Reply::no_content()),
-        CertOutput::Config(c) => Ok(Reply::data(c.to_json())),
-        CertOutput::Role(None) => Err(ApiError::not_found_empty()),
-        CertOutput::Role(Some(r)) => Ok(Reply::data(r.to_json())),
-        CertOutput::Names(names) => keys(names),
-    })
-    .await
+        (["login"] | ["config"] | ["certs"] | ["certs", _], _) => unsupported(core, req).await,
+        _ => no_route(core, req).await,
+    }
 }

@@ -9,8 +9,10 @@ mod userpass;
 
 use std::sync::Arc;
 
-use engine::auth::AuthKind;
+use engine::auth::{AuthKind, AuthMountRef};
+use engine::ops::auth::roles::{RoleAction, RoleMethod, RoleOp, RoleOutput};
 use engine::ops::Access;
+use engine::policy::Operation;
 use engine::token::IssuedToken;
 use engine::{Core, EngineError};
 use serde_json::{Map, Value};
@@ -18,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 use crate::request::VaultRequest;
 use crate::response::Reply;
-use crate::vault::{refuse, unsupported_operation};
+use crate::vault::{apply, refuse, unsupported_operation};
 
 pub async fn handle(core: &Arc<Core>, req: &VaultRequest, rest: &str) -> Result<Reply, ApiError> {
     match core.route_auth(rest) {
@@ -85,4 +87,53 @@ pub(crate) fn keys(names: Vec<String>) -> Result<Reply, ApiError> {
         return Err(ApiError::not_found_empty());
     }
     Ok(Reply::data(serde_json::json!({ "keys": names })))
+}
+
+/// The action for `config` and `<roles>`, `<roles>/<name>` (the roles' path segment:
+/// cert's `certs`, jwt's `role`) with the verbs they take; None for any other path or verb.
+pub(crate) fn role_action(
+    req: &VaultRequest,
+    parts: &[&str],
+    roles: &str,
+    config_fields: &[&[&str]],
+    role_fields: &[&[&str]],
+) -> Option<RoleAction> {
+    use Operation::{Delete, List, Read, Update};
+    use RoleAction as A;
+    Some(match (parts, req.op) {
+        (["config"], Update) => A::ConfigWrite(fields(req, config_fields)),
+        (["config"], Read) => A::ConfigRead,
+        ([r], List) if *r == roles => A::RoleList,
+        ([r, name], op) if *r == roles => {
+            let name = name.to_string();
+            match op {
+                Update => A::RoleWrite {
+                    name,
+                    fields: fields(req, role_fields),
+                },
+                Read => A::RoleRead { name },
+                Delete => A::RoleDelete { name },
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Runs a `config` or role request on a mount of method `M`: Vault's answers, 204 for a
+/// write and for a config never written, 404 for a missing role or an empty list.
+pub(crate) async fn manage<M: RoleMethod>(
+    core: &Arc<Core>,
+    req: &VaultRequest,
+    mount: AuthMountRef,
+    action: RoleAction,
+) -> Result<Reply, ApiError> {
+    let op = RoleOp::<M>::new(mount, req.op, action);
+    apply(core, req, op, |out| match out {
+        RoleOutput::Done | RoleOutput::Config(None) => Ok(Reply::no_content()),
+        RoleOutput::Config(Some(c)) | RoleOutput::Role(Some(c)) => Ok(Reply::data(c)),
+        RoleOutput::Role(None) => Err(ApiError::not_found_empty()),
+        RoleOutput::Names(names) => keys(names),
+    })
+    .await
 }

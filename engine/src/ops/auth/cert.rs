@@ -1,75 +1,54 @@
 //! `auth/<cert mount>/...`: the trusted certificates (`certs/<name>`), `config`, and the
 //! login with the chain the client presented on its TLS connection.
 
+use std::future::Future;
+
 use pki_types::UnixTime;
 use serde_json::{Map, Value};
 
+use super::roles::RoleMethod;
 use super::{issue_keeping, source_key, throttled};
-use crate::auth::cert::{role_name, CertConfig, CertRole, PeerChain, LOGIN_CERT};
+use crate::auth::cert::{role_name, Cert, PeerChain, LOGIN_CERT};
 use crate::auth::{remote_allowed, AuthMountRef, LoginGrant};
 use crate::error::{EngineError, Result};
 use crate::ops::{Access, Context, Decoded, Op};
-use crate::policy::Operation;
 use crate::token::IssuedToken;
 
-pub enum CertAction {
-    ConfigWrite(Decoded<Map<String, Value>>),
-    ConfigRead,
-    RoleWrite {
-        name: String,
-        fields: Decoded<Map<String, Value>>,
-    },
-    RoleRead {
-        name: String,
-    },
-    RoleDelete {
-        name: String,
-    },
-    RoleList,
-}
-
-pub enum CertOutput {
-    Done,
-    Config(CertConfig),
-    Role(Option<Box<CertRole>>),
-    Names(Vec<String>),
-}
-
-/// A cert mount's management request, checked against the ACL on its own path.
-pub struct CertOp {
-    pub mount: AuthMountRef,
-    pub verb: Operation,
-    pub action: CertAction,
-}
-
-impl Op for CertOp {
-    type Output = CertOutput;
-
-    fn access(&self) -> Access {
-        Access::Acl(self.verb)
+impl RoleMethod for Cert {
+    fn of(mount: &AuthMountRef) -> Result<&Self> {
+        mount.cert()
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<CertOutput> {
-        use CertAction as A;
-        use CertOutput as O;
-        let m = self.mount.cert()?;
-        Ok(match self.action {
-            A::ConfigWrite(fields) => {
-                m.write_config(&fields?).await?;
-                O::Done
-            }
-            A::ConfigRead => O::Config(m.config()?),
-            A::RoleWrite { name, fields } => {
-                m.write_role(&role_name(&name)?, &fields?).await?;
-                O::Done
-            }
-            A::RoleRead { name } => O::Role(m.role(&role_name(&name)?)?.map(Box::new)),
-            A::RoleDelete { name } => {
-                m.delete_role(&role_name(&name)?).await?;
-                O::Done
-            }
-            A::RoleList => O::Names(m.roles()?),
-        })
+    fn role_name(name: &str) -> Result<String> {
+        role_name(name)
+    }
+
+    fn config_json(&self) -> Result<Option<Value>> {
+        Ok(Some(self.config()?.to_json()))
+    }
+
+    fn write_config(&self, fields: &Map<String, Value>) -> impl Future<Output = Result<()>> + Send {
+        Cert::write_config(self, fields)
+    }
+
+    fn role_json(&self, name: &str) -> Result<Option<Value>> {
+        Ok(self.role(name)?.map(|r| r.to_json()))
+    }
+
+    fn role_names(&self) -> Result<Vec<String>> {
+        self.roles()
+    }
+
+    fn write_role(
+        &self,
+        name: &str,
+        fields: &Map<String, Value>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        Cert::write_role(self, name, fields)
+    }
+
+    fn delete_role(&self, name: &str) -> impl Future<Output = Result<()>> + Send {
+        Cert::delete_role(self, name)
     }
 }
 

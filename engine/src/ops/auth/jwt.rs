@@ -1,73 +1,52 @@
 //! `auth/<jwt mount>/...`: the trusted keys (`config`), the roles, and the login.
 
+use std::future::Future;
+
 use serde_json::{Map, Value};
 
+use super::roles::RoleMethod;
 use super::{issue, source_key, throttled};
-use crate::auth::jwt::{role_name, JwtConfig, JwtRole};
+use crate::auth::jwt::{role_name, Jwt};
 use crate::auth::{AuthMountRef, LoginGrant};
 use crate::error::Result;
 use crate::ops::{Access, Context, Decoded, Op};
-use crate::policy::Operation;
 use crate::token::IssuedToken;
 
-pub enum JwtAction {
-    ConfigWrite(Decoded<Map<String, Value>>),
-    ConfigRead,
-    RoleWrite {
-        name: String,
-        fields: Decoded<Map<String, Value>>,
-    },
-    RoleRead {
-        name: String,
-    },
-    RoleDelete {
-        name: String,
-    },
-    RoleList,
-}
-
-pub enum JwtOutput {
-    Done,
-    Config(Option<Box<JwtConfig>>),
-    Role(Option<Box<JwtRole>>),
-    Names(Vec<String>),
-}
-
-/// A JWT mount's management request, checked against the ACL on its own path.
-pub struct JwtOp {
-    pub mount: AuthMountRef,
-    pub verb: Operation,
-    pub action: JwtAction,
-}
-
-impl Op for JwtOp {
-    type Output = JwtOutput;
-
-    fn access(&self) -> Access {
-        Access::Acl(self.verb)
+impl RoleMethod for Jwt {
+    fn of(mount: &AuthMountRef) -> Result<&Self> {
+        mount.jwt()
     }
 
-    async fn run(self, _cx: Context<'_>) -> Result<JwtOutput> {
-        use JwtAction as A;
-        use JwtOutput as O;
-        let m = self.mount.jwt()?;
-        Ok(match self.action {
-            A::ConfigWrite(fields) => {
-                m.write_config(&fields?).await?;
-                O::Done
-            }
-            A::ConfigRead => O::Config(m.config()?.map(Box::new)),
-            A::RoleWrite { name, fields } => {
-                m.write_role(&role_name(&name)?, &fields?).await?;
-                O::Done
-            }
-            A::RoleRead { name } => O::Role(m.role(&role_name(&name)?)?.map(Box::new)),
-            A::RoleDelete { name } => {
-                m.delete_role(&role_name(&name)?).await?;
-                O::Done
-            }
-            A::RoleList => O::Names(m.roles()?),
-        })
+    fn role_name(name: &str) -> Result<String> {
+        role_name(name)
+    }
+
+    fn config_json(&self) -> Result<Option<Value>> {
+        Ok(self.config()?.map(|c| c.to_json()))
+    }
+
+    fn write_config(&self, fields: &Map<String, Value>) -> impl Future<Output = Result<()>> + Send {
+        Jwt::write_config(self, fields)
+    }
+
+    fn role_json(&self, name: &str) -> Result<Option<Value>> {
+        Ok(self.role(name)?.map(|r| r.to_json()))
+    }
+
+    fn role_names(&self) -> Result<Vec<String>> {
+        self.roles()
+    }
+
+    fn write_role(
+        &self,
+        name: &str,
+        fields: &Map<String, Value>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        Jwt::write_role(self, name, fields)
+    }
+
+    fn delete_role(&self, name: &str) -> impl Future<Output = Result<()>> + Send {
+        Jwt::delete_role(self, name)
     }
 }
 

@@ -1,9 +1,11 @@
-//! Auth method operations: each method's paths (`approle`, `userpass`), and what every
-//! login shares: the throttle of failed attempts and the token a success issues.
+//! Auth method operations: each method's paths (`approle`, `cert`, `jwt`, `userpass`; the
+//! `config` and role paths cert and jwt share in `roles`), and what every login shares:
+//! the throttle of failed attempts and the token a success issues.
 
 pub mod approle;
 pub mod cert;
 pub mod jwt;
+pub mod roles;
 pub mod userpass;
 
 use std::collections::BTreeMap;
