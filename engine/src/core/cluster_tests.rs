@@ -257,40 +257,53 @@ async fn a_keyring_rotation_on_one_node_is_taken_up_by_the_other_and_races_lose_
     let (ra, rb) = tokio::join!(c.a.rotate_keyring(), c.b.rotate_keyring());
     let terms = [ra.unwrap().term, rb.unwrap().term];
     assert!(terms == [3, 4] || terms == [4, 3], "{terms:?}");
-    // Each node takes the other's last rotation up when storage raises it: wait for it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    every_term_reads_after_unseal(
+        &c,
+        4,
+        (&c.a, "from-a", "written-by-a-under-term-4"),
+        &c.b,
+        &[("from-b", "b2")],
+    )
+    .await;
+}
+
+/// Once both nodes reach keyring `term`: `writer` writes its value under it, then
+/// `reader` seals and unseals afresh and reads that value and `earlier` ones back (every
+/// term is in the stored keyring), and the value's plaintext is nowhere in storage. The
+/// value is long enough that random ciphertext never contains it by chance.
+async fn every_term_reads_after_unseal(
+    c: &Cluster,
+    term: u32,
+    (writer, key, value): (&Core, &str, &str),
+    reader: &Core,
+    earlier: &[(&str, &str)],
+) {
+    let secret = |core: &Core| core.route("secret/data/x").unwrap().0;
     for node in [&c.a, &c.b] {
-        while node.key_status().unwrap().term != 4 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "a node stayed behind term 4"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        eventually(&format!("every node at term {term}"), || {
+            node.key_status().is_ok_and(|s| s.term == term)
+        })
+        .await;
     }
-    secret(&c.a)
+    let data = Map::from_iter([("v".to_string(), json!(value))]);
+    secret(writer)
         .kv()
         .unwrap()
-        .write("from-a", data("written-by-a-under-term-4"), None)
+        .write(key, data, None)
         .await
         .unwrap();
-    // Every term is in the stored keyring: a node unsealing afresh reads both values.
-    c.b.seal().await;
+    reader.seal().await;
     for k in &c.keys {
-        c.b.unseal(UnsealStep::Share(k.clone())).await.unwrap();
+        reader.unseal(UnsealStep::Share(k.clone())).await.unwrap();
     }
-    let kv = secret(&c.b);
+    let kv = secret(reader);
     let kv = kv.kv().unwrap();
-    assert_eq!(
-        kv.read("from-a", None).unwrap().data.unwrap()["v"],
-        "written-by-a-under-term-4"
-    );
-    assert_eq!(kv.read("from-b", None).unwrap().data.unwrap()["v"], "b2");
+    for (key, value) in earlier.iter().chain([&(key, value)]) {
+        assert_eq!(kv.read(key, None).unwrap().data.unwrap()["v"], *value);
+    }
     for v in c.keyspace.raw_values() {
-        // Long enough that random ciphertext never contains it by chance.
-        let plain = b"written-by-a-under-term-4";
         assert!(
-            !v.windows(plain.len()).any(|w| w == plain),
+            !v.windows(value.len()).any(|w| w == value.as_bytes()),
             "plaintext stored"
         );
     }
@@ -462,36 +475,14 @@ async fn changes_on_one_node_are_honoured_on_the_other_on_the_foundationdb_model
     let mut terms = [ra.unwrap().term, rb.unwrap().term];
     terms.sort_unstable();
     assert_eq!(terms, [2, 3], "both rotations kept their term");
-    for node in [&c.a, &c.b] {
-        eventually("every node at term 3", || {
-            node.key_status().is_ok_and(|s| s.term == 3)
-        })
-        .await;
-    }
-    secret(&c.b)
-        .kv()
-        .unwrap()
-        .write("y", data("written-by-b-under-term-3"), None)
-        .await
-        .unwrap();
-    c.a.seal().await;
-    for k in &c.keys {
-        c.a.unseal(UnsealStep::Share(k.clone())).await.unwrap();
-    }
-    let kv = secret(&c.a);
-    let kv = kv.kv().unwrap();
-    assert_eq!(kv.read("x", None).unwrap().data.unwrap()["v"], "one");
-    assert_eq!(
-        kv.read("y", None).unwrap().data.unwrap()["v"],
-        "written-by-b-under-term-3"
-    );
-    let plain = b"written-by-b-under-term-3";
-    for v in c.keyspace.raw_values() {
-        assert!(
-            !v.windows(plain.len()).any(|w| w == plain),
-            "plaintext stored"
-        );
-    }
+    every_term_reads_after_unseal(
+        &c,
+        3,
+        (&c.b, "y", "written-by-b-under-term-3"),
+        &c.a,
+        &[("x", "one")],
+    )
+    .await;
     let Fabric::Fdb(model) = &c.keyspace else {
         unreachable!("built on the model")
     };
