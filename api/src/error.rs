@@ -164,4 +164,36 @@ mod tests {
         let (code, errors) = status(EngineError::Corrupt("secret/path".into()));
         assert_eq!((code, errors), (500, vec!["internal error".to_string()]));
     }
+
+    #[test]
+    fn unreachable_storage_is_unavailable_and_keeps_its_cause_in_the_log() {
+        use engine::storage::StorageError;
+        let cause = || -> Box<dyn std::error::Error + Send + Sync> {
+            "connect to 127.0.0.1:5432 (password pw-1234): connection refused".into()
+        };
+        let unreachable = || StorageError::Unreachable {
+            backend: "postgresql",
+            context: "connecting to PostgreSQL",
+            source: cause(),
+        };
+        let words = "the postgresql storage is unreachable: the server refused or dropped the \
+                     connection while connecting to PostgreSQL; nothing was written, try again \
+                     later";
+        for e in [
+            unreachable(),
+            StorageError::Commit(std::sync::Arc::new(unreachable())),
+        ] {
+            assert_eq!(status(EngineError::Storage(e)), (503, vec![words.into()]));
+        }
+        // A failure that is not the server's absence stays an internal error.
+        let failed = StorageError::Remote {
+            backend: "postgresql",
+            context: "writing to PostgreSQL",
+            source: cause(),
+        };
+        assert_eq!(
+            status(EngineError::Storage(failed)),
+            (500, vec!["internal error".into()])
+        );
+    }
 }

@@ -309,6 +309,16 @@ impl Collector for Snapshot {
                     s.sum, s.count, &buckets, None,
                 )?;
         }
+        let mut runs = encoder.encode_descriptor(
+            "ironseal_periodic_task_runs",
+            "Periodic task runs on this node since start, by task: only the node holding \
+             the periodic-task lease runs them",
+            None,
+            MetricType::Counter,
+        )?;
+        for (task, n) in &self.engine.periodic_runs {
+            ConstCounter::new(*n).encode(runs.encode_family(&[("task", *task)])?)?;
+        }
         for (name, help, value) in engine_gauges(&self.engine) {
             let gauge = ConstGauge::new(value);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
@@ -363,6 +373,17 @@ pub fn vault_json(engine: EngineFigures) -> Value {
             summary(name, json!({}), 1, v, v, v)
         })
         .collect();
+    for (task, n) in &snap.engine.periodic_runs {
+        let v = *n as f64;
+        counters.push(summary(
+            "ironseal_periodic_task_runs",
+            json!({"task": task}),
+            1,
+            v,
+            v,
+            v,
+        ));
+    }
     let mut samples = Vec::new();
     for (k, s) in &snap.requests {
         let labels = json!({"family": k.family, "method": k.method, "code": k.code.to_string()});
@@ -407,6 +428,7 @@ mod tests {
             audit_devices: 1,
             sync_outbox_depth: Some(2),
             mounts: Some(1),
+            periodic_runs: vec![("token-expiry", 4)],
         }
     }
 
@@ -449,6 +471,10 @@ mod tests {
         assert!(text.contains("ironseal_audit_failures_total 3"), "{text}");
         assert!(text.contains("ironseal_sync_outbox_depth 2"), "{text}");
         assert!(text.contains("ironseal_unsealed 1"), "{text}");
+        assert!(
+            text.contains(r#"ironseal_periodic_task_runs_total{task="token-expiry"} 4"#),
+            "{text}"
+        );
         let j = vault_json(figures());
         assert!(j["Gauges"]
             .as_array()
@@ -460,5 +486,12 @@ mod tests {
             .unwrap()
             .iter()
             .any(|s| s["Labels"]["family"] == "sys/test" && s["Count"] == 2));
+        assert!(j["Counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["Name"] == "ironseal_periodic_task_runs"
+                && c["Labels"]["task"] == "token-expiry"
+                && c["Sum"] == 4.0));
     }
 }

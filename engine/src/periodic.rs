@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,9 @@ pub trait PeriodicTask: Send + Sync {
 struct Registered {
     task: Box<dyn PeriodicTask>,
     last_run: Mutex<Option<Instant>>,
+    /// Runs on this node since start, failed ones too: of the nodes sharing a keyspace,
+    /// only the lease holder's move.
+    runs: AtomicU64,
 }
 
 impl Registered {
@@ -69,12 +73,23 @@ impl PeriodicTasks {
         self.tasks.write().push(Arc::new(Registered {
             task: Box::new(task),
             last_run: Mutex::new(None),
+            runs: AtomicU64::new(0),
         }));
     }
 
     /// The registered tasks' names, in the order they run.
     pub fn names(&self) -> Vec<&'static str> {
         self.tasks.read().iter().map(|r| r.task.name()).collect()
+    }
+
+    /// Each task's name and how many times it has run on this node since start, in the
+    /// order they run, for `sys/metrics`.
+    pub fn runs(&self) -> Vec<(&'static str, u64)> {
+        self.tasks
+            .read()
+            .iter()
+            .map(|r| (r.task.name(), r.runs.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Runs, one after another in the order they were registered, the tasks due at
@@ -90,6 +105,7 @@ impl PeriodicTasks {
         let mut failures = Vec::new();
         for registered in due {
             let task = registered.task.name();
+            registered.runs.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = registered.task.run(core).await {
                 tracing::warn!(task, error = %error, "periodic task failed");
                 failures.push(TaskFailure { task, error });
@@ -231,5 +247,10 @@ mod tests {
         tasks.run_due(&core, at(60)).await;
         assert_eq!(slow_runs.load(Ordering::SeqCst), 3);
         assert_eq!(every_runs.load(Ordering::SeqCst), 7);
+        // What sys/metrics reports: every run counted, the failed ones too.
+        assert_eq!(
+            tasks.runs(),
+            [("every-tick", 7), ("slow", 3), ("broken", 3)]
+        );
     }
 }

@@ -180,7 +180,23 @@ impl Daemon {
     /// Config mode (plain HTTP, Shamir seal) with `storage_hcl` as the storage block and
     /// `env` added to the daemon's environment. Starts uninitialised.
     pub fn config_with_storage(storage_hcl: &str, env: &[(&str, &str)]) -> Daemon {
-        let mut d = Self::unstarted(Mode::Config { tls: false }, None, owned_env(env), "", "");
+        Self::config_with_storage_and_top_level(storage_hcl, env, "")
+    }
+
+    /// [`Daemon::config_with_storage`] with `top_hcl` added at the top level of the
+    /// config file (`node_name = "..."`).
+    pub fn config_with_storage_and_top_level(
+        storage_hcl: &str,
+        env: &[(&str, &str)],
+        top_hcl: &str,
+    ) -> Daemon {
+        let mut d = Self::unstarted(
+            Mode::Config { tls: false },
+            None,
+            owned_env(env),
+            "",
+            top_hcl,
+        );
         d.storage_hcl = Some(storage_hcl.to_string());
         d.start();
         d

@@ -109,11 +109,21 @@ pub enum StorageError {
     ForeignData { context: &'static str },
     /// A shared store did not answer in time (a stalled or unreachable server): nothing
     /// was applied, and the request may be sent again.
-    #[error("the {backend} storage did not answer within {} s while {context}; nothing was written, try again later", waited.as_secs())]
+    #[error("the {backend} storage is unreachable: it did not answer within {} s while {context}; nothing was written, try again later", waited.as_secs())]
     Unavailable {
         backend: &'static str,
         context: &'static str,
         waited: std::time::Duration,
+    },
+    /// A shared store's server refused or dropped the connection for as long as the
+    /// backend kept reconnecting (a stopped server, a host gone): nothing was applied,
+    /// and the request may be sent again once it is back.
+    #[error("the {backend} storage is unreachable: the server refused or dropped the connection while {context}; nothing was written, try again later")]
+    Unreachable {
+        backend: &'static str,
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -151,11 +161,12 @@ impl StorageError {
 }
 
 impl StorageError {
-    /// A store that did not answer, directly or as the cause of a failed group commit:
-    /// the caller may try again later (503), unlike a failure of the appliance.
+    /// A store that could not be reached or did not answer, directly or as the cause of
+    /// a failed group commit: the caller may try again later (503), unlike a failure of
+    /// the appliance.
     pub fn unavailable(&self) -> Option<&StorageError> {
         match self {
-            StorageError::Unavailable { .. } => Some(self),
+            StorageError::Unavailable { .. } | StorageError::Unreachable { .. } => Some(self),
             StorageError::Commit(inner) => inner.unavailable(),
             _ => None,
         }

@@ -130,11 +130,24 @@ fn valid_table(name: &str) -> bool {
         && name.len() <= 40
 }
 
+/// A failure of the server or of the request as [`StorageError::Remote`]; a lost or
+/// refused connection, still so when the backend gives up reconnecting, as
+/// [`StorageError::Unreachable`], which callers may retry.
 fn remote(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StorageError {
-    move |e| StorageError::Remote {
-        backend: "postgresql",
-        context,
-        source: Box::new(e),
+    move |e| {
+        if is_connection_error(&e) {
+            StorageError::Unreachable {
+                backend: "postgresql",
+                context,
+                source: Box::new(e),
+            }
+        } else {
+            StorageError::Remote {
+                backend: "postgresql",
+                context,
+                source: Box::new(e),
+            }
+        }
     }
 }
 

@@ -32,6 +32,10 @@ pub async fn health(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiEr
             code(req, "activecode", 200)?
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut storage = json!({"type": h.storage_type});
+        if let Some(reachable) = h.storage_reachable {
+            storage["reachable"] = reachable.into();
+        }
         Ok(Reply::raw(json!({
             "initialized": h.initialized,
             "sealed": h.sealed,
@@ -47,6 +51,7 @@ pub async fn health(core: &Arc<Core>, req: &VaultRequest) -> Result<Reply, ApiEr
             "cluster_id": "",
             "echo_duration_ms": 0,
             "clock_skew_ms": 0,
+            "storage": storage,
         }))
         .with_status(status))
     })

@@ -7,6 +7,11 @@ use crate::ops::{Access, Context, Op};
 pub struct HealthStatus {
     pub initialized: bool,
     pub sealed: bool,
+    /// The storage backend's name (`seal-status`'s `storage_type`).
+    pub storage_type: &'static str,
+    /// Whether a shared store's server answered the last time it was asked (none for an
+    /// embedded store). Not probed here: a stalled server must not hold up the probe.
+    pub storage_reachable: Option<bool>,
 }
 
 pub struct Health;
@@ -19,9 +24,12 @@ impl Op for Health {
     }
 
     async fn run(self, cx: Context<'_>) -> Result<HealthStatus> {
+        let storage = &cx.core.storage;
         Ok(HealthStatus {
             initialized: cx.core.is_initialized()?,
             sealed: cx.core.is_sealed(),
+            storage_type: storage.kind(),
+            storage_reachable: storage.figures().backend.reachable,
         })
     }
 }

@@ -18,6 +18,9 @@ pub struct EngineFigures {
     pub sync_outbox_depth: Option<usize>,
     /// Secrets engines mounted; unknown while sealed.
     pub mounts: Option<usize>,
+    /// Each periodic task's runs on this node since start: of the nodes sharing a
+    /// keyspace, only the one holding the periodic-task lease runs them.
+    pub periodic_runs: Vec<(&'static str, u64)>,
 }
 
 /// Reads the figures. With the listener's `unauthenticated_metrics_access`, anyone may,
@@ -51,6 +54,7 @@ impl Op for MetricsRead {
             audit_devices: core.audit.device_count(),
             sync_outbox_depth: unsealed(&|| crate::cloud_exports::outbox::depth(&core.barrier))?,
             mounts: unsealed(&|| Ok(core.mounts.list().len()))?,
+            periodic_runs: core.periodic().runs(),
         })
     }
 }
