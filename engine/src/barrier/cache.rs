@@ -11,12 +11,12 @@
 //! another writer sharing the storage reach the cache as prefixes raised by the backend
 //! ([`crate::storage::Invalidations`]), which drop every entry below them the same way.
 //!
-//! A path a transaction found empty is cached as such ([`Entry::Absent`]), under the
-//! same epoch guard and invalidations, so a write that reads a setting nobody set (a
-//! mount's default configuration) does not ask storage again each time. Only reads in
-//! transactions, made for callers allowed to write, record absence: a plain read of a
-//! path that does not exist (a made-up token) leaves no entry, so requests for nothing
-//! cannot crowd the cache.
+//! A path found empty is cached as such ([`Entry::Absent`]), under the same epoch guard
+//! and invalidations as a value, so a write that reads a setting nobody set (a mount's
+//! default configuration), or a path its existence check just found empty, does not ask
+//! storage again. An absence costs its key and the entry overhead in the byte budget:
+//! reads of paths that do not exist (made-up tokens) can at worst fill the cache and have
+//! it flushed, which costs re-reads, never a stale answer.
 
 use std::sync::Arc;
 

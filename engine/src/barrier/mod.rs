@@ -95,7 +95,7 @@ impl BarrierTx<'_> {
             Cached::Miss(epoch) => epoch,
         };
         let sealed = self.tx.get(path)?;
-        let plain = remember(self.cache, &self.keyring, epoch, path, sealed, true)?;
+        let plain = remember(self.cache, &self.keyring, epoch, path, sealed)?;
         Ok(plain.map(|p| Zeroizing::new(p.to_vec())))
     }
 
@@ -131,20 +131,17 @@ impl BarrierTx<'_> {
     }
 }
 
-/// Opens what storage answered for `path` and caches it unless a write finished since
-/// `epoch`; an absent path is cached only when `absence` says so.
+/// Opens what storage answered for `path` and caches it, absence included, unless a
+/// write finished since `epoch`.
 fn remember(
     cache: &ReadCache,
     keyring: &Keyring,
     epoch: u64,
     path: &str,
     sealed: Option<Vec<u8>>,
-    absence: bool,
 ) -> Result<Option<Plain>, EngineError> {
     let Some(sealed) = sealed else {
-        if absence {
-            cache.insert(epoch, path, Arc::new(Entry::Absent), 0);
-        }
+        cache.insert(epoch, path, Arc::new(Entry::Absent), 0);
         return Ok(None);
     };
     let plain = Arc::new(open_value(keyring, path, &sealed)?);
@@ -381,7 +378,7 @@ impl Barrier {
             Cached::Miss(epoch) => epoch,
         };
         let sealed = self.storage.get(path)?;
-        remember(&self.cache, &keyring, epoch, path, sealed, false)
+        remember(&self.cache, &keyring, epoch, path, sealed)
     }
 
     pub fn get_json<T: serde::de::DeserializeOwned>(
@@ -623,7 +620,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_transaction_remembers_an_absent_path_until_it_is_written_or_raised() {
+    async fn an_absent_path_is_remembered_until_it_is_written_or_raised() {
         use crate::storage::Backend;
         let (b, mem, root) = barrier();
         b.initialize(&root).await.unwrap();
@@ -657,12 +654,15 @@ mod tests {
         other.put_json("cfg", &8).unwrap();
         mem.write_as_other_node(&other.batch);
         assert_eq!(read_cfg(&b).await, vec![Some(8)]);
-        // A plain read of a path that does not exist leaves nothing cached.
-        assert_eq!(b.get_json::<i32>("nothing").unwrap(), None);
-        let mut other = b.batch().unwrap();
-        other.put_json("nothing", &9).unwrap();
-        mem.apply(&[other.batch]).unwrap();
-        assert_eq!(b.get_json::<i32>("nothing").unwrap(), Some(9));
+        // A plain read's absence serves the next transaction too, and a write on this
+        // node drops it.
+        assert_eq!(b.get_json::<i32>("later").unwrap(), None);
+        let mut behind = b.batch().unwrap();
+        behind.put_json("later", &9).unwrap();
+        mem.apply(&[behind.batch]).unwrap();
+        assert_eq!(b.get_json::<i32>("later").unwrap(), None, "cached absence");
+        b.put_json("later", &10).await.unwrap();
+        assert_eq!(b.get_json::<i32>("later").unwrap(), Some(10));
     }
 
     #[tokio::test]
