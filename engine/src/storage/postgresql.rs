@@ -714,6 +714,9 @@ impl Shared {
                 Err(Attempt::Failed(e)) => return Err(remote("writing to PostgreSQL")(e)),
                 Err(Attempt::CommitLost(source)) => {
                     self.reachable.store(false, Ordering::Relaxed);
+                    // A server going away may answer before the socket closes: the
+                    // question goes out on a new connection.
+                    self.forget(&self.writer, &conn).await;
                     match self.resolve(&conn, version).await {
                         Landed::Yes(failed) => return group.outcome(failed),
                         // Not applied: running it again is safe.
