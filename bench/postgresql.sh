@@ -241,14 +241,14 @@ done
 
 # ---- measuring -----------------------------------------------------------------------
 # The database's counters: statements (every one a round trip), statements that write
-# (INSERT, UPDATE, DELETE, and WITH ... INSERT), and transactions (each autocommit read
-# counts as one).
+# (INSERT, UPDATE, DELETE, WITH ... INSERT, and a call of Ironseal's `<table>_apply`
+# function, a whole group commit), and transactions (each autocommit read counts as one).
 pg_counts() {
     psql_ -d postgres -F ' ' -c "SELECT
         (SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$1'),
         (SELECT xact_commit FROM pg_stat_database WHERE datname = '$1'),
         (SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-          WHERE d.datname = '$1' AND s.query ~* '^[[:space:]]*(insert|update|delete|with[^;]*insert)')"
+          WHERE d.datname = '$1' AND s.query ~* '^[[:space:]]*(insert|update|delete|with[^;]*insert|select[^;]*_apply\"?\\()')"
 }
 pg_reset() { psql_ -d postgres -c "SELECT pg_stat_statements_reset()" >/dev/null; }
 

@@ -10,6 +10,13 @@
 //! just before a commit from being cached after that commit's invalidation. Writes by
 //! another writer sharing the storage reach the cache as prefixes raised by the backend
 //! ([`crate::storage::Invalidations`]), which drop every entry below them the same way.
+//!
+//! A path found empty is cached as such ([`Entry::Absent`]), under the same epoch guard
+//! and invalidations as a value, so a write that reads a setting nobody set (a mount's
+//! default configuration), or a path its existence check just found empty, does not ask
+//! storage again. An absence costs its key and the entry overhead in the byte budget:
+//! reads of paths that do not exist (made-up tokens) can at worst fill the cache and have
+//! it flushed, which costs re-reads, never a stale answer.
 
 use std::sync::Arc;
 
@@ -24,17 +31,35 @@ const CAPACITY_BYTES: usize = 32 * 1024 * 1024;
 
 pub type Plain = Arc<Zeroizing<Vec<u8>>>;
 
-/// A value as stored and as read. The ciphertext lets a transaction take the cached value
-/// as its read condition (each ciphertext has a fresh nonce, so it names one write)
-/// without reading storage again.
-pub(super) struct Entry {
-    pub(super) sealed: Vec<u8>,
-    pub(super) plain: Plain,
+/// What storage holds at a path, as stored and as read. The ciphertext lets a
+/// transaction take the cached value as its read condition (each ciphertext has a fresh
+/// nonce, so it names one write) without reading storage again; an absent path is the
+/// condition that it is still absent.
+pub(super) enum Entry {
+    Value { sealed: Vec<u8>, plain: Plain },
+    Absent,
 }
 
 impl Entry {
     pub(super) fn size(&self) -> usize {
-        self.sealed.len() + self.plain.len()
+        match self {
+            Entry::Value { sealed, plain } => sealed.len() + plain.len(),
+            Entry::Absent => 0,
+        }
+    }
+
+    pub(super) fn sealed(&self) -> Option<&[u8]> {
+        match self {
+            Entry::Value { sealed, .. } => Some(sealed),
+            Entry::Absent => None,
+        }
+    }
+
+    pub(super) fn plain(&self) -> Option<&Plain> {
+        match self {
+            Entry::Value { plain, .. } => Some(plain),
+            Entry::Absent => None,
+        }
     }
 }
 
@@ -50,7 +75,7 @@ mod tests {
     use crate::bounded_cache::Cached;
 
     fn plain(v: &[u8]) -> Arc<Entry> {
-        Arc::new(Entry {
+        Arc::new(Entry::Value {
             sealed: Vec::new(),
             plain: Arc::new(Zeroizing::new(v.to_vec())),
         })
@@ -79,7 +104,9 @@ mod tests {
             panic!("empty cache hit")
         };
         insert(&c, epoch, "a", plain(b"v1"));
-        assert!(matches!(c.get("a"), Cached::Hit(v) if v.plain.as_slice() == b"v1"));
+        assert!(
+            matches!(c.get("a"), Cached::Hit(v) if v.plain().is_some_and(|p| p.as_slice() == b"v1"))
+        );
         c.invalidate_all(["a"]);
         assert!(matches!(c.get("a"), Cached::Miss(_)));
     }

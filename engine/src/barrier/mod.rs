@@ -77,19 +77,26 @@ pub struct BarrierTx<'s> {
 
 impl BarrierTx<'_> {
     /// Reads `path` and makes its current value a condition of the commit. A cached value
-    /// carries its ciphertext, which serves as the condition without a storage read; a
-    /// stale one fails the commit, which drops it and runs the transaction again.
+    /// (or absence) carries its ciphertext, which serves as the condition without a
+    /// storage read; a stale one fails the commit, which drops it and runs the transaction
+    /// again. What storage answers is cached, absence included.
     pub fn get(&mut self, path: &str) -> Result<Option<Zeroizing<Vec<u8>>>, EngineError> {
-        if !self.tx.has_seen(path) {
-            if let Cached::Hit(entry) = self.cache.get(path) {
-                self.tx.assume(path, Some(entry.sealed.clone()));
-                return Ok(Some(Zeroizing::new(entry.plain.to_vec())));
+        if self.tx.has_seen(path) {
+            return match self.tx.get(path)? {
+                Some(sealed) => Ok(Some(open_value(&self.keyring, path, &sealed)?)),
+                None => Ok(None),
+            };
+        }
+        let epoch = match self.cache.get(path) {
+            Cached::Hit(entry) => {
+                self.tx.assume(path, entry.sealed().map(<[u8]>::to_vec));
+                return Ok(entry.plain().map(|p| Zeroizing::new(p.to_vec())));
             }
-        }
-        match self.tx.get(path)? {
-            Some(sealed) => Ok(Some(open_value(&self.keyring, path, &sealed)?)),
-            None => Ok(None),
-        }
+            Cached::Miss(epoch) => epoch,
+        };
+        let sealed = self.tx.get(path)?;
+        let plain = remember(self.cache, &self.keyring, epoch, path, sealed)?;
+        Ok(plain.map(|p| Zeroizing::new(p.to_vec())))
     }
 
     pub fn get_json<T: serde::de::DeserializeOwned>(
@@ -122,6 +129,29 @@ impl BarrierTx<'_> {
         self.tx.delete(path);
         self
     }
+}
+
+/// Opens what storage answered for `path` and caches it, absence included, unless a
+/// write finished since `epoch`.
+fn remember(
+    cache: &ReadCache,
+    keyring: &Keyring,
+    epoch: u64,
+    path: &str,
+    sealed: Option<Vec<u8>>,
+) -> Result<Option<Plain>, EngineError> {
+    let Some(sealed) = sealed else {
+        cache.insert(epoch, path, Arc::new(Entry::Absent), 0);
+        return Ok(None);
+    };
+    let plain = Arc::new(open_value(keyring, path, &sealed)?);
+    let entry = Arc::new(Entry::Value {
+        sealed,
+        plain: plain.clone(),
+    });
+    let size = entry.size();
+    cache.insert(epoch, path, entry, size);
+    Ok(Some(plain))
 }
 
 /// A value's JSON, zeroed when dropped: it may hold secrets.
@@ -344,22 +374,11 @@ impl Barrier {
     fn get_shared(&self, path: &str) -> Result<Option<Plain>, EngineError> {
         let keyring = self.keyring()?;
         let epoch = match self.cache.get(path) {
-            Cached::Hit(entry) => return Ok(Some(entry.plain.clone())),
+            Cached::Hit(entry) => return Ok(entry.plain().cloned()),
             Cached::Miss(epoch) => epoch,
         };
-        match self.storage.get(path)? {
-            Some(sealed) => {
-                let plain = Arc::new(open_value(&keyring, path, &sealed)?);
-                let entry = Arc::new(Entry {
-                    sealed,
-                    plain: plain.clone(),
-                });
-                let size = entry.size();
-                self.cache.insert(epoch, path, entry, size);
-                Ok(Some(plain))
-            }
-            None => Ok(None),
-        }
+        let sealed = self.storage.get(path)?;
+        remember(&self.cache, &keyring, epoch, path, sealed)
     }
 
     pub fn get_json<T: serde::de::DeserializeOwned>(
@@ -598,6 +617,52 @@ mod tests {
         assert_eq!(seen, vec![2, 1]);
         assert_eq!(written, 11);
         assert_eq!(b.get_json::<i32>("n").unwrap(), Some(11));
+    }
+
+    #[tokio::test]
+    async fn an_absent_path_is_remembered_until_it_is_written_or_raised() {
+        use crate::storage::Backend;
+        let (b, mem, root) = barrier();
+        b.initialize(&root).await.unwrap();
+        async fn read_cfg(b: &Barrier) -> Vec<Option<i32>> {
+            let mut seen = Vec::new();
+            b.transact(|tx| {
+                let cfg: Option<i32> = tx.get_json("cfg")?;
+                seen.push(cfg);
+                tx.put_json("out", &cfg.unwrap_or(0))?;
+                Ok::<_, EngineError>(())
+            })
+            .await
+            .unwrap();
+            seen
+        }
+        assert_eq!(read_cfg(&b).await, vec![None]);
+        // Written behind the barrier's back with no notification: the cached absence
+        // answers, fails its condition at commit, and the retry reads storage.
+        let mut other = b.batch().unwrap();
+        other.put_json("cfg", &7).unwrap();
+        mem.apply(&[other.batch]).unwrap();
+        assert_eq!(read_cfg(&b).await, vec![None, Some(7)]);
+        assert_eq!(b.get_json::<i32>("out").unwrap(), Some(7));
+        // Another node's delete, raised, drops the cached value; the absence read next is
+        // cached again, and raised again when another node writes the path.
+        let mut gone = Batch::new();
+        gone.delete("cfg");
+        mem.write_as_other_node(&gone);
+        assert_eq!(read_cfg(&b).await, vec![None]);
+        let mut other = b.batch().unwrap();
+        other.put_json("cfg", &8).unwrap();
+        mem.write_as_other_node(&other.batch);
+        assert_eq!(read_cfg(&b).await, vec![Some(8)]);
+        // A plain read's absence serves the next transaction too, and a write on this
+        // node drops it.
+        assert_eq!(b.get_json::<i32>("later").unwrap(), None);
+        let mut behind = b.batch().unwrap();
+        behind.put_json("later", &9).unwrap();
+        mem.apply(&[behind.batch]).unwrap();
+        assert_eq!(b.get_json::<i32>("later").unwrap(), None, "cached absence");
+        b.put_json("later", &10).await.unwrap();
+        assert_eq!(b.get_json::<i32>("later").unwrap(), Some(10));
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 use super::*;
-use crate::storage::{MemoryBackend, Storage};
+use crate::storage::{Applied, Backend, Batch, MemoryBackend, Storage, StorageError};
 use hsm_bridge::ShamirRoot;
 use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 async fn engine() -> KvEngine {
     let storage = Storage::new(Arc::new(MemoryBackend::new()));
@@ -146,4 +147,55 @@ async fn undelete_and_destroy_apply_to_what_storage_holds() {
     assert_eq!(a.read("p", None).unwrap().version, 2);
     b.delete_metadata("p").await.unwrap();
     assert!(a.metadata("p").is_err());
+}
+
+/// A store that counts the reads reaching it.
+#[derive(Default)]
+struct CountedReads {
+    inner: MemoryBackend,
+    gets: AtomicUsize,
+}
+
+impl Backend for CountedReads {
+    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, StorageError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key)
+    }
+
+    fn list(&self, prefix: &str) -> std::result::Result<Vec<String>, StorageError> {
+        self.inner.list(prefix)
+    }
+
+    fn apply(&self, batches: &[Batch]) -> std::result::Result<Applied, StorageError> {
+        self.inner.apply(batches)
+    }
+
+    fn kind(&self) -> &'static str {
+        "counted"
+    }
+}
+
+/// On a shared store every read is a round trip: a write to a new path reads only what
+/// its existence check reads (the path's metadata, found absent), as the write's own
+/// transaction takes that absence, and the mount's unset configuration, from the cache.
+#[tokio::test]
+async fn a_write_to_a_new_path_reads_storage_once() {
+    let store = Arc::new(CountedReads::default());
+    let barrier = Arc::new(Barrier::new(Storage::new(store.clone())));
+    let (root, _) = ShamirRoot::generate(1, 1).unwrap();
+    barrier.initialize(&root).await.unwrap();
+    let kv = KvEngine::new(barrier, "logical/test/".into());
+    kv.write("first", data(json!({"v": 1})), None)
+        .await
+        .unwrap();
+    let before = store.gets.load(Ordering::SeqCst);
+    assert!(!kv.exists("second").unwrap());
+    kv.write("second", data(json!({"v": 2})), None)
+        .await
+        .unwrap();
+    assert_eq!(store.gets.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(
+        kv.read("second", None).unwrap().data,
+        Some(data(json!({"v": 2})))
+    );
 }

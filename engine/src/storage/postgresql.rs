@@ -2,17 +2,22 @@
 //!
 //! Layout: `<table> (key bytea primary key, value bytea)` holds what the barrier hands
 //! down (ciphertext; keys compare bytewise, whatever the database's collation), and
-//! `<table>_nodes (node, version)` holds one commit counter per running node.
+//! `<table>_nodes (node, version, outcome)` holds one commit counter per running node.
 //!
-//! Writes: each group of batches is one `SERIALIZABLE` transaction that reads the keys
-//! its conditions name, writes the accepted batches, bumps the node's counter and sends
-//! `NOTIFY <table>` with the changed keys. A serialization failure (40001) or deadlock
-//! (40P01) runs the whole group again after a randomised backoff.
+//! Writes: each group of batches is one round trip, a call of `<table>_apply`, a
+//! function the backend (re)creates at start. It runs as the statement's own
+//! `SERIALIZABLE` transaction (the writer connection's default isolation, which the
+//! function checks): it checks each batch's conditions against the table as the batches
+//! before it left it, writes the batches whose conditions hold, bumps the node's counter
+//! to the number the backend gave it, records which batches failed beside the counter,
+//! and sends `NOTIFY <table>` with the keys the group writes. A serialization failure
+//! (40001) or deadlock (40P01) runs the whole group again after a randomised backoff.
 //!
-//! A connection lost while `COMMIT` was in flight leaves the outcome unknown. The
+//! A connection lost while the call was in flight leaves the outcome unknown. The
 //! backend then reconnects, waits until the old server process is gone (it may still be
-//! committing), and reads its node's counter: the commit bumped it to a number it knows,
-//! so that number being there means the group was applied. When the server cannot be
+//! committing), and reads its node's counter: every call names a number above any
+//! earlier call's, so that number being there means the group was applied, and the
+//! outcome beside it says which of its batches were. When the server cannot be
 //! reached within [`RECONNECT_FOR`], the write fails with
 //! [`StorageError::CommitUnknown`] and the group's keys are raised on this node's own
 //! caches, so they read back whatever did happen.
@@ -30,11 +35,11 @@
 //! only the requests that wait for it. Every call gives up after [`RECONNECT_FOR`], also
 //! when the server accepted the connection but stopped answering (a stopped process, a
 //! network that drops packets): the call fails with [`StorageError::Unavailable`], or
-//! with [`StorageError::CommitUnknown`] when its `COMMIT` was already on the wire.
+//! with [`StorageError::CommitUnknown`] when its write was already on the wire.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -182,10 +187,7 @@ struct Conn {
     get: Statement,
     list_from: Statement,
     list_range: Statement,
-    read_many: Statement,
-    delete_many: Statement,
-    upsert_many: Statement,
-    bump: Statement,
+    apply: Statement,
     versions: Statement,
     node_version: Statement,
     alive: Statement,
@@ -193,6 +195,9 @@ struct Conn {
 
 struct Shared {
     config: Config,
+    /// `config` with `SERIALIZABLE` as the session's default isolation: each call of
+    /// the apply function is a transaction of its own, with no `BEGIN` to name it.
+    writer_config: Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     table: String,
     /// This node's row in `<table>_nodes` and the sender named in its notifications.
@@ -205,6 +210,9 @@ struct Shared {
     invalidations: Mutex<Option<Arc<Invalidations>>>,
     /// Commit counters of other nodes as last heard (notification or check).
     heard: Mutex<HashMap<String, i64>>,
+    /// The counter value the next write sets: above every value an earlier write may
+    /// have set, so finding it after a lost connection means that write landed.
+    next_version: AtomicI64,
     reachable: AtomicBool,
     last_commit_micros: AtomicU64,
 }
@@ -245,6 +253,12 @@ impl PostgresBackend {
                 ),
             });
         }
+        let mut writer_config = config.clone();
+        let serializable = "-c default_transaction_isolation=serializable";
+        match config.get_options() {
+            Some(options) => writer_config.options(format!("{options} {serializable}")),
+            None => writer_config.options(serializable),
+        };
         let tls = tls_connector(settings.tls_ca_file.as_deref())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -255,6 +269,7 @@ impl PostgresBackend {
         let node = format!("{:032x}", rand::thread_rng().gen::<u128>());
         let shared = Arc::new(Shared {
             config,
+            writer_config,
             tls,
             table,
             node,
@@ -263,6 +278,7 @@ impl PostgresBackend {
             turn: tokio::sync::Mutex::new(()),
             invalidations: Mutex::new(None),
             heard: Mutex::new(HashMap::new()),
+            next_version: AtomicI64::new(1),
             reachable: AtomicBool::new(false),
             last_commit_micros: AtomicU64::new(0),
         });
@@ -347,6 +363,72 @@ fn tls_connector(
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// `CREATE OR REPLACE FUNCTION "<table>_apply"`: one group commit in one statement.
+///
+/// Takes the group's conditions and writes flattened, each batch's share ending at its
+/// entry of `check_ends` and `op_ends` (1-based, inclusive); a `NULL` expected value is
+/// an absent key, a `NULL` written value a delete. Answers, per batch, `NULL` when it
+/// was applied or the 0-based index of the condition that failed, and the counter it
+/// set (`NULL` when nothing was written, and then nothing is bumped or notified). The
+/// serializable isolation it insists on is what makes a check and the writes after it
+/// one step for every other node's writes; under a weaker one it refuses to run.
+fn apply_function(t: &str) -> String {
+    format!(
+        r#"CREATE OR REPLACE FUNCTION "{t}_apply"(
+    check_keys bytea[], check_values bytea[], check_ends int[],
+    op_keys bytea[], op_values bytea[], op_ends int[],
+    writer text, next_version bigint, changed text,
+    OUT failed int[], OUT set_version bigint)
+LANGUAGE plpgsql AS $apply$
+DECLARE
+    c int := 1;
+    o int := 1;
+    bad int;
+    held bytea;
+    wrote boolean := false;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'serializable' THEN
+        RAISE EXCEPTION '"{t}_apply" needs a serializable transaction';
+    END IF;
+    failed := '{{}}';
+    FOR b IN 1 .. coalesce(array_length(check_ends, 1), 0) LOOP
+        bad := NULL;
+        WHILE c <= check_ends[b] LOOP
+            IF bad IS NULL THEN
+                SELECT s.value INTO held FROM "{t}" s WHERE s.key = check_keys[c];
+                IF held IS DISTINCT FROM check_values[c] THEN
+                    bad := c - 1;
+                END IF;
+            END IF;
+            c := c + 1;
+        END LOOP;
+        failed := array_append(failed, bad);
+        IF bad IS NULL THEN
+            WHILE o <= op_ends[b] LOOP
+                IF op_values[o] IS NULL THEN
+                    DELETE FROM "{t}" s WHERE s.key = op_keys[o];
+                ELSE
+                    INSERT INTO "{t}" AS s (key, value) VALUES (op_keys[o], op_values[o])
+                        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+                END IF;
+                wrote := true;
+                o := o + 1;
+            END LOOP;
+        END IF;
+        o := op_ends[b] + 1;
+    END LOOP;
+    IF wrote THEN
+        INSERT INTO "{t}_nodes" AS n (node, version, outcome) VALUES (writer, next_version, failed)
+            ON CONFLICT (node) DO UPDATE
+            SET version = greatest(n.version + 1, next_version), outcome = failed, updated_at = now()
+            RETURNING n.version INTO set_version;
+        PERFORM pg_notify('{t}', writer || ' ' || set_version || ' ' || changed);
+    END IF;
+END
+$apply$"#
+    )
+}
+
 /// The smallest key past every key that starts with `prefix`; `None`: no such bound.
 fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
@@ -381,8 +463,8 @@ fn key_string(bytes: Vec<u8>) -> Result<String, StorageError> {
 }
 
 impl Shared {
-    async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(self.tls.clone()).await?;
+    async fn connect(&self, config: &Config) -> Result<Conn, tokio_postgres::Error> {
+        let (client, connection) = config.connect(self.tls.clone()).await?;
         tokio::spawn(async move {
             // Ends when the connection does; the client then reports it closed.
             let _ = connection.await;
@@ -414,28 +496,9 @@ impl Shared {
                     "SELECT key FROM \"{t}\" WHERE key >= $1 AND key < $2 ORDER BY key"
                 ))
                 .await?,
-            read_many: client
+            apply: client
                 .prepare(&format!(
-                    "SELECT key, value FROM \"{t}\" WHERE key = ANY($1::bytea[])"
-                ))
-                .await?,
-            delete_many: client
-                .prepare(&format!(
-                    "DELETE FROM \"{t}\" WHERE key = ANY($1::bytea[])"
-                ))
-                .await?,
-            upsert_many: client
-                .prepare(&format!(
-                    "INSERT INTO \"{t}\" (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-                ))
-                .await?,
-            bump: client
-                .prepare(&format!(
-                    "WITH v AS (INSERT INTO \"{t}_nodes\" AS n (node, version) VALUES ($1, 1) \
-                     ON CONFLICT (node) DO UPDATE SET version = n.version + 1, updated_at = now() \
-                     RETURNING version) \
-                     SELECT version, pg_notify('{t}', $1 || ' ' || version || ' ' || $2) FROM v"
+                    "SELECT failed, set_version FROM \"{t}_apply\"($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 ))
                 .await?,
             versions: client
@@ -443,7 +506,7 @@ impl Shared {
                 .await?,
             node_version: client
                 .prepare(&format!(
-                    "SELECT version FROM \"{t}_nodes\" WHERE node = $1"
+                    "SELECT version, outcome FROM \"{t}_nodes\" WHERE node = $1"
                 ))
                 .await?,
             alive: client
@@ -467,9 +530,14 @@ impl Shared {
             return Ok(c.clone());
         }
         *current = None;
+        let config = if std::ptr::eq(slot, &self.writer) {
+            &self.writer_config
+        } else {
+            &self.config
+        };
         let mut pause = Duration::from_millis(20);
         loop {
-            match self.connect().await {
+            match self.connect(config).await {
                 Ok(c) => {
                     self.reachable.store(true, Ordering::Relaxed);
                     let c = Arc::new(c);
@@ -543,13 +611,19 @@ impl Shared {
         outcome
     }
 
+    /// Creates the tables when missing and (re)creates the apply function, under a lock
+    /// so that nodes starting together take turns.
     async fn create_tables(&self) -> Result<(), StorageError> {
         let t = &self.table;
         let sql = format!(
-            "CREATE TABLE IF NOT EXISTS \"{t}\" (key bytea PRIMARY KEY, value bytea NOT NULL); \
+            "SELECT pg_advisory_xact_lock(hashtext('ironseal:{t}')); \
+             CREATE TABLE IF NOT EXISTS \"{t}\" (key bytea PRIMARY KEY, value bytea NOT NULL); \
              CREATE TABLE IF NOT EXISTS \"{t}_nodes\" (node text PRIMARY KEY, version bigint NOT NULL, \
                updated_at timestamptz NOT NULL DEFAULT now()); \
-             DELETE FROM \"{t}_nodes\" WHERE updated_at < now() - interval '30 days'"
+             ALTER TABLE \"{t}_nodes\" ADD COLUMN IF NOT EXISTS outcome int[]; \
+             {apply}; \
+             DELETE FROM \"{t}_nodes\" WHERE updated_at < now() - interval '30 days'",
+            apply = apply_function(t),
         );
         let deadline = Instant::now() + RECONNECT_FOR;
         bounded("creating the PostgreSQL tables", deadline, async {
@@ -588,10 +662,8 @@ impl Shared {
         .await
     }
 
-    /// Commits the group, for at most [`RECONNECT_FOR`]. Given up before its `COMMIT`
-    /// was sent, the transaction is rolled back by the server when the abandoned
-    /// connection's requests end, so nothing of it is applied; given up after, its
-    /// outcome is unknown.
+    /// Commits the group, for at most [`RECONNECT_FOR`]. Given up before its call was
+    /// sent, nothing of it is applied; given up after, its outcome is unknown.
     async fn apply(self: Arc<Self>, batches: Vec<Batch>) -> Result<Applied, StorageError> {
         let _turn = self.turn.lock().await;
         let deadline = Instant::now() + RECONNECT_FOR;
@@ -629,52 +701,41 @@ impl Shared {
         used: &mut Option<Arc<Conn>>,
         commit_sent: &mut bool,
     ) -> Result<Applied, StorageError> {
+        let group = Group::new(batches)?;
         let mut serialization_failures = 0;
         loop {
             let conn = self.conn(&self.writer, deadline).await?;
             *used = Some(conn.clone());
             let started = Instant::now();
-            match self.try_apply(&conn, batches, commit_sent).await {
-                Ok(applied) => {
+            // Past every number an earlier call was given, landed or not.
+            let version = self.next_version.fetch_add(1, Ordering::Relaxed);
+            match self.try_apply(&conn, &group, version, commit_sent).await {
+                Ok(failed) => {
                     self.last_commit_micros
                         .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    return Ok(applied);
+                    return group.outcome(failed);
                 }
                 Err(Attempt::Failed(e)) if is_retryable(&e) => {
                     serialization_failures += 1;
                     if serialization_failures > MAX_SERIALIZATION_RETRIES {
                         return Err(remote("committing (serialization failures persist)")(e));
                     }
-                    let _ = conn.client.batch_execute("ROLLBACK").await;
                     let cap = 2u64 << serialization_failures.min(7);
                     let pause = rand::thread_rng().gen_range(1..=cap);
                     tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
-                // Before COMMIT was sent the server rolls the transaction back when the
-                // connection goes: nothing applied, run it again on a new connection.
-                Err(Attempt::Failed(e)) if is_connection_error(&e) => {
+                Err(Attempt::Failed(e)) => return Err(remote("writing to PostgreSQL")(e)),
+                Err(Attempt::CommitLost(source)) => {
                     self.reachable.store(false, Ordering::Relaxed);
+                    // A server going away may answer before the socket closes: the
+                    // question goes out on a new connection.
                     self.forget(&self.writer, &conn).await;
-                    if Instant::now() >= deadline {
-                        return Err(remote("writing to PostgreSQL")(e));
-                    }
-                }
-                Err(Attempt::Failed(e)) => {
-                    let _ = conn.client.batch_execute("ROLLBACK").await;
-                    return Err(remote("writing to PostgreSQL")(e));
-                }
-                Err(Attempt::CommitLost {
-                    applied,
-                    version,
-                    source,
-                }) => {
-                    self.reachable.store(false, Ordering::Relaxed);
                     match self.resolve(&conn, version).await {
-                        Some(true) => return Ok(applied),
+                        Landed::Yes(failed) => return group.outcome(failed),
                         // Not applied: running it again is safe.
-                        Some(false) if Instant::now() < deadline => {}
-                        Some(false) => return Err(remote("committing to PostgreSQL")(source)),
-                        None => {
+                        Landed::No if Instant::now() < deadline => *commit_sent = false,
+                        Landed::No => return Err(remote("committing to PostgreSQL")(source)),
+                        Landed::Unknown => {
                             self.raise_own(batches);
                             return Err(StorageError::CommitUnknown {
                                 source: Box::new(source),
@@ -686,142 +747,87 @@ impl Shared {
         }
     }
 
-    /// One run of the group's transaction; `commit_sent` tells whether it got as far as
-    /// sending `COMMIT`.
+    /// One call of the apply function; `commit_sent` tells whether it may have been
+    /// applied without an answer. Answers what the function answered per batch.
     async fn try_apply(
         &self,
         conn: &Conn,
-        batches: &[Batch],
+        group: &Group<'_>,
+        version: i64,
         commit_sent: &mut bool,
-    ) -> Result<Applied, Attempt> {
-        *commit_sent = false;
-        let client = &conn.client;
-        client
-            .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-            .await
-            .map_err(Attempt::Failed)?;
-        // The conditions' keys, read once: a serializable read, so a write to them by
-        // another transaction before this one commits fails one of the two.
-        let checked: Vec<&[u8]> = batches
-            .iter()
-            .flat_map(|b| b.checks.iter().map(|c| c.key.as_bytes()))
-            .collect();
-        let mut state: BTreeMap<&str, Option<Vec<u8>>> = BTreeMap::new();
-        if !checked.is_empty() {
-            let rows = client
-                .query(&conn.read_many, &[&checked])
-                .await
-                .map_err(Attempt::Failed)?;
-            let found = rows
-                .into_iter()
-                .map(|r| Ok((r.try_get::<_, Vec<u8>>(0)?, r.try_get::<_, Vec<u8>>(1)?)))
-                .collect::<Result<HashMap<_, _>, tokio_postgres::Error>>()
-                .map_err(Attempt::Failed)?;
-            for b in batches {
-                for c in &b.checks {
-                    state.insert(c.key.as_str(), found.get(c.key.as_bytes()).cloned());
-                }
-            }
-        }
-        // Each batch is checked against the committed state plus the batches before it.
-        let mut written: BTreeMap<&str, Option<&[u8]>> = BTreeMap::new();
-        let mut applied = Vec::with_capacity(batches.len());
-        for batch in batches {
-            let failed = batch.checks.iter().find(|c| {
-                let current = match written.get(c.key.as_str()) {
-                    Some(w) => w.map(<[u8]>::to_vec),
-                    None => state.get(c.key.as_str()).cloned().flatten(),
-                };
-                current != c.expected
-            });
-            if let Some(c) = failed {
-                applied.push(Err(Conflict { key: c.key.clone() }));
-                continue;
-            }
-            for op in &batch.ops {
-                match op {
-                    Op::Put(k, v) => written.insert(k.as_str(), Some(v.as_slice())),
-                    Op::Delete(k) => written.insert(k.as_str(), None),
-                };
-            }
-            applied.push(Ok(()));
-        }
-        if written.is_empty() {
-            client
-                .batch_execute("ROLLBACK")
-                .await
-                .map_err(Attempt::Failed)?;
-            return Ok(applied);
-        }
-        let deleted: Vec<&[u8]> = written
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k.as_bytes())
-            .collect();
-        let (put_keys, put_values): (Vec<&[u8]>, Vec<&[u8]>) = written
-            .iter()
-            .filter_map(|(k, v)| v.map(|v| (k.as_bytes(), v)))
-            .unzip();
-        if !deleted.is_empty() {
-            client
-                .execute(&conn.delete_many, &[&deleted])
-                .await
-                .map_err(Attempt::Failed)?;
-        }
-        if !put_keys.is_empty() {
-            client
-                .execute(&conn.upsert_many, &[&put_keys, &put_values])
-                .await
-                .map_err(Attempt::Failed)?;
-        }
-        let changed: Vec<&str> = written.keys().copied().collect();
-        let payload = notification_keys(&changed);
-        let row = client
-            .query_one(&conn.bump, &[&self.node, &payload])
-            .await
-            .map_err(Attempt::Failed)?;
-        let version: i64 = row.try_get(0).map_err(Attempt::Failed)?;
+    ) -> Result<Vec<Option<i32>>, Attempt> {
         *commit_sent = true;
-        match client.batch_execute("COMMIT").await {
-            Ok(()) => Ok(applied),
-            Err(e) if is_connection_error(&e) => Err(Attempt::CommitLost {
-                applied,
-                version,
-                source: e,
-            }),
-            Err(e) => Err(Attempt::Failed(e)),
+        let called = conn
+            .client
+            .query_one(
+                &conn.apply,
+                &[
+                    &group.check_keys,
+                    &group.check_values,
+                    &group.check_ends,
+                    &group.op_keys,
+                    &group.op_values,
+                    &group.op_ends,
+                    &self.node,
+                    &version,
+                    &group.changed,
+                ],
+            )
+            .await;
+        let row = match called {
+            Ok(row) => row,
+            Err(e) if is_connection_error(&e) => return Err(Attempt::CommitLost(e)),
+            Err(e) => {
+                *commit_sent = false;
+                return Err(Attempt::Failed(e));
+            }
+        };
+        let failed: Vec<Option<i32>> = row.try_get(0).map_err(Attempt::Failed)?;
+        if let Some(set) = row.try_get::<_, Option<i64>>(1).map_err(Attempt::Failed)? {
+            self.next_version.fetch_max(set + 1, Ordering::Relaxed);
         }
+        Ok(failed)
     }
 
-    /// After a connection was lost with COMMIT in flight: whether that commit landed,
-    /// known once the server process that ran it is gone; `None` when that cannot be
-    /// known within [`RECONNECT_FOR`].
-    async fn resolve(&self, lost: &Conn, version: i64) -> Option<bool> {
+    /// After a connection was lost with a call in flight: whether that call landed,
+    /// known once the server process that ran it is gone, and if it did, its answer.
+    async fn resolve(&self, lost: &Conn, version: i64) -> Landed {
         let deadline = Instant::now() + RECONNECT_FOR;
         loop {
-            let conn = self.conn(&self.writer, deadline).await.ok()?;
+            let Ok(conn) = self.conn(&self.writer, deadline).await else {
+                return Landed::Unknown;
+            };
             let alive = conn
                 .client
                 .query_one(&conn.alive, &[&lost.pid, &lost.started])
                 .await;
             match alive.and_then(|row| row.try_get::<_, i64>(0)) {
                 Ok(0) => {
-                    let row = conn
+                    let Ok(row) = conn
                         .client
                         .query_opt(&conn.node_version, &[&self.node])
                         .await
-                        .ok()?;
-                    return match row {
-                        Some(r) => Some(r.try_get::<_, i64>(0).ok()? >= version),
-                        None => Some(false),
+                    else {
+                        return Landed::Unknown;
+                    };
+                    let Some(row) = row else {
+                        return Landed::No;
+                    };
+                    return match (
+                        row.try_get::<_, i64>(0),
+                        row.try_get::<_, Option<Vec<Option<i32>>>>(1),
+                    ) {
+                        (Ok(set), Ok(Some(failed))) if set >= version => Landed::Yes(failed),
+                        (Ok(set), Ok(_)) if set < version => Landed::No,
+                        _ => Landed::Unknown,
                     };
                 }
                 Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 Err(e) if is_connection_error(&e) => self.forget(&self.writer, &conn).await,
-                Err(_) => return None,
+                Err(_) => return Landed::Unknown,
             }
             if Instant::now() >= deadline {
-                return None;
+                return Landed::Unknown;
             }
         }
     }
@@ -895,14 +901,120 @@ fn notification_keys(keys: &[&str]) -> String {
 }
 
 enum Attempt {
+    /// The server answered with an error: the call's transaction was rolled back.
     Failed(tokio_postgres::Error),
-    /// The connection went while COMMIT was in flight; `version` is the counter this
-    /// commit set, if it landed.
-    CommitLost {
-        applied: Applied,
-        version: i64,
-        source: tokio_postgres::Error,
-    },
+    /// The connection went while the call was in flight: it may have been applied.
+    CommitLost(tokio_postgres::Error),
+}
+
+/// Whether a call whose answer was lost was applied.
+enum Landed {
+    /// Yes, and this was its answer per batch.
+    Yes(Vec<Option<i32>>),
+    No,
+    /// The server could not be asked in time.
+    Unknown,
+}
+
+/// A group of batches as the apply function takes it: the conditions and writes of
+/// every batch flattened, each batch's share ending at its entry of the `_ends`.
+struct Group<'a> {
+    batches: &'a [Batch],
+    check_keys: Vec<&'a [u8]>,
+    check_values: Vec<Option<&'a [u8]>>,
+    check_ends: Vec<i32>,
+    op_keys: Vec<&'a [u8]>,
+    op_values: Vec<Option<&'a [u8]>>,
+    op_ends: Vec<i32>,
+    /// The notification's keys: every key the group writes, as a batch whose condition
+    /// fails only costs other nodes a needless reload of what it would have written.
+    changed: String,
+}
+
+impl<'a> Group<'a> {
+    fn new(batches: &'a [Batch]) -> Result<Self, StorageError> {
+        let mut group = Group {
+            batches,
+            check_keys: Vec::new(),
+            check_values: Vec::new(),
+            check_ends: Vec::with_capacity(batches.len()),
+            op_keys: Vec::new(),
+            op_values: Vec::new(),
+            op_ends: Vec::with_capacity(batches.len()),
+            changed: String::new(),
+        };
+        let too_large = |what, bytes| StorageError::TooLarge {
+            what,
+            bytes,
+            limit: i32::MAX as usize,
+        };
+        for batch in batches {
+            for check in &batch.checks {
+                group.check_keys.push(check.key.as_bytes());
+                group.check_values.push(check.expected.as_deref());
+            }
+            for op in &batch.ops {
+                let (key, value) = match op {
+                    Op::Put(k, v) => (k, Some(v.as_slice())),
+                    Op::Delete(k) => (k, None),
+                };
+                group.op_keys.push(key.as_bytes());
+                group.op_values.push(value);
+            }
+            let checks = group.check_keys.len();
+            let ops = group.op_keys.len();
+            group.check_ends.push(
+                i32::try_from(checks).map_err(|_| too_large("a group's conditions", checks))?,
+            );
+            group
+                .op_ends
+                .push(i32::try_from(ops).map_err(|_| too_large("a group's writes", ops))?);
+        }
+        let mut changed: Vec<&str> = batches
+            .iter()
+            .flat_map(|b| &b.ops)
+            .map(|op| match op {
+                Op::Put(k, _) | Op::Delete(k) => k.as_str(),
+            })
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        group.changed = notification_keys(&changed);
+        Ok(group)
+    }
+
+    /// The function's answer per batch, as [`Backend::apply`] answers.
+    fn outcome(&self, failed: Vec<Option<i32>>) -> Result<Applied, StorageError> {
+        if failed.len() != self.batches.len() {
+            return Err(StorageError::ForeignData {
+                context: "the apply function answered for another number of batches: \
+                          is it another program's?",
+            });
+        }
+        let checks: Vec<&str> = self
+            .batches
+            .iter()
+            .flat_map(|b| b.checks.iter().map(|c| c.key.as_str()))
+            .collect();
+        failed
+            .into_iter()
+            .map(|f| match f {
+                None => Ok(Ok(())),
+                Some(i) => usize::try_from(i)
+                    .ok()
+                    .and_then(|i| checks.get(i))
+                    .map(|key| {
+                        Err(Conflict {
+                            key: key.to_string(),
+                        })
+                    })
+                    .ok_or(StorageError::ForeignData {
+                        context: "the apply function named a condition the group does not \
+                                  have: is it another program's?",
+                    }),
+            })
+            .collect()
+    }
 }
 
 /// Keeps a `LISTEN` connection open (reconnecting after the server restarts) and raises
@@ -1123,6 +1235,42 @@ mod tests {
         assert_eq!(notification_keys(&many), r#"["logical/x/é"]"#);
         let huge = "k".repeat(MAX_PAYLOAD + 1);
         assert_eq!(notification_keys(&[&huge]), r#"[""]"#);
+    }
+
+    #[test]
+    fn a_group_is_flattened_and_its_answer_mapped_back_per_batch() {
+        let mut first = Batch::new();
+        first.check("a", None).put("a", b"1".to_vec());
+        let mut second = Batch::new();
+        second
+            .check("a", None)
+            .check("b", Some(b"x".to_vec()))
+            .delete("b");
+        let mut third = Batch::new();
+        third.put("a", b"2".to_vec());
+        let batches = [first, second, third];
+        let group = Group::new(&batches).unwrap();
+        assert_eq!(group.check_keys, [&b"a"[..], b"a", b"b"]);
+        assert_eq!(group.check_values, [None, None, Some(&b"x"[..])]);
+        assert_eq!(group.check_ends, [1, 3, 3]);
+        assert_eq!(group.op_keys, [&b"a"[..], b"b", b"a"]);
+        assert_eq!(group.op_values, [Some(&b"1"[..]), None, Some(&b"2"[..])]);
+        assert_eq!(group.op_ends, [1, 2, 3]);
+        assert_eq!(group.changed, r#"["a","b"]"#);
+        assert_eq!(
+            group.outcome(vec![None, Some(1), None]).unwrap(),
+            vec![Ok(()), Err(Conflict { key: "a".into() }), Ok(())]
+        );
+        for foreign in [
+            vec![None, None],
+            vec![None, Some(3), None],
+            vec![Some(-1), None, None],
+        ] {
+            assert!(matches!(
+                group.outcome(foreign),
+                Err(StorageError::ForeignData { .. })
+            ));
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use self::model::{Faults, Model};
 use super::layout::{Layout, CHUNK_BYTES};
-use super::{FdbStore, TRANSACTION_BUDGET, WATCH_POLL};
+use super::{FdbStore, RETRY_FOR, TRANSACTION_BUDGET, WATCH_POLL};
 use crate::storage::conformance;
 use crate::storage::{Backend, Batch, Conflict, Invalidations, Storage, StorageError};
 
@@ -68,6 +68,37 @@ fn put(backend: &dyn Backend, key: &str, value: &[u8]) {
     let mut batch = Batch::new();
     batch.put(key, value.to_vec());
     assert_eq!(backend.apply(&[batch]).unwrap(), vec![Ok(())]);
+}
+
+/// A read whose every attempt fails retryably gives up with the cluster's error once
+/// the time for retries is up, rather than blocking its caller for ever.
+#[test]
+fn a_read_that_keeps_failing_gives_up_after_the_retry_time() {
+    let model = Model::new(
+        9,
+        Faults {
+            retryable: 2.0,
+            unknown: 0.0,
+        },
+    );
+    let started = Instant::now();
+    let error = store(&model, "t").get("k").unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            error,
+            StorageError::FoundationDb {
+                code: 1007 | 1009 | 1037,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        took >= RETRY_FOR && took < RETRY_FOR + Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(model.counts().injected > 1);
 }
 
 #[test]
