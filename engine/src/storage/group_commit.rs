@@ -157,6 +157,10 @@ impl Storage {
         self.backend.data_dir()
     }
 
+    pub fn cluster_status(&self) -> Result<Option<super::ClusterSummary>, StorageError> {
+        self.backend.cluster_status()
+    }
+
     pub fn figures(&self) -> StorageFigures {
         StorageFigures {
             commits: self.counters.commits.load(Ordering::Relaxed),

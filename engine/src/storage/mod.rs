@@ -334,6 +334,29 @@ pub struct BackendFigures {
     pub last_commit_micros: Option<u64>,
 }
 
+/// What a clustered store says of its cluster; a field the cluster did not report is
+/// None, never assumed good.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClusterSummary {
+    /// The database accepts reads and writes.
+    pub available: Option<bool>,
+    /// Every part of it is as configured (no data movement for lost replicas).
+    pub healthy: Option<bool>,
+    pub coordinators_reachable: Option<bool>,
+    /// Where the cluster's recovery stands (`fully_recovered` in normal operation).
+    pub recovery_state: Option<String>,
+    /// `single`, `double`, `triple`, ...
+    pub redundancy_mode: Option<String>,
+    /// How many fault zones can fail without losing data.
+    pub zone_failures_tolerated: Option<i64>,
+    pub machines: Option<usize>,
+    pub processes: Option<usize>,
+    /// The cluster's own warnings, in its words.
+    pub messages: Vec<String>,
+    /// Why the status could not be read (the details are in the log).
+    pub error: Option<String>,
+}
+
 /// What storage has done since start, for `sys/metrics`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StorageFigures {
@@ -388,6 +411,13 @@ pub trait Backend: Send + Sync + 'static {
     /// What the backend can tell of its own state, for `sys/metrics`.
     fn figures(&self) -> BackendFigures {
         BackendFigures::default()
+    }
+
+    /// A clustered store's own account of its cluster (FoundationDB's status), for
+    /// `sys/appliance` and the console; None where the backend has no such thing. A round
+    /// trip to the cluster: not for `sys/health`.
+    fn cluster_status(&self) -> Result<Option<ClusterSummary>, StorageError> {
+        Ok(None)
     }
 
     /// Whether other processes may write this keyspace while this one runs (a shared

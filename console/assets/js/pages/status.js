@@ -31,6 +31,26 @@ const SEAL_ERRORS = {
   seal_error: 'The seal could not open the appliance: the daemon\'s log has the details.',
 };
 
+// FoundationDB's own account of its cluster (sys/appliance's `replication`): what an
+// operator checks first, with what the cluster did not report left unknown.
+function replication(c) {
+  if (!c) return 'None (single node)';
+  if (c.error) return badge(c.error, 'danger');
+  const known = (v, yes, no) => (v == null ? 'unknown' : v ? yes : no);
+  const parts = [
+    `available: ${known(c.available, 'yes', 'no')}`,
+    `healthy: ${known(c.healthy, 'yes', 'no')}`,
+    `coordinators: ${known(c.coordinators_reachable, 'reachable', 'unreachable')}`,
+    c.recovery_state && `recovery: ${c.recovery_state}`,
+    c.redundancy_mode && `redundancy: ${c.redundancy_mode}`,
+    c.zone_failures_tolerated != null && `zone failures tolerated: ${c.zone_failures_tolerated}`,
+    c.machines != null && `${c.machines} machines, ${c.processes ?? '?'} processes`,
+    ...(c.messages || []),
+  ].filter(Boolean);
+  const good = c.available && c.healthy && c.coordinators_reachable;
+  return [badge(good ? 'FoundationDB: healthy' : 'FoundationDB: check', good ? 'ok' : 'warn'), ' ', parts.join('; ')];
+}
+
 export function sealErrorWords(category) {
   return SEAL_ERRORS[category] || `The seal could not open the appliance (${category}).`;
 }
@@ -265,7 +285,7 @@ async function statusPage(root, seal, ctx) {
       ['Probe read', `${st.latency_ms} ms`],
       ['Last commit', st.last_commit_ms == null ? 'None since start' : `${st.last_commit_ms} ms`],
       ...(st.error ? [['Problem', st.error]] : []),
-      ['Replication', r.data.replication || 'None (single node)'],
+      ['Replication', replication(r.data.replication)],
       ...(st.shared ? [
         ['This node', r.data.cluster.node_id],
         ['Periodic tasks run on', r.data.cluster.periodic_runner || 'No node (all sealed)'],

@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::error::Result;
 use crate::ops::{Access, Context, Op};
 use crate::policy::Operation;
+use crate::storage::ClusterSummary;
 
 pub struct ApplianceRead;
 
@@ -39,8 +40,9 @@ pub struct ClusterStatus {
 pub struct ApplianceStatus {
     pub version: String,
     pub storage: StorageHealth,
-    /// Replication is for a FoundationDB backend; a single-node redb store has none.
-    pub replication: Option<String>,
+    /// A clustered store's account of its cluster (FoundationDB's status); none for the
+    /// others.
+    pub replication: Option<ClusterSummary>,
     pub cluster: ClusterStatus,
 }
 
@@ -81,7 +83,18 @@ impl Op for ApplianceRead {
                     .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0),
                 shared: storage.shared(),
             },
-            replication: None,
+            replication: match storage.cluster_status() {
+                Ok(summary) => summary,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the storage cluster's status");
+                    Some(ClusterSummary {
+                        error: Some(
+                            "the cluster's status could not be read: see the daemon's log".into(),
+                        ),
+                        ..Default::default()
+                    })
+                }
+            },
             cluster: ClusterStatus {
                 node_id: cx.core.node_id().to_string(),
                 periodic_runner: runner,

@@ -28,6 +28,7 @@
 #[cfg(feature = "fdb")]
 mod client;
 mod layout;
+mod status;
 mod txn;
 mod watch;
 
@@ -43,7 +44,10 @@ use parking_lot::Mutex;
 
 use self::layout::{Layout, CHUNK_BYTES, KEY_LIMIT};
 use self::txn::{Database, KeyValue, Transaction, TxError};
-use super::{off_the_workers, Applied, Backend, Batch, Conflict, Invalidations, Op, StorageError};
+use super::{
+    off_the_workers, Applied, Backend, Batch, ClusterSummary, Conflict, Invalidations, Op,
+    StorageError,
+};
 
 #[cfg(feature = "fdb")]
 pub use self::client::{open, FdbCluster, FdbConfig};
@@ -342,6 +346,17 @@ impl<D: Database> Backend for FdbStore<D> {
             Ok(tx.get_ranges(std::slice::from_ref(&range), false)?)
         })?;
         assemble(&self.layout, key, chunks.into_iter().flatten().collect())
+    }
+
+    fn cluster_status(&self) -> Result<Option<ClusterSummary>, StorageError> {
+        let document = self.read("status", |tx| Ok(tx.get(status::STATUS_KEY, true)?))?;
+        match document {
+            Some(d) => status::summarize(&d).map(Some),
+            None => Err(StorageError::Corrupt {
+                key: "\\xff\\xff/status/json".into(),
+                reason: "the cluster gave no status document",
+            }),
+        }
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

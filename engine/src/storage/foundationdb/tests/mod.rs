@@ -456,3 +456,21 @@ mod real {
         });
     }
 }
+
+#[test]
+fn the_cluster_status_is_read_from_the_status_document() {
+    let model = Model::new(31, Faults::default());
+    let node = store(&model, "status");
+    // A cluster always has one; its absence is an error, not a healthy cluster.
+    assert!(node.cluster_status().is_err());
+    let doc = serde_json::json!({
+        "client": {"database_status": {"available": true, "healthy": true}},
+        "cluster": {"machines": {"m1": {}, "m2": {}}},
+    });
+    model.set_special(super::status::STATUS_KEY, doc.to_string().as_bytes());
+    let s = node.cluster_status().unwrap().expect("a summary");
+    assert_eq!(
+        (s.available, s.healthy, s.machines),
+        (Some(true), Some(true), Some(2))
+    );
+}

@@ -114,6 +114,12 @@ impl Model {
         self.state.lock().version += versions;
     }
 
+    /// Sets `key` outside any transaction, as the cluster itself sets its special keys.
+    pub fn set_special(&self, key: &[u8], value: &[u8]) {
+        let mut state = self.state.lock();
+        Arc::make_mut(&mut state.data).insert(key.to_vec(), Arc::new(value.to_vec()));
+    }
+
     /// Every pair stored, for tests that look at the raw keyspace.
     pub fn dump(&self) -> Vec<KeyValue> {
         self.state
