@@ -155,6 +155,9 @@ pub struct Pkcs11Root {
     key: Mutex<ObjectHandle>,
     pool: Mutex<Vec<Session>>,
     failed: AtomicBool,
+    /// Held while the module is reinitialised after a loss (`session`), so that one
+    /// thread does it and the others wait for its result.
+    reconnecting: Mutex<()>,
     /// Managed keys unwrapped for use: session objects (non-extractable) owned by
     /// `holder`, a session kept open for them, keyed by the wrapped blob.
     holder: Mutex<Option<Session>>,
@@ -215,6 +218,7 @@ impl Pkcs11Root {
                 key: Mutex::new(key),
                 pool: Mutex::new(vec![session]),
                 failed: AtomicBool::new(false),
+                reconnecting: Mutex::new(()),
                 holder: Mutex::new(None),
                 unwrapped: Mutex::new(HashMap::new()),
                 mechanisms: OnceLock::new(),

@@ -1,13 +1,16 @@
 //! The session pool: sessions are reused; an operation that fails because its session or
-//! login went away is retried once on a fresh, logged-in session, and a second loss marks
-//! the token failed so the next `open` starts over.
+//! login went away is retried once on a fresh, logged-in session. A second loss marks the
+//! token failed, and the next call reinitialises the module, logs in again and finds the
+//! root key again before it runs: a token that went away and came back serves again
+//! without a restart of the appliance.
 
 use std::sync::atomic::Ordering;
 
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::{Session, UserType};
 
-use super::error::{describe, session_lost};
+use super::error::{describe, session_lost, token_gone};
 use super::root_key::find_key;
 use super::Pkcs11Root;
 
@@ -21,7 +24,24 @@ impl Pkcs11Root {
         !self.failed.load(Ordering::Relaxed)
     }
 
+    /// A fresh, logged-in session, after reconnecting if the token was marked failed.
     pub(super) fn new_session(&self) -> Result<Session, CkError> {
+        self.reconnect_if_failed()?;
+        self.logged_in_session()
+    }
+
+    /// Reconnects if the token was marked failed. Not to be called holding `holder` or
+    /// `unwrapped`, which a reconnect empties.
+    pub(super) fn reconnect_if_failed(&self) -> Result<(), CkError> {
+        if self.healthy() {
+            Ok(())
+        } else {
+            self.reconnect()
+        }
+    }
+
+    /// A session on the module as it is, logged in.
+    pub(super) fn logged_in_session(&self) -> Result<Session, CkError> {
         let s = self.ctx.open_rw_session(self.slot)?;
         match s.login(UserType::User, Some(&self.pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
@@ -35,7 +55,11 @@ impl Pkcs11Root {
         &self,
         mut op: impl FnMut(&Session) -> Result<T, CkError>,
     ) -> Result<T, CkError> {
-        let pooled = self.pool.lock().pop();
+        let pooled = if self.healthy() {
+            self.pool.lock().pop()
+        } else {
+            None
+        };
         let session = match pooled {
             Some(s) => s,
             None => self.new_session()?,
@@ -49,17 +73,23 @@ impl Pkcs11Root {
                 tracing::warn!(error = %describe(&e), "HSM session lost; opening a new one");
                 drop(session);
                 self.pool.lock().clear();
-                let fresh = self.new_session().inspect_err(|_| self.mark_failed())?;
-                if let Ok(Some(k)) = find_key(&fresh, &self.key_label) {
-                    *self.key.lock() = k;
+                let fresh = self.new_session().map_err(|e| self.lost(e))?;
+                // A token whose objects went away (SoftHSM2 with its token directory moved
+                // away answers CKR_OBJECT_HANDLE_INVALID, then finds nothing) is not served
+                // by a fresh session: only a reconnect once it is back.
+                match find_key(&fresh, &self.key_label) {
+                    Ok(Some(k)) => *self.key.lock() = k,
+                    Ok(None) => return Err(self.lost(e)),
+                    Err(e) => return Err(self.lost(e)),
                 }
                 let out = op(&fresh);
-                match &out {
-                    Ok(_) => self.give_back(fresh),
-                    Err(e) if session_lost(e) => self.mark_failed(),
-                    Err(_) => self.give_back(fresh),
+                match out {
+                    Err(e) if session_lost(&e) => Err(self.lost(e)),
+                    out => {
+                        self.give_back(fresh);
+                        out
+                    }
                 }
-                out
             }
             Err(e) => {
                 self.give_back(session);
@@ -77,5 +107,54 @@ impl Pkcs11Root {
 
     fn mark_failed(&self) {
         self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the token failed after a fresh session did not cure a loss: the next call
+    /// reconnects first.
+    pub(super) fn lost(&self, e: CkError) -> CkError {
+        self.mark_failed();
+        token_gone("a fresh session after a lost one", e)
+    }
+
+    /// Finalises and initialises the module again, logs in and finds the root key again.
+    /// A module whose token went away keeps answering from its stale state after the
+    /// token is back (SoftHSM2 with its token directory moved away and back still answers
+    /// CKR_OBJECT_HANDLE_INVALID and finds no objects until `C_Finalize`/`C_Initialize`),
+    /// so a fresh session is not enough. Every handle held is stale afterwards: the
+    /// unwrapped managed keys are dropped and the export key is found again on use.
+    fn reconnect(&self) -> Result<(), CkError> {
+        let _one = self.reconnecting.lock();
+        if self.healthy() {
+            return Ok(());
+        }
+        self.forget_all();
+        self.pool.lock().clear();
+        *self.export_key.lock() = None;
+        let _ = self.ctx.clone().finalize();
+        match self
+            .ctx
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(token_gone("reconnecting: C_Initialize", e)),
+        }
+        let session = self
+            .logged_in_session()
+            .map_err(|e| token_gone("reconnecting: C_OpenSession / C_Login", e))?;
+        match find_key(&session, &self.key_label) {
+            Ok(Some(k)) => *self.key.lock() = k,
+            Ok(None) => {
+                tracing::warn!(key = %self.key_label, "reconnecting to the HSM token: no root key under its label (yet)");
+                return Err(CkError::Pkcs11(
+                    RvError::TokenNotPresent,
+                    Function::FindObjects,
+                ));
+            }
+            Err(e) => return Err(token_gone("reconnecting: C_FindObjects (root key)", e)),
+        }
+        self.give_back(session);
+        self.failed.store(false, Ordering::Relaxed);
+        tracing::info!(token = %self.token_label, "HSM session restored: reinitialised, logged in, root key found");
+        Ok(())
     }
 }
