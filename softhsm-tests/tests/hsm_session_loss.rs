@@ -9,6 +9,7 @@
 //! Ironseal's seals and key API: OpenBao has no SoftHSM2 set up here, so in reference mode
 //! the test returns at once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -64,32 +65,60 @@ fn hsm_token_lost_mid_run_fails_closed_and_recovers_without_a_restart() {
     d.kms_sign(&root, &id, msg, None).ok();
     let pid = d.pid();
 
+    // Signing keeps going from another thread through the loss, the reconnect and after:
+    // every answer is a signature or the 503 naming the HSM (a hang would end in the
+    // daemon's request timeout, another 503).
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let signer = scope.spawn(|| {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                answers.push(d.kms_sign(&root, &id, msg, None));
+            }
+            answers
+        });
+        lost_and_back(&hsm, &d, &root, &id, msg);
+        stop.store(true, Ordering::Relaxed);
+        let answers = signer.join().expect("the signing thread");
+        assert!(!answers.is_empty());
+        for r in answers {
+            if r.status != 200 {
+                assert_hsm_unavailable(r);
+            }
+        }
+    });
+    assert_eq!(d.pid(), pid, "the daemon was restarted");
+
+    let logs = d.logs();
+    assert!(logs.contains("HSM session restored"), "{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+    d.assert_logs_hold_no_registered_secret();
+}
+
+/// The token taken away and put back under `d`, which serves managed key `id`.
+fn lost_and_back(hsm: &SoftHsm, d: &Daemon, root: &str, id: &str, msg: &[u8]) {
     hsm.unplug();
 
     // Creating a key needs the token (generation and the wrap under the root key).
     assert_hsm_unavailable(d.kms(
         "POST",
         "keys",
-        &root,
+        root,
         Some(json!({"name": "during", "algorithm": "EC_P256"})),
     ));
     // So does a rotation, which must leave the key as it was.
-    assert_hsm_unavailable(d.kms("POST", &format!("keys/{id}/rotate"), &root, None));
-    let after_rotate = key(&d, &root, &id);
+    assert_hsm_unavailable(d.kms("POST", &format!("keys/{id}/rotate"), root, None));
+    let after_rotate = key(d, root, id);
     assert_eq!(after_rotate["primaryVersion"], 1, "{after_rotate}");
     assert_eq!(
         after_rotate["versions"].as_array().map(Vec::len),
         Some(1),
         "{after_rotate}"
     );
-    assert_eq!(
-        key_names(&d, &root),
-        ["steady"],
-        "a failed create left a key"
-    );
+    assert_eq!(key_names(d, root), ["steady"], "a failed create left a key");
     // A key already unwrapped into a session object of the token may still sign (the
     // object lives in the module's memory); if not, the answer is the same 503.
-    let signed = d.kms_sign(&root, &id, msg, None);
+    let signed = d.kms_sign(root, id, msg, None);
     if signed.status != 200 {
         assert_hsm_unavailable(signed);
     }
@@ -107,7 +136,7 @@ fn hsm_token_lost_mid_run_fails_closed_and_recovers_without_a_restart() {
         let r = d.kms(
             "POST",
             "keys",
-            &root,
+            root,
             Some(json!({"name": "after", "algorithm": "EC_P256"})),
         );
         if r.status == 503 {
@@ -117,13 +146,10 @@ fn hsm_token_lost_mid_run_fails_closed_and_recovers_without_a_restart() {
         Some(r.ok())
     });
     assert_eq!(created["protection"], "HSM", "{created}");
-    assert_eq!(d.pid(), pid, "the daemon was restarted");
-    let rotated = d
-        .kms("POST", &format!("keys/{id}/rotate"), &root, None)
-        .ok();
+    let rotated = d.kms("POST", &format!("keys/{id}/rotate"), root, None).ok();
     assert_eq!(rotated["primaryVersion"], 2, "{rotated}");
     for version in [1, 2] {
-        let r = d.kms_sign(&root, &id, msg, Some(version)).ok();
+        let r = d.kms_sign(root, id, msg, Some(version)).ok();
         assert_eq!(r["version"], version, "{r}");
         assert!(
             B64.decode(r["signature"].as_str().unwrap_or_default())
@@ -132,11 +158,6 @@ fn hsm_token_lost_mid_run_fails_closed_and_recovers_without_a_restart() {
         );
     }
     let after = created["id"].as_str().unwrap();
-    d.kms_sign(&root, after, msg, None).ok();
-    assert_eq!(key_names(&d, &root), ["after", "steady"]);
-
-    let logs = d.logs();
-    assert!(logs.contains("HSM session restored"), "{logs}");
-    assert!(!logs.contains("panicked"), "{logs}");
-    d.assert_logs_hold_no_registered_secret();
+    d.kms_sign(root, after, msg, None).ok();
+    assert_eq!(key_names(d, root), ["after", "steady"]);
 }

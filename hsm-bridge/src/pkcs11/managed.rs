@@ -191,6 +191,7 @@ impl Pkcs11Root {
         } else {
             *self.key.lock()
         };
+        let _module = self.using_module();
         let mut holder = self.holder.lock();
         if let Some(h) = self.unwrapped.lock().get(&key.blob) {
             return Ok(*h);
@@ -201,7 +202,7 @@ impl Pkcs11Root {
             holder.take();
         }
         if holder.is_none() {
-            *holder = Some(self.logged_in_session()?);
+            *holder = Some(self.new_session()?);
         }
         let Some(s) = holder.as_ref() else {
             return Err(CkError::Pkcs11(

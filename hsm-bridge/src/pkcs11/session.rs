@@ -5,10 +5,12 @@
 //! without a restart of the appliance.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::{Session, UserType};
+use parking_lot::RwLockReadGuard;
 
 use super::error::{describe, session_lost, token_gone};
 use super::root_key::find_key;
@@ -19,19 +21,18 @@ use super::Pkcs11Root;
 /// never pays a `C_OpenSession` and `C_Login` per call.
 const POOL_MAX: usize = 64;
 
+/// How long a reconnect waits for the calls in flight to end. A thread that is itself in
+/// such a call (a nested one) cannot wait for it: it gives up, and the next request
+/// reconnects.
+const RECONNECT_WAIT: Duration = Duration::from_secs(5);
+
 impl Pkcs11Root {
     pub(super) fn healthy(&self) -> bool {
         !self.failed.load(Ordering::Relaxed)
     }
 
-    /// A fresh, logged-in session, after reconnecting if the token was marked failed.
-    pub(super) fn new_session(&self) -> Result<Session, CkError> {
-        self.reconnect_if_failed()?;
-        self.logged_in_session()
-    }
-
-    /// Reconnects if the token was marked failed. Not to be called holding `holder` or
-    /// `unwrapped`, which a reconnect empties.
+    /// Reconnects if the token was marked failed. Not to be called holding `module`,
+    /// `holder` or `unwrapped`: a reconnect needs the module alone and empties the others.
     pub(super) fn reconnect_if_failed(&self) -> Result<(), CkError> {
         if self.healthy() {
             Ok(())
@@ -40,8 +41,13 @@ impl Pkcs11Root {
         }
     }
 
-    /// A session on the module as it is, logged in.
-    pub(super) fn logged_in_session(&self) -> Result<Session, CkError> {
+    /// Shared use of the module, held across calls on its sessions and objects.
+    pub(super) fn using_module(&self) -> RwLockReadGuard<'_, ()> {
+        self.module.read_recursive()
+    }
+
+    /// A fresh session, logged in.
+    pub(super) fn new_session(&self) -> Result<Session, CkError> {
         let s = self.ctx.open_rw_session(self.slot)?;
         match s.login(UserType::User, Some(&self.pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
@@ -55,11 +61,9 @@ impl Pkcs11Root {
         &self,
         mut op: impl FnMut(&Session) -> Result<T, CkError>,
     ) -> Result<T, CkError> {
-        let pooled = if self.healthy() {
-            self.pool.lock().pop()
-        } else {
-            None
-        };
+        self.reconnect_if_failed()?;
+        let _module = self.using_module();
+        let pooled = self.pool.lock().pop();
         let session = match pooled {
             Some(s) => s,
             None => self.new_session()?,
@@ -127,6 +131,13 @@ impl Pkcs11Root {
         if self.healthy() {
             return Ok(());
         }
+        let Some(_alone) = self.module.try_write_for(RECONNECT_WAIT) else {
+            tracing::warn!("reconnecting to the HSM token: calls still in flight; the next request tries again");
+            return Err(CkError::Pkcs11(
+                RvError::TokenNotPresent,
+                Function::Finalize,
+            ));
+        };
         self.forget_all();
         self.pool.lock().clear();
         *self.export_key.lock() = None;
@@ -139,7 +150,7 @@ impl Pkcs11Root {
             Err(e) => return Err(token_gone("reconnecting: C_Initialize", e)),
         }
         let session = self
-            .logged_in_session()
+            .new_session()
             .map_err(|e| token_gone("reconnecting: C_OpenSession / C_Login", e))?;
         match find_key(&session, &self.key_label) {
             Ok(Some(k)) => *self.key.lock() = k,
