@@ -1,5 +1,6 @@
 //! The published API document, `openapi.json` beside this crate: OpenAPI 3.1 for `/v1`
-//! (Vault's paths this appliance serves, the secrets engines at the dev server's mounts)
+//! (Vault's paths this appliance serves, the secrets engines at the dev server's mounts,
+//! the auth methods at their default paths)
 //! and `/api/v1`. Written, not generated (the routers are `match`es, not a table); the
 //! tests here and in `kms` hold it to the routers, and `softhsm-tests/tests/openapi.rs`
 //! runs Schemathesis with it against a daemon.
@@ -150,6 +151,36 @@ mod tests {
             }
             let core = Core::new(Storage::new(Arc::new(MemoryBackend::new())));
             let init = core.dev_setup(None).await.expect("dev setup");
+            let request = |verb, path: String, body| VaultRequest {
+                op: verb,
+                path,
+                query: HashMap::new(),
+                body,
+                token: init.root_token.to_string(),
+                remote_address: None,
+                wrap_ttl: None,
+                peer_chain: None,
+            };
+            // Auth methods are documented at the paths `bao auth enable <type>` gives them.
+            let method = op
+                .path
+                .strip_prefix("/v1/auth/")
+                .and_then(|p| p.split('/').next());
+            if let Some(method) = method.filter(|m| *m != "token") {
+                let mut body = Map::new();
+                body.insert("type".into(), method.into());
+                let enable = request(Verb::Update, format!("sys/auth/{method}"), body);
+                crate::vault::handle(&core, enable)
+                    .await
+                    .unwrap_or_else(|e| panic!("enabling {method}: {:?}", e.errors));
+            }
+            // As in OpenBao, a setting of a role that does not exist is no route at all.
+            if op.path.starts_with("/v1/auth/approle/role/{role_name}/") {
+                let role = request(Verb::Update, "auth/approle/role/x".into(), Map::new());
+                crate::vault::handle(&core, role)
+                    .await
+                    .unwrap_or_else(|e| panic!("writing role x: {:?}", e.errors));
+            }
             let verb = match op.method.as_str() {
                 "get" if op.list => Verb::List,
                 "get" => Verb::Read,
@@ -158,16 +189,7 @@ mod tests {
                 _ => Verb::Delete,
             };
             let path = op.sample_path();
-            let req = VaultRequest {
-                op: verb,
-                path: path.clone(),
-                query: HashMap::new(),
-                body: Map::new(),
-                token: init.root_token.to_string(),
-                remote_address: None,
-                wrap_ttl: None,
-                peer_chain: None,
-            };
+            let req = request(verb, path.clone(), Map::new());
             if let Err(e) = crate::vault::handle(&core, req).await {
                 let unrouted = e.status.as_u16() == 405
                     || e.errors

@@ -137,6 +137,22 @@ impl SoftHsm {
         (d, init.keys_b64)
     }
 
+    /// Takes the token away as a pulled device would go: its directory moves out of
+    /// SoftHSM2's token directory. A process that holds it open (measured with
+    /// python-pkcs11) then gets CKR_OBJECT_HANDLE_INVALID on its objects and finds none,
+    /// and keeps doing so after [`Self::plug_back`] until it reinitialises the module.
+    /// Permissions would not do: the tests run as root.
+    pub fn unplug(&self) {
+        let (tokens, away) = (self.dir().join("tokens"), self.dir().join("unplugged"));
+        std::fs::create_dir_all(&away).unwrap();
+        move_entries(&tokens, &away);
+    }
+
+    /// Puts the token [`Self::unplug`] took away back where SoftHSM2 finds it.
+    pub fn plug_back(&self) {
+        move_entries(&self.dir().join("unplugged"), &self.dir().join("tokens"));
+    }
+
     /// `pkcs11-tool --module <softhsm> ARGS` against this token, logged in.
     pub fn pkcs11_tool(&self, args: &[&str]) -> Output {
         Command::new("pkcs11-tool")
@@ -146,6 +162,19 @@ impl SoftHsm {
             .env("SOFTHSM2_CONF", self.conf())
             .output()
             .expect("pkcs11-tool")
+    }
+}
+
+fn move_entries(from: &Path, to: &Path) {
+    let entries: Vec<_> = std::fs::read_dir(from)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", from.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!entries.is_empty(), "nothing to move in {}", from.display());
+    for entry in entries {
+        let name = entry.file_name().unwrap();
+        std::fs::rename(&entry, to.join(name))
+            .unwrap_or_else(|e| panic!("cannot move {}: {e}", entry.display()));
     }
 }
 

@@ -15,6 +15,9 @@ use softhsm_tests::{reference_mode, Daemon};
 /// root token) or write files where the request says (a file audit device).
 const EXCLUDED: &[&str] = &["sysSeal", "tokenRevokeSelf", "sysAuditEnable"];
 
+/// The auth methods the document describes, besides the token store.
+const AUTH_METHODS: &[&str] = &["approle", "userpass", "jwt", "cert"];
+
 /// The whole Schemathesis run, at most: it stops generating when this is spent.
 const BUDGET: Duration = Duration::from_secs(120);
 
@@ -42,6 +45,17 @@ fn the_document_is_served_at_both_paths_without_a_token() {
     assert_eq!(doc, kms.json());
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/v1/keys"]["post"].is_object(), "{doc}");
+    for login in [
+        "/v1/auth/approle/login",
+        "/v1/auth/userpass/login/{username}",
+        "/v1/auth/jwt/login",
+        "/v1/auth/cert/login",
+    ] {
+        assert!(
+            doc["paths"][login]["post"].is_object(),
+            "{login} is not documented"
+        );
+    }
     // What Vault does not take here is refused, not ignored.
     let r = d.http(
         "GET",
@@ -59,6 +73,10 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     }
     let d = Daemon::dev(&[]);
     let token = d.token.clone().expect("dev root token");
+    // The document shows the auth methods where `bao auth enable <type>` puts them.
+    for method in AUTH_METHODS {
+        d.bao(&["auth", "enable", method]).ok();
+    }
     let report = d.dir().join("schemathesis");
     let st = python().with_file_name("st");
     let mut cmd = Command::new(&st);

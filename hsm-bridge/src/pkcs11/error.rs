@@ -1,6 +1,7 @@
 //! What cryptoki's errors become at the boundary: the seal's own error kinds, with the
 //! `CKR_*` name rather than the spec's prose, and which errors a fresh session may cure.
 
+use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
 
 use crate::{BridgeError, SealFault, SealKind};
@@ -20,7 +21,15 @@ pub(super) fn refused(fault: SealFault, message: impl Into<String>) -> BridgeErr
     }
 }
 
+/// A failed call: the token being gone (its session lost and not restored) is the device
+/// being unavailable, which a caller may retry; anything else is the operation failing.
 pub(super) fn device(op: &str, e: CkError) -> BridgeError {
+    if session_lost(&e) {
+        return unavailable(format!(
+            "{op}: {}: the HSM token's session was lost and could not be restored; the next request reconnects",
+            describe(&e)
+        ));
+    }
     BridgeError::Device {
         kind: SealKind::Pkcs11,
         message: format!("{op}: {}", describe(&e)),
@@ -69,8 +78,22 @@ pub(super) fn session_lost(e: &CkError) -> bool {
                 | RvError::CryptokiNotInitialized
                 | RvError::KeyHandleInvalid
                 | RvError::ObjectHandleInvalid
+                | RvError::WrappingKeyHandleInvalid
+                | RvError::UnwrappingKeyHandleInvalid
                 | RvError::DeviceMemory,
             _
         )
     )
+}
+
+/// `e`, from a step of restoring a lost session, as the token being gone whatever the
+/// module answered (SoftHSM2 says CKR_GENERAL_ERROR to some calls while its token files
+/// are away): the module's own words go to the log.
+pub(super) fn token_gone(step: &str, e: CkError) -> CkError {
+    tracing::warn!(error = %describe(&e), "the HSM token is unusable: {step} failed");
+    match e {
+        e if session_lost(&e) => e,
+        CkError::Pkcs11(_, function) => CkError::Pkcs11(RvError::TokenNotPresent, function),
+        _ => CkError::Pkcs11(RvError::TokenNotPresent, Function::OpenSession),
+    }
 }

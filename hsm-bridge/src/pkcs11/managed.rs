@@ -173,9 +173,25 @@ impl Pkcs11Root {
 
     /// The session object for `key`, unwrapping it on first use.
     fn unwrapped_handle(&self, key: &WrappedKey) -> Result<ObjectHandle, CkError> {
+        self.reconnect_if_failed()?;
         if let Some(h) = self.unwrapped.lock().get(&key.blob) {
             return Ok(*h);
         }
+        // Found before `holder` is held: finding the export key may need a session, and a
+        // reconnect empties `holder`.
+        let blob = Blob::parse(&key.blob);
+        let unwrapping = if blob.exportable {
+            // The export key was found when the blob was made, or is found now.
+            self.export_key().map_err(|_| {
+                CkError::Pkcs11(
+                    RvError::UnwrappingKeyHandleInvalid,
+                    cryptoki::context::Function::UnwrapKey,
+                )
+            })?
+        } else {
+            *self.key.lock()
+        };
+        let _module = self.using_module();
         let mut holder = self.holder.lock();
         if let Some(h) = self.unwrapped.lock().get(&key.blob) {
             return Ok(*h);
@@ -219,18 +235,6 @@ impl Pkcs11Root {
                 Attribute::Sign(true),
             ]),
         }
-        let blob = Blob::parse(&key.blob);
-        let unwrapping = if blob.exportable {
-            // The export key was found when the blob was made, or is found now.
-            self.export_key().map_err(|_| {
-                CkError::Pkcs11(
-                    RvError::UnwrappingKeyHandleInvalid,
-                    cryptoki::context::Function::UnwrapKey,
-                )
-            })?
-        } else {
-            *self.key.lock()
-        };
         let h = aes_key_unwrap(&self.lib, s, blob.wrap, unwrapping, blob.inner, &template)?;
         self.unwrapped.lock().insert(key.blob.clone(), h);
         Ok(h)
@@ -252,6 +256,9 @@ impl Pkcs11Root {
                     tracing::debug!(error = %describe(&e), "managed key object lost; unwrapping again");
                     self.forget_all();
                 }
+                // Unwrapped again on a fresh session and lost again: the root key's handle
+                // is stale too, which only a reconnect cures.
+                Err(e) if session_lost(&e) => return Err(self.lost(e)),
                 other => return other,
             }
         }

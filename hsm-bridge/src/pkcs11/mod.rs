@@ -72,7 +72,7 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use zeroize::Zeroizing;
 
 pub use config::{Pkcs11Config, PIN_ENV};
@@ -155,6 +155,13 @@ pub struct Pkcs11Root {
     key: Mutex<ObjectHandle>,
     pool: Mutex<Vec<Session>>,
     failed: AtomicBool,
+    /// Held while the module is reinitialised after a loss (`session`), so that one
+    /// thread does it and the others wait for its result.
+    reconnecting: Mutex<()>,
+    /// Shared by every call on the module's sessions and objects, taken alone by a
+    /// reconnect: `C_Finalize` under a call in flight in another thread is undefined
+    /// (SoftHSM2 frees the session and object stores that call is using).
+    module: RwLock<()>,
     /// Managed keys unwrapped for use: session objects (non-extractable) owned by
     /// `holder`, a session kept open for them, keyed by the wrapped blob.
     holder: Mutex<Option<Session>>,
@@ -215,6 +222,8 @@ impl Pkcs11Root {
                 key: Mutex::new(key),
                 pool: Mutex::new(vec![session]),
                 failed: AtomicBool::new(false),
+                reconnecting: Mutex::new(()),
+                module: RwLock::new(()),
                 holder: Mutex::new(None),
                 unwrapped: Mutex::new(HashMap::new()),
                 mechanisms: OnceLock::new(),
