@@ -14,6 +14,8 @@
 #                transit-decrypt transit-encrypt-batch100 transit-decrypt-batch100
 #                (the bare ceiling always runs)                      default all
 #   SKIP_BUILD=1 use the binaries already in $CARGO_TARGET_DIR/release (smoke tests)
+#   IRONSEAL_BIN another ironseal binary (implies SKIP_BUILD; bare-hyper still comes from
+#                $CARGO_TARGET_DIR/release unless BARE_BIN names one)
 #   IRONSEAL_CACHE  default /var/tmp/ironseal; CARGO_TARGET_DIR defaults to $IRONSEAL_CACHE/target
 #   BAO_BIN      the bao binary; default: the one scripts/install-deps.sh installs
 set -euo pipefail
@@ -64,13 +66,14 @@ for tool in wrk curl jq python3 timeout; do
 done
 [[ -x "$BAO_BIN" ]] || die "no bao binary at $BAO_BIN"
 
+[[ -n "${IRONSEAL_BIN:-}" ]] && SKIP_BUILD=1
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     say "building ironseal and bare-hyper (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
     (cd "$REPO" && cargo build --release -p ironseal -p bare-hyper) ||
         die "cargo build --release -p ironseal -p bare-hyper failed"
 fi
-IRONSEAL_BIN="$CARGO_TARGET_DIR/release/ironseal"
-BARE_BIN="$CARGO_TARGET_DIR/release/bare-hyper"
+IRONSEAL_BIN="${IRONSEAL_BIN:-$CARGO_TARGET_DIR/release/ironseal}"
+BARE_BIN="${BARE_BIN:-$CARGO_TARGET_DIR/release/bare-hyper}"
 [[ -x "$IRONSEAL_BIN" ]] || die "no $IRONSEAL_BIN (build it, or unset SKIP_BUILD)"
 [[ -x "$BARE_BIN" ]] || die "no $BARE_BIN (build it, or unset SKIP_BUILD)"
 

@@ -113,6 +113,7 @@ api GET secret/data/soak-read ""
 api POST transit/keys/soak '{"type":"aes256-gcm96"}'
 api POST transit/encrypt/soak "@$RUN/encrypt.json"
 
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 # RSS every SAMPLE seconds: seconds since the load began, VmRSS in kB.
 START_NS="$(date +%s%N)"
 (
@@ -142,7 +143,7 @@ for slice in $(seq 1 "$SLICES"); do
     loaders+=($!)
     wait "${loaders[@]}" || true
     kill -0 "$PID" 2>/dev/null || { tail -n 20 "$RUN/ironseal.log" >&2; die "the daemon died during slice $slice"; }
-    say "  slice $slice/$SLICES done, RSS $(awk '$1 == "VmRSS:" { print $2 }' "/proc/$PID/status") kB"
+    say "  slice $slice/$SLICES done, RSS $(awk '$1 == "VmRSS:" { print $2 }' "/proc/$PID/status") kB, load $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 stop_pid "$SAMPLER"
 SAMPLER=""
@@ -151,9 +152,10 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg bin "$IRONSEAL_BIN" \
     --arg version "$("$IRONSEAL_BIN" version 2>/dev/null | head -n 1)" \
     --arg cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
     --argjson cores "$(nproc)" --arg mem "$(awk '/^MemTotal/ { print $2 " kB" }' /proc/meminfo)" \
-    --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson slice "$SLICE" \
+    --arg load_before "$LOAD_BEFORE" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    --argjson slice "$SLICE" \
     --argjson slices "$SLICES" --argjson warmup_slices "$WARMUP_SLICES" \
     '{date: $date, binary: $bin, version: $version, cpu: $cpu, cores: $cores, memory: $mem,
-      load_average_after: $load, slice_seconds: $slice, slices: $slices,
+      load_average_before: $load_before, load_average_after: $load, slice_seconds: $slice, slices: $slices,
       warmup_slices: $warmup_slices}' >"$RUN/meta.json"
 python3 "$BENCH_DIR/soak_report.py" "$RUN"

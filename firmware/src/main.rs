@@ -22,9 +22,26 @@ use std::process::ExitCode;
 // until reused, so after `sys/seal` the heap could still hold kv values, plaintexts and
 // keys (softhsm-tests/tests/memory_hygiene.rs looks). Zeroizing each type that may hold
 // a secret cannot reach the buffers of hyper, serde and the TLS stack.
+#[cfg(not(feature = "bench-no-hygiene"))]
 #[global_allocator]
 static ALLOCATOR: zeroizing_alloc::ZeroAlloc<mimalloc::MiMalloc> =
     zeroizing_alloc::ZeroAlloc(mimalloc::MiMalloc);
+
+// Only `bench/` builds this, to measure what the zeroing costs; such a binary leaves
+// secrets in freed memory and must never pass for a normal one (`NO_HYGIENE_WARNING`).
+#[cfg(feature = "bench-no-hygiene")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// What a `bench-no-hygiene` build says at every start and in `ironseal version`.
+const NO_HYGIENE_WARNING: Option<&str> = if cfg!(feature = "bench-no-hygiene") {
+    Some(
+        "BENCHMARK BUILD (bench-no-hygiene): freed memory and dead stack frames are NOT zeroed, \
+         secrets outlive their use; never run this binary in production",
+    )
+} else {
+    None
+};
 
 const USAGE: &str = "Usage: ironseal <command> [flags]
 
@@ -59,7 +76,10 @@ fn main() -> ExitCode {
         Some("operator") => operator::run(&args[1..]),
         Some("kv") => kv_cmd::run(&args[1..]),
         Some("version") | Some("-version") | Some("--version") => {
-            println!("Ironseal v{}", env!("CARGO_PKG_VERSION"));
+            match NO_HYGIENE_WARNING {
+                Some(warning) => println!("Ironseal v{} {warning}", env!("CARGO_PKG_VERSION")),
+                None => println!("Ironseal v{}", env!("CARGO_PKG_VERSION")),
+            }
             ExitCode::SUCCESS
         }
         Some("-h") | Some("-help") | Some("--help") | Some("help") => {

@@ -78,6 +78,10 @@ fn init_logging(level: &str, format: LogFormat) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
     };
+    // Every start of a build without memory hygiene says so, whatever the log level.
+    if let Some(warning) = crate::NO_HYGIENE_WARNING {
+        tracing::error!("{warning}");
+    }
 }
 
 pub(crate) fn open_storage(path: &Path) -> anyhow::Result<Arc<Storage>> {
