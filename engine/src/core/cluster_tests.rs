@@ -115,6 +115,22 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A token with the `default` policy created on `node` (`num_uses`: 0 for unlimited).
+async fn default_token(node: &Core, num_uses: u32) -> String {
+    let request = CreateRequest {
+        policies: vec!["default".into()],
+        num_uses,
+        path: "auth/token/create".into(),
+        ..Default::default()
+    };
+    node.tokens
+        .create(None, request)
+        .await
+        .unwrap()
+        .token
+        .to_string()
+}
+
 /// Node `a` set up as `-dev` does (kv at `secret/`, transit at `transit/`), node `b`
 /// unsealed with the same key.
 async fn cluster() -> Cluster {
@@ -353,19 +369,7 @@ async fn mounts_policies_tokens_and_transit_keys_changed_on_one_node_are_honoure
     assert!(c.a.policies.get("ops").unwrap().is_none());
 
     // Tokens: created on a, honoured on b until a revokes it.
-    let issued =
-        c.a.tokens
-            .create(
-                None,
-                CreateRequest {
-                    policies: vec!["default".into()],
-                    path: "auth/token/create".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-    let token = issued.token.to_string();
+    let token = default_token(&c.a, 0).await;
     let (key, _) = c.b.tokens.lookup(&token).unwrap();
     c.a.tokens.revoke(&key).await.unwrap();
     assert!(matches!(
@@ -434,19 +438,7 @@ async fn changes_on_one_node_are_honoured_on_the_other_on_the_foundationdb_model
     })
     .await;
 
-    let issued =
-        c.a.tokens
-            .create(
-                None,
-                CreateRequest {
-                    policies: vec!["default".into()],
-                    path: "auth/token/create".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-    let token = issued.token.to_string();
+    let token = default_token(&c.a, 0).await;
     eventually("b knows a's token", || c.b.tokens.lookup(&token).is_ok()).await;
     let (key, _) = c.b.tokens.lookup(&token).unwrap();
     c.a.tokens.revoke(&key).await.unwrap();
@@ -588,20 +580,7 @@ async fn a_limited_use_token_used_on_both_nodes_is_used_no_more_than_allowed_on_
 
 async fn a_limited_use_token_used_on_both_nodes_is_used_no_more_than_allowed_on(fabric: Fabric) {
     let c = cluster_on(fabric).await;
-    let issued =
-        c.a.tokens
-            .create(
-                None,
-                CreateRequest {
-                    policies: vec!["default".into()],
-                    num_uses: 4,
-                    path: "auth/token/create".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-    let token = issued.token.to_string();
+    let token = default_token(&c.a, 4).await;
     let mut accepted = 0;
     for _ in 0..4 {
         let (ra, rb) = tokio::join!(
