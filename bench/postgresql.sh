@@ -33,6 +33,8 @@ RESULTS="$BENCH_DIR/results"
 RUN="$RESULTS/postgresql"
 say() { echo "bench: $*" >&2; }
 die() { echo "bench: error: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 [[ "$CONNECTIONS" =~ ^[0-9]+$ && "$THREADS" =~ ^[0-9]+$ && "$NODES" =~ ^[0-9]+$ ]] ||
     die "CONNECTIONS, THREADS and NODES must be integers"
 ((NODES >= 1 && CONNECTIONS >= NODES * THREADS)) || die "need CONNECTIONS >= NODES * THREADS"
@@ -60,16 +62,6 @@ rm -rf "$RUN"
 mkdir -p "$RUN"
 WORK="$(mktemp -d "$IRONSEAL_CACHE/bench-pg.XXXXXX")"
 PIDS=()
-stop_pid() {
-    local pid="$1"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 # PostgreSQL refuses to run as root: as root it runs as Debian's `postgres` user.
 as_pg() { if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
@@ -81,31 +73,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-USED_PORTS=" "
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 30000))
-        [[ "$USED_PORTS" == *" $p "* || "$USED_PORTS" == *" $((p + 1)) "* ]] && continue
-        if port_free "$p" && port_free $((p + 1)); then
-            USED_PORTS+="$p $((p + 1)) "
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free loopback port found"
-}
-wait_ready() {
-    local name="$1" pid="$2" url="$3" deadline=$((SECONDS + $4))
-    # Any answer will do (an uninitialised node answers 501).
-    until curl -sS --max-time 2 -o /dev/null "$url" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$RUN/$name.log" >&2; die "$name exited during start-up"; }
-        ((SECONDS < deadline)) || die "$name not ready after $4 s at $url (log: $RUN/$name.log)"
-        sleep 0.2
-    done
-}
 
 # PostgreSQL on loopback, fsync on (the writes measured are durable ones), with
 # pg_stat_statements to count the statements each request costs.
@@ -156,7 +123,7 @@ HCL
     chmod 600 "$WORK/node$n.hcl"
     "$IRONSEAL_BIN" server -config="$WORK/node$n.hcl" >"$RUN/ironseal-pg$n.log" 2>&1 &
     PIDS+=($!)
-    wait_ready "ironseal-pg$n" "$!" "${URL[pg$n]}/v1/sys/health" 60
+    wait_ready "ironseal-pg$n" "$!" "${URL[pg$n]}/v1/sys/health" 60 any
 done
 port="$(pick_port)"
 URL[redb]="http://127.0.0.1:$port"
@@ -164,7 +131,7 @@ mkdir -p "$WORK/redb"
 "$IRONSEAL_BIN" server -dev -dev-listen-address="127.0.0.1:$port" -dev-root-token-id=root \
     -dev-data-dir="$WORK/redb" >"$RUN/ironseal-redb.log" 2>&1 &
 PIDS+=($!)
-wait_ready ironseal-redb "$!" "${URL[redb]}/v1/sys/health" 60
+wait_ready ironseal-redb "$!" "${URL[redb]}/v1/sys/health" 60 any
 port="$(pick_port)"
 URL[bao]="http://127.0.0.1:$port"
 cat >"$WORK/bao.hcl" <<HCL
@@ -183,7 +150,7 @@ log_level = "warn"
 HCL
 "$BAO_BIN" server -config="$WORK/bao.hcl" >"$RUN/openbao-pg.log" 2>&1 &
 PIDS+=($!)
-wait_ready openbao-pg "$!" "${URL[bao]}/v1/sys/health" 60
+wait_ready openbao-pg "$!" "${URL[bao]}/v1/sys/health" 60 any
 
 # call URL TOKEN METHOD PATH [JSON] -> the body; fails on a non-2xx answer.
 call() {

@@ -38,6 +38,8 @@ RUN="$RESULTS/run"          # this run's logs, request bodies and raw wrk output
 
 say() { echo "bench: $*" >&2; }
 die() { echo "bench: error: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 # "10s" / "1m" / "500ms" / "2" -> whole seconds, rounded up (for time limits only).
 seconds_of() {
@@ -84,17 +86,6 @@ mkdir -p "$RUN"
 DATA_DIR="$(mktemp -d "$IRONSEAL_CACHE/bench-ironseal-data.XXXXXX")"
 
 IRONSEAL_PID="" BAO_PID="" BARE_PID=""
-stop_pid() {
-    local pid="$1"
-    [[ -n "$pid" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     stop_pid "$IRONSEAL_PID"
     stop_pid "$BAO_PID"
@@ -104,34 +95,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-USED_PORTS=" "
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# A port P with P and P+1 free on loopback (bao's dev cluster listener takes P+1).
-pick_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 30000))
-        [[ "$USED_PORTS" == *" $p "* || "$USED_PORTS" == *" $((p + 1)) "* ]] && continue
-        if port_free "$p" && port_free $((p + 1)); then
-            USED_PORTS+="$p $((p + 1)) "
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free loopback port found"
-}
-
-# wait_ready NAME PID URL SECONDS: poll URL until it answers 200, the process dies, or
-# the deadline passes.
-wait_ready() {
-    local name="$1" pid="$2" url="$3" deadline=$((SECONDS + $4))
-    until curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$RUN/$name.log" >&2; die "$name exited during start-up (log: $RUN/$name.log)"; }
-        ((SECONDS < deadline)) || die "$name not ready after $4 s at $url (log: $RUN/$name.log)"
-        sleep 0.2
-    done
-}
 
 IRONSEAL_PORT="$(pick_port)"
 BAO_PORT="$(pick_port)"

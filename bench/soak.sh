@@ -24,6 +24,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IRONSEAL_CACHE/target}"
 
 say() { echo "soak: $*" >&2; }
 die() { echo "soak: error: $*" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 DURATION="${DURATION:-10m}"
 SLICE="${SLICE:-60}"
@@ -61,17 +63,6 @@ mkdir -p "$RUN"
 # On the cache's disk, not tmpfs, so the write-ahead log's fsyncs are real ones.
 DATA_DIR="$(mktemp -d "$IRONSEAL_CACHE/soak-ironseal-data.XXXXXX")"
 PID="" SAMPLER=""
-stop_pid() {
-    local pid="$1"
-    [[ -n "$pid" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     stop_pid "$SAMPLER"
     stop_pid "$PID"
@@ -81,25 +72,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PORT=""
-for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
-    if port_free "$p" && port_free $((p + 1)); then PORT="$p"; break; fi
-done
-[[ -n "$PORT" ]] || die "no free loopback port found"
+PORT="$(pick_port)"
 URL="http://127.0.0.1:$PORT"
 
 say "starting $IRONSEAL_BIN on $URL (data in $DATA_DIR)"
 "$IRONSEAL_BIN" server -dev -dev-listen-address="127.0.0.1:$PORT" \
     -dev-root-token-id="$TOKEN" -dev-data-dir="$DATA_DIR" >"$RUN/ironseal.log" 2>&1 &
 PID=$!
-deadline=$((SECONDS + 60))
-until curl -fsS --max-time 2 -o /dev/null "$URL/v1/sys/health" 2>/dev/null; do
-    kill -0 "$PID" 2>/dev/null || { tail -n 20 "$RUN/ironseal.log" >&2; die "the daemon exited during start-up"; }
-    ((SECONDS < deadline)) || die "the daemon was not ready after 60 s"
-    sleep 0.2
-done
+wait_ready ironseal "$PID" "$URL/v1/sys/health" 60
 
 api() {
     curl -fsS --max-time 30 -o "$RUN/resp" -X "$1" -H "X-Vault-Token: $TOKEN" \

@@ -22,6 +22,8 @@ CASES=("$@")
 ((${#CASES[@]})) || CASES=(runsh soakw fixed8 mix mix32)
 say() { echo "write-mix: $*" >&2; }
 die() { echo "write-mix: error: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 [[ -x "${IRONSEAL_BIN:-}" ]] || die "set IRONSEAL_BIN to a release ironseal binary"
 [[ "$DURATION" =~ ^[0-9]+$ ]] || die "DURATION is whole seconds"
 for tool in wrk curl jq python3; do
@@ -33,10 +35,7 @@ rm -rf "$RUN"
 mkdir -p "$RUN"
 PID="" DATA=""
 stop() {
-    if [[ -n "$PID" ]]; then
-        kill -TERM "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
+    stop_pid "$PID"
     [[ -n "$DATA" ]] && rm -rf "$DATA"
     PID="" DATA=""
 }
@@ -66,23 +65,12 @@ load() {
 
 for case in "${CASES[@]}"; do
     DATA="$(mktemp -d "$IRONSEAL_CACHE/write-mix-data.XXXXXX")"
-    port=""
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 30000))
-        ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-            ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null && { port="$p"; break; }
-    done
-    [[ -n "$port" ]] || die "no free loopback port found"
+    port="$(pick_port)"
     URL="http://127.0.0.1:$port"
     "$IRONSEAL_BIN" server -dev -dev-listen-address="127.0.0.1:$port" -dev-root-token-id=root \
         -dev-data-dir="$DATA" >"$RUN/$case.log" 2>&1 &
     PID=$!
-    deadline=$((SECONDS + 60))
-    until curl -fsS --max-time 2 -o /dev/null "$URL/v1/sys/health" 2>/dev/null; do
-        kill -0 "$PID" 2>/dev/null || die "the daemon exited during start-up (log: $RUN/$case.log)"
-        ((SECONDS < deadline)) || die "the daemon was not ready after 60 s"
-        sleep 0.2
-    done
+    wait_ready "$case" "$PID" "$URL/v1/sys/health" 60
     curl -fsS -o /dev/null -H "X-Vault-Token: root" --data-binary "@$RUN/kv.json" "$URL/v1/secret/data/soak-read"
     curl -fsS -o /dev/null -H "X-Vault-Token: root" --data-binary "@$RUN/kv.json" "$URL/v1/secret/data/same"
     curl -fsS -o /dev/null -H "X-Vault-Token: root" -d '{"type":"aes256-gcm96"}' "$URL/v1/transit/keys/soak"
