@@ -11,7 +11,10 @@
 #   4. an update medium with version 2 attached: installed into slot B, rebooted into,
 #      auto-unsealed, data kept;
 #   5. a rollback medium: back on slot A (version 1), auto-unsealed, data kept, the medium
-#      left in does nothing.
+#      left in does nothing;
+#   6. an update medium with a version that does not boot: installed into slot B, tried 3
+#      times, then slot A boots again, auto-unsealed, data kept, and the medium left in is
+#      not installed again.
 # The VM has 1 GiB of RAM (IRONSEAL_VM_MIB), what a small appliance has: the daemon's
 # locked memory must fit. Each boot's console shows the daemon's resident and locked memory.
 # Usage: image/boot-test.sh [-o OUT_DIR]  (the images are built with build.sh if absent)
@@ -25,7 +28,7 @@ OUT="$IRONSEAL_CACHE/image/out"
 while getopts "o:" opt; do
     case "$opt" in
     o) OUT="$OPTARG" ;;
-    *) sed -n '2,21p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
     esac
 done
 V1=1.0.0
@@ -88,6 +91,21 @@ make_medium() {
     rm -rf "$dir"
 }
 put_bundle() { cp "$OUT/ironseal-$V2.update.tar" "$1/ironseal-update.tar"; }
+# Version 3, which does not boot: version 2's bundle (its kernel, and its PCR 15
+# measurement, authorised in step 2) with a slot that holds no file system, so its boots
+# stop in the initramfs, which reboots (panic=10).
+V3=3.0.0
+put_bad_bundle() {
+    local b="$W/bad-bundle" members
+    mkdir "$b"
+    members="$(tar -tf "$OUT/ironseal-$V2.update.tar")"
+    tar -xf "$OUT/ironseal-$V2.update.tar" -C "$b"
+    echo "$V3" >"$b/version"
+    head -c $((4 * 1024 * 1024)) /dev/zero | zstd -q >"$b/root.ext4.zst"
+    # shellcheck disable=SC2086 # the member names, as install_bundle reads them
+    tar -cf "$1/ironseal-update.tar" -C "$b" $members
+    rm -rf "$b"
+}
 put_rollback() { touch "$1/rollback"; }
 
 BOOT=0
@@ -277,6 +295,26 @@ wait_unsealed
 wait_console 'nothing to roll back to' 120
 MEMORY_5="$(daemon_memory 2)"
 log "rollback: $V1 on slot A, auto-unsealed $((SECONDS - ROLLBACK_SWITCH))s after the switch, data kept, the medium left in does nothing; daemon memory: $MEMORY_5"
+power_off
+
+# ---- 6. a version that does not boot: three tries, then the previous slot ---------------
+make_medium bad put_bad_bundle
+boot "$W/tpm-1" "$W/bad.img"
+wait_console "slot B \\($V3\\) boots next" 300
+FAILED_SWITCH=$SECONDS
+# The console of this QEMU run: the boot that installs, three tries of slot B, slot A.
+deadline=$((SECONDS + 900 * SLOW))
+until (($(grep -ac "serving on port 8200 (version $V1)" "$CONSOLE") >= 2)); do
+    kill -0 "$QEMU_PID" 2>/dev/null || fail "QEMU exited while slot B ($V3) was tried (see $CONSOLE)"
+    ((SECONDS < deadline)) || fail "slot A did not boot again within $((900 * SLOW)) s (see $CONSOLE)"
+    sleep 0.5
+done
+wait_unsealed
+[[ "$("$BAO" kv get -field=value secret/boot-test)" == written-on-v2 ]] || fail "data lost after the failed update"
+wait_console "$V3 did not boot on slot B" 120
+BOOTS="$(grep -ac 'BdsDxe: starting Boot' "$CONSOLE")"
+[[ "$BOOTS" == 5 ]] || fail "$BOOTS boots in this run, not 5 (the install, 3 tries of slot B, slot A; see $CONSOLE)"
+log "failed update: $V3 tried 3 times on slot B, then $V1 on slot A, auto-unsealed $((SECONDS - FAILED_SWITCH))s after the switch, data kept, the medium left in is not installed again"
 power_off
 
 IMG_SIZE="$(du -h --apparent-size "$OUT/ironseal-$V1.img" | cut -f1)"
