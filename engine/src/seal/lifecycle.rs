@@ -55,8 +55,11 @@ impl Core {
         Ok(self.known_seal_config()?.is_some())
     }
 
+    /// Unsealed once everything under the barrier is loaded, as Vault reports it: the
+    /// barrier opens first, and until `post_unseal` has loaded the token store (and set
+    /// the root of trust, its last step) a token lookup would still answer `Sealed`.
     pub fn is_sealed(&self) -> bool {
-        self.barrier.is_sealed()
+        self.barrier.is_sealed() || self.root.read().is_none()
     }
 
     pub fn seal_status(&self) -> Result<SealStatus> {
