@@ -34,7 +34,9 @@ impl Core {
         if touches(prefix, crate::seal::SEAL_CONFIG_PATH) {
             self.seal_config_seen.clear();
         }
-        if self.is_sealed() {
+        // The barrier, not `is_sealed`: while post-unseal loads the tables, a change
+        // another node makes to one already loaded must still be taken up.
+        if self.barrier.is_sealed() {
             return;
         }
         if touches(prefix, KEYRING_PATH) {
