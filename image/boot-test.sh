@@ -171,12 +171,21 @@ power_off() {
     QEMU_PID="" SWTPM_PID=""
 }
 
-# wait_console PATTERN SECONDS [FILE]: until the console shows PATTERN (extended regex).
+# console_count PATTERN: how many console lines of this QEMU run match PATTERN (extended
+# regex); 0 before the console exists.
+console_count() {
+    local n
+    n="$(grep -acE -- "$1" "$CONSOLE" 2>/dev/null)" || true
+    echo "${n:-0}"
+}
+
+# wait_console PATTERN SECONDS [COUNT]: until the console shows PATTERN COUNT times (default
+# once; a QEMU run that reboots shows each boot's lines again).
 wait_console() {
-    local pattern=$1 deadline=$((SECONDS + $2 * SLOW)) file=${3:-$CONSOLE}
-    until grep -aEq -- "$pattern" "$file" 2>/dev/null; do
-        kill -0 "$QEMU_PID" 2>/dev/null || fail "QEMU exited before the console showed /$pattern/ (see $file)"
-        ((SECONDS < deadline)) || fail "the console did not show /$pattern/ within $(($2 * SLOW)) s (see $file)"
+    local pattern=$1 deadline=$((SECONDS + $2 * SLOW)) count=${3:-1}
+    until (($(console_count "$pattern") >= count)); do
+        kill -0 "$QEMU_PID" 2>/dev/null || fail "QEMU exited before the console showed /$pattern/ $count time(s) (see $CONSOLE)"
+        ((SECONDS < deadline)) || fail "the console did not show /$pattern/ $count time(s) within $(($2 * SLOW)) s (see $CONSOLE)"
         sleep 0.5
     done
 }
@@ -197,11 +206,8 @@ seal_status() { curl -sk "https://127.0.0.1:$PORT/v1/sys/seal-status"; }
 # daemon_memory [N]: the daemon's memory as the console showed it the Nth time (firstboot
 # prints it once settled, on every boot of this QEMU run; default: the first).
 daemon_memory() {
-    local n=${1:-1} deadline=$((SECONDS + 60 * SLOW))
-    until (($(grep -ac 'daemon memory: ' "$CONSOLE") >= n)); do
-        ((SECONDS < deadline)) || fail "the console did not show the daemon's memory (boot $n of this run)"
-        sleep 0.5
-    done
+    local n=${1:-1}
+    wait_console 'daemon memory: ' 60 "$n"
     grep -a 'daemon memory: ' "$CONSOLE" | sed -n "${n}p" | sed 's/.*daemon memory: //' | tr -d '\r'
 }
 
@@ -303,16 +309,11 @@ boot "$W/tpm-1" "$W/bad.img"
 wait_console "slot B \\($V3\\) boots next" 300
 FAILED_SWITCH=$SECONDS
 # The console of this QEMU run: the boot that installs, three tries of slot B, slot A.
-deadline=$((SECONDS + 900 * SLOW))
-until (($(grep -ac "serving on port 8200 (version $V1)" "$CONSOLE") >= 2)); do
-    kill -0 "$QEMU_PID" 2>/dev/null || fail "QEMU exited while slot B ($V3) was tried (see $CONSOLE)"
-    ((SECONDS < deadline)) || fail "slot A did not boot again within $((900 * SLOW)) s (see $CONSOLE)"
-    sleep 0.5
-done
+wait_console "serving on port 8200 \\(version $V1\\)" 900 2
 wait_unsealed
 [[ "$("$BAO" kv get -field=value secret/boot-test)" == written-on-v2 ]] || fail "data lost after the failed update"
 wait_console "$V3 did not boot on slot B" 120
-BOOTS="$(grep -ac 'BdsDxe: starting Boot' "$CONSOLE" || true)"
+BOOTS="$(console_count 'BdsDxe: starting Boot')"
 [[ "$BOOTS" == 5 ]] || fail "$BOOTS boots in this run, not 5 (the install, 3 tries of slot B, slot A; see $CONSOLE)"
 log "failed update: $V3 tried 3 times on slot B, then $V1 on slot A, auto-unsealed $((SECONDS - FAILED_SWITCH))s after the switch, data kept, the medium left in is not installed again"
 power_off
