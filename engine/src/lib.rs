@@ -18,7 +18,7 @@ pub(crate) mod crypto;
 pub mod duration;
 pub mod error;
 pub mod failpoint;
-pub mod hcl_nesting;
+pub mod hcl_bounds;
 pub mod kv;
 pub mod lease;
 pub mod managed_keys;

@@ -400,9 +400,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         text,
         from: 0,
     };
-    engine::hcl_nesting::check(text).map_err(|e| ConfigError {
+    engine::hcl_bounds::check(text).map_err(|e| ConfigError {
         file: file.display().to_string(),
-        line: e.line,
+        line: e.line(),
         message: format!("invalid HCL: {e}"),
     })?;
     let body: Body = hcl::parse(text).map_err(|e| ConfigError {

@@ -360,3 +360,39 @@ fn policy_crud_and_effect_of_deleting_a_policy() {
     let gone = d.get("/v1/sys/policies/acl/app-read");
     assert_eq!(gone.status, 404, "{gone}");
 }
+
+/// A policy the parser would recurse on past a worker's stack (it aborted the daemon:
+/// a chain of operators, bare, in a string's interpolation or after a heredoc) is a 400, and the
+/// appliance goes on serving. Vault reads policies as HCL 1, which has no operators, and
+/// refuses these too.
+#[test]
+fn a_policy_deep_enough_to_exhaust_the_parser_is_refused_and_the_daemon_lives() {
+    let d = Daemon::dev(&[]);
+    for policy in [
+        format!(
+            "path \"x\" {{ capabilities = [\"read\"] }}\na = {}x\n",
+            "-".repeat(2000)
+        ),
+        format!(
+            "path \"x{}\" {{ capabilities = [\"read\"] }}\n",
+            "${!".repeat(1000)
+        ),
+        format!(
+            "path \"x\" {{ capabilities = [\"read\"] }}\na = {}\n",
+            "[".repeat(2000)
+        ),
+        // A line that starts with a heredoc's marker ends it, and expression follows.
+        format!(
+            "path \"x\" {{ capabilities = [\"read\"] }}\na = <<-e\n\ne{}x\n",
+            "-".repeat(2000)
+        ),
+    ] {
+        let body = serde_json::json!({ "policy": policy }).to_string();
+        let bad = d.send_json("PUT", "/v1/sys/policies/acl/deep", &body);
+        assert_eq!(bad.status, 400, "{bad}");
+        let health = d.get("/v1/sys/health");
+        assert_eq!(health.status, 200, "{health}");
+    }
+    let gone = d.get("/v1/sys/policies/acl/deep");
+    assert_eq!(gone.status, 404, "{gone}");
+}

@@ -66,8 +66,8 @@ impl Policy {
 }
 
 fn hcl_blocks(text: &str) -> Result<PathBlocks, PolicyError> {
-    crate::hcl_nesting::check(text).map_err(|e| PolicyError::Syntax {
-        line: e.line,
+    crate::hcl_bounds::check(text).map_err(|e| PolicyError::Syntax {
+        line: e.line(),
         column: 1,
         message: e.to_string(),
     })?;
