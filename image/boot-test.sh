@@ -14,7 +14,9 @@
 #      left in does nothing;
 #   6. an update medium with a version that does not boot: installed into slot B, tried 3
 #      times, then slot A boots again, auto-unsealed, data kept, and the medium left in is
-#      not installed again.
+#      not installed again;
+#   7. then a rollback medium: it does not roll back to the version that did not boot
+#      (slot B has no boot tries left), and slot A stays, unsealed.
 # The VM has 1 GiB of RAM (IRONSEAL_VM_MIB), what a small appliance has: the daemon's
 # locked memory must fit. Each boot's console shows the daemon's resident and locked memory.
 # Usage: image/boot-test.sh [-o OUT_DIR]  (the images are built with build.sh if absent)
@@ -28,7 +30,7 @@ OUT="$IRONSEAL_CACHE/image/out"
 while getopts "o:" opt; do
     case "$opt" in
     o) OUT="$OPTARG" ;;
-    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
     esac
 done
 V1=1.0.0
@@ -318,6 +320,17 @@ wait_console "$V3 did not boot on slot B" 120
 BOOTS="$(console_count 'BdsDxe: starting Boot')"
 [[ "$BOOTS" == 5 ]] || fail "$BOOTS boots in this run, not 5 (the install, 3 tries of slot B, slot A; see $CONSOLE)"
 log "failed update: $V3 tried 3 times on slot B, then $V1 on slot A, auto-unsealed $((SECONDS - FAILED_SWITCH))s after the switch, data kept, the medium left in is not installed again"
+power_off
+
+# ---- 7. a rollback medium after the failed update: refused ------------------------------
+boot "$W/tpm-1" "$W/rollback.img"
+wait_console "slot B \\($V3\\) did not boot \\(no boot tries left\\): nothing to roll back to" 300
+wait_unsealed
+wait_console "serving on port 8200 \\(version $V1\\)" 60
+BOOTS="$(console_count 'BdsDxe: starting Boot')"
+[[ "$BOOTS" == 1 ]] || fail "$BOOTS boots in this run, not 1: the rollback medium rebooted (see $CONSOLE)"
+[[ "$("$BAO" kv get -field=value secret/boot-test)" == written-on-v2 ]] || fail "data lost"
+log "rollback after the failed update: refused ($V3 on slot B has no boot tries left), $V1 on slot A stays, unsealed"
 power_off
 
 IMG_SIZE="$(du -h --apparent-size "$OUT/ironseal-$V1.img" | cut -f1)"

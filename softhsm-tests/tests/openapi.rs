@@ -92,7 +92,9 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         .args(["--max-examples", "25"])
         .args(["--max-time", &BUDGET.as_secs().to_string()])
         .args(["--request-timeout", "60"])
-        .args(["--workers", "2"])
+        // One worker: with two, Schemathesis's threads share Hypothesis's strategy cache,
+        // which is not thread-safe (a `KeyError` in `internal/cache.py`, twice in CI).
+        .args(["--workers", "1"])
         .args(["--seed", "18"])
         .args(["--generation-database", "none"])
         .args(["--suppress-health-check", "all"])
