@@ -1026,7 +1026,8 @@ fn tidy_removes_expired_secret_ids_and_their_accessors() {
         )
     };
     let lasting = generate(&[]);
-    let expiring = generate(&["ttl=2s"]);
+    // Long enough that a loaded machine still looks it up before it expires.
+    let expiring = generate(&["ttl=10s"]);
     assert_eq!(lookup(&expiring).status, 200);
     let expires = lookup(&expiring).json()["data"]["expiration_time"]
         .as_str()
@@ -1046,7 +1047,7 @@ fn tidy_removes_expired_secret_ids_and_their_accessors() {
     assert_eq!(r.status, 202, "{r}");
     // (OpenBao answers 200 while a tidy is still running.)
     poll_until(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "the expired secret id tidied",
         || {
             let r = tidy();

@@ -153,7 +153,8 @@ fn a_token_asked_for_ten_years_gets_the_system_maximum() {
 #[test]
 fn a_child_dies_with_its_expiring_parent() {
     let d = Daemon::dev(&[]);
-    let (parent, _) = d.bao_token_create(None, &["-policy=root", "-ttl=4s"]);
+    // Long enough that a loaded machine still creates the child before it expires.
+    let (parent, _) = d.bao_token_create(None, &["-policy=root", "-ttl=15s"]);
     let (child, v) = d.bao_token_create(Some(&parent), &["-ttl=1h"]);
     // As in Vault, the child's own TTL is what it asked for...
     assert!(lease(&v) > 3000, "{v}");
