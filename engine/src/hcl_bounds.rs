@@ -6,16 +6,19 @@
 //! policy or config comes near: they nest three or four levels and hold literal values,
 //! no operators at all (Vault reads them as HCL 1, which has none).
 //!
-//! The scan is a small lexer: it knows strings, heredocs, the interpolations and
-//! directives inside both, and comments, so that a bracket or operator is counted where
-//! the parser will see one, and not where it is text.
+//! The scan is a small lexer: it knows strings, heredocs, the interpolations inside both,
+//! comments, and the `for` expression's `in` and `if`, so that a bracket or operator is
+//! counted where the parser will see one, and not where it is text. Where the parser
+//! reads text by rules the scan does not follow, it refuses instead: template directives
+//! (`%{ if }`, whose bodies know no `\`, `"` or heredoc end) and a heredoc whose first
+//! line starts with its marker (which ends it only if no later line does).
 
 /// Deeper than any policy or config needs. Every open bracket, string, heredoc and
 /// interpolation is a level.
 pub const MAX_NESTING: usize = 16;
 
-/// Operators and template directives (`%{ if }`) in the whole text. Each is a level of
-/// the parser's recursion wherever it stands, so the bound is on their number.
+/// Operators in the whole text. Each is a level of the parser's recursion wherever it
+/// stands, so the bound is on their number.
 pub const MAX_OPERATORS: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -24,14 +27,18 @@ pub enum BoundError {
         "brackets, strings and interpolations nest deeper than {MAX_NESTING} levels at line {line}"
     )]
     Nesting { line: usize },
-    #[error("more than {MAX_OPERATORS} operators or template directives (the last at line {line}); policies and configs hold literal values")]
+    #[error("more than {MAX_OPERATORS} operators (the last at line {line}); policies and configs hold literal values")]
     Operators { line: usize },
+    #[error("template directive (`%{{`) or ambiguous heredoc at line {line}; policies and configs hold literal values")]
+    Template { line: usize },
 }
 
 impl BoundError {
     pub fn line(&self) -> usize {
         match self {
-            BoundError::Nesting { line } | BoundError::Operators { line } => *line,
+            BoundError::Nesting { line }
+            | BoundError::Operators { line }
+            | BoundError::Template { line } => *line,
         }
     }
 }
@@ -42,9 +49,10 @@ enum Frame {
     Bracket(u8),
     /// A quoted string: text, escapes and interpolations.
     Quoted,
-    /// A heredoc's body, up to the line that starts with its marker.
-    Heredoc(Vec<u8>),
-    /// `${ ... }` or `%{ ... }` inside a string or heredoc: expressions again.
+    /// A heredoc's body, up to the line that starts with its marker; and where its
+    /// first line starts.
+    Heredoc(Vec<u8>, usize),
+    /// `${ ... }` inside a string or heredoc: expressions again.
     Interpolation,
 }
 
@@ -64,6 +72,7 @@ struct Scan<'a> {
     stack: Vec<Frame>,
     operators: usize,
     word: Word,
+    word_start: usize,
 }
 
 /// Refuses `text` when it nests deeper than [`MAX_NESTING`] or holds more than
@@ -76,11 +85,12 @@ pub fn check(text: &str) -> Result<(), BoundError> {
         stack: Vec::new(),
         operators: 0,
         word: Word::None,
+        word_start: 0,
     };
     while scan.at < scan.text.len() {
         match scan.stack.last() {
             Some(Frame::Quoted) => scan.quoted()?,
-            Some(Frame::Heredoc(_)) => scan.heredoc()?,
+            Some(Frame::Heredoc(..)) => scan.heredoc()?,
             _ => scan.expression()?,
         }
     }
@@ -134,11 +144,9 @@ impl Scan<'_> {
             return Ok(false);
         }
         if c == b'%' {
-            // Directives nest their bodies up to `%{ endif }` / `%{ endfor }`.
-            self.operators += 1;
-            if self.operators > MAX_OPERATORS {
-                return Err(BoundError::Operators { line: self.line });
-            }
+            // A directive's body is read by different rules (no `"`, `\\` or heredoc end),
+            // so the scan cannot follow it: refuse.
+            return Err(BoundError::Template { line: self.line });
         }
         self.push(Frame::Interpolation)?;
         self.word = Word::None;
@@ -172,9 +180,14 @@ impl Scan<'_> {
                 .take_while(|b| matches!(b, b' ' | b'\t'))
                 .count();
             let closing = match self.stack.last() {
-                Some(Frame::Heredoc(marker))
+                Some(Frame::Heredoc(marker, first))
                     if self.text[self.at + indent..].starts_with(marker) =>
                 {
+                    // The parser ends a heredoc on its first body line only when no
+                    // later line ends it: refuse rather than guess.
+                    if self.at == *first {
+                        return Err(BoundError::Template { line: self.line });
+                    }
                     Some(indent + marker.len())
                 }
                 _ => None,
@@ -194,7 +207,12 @@ impl Scan<'_> {
     fn expression(&mut self) -> Result<(), BoundError> {
         let c = self.peek(0);
         let next = self.peek(1);
-        let word = self.word;
+        let mut word = self.word;
+        // `if` and `in` are tags in `for`/`%{ if }`: what follows is a new expression.
+        if word == Word::Identifier && matches!(&self.text[self.word_start..self.at], b"if" | b"in")
+        {
+            word = Word::None;
+        }
         self.word = Word::None;
         match c {
             b'#' => self.skip_line(),
@@ -212,7 +230,7 @@ impl Scan<'_> {
             }
             b'<' if next == b'<' => match self.heredoc_marker() {
                 Some((marker, len)) => {
-                    self.push(Frame::Heredoc(marker))?;
+                    self.push(Frame::Heredoc(marker, self.at + len + 1))?;
                     // Up to the newline: the body starts on the next line.
                     self.advance(len);
                 }
@@ -264,10 +282,13 @@ impl Scan<'_> {
                 self.advance(1);
             }
             c if c == b'_' || c.is_ascii_alphanumeric() || c >= 0x80 => {
-                self.word = if word == Word::Number {
-                    Word::Number
-                } else {
-                    Word::Identifier
+                self.word = match word {
+                    Word::Number => Word::Number,
+                    Word::Identifier => Word::Identifier,
+                    Word::None => {
+                        self.word_start = self.at;
+                        Word::Identifier
+                    }
                 };
                 self.advance(1);
             }
@@ -340,10 +361,14 @@ mod tests {
             format!("a = x{}\n", "+x".repeat(600)),
             format!("a = \"${{{}x}}\"\n", "!".repeat(600)),
             format!("a = <<EOT\n${{{}x}}\nEOT\n", "-".repeat(600)),
-            format!("a = \"{}\"\n", "%{ if x }".repeat(100)),
+            // `in` and `if` end a word: what follows them is a new expression.
+            format!("a = [for x in{}y: x]\n", "-".repeat(600)),
+            format!("a = [for x in y: x if{}z]\n", "-".repeat(600)),
+            format!("a = [for x in y: x if1{}z]\n", "-".repeat(600)),
+            format!("a = [for x in y: <<E\nfoo\nEif{}z]\n", "-".repeat(600)),
         ] {
             assert!(
-                matches!(check(&text), Err(BoundError::Operators { line: 1 | 2 })),
+                matches!(check(&text), Err(BoundError::Operators { line: 1..=3 })),
                 "{text:.40}: {:?}",
                 check(&text)
             );
@@ -353,6 +378,28 @@ mod tests {
         assert_eq!(check(&heredocs), Err(BoundError::Operators { line: 3 }));
         let brackets = format!("a = <<-e\n\n  eof{}x\n", "[".repeat(600));
         assert_eq!(check(&brackets), Err(BoundError::Nesting { line: 3 }));
+        // Text the parser reads by rules the scan does not follow is refused: inside a
+        // directive `\`, `"` and a heredoc's marker are text to the parser; a heredoc's
+        // first line ends it only when no later line does.
+        let m = "-".repeat(600);
+        for text in [
+            format!("a = \"{}\"\n", "%{ if x }".repeat(100)),
+            format!("a = \"%{{ if true }}\\${{ {m}x }}%{{ endif }}\"\n"),
+            format!("a = \"%{{ if true }}\"# ${{ {m}x }}\n%{{ endif }}\"\n"),
+            format!("a = <<E\n%{{ if true }}\nE\n# ${{ {m}x }}\n%{{ endif }}\nE\n"),
+            format!("a = <<E\nE# ${{ {m}x }}\nE\n"),
+            format!(
+                "a = <<E\nE# ${{ {}x{} }}\nE\n",
+                "[".repeat(600),
+                "]".repeat(600)
+            ),
+        ] {
+            assert!(
+                matches!(check(&text), Err(BoundError::Template { line: 1 | 2 })),
+                "{text:.50}: {:?}",
+                check(&text)
+            );
+        }
         for text in [
             format!("a = {}\n", "\"${".repeat(20)),
             format!("a = <<EOT\n{}\nEOT\n", "${[".repeat(20)),
@@ -385,6 +432,8 @@ path "transit/+/my-key-1e-5" { capabilities = ["update"] }
         let heredoc =
             "a = <<-EOT\n  [[[[[[[[[[[[[[[[[[[[ ------------------- $${[[[[\n  EOT\nb = 1\n";
         assert_eq!(check(heredoc), Ok(()));
+        let words = "a = [for index-in in inputs: index-in if if-x]\nx-in-y = 1\n";
+        assert_eq!(check(words), Ok(()));
     }
 
     #[test]
@@ -416,8 +465,13 @@ path "transit/+/my-key-1e-5" { capabilities = ["update"] }
             format!("a = {}{}x", "[".repeat(MAX_NESTING - 1), "!".repeat(ops)),
             format!(
                 "a = \"{}{}\"",
-                "%{ if x }".repeat(ops),
-                "${f(".repeat((MAX_NESTING - 2) / 2)
+                "${f(".repeat((MAX_NESTING - 2) / 2),
+                "!".repeat(ops)
+            ),
+            format!(
+                "a = [for x in {}y: x if {}z]",
+                "-".repeat(ops / 2),
+                "-".repeat(ops / 2)
             ),
         ] {
             assert!(check(&text).is_ok(), "{text:.60}: {:?}", check(&text));

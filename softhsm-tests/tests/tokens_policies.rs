@@ -381,6 +381,11 @@ fn a_policy_deep_enough_to_exhaust_the_parser_is_refused_and_the_daemon_lives() 
             "path \"x\" {{ capabilities = [\"read\"] }}\na = {}\n",
             "[".repeat(2000)
         ),
+        // `in` ends a word: the minus signs are operators.
+        format!(
+            "path \"x\" {{ capabilities = [\"read\"] }}\na = [for x in{}y: x]\n",
+            "-".repeat(2000)
+        ),
         // A line that starts with a heredoc's marker ends it, and expression follows.
         format!(
             "path \"x\" {{ capabilities = [\"read\"] }}\na = <<-e\n\ne{}x\n",
