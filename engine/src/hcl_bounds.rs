@@ -468,6 +468,13 @@ path "transit/+/my-key-1e-5" { capabilities = ["update"] }
                 "${f(".repeat((MAX_NESTING - 2) / 2),
                 "!".repeat(ops)
             ),
+            // The costliest frame measured (about 31 KiB each, unoptimised).
+            format!(
+                "a = {}{}x{}",
+                "[for x in ".repeat(MAX_NESTING - 1),
+                "!".repeat(ops),
+                ": x]".repeat(MAX_NESTING - 1)
+            ),
             format!(
                 "a = [for x in {}y: x if {}z]",
                 "-".repeat(ops / 2),
