@@ -30,9 +30,29 @@ pub(crate) struct BoundedCache<V> {
 }
 
 struct Inner<V> {
-    entries: HashMap<String, (Arc<V>, usize)>,
+    /// The value, its cost, and whether it came through [`BoundedCache::insert_if_room`].
+    entries: HashMap<String, (Arc<V>, usize, bool)>,
     bytes: usize,
+    /// What the entries from `insert_if_room` cost together.
+    spare_bytes: usize,
     epoch: u64,
+}
+
+impl<V> Inner<V> {
+    fn remove(&mut self, key: &str) {
+        if let Some((_, cost, spare)) = self.entries.remove(key) {
+            self.bytes -= cost;
+            if spare {
+                self.spare_bytes -= cost;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+        self.spare_bytes = 0;
+    }
 }
 
 impl<V> BoundedCache<V> {
@@ -46,6 +66,7 @@ impl<V> BoundedCache<V> {
             inner: RwLock::new(Inner {
                 entries: HashMap::new(),
                 bytes: 0,
+                spare_bytes: 0,
                 epoch: 0,
             }),
             capacity: capacity_bytes,
@@ -56,7 +77,7 @@ impl<V> BoundedCache<V> {
     pub fn get(&self, key: &str) -> Cached<V> {
         let inner = self.inner.read();
         match inner.entries.get(key) {
-            Some((v, _)) => Cached::Hit(v.clone()),
+            Some((v, _, _)) => Cached::Hit(v.clone()),
             None => Cached::Miss(inner.epoch),
         }
     }
@@ -76,15 +97,35 @@ impl<V> BoundedCache<V> {
         if inner.epoch != epoch {
             return;
         }
-        if let Some((_, old)) = inner.entries.remove(key) {
-            inner.bytes -= old;
-        }
+        inner.remove(key);
         if inner.bytes + cost > self.capacity {
-            inner.entries.clear();
-            inner.bytes = 0;
+            inner.flush();
         }
         inner.bytes += cost;
-        inner.entries.insert(key.to_string(), (value, cost));
+        inner.entries.insert(key.to_string(), (value, cost, false));
+    }
+
+    /// Like [`BoundedCache::insert`], for entries anyone can make many of (the barrier's
+    /// absent paths, which made-up tokens create): cached only while such entries take at
+    /// most an eighth of the capacity and the cache has room; they never flush it.
+    pub fn insert_if_room(&self, epoch: u64, key: &str, value: Arc<V>, size: usize) {
+        let cost = size
+            .saturating_add(key.len())
+            .saturating_add(ENTRY_OVERHEAD);
+        if size > self.max_value {
+            return;
+        }
+        let mut inner = self.inner.write();
+        if inner.epoch != epoch {
+            return;
+        }
+        inner.remove(key);
+        if inner.spare_bytes + cost > self.capacity / 8 || inner.bytes + cost > self.capacity {
+            return;
+        }
+        inner.bytes += cost;
+        inner.spare_bytes += cost;
+        inner.entries.insert(key.to_string(), (value, cost, true));
     }
 
     /// Drops one key; called after every write that changes or removes it.
@@ -96,9 +137,7 @@ impl<V> BoundedCache<V> {
     pub fn invalidate_all<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.inner.write();
         for key in keys {
-            if let Some((_, old)) = inner.entries.remove(key) {
-                inner.bytes -= old;
-            }
+            inner.remove(key);
         }
         inner.epoch = inner.epoch.wrapping_add(1);
     }
@@ -107,22 +146,25 @@ impl<V> BoundedCache<V> {
     /// bump: another writer changed keys below it.
     pub fn invalidate_prefix(&self, prefix: &str) {
         let mut inner = self.inner.write();
-        let mut freed = 0;
-        inner.entries.retain(|key, (_, cost)| {
+        let (mut freed, mut spare_freed) = (0, 0);
+        inner.entries.retain(|key, (_, cost, spare)| {
             let keep = !key.starts_with(prefix);
             if !keep {
                 freed += *cost;
+                if *spare {
+                    spare_freed += *cost;
+                }
             }
             keep
         });
         inner.bytes -= freed;
+        inner.spare_bytes -= spare_freed;
         inner.epoch = inner.epoch.wrapping_add(1);
     }
 
     pub fn clear(&self) {
         let mut inner = self.inner.write();
-        inner.entries.clear();
-        inner.bytes = 0;
+        inner.flush();
         inner.epoch = inner.epoch.wrapping_add(1);
     }
 
@@ -183,6 +225,47 @@ mod tests {
         assert!(matches!(c.get("a/3"), Cached::Miss(_)));
         c.invalidate_prefix("");
         assert_eq!((c.len(), c.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn entries_anyone_can_make_never_flush_the_rest() {
+        let capacity = 64 * 1024;
+        let c = BoundedCache::new(capacity);
+        let epoch = miss(&c, "hot");
+        c.insert(epoch, "hot", Arc::new(1), 1000);
+        // A flood of made-up keys: they take their eighth and then are not cached.
+        for i in 0..10_000u32 {
+            let key = format!("made-up-{i}");
+            let epoch = miss(&c, &key);
+            c.insert_if_room(epoch, &key, Arc::new(0), 0);
+        }
+        assert!(matches!(c.get("hot"), Cached::Hit(v) if *v == 1));
+        let spare = c.inner.read().spare_bytes;
+        assert!(spare > 0 && spare <= capacity / 8, "{spare}");
+        assert!(matches!(c.get("made-up-0"), Cached::Hit(_)));
+        assert!(matches!(c.get("made-up-9999"), Cached::Miss(_)));
+        // Their budget is given back as they go, whichever way they go.
+        c.invalidate("made-up-0");
+        c.invalidate_prefix("made-up-1");
+        let expected: usize = c
+            .inner
+            .read()
+            .entries
+            .values()
+            .filter(|(_, _, spare)| *spare)
+            .map(|(_, cost, _)| cost)
+            .sum();
+        assert_eq!(c.inner.read().spare_bytes, expected);
+        // A full cache still takes ordinary entries, flushing, and the count starts over.
+        for i in 0..200u32 {
+            let key = format!("value-{i}");
+            let epoch = miss(&c, &key);
+            c.insert(epoch, &key, Arc::new(i), 1000);
+            assert!(c.bytes() <= capacity);
+        }
+        assert!(c.inner.read().spare_bytes <= c.bytes());
+        c.clear();
+        assert_eq!((c.len(), c.bytes(), c.inner.read().spare_bytes), (0, 0, 0));
     }
 
     #[test]

@@ -14,9 +14,10 @@
 //! A path found empty is cached as such ([`Entry::Absent`]), under the same epoch guard
 //! and invalidations as a value, so a write that reads a setting nobody set (a mount's
 //! default configuration), or a path its existence check just found empty, does not ask
-//! storage again. An absence costs its key and the entry overhead in the byte budget:
-//! reads of paths that do not exist (made-up tokens) can at worst fill the cache and have
-//! it flushed, which costs re-reads, never a stale answer.
+//! storage again. An absence costs its key and the entry overhead in the byte budget, and
+//! absences together take at most an eighth of it: reads of paths that do not exist
+//! (made-up tokens, which anyone can send) are then no longer cached, rather than filling
+//! the cache and having the values that are read flushed with them.
 
 use std::sync::Arc;
 

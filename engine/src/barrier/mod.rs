@@ -141,7 +141,7 @@ fn remember(
     sealed: Option<Vec<u8>>,
 ) -> Result<Option<Plain>, EngineError> {
     let Some(sealed) = sealed else {
-        cache.insert(epoch, path, Arc::new(Entry::Absent), 0);
+        cache.insert_if_room(epoch, path, Arc::new(Entry::Absent), 0);
         return Ok(None);
     };
     let plain = Arc::new(open_value(keyring, path, &sealed)?);
