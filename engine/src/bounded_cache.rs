@@ -106,13 +106,15 @@ impl<V> BoundedCache<V> {
     }
 
     /// Like [`BoundedCache::insert`], for entries anyone can make many of (the barrier's
-    /// absent paths, which made-up tokens create): cached only while such entries take at
-    /// most an eighth of the capacity and the cache has room; they never flush it.
+    /// absent paths, which made-up tokens create): together they take at most an eighth
+    /// of the capacity, and when that is full they are dropped among themselves; they
+    /// never flush the rest. In a full cache they are not cached.
     pub fn insert_if_room(&self, epoch: u64, key: &str, value: Arc<V>, size: usize) {
+        let spare_capacity = self.capacity / 8;
         let cost = size
             .saturating_add(key.len())
             .saturating_add(ENTRY_OVERHEAD);
-        if size > self.max_value {
+        if size > self.max_value || cost > spare_capacity {
             return;
         }
         let mut inner = self.inner.write();
@@ -120,7 +122,13 @@ impl<V> BoundedCache<V> {
             return;
         }
         inner.remove(key);
-        if inner.spare_bytes + cost > self.capacity / 8 || inner.bytes + cost > self.capacity {
+        if inner.spare_bytes + cost > spare_capacity {
+            let freed = inner.spare_bytes;
+            inner.entries.retain(|_, (_, _, spare)| !*spare);
+            inner.bytes -= freed;
+            inner.spare_bytes = 0;
+        }
+        if inner.bytes + cost > self.capacity {
             return;
         }
         inner.bytes += cost;
@@ -233,20 +241,21 @@ mod tests {
         let c = BoundedCache::new(capacity);
         let epoch = miss(&c, "hot");
         c.insert(epoch, "hot", Arc::new(1), 1000);
-        // A flood of made-up keys: they take their eighth and then are not cached.
+        // A flood of made-up keys: they take their eighth, then make room among themselves.
         for i in 0..10_000u32 {
             let key = format!("made-up-{i}");
             let epoch = miss(&c, &key);
             c.insert_if_room(epoch, &key, Arc::new(0), 0);
+            assert!(c.inner.read().spare_bytes <= capacity / 8);
         }
         assert!(matches!(c.get("hot"), Cached::Hit(v) if *v == 1));
         let spare = c.inner.read().spare_bytes;
         assert!(spare > 0 && spare <= capacity / 8, "{spare}");
-        assert!(matches!(c.get("made-up-0"), Cached::Hit(_)));
-        assert!(matches!(c.get("made-up-9999"), Cached::Miss(_)));
+        assert!(matches!(c.get("made-up-0"), Cached::Miss(_)));
+        assert!(matches!(c.get("made-up-9999"), Cached::Hit(_)));
         // Their budget is given back as they go, whichever way they go.
-        c.invalidate("made-up-0");
-        c.invalidate_prefix("made-up-1");
+        c.invalidate("made-up-9999");
+        c.invalidate_prefix("made-up-99");
         let expected: usize = c
             .inner
             .read()

@@ -15,9 +15,9 @@
 //! and invalidations as a value, so a write that reads a setting nobody set (a mount's
 //! default configuration), or a path its existence check just found empty, does not ask
 //! storage again. An absence costs its key and the entry overhead in the byte budget, and
-//! absences together take at most an eighth of it: reads of paths that do not exist
-//! (made-up tokens, which anyone can send) are then no longer cached, rather than filling
-//! the cache and having the values that are read flushed with them.
+//! absences together take at most an eighth of it, making room among themselves: reads of
+//! paths that do not exist (made-up tokens, which anyone can send) cannot fill the cache
+//! and have the values that are read flushed with them.
 
 use std::sync::Arc;
 
