@@ -53,6 +53,23 @@ impl<V> Inner<V> {
         self.bytes = 0;
         self.spare_bytes = 0;
     }
+
+    /// Drops the entries `drop(key, spare)` picks, keeping the byte counts exact.
+    fn drop_where(&mut self, mut drop: impl FnMut(&str, bool) -> bool) {
+        let (mut freed, mut spare_freed) = (0, 0);
+        self.entries.retain(|key, (_, cost, spare)| {
+            let gone = drop(key, *spare);
+            if gone {
+                freed += *cost;
+                if *spare {
+                    spare_freed += *cost;
+                }
+            }
+            !gone
+        });
+        self.bytes -= freed;
+        self.spare_bytes -= spare_freed;
+    }
 }
 
 impl<V> BoundedCache<V> {
@@ -84,15 +101,13 @@ impl<V> BoundedCache<V> {
 
     /// Caches `value` if no write finished since `epoch` was handed out. `size` is the
     /// caller's estimate of the value's heap bytes. A value larger than the cache's
-    /// `max_value`, or costing more than an eighth of the capacity, is not cached; a full cache is flushed whole, which keeps the bound strict
-    /// without bookkeeping on the read path.
+    /// `max_value`, or costing more than an eighth of the capacity, is not cached; a full
+    /// cache is flushed whole, which keeps the bound strict without bookkeeping on the
+    /// read path.
     pub fn insert(&self, epoch: u64, key: &str, value: Arc<V>, size: usize) {
-        let cost = size
-            .saturating_add(key.len())
-            .saturating_add(ENTRY_OVERHEAD);
-        if size > self.max_value || cost > self.capacity / 8 {
+        let Some(cost) = self.admitted_cost(key, size) else {
             return;
-        }
+        };
         let mut inner = self.inner.write();
         if inner.epoch != epoch {
             return;
@@ -110,23 +125,16 @@ impl<V> BoundedCache<V> {
     /// of the capacity, and when that is full they are dropped among themselves; they
     /// never flush the rest. In a full cache they are not cached.
     pub fn insert_if_room(&self, epoch: u64, key: &str, value: Arc<V>, size: usize) {
-        let spare_capacity = self.capacity / 8;
-        let cost = size
-            .saturating_add(key.len())
-            .saturating_add(ENTRY_OVERHEAD);
-        if size > self.max_value || cost > spare_capacity {
+        let Some(cost) = self.admitted_cost(key, size) else {
             return;
-        }
+        };
         let mut inner = self.inner.write();
         if inner.epoch != epoch {
             return;
         }
         inner.remove(key);
-        if inner.spare_bytes + cost > spare_capacity {
-            let freed = inner.spare_bytes;
-            inner.entries.retain(|_, (_, _, spare)| !*spare);
-            inner.bytes -= freed;
-            inner.spare_bytes = 0;
+        if inner.spare_bytes + cost > self.capacity / 8 {
+            inner.drop_where(|_, spare| spare);
         }
         if inner.bytes + cost > self.capacity {
             return;
@@ -154,20 +162,17 @@ impl<V> BoundedCache<V> {
     /// bump: another writer changed keys below it.
     pub fn invalidate_prefix(&self, prefix: &str) {
         let mut inner = self.inner.write();
-        let (mut freed, mut spare_freed) = (0, 0);
-        inner.entries.retain(|key, (_, cost, spare)| {
-            let keep = !key.starts_with(prefix);
-            if !keep {
-                freed += *cost;
-                if *spare {
-                    spare_freed += *cost;
-                }
-            }
-            keep
-        });
-        inner.bytes -= freed;
-        inner.spare_bytes -= spare_freed;
+        inner.drop_where(|key, _| key.starts_with(prefix));
         inner.epoch = inner.epoch.wrapping_add(1);
+    }
+
+    /// What an entry costs, if the cache takes it at all: no value above `max_value`, and
+    /// none costing more than an eighth of the capacity.
+    fn admitted_cost(&self, key: &str, size: usize) -> Option<usize> {
+        let cost = size
+            .saturating_add(key.len())
+            .saturating_add(ENTRY_OVERHEAD);
+        (size <= self.max_value && cost <= self.capacity / 8).then_some(cost)
     }
 
     pub fn clear(&self) {
